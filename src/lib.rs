@@ -1,0 +1,4 @@
+//! coconnect: a gateway for the WCO Interconnectivity Framework for Certificates of Origin.
+pub mod payload;
+pub mod pki;
+pub mod wssec;

@@ -1,0 +1,407 @@
+//! The receipt pipeline: untrusted bytes in, a [`VerifiedMessage`] out, or a [`SecurityError`].
+//!
+//! Order of paranoia: structural limits before parsing; a parse without DTDs, entities or
+//! network; our own ID registration (duplicates refused); the security header's shape; decryption
+//! with our key and only the allowed algorithms; signature verification with the partner's trusted
+//! certificate only; then the check of *what* was signed: the Body the application reads and the
+//! Timestamp in force must be the very nodes the signature covers; finally the Timestamp window.
+//!
+//! Must never: hand out payload bytes that were not covered by a verified signature. Only this
+//! module can construct a [`VerifiedMessage`].
+
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use openssl::sha::sha256;
+
+use super::ffi::{Document, Node};
+use super::limits::{precheck, XmlLimits};
+use super::material::{hex, Certificate, KeyPair};
+use super::trust::PartnerTrust;
+use super::{ns, SecurityError, SoapVersion};
+
+/// Most `ds:Reference`s a signature may carry (Body, Timestamp, and a few more).
+const MAX_REFERENCES: usize = 6;
+
+/// What the receiver expects of a message.
+pub struct InboundPolicy<'a> {
+    pub limits: XmlLimits,
+    /// Our decryption key; `None` if we never accept encrypted messages from this partner.
+    pub decryption: Option<&'a KeyPair>,
+    pub require_encryption: bool,
+    pub trust: &'a PartnerTrust,
+    pub now: DateTime<Utc>,
+    /// Allowed clock difference for `Created` in the future and `Expires` in the past.
+    pub clock_skew: Duration,
+    /// Longest accepted `Expires - Created`.
+    pub max_ttl: Duration,
+}
+
+/// A message whose Body and Timestamp were covered by a verified signature of a trusted
+/// certificate. Fields are read-only; it cannot be built outside this module.
+#[derive(Debug)]
+pub struct VerifiedMessage {
+    version: SoapVersion,
+    body_child: Vec<u8>,
+    operation_ns: String,
+    operation: String,
+    signer: Certificate,
+    replay_key: String,
+    expires: DateTime<Utc>,
+    was_encrypted: bool,
+}
+
+impl VerifiedMessage {
+    pub fn version(&self) -> SoapVersion {
+        self.version
+    }
+    /// The Body's single child element as a standalone XML document (decrypted, verified).
+    pub fn body_child(&self) -> &[u8] {
+        &self.body_child
+    }
+    /// Namespace and local name of the Body's child (the operation element).
+    pub fn operation(&self) -> (&str, &str) {
+        (&self.operation_ns, &self.operation)
+    }
+    pub fn signer(&self) -> &Certificate {
+        &self.signer
+    }
+    /// Identifies this signature for the replay cache (SHA-256 of the SignatureValue).
+    pub fn replay_key(&self) -> &str {
+        &self.replay_key
+    }
+    /// Until when the replay cache must remember [`Self::replay_key`].
+    pub fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    pub fn was_encrypted(&self) -> bool {
+        self.was_encrypted
+    }
+}
+
+/// Runs the whole pipeline. libxml2 work: call it on a blocking thread.
+pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessage, SecurityError> {
+    precheck(bytes, &policy.limits)?;
+    let mut doc = Document::parse(bytes)?;
+    doc.register_ids()?;
+
+    let plan = read_header(&doc)?;
+    let was_encrypted = match &plan.encryption {
+        Some(enc) => {
+            let ours = policy.decryption.ok_or(SecurityError::Algorithm("encrypted message but no decryption key configured".into()))?;
+            if !enc.addressed_to(&ours.certificate) {
+                return Err(SecurityError::Decrypt("EncryptedKey is not addressed to our encryption certificate".into()));
+            }
+            let session = doc.decrypt_key(&enc.key_id, &*ours.private_key()?)?;
+            doc.decrypt_data(&enc.data_id, &session)?;
+            // Decrypted content may carry IDs of its own: they must not collide either.
+            doc.register_ids()?;
+            true
+        }
+        None if policy.require_encryption => return Err(SecurityError::NotEncrypted),
+        None => false,
+    };
+
+    let signer = Certificate::from_der(&plan.token_der)
+        .map_err(|e| SecurityError::UntrustedCertificate(format!("BinarySecurityToken: {e}")))?;
+    policy.trust.check(&signer, policy.now)?;
+    let uris = doc.verify(&plan.signature_id, &*signer.public_key()?)?;
+
+    // What was signed: resolve each reference and compare node identity with the Body and the
+    // Timestamp this pipeline will actually use.
+    let envelope = Envelope::locate(&doc)?;
+    let security = envelope.security()?;
+    let timestamp = single_child(&security, ns::WSU, "Timestamp")?;
+    let signed: Vec<Node<'_>> = uris
+        .iter()
+        .map(|u| u.strip_prefix('#').and_then(|id| doc.element_by_id(id)).ok_or_else(|| SecurityError::UnexpectedElement(format!("reference {u}"))))
+        .collect::<Result<_, _>>()?;
+    if !signed.iter().any(|n| n.same_node(&envelope.body)) {
+        return Err(SecurityError::WrongNodeSigned("the SOAP Body"));
+    }
+    if !signed.iter().any(|n| n.same_node(&timestamp)) {
+        return Err(SecurityError::WrongNodeSigned("the Timestamp"));
+    }
+    let expires = check_timestamp(&timestamp, policy)?;
+
+    let children = envelope.body.child_elements();
+    let [child] = children.as_slice() else {
+        return Err(SecurityError::UnexpectedElement(format!("Body must have exactly one element, has {}", children.len())));
+    };
+    if envelope.body.has_significant_text() {
+        return Err(SecurityError::UnexpectedElement("text directly in Body".into()));
+    }
+    let signature = doc.element_by_id(&plan.signature_id).ok_or(SecurityError::Unsigned("signature vanished".into()))?;
+    let value = single_child(&signature, ns::DS, "SignatureValue")?.text();
+    let value: String = value.split_whitespace().collect();
+    Ok(VerifiedMessage {
+        version: envelope.version,
+        body_child: child.to_standalone_xml()?,
+        operation_ns: child.namespace(),
+        operation: child.local_name(),
+        signer,
+        replay_key: hex(&sha256(value.as_bytes())),
+        expires,
+        was_encrypted,
+    })
+}
+
+/// The parts of the envelope the pipeline relies on, located strictly by position.
+struct Envelope<'d> {
+    version: SoapVersion,
+    header: Option<Node<'d>>,
+    body: Node<'d>,
+}
+
+impl<'d> Envelope<'d> {
+    fn locate(doc: &'d Document) -> Result<Self, SecurityError> {
+        let root = doc.root().ok_or_else(|| SecurityError::NotSoap("empty document".into()))?;
+        let version = SoapVersion::from_namespace(&root.namespace())
+            .filter(|_| root.local_name() == "Envelope")
+            .ok_or_else(|| SecurityError::NotSoap(format!("root element is {{{}}}{}", root.namespace(), root.local_name())))?;
+        let soap = version.namespace();
+        let children = root.child_elements();
+        let (header, body) = match children.as_slice() {
+            [h, b] if h.is(soap, "Header") && b.is(soap, "Body") => (Some(*h), *b),
+            [b] if b.is(soap, "Body") => (None, *b),
+            _ => return Err(SecurityError::NotSoap("Envelope must contain an optional Header and then one Body".into())),
+        };
+        Ok(Envelope { version, header, body })
+    }
+
+    /// The one `wsse:Security` header addressed to us (no actor/role).
+    fn security(&self) -> Result<Node<'d>, SecurityError> {
+        let header = self.header.ok_or(SecurityError::MissingSecurity)?;
+        let soap = self.version.namespace();
+        let mut found = None;
+        for h in header.child_elements() {
+            if !h.is(ns::WSSE, "Security") {
+                continue;
+            }
+            let targeted = h.attribute(soap, "actor").or_else(|| h.attribute(soap, "role"));
+            if targeted.is_some() {
+                continue;
+            }
+            if found.replace(h).is_some() {
+                return Err(SecurityError::UnexpectedElement("more than one wsse:Security header".into()));
+            }
+        }
+        found.ok_or(SecurityError::MissingSecurity)
+    }
+}
+
+/// What the header says must be done, read before anything is decrypted or verified.
+struct HeaderPlan {
+    signature_id: String,
+    token_der: Vec<u8>,
+    encryption: Option<EncryptionPlan>,
+}
+
+struct EncryptionPlan {
+    key_id: String,
+    data_id: String,
+    issuer: String,
+    serial: String,
+}
+
+impl EncryptionPlan {
+    fn addressed_to(&self, cert: &Certificate) -> bool {
+        cert.matches_issuer_serial(&self.issuer, &self.serial)
+    }
+}
+
+fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
+    let envelope = Envelope::locate(doc)?;
+    let security = envelope.security()?;
+    let mut timestamps = 0;
+    let mut tokens = Vec::new();
+    let mut signatures = Vec::new();
+    let mut keys = Vec::new();
+    for child in security.child_elements() {
+        match (child.namespace().as_str(), child.local_name().as_str()) {
+            (ns::WSU, "Timestamp") => timestamps += 1,
+            (ns::WSSE, "BinarySecurityToken") => tokens.push(child),
+            (ns::DS, "Signature") => signatures.push(child),
+            (ns::XENC, "EncryptedKey") => keys.push(child),
+            (n, l) => return Err(SecurityError::UnexpectedElement(format!("{{{n}}}{l} in wsse:Security"))),
+        }
+    }
+    if timestamps != 1 {
+        return Err(SecurityError::BadTimestamp(format!("expected one wsu:Timestamp, found {timestamps}")));
+    }
+    let signature = match signatures.as_slice() {
+        [s] => *s,
+        [] => return Err(SecurityError::Unsigned("no ds:Signature".into())),
+        _ => return Err(SecurityError::UnexpectedElement("more than one ds:Signature".into())),
+    };
+    let signature_id = match signature.attribute("", "Id") {
+        Some(id) => id,
+        None => return Err(SecurityError::Unsigned("ds:Signature has no Id".into())),
+    };
+    check_signed_info(&signature)?;
+    let token = token_for(&signature, &tokens)?;
+    let token_der = base64::engine::general_purpose::STANDARD
+        .decode(token.text().split_whitespace().collect::<String>())
+        .map_err(|_| SecurityError::UntrustedCertificate("BinarySecurityToken is not base64".into()))?;
+    let encryption = match keys.as_slice() {
+        [] => {
+            if envelope.body.child_elements().iter().any(|c| c.is(ns::XENC, "EncryptedData")) {
+                return Err(SecurityError::Decrypt("EncryptedData without EncryptedKey".into()));
+            }
+            None
+        }
+        [k] => Some(encryption_plan(k, &envelope.body)?),
+        _ => return Err(SecurityError::UnexpectedElement("more than one xenc:EncryptedKey".into())),
+    };
+    Ok(HeaderPlan { signature_id, token_der, encryption })
+}
+
+/// SignedInfo may use only exclusive C14N, rsa-sha256, sha256 digests and same-document
+/// references by bare ID (no XPointer, no empty URI), at most [`MAX_REFERENCES`].
+fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
+    let signed_info = single_child(signature, ns::DS, "SignedInfo")?;
+    let mut references = 0;
+    for child in signed_info.child_elements() {
+        let alg = child.attribute("", "Algorithm").unwrap_or_default();
+        match child.local_name().as_str() {
+            "CanonicalizationMethod" if alg != ns::EXC_C14N => return Err(SecurityError::Algorithm(alg)),
+            "SignatureMethod" if alg != ns::RSA_SHA256 => return Err(SecurityError::Algorithm(alg)),
+            "CanonicalizationMethod" | "SignatureMethod" => {}
+            "Reference" => {
+                references += 1;
+                let uri = child.attribute("", "URI").unwrap_or_default();
+                if !is_bare_id_reference(&uri) {
+                    return Err(SecurityError::UnexpectedElement(format!("reference URI {uri:?} (only #id allowed)")));
+                }
+                for part in child.child_elements() {
+                    match part.local_name().as_str() {
+                        "Transforms" => {
+                            for t in part.child_elements() {
+                                let a = t.attribute("", "Algorithm").unwrap_or_default();
+                                if a != ns::EXC_C14N {
+                                    return Err(SecurityError::Algorithm(a));
+                                }
+                            }
+                        }
+                        "DigestMethod" => {
+                            let a = part.attribute("", "Algorithm").unwrap_or_default();
+                            if a != ns::SHA256 {
+                                return Err(SecurityError::Algorithm(a));
+                            }
+                        }
+                        "DigestValue" => {}
+                        other => return Err(SecurityError::UnexpectedElement(format!("ds:{other} in Reference"))),
+                    }
+                }
+            }
+            other => return Err(SecurityError::UnexpectedElement(format!("ds:{other} in SignedInfo"))),
+        }
+    }
+    if references == 0 || references > MAX_REFERENCES {
+        return Err(SecurityError::UnexpectedElement(format!("{references} references (1 to {MAX_REFERENCES} allowed)")));
+    }
+    Ok(())
+}
+
+fn is_bare_id_reference(uri: &str) -> bool {
+    uri.strip_prefix('#').is_some_and(|id| {
+        let mut chars = id.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    })
+}
+
+/// The BinarySecurityToken the signature's KeyInfo points to (by `wsse:Reference`), which must
+/// be an X.509 v3 token in this same Security header.
+fn token_for<'d>(signature: &Node<'d>, tokens: &[Node<'d>]) -> Result<Node<'d>, SecurityError> {
+    let key_info = single_child(signature, ns::DS, "KeyInfo")?;
+    let str_ = single_child(&key_info, ns::WSSE, "SecurityTokenReference")?;
+    let reference = single_child(&str_, ns::WSSE, "Reference")?;
+    let uri = reference.attribute("", "URI").unwrap_or_default();
+    let id = uri.strip_prefix('#').ok_or_else(|| SecurityError::UntrustedCertificate(format!("token reference {uri:?}")))?;
+    let token = tokens
+        .iter()
+        .find(|t| t.attribute(ns::WSU, "Id").as_deref() == Some(id))
+        .ok_or_else(|| SecurityError::UntrustedCertificate(format!("no BinarySecurityToken with wsu:Id {id} in the Security header")))?;
+    if token.attribute("", "ValueType").as_deref() != Some(ns::X509V3) {
+        return Err(SecurityError::UntrustedCertificate("BinarySecurityToken is not X509v3".into()));
+    }
+    Ok(*token)
+}
+
+fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, SecurityError> {
+    let key_id = key.attribute("", "Id").ok_or_else(|| SecurityError::Decrypt("EncryptedKey has no Id".into()))?;
+    let method = single_child(key, ns::XENC, "EncryptionMethod")?;
+    let alg = method.attribute("", "Algorithm").unwrap_or_default();
+    if alg != ns::RSA_OAEP_MGF1P {
+        return Err(SecurityError::Algorithm(alg));
+    }
+    for d in method.child_elements() {
+        let a = d.attribute("", "Algorithm").unwrap_or_default();
+        if !(d.is(ns::DS, "DigestMethod") && a == ns::SHA1) {
+            return Err(SecurityError::Algorithm(format!("OAEP parameter {a}")));
+        }
+    }
+    let key_info = single_child(key, ns::DS, "KeyInfo")?;
+    let str_ = single_child(&key_info, ns::WSSE, "SecurityTokenReference")?;
+    let issuer_serial = single_child(&single_child(&str_, ns::DS, "X509Data")?, ns::DS, "X509IssuerSerial")?;
+    let issuer = single_child(&issuer_serial, ns::DS, "X509IssuerName")?.text();
+    let serial = single_child(&issuer_serial, ns::DS, "X509SerialNumber")?.text();
+    let list = single_child(key, ns::XENC, "ReferenceList")?;
+    let refs = list.child_elements();
+    let [data_ref] = refs.as_slice() else {
+        return Err(SecurityError::Decrypt("ReferenceList must name exactly one EncryptedData".into()));
+    };
+    let uri = data_ref.attribute("", "URI").unwrap_or_default();
+    if !data_ref.is(ns::XENC, "DataReference") || !is_bare_id_reference(&uri) {
+        return Err(SecurityError::Decrypt(format!("bad DataReference {uri:?}")));
+    }
+    let data_id = uri[1..].to_owned();
+    // The only thing we decrypt is the Body's content, and it must be nothing but that one
+    // EncryptedData, of Type Content, AES-256-GCM, with an inline CipherValue.
+    let children = body.child_elements();
+    let [data] = children.as_slice() else {
+        return Err(SecurityError::Decrypt("encrypted Body must hold exactly one EncryptedData".into()));
+    };
+    if !data.is(ns::XENC, "EncryptedData") || data.attribute("", "Id").as_deref() != Some(data_id.as_str()) {
+        return Err(SecurityError::Decrypt("DataReference does not point at the Body's EncryptedData".into()));
+    }
+    if data.attribute("", "Type").as_deref() != Some(ns::ENC_CONTENT) {
+        return Err(SecurityError::Decrypt("EncryptedData Type must be Content".into()));
+    }
+    let data_alg = single_child(data, ns::XENC, "EncryptionMethod")?.attribute("", "Algorithm").unwrap_or_default();
+    if data_alg != ns::AES256_GCM {
+        return Err(SecurityError::Algorithm(data_alg));
+    }
+    single_child(&single_child(data, ns::XENC, "CipherData")?, ns::XENC, "CipherValue")?;
+    Ok(EncryptionPlan { key_id, data_id, issuer, serial })
+}
+
+fn check_timestamp(ts: &Node<'_>, policy: &InboundPolicy<'_>) -> Result<DateTime<Utc>, SecurityError> {
+    let parse = |local: &'static str| -> Result<DateTime<Utc>, SecurityError> {
+        let text = single_child(ts, ns::WSU, local)?.text();
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|_| SecurityError::BadTimestamp(format!("{local} {text:?} is not an ISO 8601 date-time with offset")))
+    };
+    let created = parse("Created")?;
+    let expires = parse("Expires")?;
+    if expires <= created || expires - created > policy.max_ttl {
+        return Err(SecurityError::BadTimestamp(format!("lifetime {created} .. {expires}")));
+    }
+    if created > policy.now + policy.clock_skew {
+        return Err(SecurityError::FutureTimestamp(format!("created {created}, now {}", policy.now)));
+    }
+    if expires + policy.clock_skew < policy.now {
+        return Err(SecurityError::Expired(format!("expired {expires}, now {}", policy.now)));
+    }
+    Ok(expires)
+}
+
+fn single_child<'d>(parent: &Node<'d>, ns_uri: &str, local: &str) -> Result<Node<'d>, SecurityError> {
+    let mut matches = parent.child_elements().into_iter().filter(|c| c.is(ns_uri, local));
+    match (matches.next(), matches.next()) {
+        (Some(one), None) => Ok(one),
+        (None, _) => Err(SecurityError::UnexpectedElement(format!("missing {local} in {}", parent.local_name()))),
+        (Some(_), Some(_)) => Err(SecurityError::UnexpectedElement(format!("more than one {local} in {}", parent.local_name()))),
+    }
+}

@@ -1,0 +1,75 @@
+//! WS-Security 1.1, X.509 token profile, over SOAP 1.1/1.2 envelopes.
+//!
+//! Owns: building secured envelopes ([`outbound`]), the receipt pipeline that turns untrusted
+//! bytes into a [`inbound::VerifiedMessage`] ([`inbound`]), certificate trust ([`trust`]), key
+//! material ([`material`]) and the fault codes of security failures ([`error`]). All libxml2 and
+//! libxmlsec1 access goes through [`ffi`], the only module with `unsafe`.
+//!
+//! Must never: read the payload's business content, touch the database (the replay cache is the
+//! caller's, fed with [`inbound::VerifiedMessage::replay_key`]), or decide which partner a
+//! request comes from (the caller passes the partner's trust settings in).
+
+pub mod error;
+pub(crate) mod ffi;
+pub mod inbound;
+pub mod limits;
+pub mod material;
+pub mod outbound;
+pub mod trust;
+
+pub use error::SecurityError;
+
+/// Namespace and algorithm URIs of the profile.
+pub mod ns {
+    pub const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+    pub const SOAP12: &str = "http://www.w3.org/2003/05/soap-envelope";
+    pub const WSSE: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+    pub const WSU: &str = super::ffi::NS_WSU;
+    pub const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+    pub const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+    pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+    pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+    pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+    pub const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+    pub const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
+    pub const RSA_OAEP_MGF1P: &str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p";
+    pub const ENC_CONTENT: &str = "http://www.w3.org/2001/04/xmlenc#Content";
+    pub const X509V3: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
+    pub const BASE64_BINARY: &str =
+        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
+}
+
+/// SOAP version of an envelope; faults and `mustUnderstand` are written to match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SoapVersion {
+    V11,
+    V12,
+}
+
+impl SoapVersion {
+    pub fn namespace(self) -> &'static str {
+        match self {
+            SoapVersion::V11 => ns::SOAP11,
+            SoapVersion::V12 => ns::SOAP12,
+        }
+    }
+
+    pub fn from_namespace(uri: &str) -> Option<Self> {
+        match uri {
+            ns::SOAP11 => Some(SoapVersion::V11),
+            ns::SOAP12 => Some(SoapVersion::V12),
+            _ => None,
+        }
+    }
+
+    /// HTTP content type of a message in this version.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            SoapVersion::V11 => "text/xml; charset=utf-8",
+            SoapVersion::V12 => "application/soap+xml; charset=utf-8",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,193 @@
+//! Round trips and the attacks the receipt pipeline must refuse, on a throw-away dev PKI.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use chrono::{Duration, Utc};
+
+use super::inbound::{process, InboundPolicy};
+use super::limits::XmlLimits;
+use super::material::{Certificate, KeyPair};
+use super::outbound::{secure, OutboundMessage};
+use super::trust::PartnerTrust;
+use super::{SecurityError, SoapVersion};
+
+const BODY: &str = r#"<cc:SendCORequest xmlns:cc="urn:coconnect:soap:v1"><cc:MessageHeader><cc:MessageID>m1</cc:MessageID></cc:MessageHeader><cc:Payload>genuine</cc:Payload></cc:SendCORequest>"#;
+
+struct Party {
+    signing: KeyPair,
+    encryption: KeyPair,
+}
+
+struct Fixture {
+    kr: Party,
+    id: Party,
+    ca: Certificate,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        crate::pki::init_dev_pki(dir.path(), &["KR".into(), "ID".into()], false).expect("pki");
+        let load = |p: &str| -> Party {
+            let f = crate::pki::party_files(dir.path(), p);
+            let pair = |k: &PathBuf, c: &PathBuf| {
+                KeyPair::from_pem(std::fs::read(k).expect("key"), Certificate::from_pem(&std::fs::read(c).expect("cert")).expect("cert"))
+                    .expect("pair")
+            };
+            Party { signing: pair(&f.signing_key, &f.signing_cert), encryption: pair(&f.encryption_key, &f.encryption_cert) }
+        };
+        let ca = Certificate::from_pem(&std::fs::read(dir.path().join("ca.cert.pem")).expect("ca")).expect("ca");
+        Fixture { kr: load("KR"), id: load("ID"), ca, _dir: dir }
+    })
+}
+
+fn send(encrypt: bool) -> Vec<u8> {
+    let f = fixture();
+    secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: BODY,
+        signer: &f.kr.signing,
+        encrypt_for: encrypt.then_some(&f.id.encryption.certificate),
+        now: Utc::now(),
+        ttl: Duration::minutes(5),
+    })
+    .expect("secure")
+}
+
+fn receive(bytes: &[u8], require_encryption: bool, trust: &PartnerTrust) -> Result<super::inbound::VerifiedMessage, SecurityError> {
+    process(
+        bytes,
+        &InboundPolicy {
+            limits: XmlLimits::default(),
+            decryption: Some(&fixture().id.encryption),
+            require_encryption,
+            trust,
+            now: Utc::now(),
+            clock_skew: Duration::seconds(60),
+            max_ttl: Duration::hours(1),
+        },
+    )
+}
+
+fn pinned_kr() -> PartnerTrust {
+    PartnerTrust::new(vec![fixture().kr.signing.certificate.clone()], &[]).expect("trust")
+}
+
+fn code(r: Result<super::inbound::VerifiedMessage, SecurityError>) -> &'static str {
+    match r {
+        Ok(_) => "accepted",
+        Err(e) => e.code(),
+    }
+}
+
+#[test]
+fn signed_and_encrypted_round_trip() {
+    let wire = send(true);
+    let text = String::from_utf8_lossy(&wire);
+    assert!(!text.contains("genuine"), "body must be encrypted on the wire");
+    assert!(text.contains("EncryptedKey") && text.contains("aes256-gcm"));
+    let m = receive(&wire, true, &pinned_kr()).expect("accepted");
+    assert!(m.was_encrypted());
+    assert_eq!(m.operation(), ("urn:coconnect:soap:v1", "SendCORequest"));
+    assert!(String::from_utf8_lossy(m.body_child()).contains("genuine"));
+    assert_eq!(m.replay_key().len(), 64);
+}
+
+#[test]
+fn chain_to_configured_anchor_is_accepted_and_other_partner_is_not() {
+    let by_ca = PartnerTrust::new(vec![], &[fixture().ca.clone()]).expect("trust");
+    assert_eq!(code(receive(&send(true), true, &by_ca)), "accepted");
+    let only_id = PartnerTrust::new(vec![fixture().id.signing.certificate.clone()], &[]).expect("trust");
+    assert_eq!(code(receive(&send(true), true, &only_id)), "WSS-UNTRUSTED-CERT");
+}
+
+#[test]
+fn signed_only_is_refused_when_encryption_is_required() {
+    let wire = send(false);
+    assert_eq!(code(receive(&wire, true, &pinned_kr())), "WSS-NOT-ENCRYPTED");
+    assert_eq!(code(receive(&wire, false, &pinned_kr())), "accepted");
+}
+
+#[test]
+fn body_changed_after_signing_is_refused() {
+    let wire = String::from_utf8(send(false)).expect("utf8").replace("genuine", "forged!");
+    assert_eq!(code(receive(wire.as_bytes(), false, &pinned_kr())), "WSS-SIGNATURE-INVALID");
+}
+
+#[test]
+fn signed_body_moved_to_header_with_forged_body_is_refused() {
+    // Signature wrapping: the signed Body goes into a header wrapper, a forged Body takes its
+    // place with a different ID. The signature still verifies, but not over the Body we read.
+    let wire = String::from_utf8(send(false)).expect("utf8");
+    let start = wire.find("<soap:Body").expect("body");
+    let end = wire.find("</soap:Envelope>").expect("end");
+    let signed_body = &wire[start..end];
+    let forged = signed_body.replace("genuine", "forged!").replace("wsu:Id=\"Body-", "wsu:Id=\"Evil-");
+    let wrapped = format!(
+        "{}<Wrapper xmlns=\"urn:evil\">{}</Wrapper></soap:Header>{}</soap:Envelope>",
+        &wire[..wire.find("</soap:Header>").expect("hdr")],
+        signed_body,
+        forged
+    );
+    assert_eq!(code(receive(wrapped.as_bytes(), false, &pinned_kr())), "WSS-WRONG-NODE-SIGNED");
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let wire = String::from_utf8(send(false)).expect("utf8");
+    let id = &wire[wire.find("wsu:Id=\"Body-").expect("id") + 8..];
+    let id = &id[..id.find('"').expect("q")];
+    let dup = wire.replace("</soap:Header>", &format!("<x:Decoy xmlns:x=\"urn:x\" xml:id=\"{id}\"/></soap:Header>"));
+    assert_eq!(code(receive(dup.as_bytes(), false, &pinned_kr())), "WSS-DUPLICATE-ID");
+}
+
+#[test]
+fn unsigned_message_is_refused() {
+    let plain = format!("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{BODY}</soap:Body></soap:Envelope>");
+    assert_eq!(code(receive(plain.as_bytes(), false, &pinned_kr())), "WSS-MISSING-SECURITY");
+}
+
+#[test]
+fn expired_and_future_timestamps_are_refused() {
+    let f = fixture();
+    let at = |offset: Duration| {
+        secure(&OutboundMessage {
+            version: SoapVersion::V12,
+            body_xml: BODY,
+            signer: &f.kr.signing,
+            encrypt_for: None,
+            now: Utc::now() + offset,
+            ttl: Duration::minutes(5),
+        })
+        .expect("secure")
+    };
+    assert_eq!(code(receive(&at(Duration::minutes(-30)), false, &pinned_kr())), "WSS-EXPIRED");
+    assert_eq!(code(receive(&at(Duration::minutes(30)), false, &pinned_kr())), "WSS-FUTURE-TIMESTAMP");
+    assert_eq!(code(receive(&at(Duration::seconds(0)), false, &pinned_kr())), "accepted");
+}
+
+#[test]
+fn doctype_and_entities_are_refused_before_parsing() {
+    let xxe = b"<?xml version=\"1.0\"?><!DOCTYPE e [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><e>&x;</e>";
+    assert_eq!(code(receive(xxe, false, &pinned_kr())), "WSS-DTD");
+    let bomb = b"<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">]><l>&b;</l>";
+    assert_eq!(code(receive(bomb, false, &pinned_kr())), "WSS-DTD");
+}
+
+#[test]
+fn message_encrypted_for_someone_else_is_refused() {
+    let f = fixture();
+    let wire = secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: BODY,
+        signer: &f.kr.signing,
+        encrypt_for: Some(&f.kr.encryption.certificate),
+        now: Utc::now(),
+        ttl: Duration::minutes(5),
+    })
+    .expect("secure");
+    assert_eq!(code(receive(&wire, true, &pinned_kr())), "WSS-DECRYPT");
+}

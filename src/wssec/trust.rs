@@ -1,0 +1,82 @@
+//! Which signing certificates we accept from a partner: pinned certificates (exact match) or a
+//! chain to the partner's configured trust anchors. Only the configured anchors are used: never
+//! the system CA bundle, never libxmlsec1's X509 store.
+
+use chrono::{DateTime, Utc};
+use openssl::stack::Stack;
+use openssl::x509::store::{X509Store, X509StoreBuilder};
+use openssl::x509::{X509StoreContext, X509};
+
+use super::material::Certificate;
+use super::SecurityError;
+
+/// Trust settings for one partner's signing certificates.
+pub struct PartnerTrust {
+    pinned: Vec<Certificate>,
+    anchors: Option<X509Store>,
+}
+
+impl std::fmt::Debug for PartnerTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartnerTrust")
+            .field("pinned", &self.pinned.iter().map(|c| &c.subject).collect::<Vec<_>>())
+            .field("anchors", &self.anchors.is_some())
+            .finish()
+    }
+}
+
+impl PartnerTrust {
+    /// `pinned`: certificates accepted as they are; `anchors`: CA certificates a partner's
+    /// certificate may chain to. At least one of the two must be non-empty.
+    pub fn new(pinned: Vec<Certificate>, anchors: &[Certificate]) -> Result<Self, SecurityError> {
+        if pinned.is_empty() && anchors.is_empty() {
+            return Err(SecurityError::KeyMaterial("a partner needs pinned certificates or trust anchors".into()));
+        }
+        let anchors = if anchors.is_empty() {
+            None
+        } else {
+            let mut builder = X509StoreBuilder::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+            for a in anchors {
+                builder.add_cert(a.x509()).map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+            }
+            Some(builder.build())
+        };
+        Ok(PartnerTrust { pinned, anchors })
+    }
+
+    /// Accepts `cert` if it is pinned and currently valid, or chains to an anchor at `now`.
+    pub fn check(&self, cert: &Certificate, now: DateTime<Utc>) -> Result<(), SecurityError> {
+        let x = cert.x509();
+        check_validity(&x, now)?;
+        if self.pinned.iter().any(|p| p.der == cert.der) {
+            return Ok(());
+        }
+        let Some(store) = &self.anchors else {
+            return Err(SecurityError::UntrustedCertificate(format!("{} is not a pinned certificate of this partner", cert.subject)));
+        };
+        let chain = Stack::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+        let mut ctx = X509StoreContext::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+        let (ok, reason) = ctx
+            .init(store, &x, &chain, |c| {
+                let ok = c.verify_cert()?;
+                Ok((ok, c.error().error_string().to_owned()))
+            })
+            .map_err(|e| SecurityError::UntrustedCertificate(e.to_string()))?;
+        if ok {
+            Ok(())
+        } else {
+            Err(SecurityError::UntrustedCertificate(format!("{}: {reason}", cert.subject)))
+        }
+    }
+}
+
+fn check_validity(x: &X509, now: DateTime<Utc>) -> Result<(), SecurityError> {
+    let now_asn1 = openssl::asn1::Asn1Time::from_unix(now.timestamp()).map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+    if x.not_before() > now_asn1 {
+        return Err(SecurityError::UntrustedCertificate("certificate not yet valid".into()));
+    }
+    if x.not_after() < now_asn1 {
+        return Err(SecurityError::UntrustedCertificate("certificate expired".into()));
+    }
+    Ok(())
+}
