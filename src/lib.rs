@@ -2,3 +2,6 @@
 pub mod payload;
 pub mod pki;
 pub mod wssec;
+pub mod lifecycle;
+pub mod soap;
+pub mod store;

@@ -670,7 +670,7 @@ public final class Wss4jPeer {
             soapBody(rdoc);
         } catch (FailException e) {
             j.put("ok", false);
-            j.put("stage", "response");
+            j.put("stage", resp.statusCode() != 200 ? "http" : "response");
             j.put("error", "HTTP " + resp.statusCode() + ": response is not a SOAP envelope: " + e.getMessage());
             j.put("responseText", truncate(new String(resp.body(), StandardCharsets.UTF_8), 500));
             return j;

@@ -1,0 +1,155 @@
+//! The certificate lifecycle: every state, every event and which event moves which state, for
+//! both directions. The one place that decides whether a transition is legal.
+//!
+//! Must never: touch SQL or the network. The store applies transitions computed here and writes
+//! the history row in the same transaction (see `store::certificates::apply`).
+//!
+//! Export side: `queued → sent → acknowledged | rejected`. Import side: `received`.
+
+use serde::Serialize;
+
+/// Which side of the exchange this gateway is on for a given certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// We issued it and push it to the partner.
+    Outbound,
+    /// A partner pushed it to us.
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Outbound => "outbound",
+            Direction::Inbound => "inbound",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "outbound" => Some(Direction::Outbound),
+            "inbound" => Some(Direction::Inbound),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Accepted from the domestic system, waiting in the outbox.
+    Queued,
+    /// Transmitted to the partner at least once, no acknowledgement stored yet.
+    Sent,
+    /// The partner acknowledged it with status Accepted.
+    Acknowledged,
+    /// The partner answered Rejected (or a SOAP Sender fault): not retried.
+    Rejected,
+    /// Received from a partner, verified and validated.
+    Received,
+}
+
+impl State {
+    pub const ALL: [State; 5] = [State::Queued, State::Sent, State::Acknowledged, State::Rejected, State::Received];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Sent => "sent",
+            State::Acknowledged => "acknowledged",
+            State::Rejected => "rejected",
+            State::Received => "received",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// What happened to a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The domestic system submitted it for a partner.
+    Submitted,
+    /// A delivery attempt put it on the wire.
+    Transmitted,
+    /// The partner's signed acknowledgement says Accepted.
+    AcknowledgedAccepted,
+    /// The partner's signed acknowledgement says Rejected, or it answered with a Sender fault.
+    AcknowledgedRejected,
+    /// A partner's SendCO passed security and validation.
+    ReceivedFromPartner,
+}
+
+impl Event {
+    pub const ALL: [Event; 5] =
+        [Event::Submitted, Event::Transmitted, Event::AcknowledgedAccepted, Event::AcknowledgedRejected, Event::ReceivedFromPartner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Submitted => "submitted",
+            Event::Transmitted => "transmitted",
+            Event::AcknowledgedAccepted => "acknowledged",
+            Event::AcknowledgedRejected => "rejected",
+            Event::ReceivedFromPartner => "received",
+        }
+    }
+}
+
+/// An event that is not allowed in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{event:?} is not allowed for an {direction:?} certificate in state {from:?}")]
+pub struct IllegalTransition {
+    pub direction: Direction,
+    pub from: Option<State>,
+    pub event: Event,
+}
+
+/// The transition table. `from == None` means the certificate does not exist yet.
+pub fn transition(direction: Direction, from: Option<State>, event: Event) -> Result<State, IllegalTransition> {
+    use {Direction::*, Event::*, State::*};
+    let to = match (direction, from, event) {
+        (Outbound, None, Submitted) => Queued,
+        (Outbound, Some(Queued), Transmitted) => Sent,
+        // A retry transmits again; the state does not move.
+        (Outbound, Some(Sent), Transmitted) => Sent,
+        (Outbound, Some(Sent), AcknowledgedAccepted) => Acknowledged,
+        (Outbound, Some(Sent), AcknowledgedRejected) => Rejected,
+        (Inbound, None, ReceivedFromPartner) => Received,
+        _ => return Err(IllegalTransition { direction, from, event }),
+    };
+    Ok(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (direction, state, event) combination: exactly the documented ones are allowed.
+    #[test]
+    fn transition_table_is_exactly_the_documented_one() {
+        let allowed = [
+            (Direction::Outbound, None, Event::Submitted, State::Queued),
+            (Direction::Outbound, Some(State::Queued), Event::Transmitted, State::Sent),
+            (Direction::Outbound, Some(State::Sent), Event::Transmitted, State::Sent),
+            (Direction::Outbound, Some(State::Sent), Event::AcknowledgedAccepted, State::Acknowledged),
+            (Direction::Outbound, Some(State::Sent), Event::AcknowledgedRejected, State::Rejected),
+            (Direction::Inbound, None, Event::ReceivedFromPartner, State::Received),
+        ];
+        let froms: Vec<Option<State>> = std::iter::once(None).chain(State::ALL.into_iter().map(Some)).collect();
+        for direction in [Direction::Outbound, Direction::Inbound] {
+            for from in &froms {
+                for event in Event::ALL {
+                    let expected = allowed.iter().find(|(d, f, e, _)| *d == direction && f == from && *e == event).map(|a| a.3);
+                    match (transition(direction, *from, event), expected) {
+                        (Ok(to), Some(exp)) => assert_eq!(to, exp),
+                        (Err(_), None) => {}
+                        (got, exp) => panic!("{direction:?} {from:?} {event:?}: got {got:?}, expected {exp:?}"),
+                    }
+                }
+            }
+        }
+    }
+}

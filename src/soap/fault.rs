@@ -1,0 +1,125 @@
+//! SOAP Faults, written in the version of the request (1.1 `faultcode`/`faultstring`, 1.2
+//! `Code/Subcode/Reason`). A fault carries a stable coconnect error code in its detail, and
+//! never internal detail: causes are logged, not sent.
+
+use crate::wssec::outbound::xml_escape;
+use crate::wssec::{ns as wsns, SoapVersion};
+
+/// Who is at fault, in SOAP terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultSide {
+    /// The request is wrong (SOAP 1.1 `Client`, 1.2 `Sender`): retrying it unchanged won't help.
+    Sender,
+    /// We failed (SOAP 1.1 `Server`, 1.2 `Receiver`): a retry may succeed.
+    Receiver,
+}
+
+/// A qualified subcode: WS-Security faults use the wsse namespace, ours the coconnect one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubcodeNs {
+    Wsse,
+    Coconnect,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub side: FaultSide,
+    pub subcode_ns: SubcodeNs,
+    pub subcode: String,
+    pub reason: String,
+    /// Stable coconnect error code (e.g. `WSS-SIGNATURE-INVALID`).
+    pub code: String,
+    /// The offending element, when known.
+    pub element: Option<String>,
+}
+
+impl Fault {
+    pub fn to_envelope(&self, version: SoapVersion) -> String {
+        let sub_ns = match self.subcode_ns {
+            SubcodeNs::Wsse => wsns::WSSE,
+            SubcodeNs::Coconnect => super::NS,
+        };
+        let element = self.element.as_deref().map(|e| format!("<cc:Element>{}</cc:Element>", xml_escape(e))).unwrap_or_default();
+        let detail = format!("<cc:FaultDetail xmlns:cc=\"{}\"><cc:Code>{}</cc:Code>{element}</cc:FaultDetail>", super::NS, xml_escape(&self.code));
+        let reason = xml_escape(&self.reason);
+        match version {
+            SoapVersion::V11 => {
+                let code = match self.side {
+                    FaultSide::Sender => "soap:Client",
+                    FaultSide::Receiver => "soap:Server",
+                };
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Body><soap:Fault><faultcode xmlns:sub=\"{sub_ns}\">{}</faultcode><faultstring>{reason}</faultstring><detail>{detail}</detail></soap:Fault></soap:Body></soap:Envelope>",
+                    wsns::SOAP11,
+                    // SOAP 1.1 has no subcodes; WS-Security faults replace faultcode itself.
+                    if self.subcode_ns == SubcodeNs::Wsse { format!("sub:{}", self.subcode) } else { code.to_owned() },
+                )
+            }
+            SoapVersion::V12 => {
+                let code = match self.side {
+                    FaultSide::Sender => "soap:Sender",
+                    FaultSide::Receiver => "soap:Receiver",
+                };
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Body><soap:Fault><soap:Code><soap:Value>{code}</soap:Value><soap:Subcode><soap:Value xmlns:sub=\"{sub_ns}\">sub:{}</soap:Value></soap:Subcode></soap:Code><soap:Reason><soap:Text xml:lang=\"en\">{reason}</soap:Text></soap:Reason><soap:Detail>{detail}</soap:Detail></soap:Fault></soap:Body></soap:Envelope>",
+                    wsns::SOAP12,
+                    xml_escape(&self.subcode),
+                )
+            }
+        }
+    }
+}
+
+/// What a partner's fault told us, read on the sending side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFault {
+    pub sender_at_fault: bool,
+    pub code: Option<String>,
+    pub reason: String,
+}
+
+/// Reads a SOAP Fault from a response body (unsigned: faults are not trusted for anything but
+/// deciding whether to retry).
+pub fn read_fault(bytes: &[u8]) -> Option<ReceivedFault> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if !text.contains("Fault") {
+        return None;
+    }
+    let between = |open: &str, close: &str| -> Option<String> {
+        let s = text.find(open)? + open.len();
+        let s = s + text[s..].find('>')? + 1;
+        let e = s + text[s..].find(close)?;
+        Some(text[s..e].trim().to_owned())
+    };
+    let code_text = between("<faultcode", "</faultcode>").or_else(|| between("<soap:Value", "</soap:Value>")).unwrap_or_default();
+    let sender_at_fault = code_text.ends_with("Client")
+        || code_text.ends_with("Sender")
+        || (!code_text.ends_with("Server") && !code_text.ends_with("Receiver") && code_text.contains(':'));
+    Some(ReceivedFault {
+        sender_at_fault,
+        code: between("<cc:Code", "</cc:Code>"),
+        reason: between("<faultstring", "</faultstring>").or_else(|| between("<soap:Text", "</soap:Text>")).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(side: FaultSide) -> Fault {
+        Fault { side, subcode_ns: SubcodeNs::Coconnect, subcode: "NotSupported".into(), reason: "not yet <supported>".into(), code: "OP-NOT-SUPPORTED".into(), element: Some("/Body/X".into()) }
+    }
+
+    #[test]
+    fn faults_in_both_versions_parse_back() {
+        for v in [SoapVersion::V11, SoapVersion::V12] {
+            let xml = fault(FaultSide::Sender).to_envelope(v);
+            let back = read_fault(xml.as_bytes()).unwrap();
+            assert!(back.sender_at_fault, "{xml}");
+            assert_eq!(back.code.as_deref(), Some("OP-NOT-SUPPORTED"));
+            assert_eq!(back.reason, "not yet &lt;supported&gt;");
+            assert!(!read_fault(fault(FaultSide::Receiver).to_envelope(v).as_bytes()).unwrap().sender_at_fault);
+        }
+        assert!(fault(FaultSide::Sender).to_envelope(SoapVersion::V12).contains(wsns::SOAP12));
+    }
+}

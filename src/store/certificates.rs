@@ -1,0 +1,199 @@
+//! Certificates and their history. [`apply`] and [`insert`] are the only writers of `state`:
+//! both consult `crate::lifecycle::transition` and write the history row in the caller's
+//! transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{from_millis, is_unique_violation, millis, Store, StoreError, Tx};
+use crate::lifecycle::{transition, Direction, Event, State};
+
+/// A certificate as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertificateRecord {
+    pub id: String,
+    pub issuer: String,
+    pub reference: String,
+    pub direction: Direction,
+    pub partner: String,
+    pub state: State,
+    pub content_sha256: String,
+    #[serde(skip)]
+    pub co_xml: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One transition, as written.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry {
+    pub from: Option<State>,
+    pub to: State,
+    pub at: DateTime<Utc>,
+    pub cause: String,
+    pub message_id: Option<String>,
+}
+
+/// What identifies and describes a new certificate.
+pub struct NewCertificate<'a> {
+    pub issuer: &'a str,
+    pub reference: &'a str,
+    pub direction: Direction,
+    pub partner: &'a str,
+    pub content_sha256: &'a str,
+    pub co_xml: &'a str,
+}
+
+/// Inserts a certificate in the state `event` creates, with its first history row.
+/// A second certificate with the same issuer, reference and direction is `Duplicate`.
+pub async fn insert(tx: &mut Tx<'_>, new: &NewCertificate<'_>, event: Event, cause: &str, message_id: Option<&str>, now: DateTime<Utc>) -> Result<CertificateRecord, StoreError> {
+    let state = transition(new.direction, None, event)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let inserted = sqlx::query(
+        "INSERT INTO certificates (id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&id)
+    .bind(new.issuer)
+    .bind(new.reference)
+    .bind(new.direction.as_str())
+    .bind(new.partner)
+    .bind(state.as_str())
+    .bind(new.content_sha256)
+    .bind(new.co_xml)
+    .bind(millis(now))
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::Duplicate(format!("certificate {} {} ({})", new.issuer, new.reference, new.direction.as_str())))
+        }
+        other => other?,
+    };
+    write_history(tx, &id, None, state, cause, message_id, now).await?;
+    Ok(CertificateRecord {
+        id,
+        issuer: new.issuer.to_owned(),
+        reference: new.reference.to_owned(),
+        direction: new.direction,
+        partner: new.partner.to_owned(),
+        state,
+        content_sha256: new.content_sha256.to_owned(),
+        co_xml: new.co_xml.to_owned(),
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// Applies `event` to certificate `id`: refuses illegal transitions, writes the new state and
+/// the history row. Returns the new state.
+pub async fn apply(tx: &mut Tx<'_>, store: &Store, id: &str, event: Event, cause: &str, message_id: Option<&str>, now: DateTime<Utc>) -> Result<State, StoreError> {
+    let row = sqlx::query(&format!("SELECT state, direction FROM certificates WHERE id = $1{}", store.for_update()))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("certificate {id}")))?;
+    let from = parse_state(&row.try_get::<String, _>("state")?)?;
+    let direction = parse_direction(&row.try_get::<String, _>("direction")?)?;
+    let to = transition(direction, Some(from), event)?;
+    if to != from {
+        let updated = sqlx::query("UPDATE certificates SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to.as_str())
+            .bind(millis(now))
+            .bind(id)
+            .bind(from.as_str())
+            .execute(&mut **tx)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::Corrupt(format!("certificate {id} changed state concurrently")));
+        }
+    }
+    write_history(tx, id, Some(from), to, cause, message_id, now).await?;
+    Ok(to)
+}
+
+async fn write_history(tx: &mut Tx<'_>, id: &str, from: Option<State>, to: State, cause: &str, message_id: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO certificate_history (certificate_id, from_state, to_state, at, cause, message_id) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(id)
+        .bind(from.map(|s| s.as_str()))
+        .bind(to.as_str())
+        .bind(millis(now))
+        .bind(cause)
+        .bind(message_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn parse_state(s: &str) -> Result<State, StoreError> {
+    State::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown state {s:?}")))
+}
+
+fn parse_direction(s: &str) -> Result<Direction, StoreError> {
+    Direction::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown direction {s:?}")))
+}
+
+const COLUMNS: &str = "id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at";
+
+fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
+    Ok(CertificateRecord {
+        id: row.try_get("id")?,
+        issuer: row.try_get("issuer")?,
+        reference: row.try_get("reference")?,
+        direction: parse_direction(&row.try_get::<String, _>("direction")?)?,
+        partner: row.try_get("partner")?,
+        state: parse_state(&row.try_get::<String, _>("state")?)?,
+        content_sha256: row.try_get("content_sha256")?,
+        co_xml: row.try_get("co_xml")?,
+        created_at: from_millis(row.try_get("created_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
+}
+
+pub async fn get(store: &Store, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1")).bind(id).fetch_optional(store.pool()).await?;
+    row.as_ref().map(record).transpose()
+}
+
+/// Certificates with this issuer and reference (one per direction at most).
+pub async fn find(store: &Store, issuer: &str, reference: &str) -> Result<Vec<CertificateRecord>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 ORDER BY direction"))
+        .bind(issuer)
+        .bind(reference)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(record).collect()
+}
+
+pub(crate) async fn find_in(tx: &mut Tx<'_>, issuer: &str, reference: &str, direction: Direction) -> Result<Option<CertificateRecord>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 AND direction = $3"))
+        .bind(issuer)
+        .bind(reference)
+        .bind(direction.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(record).transpose()
+}
+
+pub async fn history(store: &Store, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    let rows = sqlx::query("SELECT from_state, to_state, at, cause, message_id FROM certificate_history WHERE certificate_id = $1 ORDER BY id")
+        .bind(id)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(HistoryEntry {
+                from: r.try_get::<Option<String>, _>("from_state")?.as_deref().map(parse_state).transpose()?,
+                to: parse_state(&r.try_get::<String, _>("to_state")?)?,
+                at: from_millis(r.try_get("at")?),
+                cause: r.try_get("cause")?,
+                message_id: r.try_get("message_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Number of certificates (for tests and health checks).
+pub async fn count(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM certificates").fetch_one(store.pool()).await?.try_get("n")?)
+}

@@ -1,0 +1,106 @@
+//! What the receiving side remembers: the replay cache of signatures (shared by every instance
+//! on the same database), and each received message with the acknowledgement it got, so a retry
+//! of the same message ID is answered with the original acknowledgement and stores nothing new.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::certificates::{self, CertificateRecord, NewCertificate};
+use super::messages::{self, Kind, LogEntry};
+use super::{is_unique_violation, millis, Store, StoreError};
+use crate::lifecycle::{Direction, Event};
+
+/// Remembers `signature_key` until `expires_at`. Returns false if it was already there (replay).
+pub async fn remember_signature(store: &Store, signature_key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    // Expired entries can no longer be replayed (the timestamp check refuses them): prune.
+    sqlx::query("DELETE FROM replay_cache WHERE expires_at < $1").bind(millis(now)).execute(store.pool()).await?;
+    let inserted = sqlx::query("INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING")
+        .bind(signature_key)
+        .bind(millis(expires_at))
+        .execute(store.pool())
+        .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// A message already received from a partner.
+#[derive(Debug, Clone)]
+pub struct ReceivedMessage {
+    pub body_sha256: String,
+    pub status: String,
+    pub ack_wire: Vec<u8>,
+}
+
+pub async fn find(store: &Store, partner: &str, message_id: &str) -> Result<Option<ReceivedMessage>, StoreError> {
+    let row = sqlx::query("SELECT body_sha256, status, ack_wire FROM inbound_messages WHERE partner = $1 AND message_id = $2")
+        .bind(partner)
+        .bind(message_id)
+        .fetch_optional(store.pool())
+        .await?;
+    row.map(|r| Ok(ReceivedMessage { body_sha256: r.try_get("body_sha256")?, status: r.try_get("status")?, ack_wire: r.try_get("ack_wire")? })).transpose()
+}
+
+/// A verified request and the signed acknowledgement we answer it with.
+pub struct Receipt<'a> {
+    pub partner: &'a str,
+    pub message_id: &'a str,
+    pub operation: &'a str,
+    pub body_sha256: &'a str,
+    pub accepted: bool,
+    pub request_wire: &'a [u8],
+    pub ack_wire: &'a [u8],
+    /// The certificate to create when accepted.
+    pub certificate: Option<NewCertificate<'a>>,
+}
+
+/// Outcome of [`record`].
+pub enum Recorded {
+    /// Stored now; answer with our acknowledgement.
+    New(Option<CertificateRecord>),
+    /// The same message ID arrived concurrently and was stored first: answer with its ack.
+    AlreadyReceived(ReceivedMessage),
+}
+
+/// Stores the receipt in one transaction: the message and its ack, both exact wire forms in the
+/// log, and the new certificate (`received`). Nothing is written if any part fails.
+pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
+    let mut tx = store.begin().await?;
+    let certificate = match &r.certificate {
+        Some(c) if r.accepted => Some(certificates::insert(&mut tx, c, Event::ReceivedFromPartner, "received from partner", Some(r.message_id), now).await?),
+        _ => None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(r.partner)
+    .bind(r.message_id)
+    .bind(r.operation)
+    .bind(r.body_sha256)
+    .bind(if r.accepted { "accepted" } else { "rejected" })
+    .bind(certificate.as_ref().map(|c| c.id.clone()))
+    .bind(r.ack_wire.to_vec())
+    .bind(millis(now))
+    .execute(&mut *tx)
+    .await;
+    if let Err(e) = inserted {
+        if is_unique_violation(&e) {
+            drop(tx);
+            return match find(store, r.partner, r.message_id).await? {
+                Some(m) => Ok(Recorded::AlreadyReceived(m)),
+                None => Err(StoreError::Corrupt("inbound message vanished".into())),
+            };
+        }
+        return Err(e.into());
+    }
+    messages::append(&mut tx, &LogEntry { message_id: r.message_id, incoming: true, kind: Kind::Request, partner: r.partner, operation: r.operation, wire: r.request_wire }, now).await?;
+    messages::append(&mut tx, &LogEntry { message_id: r.message_id, incoming: false, kind: Kind::Acknowledgement, partner: r.partner, operation: r.operation, wire: r.ack_wire }, now).await?;
+    tx.commit().await?;
+    Ok(Recorded::New(certificate))
+}
+
+/// The inbound certificate with this issuer and reference, if any.
+pub async fn received_certificate(store: &Store, issuer: &str, reference: &str) -> Result<Option<CertificateRecord>, StoreError> {
+    let mut tx = store.begin().await?;
+    let found = certificates::find_in(&mut tx, issuer, reference, Direction::Inbound).await?;
+    tx.commit().await?;
+    Ok(found)
+}

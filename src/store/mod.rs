@@ -1,0 +1,132 @@
+//! Persistence with sqlx: SQLite (embedded default, a file created and migrated on first start)
+//! or PostgreSQL (production), through one `Any` pool and the same queries on both.
+//!
+//! Owns: the schema (migrations/{sqlite,postgres}), transactions, and the repositories
+//! [`certificates`], [`outbox`], [`inbound`] and [`messages`].
+//! Must never: know about hyper, SOAP envelopes or keys; decide transitions (that is
+//! `crate::lifecycle`, which [`certificates::apply`] consults).
+
+pub mod certificates;
+pub mod inbound;
+pub mod messages;
+pub mod outbox;
+pub mod testdb;
+
+use std::str::FromStr;
+
+use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
+use sqlx::{AnyPool, Any, Transaction};
+
+pub type Tx<'a> = Transaction<'a, Any>;
+
+/// Which database is behind the pool; a few statements differ (row locks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is neither sqlite: nor postgres:")]
+    Url(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("already exists: {0}")]
+    Duplicate(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Illegal(#[from] crate::lifecycle::IllegalTransition),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(e) if is_unique_violation(e))
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+/// The connection pool and its backend.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects and migrates. `sqlite:PATH` creates the file if needed.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Url(url.to_owned()));
+        };
+        let url = match backend {
+            Backend::Sqlite if !url.contains("mode=") => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
+            _ => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = match backend {
+            // One connection: SQLite serialises writers anyway, and a single connection avoids
+            // lock-upgrade failures between concurrent deferred transactions.
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(1).connect_with(options).await?,
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect_with(options).await?,
+        };
+        match backend {
+            Backend::Sqlite => {
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+                sqlx::query("PRAGMA synchronous = FULL").execute(&pool).await?;
+                sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
+                MIGRATE_SQLITE.run(&pool).await?;
+            }
+            Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// `FOR UPDATE` where the backend has row locks (SQLite locks the database on write).
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the stored time format on both backends.
+pub fn millis(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! Store behaviour on SQLite and, with DATABASE_URL, on PostgreSQL: same tests, same migrations.
+
+use chrono::{Duration, Utc};
+
+use super::certificates::{self, NewCertificate};
+use super::inbound::{self, Receipt, Recorded};
+use super::testdb::fresh_stores;
+use super::{messages, outbox, Store, StoreError};
+use crate::lifecycle::{Direction, State};
+
+fn cert<'a>(reference: &'a str) -> NewCertificate<'a> {
+    NewCertificate { issuer: "KR", reference, direction: Direction::Outbound, partner: "ID", content_sha256: "abc", co_xml: "<LPCO/>" }
+}
+
+async fn stores() -> (tempfile::TempDir, Vec<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stores = fresh_stores(dir.path()).await.expect("stores");
+    (dir, stores)
+}
+
+#[tokio::test]
+async fn outbound_lifecycle_from_submit_to_acknowledged() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let rec = outbox::submit(&store, &cert("CO-1"), "SendCO", "m-1", "<x/>", now).await.expect("submit");
+        assert_eq!(rec.state, State::Queued);
+        let msg = outbox::claim_due(&store, "w1", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(msg.message_id, "m-1");
+        // Leased: nobody else gets it until the lease expires.
+        assert!(outbox::claim_due(&store, "w2", now, Duration::seconds(30)).await.expect("claim").is_none());
+        let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", now).await.expect("attempt");
+        assert_eq!(attempt, 1);
+        assert_eq!(certificates::get(&store, &rec.id).await.expect("get").expect("cert").state, State::Sent);
+        assert_eq!(outbox::sent_digests(&store, "m-1").await.expect("digests"), vec![messages::sha256_hex(b"<signed/>")]);
+        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", true, "accepted", 200, now).await.expect("complete");
+        assert_eq!(to, State::Acknowledged);
+        let history = certificates::history(&store, &rec.id).await.expect("history");
+        let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
+        assert_eq!(path, vec![(None, State::Queued), (Some(State::Queued), State::Sent), (Some(State::Sent), State::Acknowledged)]);
+        assert!(history.iter().all(|h| h.message_id.as_deref() == Some("m-1")));
+        // Completing again is refused and changes nothing.
+        assert!(outbox::complete(&store, &msg, attempt, b"<ack/>", true, "again", 200, now).await.is_err());
+        assert_eq!(certificates::history(&store, &rec.id).await.expect("history").len(), 3);
+        assert_eq!(messages::count(&store).await.expect("count"), 2);
+    }
+}
+
+#[tokio::test]
+async fn duplicate_submission_writes_nothing() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        outbox::submit(&store, &cert("CO-2"), "SendCO", "m-2", "<x/>", now).await.expect("submit");
+        let err = outbox::submit(&store, &cert("CO-2"), "SendCO", "m-3", "<x/>", now).await.unwrap_err();
+        assert!(matches!(err, StoreError::Duplicate(_)), "{err:?}");
+        assert_eq!(certificates::count(&store).await.expect("count"), 1);
+        assert!(outbox::status(&store, "m-3").await.expect("status").is_none());
+    }
+}
+
+#[tokio::test]
+async fn expired_lease_is_claimed_again_with_the_same_message_id() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        outbox::submit(&store, &cert("CO-3"), "SendCO", "m-4", "<x/>", now).await.expect("submit");
+        let first = outbox::claim_due(&store, "crashed", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let again = outbox::claim_due(&store, "w2", now + Duration::seconds(31), Duration::seconds(30)).await.expect("claim").expect("due again");
+        assert_eq!(first.message_id, again.message_id);
+    }
+}
+
+#[tokio::test]
+async fn failed_attempt_reschedules_and_releases() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        outbox::submit(&store, &cert("CO-4"), "SendCO", "m-5", "<x/>", now).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let attempt = outbox::begin_attempt(&store, &msg, b"<s1/>", now).await.expect("attempt");
+        outbox::fail_attempt(&store, &msg, attempt, "connect", None, "refused", now + Duration::minutes(10), now).await.expect("fail");
+        assert!(outbox::claim_due(&store, "w", now + Duration::minutes(9), Duration::seconds(30)).await.expect("claim").is_none());
+        let retry = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(retry.attempts, 1);
+        let second = outbox::begin_attempt(&store, &retry, b"<s2/>", now).await.expect("attempt");
+        assert_eq!(second, 2);
+        assert_eq!(outbox::sent_digests(&store, "m-5").await.expect("digests").len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        assert!(inbound::remember_signature(&store, "sig-a", now + Duration::minutes(5), now).await.expect("replay"));
+        assert!(!inbound::remember_signature(&store, "sig-a", now + Duration::minutes(5), now).await.expect("replay"));
+        let new = NewCertificate { issuer: "KR", reference: "CO-9", direction: Direction::Inbound, partner: "KR", content_sha256: "h", co_xml: "<LPCO/>" };
+        let receipt = Receipt { partner: "KR", message_id: "m-9", operation: "SendCO", body_sha256: "b", accepted: true, request_wire: b"<req/>", ack_wire: b"<ack/>", certificate: Some(new) };
+        match inbound::record(&store, &receipt, now).await.expect("record") {
+            Recorded::New(Some(c)) => assert_eq!(c.state, State::Received),
+            _ => panic!("expected a new certificate"),
+        }
+        let again = Receipt { certificate: None, ..receipt };
+        match inbound::record(&store, &again, now).await.expect("record") {
+            Recorded::AlreadyReceived(m) => assert_eq!(m.ack_wire, b"<ack/>"),
+            Recorded::New(_) => panic!("second receipt must not be new"),
+        }
+        assert_eq!(certificates::count(&store).await.expect("count"), 1);
+        assert_eq!(messages::count(&store).await.expect("count"), 2);
+    }
+}
