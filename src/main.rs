@@ -1,1 +1,56 @@
-fn main() {}
+//! `coconnect` binary: parses the command line, sets up logging, dispatches. No logic here.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::Parser;
+use coconnect::cli::{Cli, Command, PkiCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    coconnect::telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<ExitCode> = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config } => {
+                let settings = coconnect::config::load(&config)?;
+                let app = coconnect::app::App::start(settings).await?;
+                app.run_until_signal().await;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Pki { command: PkiCommand::Init { out, parties, force } } => {
+                let pki = coconnect::pki::init_dev_pki(&out, &parties, force)?;
+                println!("development CA: {}", pki.ca_cert.display());
+                for p in &pki.parties {
+                    println!("{}: {} {} {}", p.party, p.signing_cert.display(), p.encryption_cert.display(), p.tls_cert.display());
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Demo { keep } => Ok(if coconnect::demo::run(keep).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+            Command::HashPassword => {
+                let mut password = String::new();
+                std::io::stdin().read_to_string(&mut password)?;
+                println!("{}", coconnect::config::hash_password(password.trim_end_matches(['\r', '\n']))?);
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::CheckConfig { config } => {
+                let settings = coconnect::config::load(&config)?;
+                println!("{settings:#?}");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

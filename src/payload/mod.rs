@@ -24,7 +24,7 @@
 //!
 //! | Code                   | Meaning |
 //! |------------------------|---------|
-//! | `CO-XML-MALFORMED`     | Not well-formed XML, a DTD, or content after the root. Reported alone; `path` is the innermost open element, if any. |
+//! | `CO-XML-MALFORMED`     | Not well-formed XML, a DTD, or content after the root. Reported alone; `path` is the innermost open element, or `/`. |
 //! | `CO-ROOT`              | Root element is not `LPCO` in `urn:coconnect:xsd:lpco:1` (wrong name or namespace). Reported alone. |
 //! | `CO-UNKNOWN-ELEMENT`   | Element not in the schema at this place, or in another namespace. Its content is not checked. |
 //! | `CO-UNKNOWN-ATTRIBUTE` | Attribute not in the schema on this element. |
@@ -71,14 +71,16 @@ pub fn parse_co(xml: &str) -> Result<Lpco, Vec<ValidationError>> {
     let co: Lpco = match yaserde::de::from_str(&xml[scan.body_start..]) {
         Ok(co) => co,
         Err(e) => {
-            // The scan explains most documents the binding refuses (an element inside a text
-            // element, say); only report the binding's own error when the scan found nothing.
-            if errors.is_empty() {
-                errors.push(ValidationError {
-                    code: error_code::XML_MALFORMED,
-                    message: format!("cannot read the CO: {e}"),
-                    path: String::new(),
-                });
+            let error = ValidationError {
+                code: error_code::XML_MALFORMED,
+                message: format!("cannot read the CO: {e}"),
+                path: "/".to_owned(),
+            };
+            // The XML reader under yaserde is stricter than the scan (character and name
+            // rules): what it refuses is not well-formed, and is reported alone. Other binding
+            // failures (an element inside a text element, say) the scan has already explained.
+            if is_reader_error(&e) || errors.is_empty() {
+                return Err(vec![error]);
             }
             return Err(errors);
         }
@@ -88,6 +90,15 @@ pub fn parse_co(xml: &str) -> Result<Lpco, Vec<ValidationError>> {
         Ok(co)
     } else {
         Err(errors)
+    }
+}
+
+/// Whether a yaserde error comes from the XML reader (not well-formed input).
+fn is_reader_error(error: &yaserde::Error) -> bool {
+    match error {
+        yaserde::Error::Reader(_) => true,
+        yaserde::Error::Field { source, .. } => is_reader_error(source),
+        _ => false,
     }
 }
 

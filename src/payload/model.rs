@@ -3,7 +3,7 @@
 //! One struct per XML group, fields in schema order. Every leaf is `Option<String>`:
 //! `None` means the element is absent, `Some("")` that it is present but empty. Values stay
 //! text so that [`super::validate`] can report every fault of a document with its own code;
-//! typed readings (booleans, dates) are offered by helper methods.
+//! typed readings of the header (issue date-time, indicators) are offered by helper methods.
 //!
 //! yaserde fills in what it finds and ignores the rest (missing or unknown elements are no
 //! error), so mandatory groups are `Option` too: whether the document is complete is decided by
@@ -73,19 +73,30 @@ impl Lpco {
         self.id.as_deref().unwrap_or("")
     }
 
+    /// D011 issue date-time with its offset; `None` when absent or not valid.
+    pub fn issued_at(&self) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+        chrono::DateTime::parse_from_rfc3339(self.issue_date_time.as_deref()?).ok()
+    }
+
     /// K14 as a boolean; `None` when absent or not an xs:boolean.
     pub fn issued_retroactively(&self) -> Option<bool> {
-        self.issued_retroactively_indicator.as_deref().and_then(parse_xs_boolean)
+        self.issued_retroactively_indicator
+            .as_deref()
+            .and_then(parse_xs_boolean)
     }
 
     /// K15 as a boolean; `None` when absent or not an xs:boolean.
     pub fn back_to_back(&self) -> Option<bool> {
-        self.back_to_back_indicator.as_deref().and_then(parse_xs_boolean)
+        self.back_to_back_indicator
+            .as_deref()
+            .and_then(parse_xs_boolean)
     }
 
     /// The consignment items in document order (empty when there is no consignment).
     pub fn items(&self) -> &[ConsignmentItem] {
-        self.consignment.as_ref().map_or(&[], |c| c.items.as_slice())
+        self.consignment
+            .as_ref()
+            .map_or(&[], |c| c.items.as_slice())
     }
 }
 

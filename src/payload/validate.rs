@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, Timelike};
+use chrono::{NaiveDate, Timelike};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::{Namespace, ResolveResult};
 use quick_xml::NsReader;
@@ -21,7 +21,7 @@ use quick_xml::NsReader;
 use super::codes;
 use super::model::{
     AdditionalInformation, Address, Authentication, Commodity, Consignment, ConsignmentItem,
-    GoodsMeasure, Lpco, Origin, Party,
+    GoodsMeasure, Lpco,
 };
 use super::LPCO_NAMESPACE;
 
@@ -34,7 +34,7 @@ pub struct ValidationError {
     /// What is wrong, for a human reader.
     pub message: String,
     /// Where: `/LPCO/...` with 1-based indices on repeated elements, `/@name` for attributes;
-    /// empty when the document is malformed before any element is known.
+    /// `/` when a malformed document gives no closer location.
     pub path: String,
 }
 
@@ -102,19 +102,36 @@ pub(crate) enum Content {
 }
 
 const fn text(name: &'static str) -> Node {
-    Node { name, repeats: false, content: Content::Text { attribute: None } }
+    Node {
+        name,
+        repeats: false,
+        content: Content::Text { attribute: None },
+    }
 }
 
 const fn text_with(name: &'static str, attribute: &'static str) -> Node {
-    Node { name, repeats: false, content: Content::Text { attribute: Some(attribute) } }
+    Node {
+        name,
+        repeats: false,
+        content: Content::Text {
+            attribute: Some(attribute),
+        },
+    }
 }
 
 const fn group(name: &'static str, children: &'static [Node]) -> Node {
-    Node { name, repeats: false, content: Content::Children(children) }
+    Node {
+        name,
+        repeats: false,
+        content: Content::Children(children),
+    }
 }
 
 const fn many(node: Node) -> Node {
-    Node { repeats: true, ..node }
+    Node {
+        repeats: true,
+        ..node
+    }
 }
 
 const ADDITIONAL_INFORMATION: &[Node] = &[text("StatementTypeCode"), text("StatementDescription")];
@@ -132,7 +149,12 @@ const ADDRESS: &[Node] = &[
 
 const LINE_ADDRESS: &[Node] = &[text("Line")];
 
-const PARTY: &[Node] = &[text("Name"), text("ID"), text("RoleCode"), group("Address", ADDRESS)];
+const PARTY: &[Node] = &[
+    text("Name"),
+    text("ID"),
+    text("RoleCode"),
+    group("Address", ADDRESS),
+];
 
 const LOCATION: &[Node] = &[text("Name"), text("ID")];
 
@@ -142,7 +164,10 @@ const CONSIGNMENT_ITEM: &[Node] = &[
         "Commodity",
         &[
             text("Description"),
-            group("Classification", &[text("ID"), text("IdentificationTypeCode")]),
+            group(
+                "Classification",
+                &[text("ID"), text("IdentificationTypeCode")],
+            ),
             text_with("ValueAmount", "currencyID"),
             group("Producer", &[text("Name"), group("Address", ADDRESS)]),
         ],
@@ -157,9 +182,22 @@ const CONSIGNMENT_ITEM: &[Node] = &[
     ),
     group(
         "Origin",
-        &[text("CountryCode"), text("CountryName"), text("RegionID"), text("TypeCode"), text("RuleCode")],
+        &[
+            text("CountryCode"),
+            text("CountryName"),
+            text("RegionID"),
+            text("TypeCode"),
+            text("RuleCode"),
+        ],
     ),
-    group("Packaging", &[text("MarksNumbersID"), text("QuantityQuantity"), text("TypeCode")]),
+    group(
+        "Packaging",
+        &[
+            text("MarksNumbersID"),
+            text("QuantityQuantity"),
+            text("TypeCode"),
+        ],
+    ),
     group("Invoice", &[text("ID"), text("IssueDateTime")]),
     many(group("AdditionalInformation", ADDITIONAL_INFORMATION)),
 ];
@@ -195,7 +233,13 @@ pub(crate) static LPCO_TREE: Node = group(
             &[
                 group(
                     "BorderTransportMeans",
-                    &[text("Name"), text("ID"), text("TypeCode"), text("JourneyID"), text("DepartureDateTime")],
+                    &[
+                        text("Name"),
+                        text("ID"),
+                        text("TypeCode"),
+                        text("JourneyID"),
+                        text("DepartureDateTime"),
+                    ],
                 ),
                 group("Consignee", PARTY),
                 group("Consignor", PARTY),
@@ -203,10 +247,23 @@ pub(crate) static LPCO_TREE: Node = group(
                 group("UnloadingLocation", LOCATION),
                 many(group(
                     "TransportEquipment",
-                    &[text("CharacteristicCode"), many(group("Seal", &[text("SequenceNumeric"), text("ID")]))],
+                    &[
+                        text("CharacteristicCode"),
+                        many(group("Seal", &[text("SequenceNumeric"), text("ID")])),
+                    ],
                 )),
-                group("ThirdPartyInvoice", &[text("CountryCode"), text("Name"), group("Address", LINE_ADDRESS)]),
-                group("Exhibition", &[text("Name"), group("Address", LINE_ADDRESS)]),
+                group(
+                    "ThirdPartyInvoice",
+                    &[
+                        text("CountryCode"),
+                        text("Name"),
+                        group("Address", LINE_ADDRESS),
+                    ],
+                ),
+                group(
+                    "Exhibition",
+                    &[text("Name"), group("Address", LINE_ADDRESS)],
+                ),
                 many(group("ConsignmentItem", CONSIGNMENT_ITEM)),
             ],
         ),
@@ -225,16 +282,310 @@ pub(crate) struct Scan {
     pub(crate) body_start: usize,
 }
 
-/// An open element of the CO tree during the scan.
+/// Pass 1: reads `xml` once and checks it against the element tree of the schema.
+///
+/// # Errors
+///
+/// One fatal error, [`error_code::XML_MALFORMED`] or [`error_code::ROOT`], when the document
+/// cannot be read as a CO at all; structural faults of a readable CO come back in [`Scan`].
+pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
+    let mut scanner = Scanner {
+        reader: NsReader::from_str(xml),
+        errors: Vec::new(),
+        stack: Vec::new(),
+        skipping: 0,
+        root_seen: false,
+    };
+    let mut body_start = 0;
+    let mut first_event = true;
+    loop {
+        let at = scanner.reader.buffer_position();
+        let (resolved, event) = match scanner.reader.read_resolved_event() {
+            Ok(pair) => pair,
+            Err(e) => {
+                let at = scanner.reader.error_position();
+                return Err(scanner.malformed(format!("{e} (byte {at})")));
+            }
+        };
+        // Own the element's namespace now: `resolved` borrows the reader.
+        let namespace = match resolved {
+            ResolveResult::Bound(Namespace(ns)) => Some(String::from_utf8_lossy(ns).into_owned()),
+            ResolveResult::Unbound => None,
+            ResolveResult::Unknown(prefix) => {
+                let prefix = String::from_utf8_lossy(&prefix).into_owned();
+                return Err(scanner.malformed(format!(
+                    "undeclared namespace prefix '{prefix}' (byte {at})"
+                )));
+            }
+        };
+        let was_first = std::mem::replace(&mut first_event, false);
+        match event {
+            Event::Decl(_) if was_first => {
+                body_start = usize::try_from(scanner.reader.buffer_position()).unwrap_or(0);
+            }
+            Event::Decl(_) => {
+                return Err(
+                    scanner.malformed(format!("XML declaration not at the start (byte {at})"))
+                );
+            }
+            Event::DocType(_) => {
+                return Err(scanner.malformed(format!(
+                    "a document type declaration is not allowed (byte {at})"
+                )));
+            }
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::Text(t) => {
+                let text = t
+                    .unescape()
+                    .map_err(|e| scanner.malformed(format!("{e} (byte {at})")))?;
+                scanner.text(&text, at)?;
+            }
+            Event::CData(t) => scanner.text(&String::from_utf8_lossy(&t), at)?,
+            Event::Start(e) => scanner.open(&e, namespace, false, at)?,
+            Event::Empty(e) => scanner.open(&e, namespace, true, at)?,
+            Event::End(_) => scanner.close(),
+            Event::Eof => {
+                if let Some(open) = scanner.stack.last() {
+                    let name = open.node.name;
+                    return Err(
+                        scanner.malformed(format!("document ends before </{name}> (byte {at})"))
+                    );
+                }
+                if !scanner.root_seen {
+                    return Err(scanner.malformed("no root element".to_owned()));
+                }
+                return Ok(Scan {
+                    errors: scanner.errors,
+                    body_start,
+                });
+            }
+        }
+    }
+}
+
+/// The state of [`scan_document`].
+struct Scanner<'x> {
+    reader: NsReader<&'x [u8]>,
+    errors: Vec<ValidationError>,
+    /// The open elements of the CO tree, root first.
+    stack: Vec<Frame>,
+    /// Depth inside an element already reported as unknown, whose content is not looked at.
+    skipping: usize,
+    root_seen: bool,
+}
+
+/// An open element of the CO tree.
 struct Frame {
     node: &'static Node,
     path: String,
-    /// Index in the parent's children of the furthest child seen so far (schema order).
+    /// Index in the node's children of the furthest child seen so far (schema order).
     furthest: Option<usize>,
     /// Occurrences so far of each child, by index.
     seen: Vec<u32>,
     /// Stray text in an element with children is reported once per element.
     text_reported: bool,
+}
+
+impl Scanner<'_> {
+    fn malformed(&self, message: String) -> ValidationError {
+        let path = self
+            .stack
+            .last()
+            .map_or_else(|| "/".to_owned(), |f| f.path.clone());
+        ValidationError {
+            code: ec::XML_MALFORMED,
+            message,
+            path,
+        }
+    }
+
+    fn fault(&mut self, code: &'static str, path: String, message: String) {
+        self.errors.push(ValidationError {
+            code,
+            message,
+            path,
+        });
+    }
+
+    /// Character data: fatal outside the root, a fault in an element that holds elements only.
+    fn text(&mut self, text: &str, at: u64) -> Result<(), ValidationError> {
+        if is_blank(text) || self.skipping > 0 {
+            return Ok(());
+        }
+        let Some(frame) = self.stack.last_mut() else {
+            let place = if self.root_seen { "after" } else { "before" };
+            return Err(self.malformed(format!("text {place} the root element (byte {at})")));
+        };
+        if matches!(frame.node.content, Content::Children(_)) && !frame.text_reported {
+            frame.text_reported = true;
+            let message = format!(
+                "<{}> holds child elements only; text {} is not allowed",
+                frame.node.name,
+                shown(text)
+            );
+            let path = frame.path.clone();
+            self.fault(ec::FORMAT, path, message);
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) {
+        if self.skipping > 0 {
+            self.skipping -= 1;
+        } else {
+            self.stack.pop();
+        }
+    }
+
+    /// A start (or empty, `empty`) element tag in namespace `namespace`.
+    fn open(
+        &mut self,
+        element: &BytesStart<'_>,
+        namespace: Option<String>,
+        empty: bool,
+        at: u64,
+    ) -> Result<(), ValidationError> {
+        let qname = String::from_utf8_lossy(element.name().as_ref()).into_owned();
+        let local = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
+        let in_co_namespace = namespace.as_deref() == Some(LPCO_NAMESPACE);
+
+        if self.skipping > 0 {
+            self.skipping += usize::from(!empty);
+            return self.attributes(element, None, at);
+        }
+        if self.root_seen && self.stack.is_empty() {
+            return Err(self.malformed(format!(
+                "element <{qname}> after the root element (byte {at})"
+            )));
+        }
+        self.root_seen = true;
+
+        let Some(parent) = self.stack.last_mut() else {
+            if !in_co_namespace || local != LPCO_TREE.name {
+                let ns = namespace.as_deref().unwrap_or("no namespace");
+                let message = format!(
+                    "root element is <{local}> in {ns}; expected <LPCO> in {LPCO_NAMESPACE}"
+                );
+                return Err(ValidationError {
+                    code: ec::ROOT,
+                    message,
+                    path: format!("/{qname}"),
+                });
+            }
+            let root = Frame::new(&LPCO_TREE, format!("/{}", LPCO_TREE.name));
+            self.attributes(element, Some((&LPCO_TREE, &root.path)), at)?;
+            if !empty {
+                self.stack.push(root);
+            }
+            return Ok(());
+        };
+
+        let known = match parent.node.content {
+            Content::Children(children) => children
+                .iter()
+                .position(|c| c.name == local)
+                .filter(|_| in_co_namespace)
+                .map(|index| (children, index)),
+            Content::Text { .. } => None,
+        };
+        let Some((children, index)) = known else {
+            let message = match (&parent.node.content, in_co_namespace) {
+                (Content::Text { .. }, _) => format!(
+                    "<{}> holds text only; element <{qname}> is not allowed in it",
+                    parent.node.name
+                ),
+                (_, true) => format!("<{local}> is not an element of <{}>", parent.node.name),
+                (_, false) => {
+                    let ns = namespace.as_deref().unwrap_or("no namespace");
+                    format!("<{qname}> is in {ns}; the elements of a CO are in {LPCO_NAMESPACE}")
+                }
+            };
+            let path = format!("{}/{qname}", parent.path);
+            self.fault(ec::UNKNOWN_ELEMENT, path, message);
+            self.skipping = usize::from(!empty);
+            return self.attributes(element, None, at);
+        };
+
+        let node = &children[index];
+        parent.seen[index] += 1;
+        let count = parent.seen[index];
+        let path = if node.repeats {
+            format!("{}/{}[{count}]", parent.path, node.name)
+        } else {
+            format!("{}/{}", parent.path, node.name)
+        };
+        let fault = if !node.repeats && count > 1 {
+            Some((
+                ec::OCCURS,
+                format!(
+                    "<{}> may occur only once in <{}>",
+                    node.name, parent.node.name
+                ),
+            ))
+        } else {
+            let later = parent.furthest.filter(|&f| f > index);
+            later.map(|f| {
+                (
+                    ec::ORDER,
+                    format!("<{}> must come before <{}>", node.name, children[f].name),
+                )
+            })
+        };
+        parent.furthest = parent.furthest.max(Some(index));
+        if let Some((code, message)) = fault {
+            self.fault(code, path.clone(), message);
+        }
+        self.attributes(element, Some((node, &path)), at)?;
+        if !empty {
+            self.stack.push(Frame::new(node, path));
+        }
+        Ok(())
+    }
+
+    /// Checks that the attributes are well-formed and, for a known element (`node` at `path`),
+    /// allowed: namespace declarations, `xsi:schemaLocation` / `xsi:noNamespaceSchemaLocation`,
+    /// and the one unqualified attribute of an amount or measure.
+    fn attributes(
+        &mut self,
+        element: &BytesStart<'_>,
+        known: Option<(&Node, &str)>,
+        at: u64,
+    ) -> Result<(), ValidationError> {
+        for attribute in element.attributes() {
+            let attribute = attribute.map_err(|e| self.malformed(format!("{e} (byte {at})")))?;
+            attribute
+                .unescape_value()
+                .map_err(|e| self.malformed(format!("{e} (byte {at})")))?;
+            let Some((node, path)) = known else { continue };
+            if attribute.key.as_namespace_binding().is_some() {
+                continue;
+            }
+            let allowed = match self.reader.resolve_attribute(attribute.key) {
+                (ResolveResult::Unknown(prefix), _) => {
+                    let prefix = String::from_utf8_lossy(&prefix).into_owned();
+                    return Err(self.malformed(format!(
+                        "undeclared namespace prefix '{prefix}' (byte {at})"
+                    )));
+                }
+                (ResolveResult::Bound(Namespace(ns)), local) => {
+                    ns == XSI_NAMESPACE
+                        && matches!(
+                            local.as_ref(),
+                            b"schemaLocation" | b"noNamespaceSchemaLocation"
+                        )
+                }
+                (ResolveResult::Unbound, local) => {
+                    matches!(node.content, Content::Text { attribute: Some(a) } if a.as_bytes() == local.as_ref())
+                }
+            };
+            if !allowed {
+                let name = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
+                let message = format!("attribute '{name}' is not allowed on <{}>", node.name);
+                self.fault(ec::UNKNOWN_ATTRIBUTE, format!("{path}/@{name}"), message);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Frame {
@@ -243,267 +594,14 @@ impl Frame {
             Content::Children(children) => children.len(),
             Content::Text { .. } => 0,
         };
-        Frame { node, path, furthest: None, seen: vec![0; children], text_reported: false }
-    }
-}
-
-/// Pass 1: reads `xml` once and checks it against the element tree of the schema.
-///
-/// # Errors
-///
-/// One fatal error, [`error_code::XML_MALFORMED`] or [`error_code::ROOT`], when the document
-/// cannot be read as a CO at all; structural faults of a readable CO come back in [`Scan`].
-pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
-    let mut reader = NsReader::from_str(xml);
-    let mut scan = Scan { errors: Vec::new(), body_start: 0 };
-    let mut stack: Vec<Frame> = Vec::new();
-    // Depth inside an element already reported as unknown: its content is not looked at.
-    let mut skipping = 0usize;
-    let mut root_seen = false;
-    let mut first_event = true;
-
-    loop {
-        let at = reader.buffer_position();
-        let (resolved, event) = match reader.read_resolved_event() {
-            Ok(pair) => pair,
-            Err(e) => {
-                let at = reader.error_position();
-                return Err(malformed(&stack, format!("{e} (byte {at})")));
-            }
-        };
-        // Resolve the element's namespace now: `resolved` borrows the reader.
-        let namespace = match resolved {
-            ResolveResult::Bound(Namespace(ns)) => Some(String::from_utf8_lossy(ns).into_owned()),
-            ResolveResult::Unbound => None,
-            ResolveResult::Unknown(prefix) => {
-                let prefix = String::from_utf8_lossy(&prefix).into_owned();
-                return Err(malformed(&stack, format!("undeclared namespace prefix '{prefix}' (byte {at})")));
-            }
-        };
-        let was_first = std::mem::replace(&mut first_event, false);
-        match event {
-            Event::Decl(_) => {
-                if !was_first {
-                    return Err(malformed(&stack, format!("XML declaration not at the start (byte {at})")));
-                }
-                scan.body_start = usize::try_from(reader.buffer_position()).unwrap_or(0);
-            }
-            Event::DocType(_) => {
-                return Err(malformed(&stack, format!("a document type declaration is not allowed (byte {at})")));
-            }
-            Event::Comment(_) | Event::PI(_) => {}
-            Event::Text(t) => {
-                let text = t
-                    .unescape()
-                    .map_err(|e| malformed(&stack, format!("{e} (byte {at})")))?;
-                stray_text(&mut scan, &mut stack, skipping, root_seen, &text, at)?;
-            }
-            Event::CData(t) => {
-                let text = String::from_utf8_lossy(&t).into_owned();
-                stray_text(&mut scan, &mut stack, skipping, root_seen, &text, at)?;
-            }
-            Event::Start(e) | Event::Empty(e) if root_seen && stack.is_empty() => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                return Err(malformed(&stack, format!("element <{name}> after the root element (byte {at})")));
-            }
-            Event::Start(e) => {
-                open(&reader, &mut scan, &mut stack, &mut skipping, &e, namespace, false, at)?;
-                root_seen = true;
-            }
-            Event::Empty(e) => {
-                open(&reader, &mut scan, &mut stack, &mut skipping, &e, namespace, true, at)?;
-                root_seen = true;
-            }
-            Event::End(_) => {
-                if skipping > 0 {
-                    skipping -= 1;
-                } else {
-                    stack.pop();
-                }
-            }
-            Event::Eof => {
-                if let Some(open) = stack.last() {
-                    let name = open.node.name;
-                    return Err(malformed(&stack, format!("document ends before </{name}> (byte {at})")));
-                }
-                if !root_seen {
-                    return Err(malformed(&stack, "no root element".to_owned()));
-                }
-                return Ok(scan);
-            }
+        Frame {
+            node,
+            path,
+            furthest: None,
+            seen: vec![0; children],
+            text_reported: false,
         }
     }
-}
-
-fn malformed(stack: &[Frame], message: String) -> ValidationError {
-    let path = stack.last().map(|f| f.path.clone()).unwrap_or_default();
-    ValidationError { code: ec::XML_MALFORMED, message, path }
-}
-
-fn stray_text(
-    scan: &mut Scan,
-    stack: &mut [Frame],
-    skipping: usize,
-    root_seen: bool,
-    text: &str,
-    at: u64,
-) -> Result<(), ValidationError> {
-    if is_blank(text) || skipping > 0 {
-        return Ok(());
-    }
-    let Some(frame) = stack.last_mut() else {
-        let place = if root_seen { "after" } else { "before" };
-        return Err(malformed(stack, format!("text {place} the root element (byte {at})")));
-    };
-    if matches!(frame.node.content, Content::Children(_)) && !frame.text_reported {
-        frame.text_reported = true;
-        scan.errors.push(ValidationError {
-            code: ec::FORMAT,
-            message: format!("<{}> holds child elements only; text {} is not allowed", frame.node.name, shown(text)),
-            path: frame.path.clone(),
-        });
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn open(
-    reader: &NsReader<&[u8]>,
-    scan: &mut Scan,
-    stack: &mut Vec<Frame>,
-    skipping: &mut usize,
-    element: &BytesStart<'_>,
-    namespace: Option<String>,
-    empty: bool,
-    at: u64,
-) -> Result<(), ValidationError> {
-    let qname = String::from_utf8_lossy(element.name().as_ref()).into_owned();
-    let local = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
-    let in_co_namespace = namespace.as_deref() == Some(LPCO_NAMESPACE);
-
-    if *skipping > 0 {
-        check_attributes(reader, scan, stack, element, None, "", at)?;
-        *skipping += usize::from(!empty);
-        return Ok(());
-    }
-
-    let Some(parent) = stack.last_mut() else {
-        if !in_co_namespace || local != LPCO_TREE.name {
-            let ns = namespace.as_deref().unwrap_or("no namespace");
-            return Err(ValidationError {
-                code: ec::ROOT,
-                message: format!("root element is <{local}> in {ns}; expected <LPCO> in {LPCO_NAMESPACE}"),
-                path: format!("/{qname}"),
-            });
-        }
-        let frame = Frame::new(&LPCO_TREE, format!("/{}", LPCO_TREE.name));
-        check_attributes(reader, scan, stack, element, Some(&LPCO_TREE), &frame.path, at)?;
-        if !empty {
-            stack.push(frame);
-        }
-        return Ok(());
-    };
-
-    let unknown = |message: String, path: String| ValidationError { code: ec::UNKNOWN_ELEMENT, message, path };
-    let children = match parent.node.content {
-        Content::Children(children) => children,
-        Content::Text { .. } => {
-            let error = unknown(
-                format!("<{}> holds text only; element <{qname}> is not allowed in it", parent.node.name),
-                format!("{}/{qname}", parent.path),
-            );
-            scan.errors.push(error);
-            *skipping = usize::from(!empty);
-            return check_attributes(reader, scan, stack, element, None, "", at);
-        }
-    };
-    let index = children.iter().position(|c| c.name == local).filter(|_| in_co_namespace);
-    let Some(index) = index else {
-        let message = if in_co_namespace {
-            format!("<{local}> is not an element of <{}>", parent.node.name)
-        } else {
-            let ns = namespace.as_deref().unwrap_or("no namespace");
-            format!("<{qname}> is in {ns}; the elements of a CO are in {LPCO_NAMESPACE}")
-        };
-        let error = unknown(message, format!("{}/{qname}", parent.path));
-        scan.errors.push(error);
-        *skipping = usize::from(!empty);
-        return check_attributes(reader, scan, stack, element, None, "", at);
-    };
-
-    let node = &children[index];
-    parent.seen[index] += 1;
-    let count = parent.seen[index];
-    let path = if node.repeats {
-        format!("{}/{}[{count}]", parent.path, node.name)
-    } else {
-        format!("{}/{}", parent.path, node.name)
-    };
-    if !node.repeats && count > 1 {
-        scan.errors.push(ValidationError {
-            code: ec::OCCURS,
-            message: format!("<{}> may occur only once in <{}>", node.name, parent.node.name),
-            path: path.clone(),
-        });
-    } else if let Some(furthest) = parent.furthest.filter(|&f| f > index) {
-        scan.errors.push(ValidationError {
-            code: ec::ORDER,
-            message: format!("<{}> must come before <{}>", node.name, children[furthest].name),
-            path: path.clone(),
-        });
-    }
-    parent.furthest = parent.furthest.max(Some(index));
-    check_attributes(reader, scan, stack, element, Some(node), &path, at)?;
-    if !empty {
-        stack.push(Frame::new(node, path));
-    }
-    Ok(())
-}
-
-/// Checks that the attributes are well-formed and, for a known element (`node`), allowed:
-/// namespace declarations, `xsi:schemaLocation` / `xsi:noNamespaceSchemaLocation`, and the one
-/// unqualified attribute of an amount or measure.
-fn check_attributes(
-    reader: &NsReader<&[u8]>,
-    scan: &mut Scan,
-    stack: &[Frame],
-    element: &BytesStart<'_>,
-    node: Option<&Node>,
-    path: &str,
-    at: u64,
-) -> Result<(), ValidationError> {
-    for attribute in element.attributes() {
-        let attribute = attribute.map_err(|e| malformed(stack, format!("{e} (byte {at})")))?;
-        attribute
-            .unescape_value()
-            .map_err(|e| malformed(stack, format!("{e} (byte {at})")))?;
-        let Some(node) = node else { continue };
-        if attribute.key.as_namespace_binding().is_some() {
-            continue;
-        }
-        let allowed = match reader.resolve_attribute(attribute.key) {
-            (ResolveResult::Unknown(prefix), _) => {
-                let prefix = String::from_utf8_lossy(&prefix).into_owned();
-                return Err(malformed(stack, format!("undeclared namespace prefix '{prefix}' (byte {at})")));
-            }
-            (ResolveResult::Bound(Namespace(ns)), local) => {
-                ns == XSI_NAMESPACE
-                    && matches!(local.as_ref(), b"schemaLocation" | b"noNamespaceSchemaLocation")
-            }
-            (ResolveResult::Unbound, local) => {
-                matches!(node.content, Content::Text { attribute: Some(a) } if a.as_bytes() == local.as_ref())
-            }
-        };
-        if !allowed {
-            let name = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
-            scan.errors.push(ValidationError {
-                code: ec::UNKNOWN_ATTRIBUTE,
-                message: format!("attribute '{name}' is not allowed on <{}>", node.name),
-                path: format!("{path}/@{name}"),
-            });
-        }
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -513,9 +611,15 @@ fn check_attributes(
 /// Checks a CO against the rules of `xsd/lpco-co.xsd` and the business rules the schema cannot
 /// express. Returns every fault found (empty when the CO is valid); at most one per element.
 pub fn validate(co: &Lpco) -> Vec<ValidationError> {
-    let mut checker = Checker::default();
-    checker.lpco(co);
-    checker.errors
+    let mut errors = Vec::new();
+    lpco(
+        &mut Scope {
+            errors: &mut errors,
+            path: "/LPCO".to_owned(),
+        },
+        co,
+    );
+    errors
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -523,8 +627,6 @@ enum Occurs {
     Required,
     Optional,
 }
-
-use Occurs::{Optional, Required};
 
 /// The form a text value must have.
 #[derive(Clone, Copy)]
@@ -551,326 +653,437 @@ enum Format {
     PackageCount,
 }
 
-#[derive(Default)]
-struct Checker {
-    errors: Vec<ValidationError>,
+use Format::*;
+use Occurs::{Optional, Required};
+
+/// One element being checked: its path, and where faults go.
+struct Scope<'e> {
+    errors: &'e mut Vec<ValidationError>,
+    path: String,
 }
 
-impl Checker {
-    fn push(&mut self, code: &'static str, path: String, message: String) {
-        self.errors.push(ValidationError { code, message, path });
+impl Scope<'_> {
+    /// Records a fault of this element.
+    fn fault(&mut self, code: &'static str, message: String) {
+        let path = self.path.clone();
+        self.errors.push(ValidationError {
+            code,
+            message,
+            path,
+        });
     }
 
-    /// Checks one text element; returns its value when it is present and well-formed.
-    fn leaf<'v>(
+    /// Records a fault of the child (element or `@attribute`) `name`.
+    fn fault_at(&mut self, name: &str, code: &'static str, message: String) {
+        let path = format!("{}/{name}", self.path);
+        self.errors.push(ValidationError {
+            code,
+            message,
+            path,
+        });
+    }
+
+    /// The child group `name`, reported missing when mandatory; its scope to check it with.
+    fn group<'v, T>(
         &mut self,
-        value: &'v Option<String>,
-        parent: &str,
         name: &str,
+        value: &'v Option<T>,
         occurs: Occurs,
+    ) -> Option<(&'v T, Scope<'_>)> {
+        match value {
+            Some(value) => Some((value, self.child(name.to_owned()))),
+            None => {
+                if occurs == Required {
+                    self.fault_at(
+                        name,
+                        ec::MISSING,
+                        format!("mandatory element <{name}> is missing"),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// The scope of the `index`-th (1-based) occurrence of the repeated child `name`.
+    fn nth(&mut self, name: &str, index: usize) -> Scope<'_> {
+        self.child(format!("{name}[{index}]"))
+    }
+
+    fn child(&mut self, step: String) -> Scope<'_> {
+        let path = format!("{}/{step}", self.path);
+        Scope {
+            errors: self.errors,
+            path,
+        }
+    }
+
+    /// Checks a mandatory text element; returns its value when present and well-formed.
+    fn required<'v>(
+        &mut self,
+        name: &str,
+        value: &'v Option<String>,
         format: Format,
     ) -> Option<&'v str> {
-        let path = format!("{parent}/{name}");
-        let Some(value) = value.as_deref() else {
-            if occurs == Required {
-                self.push(ec::MISSING, path, format!("mandatory element <{name}> is missing"));
-            }
-            return None;
-        };
-        if occurs == Required && is_blank(value) {
-            self.push(ec::MISSING, path, format!("mandatory element <{name}> is empty"));
-            return None;
+        match value.as_deref() {
+            None => self.fault_at(
+                name,
+                ec::MISSING,
+                format!("mandatory element <{name}> is missing"),
+            ),
+            Some(v) if is_blank(v) => self.fault_at(
+                name,
+                ec::MISSING,
+                format!("mandatory element <{name}> is empty"),
+            ),
+            Some(v) => return self.text(name, v, format),
         }
+        None
+    }
+
+    /// Checks an optional text element; returns its value when present and well-formed.
+    fn optional<'v>(
+        &mut self,
+        name: &str,
+        value: &'v Option<String>,
+        format: Format,
+    ) -> Option<&'v str> {
+        self.text(name, value.as_deref()?, format)
+    }
+
+    fn text<'v>(&mut self, name: &str, value: &'v str, format: Format) -> Option<&'v str> {
+        let v = shown(value);
         let fault = match format {
-            Format::An(max) => {
+            An(max) => {
                 let length = value.chars().count();
                 if is_blank(value) {
-                    Some((ec::LENGTH, format!("<{name}> is empty; omit it or give a value (an..{max})")))
+                    Some((
+                        ec::LENGTH,
+                        format!("<{name}> is empty; omit it or give a value (an..{max})"),
+                    ))
                 } else if length > max {
-                    Some((ec::LENGTH, format!("<{name}> has {length} characters; at most {max} are allowed (an..{max})")))
+                    Some((
+                        ec::LENGTH,
+                        format!("<{name}> has {length} characters; at most {max} are allowed"),
+                    ))
                 } else {
                     None
                 }
             }
-            Format::Country => (!codes::is_country_code(value))
-                .then(|| (ec::COUNTRY, format!("{} is not an ISO 3166-1 alpha-2 country code", shown(value)))),
-            Format::Locode => (!codes::is_locode(value)).then(|| {
-                let m = format!("{} is not a UN/LOCODE (country code and 3 letters or digits 2-9)", shown(value));
-                (ec::FORMAT, m)
+            Country => (!codes::is_country_code(value)).then(|| {
+                (
+                    ec::COUNTRY,
+                    format!("{v} is not an ISO 3166-1 alpha-2 country code"),
+                )
             }),
-            Format::Hs => (!codes::is_hs_code(value))
-                .then(|| (ec::HS, format!("{} is not an HS code of 6 to 10 digits", shown(value)))),
-            Format::PackageType => (!codes::is_package_type_code(value)).then(|| {
-                let m = format!("{} is not a UN/ECE Rec 21 package type code (2 upper-case letters or digits)", shown(value));
-                (ec::FORMAT, m)
+            Locode => (!codes::is_locode(value)).then(|| {
+                (
+                    ec::FORMAT,
+                    format!("{v} is not a UN/LOCODE (country and 3 letters or digits 2-9)"),
+                )
             }),
-            Format::DateTime => (!is_date_time_with_offset(value)).then(|| {
-                let m = format!("{} is not an ISO 8601 date-time with offset, e.g. 2025-03-14T10:30:00+09:00", shown(value));
-                (ec::DATETIME, m)
+            Hs => (!codes::is_hs_code(value))
+                .then(|| (ec::HS, format!("{v} is not an HS code of 6 to 10 digits"))),
+            PackageType => (!codes::is_package_type_code(value)).then(|| {
+                (
+                    ec::FORMAT,
+                    format!("{v} is not a UN/ECE Rec 21 code (2 upper-case letters or digits)"),
+                )
             }),
-            Format::Date => (!is_date(value))
-                .then(|| (ec::DATE, format!("{} is not an ISO 8601 date YYYY-MM-DD", shown(value)))),
-            Format::Boolean => (super::model::parse_xs_boolean(value).is_none())
-                .then(|| (ec::FORMAT, format!("{} is not a boolean (true, false, 1 or 0)", shown(value)))),
-            Format::SequenceNumber => (!is_digits(value, 5) || value.bytes().all(|b| b == b'0'))
-                .then(|| (ec::FORMAT, format!("{} is not a sequence number of 1 to 5 digits, from 1", shown(value)))),
-            Format::PackageCount => (!is_digits(value, 8))
-                .then(|| (ec::FORMAT, format!("{} is not a number of packages of 1 to 8 digits", shown(value)))),
+            DateTime => (!is_date_time_with_offset(value)).then(|| {
+                (
+                    ec::DATETIME,
+                    format!("{v} is not a date-time with offset like 2025-03-14T10:30:00+09:00"),
+                )
+            }),
+            Date => (!is_date(value)).then(|| (ec::DATE, format!("{v} is not a date YYYY-MM-DD"))),
+            Boolean => super::model::parse_xs_boolean(value).is_none().then(|| {
+                (
+                    ec::FORMAT,
+                    format!("{v} is not a boolean (true, false, 1 or 0)"),
+                )
+            }),
+            SequenceNumber => {
+                (!is_digits(value, 5) || value.bytes().all(|b| b == b'0')).then(|| {
+                    (
+                        ec::FORMAT,
+                        format!("{v} is not a sequence number of 1 to 5 digits, from 1"),
+                    )
+                })
+            }
+            PackageCount => (!is_digits(value, 8)).then(|| {
+                (
+                    ec::FORMAT,
+                    format!("{v} is not a number of packages of 1 to 8 digits"),
+                )
+            }),
         };
         match fault {
             Some((code, message)) => {
-                self.push(code, path, message);
+                self.fault_at(name, code, message);
                 None
             }
             None => Some(value),
         }
     }
 
-    /// Checks that a group is present when mandatory; returns it with its path.
-    fn group<'v, T>(
-        &mut self,
-        value: &'v Option<T>,
-        parent: &str,
-        name: &str,
-        occurs: Occurs,
-    ) -> Option<(&'v T, String)> {
-        let path = format!("{parent}/{name}");
-        match value {
-            Some(value) => Some((value, path)),
-            None => {
-                if occurs == Required {
-                    self.push(ec::MISSING, path, format!("mandatory element <{name}> is missing"));
-                }
-                None
-            }
-        }
-    }
-
-    /// Checks an amount or measure: a decimal with its mandatory code attribute.
-    #[allow(clippy::too_many_arguments)]
+    /// Checks this element as an amount or measure: a decimal with its mandatory code
+    /// attribute `attribute`, whose form `attribute_ok` checks.
     fn quantity(
         &mut self,
         value: Option<&str>,
-        attribute: Option<&str>,
-        path: &str,
-        attribute_name: &str,
+        (attribute, code): (&str, Option<&str>),
         attribute_ok: fn(&str) -> bool,
         attribute_form: &str,
     ) {
-        let attribute_path = format!("{path}/@{attribute_name}");
-        match attribute {
-            None => self.push(ec::MISSING, attribute_path, format!("mandatory attribute {attribute_name} is missing")),
-            Some(a) if !attribute_ok(a) => {
-                self.push(ec::FORMAT, attribute_path, format!("{} is not {attribute_form}", shown(a)));
-            }
+        let at = format!("@{attribute}");
+        match code {
+            None => self.fault_at(
+                &at,
+                ec::MISSING,
+                format!("mandatory attribute {attribute} is missing"),
+            ),
+            Some(c) if !attribute_ok(c) => self.fault_at(
+                &at,
+                ec::FORMAT,
+                format!("{} is not {attribute_form}", shown(c)),
+            ),
             Some(_) => {}
         }
         match value {
             Some(v) if is_decimal(v) => {}
-            Some(v) if !is_blank(v) => self.push(
-                ec::DECIMAL,
-                path.to_owned(),
-                format!("{} is not a non-negative decimal number such as 1234.56", shown(v)),
-            ),
-            _ => self.push(ec::DECIMAL, path.to_owned(), "the element is empty; a decimal number is required".to_owned()),
-        }
-    }
-
-    fn lpco(&mut self, co: &Lpco) {
-        let p = "/LPCO";
-        self.leaf(&co.id, p, "ID", Required, Format::An(35));
-        if let Some(type_code) = self.leaf(&co.type_code, p, "TypeCode", Required, Format::An(3)) {
-            if type_code != codes::CERTIFICATE_OF_ORIGIN {
-                let what = if type_code == codes::DECLARATION_OF_ORIGIN { " (declaration of origin)" } else { "" };
-                let message = format!(
-                    "document name code is {}{what}; a certificate of origin has {} (UN/EDIFACT 1001)",
-                    shown(type_code),
-                    codes::CERTIFICATE_OF_ORIGIN
+            Some(v) if !is_blank(v) => {
+                self.fault(
+                    ec::DECIMAL,
+                    format!("{} is not a non-negative decimal such as 1234.56", shown(v)),
                 );
-                self.push(ec::DOCTYPE, format!("{p}/TypeCode"), message);
             }
-        }
-        self.leaf(&co.agreement_code, p, "AgreementCode", Required, Format::An(10));
-        self.leaf(&co.category_code, p, "CategoryCode", Optional, Format::An(3));
-        self.leaf(&co.issue_date_time, p, "IssueDateTime", Required, Format::DateTime);
-        self.leaf(&co.issue_location_id, p, "IssueLocationID", Optional, Format::Locode);
-        self.leaf(&co.issue_location_name, p, "IssueLocationName", Optional, Format::An(256));
-        self.leaf(&co.status_code, p, "StatusCode", Optional, Format::An(3));
-        self.leaf(&co.operation_mode_code, p, "OperationModeCode", Optional, Format::An(3));
-        self.leaf(&co.issued_retroactively_indicator, p, "IssuedRetroactivelyIndicator", Optional, Format::Boolean);
-        self.leaf(&co.back_to_back_indicator, p, "BackToBackIndicator", Optional, Format::Boolean);
-        if let Some((authentication, path)) = self.group(&co.authentication, p, "Authentication", Required) {
-            self.authentication(authentication, &path);
-        }
-        self.additional_information(&co.additional_information, p);
-        if let Some((consignment, path)) = self.group(&co.consignment, p, "Consignment", Required) {
-            self.consignment(consignment, &path);
+            _ => self.fault(
+                ec::DECIMAL,
+                "the element is empty; a decimal number is required".to_owned(),
+            ),
         }
     }
+}
 
-    fn authentication(&mut self, a: &Authentication, p: &str) {
-        self.leaf(&a.statement, p, "Authentication", Optional, Format::An(512));
-        self.leaf(&a.location_name, p, "LocationName", Optional, Format::An(256));
-        self.leaf(&a.location_id, p, "LocationID", Optional, Format::Locode);
-        self.leaf(&a.actual_date_time, p, "ActualDateTime", Optional, Format::DateTime);
-        if let Some((authenticator, path)) = self.group(&a.authenticator, p, "Authenticator", Required) {
-            self.leaf(&authenticator.name, &path, "Name", Required, Format::An(70));
+fn lpco(s: &mut Scope, co: &Lpco) {
+    s.required("ID", &co.id, An(35));
+    if let Some(type_code) = s.required("TypeCode", &co.type_code, An(3)) {
+        if type_code != codes::CERTIFICATE_OF_ORIGIN {
+            let name = match type_code {
+                codes::DECLARATION_OF_ORIGIN => " (declaration of origin)",
+                _ => "",
+            };
+            let message = format!(
+                "document name code is {}{name}; a certificate of origin has {} (UN/EDIFACT 1001)",
+                shown(type_code),
+                codes::CERTIFICATE_OF_ORIGIN
+            );
+            s.fault_at("TypeCode", ec::DOCTYPE, message);
         }
     }
+    s.required("AgreementCode", &co.agreement_code, An(10));
+    s.optional("CategoryCode", &co.category_code, An(3));
+    s.required("IssueDateTime", &co.issue_date_time, DateTime);
+    s.optional("IssueLocationID", &co.issue_location_id, Locode);
+    s.optional("IssueLocationName", &co.issue_location_name, An(256));
+    s.optional("StatusCode", &co.status_code, An(3));
+    s.optional("OperationModeCode", &co.operation_mode_code, An(3));
+    s.optional(
+        "IssuedRetroactivelyIndicator",
+        &co.issued_retroactively_indicator,
+        Boolean,
+    );
+    s.optional("BackToBackIndicator", &co.back_to_back_indicator, Boolean);
+    if let Some((a, mut s)) = s.group("Authentication", &co.authentication, Required) {
+        authentication(&mut s, a);
+    }
+    additional_information(s, &co.additional_information);
+    if let Some((c, mut s)) = s.group("Consignment", &co.consignment, Required) {
+        consignment(&mut s, c);
+    }
+}
 
-    fn additional_information(&mut self, list: &[AdditionalInformation], parent: &str) {
-        for (i, info) in list.iter().enumerate() {
-            let p = format!("{parent}/AdditionalInformation[{}]", i + 1);
-            self.leaf(&info.statement_type_code, &p, "StatementTypeCode", Optional, Format::An(3));
-            self.leaf(&info.statement_description, &p, "StatementDescription", Optional, Format::An(512));
+fn authentication(s: &mut Scope, a: &Authentication) {
+    s.optional("Authentication", &a.statement, An(512));
+    s.optional("LocationName", &a.location_name, An(256));
+    s.optional("LocationID", &a.location_id, Locode);
+    s.optional("ActualDateTime", &a.actual_date_time, DateTime);
+    if let Some((authenticator, mut s)) = s.group("Authenticator", &a.authenticator, Required) {
+        s.required("Name", &authenticator.name, An(70));
+    }
+}
+
+fn additional_information(s: &mut Scope, list: &[AdditionalInformation]) {
+    for (i, info) in list.iter().enumerate() {
+        let mut s = s.nth("AdditionalInformation", i + 1);
+        s.optional("StatementTypeCode", &info.statement_type_code, An(3));
+        s.optional("StatementDescription", &info.statement_description, An(512));
+    }
+}
+
+fn consignment(s: &mut Scope, c: &Consignment) {
+    if let Some((m, mut s)) = s.group("BorderTransportMeans", &c.border_transport_means, Optional) {
+        s.optional("Name", &m.name, An(35));
+        s.optional("ID", &m.id, An(35));
+        s.optional("TypeCode", &m.type_code, An(4));
+        s.optional("JourneyID", &m.journey_id, An(17));
+        s.optional("DepartureDateTime", &m.departure_date_time, DateTime);
+    }
+    for (name, party) in [("Consignee", &c.consignee), ("Consignor", &c.consignor)] {
+        if let Some((party, mut s)) = s.group(name, party, Required) {
+            s.required("Name", &party.name, An(70));
+            s.optional("ID", &party.id, An(35));
+            s.optional("RoleCode", &party.role_code, An(3));
+            if let Some((address, mut s)) = s.group("Address", &party.address, Required) {
+                self::address(&mut s, address);
+            }
         }
     }
+    for (name, location) in [
+        ("LoadingLocation", &c.loading_location),
+        ("UnloadingLocation", &c.unloading_location),
+    ] {
+        if let Some((location, mut s)) = s.group(name, location, Optional) {
+            s.optional("Name", &location.name, An(256));
+            s.optional("ID", &location.id, Locode);
+        }
+    }
+    for (i, equipment) in c.transport_equipment.iter().enumerate() {
+        let mut s = s.nth("TransportEquipment", i + 1);
+        s.optional("CharacteristicCode", &equipment.characteristic_code, An(4));
+        for (j, seal) in equipment.seals.iter().enumerate() {
+            let mut s = s.nth("Seal", j + 1);
+            s.optional("SequenceNumeric", &seal.sequence_numeric, SequenceNumber);
+            s.optional("ID", &seal.id, An(35));
+        }
+    }
+    if let Some((invoice, mut s)) = s.group("ThirdPartyInvoice", &c.third_party_invoice, Optional) {
+        s.optional("CountryCode", &invoice.country_code, Country);
+        s.optional("Name", &invoice.name, An(70));
+        if let Some((address, mut s)) = s.group("Address", &invoice.address, Optional) {
+            s.optional("Line", &address.line, An(256));
+        }
+    }
+    if let Some((exhibition, mut s)) = s.group("Exhibition", &c.exhibition, Optional) {
+        s.optional("Name", &exhibition.name, An(256));
+        if let Some((address, mut s)) = s.group("Address", &exhibition.address, Optional) {
+            s.optional("Line", &address.line, An(256));
+        }
+    }
+    if c.items.is_empty() {
+        let message = "a CO needs at least one <ConsignmentItem>".to_owned();
+        s.fault_at("ConsignmentItem", ec::MISSING, message);
+    }
+    for (i, item) in c.items.iter().enumerate() {
+        consignment_item(&mut s.nth("ConsignmentItem", i + 1), item, i + 1);
+    }
+}
 
-    fn consignment(&mut self, c: &Consignment, p: &str) {
-        if let Some((means, q)) = self.group(&c.border_transport_means, p, "BorderTransportMeans", Optional) {
-            self.leaf(&means.name, &q, "Name", Optional, Format::An(35));
-            self.leaf(&means.id, &q, "ID", Optional, Format::An(35));
-            self.leaf(&means.type_code, &q, "TypeCode", Optional, Format::An(4));
-            self.leaf(&means.journey_id, &q, "JourneyID", Optional, Format::An(17));
-            self.leaf(&means.departure_date_time, &q, "DepartureDateTime", Optional, Format::DateTime);
+fn address(s: &mut Scope, a: &Address) {
+    s.optional("TypeCode", &a.type_code, An(3));
+    s.optional("Line", &a.line, An(256));
+    s.optional("CityName", &a.city_name, An(35));
+    s.optional("PostcodeID", &a.postcode_id, An(17));
+    s.optional(
+        "CountrySubDivisionCode",
+        &a.country_sub_division_code,
+        An(9),
+    );
+    s.optional(
+        "CountrySubDivisionName",
+        &a.country_sub_division_name,
+        An(35),
+    );
+    s.required("CountryCode", &a.country_code, Country);
+    s.optional("CountryName", &a.country_name, An(70));
+}
+
+/// One goods item; `position` is its 1-based place in document order, which its
+/// SequenceNumeric must equal (1, 2, 3 ... without gaps or duplicates).
+fn consignment_item(s: &mut Scope, item: &ConsignmentItem, position: usize) {
+    let number = s.required("SequenceNumeric", &item.sequence_numeric, SequenceNumber);
+    if let Some(number) = number.and_then(|n| n.parse::<usize>().ok()) {
+        if number != position {
+            let message = format!(
+                "item {position} in document order is numbered {number}; \
+                 items are numbered 1, 2, 3 ... without gaps or duplicates"
+            );
+            s.fault_at("SequenceNumeric", ec::SEQUENCE, message);
         }
-        for name in ["Consignee", "Consignor"] {
-            let party = if name == "Consignee" { &c.consignee } else { &c.consignor };
-            if let Some((party, q)) = self.group(party, p, name, Required) {
-                self.party(party, &q);
-            }
+    }
+    if let Some((commodity, mut s)) = s.group("Commodity", &item.commodity, Required) {
+        self::commodity(&mut s, commodity);
+    }
+    if let Some((measure, mut s)) = s.group("GoodsMeasure", &item.goods_measure, Optional) {
+        goods_measure(&mut s, measure);
+    }
+    if let Some((o, mut s)) = s.group("Origin", &item.origin, Required) {
+        s.required("CountryCode", &o.country_code, Country);
+        s.optional("CountryName", &o.country_name, An(70));
+        s.optional("RegionID", &o.region_id, An(9));
+        s.optional("TypeCode", &o.type_code, An(3));
+        s.required("RuleCode", &o.rule_code, An(10));
+    }
+    if let Some((packaging, mut s)) = s.group("Packaging", &item.packaging, Optional) {
+        s.optional("MarksNumbersID", &packaging.marks_numbers_id, An(512));
+        s.optional(
+            "QuantityQuantity",
+            &packaging.quantity_quantity,
+            PackageCount,
+        );
+        s.optional("TypeCode", &packaging.type_code, PackageType);
+    }
+    if let Some((invoice, mut s)) = s.group("Invoice", &item.invoice, Optional) {
+        s.optional("ID", &invoice.id, An(35));
+        s.optional("IssueDateTime", &invoice.issue_date, Date);
+    }
+    additional_information(s, &item.additional_information);
+}
+
+fn commodity(s: &mut Scope, c: &Commodity) {
+    s.required("Description", &c.description, An(512));
+    if let Some((classification, mut s)) = s.group("Classification", &c.classification, Required) {
+        s.required("ID", &classification.id, Hs);
+        s.required(
+            "IdentificationTypeCode",
+            &classification.identification_type_code,
+            An(3),
+        );
+    }
+    if let Some((amount, mut s)) = s.group("ValueAmount", &c.value_amount, Optional) {
+        let currency = ("currencyID", amount.currency_id.as_deref());
+        s.quantity(
+            amount.value.as_deref(),
+            currency,
+            codes::is_currency_code,
+            "an ISO 4217 currency code",
+        );
+    }
+    if let Some((producer, mut s)) = s.group("Producer", &c.producer, Optional) {
+        s.optional("Name", &producer.name, An(70));
+        if let Some((address, mut s)) = s.group("Address", &producer.address, Optional) {
+            self::address(&mut s, address);
         }
-        for (name, location) in [("LoadingLocation", &c.loading_location), ("UnloadingLocation", &c.unloading_location)] {
-            if let Some((location, q)) = self.group(location, p, name, Optional) {
-                self.leaf(&location.name, &q, "Name", Optional, Format::An(256));
-                self.leaf(&location.id, &q, "ID", Optional, Format::Locode);
-            }
-        }
-        for (i, equipment) in c.transport_equipment.iter().enumerate() {
-            let q = format!("{p}/TransportEquipment[{}]", i + 1);
-            self.leaf(&equipment.characteristic_code, &q, "CharacteristicCode", Optional, Format::An(4));
-            for (j, seal) in equipment.seals.iter().enumerate() {
-                let r = format!("{q}/Seal[{}]", j + 1);
-                self.leaf(&seal.sequence_numeric, &r, "SequenceNumeric", Optional, Format::SequenceNumber);
-                self.leaf(&seal.id, &r, "ID", Optional, Format::An(35));
-            }
-        }
-        if let Some((invoice, q)) = self.group(&c.third_party_invoice, p, "ThirdPartyInvoice", Optional) {
-            self.leaf(&invoice.country_code, &q, "CountryCode", Optional, Format::Country);
-            self.leaf(&invoice.name, &q, "Name", Optional, Format::An(70));
-            if let Some((address, r)) = self.group(&invoice.address, &q, "Address", Optional) {
-                self.leaf(&address.line, &r, "Line", Optional, Format::An(256));
-            }
-        }
-        if let Some((exhibition, q)) = self.group(&c.exhibition, p, "Exhibition", Optional) {
-            self.leaf(&exhibition.name, &q, "Name", Optional, Format::An(256));
-            if let Some((address, r)) = self.group(&exhibition.address, &q, "Address", Optional) {
-                self.leaf(&address.line, &r, "Line", Optional, Format::An(256));
-            }
-        }
-        if c.items.is_empty() {
-            self.push(
-                ec::MISSING,
-                format!("{p}/ConsignmentItem"),
-                "a CO needs at least one <ConsignmentItem>".to_owned(),
+    }
+}
+
+fn goods_measure(s: &mut Scope, m: &GoodsMeasure) {
+    let measures = [
+        ("GrossMassMeasure", &m.gross_mass_measure),
+        ("NetNetWeightMeasure", &m.net_net_weight_measure),
+        ("TariffQuantity", &m.tariff_quantity),
+    ];
+    for (name, measure) in measures {
+        if let Some((measure, mut s)) = s.group(name, measure, Optional) {
+            let unit = ("unitCode", measure.unit_code.as_deref());
+            s.quantity(
+                measure.value.as_deref(),
+                unit,
+                codes::is_unit_code,
+                "a UN/ECE Rec 20 unit code",
             );
         }
-        for (i, item) in c.items.iter().enumerate() {
-            self.item(item, &format!("{p}/ConsignmentItem[{}]", i + 1), i + 1);
-        }
-    }
-
-    fn party(&mut self, party: &Party, p: &str) {
-        self.leaf(&party.name, p, "Name", Required, Format::An(70));
-        self.leaf(&party.id, p, "ID", Optional, Format::An(35));
-        self.leaf(&party.role_code, p, "RoleCode", Optional, Format::An(3));
-        if let Some((address, q)) = self.group(&party.address, p, "Address", Required) {
-            self.address(address, &q);
-        }
-    }
-
-    fn address(&mut self, a: &Address, p: &str) {
-        self.leaf(&a.type_code, p, "TypeCode", Optional, Format::An(3));
-        self.leaf(&a.line, p, "Line", Optional, Format::An(256));
-        self.leaf(&a.city_name, p, "CityName", Optional, Format::An(35));
-        self.leaf(&a.postcode_id, p, "PostcodeID", Optional, Format::An(17));
-        self.leaf(&a.country_sub_division_code, p, "CountrySubDivisionCode", Optional, Format::An(9));
-        self.leaf(&a.country_sub_division_name, p, "CountrySubDivisionName", Optional, Format::An(35));
-        self.leaf(&a.country_code, p, "CountryCode", Required, Format::Country);
-        self.leaf(&a.country_name, p, "CountryName", Optional, Format::An(70));
-    }
-
-    /// One goods item; `position` is its 1-based place in document order, which its
-    /// SequenceNumeric must equal (1, 2, 3 ... without gaps or duplicates).
-    fn item(&mut self, item: &ConsignmentItem, p: &str, position: usize) {
-        let sequence = self.leaf(&item.sequence_numeric, p, "SequenceNumeric", Required, Format::SequenceNumber);
-        if let Some(number) = sequence.and_then(|s| s.parse::<usize>().ok()) {
-            if number != position {
-                let message = format!(
-                    "item {position} in document order is numbered {number}; items must be numbered 1, 2, 3 ... without gaps or duplicates"
-                );
-                self.push(ec::SEQUENCE, format!("{p}/SequenceNumeric"), message);
-            }
-        }
-        if let Some((commodity, q)) = self.group(&item.commodity, p, "Commodity", Required) {
-            self.commodity(commodity, &q);
-        }
-        if let Some((measure, q)) = self.group(&item.goods_measure, p, "GoodsMeasure", Optional) {
-            self.goods_measure(measure, &q);
-        }
-        if let Some((origin, q)) = self.group(&item.origin, p, "Origin", Required) {
-            self.origin(origin, &q);
-        }
-        if let Some((packaging, q)) = self.group(&item.packaging, p, "Packaging", Optional) {
-            self.leaf(&packaging.marks_numbers_id, &q, "MarksNumbersID", Optional, Format::An(512));
-            self.leaf(&packaging.quantity_quantity, &q, "QuantityQuantity", Optional, Format::PackageCount);
-            self.leaf(&packaging.type_code, &q, "TypeCode", Optional, Format::PackageType);
-        }
-        if let Some((invoice, q)) = self.group(&item.invoice, p, "Invoice", Optional) {
-            self.leaf(&invoice.id, &q, "ID", Optional, Format::An(35));
-            self.leaf(&invoice.issue_date, &q, "IssueDateTime", Optional, Format::Date);
-        }
-        self.additional_information(&item.additional_information, p);
-    }
-
-    fn commodity(&mut self, c: &Commodity, p: &str) {
-        self.leaf(&c.description, p, "Description", Required, Format::An(512));
-        if let Some((classification, q)) = self.group(&c.classification, p, "Classification", Required) {
-            self.leaf(&classification.id, &q, "ID", Required, Format::Hs);
-            self.leaf(&classification.identification_type_code, &q, "IdentificationTypeCode", Required, Format::An(3));
-        }
-        if let Some((amount, q)) = self.group(&c.value_amount, p, "ValueAmount", Optional) {
-            let (value, currency) = (amount.value.as_deref(), amount.currency_id.as_deref());
-            self.quantity(value, currency, &q, "currencyID", codes::is_currency_code, "an ISO 4217 currency code");
-        }
-        if let Some((producer, q)) = self.group(&c.producer, p, "Producer", Optional) {
-            self.leaf(&producer.name, &q, "Name", Optional, Format::An(70));
-            if let Some((address, r)) = self.group(&producer.address, &q, "Address", Optional) {
-                self.address(address, &r);
-            }
-        }
-    }
-
-    fn goods_measure(&mut self, m: &GoodsMeasure, p: &str) {
-        let measures = [
-            ("GrossMassMeasure", &m.gross_mass_measure),
-            ("NetNetWeightMeasure", &m.net_net_weight_measure),
-            ("TariffQuantity", &m.tariff_quantity),
-        ];
-        for (name, measure) in measures {
-            if let Some((measure, q)) = self.group(measure, p, name, Optional) {
-                let (value, unit) = (measure.value.as_deref(), measure.unit_code.as_deref());
-                self.quantity(value, unit, &q, "unitCode", codes::is_unit_code, "a UN/ECE Rec 20 unit code");
-            }
-        }
-    }
-
-    fn origin(&mut self, o: &Origin, p: &str) {
-        self.leaf(&o.country_code, p, "CountryCode", Required, Format::Country);
-        self.leaf(&o.country_name, p, "CountryName", Optional, Format::An(70));
-        self.leaf(&o.region_id, p, "RegionID", Optional, Format::An(9));
-        self.leaf(&o.type_code, p, "TypeCode", Optional, Format::An(3));
-        self.leaf(&o.rule_code, p, "RuleCode", Required, Format::An(10));
     }
 }
 
@@ -903,7 +1116,7 @@ fn is_date_time_with_offset(s: &str) -> bool {
     if s.as_bytes().get(10) != Some(&b'T') || s.ends_with('z') {
         return false;
     }
-    DateTime::parse_from_rfc3339(s).is_ok_and(|dt| {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok_and(|dt| {
         dt.nanosecond() < 1_000_000_000 && dt.offset().local_minus_utc().abs() <= 14 * 3600
     })
 }
@@ -912,7 +1125,13 @@ fn is_date_time_with_offset(s: &str) -> bool {
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
-        && b.iter().enumerate().all(|(i, &c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() })
+        && b.iter().enumerate().all(|(i, &c)| {
+            if i == 4 || i == 7 {
+                c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
         && !s.starts_with("0000")
         && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }

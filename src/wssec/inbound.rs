@@ -45,9 +45,19 @@ pub struct VerifiedMessage {
     operation_ns: String,
     operation: String,
     signer: Certificate,
+    parts: Vec<Part>,
     replay_key: String,
     expires: DateTime<Utc>,
     was_encrypted: bool,
+}
+
+/// A child element of the operation element, as a standalone XML document (its namespaces
+/// declared on itself), so a payload can be bound without knowing the envelope.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub namespace: String,
+    pub local_name: String,
+    pub xml: Vec<u8>,
 }
 
 impl VerifiedMessage {
@@ -61,6 +71,10 @@ impl VerifiedMessage {
     /// Namespace and local name of the Body's child (the operation element).
     pub fn operation(&self) -> (&str, &str) {
         (&self.operation_ns, &self.operation)
+    }
+    /// The operation element's child elements, in order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
     }
     pub fn signer(&self) -> &Certificate {
         &self.signer
@@ -133,7 +147,13 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     let signature = doc.element_by_id(&plan.signature_id).ok_or(SecurityError::Unsigned("signature vanished".into()))?;
     let value = single_child(&signature, ns::DS, "SignatureValue")?.text();
     let value: String = value.split_whitespace().collect();
+    let parts = child
+        .child_elements()
+        .iter()
+        .map(|p| Ok(Part { namespace: p.namespace(), local_name: p.local_name(), xml: p.to_standalone_xml()? }))
+        .collect::<Result<Vec<_>, SecurityError>>()?;
     Ok(VerifiedMessage {
+        parts,
         version: envelope.version,
         body_child: child.to_standalone_xml()?,
         operation_ns: child.namespace(),

@@ -6,8 +6,9 @@
 #   STOREPASS: store AND key password of every keystore (default: $STOREPASS or "changeit")
 #
 # Writes (aliases are lower-case: JKS folds them):
-#   OUT_DIR/<PARTY>.jks      PrivateKeyEntry <party>-signing, <party>-encryption
-#                            (each with chain [leaf, CA]) - one per party directory found
+#   OUT_DIR/<PARTY>.jks      PrivateKeyEntry <party>-signing, <party>-encryption and, when
+#                            tls.key.pem exists, <party>-tls (each with chain [leaf, CA]);
+#                            one keystore per party directory found
 #   OUT_DIR/truststore.jks   trustedCertEntry ca, and <party>-signing, <party>-encryption for every party
 #   OUT_DIR/ca-truststore.jks trustedCertEntry ca only
 # Existing output files are replaced. Exit: 0 ok, 1 failure, 2 usage.
@@ -44,6 +45,14 @@ for pdir in "$PKI"/*/; do
     keytool -importcert -noprompt -keystore "$OUT/truststore.jks" -storetype JKS -storepass "$PASS" \
       -alias "$p-$U" -file "$pdir/$U.cert.pem" >/dev/null 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }
   done
+  if [ -f "$pdir/tls.key.pem" ] && [ -f "$pdir/tls.cert.pem" ]; then   # for send --tls-client-alias
+    openssl pkcs12 -export -name "$p-tls" -inkey "$pdir/tls.key.pem" -in "$pdir/tls.cert.pem" \
+      -certfile "$PKI/ca.cert.pem" -passout "pass:$PASS" -out "$TMP/$p-tls.p12" 2>"$TMP/err" \
+      || { cat "$TMP/err" >&2; exit 1; }
+    keytool -importkeystore -noprompt -srckeystore "$TMP/$p-tls.p12" -srcstoretype PKCS12 -srcstorepass "$PASS" \
+      -srcalias "$p-tls" -destalias "$p-tls" -destkeystore "$OUT/$P.jks" -deststoretype JKS \
+      -deststorepass "$PASS" -destkeypass "$PASS" >/dev/null 2>"$TMP/err" || { cat "$TMP/err" >&2; exit 1; }
+  fi
   n=$((n + 1))
 done
 [ $n -gt 0 ] || { echo "no party directories with signing/encryption keys under $PKI" >&2; exit 1; }

@@ -14,6 +14,7 @@ import argparse
 import base64
 import os
 import sys
+import ssl
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -28,6 +29,8 @@ def main():
     ap.add_argument("--max-requests", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--status", type=int, default=200, help="HTTP status to answer with")
+    ap.add_argument("--tls-cert", help="serve https with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     args = ap.parse_args()
 
     with open(args.ack, "rb") as f:
@@ -78,6 +81,10 @@ def main():
             self._reply(405, b"POST only", "text/plain")
 
     srv = HTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     print(f"PORT {srv.server_address[1]}", flush=True)
     deadline = time.monotonic() + args.timeout
     srv.timeout = 0.5

@@ -80,6 +80,8 @@ check "wss4j sign with 1s TTL" 0 '"ok":true' \
 sleep 2
 check "wss4j process expired timestamp fails" 1 '"ok":false' \
   "$W" process "${ID_PROC[@]}" --in "$T/short.xml"
+check "wss4j process expired timestamp with --no-timestamp-check" 0 '"ok":true' \
+  "$W" process "${ID_PROC[@]}" --in "$T/short.xml" --no-timestamp-check
 check "wss4j usage error" 2 '"ok":false' "$W" process --in x
 
 # ---- libxmlsec1 (xmlsec1 CLI) against WSS4J output
@@ -116,7 +118,7 @@ check "wss4j rejects tampered zeep message" 1 '"ok":false' "$W" process "${ID_PR
 
 # ---- send against the mock endpoint (HTTP side only; requests then verified with WSS4J)
 "$W" sign-only --keystore "$T/ks/ID.jks" $KS --sign-alias id-signing --no-encrypt --in "$FX/unsigned-ack.xml" --out "$T/ack.xml" >/dev/null 2>&1
-sed 's#>RECEIVED<#>REJECTED<#' "$T/ack.xml" > "$T/ack-tampered.xml"
+sed 's#>Accepted<#>Rejected<#' "$T/ack.xml" > "$T/ack-tampered.xml"
 start_mock() {  # ACK_FILE
   [ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null
   rm -rf "$T/mock"; : > "$T/mock.port"
@@ -127,14 +129,14 @@ start_mock() {  # ACK_FILE
   URL="http://127.0.0.1:$(awk '/^PORT/{print $2}' "$T/mock.port")/soap"
 }
 start_mock "$T/ack.xml"
-check "wss4j send (sign+encrypt), signed ack verified" 0 '"status":"RECEIVED","responseBodyChild":"Acknowledgement","responseVerified":true' \
+check "wss4j send (sign+encrypt), signed ack verified" 0 '"status":"Accepted","responseBodyChild":"Acknowledgement","responseVerified":true' \
   "$W" send --url "$URL" --user partner --password s3cret "${KR_SIGN[@]}" --enc-cert-alias id-encryption \
   --in "$FX/unsigned-sendco.xml" --action urn:coconnect:soap:v1/SendCO
 check "mock received request verifies with WSS4J" 0 '"encrypted":true' "$W" process "${ID_PROC[@]}" --in "$T/mock/request-1.xml" --require-encryption
 check "wss4j send, wrong password -> 401" 1 '"httpStatus":401' \
   "$W" send --url "$URL" --user partner --password nope "${KR_SIGN[@]}" --enc-cert-alias id-encryption --in "$FX/unsigned-sendco.xml"
 for m in call raw; do
-  check "zeep send ($m), signed ack verified" 0 '"status":"RECEIVED"' \
+  check "zeep send ($m), signed ack verified" 0 '"status":"Accepted"' \
     "$PY" "$Z" send "${ZS[@]}" --mode $m --url "$URL" --user partner --password s3cret --response-ca "$T/pki/ca.cert.pem"
 done
 check "zeep call mode: zeep parses the ack" 0 '"zeepParsed":true' \
@@ -146,6 +148,24 @@ check "wss4j send: tampered ack fails" 1 '"stage":"response-verify"' \
   "$W" send --url "$URL" --user partner --password s3cret "${KR_SIGN[@]}" --no-encrypt --in "$FX/unsigned-sendco.xml"
 check "zeep send: tampered ack fails with --response-ca" 1 '"stage":"response-verify"' \
   "$PY" "$Z" send "${ZS[@]}" --url "$URL" --user partner --password s3cret --response-ca "$T/pki/ca.cert.pem"
+
+# ---- the project's real contract, when present: wsdl/coconnect.wsdl and examples/soap/<Operation>.xml
+if [ -f "$ROOT/wsdl/coconnect.wsdl" ]; then
+  check "zeep list-operations wsdl/coconnect.wsdl" 0 '"SendCO"' "$PY" "$Z" list-operations "$ROOT/wsdl/coconnect.wsdl"
+  for f in "$ROOT"/examples/soap/*.xml; do
+    [ -f "$f" ] || continue
+    op=$(basename "$f" .xml)
+    check "wss4j sign+encrypt examples/soap/$op.xml" 0 '"ok":true' \
+      "$W" sign-only "${KR_SIGN[@]}" --enc-cert-alias id-encryption --in "$f" --out "$T/ex-$op.xml"
+    check "wss4j process examples/soap/$op.xml" 0 "\"bodyChild\":\"${op}Request\"" \
+      "$W" process "${ID_PROC[@]}" --in "$T/ex-$op.xml" --require-encryption
+    check "zeep sign-only (call, real WSDL) $op" 0 "\"soapAction\":\"\\\"urn:coconnect:soap:v1/$op\\\"\"" \
+      "$PY" "$Z" sign-only --wsdl "$ROOT/wsdl/coconnect.wsdl" --operation "$op" --key "$T/pki/KR/signing.key.pem" \
+      --cert "$T/pki/KR/signing.cert.pem" --envelope-body "$f" --out "$T/zex-$op.xml"
+    check "wss4j processes zeep $op" 0 "\"bodyChild\":\"${op}Request\"" \
+      "$W" process "${ID_PROC[@]}" --in "$T/zex-$op.xml"
+  done
+fi
 
 echo "selftest: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -168,13 +168,22 @@ def make_wsse(key, cert, key_password, ttl, must_understand, with_timestamp):
 
 
 def read_payload(path):
+    """The Body payload element: the file's root, or, when the file is a whole SOAP 1.1
+    Envelope (e.g. examples/soap/*.xml), the first element child of its Body."""
     from lxml import etree
 
     try:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
-        return etree.parse(path, parser).getroot()
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=True)
+        root = etree.parse(path, parser).getroot()
     except (OSError, etree.XMLSyntaxError) as e:
         raise Failure("payload", f"cannot read payload {path}: {e}")
+    if root.tag == f"{{{SOAP11_NS}}}Envelope":
+        body = root.find(f"{{{SOAP11_NS}}}Body")
+        kids = [c for c in body if isinstance(c.tag, str)] if body is not None else []
+        if not kids:
+            raise Failure("payload", f"{path}: SOAP Envelope without a Body payload")
+        root = kids[0]
+    return root
 
 
 def find_binding(client, operation, binding_name=None):
@@ -246,7 +255,8 @@ def build_request(args, transport, wsse):
     etree.SubElement(env, etree.QName(SOAP11_NS, "Header"))
     body = etree.SubElement(env, etree.QName(SOAP11_NS, "Body"))
     body.append(read_payload(args.envelope_body))
-    headers = {"SOAPAction": f'"{args.action}"', "Content-Type": "text/xml; charset=utf-8"}
+    action = args.action or f"urn:coconnect:soap:v1/{args.operation}"
+    headers = {"SOAPAction": f'"{action}"', "Content-Type": "text/xml; charset=utf-8"}
     env, headers = wsse.apply(env, headers)
     return env, headers
 
@@ -438,7 +448,10 @@ def cmd_send(args):
                       error=f"HTTP {response.status_code}: response is not XML: {e}",
                       responseText=response.text[:500])
         return result
-    status = doc.find(f".//{{{CC_NS}}}Status")
+    # cc:Status of the Body's payload (cc:Acknowledgement/cc:Status), else the first one anywhere
+    status = doc.find(f"{{{SOAP11_NS}}}Body/*/{{{CC_NS}}}Status")
+    if status is None:
+        status = doc.find(f".//{{{CC_NS}}}Status")
     result["status"] = status.text.strip() if status is not None and status.text else None
     fault = doc.find(f"{{{SOAP11_NS}}}Body/{{{SOAP11_NS}}}Fault")
     if fault is not None:
@@ -488,12 +501,14 @@ def main(argv=None):
         p.add_argument("--key", required=True, help="signing key, PEM (PKCS#8)")
         p.add_argument("--cert", required=True, help="signing certificate, PEM")
         p.add_argument("--key-password", default=None)
-        p.add_argument("--envelope-body", required=True, help="file with the Body payload element")
+        p.add_argument("--envelope-body", required=True,
+                       help="file with the Body payload element (or a whole SOAP 1.1 envelope: its Body's child)")
         p.add_argument("--operation", default="SendCO")
         p.add_argument("--binding", help="WSDL binding (QName or local name); default: first SOAP 1.1 binding")
         p.add_argument("--mode", choices=["call", "raw"], default="call")
-        p.add_argument("--action", default="urn:coconnect:soap:v1/SendCO",
-                       help="SOAPAction for --mode raw (call mode uses the WSDL's)")
+        p.add_argument("--action", default=None,
+                       help="SOAPAction for --mode raw (default urn:coconnect:soap:v1/OPERATION; "
+                            "call mode uses the WSDL's)")
         p.add_argument("--ttl", type=int, default=300, help="Timestamp lifetime, seconds")
         p.add_argument("--must-understand", action="store_true",
                        help="set soap:mustUnderstand=1 on wsse:Security (zeep does not by default)")

@@ -385,10 +385,21 @@ public final class Wss4jPeer {
         Verified v = new Verified();
         v.doc = doc;
         Element body = soapBody(doc);
-        if (securityHeader(doc) == null) throw new FailException("wss", "no wsse:Security header");
+        Element secEl = securityHeader(doc);
+        if (secEl == null) throw new FailException("wss", "no wsse:Security header");
+        List<String> headerOrder = new ArrayList<>();
+        for (Node n = secEl.getFirstChild(); n != null; n = n.getNextSibling()) {
+            if (n.getNodeType() == Node.ELEMENT_NODE) headerOrder.add(n.getLocalName());
+        }
 
         WSSConfig cfg = WSSConfig.getNewInstance();
-        cfg.setTimeStampStrict(timestampCheck);
+        if (!timestampCheck) {
+            // not strict = Expires ignored; Created must still be within the TTL: ~23 days
+            // (WSS4J multiplies the TTL by 1000 in int arithmetic).
+            cfg.setTimeStampStrict(false);
+            cfg.setTimeStampTTL(2_000_000);
+            cfg.setTimeStampFutureTTL(2_000_000);
+        }
         WSSecurityEngine engine = new WSSecurityEngine();
         engine.setWssConfig(cfg);
         List<WSSecurityEngineResult> results;
@@ -456,7 +467,8 @@ public final class Wss4jPeer {
 
         Map<String, Object> j = v.json;
         j.put("ok", true);
-        j.put("actions", actions);
+        j.put("actions", actions);  // WSS4J's result order: the reverse of the header order
+        j.put("securityHeader", headerOrder);
         j.put("signedIds", signedIds);
         j.put("signedElements", signedElements);
         j.put("bodySigned", bodySigned);
@@ -683,7 +695,10 @@ public final class Wss4jPeer {
             j.put("faultcode", fc == null ? null : fc.getTextContent().trim());
             j.put("faultstring", fs == null ? null : fs.getTextContent().trim());
         }
-        Element status = findDescendant(rbody, CC_NS, "Status");
+        // cc:Status of the Body's payload (cc:Acknowledgement/cc:Status), else the first one anywhere
+        Element rpayload = firstChildElement(rbody);
+        Element status = rpayload == null ? null : childElement(rpayload, CC_NS, "Status");
+        if (status == null) status = findDescendant(rbody, CC_NS, "Status");
         j.put("status", status == null ? null : status.getTextContent().trim());
         Element rfirst = firstChildElement(rbody);
         j.put("responseBodyChild", localNameOf(rfirst));

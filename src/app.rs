@@ -1,0 +1,105 @@
+//! Wiring: loads the store, binds the listeners, starts the SOAP server, the domestic API and
+//! the delivery workers, and stops them on shutdown. Tests and the demo build an [`App`] on
+//! port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::Settings;
+use crate::gateway::auth::CredentialCache;
+use crate::store::Store;
+
+/// What every request handler and worker shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Store,
+    pub credentials: CredentialCache,
+}
+
+/// A running gateway.
+pub struct App {
+    pub state: Arc<AppState>,
+    pub soap_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl App {
+    /// Binds the configured addresses and starts everything.
+    pub async fn start(settings: Settings) -> Result<App, StartError> {
+        let soap = bind(settings.listen.soap).await?;
+        let api = bind(settings.listen.api).await?;
+        Self::start_on(settings, soap, api).await
+    }
+
+    /// Starts on listeners the caller bound (tests and the demo use port 0).
+    pub async fn start_on(settings: Settings, soap: TcpListener, api: TcpListener) -> Result<App, StartError> {
+        let store = Store::connect(&settings.database_url).await?;
+        let workers = settings.delivery.workers.max(1);
+        let state = Arc::new(AppState { settings, store, credentials: CredentialCache::default() });
+        let (shutdown, watch_rx) = watch::channel(false);
+        let soap_addr = soap.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.soap, source })?;
+        let api_addr = api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
+        let mut tasks = JoinSet::new();
+        tasks.spawn(crate::gateway::serve(soap, state.clone(), crate::gateway::Surface::Soap, watch_rx.clone()));
+        tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, watch_rx.clone()));
+        for n in 0..workers {
+            let worker = crate::delivery::Worker::new(state.clone(), format!("{}-{}-{n}", state.settings.party, std::process::id()));
+            tasks.spawn(worker.run(watch_rx.clone()));
+        }
+        tracing::info!(party = %state.settings.party, %soap_addr, %api_addr, workers, "gateway started");
+        Ok(App { state, soap_addr, api_addr, shutdown, tasks })
+    }
+
+    /// Stops accepting, lets in-flight work finish, and waits for every task.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs until SIGTERM or Ctrl-C, then stops.
+    pub async fn run_until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,103 @@
+//! `coconnect demo`: Korea (KR) pushes examples/co.xml to Indonesia (ID), two gateways on
+//! loopback with their own SQLite files, printing each step. Succeeds only if the CO ends
+//! `acknowledged` on KR and `received` on ID.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::devpair::{free_addr, write_pair, GatewayFiles, PairSpec};
+
+const EXAMPLE_CO: &str = include_str!("../examples/co.xml");
+
+/// Runs the demo; `Ok(true)` when the CO was delivered and acknowledged.
+pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
+    let temp;
+    let dir = match keep {
+        Some(d) => {
+            std::fs::create_dir_all(&d)?;
+            d
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_owned()
+        }
+    };
+    println!("1. Development PKI and configurations in {}", dir.display());
+    let addrs = [(free_addr()?, free_addr()?), (free_addr()?, free_addr()?)];
+    let urls = [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())];
+    let [kr, id] = write_pair(&PairSpec { dir: &dir, parties: ["KR", "ID"], addrs, database_urls: urls, profile: "sign-encrypt" })?;
+    println!("   KR: SOAP {} API {} ({})", kr.soap_addr, kr.api_addr, kr.config.display());
+    println!("   ID: SOAP {} API {} ({})", id.soap_addr, id.api_addr, id.config.display());
+
+    println!("2. Starting both gateways");
+    let kr_app = App::start(crate::config::load(&kr.config)?).await?;
+    let id_app = App::start(crate::config::load(&id.config)?).await?;
+
+    let outcome = exchange(&kr, &id).await;
+    kr_app.stop().await;
+    id_app.stop().await;
+    match outcome {
+        Ok(()) => {
+            println!("OK: the CO is acknowledged on KR and received on ID.");
+            Ok(true)
+        }
+        Err(e) => {
+            println!("FAILED: {e:#}");
+            Ok(false)
+        }
+    }
+}
+
+async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    println!("3. KR's issuing system submits examples/co.xml for partner ID (domestic API)");
+    let (status, body) = call(&client, kr, "POST", "/api/v1/certificates?partner=ID", EXAMPLE_CO).await?;
+    println!("   HTTP {status}: {body}");
+    anyhow::ensure!(status == 202, "submission refused");
+    let cert_id = body["id"].as_str().ok_or_else(|| anyhow::anyhow!("no id in the answer"))?.to_owned();
+
+    println!("4. KR's delivery worker signs (rsa-sha256), encrypts (AES-256-GCM, RSA-OAEP) and pushes SendCO to ID;");
+    println!("   ID decrypts, verifies, validates, stores and answers with a signed acknowledgement");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let cert = loop {
+        let (_, cert) = call(&client, kr, "GET", &format!("/api/v1/certificates/{cert_id}"), "").await?;
+        let state = cert["state"].as_str().unwrap_or_default().to_owned();
+        if state == "acknowledged" || state == "rejected" || Instant::now() > deadline {
+            break cert;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("5. KR's certificate {cert_id}: state {}", cert["state"]);
+    for h in cert["history"].as_array().into_iter().flatten() {
+        println!("   {} {} -> {}  ({})", h["at"].as_str().unwrap_or_default(), h["from"].as_str().unwrap_or("-"), h["to"].as_str().unwrap_or_default(), h["cause"].as_str().unwrap_or_default());
+    }
+    anyhow::ensure!(cert["state"] == "acknowledged", "the CO was not acknowledged");
+
+    let reference = cert["reference"].as_str().unwrap_or_default();
+    let (_, found) = call(&client, id, "GET", &format!("/api/v1/certificates?issuer=KR&reference={}", url::form_urlencoded::byte_serialize(reference.as_bytes()).collect::<String>()), "").await?;
+    let received = found.as_array().and_then(|a| a.iter().find(|c| c["direction"] == "inbound")).cloned().unwrap_or(Value::Null);
+    println!("6. ID looks up KR/{reference}: state {}", received["state"]);
+    anyhow::ensure!(received["state"] == "received", "ID does not hold the CO as received");
+    Ok(())
+}
+
+async fn call(client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>, gw: &GatewayFiles, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, Value)> {
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("http://{}{path}", gw.api_addr))
+        .header("Authorization", format!("Bearer {}", gw.api_token))
+        .header("Content-Type", if body.is_empty() { "application/json" } else { "application/xml" })
+        .body(Full::new(Bytes::from(body.to_owned())))?;
+    let resp = client.request(req).await?;
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await?.to_bytes();
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}

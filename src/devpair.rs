@@ -1,0 +1,122 @@
+//! Two gateways on loopback with a development PKI: writes real configuration files for a pair of
+//! parties that trust each other. Used by `coconnect demo` and by the tests; never by `serve`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::config::hash_password;
+use crate::pki::{init_dev_pki, party_files};
+
+/// One generated gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayFiles {
+    pub party: String,
+    pub config: PathBuf,
+    pub soap_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub api_token: String,
+    /// The password the other gateway uses to call this one.
+    pub inbound_password: String,
+    pub database_url: String,
+}
+
+/// How the pair is set up.
+pub struct PairSpec<'a> {
+    pub dir: &'a Path,
+    pub parties: [&'a str; 2],
+    /// SOAP and API addresses of each gateway.
+    pub addrs: [(SocketAddr, SocketAddr); 2],
+    pub database_urls: [String; 2],
+    /// `sign-encrypt` or `sign`, used in both directions.
+    pub profile: &'a str,
+}
+
+fn random_secret() -> String {
+    let mut b = [0u8; 18];
+    // A failing RNG leaves zeros; these secrets only protect a loopback demo.
+    let _ = openssl::rand::rand_bytes(&mut b);
+    crate::wssec::material::hex(&b)
+}
+
+/// Creates the PKI (under `dir/pki`) and one TOML configuration per party.
+pub fn write_pair(spec: &PairSpec<'_>) -> anyhow::Result<[GatewayFiles; 2]> {
+    let pki_dir = spec.dir.join("pki");
+    let parties: Vec<String> = spec.parties.iter().map(|p| p.to_string()).collect();
+    init_dev_pki(&pki_dir, &parties, false)?;
+    let passwords = [random_secret(), random_secret()];
+    let mut out = Vec::new();
+    for i in 0..2 {
+        let (me, other) = (spec.parties[i], spec.parties[1 - i]);
+        let mine = party_files(&pki_dir, me);
+        let theirs = party_files(&pki_dir, other);
+        let token = random_secret();
+        let (soap, api) = spec.addrs[i];
+        let (other_soap, _) = spec.addrs[1 - i];
+        let config = format!(
+            r#"# Generated development configuration for {me} (see docs/configuration.md).
+party = "{me}"
+public_url = "http://{soap}/soap/v1"
+database_url = "{db}"
+
+[listen]
+soap = "{soap}"
+api = "{api}"
+
+[keys]
+signing_key = "{sk}"
+signing_cert = "{sc}"
+decryption_key = "{dk}"
+decryption_cert = "{dc}"
+trust_anchors = ["{ca}"]
+
+[delivery]
+retry_delay_seconds = 2
+poll_interval_millis = 100
+
+[[api_tokens]]
+name = "domestic-system"
+token = "{token}"
+
+[[partners]]
+party = "{other}"
+endpoint = "http://{other_soap}/soap/v1"
+signing_certs = ["{their_sc}"]
+encryption_cert = "{their_ec}"
+profile = "{profile}"
+allowed_networks = ["127.0.0.0/8", "::1/128"]
+outbound_auth = {{ username = "{me}", password = "{out_pw}" }}
+inbound_auth = {{ username = "{other}", password_hash = "{in_hash}" }}
+"#,
+            db = spec.database_urls[i],
+            sk = mine.signing_key.display(),
+            sc = mine.signing_cert.display(),
+            dk = mine.encryption_key.display(),
+            dc = mine.encryption_cert.display(),
+            ca = pki_dir.join("ca.cert.pem").display(),
+            their_sc = theirs.signing_cert.display(),
+            their_ec = theirs.encryption_cert.display(),
+            profile = spec.profile,
+            out_pw = passwords[1 - i],
+            in_hash = hash_password(&passwords[i])?,
+        );
+        let path = spec.dir.join(format!("{me}.toml"));
+        std::fs::write(&path, config)?;
+        out.push(GatewayFiles {
+            party: me.to_owned(),
+            config: path,
+            soap_addr: soap,
+            api_addr: api,
+            api_token: token,
+            inbound_password: passwords[i].clone(),
+            database_url: spec.database_urls[i].clone(),
+        });
+    }
+    let [a, b]: [GatewayFiles; 2] = out.try_into().map_err(|_| anyhow::anyhow!("two gateways expected"))?;
+    Ok([a, b])
+}
+
+/// A free loopback port (bound and released: fine for tests and the demo).
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?)
+}

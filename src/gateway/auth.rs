@@ -1,0 +1,79 @@
+//! HTTP Basic authentication of partners (framework 4.3.2), checked before the body is read:
+//! the user name selects the partner, the password is checked against its Argon2 hash.
+//! Verified credentials are remembered (as a SHA-256 of user and password) so the Argon2 cost
+//! is paid once per partner, not per message.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use hyper::header::AUTHORIZATION;
+use hyper::HeaderMap;
+
+use crate::config::{Partner, Settings};
+
+#[derive(Default)]
+pub struct CredentialCache {
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    Missing,
+    Malformed,
+    UnknownUser,
+    WrongPassword,
+}
+
+impl AuthFailure {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "AUTH-MISSING",
+            AuthFailure::Malformed => "AUTH-MALFORMED",
+            AuthFailure::UnknownUser | AuthFailure::WrongPassword => "AUTH-FAILED",
+        }
+    }
+}
+
+/// The `(user, password)` of a Basic `Authorization` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthFailure> {
+    let value = headers.get(AUTHORIZATION).ok_or(AuthFailure::Missing)?.to_str().map_err(|_| AuthFailure::Malformed)?;
+    let encoded = value.strip_prefix("Basic ").ok_or(AuthFailure::Malformed)?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| AuthFailure::Malformed)?;
+    let text = String::from_utf8(decoded).map_err(|_| AuthFailure::Malformed)?;
+    let (user, password) = text.split_once(':').ok_or(AuthFailure::Malformed)?;
+    Ok((user.to_owned(), password.to_owned()))
+}
+
+impl CredentialCache {
+    /// Authenticates the request's partner. Argon2 runs on a blocking thread.
+    pub async fn authenticate(&self, settings: &Settings, headers: &HeaderMap) -> Result<Arc<Partner>, AuthFailure> {
+        let (user, password) = basic_credentials(headers)?;
+        let partner = settings.partner_by_username(&user).cloned().ok_or(AuthFailure::UnknownUser)?;
+        let mut key_input = partner.inbound_password_hash.as_bytes().to_vec();
+        key_input.push(0);
+        key_input.extend_from_slice(password.as_bytes());
+        let key = openssl::sha::sha256(&key_input);
+        if self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
+            return Ok(partner);
+        }
+        let hash = partner.inbound_password_hash.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            use argon2::PasswordVerifier;
+            argon2::PasswordHash::new(&hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            return Err(AuthFailure::WrongPassword);
+        }
+        if let Ok(mut v) = self.verified.lock() {
+            if v.len() > 1024 {
+                v.clear();
+            }
+            v.insert(key);
+        }
+        Ok(partner)
+    }
+}

@@ -1,0 +1,79 @@
+//! The HTTP server (hyper, HTTP/1.1): accepts connections, routes requests to the SOAP endpoint
+//! or the domestic API, and stops accepting on shutdown while in-flight requests finish.
+//!
+//! Must never: hold a libxml document across an `.await` (all XML security work runs inside
+//! `spawn_blocking` in the handlers), or read a request body before its sender is authenticated.
+
+pub mod auth;
+pub mod http;
+pub mod soap_endpoint;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::AppState;
+
+/// Which face of the gateway a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Partners: `/soap/v1`, the WSDL and its schemas, `/healthz`.
+    Soap,
+    /// Our own systems: `/api/v1/...`, `/healthz`.
+    Api,
+}
+
+/// Accept loop; one task per connection.
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface, mut shutdown: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => {
+                let (stream, remote) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let state = state.clone();
+                let mut conn_shutdown = shutdown.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| {
+                        let state = state.clone();
+                        async move {
+                            Ok::<_, std::convert::Infallible>(match surface {
+                                Surface::Soap => soap_endpoint::route(&state, req, remote).await,
+                                Surface::Api => crate::api::route(&state, req).await,
+                            })
+                        }
+                    });
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(20))
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        result = conn.as_mut() => {
+                            if let Err(e) = result {
+                                tracing::debug!(error = %e, %remote, "connection closed with error");
+                            }
+                        }
+                        _ = conn_shutdown.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}

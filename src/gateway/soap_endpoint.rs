@@ -1,0 +1,302 @@
+//! `POST /soap/v1`: a partner's request, from HTTP to a signed acknowledgement.
+//!
+//! Order: Basic credentials (before the body is read) → source address → body size →
+//! WS-Security (on a blocking thread) → replay cache → operation → message header and the
+//! partner's identity → idempotency by message ID → payload validation → one transaction that
+//! stores the receipt and the certificate → the signed acknowledgement.
+//! Security failures get a SOAP Fault and leave nothing in the store; business failures get a
+//! signed acknowledgement with status Rejected and every error.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use chrono::{Duration, Utc};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use uuid::Uuid;
+
+use super::http::{read_body, response, Body, BodyError};
+use crate::app::AppState;
+use crate::config::{Partner, SecurityProfile};
+use crate::lifecycle::Direction;
+use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
+use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
+use crate::store::certificates::NewCertificate;
+use crate::store::inbound::{self, Receipt, Recorded};
+use crate::store::messages::sha256_hex;
+use crate::wssec::inbound::{InboundPolicy, VerifiedMessage};
+use crate::wssec::outbound::{secure, OutboundMessage};
+use crate::wssec::{SecurityError, SoapVersion};
+
+/// Routes the partner-facing listener.
+pub async fn route(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/soap/v1") if query.eq_ignore_ascii_case("wsdl") => {
+            response(StatusCode::OK, "text/xml; charset=utf-8", soap::wsdl::wsdl_for(&state.settings.public_url))
+        }
+        (&Method::GET, p) if p.starts_with("/xsd/") => match soap::wsdl::schema(&p[5..]) {
+            Some(xsd) => response(StatusCode::OK, "text/xml; charset=utf-8", xsd),
+            None => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
+        },
+        (&Method::POST, "/soap/v1") => handle(state, req, remote).await,
+        (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
+        _ => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
+    }
+}
+
+/// A SOAP Fault response (HTTP 500 as the SOAP HTTP bindings require, or the given status for
+/// failures before SOAP processing such as authentication).
+fn fault_response(version: SoapVersion, status: StatusCode, fault: &Fault) -> Response<Body> {
+    response(status, version.content_type(), fault.to_envelope(version))
+}
+
+fn fault(side: FaultSide, subcode_ns: SubcodeNs, subcode: &str, code: &str, reason: impl Into<String>, element: Option<String>) -> Fault {
+    Fault { side, subcode_ns, subcode: subcode.to_owned(), code: code.to_owned(), reason: reason.into(), element }
+}
+
+fn security_fault(e: &SecurityError) -> Fault {
+    fault(FaultSide::Sender, SubcodeNs::Wsse, e.fault_subcode(), e.code(), e.public_reason(), None)
+}
+
+fn internal_fault(what: &str) -> Fault {
+    fault(FaultSide::Receiver, SubcodeNs::Coconnect, "InternalError", "GW-INTERNAL", format!("{what}; retry later"), None)
+}
+
+async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+    let version = match req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => SoapVersion::V12,
+        _ => SoapVersion::V11,
+    };
+    let partner = match state.credentials.authenticate(&state.settings, req.headers()).await {
+        Ok(p) => p,
+        Err(failure) => {
+            tracing::warn!(event = "auth_refused", %remote, code = failure.code(), "HTTP Basic authentication failed");
+            let mut r = fault_response(
+                version,
+                StatusCode::UNAUTHORIZED,
+                &fault(FaultSide::Sender, SubcodeNs::Wsse, "FailedAuthentication", failure.code(), "authentication failed", None),
+            );
+            r.headers_mut().insert(WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"coconnect\""));
+            return r;
+        }
+    };
+    if !partner.allows(remote.ip()) {
+        tracing::warn!(event = "ip_refused", %remote, partner = %partner.party, "source address not allowed for partner");
+        return fault_response(version, StatusCode::FORBIDDEN, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "Forbidden", "AUTH-SOURCE-ADDRESS", "source address not allowed", None));
+    }
+    let bytes = match read_body(req, state.settings.security.max_message_bytes).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            tracing::warn!(event = "too_large", %remote, partner = %partner.party, "request body over the limit");
+            return fault_response(version, StatusCode::PAYLOAD_TOO_LARGE, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "TooLarge", "MSG-TOO-LARGE", "message over the size limit", None));
+        }
+        Err(BodyError::Io(e)) => {
+            tracing::info!(%remote, error = %e, "request body could not be read");
+            return fault_response(version, StatusCode::BAD_REQUEST, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "BadRequest", "MSG-READ", "request body could not be read", None));
+        }
+    };
+    match process(state, &partner, bytes).await {
+        Ok((version, ack)) => response(StatusCode::OK, version.content_type(), ack),
+        Err(f) => fault_response(version, StatusCode::INTERNAL_SERVER_ERROR, &f),
+    }
+}
+
+/// Everything after the body is read. `Ok` carries the acknowledgement bytes (new or the one
+/// stored for an earlier copy of the same message).
+async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) -> Result<(SoapVersion, Vec<u8>), Fault> {
+    let now = Utc::now();
+    let verified = verify(state, partner, bytes.clone(), now).await.map_err(|e| {
+        tracing::warn!(event = "security_refused", partner = %partner.party, code = e.code(), error = %e, "WS-Security check failed");
+        security_fault(&e)
+    })?;
+    let version = verified.version();
+    let fresh = inbound::remember_signature(&state.store, verified.replay_key(), verified.expires(), now).await.map_err(|e| {
+        tracing::error!(error = %e, "replay cache unavailable");
+        internal_fault("store unavailable")
+    })?;
+    if !fresh {
+        tracing::warn!(event = "replay_refused", partner = %partner.party, "replayed message");
+        return Err(security_fault(&SecurityError::Replay));
+    }
+    let (op_ns, op_name) = verified.operation();
+    let Some(operation) = Operation::from_request_element(op_ns, op_name) else {
+        return Err(fault(FaultSide::Sender, SubcodeNs::Coconnect, "UnknownOperation", "MSG-UNKNOWN-OPERATION", format!("{{{op_ns}}}{op_name} is not an operation of this service"), Some(format!("/Envelope/Body/{op_name}"))));
+    };
+    if operation != Operation::SendCo {
+        return Err(fault(
+            FaultSide::Sender,
+            SubcodeNs::Coconnect,
+            "NotSupported",
+            "OP-NOT-SUPPORTED",
+            format!("{} is not yet supported by this gateway", operation.name()),
+            Some(format!("/Envelope/Body/{op_name}")),
+        ));
+    }
+    let body_child = verified.body_child().to_vec();
+    let received_digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&bytes));
+    let header = match MessageHeader::read(&body_child) {
+        Ok(h) => h,
+        Err(errors) => {
+            // Without a usable message ID there is nothing to key idempotency on: answer, store nothing.
+            let ack = ack_for(state, partner, "", &received_digest, errors, now);
+            return sign_ack(state, version, &ack, now).await.map(|a| (version, a));
+        }
+    };
+    if header.sender != partner.party {
+        tracing::warn!(event = "party_mismatch", partner = %partner.party, sender = %header.sender, "message header sender is not the authenticated partner");
+        return Err(fault(FaultSide::Sender, SubcodeNs::Wsse, "FailedAuthentication", "AUTH-PARTY-MISMATCH", "sender party does not match the authenticated partner", Some(format!("/{op_name}/MessageHeader/SenderPartyID"))));
+    }
+    let message_id = header.message_id.to_string();
+    let body_sha256 = sha256_hex(&body_child);
+    match inbound::find(&state.store, &partner.party, &message_id).await {
+        Ok(Some(previous)) if previous.body_sha256 == body_sha256 => {
+            tracing::info!(partner = %partner.party, %message_id, "retry of a received message: original acknowledgement returned");
+            return Ok((version, previous.ack_wire));
+        }
+        Ok(Some(_)) => {
+            let errors = vec![AckError::new("MSG-ID-REUSED", "this message ID was already used for a different message", format!("/{op_name}/MessageHeader/MessageID"))];
+            let ack = ack_for(state, partner, &message_id, &received_digest, errors, now);
+            return sign_ack(state, version, &ack, now).await.map(|a| (version, a));
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable");
+            return Err(internal_fault("store unavailable"));
+        }
+    }
+
+    let (errors, certificate) = check_send_co(state, partner, &header, &verified, op_name).await?;
+    let accepted = errors.is_empty();
+    let ack = ack_for(state, partner, &message_id, &received_digest, errors, now);
+    let ack_wire = sign_ack(state, version, &ack, now).await?;
+    let receipt = Receipt {
+        partner: &partner.party,
+        message_id: &message_id,
+        operation: operation.name(),
+        body_sha256: &body_sha256,
+        accepted,
+        request_wire: &bytes,
+        ack_wire: &ack_wire,
+        certificate: certificate.as_ref().map(|c| NewCertificate {
+            issuer: &partner.party,
+            reference: &c.reference,
+            direction: Direction::Inbound,
+            partner: &partner.party,
+            content_sha256: &c.content_sha256,
+            co_xml: &c.co_xml,
+        }),
+    };
+    match inbound::record(&state.store, &receipt, now).await {
+        Ok(Recorded::New(cert)) => {
+            tracing::info!(event = "received", partner = %partner.party, %message_id, accepted, certificate = ?cert.map(|c| c.id), "request acknowledged");
+            Ok((version, ack_wire))
+        }
+        Ok(Recorded::AlreadyReceived(previous)) => Ok((version, previous.ack_wire)),
+        Err(e) => {
+            tracing::error!(error = %e, %message_id, "receipt could not be stored");
+            Err(internal_fault("the message could not be stored"))
+        }
+    }
+}
+
+/// The CO to create on acceptance.
+struct ReceivedCo {
+    reference: String,
+    content_sha256: String,
+    co_xml: String,
+}
+
+/// Business checks of a SendCO: receiver, payload validation, and the CO's identity. Returns the
+/// errors (empty when accepted) and the certificate to store (None for a re-delivery of a CO
+/// already held with the same content).
+async fn check_send_co(state: &Arc<AppState>, partner: &Partner, header: &MessageHeader, verified: &VerifiedMessage, op_name: &str) -> Result<(Vec<AckError>, Option<ReceivedCo>), Fault> {
+    let mut errors = Vec::new();
+    if header.receiver != state.settings.party {
+        errors.push(AckError::new("MSG-WRONG-RECEIVER", format!("receiver {} is not this gateway ({})", header.receiver, state.settings.party), format!("/{op_name}/MessageHeader/ReceiverPartyID")));
+    }
+    let lpcos: Vec<_> = verified.parts().iter().filter(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE).collect();
+    let [lpco] = lpcos.as_slice() else {
+        errors.push(AckError::new("MSG-MISSING", format!("{op_name} must contain exactly one LPCO"), format!("/{op_name}/LPCO")));
+        return Ok((errors, None));
+    };
+    let xml = String::from_utf8_lossy(&lpco.xml).into_owned();
+    let co = match crate::payload::parse_co(&xml) {
+        Ok(co) => co,
+        Err(validation) => {
+            errors.extend(validation.into_iter().map(|v| AckError::new(v.code, v.message, v.path)));
+            return Ok((errors, None));
+        }
+    };
+    if !errors.is_empty() {
+        return Ok((errors, None));
+    }
+    let reference = co.reference().to_owned();
+    let content_sha256 = sha256_hex(lpco.xml.as_slice());
+    match inbound::received_certificate(&state.store, &partner.party, &reference).await {
+        Ok(Some(existing)) if existing.content_sha256 == content_sha256 => Ok((errors, None)),
+        Ok(Some(_)) => {
+            errors.push(AckError::new("CO-CONFLICT", format!("certificate {reference} of {} was already received with different content", partner.party), "/LPCO/ID"));
+            Ok((errors, None))
+        }
+        Ok(None) => Ok((errors, Some(ReceivedCo { reference, content_sha256, co_xml: xml }))),
+        Err(e) => {
+            tracing::error!(error = %e, "store unavailable");
+            Err(internal_fault("store unavailable"))
+        }
+    }
+}
+
+fn ack_for(state: &AppState, partner: &Partner, received_id: &str, digest: &str, errors: Vec<AckError>, now: chrono::DateTime<Utc>) -> Acknowledgement {
+    Acknowledgement {
+        header: MessageHeader::new(&state.settings.party, &partner.party, Uuid::new_v4(), now),
+        received_message_id: received_id.to_owned(),
+        receipt: now,
+        received_digest: digest.to_owned(),
+        status: if errors.is_empty() { AckStatus::Accepted } else { AckStatus::Rejected },
+        errors,
+    }
+}
+
+/// Signs an acknowledgement (not encrypted, framework 4.4.3) on a blocking thread.
+async fn sign_ack(state: &Arc<AppState>, version: SoapVersion, ack: &Acknowledgement, now: chrono::DateTime<Utc>) -> Result<Vec<u8>, Fault> {
+    let xml = ack.to_xml();
+    let state = state.clone();
+    let ttl = Duration::seconds(state.settings.security.timestamp_ttl_seconds);
+    tokio::task::spawn_blocking(move || {
+        secure(&OutboundMessage { version, body_xml: &xml, signer: &state.settings.signing, encrypt_for: None, now, ttl })
+    })
+    .await
+    .map_err(|_| internal_fault("signing task failed"))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "acknowledgement could not be signed");
+        internal_fault("acknowledgement could not be signed")
+    })
+}
+
+/// WS-Security processing with the partner's profile, on a blocking thread.
+async fn verify(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes, now: chrono::DateTime<Utc>) -> Result<VerifiedMessage, SecurityError> {
+    let state = state.clone();
+    let partner = partner.clone();
+    tokio::task::spawn_blocking(move || {
+        let s = &state.settings;
+        crate::wssec::inbound::process(
+            &bytes,
+            &InboundPolicy {
+                limits: s.xml_limits(),
+                decryption: Some(&s.decryption),
+                require_encryption: partner.profile == SecurityProfile::SignEncrypt,
+                trust: &partner.trust,
+                now,
+                clock_skew: Duration::seconds(s.security.clock_skew_seconds),
+                max_ttl: Duration::seconds(s.security.max_timestamp_age_seconds),
+            },
+        )
+    })
+    .await
+    .map_err(|_| SecurityError::Build("security task failed".into()))?
+}
