@@ -1,0 +1,234 @@
+//! Test harness: a pair of gateways (KR exports, ID imports) on loopback port 0 equivalents,
+//! with a dev PKI, generated configurations, and helpers to call their API and SOAP endpoints.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use chrono::Utc;
+use coconnect::app::App;
+use coconnect::devpair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use coconnect::store::Store;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub const EXAMPLE_CO: &str = include_str!("../../examples/co.xml");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Which databases the pair uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    /// Fresh databases on the server of DATABASE_URL (test skipped without it).
+    Postgres,
+}
+
+pub struct Gateway {
+    pub files: GatewayFiles,
+    pub app: Option<App>,
+}
+
+impl Gateway {
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("gateway is running")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app().state.store
+    }
+
+    pub fn soap_url(&self) -> String {
+        format!("http://{}/soap/v1", self.files.soap_addr)
+    }
+
+    /// Calls the domestic API with this gateway's token.
+    pub async fn api(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{path}", self.files.api_addr))
+            .header("Authorization", format!("Bearer {}", self.files.api_token))
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request");
+        let resp = client().request(req).await.expect("API call");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// Submits a CO for the other party; returns the certificate id.
+    pub async fn submit(&self, partner: &str, co: &str) -> String {
+        let (status, body) = self.api("POST", &format!("/api/v1/certificates?partner={partner}"), co).await;
+        assert_eq!(status, 202, "submission refused: {body}");
+        body["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Waits until the certificate is in `state` (or fails after 20 s).
+    pub async fn wait_state(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, cert) = self.api("GET", &format!("/api/v1/certificates/{id}"), "").await;
+            if cert["state"] == state {
+                return cert;
+            }
+            assert!(Instant::now() < deadline, "certificate {id} never reached {state}: {cert}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+    }
+
+    pub async fn start(&mut self) {
+        let settings = coconnect::config::load(&self.files.config).expect("config");
+        self.app = Some(App::start(settings).await.expect("start"));
+    }
+}
+
+pub struct Pair {
+    pub dir: tempfile::TempDir,
+    pub kr: Gateway,
+    pub id: Gateway,
+}
+
+pub fn postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres"))
+}
+
+/// Writes the pair's files without starting anything.
+pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFiles; 2]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let urls = match db {
+        Db::Sqlite => [format!("sqlite:{}", dir.path().join("kr.db").display()), format!("sqlite:{}", dir.path().join("id.db").display())],
+        Db::Postgres => {
+            let base = postgres_url().expect("DATABASE_URL");
+            [
+                coconnect::store::testdb::fresh_postgres(&base).await.expect("pg"),
+                coconnect::store::testdb::fresh_postgres(&base).await.expect("pg"),
+            ]
+        }
+    };
+    let addrs = [(free_addr().expect("port"), free_addr().expect("port")), (free_addr().expect("port"), free_addr().expect("port"))];
+    let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile }).expect("pair");
+    (dir, files)
+}
+
+/// Starts KR and ID in this process.
+pub async fn pair(profile: &str, db: Db) -> Pair {
+    let (dir, [kr, id]) = pair_files(profile, db).await;
+    let mut kr = Gateway { files: kr, app: None };
+    let mut id = Gateway { files: id, app: None };
+    kr.start().await;
+    id.start().await;
+    Pair { dir, kr, id }
+}
+
+pub fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// POSTs raw bytes to a SOAP endpoint with Basic credentials.
+pub async fn post_soap(url: &str, user: &str, password: &str, body: Vec<u8>) -> (u16, String) {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let req = Request::post(url)
+        .header("Authorization", format!("Basic {auth}"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", "\"urn:coconnect:soap:v1/SendCO\"")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let resp = client().request(req).await.expect("SOAP call");
+    let status = resp.status().as_u16();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The example CO with another document reference (D014).
+pub fn co_with_reference(reference: &str) -> String {
+    let start = EXAMPLE_CO.find("<ID>").expect("LPCO/ID");
+    let end = EXAMPLE_CO[start..].find("</ID>").expect("end") + start;
+    format!("{}<ID>{reference}{}", &EXAMPLE_CO[..start], &EXAMPLE_CO[end..])
+}
+
+pub fn now() -> chrono::DateTime<Utc> {
+    Utc::now()
+}
+
+use coconnect::soap::messages::request_xml;
+use coconnect::soap::{MessageHeader, Operation};
+use coconnect::wssec::material::{Certificate, KeyPair};
+use coconnect::wssec::outbound::{secure, OutboundMessage};
+use coconnect::wssec::SoapVersion;
+
+/// Builds requests the way a partner's stack would, with the pair's dev keys.
+pub struct Crafter {
+    pub signer: KeyPair,
+    pub recipient: Certificate,
+}
+
+impl Crafter {
+    /// Signs as `from` (its signing key) and encrypts to `to`'s encryption certificate.
+    pub fn new(pki: &std::path::Path, from: &str, to: &str) -> Self {
+        let f = coconnect::pki::party_files(pki, from);
+        let t = coconnect::pki::party_files(pki, to);
+        let signer = KeyPair::from_pem(
+            std::fs::read(&f.signing_key).expect("key"),
+            Certificate::from_pem(&std::fs::read(&f.signing_cert).expect("cert")).expect("cert"),
+        )
+        .expect("pair");
+        let recipient = Certificate::from_pem(&std::fs::read(&t.encryption_cert).expect("cert")).expect("cert");
+        Crafter { signer, recipient }
+    }
+
+    pub fn secure(&self, body: &str, encrypt: bool, at: chrono::DateTime<Utc>) -> Vec<u8> {
+        secure(&OutboundMessage {
+            version: SoapVersion::V11,
+            body_xml: body,
+            signer: &self.signer,
+            encrypt_for: encrypt.then_some(&self.recipient),
+            now: at,
+            ttl: chrono::Duration::minutes(5),
+        })
+        .expect("secure")
+    }
+}
+
+/// A SendCO request element from KR to ID with the given message ID and CO XML.
+pub fn send_co_body(message_id: uuid::Uuid, co_xml: &str) -> String {
+    let co = coconnect::payload::parse_co(co_xml).map(|c| coconnect::payload::to_xml(&c).expect("xml")).unwrap_or_else(|_| strip_declaration(co_xml));
+    request_xml(Operation::SendCo, &MessageHeader::new("KR", "ID", message_id, Utc::now()), &co)
+}
+
+pub fn strip_declaration(xml: &str) -> String {
+    match xml.find("?>") {
+        Some(i) if xml.trim_start().starts_with("<?xml") => xml[i + 2..].trim_start().to_owned(),
+        _ => xml.to_owned(),
+    }
+}
+
+/// The stable error code in a fault or acknowledgement (first `cc:Code`).
+pub fn first_code(xml: &str) -> String {
+    let Some(s) = xml.find("<cc:Code>") else { return String::new() };
+    let rest = &xml[s + 9..];
+    rest[..rest.find("</cc:Code>").unwrap_or(0)].to_owned()
+}
+
+pub fn all_codes(xml: &str) -> Vec<String> {
+    xml.split("<cc:Code>").skip(1).map(|p| p[..p.find("</cc:Code>").unwrap_or(0)].to_owned()).collect()
+}
+
+/// Certificates and logged messages in a store: both zero means nothing was stored.
+pub async fn stored(store: &Store) -> (i64, i64) {
+    (coconnect::store::certificates::count(store).await.expect("count"), coconnect::store::messages::count(store).await.expect("count"))
+}

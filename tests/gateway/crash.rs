@@ -1,0 +1,76 @@
+//! Crash safety of the sending gateway: the process is killed (abort) between committing a
+//! delivery attempt and sending it, and again after the partner stored and acknowledged it but
+//! before the acknowledgement was stored. After a restart the CO is delivered exactly once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn spawn_gateway(config: &std::path::Path, fault: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coconnect"));
+    cmd.arg("serve").arg("--config").arg(config).stdout(Stdio::null()).stderr(Stdio::null()).env("RUST_LOG", "warn");
+    match fault {
+        Some(point) => cmd.env("COCONNECT_FAULT_INJECTION", point),
+        None => cmd.env_remove("COCONNECT_FAULT_INJECTION"),
+    };
+    cmd.spawn().expect("spawn coconnect serve")
+}
+
+async fn wait_ready(gw: &Gateway) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(gw.files.api_addr).await.is_err() {
+        assert!(Instant::now() < deadline, "gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "gateway did not crash at the injected point");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn crash_then_recover(point: &str, partner_holds_it_after_crash: i64) {
+    let (dir, [kr, id]) = pair_files("sign-encrypt", Db::Sqlite).await;
+    // Short leases so the restarted process takes the crashed claim over quickly.
+    let text = std::fs::read_to_string(&kr.config).expect("config").replace("retry_delay_seconds = 2", "retry_delay_seconds = 1\nlease_seconds = 2\nrequest_timeout_seconds = 2");
+    std::fs::write(&kr.config, text).expect("write config");
+    let mut id = Gateway { files: id, app: None };
+    id.start().await;
+    let kr = Gateway { files: kr, app: None };
+
+    let mut child = spawn_gateway(&kr.files.config, Some(point));
+    wait_ready(&kr).await;
+    let cert = kr.submit("ID", EXAMPLE_CO).await;
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.expect("join");
+    assert!(!status.success(), "the gateway must have been killed at {point}");
+    assert_eq!(coconnect::store::certificates::count(id.store()).await.expect("count"), partner_holds_it_after_crash);
+
+    let mut child = spawn_gateway(&kr.files.config, None);
+    wait_ready(&kr).await;
+    let done = kr.wait_state(&cert, "acknowledged").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let transmissions = done["history"].as_array().expect("history").iter().filter(|h| h["to"] == "sent").count();
+    assert!(transmissions >= 2, "the message was sent again after the crash: {done}");
+    let (_, found) = id.api("GET", "/api/v1/certificates?issuer=KR&reference=KRIDCEPA-2025-PUS-000417", "").await;
+    assert_eq!(found.as_array().expect("list").len(), 1, "delivered exactly once: {found}");
+    assert_eq!(coconnect::store::certificates::count(id.store()).await.expect("count"), 1);
+    drop(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_between_commit_and_delivery_the_co_is_delivered_once_after_restart() {
+    crash_then_recover("before-send", 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_delivery_before_the_ack_is_stored_the_co_is_delivered_once_after_restart() {
+    crash_then_recover("after-send", 1).await;
+}

@@ -1,0 +1,125 @@
+//! End-to-end exchange, idempotent receipt, business rejections, the domestic API and the WSDL.
+
+use crate::common::*;
+
+async fn end_to_end(db: Db) {
+    let mut p = pair("sign-encrypt", db).await;
+    let id = p.kr.submit("ID", EXAMPLE_CO).await;
+    let cert = p.kr.wait_state(&id, "acknowledged").await;
+    let states: Vec<_> = cert["history"].as_array().expect("history").iter().map(|h| h["to"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(states, ["queued", "sent", "acknowledged"]);
+    assert!(cert["history"].as_array().expect("h").iter().all(|h| h["message_id"].is_string()));
+    let (status, found) = p.id.api("GET", "/api/v1/certificates?issuer=KR&reference=KRIDCEPA-2025-PUS-000417", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(found[0]["state"], "received");
+    assert_eq!(found[0]["direction"], "inbound");
+    // Exact wire bytes on both sides: KR's request out and ack in, ID's request in and ack out.
+    assert_eq!(stored(p.kr.store()).await, (1, 2));
+    assert_eq!(stored(p.id.store()).await, (1, 2));
+    p.kr.stop().await;
+    p.id.stop().await;
+}
+
+#[tokio::test]
+async fn co_travels_signed_and_encrypted_and_is_acknowledged_sqlite() {
+    end_to_end(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn co_travels_signed_and_encrypted_and_is_acknowledged_postgres() {
+    if postgres_url().is_none() {
+        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+        return;
+    }
+    end_to_end(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let message_id = uuid::Uuid::new_v4();
+    let body = send_co_body(message_id, EXAMPLE_CO);
+    let pw = &p.id.files.inbound_password;
+    let (s1, ack1) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&body, true, now())).await;
+    assert_eq!(s1, 200, "{ack1}");
+    assert!(ack1.contains("<cc:Status>Accepted</cc:Status>"), "{ack1}");
+    let before = stored(p.id.store()).await;
+    // A retry is a new message on the wire (fresh timestamp and signature), same message ID.
+    let (s2, ack2) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&body, true, now())).await;
+    assert_eq!(s2, 200);
+    assert_eq!(ack1, ack2, "the original acknowledgement, byte for byte");
+    assert_eq!(stored(p.id.store()).await, before);
+
+    // The same message ID with different content is refused with its own code.
+    let other = send_co_body(message_id, &co_with_reference("KR-OTHER-1"));
+    let (_, ack3) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&other, true, now())).await;
+    assert!(ack3.contains("Rejected") && first_code(&ack3) == "MSG-ID-REUSED", "{ack3}");
+    assert_eq!(stored(p.id.store()).await, before);
+
+    // The same CO (issuer + reference) with different content in a new message: CO-CONFLICT.
+    let changed = EXAMPLE_CO.replace("KRPUS", "KRINC");
+    assert_ne!(changed, EXAMPLE_CO);
+    let (_, ack4) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&send_co_body(uuid::Uuid::new_v4(), &changed), true, now())).await;
+    assert_eq!(first_code(&ack4), "CO-CONFLICT", "{ack4}");
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_co_gets_a_signed_rejection_listing_every_error() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let bad = EXAMPLE_CO.replacen("<TypeCode>861</TypeCode>", "<TypeCode>862</TypeCode>", 1).replace("<CountryCode>ID</CountryCode>", "<CountryCode>XX</CountryCode>");
+    assert_ne!(bad, EXAMPLE_CO);
+    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&send_co_body(uuid::Uuid::new_v4(), &bad), true, now())).await;
+    assert_eq!(status, 200);
+    assert!(ack.contains("<cc:Status>Rejected</cc:Status>") && ack.contains("ds:Signature"), "{ack}");
+    let codes = all_codes(&ack);
+    assert!(codes.contains(&"CO-DOCTYPE".to_owned()) && codes.contains(&"CO-COUNTRY".to_owned()), "{codes:?}");
+    assert!(ack.contains("<cc:Path>/LPCO/TypeCode</cc:Path>"), "{ack}");
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn domestic_api_validates_authenticates_and_refuses_duplicates() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let bad = EXAMPLE_CO.replace("<CountryCode>KR</CountryCode>", "<CountryCode>QQ</CountryCode>").replacen("<SequenceNumeric>2</SequenceNumeric>", "<SequenceNumeric>5</SequenceNumeric>", 1);
+    let (status, body) = p.kr.api("POST", "/api/v1/certificates?partner=ID", &bad).await;
+    assert_eq!(status, 422, "{body}");
+    let codes: Vec<_> = body["errors"].as_array().expect("errors").iter().map(|e| e["code"].as_str().unwrap_or_default().to_owned()).collect();
+    assert!(codes.contains(&"CO-COUNTRY".into()) && codes.contains(&"CO-SEQUENCE".into()), "{codes:?}");
+    assert!(body["errors"].as_array().expect("e").iter().all(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/LPCO"))), "{body}");
+    assert_eq!(coconnect::store::certificates::count(p.kr.store()).await.expect("count"), 0);
+
+    let (status, _) = p.kr.api("POST", "/api/v1/certificates?partner=XX", EXAMPLE_CO).await;
+    assert_eq!(status, 400);
+    let id = p.kr.submit("ID", EXAMPLE_CO).await;
+    let (status, body) = p.kr.api("POST", "/api/v1/certificates?partner=ID", EXAMPLE_CO).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("CO-DUPLICATE")));
+    let (status, body) = p.kr.api("GET", "/api/v1/certificates?issuer=KR&reference=KRIDCEPA-2025-PUS-000417", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(body[0]["id"], id.as_str());
+
+    let req = hyper::Request::get(format!("http://{}/api/v1/certificates/{id}", p.kr.files.api_addr)).header("Authorization", "Bearer wrong-token-wrong-token").body(http_body_util::Full::new(bytes::Bytes::new())).expect("req");
+    assert_eq!(client().request(req).await.expect("call").status(), 401);
+}
+
+#[tokio::test]
+async fn wsdl_is_served_with_the_public_address_and_other_operations_answer_not_supported() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let req = hyper::Request::get(format!("{}?wsdl", p.id.soap_url())).body(http_body_util::Full::new(bytes::Bytes::new())).expect("req");
+    let resp = client().request(req).await.expect("wsdl");
+    assert_eq!(resp.status(), 200);
+    let wsdl = String::from_utf8(http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes().to_vec()).expect("utf8");
+    assert!(wsdl.contains(&format!("location=\"{}\"", p.id.soap_url())), "soap:address must be the public URL");
+    for op in ["SendCO", "SendCancellation", "SendCancellationStatus", "SendFeedback"] {
+        assert!(wsdl.contains(&format!("name=\"{op}\"")), "{op}");
+    }
+
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
+    let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::SendFeedback, &header, "<cc:Feedback><cc:IssuerPartyID>ID</cc:IssuerPartyID><cc:DocumentReference>X</cc:DocumentReference><cc:Decision>Granted</cc:Decision></cc:Feedback>");
+    let (status, fault) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&body, true, now())).await;
+    assert_eq!(status, 500);
+    assert!(fault.contains("soap:Client") && first_code(&fault) == "OP-NOT-SUPPORTED", "{fault}");
+}

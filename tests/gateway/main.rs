@@ -1,0 +1,7 @@
+//! Integration tests: two real gateways on loopback (one test binary).
+
+mod common;
+mod crash;
+mod exchange;
+mod rejections;
+mod interop;

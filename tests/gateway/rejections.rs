@@ -1,0 +1,143 @@
+//! Every refusal of the receipt pipeline, each checked for its error code and for leaving
+//! nothing in the receiver's store.
+
+use chrono::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+/// Posts `wire` as KR to ID and asserts a refusal with `status` and `code`, and an empty store.
+async fn refused(p: &Pair, wire: Vec<u8>, status: u16, code: &str) {
+    refused_as(p, "KR", &p.id.files.inbound_password, wire, status, code).await;
+}
+
+async fn refused_as(p: &Pair, user: &str, password: &str, wire: Vec<u8>, status: u16, code: &str) {
+    let (got_status, body) = post_soap(&p.id.soap_url(), user, password, wire).await;
+    assert_eq!((got_status, first_code(&body).as_str()), (status, code), "{body}");
+    assert!(body.contains("Fault"), "{body}");
+    assert_eq!(stored(p.id.store()).await, (0, 0), "a refused message must leave nothing in the store");
+}
+
+fn fresh_body() -> String {
+    send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO)
+}
+
+#[tokio::test]
+async fn tampered_unsigned_untrusted_and_badly_timed_messages_are_refused() {
+    let p = pair("sign", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+
+    let tampered = String::from_utf8(c.secure(&fresh_body(), false, now())).expect("utf8").replace("KRPUS", "KRINC");
+    refused(&p, tampered.into_bytes(), 500, "WSS-SIGNATURE-INVALID").await;
+
+    let unsigned = format!("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{}</soap:Body></soap:Envelope>", fresh_body());
+    refused(&p, unsigned.into_bytes(), 500, "WSS-MISSING-SECURITY").await;
+
+    // A signature by a certificate nobody configured (another CA's "KR").
+    let other = tempfile::tempdir().expect("tmp");
+    coconnect::pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
+    let stranger = Crafter::new(other.path(), "KR", "ID");
+    refused(&p, stranger.secure(&fresh_body(), false, now()), 500, "WSS-UNTRUSTED-CERT").await;
+
+    refused(&p, c.secure(&fresh_body(), false, now() - Duration::minutes(30)), 500, "WSS-EXPIRED").await;
+    refused(&p, c.secure(&fresh_body(), false, now() + Duration::minutes(30)), 500, "WSS-FUTURE-TIMESTAMP").await;
+}
+
+#[tokio::test]
+async fn a_replayed_message_is_refused_and_stored_once() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let wire = c.secure(&fresh_body(), true, now());
+    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire.clone()).await;
+    assert_eq!(status, 200, "{ack}");
+    let before = stored(p.id.store()).await;
+    let (status, fault) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire).await;
+    assert_eq!((status, first_code(&fault).as_str()), (500, "WSS-REPLAY"), "{fault}");
+    assert_eq!(stored(p.id.store()).await, before);
+}
+
+#[tokio::test]
+async fn signature_wrapping_and_duplicate_ids_are_refused() {
+    let p = pair("sign", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let wire = String::from_utf8(c.secure(&fresh_body(), false, now())).expect("utf8");
+
+    // The signed Body is moved into a header; a forged Body with another ID takes its place.
+    let start = wire.find("<soap:Body").expect("body");
+    let end = wire.find("</soap:Envelope>").expect("end");
+    let signed_body = &wire[start..end];
+    let forged = signed_body.replace("KRIDCEPA-2025-PUS-000417", "FORGED-000001").replace("wsu:Id=\"Body-", "wsu:Id=\"Forged-");
+    let wrapped = format!("{}<w:Wrapper xmlns:w=\"urn:attacker\">{signed_body}</w:Wrapper></soap:Header>{forged}</soap:Envelope>", &wire[..wire.find("</soap:Header>").expect("hdr")]);
+    refused(&p, wrapped.into_bytes(), 500, "WSS-WRONG-NODE-SIGNED").await;
+
+    // Same forgery, but the forged Body keeps the signed Body's ID: duplicate IDs.
+    let same_id = signed_body.replace("KRIDCEPA-2025-PUS-000417", "FORGED-000001");
+    let dup = format!("{}<w:Wrapper xmlns:w=\"urn:attacker\">{signed_body}</w:Wrapper></soap:Header>{same_id}</soap:Envelope>", &wire[..wire.find("</soap:Header>").expect("hdr")]);
+    refused(&p, dup.into_bytes(), 500, "WSS-DUPLICATE-ID").await;
+}
+
+#[tokio::test]
+async fn doctype_entities_and_oversize_bodies_are_refused_before_parsing() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let xxe = format!("<?xml version=\"1.0\"?><!DOCTYPE e [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>&x;{}</soap:Body></soap:Envelope>", fresh_body());
+    refused(&p, xxe.into_bytes(), 500, "WSS-DTD").await;
+    let bomb = "<?xml version=\"1.0\"?><!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">]><l>&c;</l>";
+    refused(&p, bomb.as_bytes().to_vec(), 500, "WSS-DTD").await;
+    let undeclared = "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>&lol;</soap:Body></soap:Envelope>";
+    refused(&p, undeclared.as_bytes().to_vec(), 500, "WSS-ENTITY").await;
+    refused(&p, b"<soap:Envelope".to_vec(), 500, "WSS-MALFORMED").await;
+
+    // Over-size: the gateway answers 413 from the headers alone, while the client has sent only
+    // a few bytes of a declared 100 MB body.
+    let mut stream = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("KR:{}", p.id.files.inbound_password));
+    let head = format!("POST /soap/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/xml\r\nContent-Length: 100000000\r\n\r\n<soap:Envelope");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer)).await.expect("answered before the body was sent").expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("MSG-TOO-LARGE"), "{answer}");
+    assert_eq!(stored(p.id.store()).await, (0, 0));
+}
+
+#[tokio::test]
+async fn wrong_password_unknown_partner_and_borrowed_identity_are_refused() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let wire = c.secure(&fresh_body(), true, now());
+    refused_as(&p, "KR", "not-the-password", wire.clone(), 401, "AUTH-FAILED").await;
+    refused_as(&p, "ZZ", &p.id.files.inbound_password, wire.clone(), 401, "AUTH-FAILED").await;
+    let (status, body) = {
+        let req = hyper::Request::post(p.id.soap_url()).header("Content-Type", "text/xml").body(http_body_util::Full::new(bytes::Bytes::from(wire))).expect("req");
+        let resp = client().request(req).await.expect("call");
+        let status = resp.status().as_u16();
+        (status, String::from_utf8_lossy(&http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes()).into_owned())
+    };
+    assert_eq!((status, first_code(&body).as_str()), (401, "AUTH-MISSING"));
+
+    // KR's credentials and signature, but the message header claims to come from ID.
+    let header = coconnect::soap::MessageHeader::new("ID", "ID", uuid::Uuid::new_v4(), now());
+    let co = coconnect::payload::to_xml(&coconnect::payload::parse_co(EXAMPLE_CO).expect("co")).expect("xml");
+    let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::SendCo, &header, &co);
+    refused(&p, c.secure(&body, true, now()), 500, "AUTH-PARTY-MISMATCH").await;
+}
+
+#[tokio::test]
+async fn an_unencrypted_message_is_refused_under_sign_encrypt_and_faults_follow_the_soap_version() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    refused(&p, c.secure(&fresh_body(), false, now()), 500, "WSS-NOT-ENCRYPTED").await;
+
+    let req = hyper::Request::post(p.id.soap_url())
+        .header("Content-Type", "application/soap+xml; charset=utf-8")
+        .header("Authorization", format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("KR:{}", p.id.files.inbound_password))))
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body/></env:Envelope>")))
+        .expect("req");
+    let resp = client().request(req).await.expect("call");
+    assert_eq!(resp.status(), 500);
+    assert!(resp.headers()["content-type"].to_str().expect("ct").starts_with("application/soap+xml"));
+    let body = String::from_utf8_lossy(&http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes()).into_owned();
+    assert!(body.contains("http://www.w3.org/2003/05/soap-envelope") && body.contains("soap:Sender"), "{body}");
+    assert_eq!(first_code(&body), "WSS-MISSING-SECURITY");
+}
