@@ -144,9 +144,12 @@ pub struct RawPartner {
     /// Signing certificates accepted from this partner as they are (pinned).
     #[serde(default)]
     pub signing_certs: Vec<PathBuf>,
-    /// CA certificates this partner's signing certificates may chain to.
+    /// CA certificates this partner's signing certificates may chain to (instead of pins).
     #[serde(default)]
     pub trust_anchors: Vec<PathBuf>,
+    /// Subject (RFC 2253, e.g. `CN=ID signing,O=...,C=ID`) the partner's signing certificate
+    /// must carry when it is trusted by CA chain; required then.
+    pub signing_subject: Option<String>,
     /// The partner's encryption certificate (we encrypt to it).
     pub encryption_cert: Option<PathBuf>,
     #[serde(default)]
@@ -287,7 +290,7 @@ impl RawConfig {
             if pinned.is_empty() && anchors.is_empty() {
                 anchors = global_anchors.clone();
             }
-            let trust = PartnerTrust::new(pinned, &anchors).map_err(|e| invalid(&what, e.to_string()))?;
+            let trust = PartnerTrust::new(pinned, &anchors, p.signing_subject.clone()).map_err(|e| invalid(&what, e.to_string()))?;
             let encryption_cert = p.encryption_cert.as_ref().map(cert).transpose()?;
             if p.profile == SecurityProfile::SignEncrypt && encryption_cert.is_none() {
                 return Err(invalid(&what, "profile sign-encrypt needs encryption_cert"));

@@ -145,6 +145,12 @@ pub fn init() -> Result<(), FfiError> {
     .map_err(FfiError::Init)
 }
 
+/// Names an element across a mutation of its document without borrowing it. Using it checks
+/// that the element is still in the tree, so a handle to a node that decryption replaced is an
+/// error, not a dangling pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeHandle(usize);
+
 /// A parsed libxml2 document, freed on drop.
 pub struct Document {
     ptr: xs::xmlDocPtr,
@@ -272,6 +278,18 @@ impl Document {
         }
     }
 
+    /// The element `handle` names, if it is still an element of this document.
+    fn resolve(&self, handle: NodeHandle) -> Result<xs::xmlNodePtr, FfiError> {
+        let mut stack: Vec<Node<'_>> = self.root().into_iter().collect();
+        while let Some(node) = stack.pop() {
+            if node.ptr as usize == handle.0 {
+                return Ok(node.ptr);
+            }
+            stack.extend(node.child_elements());
+        }
+        Err(FfiError::UnknownId("element no longer in the document".into()))
+    }
+
     fn node_ptr_by_id(&self, id: &str) -> Result<xs::xmlNodePtr, FfiError> {
         self.element_by_id(id).map(|n| n.ptr).ok_or_else(|| FfiError::UnknownId(id.to_owned()))
     }
@@ -290,10 +308,10 @@ impl Document {
         Ok(())
     }
 
-    /// Verifies the `ds:Signature` with ID `signature_id` against `key` only.
+    /// Verifies the `ds:Signature` element `signature` against `key` only.
     /// Returns the URIs of the references that were digested and matched.
-    pub fn verify(&mut self, signature_id: &str, key: &Key) -> Result<Vec<String>, FfiError> {
-        let node = self.node_ptr_by_id(signature_id)?;
+    pub fn verify(&mut self, signature: NodeHandle, key: &Key) -> Result<Vec<String>, FfiError> {
+        let node = self.resolve(signature)?;
         clear_errors();
         let ctx = DsigCtx::new(key)?;
         // SAFETY: ctx and node are valid; xmlSecDSigCtxVerify only reads the tree and fills
@@ -374,10 +392,10 @@ impl Document {
         Ok(())
     }
 
-    /// Decrypts the `xenc:EncryptedKey` with ID `key_id` with our RSA private key (RSA-OAEP only)
-    /// and returns the transported AES key bytes.
-    pub fn decrypt_key(&mut self, key_id: &str, private: &Key) -> Result<Vec<u8>, FfiError> {
-        let node = self.node_ptr_by_id(key_id)?;
+    /// Decrypts the `xenc:EncryptedKey` element `encrypted_key` with our RSA private key
+    /// (RSA-OAEP only) and returns the transported AES key bytes.
+    pub fn decrypt_key(&mut self, encrypted_key: NodeHandle, private: &Key) -> Result<Vec<u8>, FfiError> {
+        let node = self.resolve(encrypted_key)?;
         clear_errors();
         let ctx = EncCtx::new(private)?;
         // SAFETY: ctx/node valid; the result buffer belongs to ctx and is copied before drop.
@@ -578,6 +596,11 @@ impl<'d> Node<'d> {
     pub fn text(&self) -> String {
         // SAFETY: xmlNodeGetContent returns a fresh string freed by take_xml_string.
         unsafe { take_xml_string(xs::xmlNodeGetContent(self.ptr)) }
+    }
+
+    /// A handle naming this element across mutations of the document.
+    pub fn handle(&self) -> NodeHandle {
+        NodeHandle(self.ptr as usize)
     }
 
     /// True if both handles point at the very same node.

@@ -13,7 +13,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use openssl::sha::sha256;
 
-use super::ffi::{Document, Node};
+use super::ffi::{Document, Node, NodeHandle};
 use super::limits::{precheck, XmlLimits};
 use super::material::{hex, Certificate, KeyPair};
 use super::trust::PartnerTrust;
@@ -79,7 +79,8 @@ impl VerifiedMessage {
     pub fn signer(&self) -> &Certificate {
         &self.signer
     }
-    /// Identifies this signature for the replay cache (SHA-256 of the SignatureValue).
+    /// Identifies this signed content for the replay cache: SHA-256 of the signer and the
+    /// signed DigestValues (which cannot be re-encoded without breaking the signature).
     pub fn replay_key(&self) -> &str {
         &self.replay_key
     }
@@ -105,7 +106,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
             if !enc.addressed_to(&ours.certificate) {
                 return Err(SecurityError::Decrypt("EncryptedKey is not addressed to our encryption certificate".into()));
             }
-            let session = doc.decrypt_key(&enc.key_id, &*ours.private_key()?)?;
+            let session = doc.decrypt_key(enc.key, &*ours.private_key()?)?;
             doc.decrypt_data(&enc.data_id, &session)?;
             // Decrypted content may carry IDs of its own: they must not collide either.
             doc.register_ids()?;
@@ -118,7 +119,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     let signer = Certificate::from_der(&plan.token_der)
         .map_err(|e| SecurityError::UntrustedCertificate(format!("BinarySecurityToken: {e}")))?;
     policy.trust.check(&signer, policy.now)?;
-    let uris = doc.verify(&plan.signature_id, &*signer.public_key()?)?;
+    let uris = doc.verify(plan.signature, &*signer.public_key()?)?;
 
     // What was signed: resolve each reference and compare node identity with the Body and the
     // Timestamp this pipeline will actually use.
@@ -144,9 +145,16 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     if envelope.body.has_significant_text() {
         return Err(SecurityError::UnexpectedElement("text directly in Body".into()));
     }
-    let signature = doc.element_by_id(&plan.signature_id).ok_or(SecurityError::Unsigned("signature vanished".into()))?;
-    let value = single_child(&signature, ns::DS, "SignatureValue")?.text();
-    let value: String = value.split_whitespace().collect();
+    // The replay key must not be malleable: SignatureValue is outside what is signed (its
+    // base64 text can be re-encoded), but the DigestValues are inside SignedInfo, so any change
+    // to them breaks the signature. Same digests from the same signer = the same message.
+    let signature = single_child(&security, ns::DS, "Signature")?;
+    let signed_info = single_child(&signature, ns::DS, "SignedInfo")?;
+    let mut replay_material = signer.fingerprint_sha256.clone().into_bytes();
+    for reference in signed_info.child_elements().iter().filter(|c| c.is(ns::DS, "Reference")) {
+        replay_material.push(0);
+        replay_material.extend_from_slice(single_child(reference, ns::DS, "DigestValue")?.text().as_bytes());
+    }
     let parts = child
         .child_elements()
         .iter()
@@ -159,7 +167,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
         operation_ns: child.namespace(),
         operation: child.local_name(),
         signer,
-        replay_key: hex(&sha256(value.as_bytes())),
+        replay_key: hex(&sha256(&replay_material)),
         expires,
         was_encrypted,
     })
@@ -211,13 +219,13 @@ impl<'d> Envelope<'d> {
 
 /// What the header says must be done, read before anything is decrypted or verified.
 struct HeaderPlan {
-    signature_id: String,
+    signature: NodeHandle,
     token_der: Vec<u8>,
     encryption: Option<EncryptionPlan>,
 }
 
 struct EncryptionPlan {
-    key_id: String,
+    key: NodeHandle,
     data_id: String,
     issuer: String,
     serial: String,
@@ -253,10 +261,6 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
         [] => return Err(SecurityError::Unsigned("no ds:Signature".into())),
         _ => return Err(SecurityError::UnexpectedElement("more than one ds:Signature".into())),
     };
-    let signature_id = match signature.attribute("", "Id") {
-        Some(id) => id,
-        None => return Err(SecurityError::Unsigned("ds:Signature has no Id".into())),
-    };
     check_signed_info(&signature)?;
     let token = token_for(&signature, &tokens)?;
     let token_der = base64::engine::general_purpose::STANDARD
@@ -272,7 +276,7 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
         [k] => Some(encryption_plan(k, &envelope.body)?),
         _ => return Err(SecurityError::UnexpectedElement("more than one xenc:EncryptedKey".into())),
     };
-    Ok(HeaderPlan { signature_id, token_der, encryption })
+    Ok(HeaderPlan { signature: signature.handle(), token_der, encryption })
 }
 
 /// SignedInfo may use only exclusive C14N, rsa-sha256, sha256 digests and same-document
@@ -349,7 +353,6 @@ fn token_for<'d>(signature: &Node<'d>, tokens: &[Node<'d>]) -> Result<Node<'d>, 
 }
 
 fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, SecurityError> {
-    let key_id = key.attribute("", "Id").ok_or_else(|| SecurityError::Decrypt("EncryptedKey has no Id".into()))?;
     let method = single_child(key, ns::XENC, "EncryptionMethod")?;
     let alg = method.attribute("", "Algorithm").unwrap_or_default();
     if alg != ns::RSA_OAEP_MGF1P {
@@ -393,7 +396,7 @@ fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, Se
         return Err(SecurityError::Algorithm(data_alg));
     }
     single_child(&single_child(data, ns::XENC, "CipherData")?, ns::XENC, "CipherValue")?;
-    Ok(EncryptionPlan { key_id, data_id, issuer, serial })
+    Ok(EncryptionPlan { key: key.handle(), data_id, issuer, serial })
 }
 
 fn check_timestamp(ts: &Node<'_>, policy: &InboundPolicy<'_>) -> Result<DateTime<Utc>, SecurityError> {

@@ -73,7 +73,7 @@ fn receive(bytes: &[u8], require_encryption: bool, trust: &PartnerTrust) -> Resu
 }
 
 fn pinned_kr() -> PartnerTrust {
-    PartnerTrust::new(vec![fixture().kr.signing.certificate.clone()], &[]).expect("trust")
+    PartnerTrust::new(vec![fixture().kr.signing.certificate.clone()], &[], None).expect("trust")
 }
 
 fn code(r: Result<super::inbound::VerifiedMessage, SecurityError>) -> &'static str {
@@ -98,9 +98,15 @@ fn signed_and_encrypted_round_trip() {
 
 #[test]
 fn chain_to_configured_anchor_is_accepted_and_other_partner_is_not() {
-    let by_ca = PartnerTrust::new(vec![], &[fixture().ca.clone()]).expect("trust");
+    let kr_subject = fixture().kr.signing.certificate.subject.clone();
+    let by_ca = PartnerTrust::new(vec![], &[fixture().ca.clone()], Some(kr_subject)).expect("trust");
     assert_eq!(code(receive(&send(true), true, &by_ca)), "accepted");
-    let only_id = PartnerTrust::new(vec![fixture().id.signing.certificate.clone()], &[]).expect("trust");
+    // Same CA, but the subject expected for this partner is ID's: KR cannot sign as ID.
+    let id_subject = fixture().id.signing.certificate.subject.clone();
+    let as_id = PartnerTrust::new(vec![], &[fixture().ca.clone()], Some(id_subject)).expect("trust");
+    assert_eq!(code(receive(&send(true), true, &as_id)), "WSS-UNTRUSTED-CERT");
+    assert!(PartnerTrust::new(vec![], &[fixture().ca.clone()], None).is_err());
+    let only_id = PartnerTrust::new(vec![fixture().id.signing.certificate.clone()], &[], None).expect("trust");
     assert_eq!(code(receive(&send(true), true, &only_id)), "WSS-UNTRUSTED-CERT");
 }
 

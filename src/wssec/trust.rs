@@ -14,6 +14,9 @@ use super::SecurityError;
 pub struct PartnerTrust {
     pinned: Vec<Certificate>,
     anchors: Option<X509Store>,
+    /// With anchors, the subject (RFC 2253) a chained certificate must carry, so that a
+    /// certificate the same CA issued to another partner is not accepted for this one.
+    subject: Option<String>,
 }
 
 impl std::fmt::Debug for PartnerTrust {
@@ -28,9 +31,14 @@ impl std::fmt::Debug for PartnerTrust {
 impl PartnerTrust {
     /// `pinned`: certificates accepted as they are; `anchors`: CA certificates a partner's
     /// certificate may chain to. At least one of the two must be non-empty.
-    pub fn new(pinned: Vec<Certificate>, anchors: &[Certificate]) -> Result<Self, SecurityError> {
+    /// `subject` is required with `anchors`: a CA usually certifies every partner, and one
+    /// partner must not be able to sign as another.
+    pub fn new(pinned: Vec<Certificate>, anchors: &[Certificate], subject: Option<String>) -> Result<Self, SecurityError> {
         if pinned.is_empty() && anchors.is_empty() {
             return Err(SecurityError::KeyMaterial("a partner needs pinned certificates or trust anchors".into()));
+        }
+        if !anchors.is_empty() && subject.is_none() {
+            return Err(SecurityError::KeyMaterial("trust by CA chain needs the partner's expected signing certificate subject".into()));
         }
         let anchors = if anchors.is_empty() {
             None
@@ -41,7 +49,7 @@ impl PartnerTrust {
             }
             Some(builder.build())
         };
-        Ok(PartnerTrust { pinned, anchors })
+        Ok(PartnerTrust { pinned, anchors, subject })
     }
 
     /// Accepts `cert` if it is pinned and currently valid, or chains to an anchor at `now`.
@@ -51,7 +59,7 @@ impl PartnerTrust {
         if self.pinned.iter().any(|p| p.der == cert.der) {
             return Ok(());
         }
-        let Some(store) = &self.anchors else {
+        let (Some(store), Some(subject)) = (&self.anchors, &self.subject) else {
             return Err(SecurityError::UntrustedCertificate(format!("{} is not a pinned certificate of this partner", cert.subject)));
         };
         let chain = Stack::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
@@ -62,7 +70,9 @@ impl PartnerTrust {
                 Ok((ok, c.error().error_string().to_owned()))
             })
             .map_err(|e| SecurityError::UntrustedCertificate(e.to_string()))?;
-        if ok {
+        if ok && &cert.subject != subject {
+            Err(SecurityError::UntrustedCertificate(format!("{} is not this partner's subject {subject}", cert.subject)))
+        } else if ok {
             Ok(())
         } else {
             Err(SecurityError::UntrustedCertificate(format!("{}: {reason}", cert.subject)))

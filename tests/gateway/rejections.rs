@@ -51,7 +51,13 @@ async fn a_replayed_message_is_refused_and_stored_once() {
     let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire.clone()).await;
     assert_eq!(status, 200, "{ack}");
     let before = stored(p.id.store()).await;
-    let (status, fault) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire).await;
+    let (status, fault) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire.clone()).await;
+    assert_eq!((status, first_code(&fault).as_str()), (500, "WSS-REPLAY"), "{fault}");
+    // The SignatureValue is not itself signed: re-wrapping its base64 must not evade the cache.
+    let text = String::from_utf8(wire).expect("utf8");
+    let start = text.find("<ds:SignatureValue>").expect("sv") + "<ds:SignatureValue>".len();
+    let rewrapped = format!("{}\n  {}", &text[..start + 10], &text[start + 10..]);
+    let (status, fault) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, rewrapped.into_bytes()).await;
     assert_eq!((status, first_code(&fault).as_str()), (500, "WSS-REPLAY"), "{fault}");
     assert_eq!(stored(p.id.store()).await, before);
 }
