@@ -1,16 +1,31 @@
 //! coconnect: a gateway for the WCO Interconnectivity Framework for Certificates of Origin.
-pub mod payload;
-pub mod pki;
-pub mod wssec;
-pub mod lifecycle;
-pub mod soap;
-pub mod store;
+//!
+//! Module map, outside in:
+//! - [`gateway`]: the HTTP server; [`gateway::soap_endpoint`] is the partner-facing receive
+//!   pipeline, [`api`] the domestic JSON API.
+//! - [`soap`]: the message vocabulary (operations, message header, acknowledgement), faults, WSDL.
+//! - [`wssec`]: WS-Security (X.509 token profile) over libxmlsec1; [`wssec::ffi`] holds every
+//!   `unsafe` block of the crate.
+//! - [`payload`]: the CO as WCO DM LPCO XML (yaserde) and its validation (Annex II).
+//! - [`lifecycle`]: the certificate state machine. [`store`]: sqlx persistence (SQLite or
+//!   PostgreSQL), outbox, replay cache, message log.
+//! - [`delivery`]: the workers that push queued messages to partners.
+//! - [`config`], [`app`], [`cli`], [`telemetry`]: configuration, wiring, command line, logging.
+//! - [`pki`], [`devpair`], [`demo`]: development PKI and the two-gateway demo.
+#![deny(unsafe_code)]
+
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod delivery;
-pub mod gateway;
-pub mod cli;
 pub mod demo;
-pub mod telemetry;
 pub mod devpair;
+pub mod gateway;
+pub mod lifecycle;
+pub mod payload;
+pub mod pki;
+pub mod soap;
+pub mod store;
+pub mod telemetry;
+pub mod wssec;
