@@ -9,7 +9,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::delivery::RateLimiter;
 use crate::gateway::auth::CredentialCache;
 use crate::store::Store;
 
@@ -18,6 +20,9 @@ pub struct AppState {
     pub settings: Settings,
     pub store: Store,
     pub credentials: CredentialCache,
+    /// Every scheduling and timestamp decision reads this clock.
+    pub clock: SharedClock,
+    pub limiter: RateLimiter,
 }
 
 /// A running gateway.
@@ -47,20 +52,29 @@ impl App {
 
     /// Starts on listeners the caller bound (tests and the demo use port 0).
     pub async fn start_on(settings: Settings, soap: TcpListener, api: TcpListener) -> Result<App, StartError> {
+        Self::start_with(settings, soap, api, crate::clock::system(), true).await
+    }
+
+    /// Starts with the given clock; without `workers` no delivery or alert task runs (tests
+    /// drive [`crate::delivery::Worker::step`] themselves).
+    pub async fn start_with(settings: Settings, soap: TcpListener, api: TcpListener, clock: SharedClock, workers: bool) -> Result<App, StartError> {
         let store = Store::connect(&settings.database_url).await?;
-        let workers = settings.delivery.workers.max(1);
-        let state = Arc::new(AppState { settings, store, credentials: CredentialCache::default() });
+        let worker_count = if workers { settings.delivery.workers.max(1) } else { 0 };
+        let state = Arc::new(AppState { settings, store, credentials: CredentialCache::default(), clock, limiter: RateLimiter::default() });
         let (shutdown, watch_rx) = watch::channel(false);
         let soap_addr = soap.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.soap, source })?;
         let api_addr = api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::gateway::serve(soap, state.clone(), crate::gateway::Surface::Soap, watch_rx.clone()));
         tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, watch_rx.clone()));
-        for n in 0..workers {
+        for n in 0..worker_count {
             let worker = crate::delivery::Worker::new(state.clone(), format!("{}-{}-{n}", state.settings.party, std::process::id()));
             tasks.spawn(worker.run(watch_rx.clone()));
         }
-        tracing::info!(party = %state.settings.party, %soap_addr, %api_addr, workers, "gateway started");
+        if workers {
+            tasks.spawn(crate::alerts::run(state.clone(), watch_rx.clone()));
+        }
+        tracing::info!(party = %state.settings.party, %soap_addr, %api_addr, workers = worker_count, "gateway started");
         Ok(App { state, soap_addr, api_addr, shutdown, tasks })
     }
 

@@ -31,6 +31,18 @@ pub enum Command {
     },
     /// Hash a password for a partner's inbound_auth.password_hash (reads it from stdin).
     HashPassword,
+    /// Manual intervention on a running gateway, through its domestic API (every action is
+    /// attributed to the token's name).
+    Ops {
+        /// Base URL of the gateway's domestic API, e.g. http://127.0.0.1:8081
+        #[arg(long)]
+        api: String,
+        /// Environment variable holding the API bearer token.
+        #[arg(long, default_value = "COCONNECT_API_TOKEN")]
+        token_env: String,
+        #[command(subcommand)]
+        command: OpsCommand,
+    },
     /// Check a configuration file and print what it loads.
     CheckConfig {
         #[arg(long)]
@@ -51,4 +63,32 @@ pub enum PkiCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OpsCommand {
+    /// List the outbox, optionally by state (pending, delivered, rejected, failed, cancelled) and partner.
+    Outbox {
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        partner: Option<String>,
+    },
+    /// Retry a failed message now, with a fresh retry schedule.
+    Retry { message_id: String },
+    /// Cancel a pending or failed message.
+    Cancel { message_id: String },
+    /// Show partners' delivery status.
+    Partners,
+    /// Pause delivery to a partner (announced downtime; paused time does not use up retries).
+    Pause { partner: String },
+    /// Resume delivery to a partner.
+    Resume { partner: String },
+    /// List alerts (unacknowledged only unless --all).
+    Alerts {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Acknowledge an alert.
+    AckAlert { id: i64 },
 }

@@ -48,9 +48,19 @@ pub struct RawConfig {
     #[serde(default)]
     pub delivery: RawDelivery,
     #[serde(default)]
+    pub alerts: RawAlerts,
+    #[serde(default)]
     pub api_tokens: Vec<RawToken>,
     #[serde(default)]
     pub partners: Vec<RawPartner>,
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAlerts {
+    /// Every alert is also POSTed as JSON to this URL (retried with backoff).
+    pub webhook_url: Option<String>,
+    pub webhook_max_attempts: Option<i64>,
 }
 
 #[derive(Deserialize, Debug, Clone)]
@@ -89,12 +99,20 @@ impl Default for RawSecurity {
     }
 }
 
+/// Framework 4.3.3: 10, 20, 30, 40, 50, 60 minutes, then 2, 4, 8 and 16 hours.
+pub const DEFAULT_RETRY_MARKS: [i64; 10] = [600, 1200, 1800, 2400, 3000, 3600, 7200, 14400, 28800, 57600];
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawDelivery {
-    /// Delay before retrying after a technical failure (the full 4.3.3 schedule is configurable
-    /// per partner in a later release).
-    pub retry_delay_seconds: i64,
+    /// Retry marks, in seconds after the first attempt, for technical failures (framework
+    /// 4.3.3: every 10 minutes for an hour, then at 2, 4, 8 and 16 hours). After the last mark
+    /// the message ends `delivery_failed` and an alert asks for manual intervention.
+    pub retry_marks_seconds: Vec<i64>,
+    /// Messages sent per second to a partner at most (a backlog is flushed at this rate).
+    pub flush_rate_per_second: f64,
+    /// Alert when a message is still undelivered this long after it was submitted.
+    pub undelivered_alert_seconds: i64,
     pub request_timeout_seconds: u64,
     /// How long a worker owns a claimed message before another may take it.
     pub lease_seconds: i64,
@@ -105,7 +123,15 @@ pub struct RawDelivery {
 
 impl Default for RawDelivery {
     fn default() -> Self {
-        RawDelivery { retry_delay_seconds: 600, request_timeout_seconds: 30, lease_seconds: 120, poll_interval_millis: 500, workers: 2 }
+        RawDelivery {
+            retry_marks_seconds: DEFAULT_RETRY_MARKS.to_vec(),
+            flush_rate_per_second: 20.0,
+            undelivered_alert_seconds: 3600,
+            request_timeout_seconds: 30,
+            lease_seconds: 120,
+            poll_interval_millis: 500,
+            workers: 2,
+        }
     }
 }
 
@@ -154,6 +180,10 @@ pub struct RawPartner {
     pub encryption_cert: Option<PathBuf>,
     #[serde(default)]
     pub profile: SecurityProfile,
+    /// This partner's retry marks (seconds after the first attempt); default `[delivery]`'s.
+    pub retry_marks_seconds: Option<Vec<i64>>,
+    /// This partner's send rate limit; default `[delivery]`'s.
+    pub flush_rate_per_second: Option<f64>,
     /// Source networks the partner may call from (CIDR); empty refuses everyone.
     pub allowed_networks: Vec<String>,
     /// Credentials we present when calling the partner.
@@ -195,6 +225,7 @@ pub struct Settings {
     pub decryption: KeyPair,
     pub security: RawSecurity,
     pub delivery: RawDelivery,
+    pub alerts: RawAlerts,
     pub api_tokens: Vec<(String, String)>,
     pub partners: HashMap<String, Arc<Partner>>,
 }
@@ -228,6 +259,8 @@ pub struct Partner {
     pub trust: PartnerTrust,
     pub encryption_cert: Option<Certificate>,
     pub profile: SecurityProfile,
+    pub retry_marks: Vec<chrono::Duration>,
+    pub flush_rate_per_second: f64,
     pub allowed_networks: Vec<IpNet>,
     pub outbound_username: String,
     pub outbound_password: String,
@@ -277,6 +310,9 @@ impl RawConfig {
         };
         let signing = pair(&self.keys.signing_key, &self.keys.signing_cert)?;
         let decryption = pair(&self.keys.decryption_key, &self.keys.decryption_cert)?;
+        if let Some(url) = &self.alerts.webhook_url {
+            url::Url::parse(url).map_err(|e| invalid("alerts.webhook_url", e.to_string()))?;
+        }
         let global_anchors = self.keys.trust_anchors.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
         let mut partners = HashMap::new();
         for p in &self.partners {
@@ -284,7 +320,11 @@ impl RawConfig {
             if !crate::pki::is_valid_party_code(&p.party) {
                 return Err(invalid(&what, "party is not a party code"));
             }
-            url::Url::parse(&p.endpoint).map_err(|e| invalid(&what, format!("endpoint: {e}")))?;
+            let endpoint = url::Url::parse(&p.endpoint).map_err(|e| invalid(&what, format!("endpoint: {e}")))?;
+            if endpoint.scheme() != "http" {
+                // Outbound TLS is not built in yet: send through a TLS-originating proxy.
+                return Err(invalid(&what, format!("endpoint scheme {} is not supported yet (use http:// to a local TLS-originating proxy)", endpoint.scheme())));
+            }
             let pinned = p.signing_certs.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
             let mut anchors = p.trust_anchors.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
             if pinned.is_empty() && anchors.is_empty() {
@@ -301,6 +341,14 @@ impl RawConfig {
                 .map(|n| n.parse::<IpNet>().or_else(|_| n.parse::<IpAddr>().map(IpNet::from)).map_err(|e| invalid(&what, format!("allowed_networks {n:?}: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?;
             argon2::PasswordHash::new(&p.inbound_auth.password_hash).map_err(|e| invalid(&what, format!("inbound_auth.password_hash: {e}")))?;
+            let marks = p.retry_marks_seconds.clone().unwrap_or_else(|| self.delivery.retry_marks_seconds.clone());
+            if marks.windows(2).any(|w| w[0] >= w[1]) || marks.iter().any(|m| *m <= 0) {
+                return Err(invalid(&what, "retry_marks_seconds must be positive and increasing"));
+            }
+            let flush_rate_per_second = p.flush_rate_per_second.unwrap_or(self.delivery.flush_rate_per_second);
+            if !(flush_rate_per_second > 0.0) {
+                return Err(invalid(&what, "flush_rate_per_second must be positive"));
+            }
             let outbound_password = secret(&what, p.outbound_auth.password.as_deref(), p.outbound_auth.password_env.as_deref())?;
             let partner = Partner {
                 party: p.party.clone(),
@@ -308,6 +356,8 @@ impl RawConfig {
                 trust,
                 encryption_cert,
                 profile: p.profile,
+                retry_marks: marks.iter().map(|s| chrono::Duration::seconds(*s)).collect(),
+                flush_rate_per_second,
                 allowed_networks,
                 outbound_username: p.outbound_auth.username.clone(),
                 outbound_password,
@@ -329,18 +379,33 @@ impl RawConfig {
         if api_tokens.iter().any(|(_, t)| t.len() < 16) {
             return Err(invalid("api_tokens", "tokens must have at least 16 characters"));
         }
+        if self.delivery.lease_seconds <= self.delivery.request_timeout_seconds as i64 {
+            return Err(invalid("delivery.lease_seconds", "must be longer than delivery.request_timeout_seconds, or a slow delivery could be claimed twice"));
+        }
         Ok(Settings {
             party: self.party,
             public_url: self.public_url,
-            database_url: self.database_url,
+            database_url: resolve_sqlite_path(&self.database_url, base),
             listen: self.listen,
             signing,
             decryption,
             security: self.security,
             delivery: self.delivery,
+            alerts: self.alerts,
             api_tokens,
             partners,
         })
+    }
+}
+
+/// A relative `sqlite:` path is relative to the configuration file's folder, like key paths.
+fn resolve_sqlite_path(url: &str, base: &Path) -> String {
+    match url.strip_prefix("sqlite:") {
+        Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') && !rest.is_empty() => {
+            let rest = rest.trim_start_matches("./");
+            format!("sqlite:{}", base.join(rest).display())
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -70,7 +70,7 @@ decryption_cert = "{dc}"
 trust_anchors = ["{ca}"]
 
 [delivery]
-retry_delay_seconds = 2
+retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]
 poll_interval_millis = 100
 
 [[api_tokens]]

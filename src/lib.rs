@@ -29,3 +29,6 @@ pub mod soap;
 pub mod store;
 pub mod telemetry;
 pub mod wssec;
+pub mod alerts;
+pub mod clock;
+pub mod ops;

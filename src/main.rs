@@ -39,6 +39,10 @@ fn main() -> ExitCode {
                 println!("{}", coconnect::config::hash_password(password.trim_end_matches(['\r', '\n']))?);
                 Ok(ExitCode::SUCCESS)
             }
+            Command::Ops { api, token_env, command } => {
+                let token = std::env::var(&token_env).map_err(|_| anyhow::anyhow!("set the API token in the environment variable {token_env}"))?;
+                Ok(if coconnect::ops::run(&api, &token, &command).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
             Command::CheckConfig { config } => {
                 let settings = coconnect::config::load(&config)?;
                 println!("{settings:#?}");

@@ -7,11 +7,14 @@
 //! - `GET /api/v1/certificates/{id}` → the certificate with its history.
 //! - `GET /api/v1/certificates?issuer=KR&reference=...` → the certificates with that identity.
 //!
+//! - Operator routes (outbox, partners, alerts): see [`operator`].
+//!
 //! Must never: build SOAP or touch keys; DTOs here are separate from the store's records.
+
+mod operator;
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use hyper::body::Incoming;
 use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response, StatusCode};
@@ -37,7 +40,14 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     };
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query().unwrap_or(""));
-    let result = match (req.method().clone(), path.as_str()) {
+    let method = req.method().clone();
+    if let Some(result) = operator::route(state, &method, &path, &query, &caller).await {
+        return result.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "operator request failed");
+            json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "store unavailable", "code": "API-STORE"}))
+        });
+    }
+    let result = match (method, path.as_str()) {
         (Method::POST, "/api/v1/certificates") => submit(state, req, &query, &caller).await,
         (Method::GET, "/api/v1/certificates") => lookup(state, &query).await,
         (Method::GET, p) if p.starts_with("/api/v1/certificates/") => show(state, &p["/api/v1/certificates/".len()..]).await,
@@ -89,7 +99,7 @@ async fn submit(state: &Arc<AppState>, req: Request<Incoming>, query: &[(String,
         Ok(x) => x,
         Err(e) => return Ok(unprocessable(vec![json!({"code": "CO-XML-MALFORMED", "message": e, "path": "/"})])),
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let message_id = Uuid::new_v4();
     let header = MessageHeader::new(&settings.party, &partner.party, message_id, now);
     let body_xml = request_xml(Operation::SendCo, &header, &co_xml);

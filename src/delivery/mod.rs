@@ -6,16 +6,21 @@
 //! pending under an expiring lease, so it is sent again with the same message ID and the
 //! partner answers with its original acknowledgement.
 //!
+//! Retries follow the partner's schedule (framework 4.3.3, marks after the first attempt);
+//! technical failures mark the partner down (one probe at a time until it answers, then its
+//! backlog is flushed at the partner's rate); business rejections end the message at once.
+//!
 //! Must never: delete or complete a message without a verified acknowledgement or a business
-//! rejection; retry a business rejection.
+//! rejection; retry a business rejection; read the time other than through `AppState::clock`.
 
 mod client;
 
-use std::sync::Arc;
-use std::time::Duration as StdDuration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
 
 use base64::Engine;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 
 use crate::app::AppState;
@@ -23,8 +28,9 @@ use crate::config::{Partner, SecurityProfile};
 use crate::lifecycle::State;
 use crate::soap::fault::read_fault;
 use crate::soap::{AckStatus, Acknowledgement, Operation};
-use crate::store::outbox::{self, OutboxMessage};
-use crate::store::StoreError;
+use crate::store::alerts::{self, NewAlert};
+use crate::store::outbox::{self, Failure, OutboxMessage};
+use crate::store::{partners, StoreError};
 use crate::wssec::inbound::InboundPolicy;
 use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::SoapVersion;
@@ -57,13 +63,36 @@ fn inject_fault(point: &str) {
     }
 }
 
+/// Bounds the send rate per partner (a recovering partner's backlog is flushed at this pace).
+/// Shared by the workers of one process; it measures real time, not the scheduling clock.
+#[derive(Default)]
+pub struct RateLimiter {
+    next_slot: Mutex<HashMap<String, Instant>>,
+}
+
+impl RateLimiter {
+    /// Waits for the next free slot of `partner` at `per_second`.
+    pub async fn acquire(&self, partner: &str, per_second: f64) {
+        let interval = StdDuration::from_secs_f64(1.0 / per_second.max(0.001));
+        let slot = {
+            let Ok(mut slots) = self.next_slot.lock() else { return };
+            let now = Instant::now();
+            let slot = slots.get(partner).copied().filter(|s| *s > now).unwrap_or(now);
+            slots.insert(partner.to_owned(), slot + interval);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
+    }
+}
+
 impl Worker {
     pub fn new(state: Arc<AppState>, owner: String) -> Self {
         let timeout = StdDuration::from_secs(state.settings.delivery.request_timeout_seconds);
         Worker { state, owner, client: PartnerClient::new(timeout) }
     }
 
-    /// Delivers until shutdown; between empty polls it waits the configured interval.
+    /// Delivers until shutdown; between empty polls it waits the configured interval. A
+    /// delivery in progress is finished before the loop looks at the shutdown signal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let idle = StdDuration::from_millis(self.state.settings.delivery.poll_interval_millis);
         loop {
@@ -91,44 +120,43 @@ impl Worker {
     pub async fn step(&self) -> Result<Step, StoreError> {
         let settings = &self.state.settings;
         let store = &self.state.store;
-        let now = Utc::now();
+        let clock = &self.state.clock;
+        let now = clock.now();
         let Some(msg) = outbox::claim_due(store, &self.owner, now, Duration::seconds(settings.delivery.lease_seconds)).await? else {
             return Ok(Step::Idle);
         };
-        let retry_at = || Utc::now() + Duration::seconds(settings.delivery.retry_delay_seconds);
         let Some(partner) = settings.partners.get(&msg.partner).cloned() else {
             // Not configured (any more): keep the message; an operator must restore the partner.
             let reason = format!("partner {} is not configured", msg.partner);
             tracing::error!(message_id = %msg.message_id, "{reason}");
-            outbox::fail_attempt(store, &msg, msg.attempts, "configuration", None, &reason, retry_at(), now).await?;
+            let failure = Failure { attempt: msg.attempts, outcome: "configuration", http_status: None, error: &reason };
+            outbox::fail_attempt(store, &msg, &failure, now + Duration::minutes(10), now).await?;
             return Ok(Step::WillRetry(reason));
         };
         let Some(operation) = Operation::from_name(&msg.operation) else {
             return Err(StoreError::Corrupt(format!("unknown operation {}", msg.operation)));
         };
+        self.state.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
+        let now = clock.now();
         let wire = match self.secure(&msg, &partner).await {
             Ok(w) => w,
             Err(reason) => {
-                outbox::fail_attempt(store, &msg, msg.attempts, "security", None, &reason, retry_at(), now).await?;
+                tracing::error!(message_id = %msg.message_id, %reason, "message could not be secured");
+                outbox::release(store, &msg.message_id).await?;
                 return Ok(Step::WillRetry(reason));
             }
         };
-        let attempt = outbox::begin_attempt(store, &msg, &wire, now).await?;
+        let attempt = outbox::begin_attempt(store, &msg, &wire, &self.owner, now).await?;
         inject_fault("before-send");
         tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, "sending");
-        let reply = self.client.post(&partner, operation, SoapVersion::V11, wire).await;
-        let (status, body) = match reply {
+        let (status, body) = match self.client.post(&partner, operation, SoapVersion::V11, wire).await {
             Ok(r) => r,
-            Err(e) => {
-                let reason = format!("transport: {e}");
-                tracing::warn!(message_id = %msg.message_id, attempt, %reason, "delivery failed; will retry");
-                outbox::fail_attempt(store, &msg, attempt, "transport", None, &reason, retry_at(), Utc::now()).await?;
-                return Ok(Step::WillRetry(reason));
-            }
+            Err(e) => return self.retry_later(&msg, &partner, now, Failure { attempt, outcome: "transport", http_status: None, error: &format!("transport: {e}") }).await,
         };
         match self.judge(&msg, &partner, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
+                partners::mark_up(store, &partner.party, clock.now()).await?;
                 let accepted = ack.status == AckStatus::Accepted;
                 let cause = if accepted {
                     format!("acknowledged by {} (ack {})", partner.party, ack.header.message_id)
@@ -136,22 +164,47 @@ impl Worker {
                     let errors: Vec<String> = ack.errors.iter().map(|e| format!("{} {} at {}", e.code, e.description, e.path)).collect();
                     format!("rejected by {}: {}", partner.party, errors.join("; "))
                 };
-                if !accepted {
-                    tracing::warn!(event = "rejected", message_id = %msg.message_id, partner = %partner.party, %cause, "partner rejected the message");
-                }
-                let to = outbox::complete(store, &msg, attempt, &body, accepted, &cause, status, Utc::now()).await?;
+                let to = outbox::complete(store, &msg, attempt, &body, accepted, &cause, status, self.webhook(), clock.now()).await?;
                 Ok(Step::Completed(to))
             }
             Verdict::SenderFault(reason) => {
                 inject_fault("after-send");
-                tracing::warn!(event = "rejected", message_id = %msg.message_id, partner = %partner.party, %reason, "partner refused the message with a fault");
-                let to = outbox::complete(store, &msg, attempt, &body, false, &reason, status, Utc::now()).await?;
+                partners::mark_up(store, &partner.party, clock.now()).await?;
+                let to = outbox::complete(store, &msg, attempt, &body, false, &reason, status, self.webhook(), clock.now()).await?;
                 Ok(Step::Completed(to))
             }
             Verdict::Retry(outcome, reason) => {
-                tracing::warn!(message_id = %msg.message_id, attempt, status, %reason, "delivery failed; will retry");
-                outbox::fail_attempt(store, &msg, attempt, outcome, Some(status), &reason, retry_at(), Utc::now()).await?;
-                Ok(Step::WillRetry(reason))
+                if outcome == "ack-invalid" {
+                    let alert = NewAlert { name: alerts::ACK_UNVERIFIED, partner: Some(&partner.party), message_id: Some(&msg.message_id), certificate_id: Some(&msg.certificate_id), detail: &reason };
+                    alerts::raise_now(store, &alert, self.webhook(), clock.now()).await?;
+                }
+                self.retry_later(&msg, &partner, now, Failure { attempt, outcome, http_status: Some(status), error: &reason }).await
+            }
+        }
+    }
+
+    fn webhook(&self) -> bool {
+        self.state.settings.alerts.webhook_url.is_some()
+    }
+
+    /// A technical failure: the partner is marked down and the message waits for its next retry
+    /// mark, or — after the last mark — ends `delivery_failed` with an alert.
+    async fn retry_later(&self, msg: &OutboxMessage, partner: &Partner, attempt_started: DateTime<Utc>, failure: Failure<'_>) -> Result<Step, StoreError> {
+        let store = &self.state.store;
+        let now = self.state.clock.now();
+        partners::mark_down(store, &partner.party, now).await?;
+        let first = msg.first_attempt_at.unwrap_or(attempt_started);
+        let done_under_schedule = msg.schedule_attempt(failure.attempt);
+        match next_attempt(first, &partner.retry_marks, done_under_schedule) {
+            Some(at) => {
+                tracing::warn!(message_id = %msg.message_id, attempt = failure.attempt, error = failure.error, next_attempt_at = %at, "delivery failed; will retry");
+                outbox::fail_attempt(store, msg, &failure, at.max(now), now).await?;
+                Ok(Step::WillRetry(failure.error.to_owned()))
+            }
+            None => {
+                tracing::error!(message_id = %msg.message_id, attempt = failure.attempt, error = failure.error, "retry schedule exhausted; manual intervention needed");
+                let to = outbox::exhaust(store, msg, &failure, self.webhook(), now).await?;
+                Ok(Step::Completed(to))
             }
         }
     }
@@ -170,7 +223,7 @@ impl Worker {
                 body_xml: &body,
                 signer: &state.settings.signing,
                 encrypt_for,
-                now: Utc::now(),
+                now: state.clock.now(),
                 ttl: Duration::seconds(state.settings.security.timestamp_ttl_seconds),
             })
             .map_err(|e| format!("securing the message failed: {e}"))
@@ -191,8 +244,10 @@ impl Worker {
             };
         }
         match read_fault(body) {
-            // A Sender fault after authentication is a business refusal: retrying won't help.
-            Some(f) if f.sender_at_fault && status == 500 => {
+            // A Sender fault is a business refusal: retrying won't help — unless it is one of the
+            // transient security refusals (clock skew, a replay of our own retry, a timestamp
+            // that expired in transit, the partner's own trouble), which a fresh attempt cures.
+            Some(f) if f.sender_at_fault && status == 500 && !f.code.as_deref().is_some_and(is_transient_fault) => {
                 Verdict::SenderFault(format!("SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason))
             }
             Some(f) => Verdict::Retry("fault", format!("HTTP {status}, SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason)),
@@ -213,9 +268,10 @@ impl Worker {
                     decryption: None,
                     require_encryption: false,
                     trust: &partner_for_check.trust,
-                    now: Utc::now(),
+                    now: state.clock.now(),
                     clock_skew: Duration::seconds(s.security.clock_skew_seconds),
                     max_ttl: Duration::seconds(s.security.max_timestamp_age_seconds),
+                    require_fresh_timestamp: false,
                 },
             )
         })
@@ -241,8 +297,36 @@ impl Worker {
     }
 }
 
+/// Fault codes that a new attempt (fresh Timestamp, fresh signature) can cure.
+fn is_transient_fault(code: &str) -> bool {
+    matches!(code, "WSS-EXPIRED" | "WSS-FUTURE-TIMESTAMP" | "WSS-BAD-TIMESTAMP" | "WSS-REPLAY" | "GW-INTERNAL" | "AUTH-FAILED" | "AUTH-MISSING")
+}
+
+/// When the next attempt is due: `first` plus the mark for the `attempts_made`-th retry, or
+/// `None` when every mark has been used.
+pub fn next_attempt(first: DateTime<Utc>, marks: &[Duration], attempts_made: i64) -> Option<DateTime<Utc>> {
+    let index = usize::try_from(attempts_made.checked_sub(1)?).ok()?;
+    marks.get(index).map(|m| first + *m)
+}
+
 enum Verdict {
     Acknowledged(Acknowledgement),
     SenderFault(String),
     Retry(&'static str, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedule_follows_the_marks_then_ends() {
+        let t0 = DateTime::from_timestamp(0, 0).unwrap_or_default();
+        let marks: Vec<Duration> = crate::config::DEFAULT_RETRY_MARKS.iter().map(|s| Duration::seconds(*s)).collect();
+        assert_eq!(next_attempt(t0, &marks, 1), Some(t0 + Duration::minutes(10)));
+        assert_eq!(next_attempt(t0, &marks, 6), Some(t0 + Duration::hours(1)));
+        assert_eq!(next_attempt(t0, &marks, 10), Some(t0 + Duration::hours(16)));
+        assert_eq!(next_attempt(t0, &marks, 11), None);
+        assert_eq!(next_attempt(t0, &marks, 0), None);
+    }
 }

@@ -4,6 +4,7 @@
 //! is paid once per partner, not per message.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
@@ -12,9 +13,22 @@ use hyper::HeaderMap;
 
 use crate::config::{Partner, Settings};
 
-#[derive(Default)]
 pub struct CredentialCache {
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Argon2 costs ~19 MiB and tens of milliseconds: a few at a time, whoever asks.
+    hashing: tokio::sync::Semaphore,
+    /// Verified against when the user is unknown, so unknown and known users take as long.
+    dummy_hash: String,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        CredentialCache {
+            verified: Mutex::default(),
+            hashing: tokio::sync::Semaphore::new(4),
+            dummy_hash: crate::config::hash_password("coconnect-unknown-user").unwrap_or_default(),
+        }
+    }
 }
 
 /// Why a request was not authenticated.
@@ -24,6 +38,8 @@ pub enum AuthFailure {
     Malformed,
     UnknownUser,
     WrongPassword,
+    /// The partner may not call from this address.
+    SourceAddress,
 }
 
 impl AuthFailure {
@@ -32,6 +48,7 @@ impl AuthFailure {
             AuthFailure::Missing => "AUTH-MISSING",
             AuthFailure::Malformed => "AUTH-MALFORMED",
             AuthFailure::UnknownUser | AuthFailure::WrongPassword => "AUTH-FAILED",
+            AuthFailure::SourceAddress => "AUTH-SOURCE-ADDRESS",
         }
     }
 }
@@ -47,10 +64,18 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthFa
 }
 
 impl CredentialCache {
-    /// Authenticates the request's partner. Argon2 runs on a blocking thread.
-    pub async fn authenticate(&self, settings: &Settings, headers: &HeaderMap) -> Result<Arc<Partner>, AuthFailure> {
+    /// Authenticates the request's partner: the user name selects it, its allow-list is checked
+    /// against `source` before any password work, then the password. Argon2 runs on a blocking
+    /// thread, a few at a time.
+    pub async fn authenticate(&self, settings: &Settings, headers: &HeaderMap, source: IpAddr) -> Result<Arc<Partner>, AuthFailure> {
         let (user, password) = basic_credentials(headers)?;
-        let partner = settings.partner_by_username(&user).cloned().ok_or(AuthFailure::UnknownUser)?;
+        let Some(partner) = settings.partner_by_username(&user).cloned() else {
+            let _ = self.verify_hash(self.dummy_hash.clone(), password).await;
+            return Err(AuthFailure::UnknownUser);
+        };
+        if !partner.allows(source) {
+            return Err(AuthFailure::SourceAddress);
+        }
         let mut key_input = partner.inbound_password_hash.as_bytes().to_vec();
         key_input.push(0);
         key_input.extend_from_slice(password.as_bytes());
@@ -58,14 +83,7 @@ impl CredentialCache {
         if self.verified.lock().map(|v| v.contains(&key)).unwrap_or(false) {
             return Ok(partner);
         }
-        let hash = partner.inbound_password_hash.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            use argon2::PasswordVerifier;
-            argon2::PasswordHash::new(&hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        })
-        .await
-        .unwrap_or(false);
-        if !ok {
+        if !self.verify_hash(partner.inbound_password_hash.clone(), password).await {
             return Err(AuthFailure::WrongPassword);
         }
         if let Ok(mut v) = self.verified.lock() {
@@ -75,5 +93,15 @@ impl CredentialCache {
             v.insert(key);
         }
         Ok(partner)
+    }
+
+    async fn verify_hash(&self, hash: String, password: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else { return false };
+        tokio::task::spawn_blocking(move || {
+            use argon2::PasswordVerifier;
+            argon2::PasswordHash::new(&hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        })
+        .await
+        .unwrap_or(false)
     }
 }

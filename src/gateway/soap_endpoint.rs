@@ -1,6 +1,6 @@
 //! `POST /soap/v1`: a partner's request, from HTTP to a signed acknowledgement.
 //!
-//! Order: Basic credentials (before the body is read) → source address → body size →
+//! Order: Basic user → source address → password (all before the body is read) → body size →
 //! WS-Security (on a blocking thread) → replay cache → operation → message header and the
 //! partner's identity → idempotency by message ID → payload validation → one transaction that
 //! stores the receipt and the certificate → the signed acknowledgement.
@@ -18,6 +18,7 @@ use hyper::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use uuid::Uuid;
 
+use super::auth::AuthFailure;
 use super::http::{read_body, response, Body, BodyError};
 use crate::app::AppState;
 use crate::config::{Partner, SecurityProfile};
@@ -72,8 +73,12 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => SoapVersion::V12,
         _ => SoapVersion::V11,
     };
-    let partner = match state.credentials.authenticate(&state.settings, req.headers()).await {
+    let partner = match state.credentials.authenticate(&state.settings, req.headers(), remote.ip()).await {
         Ok(p) => p,
+        Err(AuthFailure::SourceAddress) => {
+            tracing::warn!(event = "ip_refused", %remote, "source address not allowed for the partner");
+            return fault_response(version, StatusCode::FORBIDDEN, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "Forbidden", "AUTH-SOURCE-ADDRESS", "source address not allowed", None));
+        }
         Err(failure) => {
             tracing::warn!(event = "auth_refused", %remote, code = failure.code(), "HTTP Basic authentication failed");
             let mut r = fault_response(
@@ -85,10 +90,6 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
             return r;
         }
     };
-    if !partner.allows(remote.ip()) {
-        tracing::warn!(event = "ip_refused", %remote, partner = %partner.party, "source address not allowed for partner");
-        return fault_response(version, StatusCode::FORBIDDEN, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "Forbidden", "AUTH-SOURCE-ADDRESS", "source address not allowed", None));
-    }
     let bytes = match read_body(req, state.settings.security.max_message_bytes).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -109,13 +110,16 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
 /// Everything after the body is read. `Ok` carries the acknowledgement bytes (new or the one
 /// stored for an earlier copy of the same message).
 async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) -> Result<(SoapVersion, Vec<u8>), Fault> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let verified = verify(state, partner, bytes.clone(), now).await.map_err(|e| {
         tracing::warn!(event = "security_refused", partner = %partner.party, code = e.code(), error = %e, "WS-Security check failed");
         security_fault(&e)
     })?;
     let version = verified.version();
-    let fresh = inbound::remember_signature(&state.store, verified.replay_key(), verified.expires(), now).await.map_err(|e| {
+    // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
+    let keep_until = verified.expires() + Duration::seconds(state.settings.security.clock_skew_seconds);
+    let replay_key = format!("{}:{}", partner.party, verified.replay_key());
+    let fresh = inbound::remember_signature(&state.store, &replay_key, keep_until, now).await.map_err(|e| {
         tracing::error!(error = %e, "replay cache unavailable");
         internal_fault("store unavailable")
     })?;
@@ -288,12 +292,14 @@ async fn verify(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes, now
             &bytes,
             &InboundPolicy {
                 limits: s.xml_limits(),
-                decryption: Some(&s.decryption),
+                // A `sign` partner has no business encrypting to us: nothing is decrypted for it.
+                decryption: (partner.profile == SecurityProfile::SignEncrypt).then_some(&s.decryption),
                 require_encryption: partner.profile == SecurityProfile::SignEncrypt,
                 trust: &partner.trust,
                 now,
                 clock_skew: Duration::seconds(s.security.clock_skew_seconds),
                 max_ttl: Duration::seconds(s.security.max_timestamp_age_seconds),
+                    require_fresh_timestamp: true,
             },
         )
     })

@@ -4,7 +4,10 @@
 //! Must never: touch SQL or the network. The store applies transitions computed here and writes
 //! the history row in the same transaction (see `store::certificates::apply`).
 //!
-//! Export side: `queued → sent → acknowledged | rejected`. Import side: `received`.
+//! Export side: `queued → sent → acknowledged | rejected`; when the retry schedule (framework
+//! 4.3.3) is exhausted `sent → delivery_failed`, from where an operator re-queues
+//! (`delivery_failed → queued`) or cancels (`queued | sent | delivery_failed → cancelled`).
+//! Import side: `received`.
 
 use serde::Serialize;
 
@@ -36,7 +39,7 @@ impl Direction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum State {
     /// Accepted from the domestic system, waiting in the outbox.
     Queued,
@@ -48,10 +51,15 @@ pub enum State {
     Rejected,
     /// Received from a partner, verified and validated.
     Received,
+    /// Every attempt of the retry schedule failed: manual intervention needed.
+    DeliveryFailed,
+    /// An operator withdrew the delivery.
+    Cancelled,
 }
 
 impl State {
-    pub const ALL: [State; 5] = [State::Queued, State::Sent, State::Acknowledged, State::Rejected, State::Received];
+    pub const ALL: [State; 7] =
+        [State::Queued, State::Sent, State::Acknowledged, State::Rejected, State::Received, State::DeliveryFailed, State::Cancelled];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -60,6 +68,8 @@ impl State {
             State::Acknowledged => "acknowledged",
             State::Rejected => "rejected",
             State::Received => "received",
+            State::DeliveryFailed => "delivery_failed",
+            State::Cancelled => "cancelled",
         }
     }
 
@@ -81,11 +91,25 @@ pub enum Event {
     AcknowledgedRejected,
     /// A partner's SendCO passed security and validation.
     ReceivedFromPartner,
+    /// The last attempt of the retry schedule failed.
+    DeliveryExhausted,
+    /// An operator asked for the delivery to be tried again.
+    OperatorRetry,
+    /// An operator withdrew the delivery.
+    OperatorCancel,
 }
 
 impl Event {
-    pub const ALL: [Event; 5] =
-        [Event::Submitted, Event::Transmitted, Event::AcknowledgedAccepted, Event::AcknowledgedRejected, Event::ReceivedFromPartner];
+    pub const ALL: [Event; 8] = [
+        Event::Submitted,
+        Event::Transmitted,
+        Event::AcknowledgedAccepted,
+        Event::AcknowledgedRejected,
+        Event::ReceivedFromPartner,
+        Event::DeliveryExhausted,
+        Event::OperatorRetry,
+        Event::OperatorCancel,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,6 +118,9 @@ impl Event {
             Event::AcknowledgedAccepted => "acknowledged",
             Event::AcknowledgedRejected => "rejected",
             Event::ReceivedFromPartner => "received",
+            Event::DeliveryExhausted => "delivery_exhausted",
+            Event::OperatorRetry => "operator_retry",
+            Event::OperatorCancel => "operator_cancel",
         }
     }
 }
@@ -117,6 +144,9 @@ pub fn transition(direction: Direction, from: Option<State>, event: Event) -> Re
         (Outbound, Some(Sent), Transmitted) => Sent,
         (Outbound, Some(Sent), AcknowledgedAccepted) => Acknowledged,
         (Outbound, Some(Sent), AcknowledgedRejected) => Rejected,
+        (Outbound, Some(Queued | Sent), DeliveryExhausted) => DeliveryFailed,
+        (Outbound, Some(DeliveryFailed), OperatorRetry) => Queued,
+        (Outbound, Some(Queued | Sent | DeliveryFailed), OperatorCancel) => Cancelled,
         (Inbound, None, ReceivedFromPartner) => Received,
         _ => return Err(IllegalTransition { direction, from, event }),
     };
@@ -136,6 +166,12 @@ mod tests {
             (Direction::Outbound, Some(State::Sent), Event::Transmitted, State::Sent),
             (Direction::Outbound, Some(State::Sent), Event::AcknowledgedAccepted, State::Acknowledged),
             (Direction::Outbound, Some(State::Sent), Event::AcknowledgedRejected, State::Rejected),
+            (Direction::Outbound, Some(State::Queued), Event::DeliveryExhausted, State::DeliveryFailed),
+            (Direction::Outbound, Some(State::Sent), Event::DeliveryExhausted, State::DeliveryFailed),
+            (Direction::Outbound, Some(State::DeliveryFailed), Event::OperatorRetry, State::Queued),
+            (Direction::Outbound, Some(State::Queued), Event::OperatorCancel, State::Cancelled),
+            (Direction::Outbound, Some(State::Sent), Event::OperatorCancel, State::Cancelled),
+            (Direction::Outbound, Some(State::DeliveryFailed), Event::OperatorCancel, State::Cancelled),
             (Direction::Inbound, None, Event::ReceivedFromPartner, State::Received),
         ];
         let froms: Vec<Option<State>> = std::iter::once(None).chain(State::ALL.into_iter().map(Some)).collect();

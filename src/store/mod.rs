@@ -6,10 +6,13 @@
 //! Must never: know about hyper, SOAP envelopes or keys; decide transitions (that is
 //! `crate::lifecycle`, which [`certificates::apply`] consults).
 
+pub mod alerts;
 pub mod certificates;
 pub mod inbound;
 pub mod messages;
+pub mod operator;
 pub mod outbox;
+pub mod partners;
 pub mod testdb;
 
 use std::str::FromStr;
@@ -42,6 +45,10 @@ pub enum StoreError {
     Illegal(#[from] crate::lifecycle::IllegalTransition),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("another coconnect instance already uses the SQLite database {0} (SQLite allows one instance; use PostgreSQL to run several)")]
+    SqliteInUse(String),
+    #[error("cannot lock the SQLite database {path}: {source}")]
+    Lock { path: String, source: std::io::Error },
 }
 
 impl StoreError {
@@ -59,6 +66,8 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: the exclusive lock on `<database>.lock`, held while any clone of the store lives.
+    _instance_lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -79,6 +88,10 @@ impl Store {
             Backend::Sqlite if !url.contains("mode=") => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
             _ => url.to_owned(),
         };
+        let instance_lock = match backend {
+            Backend::Sqlite => Some(std::sync::Arc::new(lock_sqlite(&url)?)),
+            Backend::Postgres => None,
+        };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = match backend {
             // One connection: SQLite serialises writers anyway, and a single connection avoids
@@ -95,7 +108,7 @@ impl Store {
             }
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
-        Ok(Store { pool, backend })
+        Ok(Store { pool, backend, _instance_lock: instance_lock })
     }
 
     pub fn backend(&self) -> Backend {
@@ -110,12 +123,37 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances claim different rows.
+    pub(crate) fn for_update_skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// `FOR UPDATE` where the backend has row locks (SQLite locks the database on write).
     pub(crate) fn for_update(&self) -> &'static str {
         match self.backend {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         }
+    }
+}
+
+/// SQLite is for one instance: a second process on the same file would race the first for the
+/// outbox. An exclusive lock on `<file>.lock` (released by the OS if the process dies) refuses it.
+fn lock_sqlite(url: &str) -> Result<std::fs::File, StoreError> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return std::fs::File::open("/dev/null").map_err(|source| StoreError::Lock { path: path.to_owned(), source });
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|source| StoreError::Lock { path: lock_path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::SqliteInUse(path.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Lock { path: lock_path, source }),
     }
 }
 

@@ -1,19 +1,28 @@
 //! The durable outbox. A message is enqueued in the transaction that creates its certificate,
 //! claimed by a delivery worker under a lease (so a crashed worker's claim expires and the
 //! message is taken again), and keeps its message ID for every attempt.
+//!
+//! Claiming respects, in one query: the partner not paused, no older pending message about the
+//! same certificate (messages about one CO never overtake each other), and, while the partner
+//! is down, a single message in flight for it (one probe at a time). On PostgreSQL rows are
+//! claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
 use sqlx::Row;
 
+use super::alerts::{self, NewAlert};
 use super::certificates::{self, NewCertificate};
 use super::messages::{self, Kind, LogEntry};
-use super::{millis, Backend, Store, StoreError, Tx};
+use super::{from_millis, millis, Store, StoreError, Tx};
 use crate::lifecycle::{Event, State};
 
 /// Outbox row states.
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const REJECTED: &str = "rejected";
+pub const FAILED: &str = "failed";
+pub const CANCELLED: &str = "cancelled";
 
 /// A message to deliver, as claimed by a worker.
 #[derive(Debug, Clone)]
@@ -24,6 +33,16 @@ pub struct OutboxMessage {
     pub operation: String,
     pub body_xml: String,
     pub attempts: i64,
+    /// Attempts made before the current retry schedule started (an operator retry restarts it).
+    pub schedule_start_attempt: i64,
+    pub first_attempt_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxMessage {
+    /// Attempts made under the current schedule, including the one about to happen.
+    pub fn schedule_attempt(&self, attempt: i64) -> i64 {
+        attempt - self.schedule_start_attempt
+    }
 }
 
 /// Creates the certificate (state `queued`) and its outbound message in one transaction.
@@ -51,52 +70,63 @@ pub async fn enqueue(tx: &mut Tx<'_>, certificate_id: &str, partner: &str, opera
     Ok(())
 }
 
-/// Claims the oldest due pending message whose lease is free or expired, for `lease`.
+const CLAIM_COLUMNS: &str = "message_id, certificate_id, partner, operation, body_xml, attempts, schedule_start_attempt, first_attempt_at";
+
+/// Claims the oldest due pending message that may go now, for `lease`.
 pub async fn claim_due(store: &Store, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<Option<OutboxMessage>, StoreError> {
-    let pick = match store.backend() {
-        Backend::Postgres => "SELECT message_id FROM outbox WHERE state = $1 AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at, message_id LIMIT 1 FOR UPDATE SKIP LOCKED",
-        Backend::Sqlite => "SELECT message_id FROM outbox WHERE state = $1 AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) ORDER BY created_at, message_id LIMIT 1",
-    };
-    let sql = format!(
-        "UPDATE outbox SET lease_owner = $3, lease_until = $4 WHERE message_id = ({pick}) RETURNING message_id, certificate_id, partner, operation, body_xml, attempts"
+    let lock = store.for_update_skip_locked();
+    let pick = format!(
+        "SELECT o.message_id FROM outbox o \
+         WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1) \
+         AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
+         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state = 'pending' \
+                         AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
+         AND NOT EXISTS (SELECT 1 FROM partner_status p JOIN outbox f ON f.partner = p.party \
+                         WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.state = 'pending' AND f.lease_until >= $1) \
+         ORDER BY o.created_at, o.message_id LIMIT 1{lock}"
     );
-    let row = sqlx::query(&sql)
-        .bind(PENDING)
-        .bind(millis(now))
-        .bind(owner)
-        .bind(millis(now + lease))
-        .fetch_optional(store.pool())
-        .await?;
-    row.map(|r| {
-        Ok(OutboxMessage {
-            message_id: r.try_get("message_id")?,
-            certificate_id: r.try_get("certificate_id")?,
-            partner: r.try_get("partner")?,
-            operation: r.try_get("operation")?,
-            body_xml: r.try_get("body_xml")?,
-            attempts: r.try_get("attempts")?,
-        })
+    let sql = format!("UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) RETURNING {CLAIM_COLUMNS}");
+    let row = sqlx::query(&sql).bind(millis(now)).bind(owner).bind(millis(now + lease)).fetch_optional(store.pool()).await?;
+    row.map(|r| message(&r)).transpose()
+}
+
+fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
+    Ok(OutboxMessage {
+        message_id: r.try_get("message_id")?,
+        certificate_id: r.try_get("certificate_id")?,
+        partner: r.try_get("partner")?,
+        operation: r.try_get("operation")?,
+        body_xml: r.try_get("body_xml")?,
+        attempts: r.try_get("attempts")?,
+        schedule_start_attempt: r.try_get("schedule_start_attempt")?,
+        first_attempt_at: r.try_get::<Option<i64>, _>("first_attempt_at")?.map(from_millis),
     })
-    .transpose()
+}
+
+/// Gives a claimed message back without an attempt (e.g. at shutdown or when rate-limited).
+pub async fn release(store: &Store, message_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE message_id = $1").bind(message_id).execute(store.pool()).await?;
+    Ok(())
 }
 
 /// Records that attempt `attempts + 1` is about to put `wire` on the network: the attempt row,
 /// the exact bytes in the message log, and the certificate's `transmitted` event — committed
 /// before the first byte is sent. Returns the attempt number.
-pub async fn begin_attempt(store: &Store, msg: &OutboxMessage, wire: &[u8], now: DateTime<Utc>) -> Result<i64, StoreError> {
+pub async fn begin_attempt(store: &Store, msg: &OutboxMessage, wire: &[u8], instance: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
     let mut tx = store.begin().await?;
     let attempt = msg.attempts + 1;
-    sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2 WHERE message_id = $3")
+    sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2) WHERE message_id = $3")
         .bind(attempt)
         .bind(millis(now))
         .bind(&msg.message_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256) VALUES ($1, $2, $3, $4)")
+    sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
         .bind(&msg.message_id)
         .bind(attempt)
         .bind(millis(now))
         .bind(messages::sha256_hex(wire))
+        .bind(instance)
         .execute(&mut *tx)
         .await?;
     messages::append(&mut tx, &LogEntry { message_id: &msg.message_id, incoming: false, kind: Kind::Request, partner: &msg.partner, operation: &msg.operation, wire }, now).await?;
@@ -105,13 +135,21 @@ pub async fn begin_attempt(store: &Store, msg: &OutboxMessage, wire: &[u8], now:
     Ok(attempt)
 }
 
+/// How an attempt failed, as recorded.
+pub struct Failure<'a> {
+    pub attempt: i64,
+    pub outcome: &'a str,
+    pub http_status: Option<u16>,
+    pub error: &'a str,
+}
+
 /// A failed attempt: recorded, the lease released, the next attempt scheduled.
-pub async fn fail_attempt(store: &Store, msg: &OutboxMessage, attempt: i64, outcome: &str, http_status: Option<u16>, error: &str, next_attempt_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn fail_attempt(store: &Store, msg: &OutboxMessage, failure: &Failure<'_>, next_attempt_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    finish_attempt(&mut tx, &msg.message_id, attempt, outcome, http_status, Some(error), now).await?;
+    finish_attempt(&mut tx, &msg.message_id, failure.attempt, failure.outcome, failure.http_status, Some(failure.error), now).await?;
     sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE message_id = $4")
         .bind(millis(next_attempt_at))
-        .bind(error)
+        .bind(failure.error)
         .bind(millis(now))
         .bind(&msg.message_id)
         .execute(&mut *tx)
@@ -120,26 +158,52 @@ pub async fn fail_attempt(store: &Store, msg: &OutboxMessage, attempt: i64, outc
     Ok(())
 }
 
+/// The last attempt of the schedule failed: the message ends `failed`, the certificate
+/// `delivery_failed`, and an alert asks for manual intervention — in one transaction.
+pub async fn exhaust(store: &Store, msg: &OutboxMessage, failure: &Failure<'_>, webhook: bool, now: DateTime<Utc>) -> Result<State, StoreError> {
+    let mut tx = store.begin().await?;
+    finish_attempt(&mut tx, &msg.message_id, failure.attempt, failure.outcome, failure.http_status, Some(failure.error), now).await?;
+    close(&mut tx, &msg.message_id, FAILED, Some(failure.error), now).await?;
+    let cause = format!("retry schedule exhausted after {} attempts: {}", failure.attempt, failure.error);
+    let to = certificates::apply(&mut tx, store, &msg.certificate_id, Event::DeliveryExhausted, &cause, Some(&msg.message_id), now).await?;
+    let alert = NewAlert { name: alerts::DELIVERY_FAILED, partner: Some(&msg.partner), message_id: Some(&msg.message_id), certificate_id: Some(&msg.certificate_id), detail: &cause };
+    alerts::raise(&mut tx, &alert, webhook, now).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
 /// The partner's verified acknowledgement (or a Sender fault): stored with the exact bytes, the
-/// outbox row closed and the certificate moved, in one transaction.
-pub async fn complete(store: &Store, msg: &OutboxMessage, attempt: i64, response_wire: &[u8], accepted: bool, cause: &str, http_status: u16, now: DateTime<Utc>) -> Result<State, StoreError> {
+/// outbox row closed and the certificate moved, in one transaction. A rejection raises an alert.
+#[allow(clippy::too_many_arguments)]
+pub async fn complete(store: &Store, msg: &OutboxMessage, attempt: i64, response_wire: &[u8], accepted: bool, cause: &str, http_status: u16, webhook: bool, now: DateTime<Utc>) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
     let (outcome, state, event) = if accepted { ("accepted", DELIVERED, Event::AcknowledgedAccepted) } else { ("rejected", REJECTED, Event::AcknowledgedRejected) };
     finish_attempt(&mut tx, &msg.message_id, attempt, outcome, Some(http_status), (!accepted).then_some(cause), now).await?;
     messages::append(&mut tx, &LogEntry { message_id: &msg.message_id, incoming: true, kind: Kind::Acknowledgement, partner: &msg.partner, operation: &msg.operation, wire: response_wire }, now).await?;
-    let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE message_id = $3 AND state = $4")
-        .bind(state)
-        .bind(millis(now))
-        .bind(&msg.message_id)
-        .bind(PENDING)
-        .execute(&mut *tx)
-        .await?;
-    if closed.rows_affected() != 1 {
-        return Err(StoreError::Corrupt(format!("outbox message {} was no longer pending", msg.message_id)));
-    }
+    close(&mut tx, &msg.message_id, state, None, now).await?;
     let to = certificates::apply(&mut tx, store, &msg.certificate_id, event, cause, Some(&msg.message_id), now).await?;
+    if !accepted {
+        let alert = NewAlert { name: alerts::REJECTED, partner: Some(&msg.partner), message_id: Some(&msg.message_id), certificate_id: Some(&msg.certificate_id), detail: cause };
+        alerts::raise(&mut tx, &alert, webhook, now).await?;
+    }
     tx.commit().await?;
     Ok(to)
+}
+
+/// Moves a pending message to a final state; refuses if it is no longer pending.
+async fn close(tx: &mut Tx<'_>, message_id: &str, state: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = COALESCE($2, last_error), updated_at = $3 WHERE message_id = $4 AND state = $5")
+        .bind(state)
+        .bind(error)
+        .bind(millis(now))
+        .bind(message_id)
+        .bind(PENDING)
+        .execute(&mut **tx)
+        .await?;
+    if closed.rows_affected() != 1 {
+        return Err(StoreError::Corrupt(format!("outbox message {message_id} was no longer pending")));
+    }
+    Ok(())
 }
 
 async fn finish_attempt(tx: &mut Tx<'_>, message_id: &str, attempt: i64, outcome: &str, http_status: Option<u16>, error: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -153,6 +217,102 @@ async fn finish_attempt(tx: &mut Tx<'_>, message_id: &str, attempt: i64, outcome
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Raises the "still undelivered after the first hour" alert once per message. Returns how many.
+pub async fn alert_late(store: &Store, older_than: DateTime<Utc>, webhook: bool, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut tx = store.begin().await?;
+    let rows = sqlx::query("UPDATE outbox SET late_alerted = 1 WHERE state = 'pending' AND late_alerted = 0 AND created_at < $1 RETURNING message_id, certificate_id, partner")
+        .bind(millis(older_than))
+        .fetch_all(&mut *tx)
+        .await?;
+    for r in &rows {
+        let (message_id, certificate_id, partner): (String, String, String) = (r.try_get("message_id")?, r.try_get("certificate_id")?, r.try_get("partner")?);
+        let detail = format!("message {message_id} to {partner} is still undelivered after the first hour");
+        let alert = NewAlert { name: alerts::UNDELIVERED_AFTER_FIRST_HOUR, partner: Some(&partner), message_id: Some(&message_id), certificate_id: Some(&certificate_id), detail: &detail };
+        alerts::raise(&mut tx, &alert, webhook, now).await?;
+    }
+    tx.commit().await?;
+    Ok(rows.len())
+}
+
+/// An operator asks for a failed message to be tried again now, with a fresh retry schedule.
+pub async fn operator_retry(store: &Store, message_id: &str, actor: &str, now: DateTime<Utc>) -> Result<State, StoreError> {
+    let mut tx = store.begin().await?;
+    let row = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id")
+        .bind(millis(now))
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("failed outbox message {message_id}")))?;
+    let certificate_id: String = row.try_get("certificate_id")?;
+    let to = certificates::apply(&mut tx, store, &certificate_id, Event::OperatorRetry, &format!("retry requested by {actor}"), Some(message_id), now).await?;
+    super::operator::record(&mut tx, actor, "retry-message", message_id, "", now).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
+/// An operator withdraws a message that is still pending or has failed.
+pub async fn operator_cancel(store: &Store, message_id: &str, actor: &str, now: DateTime<Utc>) -> Result<State, StoreError> {
+    let mut tx = store.begin().await?;
+    let row = sqlx::query("UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') RETURNING certificate_id")
+        .bind(millis(now))
+        .bind(message_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("pending or failed outbox message {message_id}")))?;
+    let certificate_id: String = row.try_get("certificate_id")?;
+    let to = certificates::apply(&mut tx, store, &certificate_id, Event::OperatorCancel, &format!("delivery cancelled by {actor}"), Some(message_id), now).await?;
+    super::operator::record(&mut tx, actor, "cancel-message", message_id, "", now).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
+/// One row of the outbox, for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxEntry {
+    pub message_id: String,
+    pub certificate_id: String,
+    pub partner: String,
+    pub operation: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The outbox, filtered by state and partner, oldest first.
+pub async fn list(store: &Store, state: Option<&str>, partner: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT message_id, certificate_id, partner, operation, state, attempts, next_attempt_at, last_error, created_at FROM outbox \
+         WHERE ($1 = '' OR state = $1) AND ($2 = '' OR partner = $2) ORDER BY created_at, message_id LIMIT 10000",
+    )
+    .bind(state.unwrap_or(""))
+    .bind(partner.unwrap_or(""))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OutboxEntry {
+                message_id: r.try_get("message_id")?,
+                certificate_id: r.try_get("certificate_id")?,
+                partner: r.try_get("partner")?,
+                operation: r.try_get("operation")?,
+                state: r.try_get("state")?,
+                attempts: r.try_get("attempts")?,
+                next_attempt_at: from_millis(r.try_get("next_attempt_at")?),
+                last_error: r.try_get("last_error")?,
+                created_at: from_millis(r.try_get("created_at")?),
+            })
+        })
+        .collect()
+}
+
+/// Start times of every attempt of a message, in order (tests, operators).
+pub async fn attempt_times(store: &Store, message_id: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let rows = sqlx::query("SELECT started_at FROM delivery_attempts WHERE message_id = $1 ORDER BY attempt").bind(message_id).fetch_all(store.pool()).await?;
+    rows.iter().map(|r| Ok(from_millis(r.try_get("started_at")?))).collect()
 }
 
 /// SHA-256 (hex) of every message put on the wire for `message_id`: an acknowledgement must
@@ -172,4 +332,10 @@ pub async fn status(store: &Store, message_id: &str) -> Result<Option<(String, i
 pub async fn message_for_certificate(store: &Store, certificate_id: &str) -> Result<Option<String>, StoreError> {
     let row = sqlx::query("SELECT message_id FROM outbox WHERE certificate_id = $1 ORDER BY created_at LIMIT 1").bind(certificate_id).fetch_optional(store.pool()).await?;
     row.map(|r| Ok(r.try_get("message_id")?)).transpose()
+}
+
+/// Instances that made delivery attempts, with their counts (tests of multi-instance work).
+pub async fn attempts_by_instance(store: &Store) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query("SELECT COALESCE(instance, '') AS instance, COUNT(*) AS n FROM delivery_attempts GROUP BY instance ORDER BY instance").fetch_all(store.pool()).await?;
+    rows.iter().map(|r| Ok((r.try_get("instance")?, r.try_get("n")?))).collect()
 }

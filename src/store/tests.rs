@@ -29,18 +29,18 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         assert_eq!(msg.message_id, "m-1");
         // Leased: nobody else gets it until the lease expires.
         assert!(outbox::claim_due(&store, "w2", now, Duration::seconds(30)).await.expect("claim").is_none());
-        let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", now).await.expect("attempt");
+        let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", "w1", now).await.expect("attempt");
         assert_eq!(attempt, 1);
         assert_eq!(certificates::get(&store, &rec.id).await.expect("get").expect("cert").state, State::Sent);
         assert_eq!(outbox::sent_digests(&store, "m-1").await.expect("digests"), vec![messages::sha256_hex(b"<signed/>")]);
-        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", true, "accepted", 200, now).await.expect("complete");
+        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", true, "accepted", 200, false, now).await.expect("complete");
         assert_eq!(to, State::Acknowledged);
         let history = certificates::history(&store, &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
         assert_eq!(path, vec![(None, State::Queued), (Some(State::Queued), State::Sent), (Some(State::Sent), State::Acknowledged)]);
         assert!(history.iter().all(|h| h.message_id.as_deref() == Some("m-1")));
         // Completing again is refused and changes nothing.
-        assert!(outbox::complete(&store, &msg, attempt, b"<ack/>", true, "again", 200, now).await.is_err());
+        assert!(outbox::complete(&store, &msg, attempt, b"<ack/>", true, "again", 200, false, now).await.is_err());
         assert_eq!(certificates::history(&store, &rec.id).await.expect("history").len(), 3);
         assert_eq!(messages::count(&store).await.expect("count"), 2);
     }
@@ -78,12 +78,12 @@ async fn failed_attempt_reschedules_and_releases() {
         let now = Utc::now();
         outbox::submit(&store, &cert("CO-4"), "SendCO", "m-5", "<x/>", now).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
-        let attempt = outbox::begin_attempt(&store, &msg, b"<s1/>", now).await.expect("attempt");
-        outbox::fail_attempt(&store, &msg, attempt, "connect", None, "refused", now + Duration::minutes(10), now).await.expect("fail");
+        let attempt = outbox::begin_attempt(&store, &msg, b"<s1/>", "w", now).await.expect("attempt");
+        outbox::fail_attempt(&store, &msg, &outbox::Failure { attempt, outcome: "connect", http_status: None, error: "refused" }, now + Duration::minutes(10), now).await.expect("fail");
         assert!(outbox::claim_due(&store, "w", now + Duration::minutes(9), Duration::seconds(30)).await.expect("claim").is_none());
         let retry = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30)).await.expect("claim").expect("due");
         assert_eq!(retry.attempts, 1);
-        let second = outbox::begin_attempt(&store, &retry, b"<s2/>", now).await.expect("attempt");
+        let second = outbox::begin_attempt(&store, &retry, b"<s2/>", "w", now).await.expect("attempt");
         assert_eq!(second, 2);
         assert_eq!(outbox::sent_digests(&store, "m-5").await.expect("digests").len(), 2);
     }

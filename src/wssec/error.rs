@@ -55,6 +55,7 @@ impl SecurityError {
             SecurityError::Limits(LimitError::TooLarge(_)) => "WSS-TOO-LARGE",
             SecurityError::Limits(LimitError::Doctype) | SecurityError::Dtd => "WSS-DTD",
             SecurityError::Limits(LimitError::Entity(_)) => "WSS-ENTITY",
+            SecurityError::Limits(LimitError::Encoding(_)) => "WSS-ENCODING",
             SecurityError::Limits(LimitError::Malformed(..)) | SecurityError::Malformed(_) => "WSS-MALFORMED",
             SecurityError::Limits(_) => "WSS-LIMIT",
             SecurityError::NotSoap(_) => "WSS-NOT-SOAP",

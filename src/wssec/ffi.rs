@@ -138,6 +138,11 @@ pub fn init() -> Result<(), FfiError> {
                 return Err("xmlSecOpenSSLInit".to_owned());
             }
             ext::xmlSecErrorsSetCallback(Some(record_error));
+            // libxmlsec1 parses decrypted content with XML_PARSE_HUGE by default, which lifts
+            // libxml2's depth limit: keep the limits (and no network) for plaintext too.
+            ext::xmlSecParserSetDefaultOptions(
+                (xs::xmlParserOption_XML_PARSE_NONET | xs::xmlParserOption_XML_PARSE_NODICT) as c_int,
+            );
         }
         Ok(())
     })
@@ -167,9 +172,12 @@ impl Drop for Document {
 /// Parser options for bytes from outside: no entity substitution, no DTD loading, no network,
 /// no libxml2 output on stderr. `XML_PARSE_HUGE` stays off so libxml2's own depth and text
 /// limits apply on top of ours.
+/// The encoding is forced to UTF-8 (`XML_PARSE_IGNORE_ENC`): the structural precheck read the
+/// bytes as UTF-8, and libxml2 must not see another document (say, in UTF-7) in them.
 const SAFE_PARSE_OPTIONS: c_int = (xs::xmlParserOption_XML_PARSE_NONET
     | xs::xmlParserOption_XML_PARSE_NOERROR
-    | xs::xmlParserOption_XML_PARSE_NOWARNING) as c_int;
+    | xs::xmlParserOption_XML_PARSE_NOWARNING
+    | xs::xmlParserOption_XML_PARSE_IGNORE_ENC) as c_int;
 
 impl Document {
     /// Parses bytes that have already passed [`super::limits::precheck`].
@@ -177,16 +185,11 @@ impl Document {
     pub fn parse(bytes: &[u8]) -> Result<Self, FfiError> {
         init()?;
         let len = c_int::try_from(bytes.len()).map_err(|_| FfiError::TooLarge)?;
+        let utf8 = c"UTF-8";
         // SAFETY: the buffer is valid for `len` bytes for the duration of the call; libxml2
-        // copies what it keeps. URL and encoding may be NULL.
+        // copies what it keeps. The URL may be NULL; the encoding is a static C string.
         let doc = unsafe {
-            xs::xmlReadMemory(
-                bytes.as_ptr().cast::<c_char>(),
-                len,
-                ptr::null(),
-                ptr::null(),
-                SAFE_PARSE_OPTIONS,
-            )
+            xs::xmlReadMemory(bytes.as_ptr().cast::<c_char>(), len, ptr::null(), utf8.as_ptr(), SAFE_PARSE_OPTIONS)
         };
         if doc.is_null() {
             // SAFETY: xmlGetLastError returns NULL or a pointer to libxml2's thread-local error.
@@ -263,6 +266,20 @@ impl Document {
             stack.extend(node.child_elements());
         }
         Ok(count)
+    }
+
+    /// Deepest nesting and number of elements (checked again after decryption, since the
+    /// plaintext never went through the precheck).
+    pub fn shape(&self) -> (usize, usize) {
+        let mut max_depth = 0;
+        let mut count = 0;
+        let mut stack: Vec<(Node<'_>, usize)> = self.root().into_iter().map(|r| (r, 1)).collect();
+        while let Some((node, depth)) = stack.pop() {
+            count += 1;
+            max_depth = max_depth.max(depth);
+            stack.extend(node.child_elements().into_iter().map(|c| (c, depth + 1)));
+        }
+        (max_depth, count)
     }
 
     /// The element carrying the registered ID `id`.
@@ -608,8 +625,10 @@ impl<'d> Node<'d> {
         ptr::eq(self.ptr, other.ptr)
     }
 
-    /// The element and its subtree as a standalone XML document, with every namespace it uses
-    /// declared on its root (so it can be parsed on its own).
+    /// The element and its subtree as a standalone document in exclusive canonical form (no
+    /// comments, attributes and namespaces in canonical order, every namespace it uses declared
+    /// on its root): the same signed content always gives the same bytes, whatever harmless
+    /// variation (comments, CDATA, attribute order) it travelled with.
     pub fn to_standalone_xml(&self) -> Result<Vec<u8>, FfiError> {
         // SAFETY: a new document is created and owned by `copy` (freed on drop); the copied
         // subtree is re-rooted in it with its namespaces reconciled by xmlDocCopyNode.
@@ -625,7 +644,19 @@ impl<'d> Node<'d> {
                 return Err(FfiError::Malformed("copy failed".into()));
             }
             xs::xmlDocSetRootElement(copy.ptr, node);
-            Ok(copy.to_bytes())
+            let mut out: *mut xs::xmlChar = ptr::null_mut();
+            let len = ext::xmlC14NDocDumpMemory(
+                copy.ptr.cast(),
+                ptr::null_mut(),
+                ext::xmlC14NMode_XML_C14N_EXCLUSIVE_1_0 as c_int,
+                ptr::null_mut(),
+                0,
+                &mut out,
+            );
+            if len < 0 {
+                return Err(FfiError::Malformed("canonicalisation failed".into()));
+            }
+            Ok(take_xml_buffer(out, len))
         }
     }
 }
@@ -713,6 +744,8 @@ impl DsigCtx {
             }
             let this = DsigCtx(ctx);
             (*ctx).enabledReferenceUris = xs::xmlSecTransformUriTypeSameDocument as _;
+            // Manifest references are processed before SignedInfo is checked: never.
+            (*ctx).flags |= xs::XMLSEC_DSIG_FLAGS_IGNORE_MANIFESTS;
             let c14n = xs::xmlSecTransformExclC14NGetKlass();
             let rsa_sha256 = ext::xmlSecOpenSSLTransformRsaSha256GetKlass();
             let sha256 = ext::xmlSecOpenSSLTransformSha256GetKlass();

@@ -34,6 +34,10 @@ pub struct InboundPolicy<'a> {
     pub clock_skew: Duration,
     /// Longest accepted `Expires - Created`.
     pub max_ttl: Duration,
+    /// Whether the Timestamp must be in force now. Always for requests; not for an
+    /// acknowledgement, which the partner returns unchanged when we retry (its freshness is
+    /// proven instead by its digest of one of our requests).
+    pub require_fresh_timestamp: bool,
 }
 
 /// A message whose Body and Timestamp were covered by a verified signature of a trusted
@@ -79,8 +83,9 @@ impl VerifiedMessage {
     pub fn signer(&self) -> &Certificate {
         &self.signer
     }
-    /// Identifies this signed content for the replay cache: SHA-256 of the signer and the
-    /// signed DigestValues (which cannot be re-encoded without breaking the signature).
+    /// Identifies this signed content for the replay cache: SHA-256 of the signed DigestValues
+    /// (which cannot be re-encoded without breaking the signature). The caller scopes it to
+    /// the authenticated partner.
     pub fn replay_key(&self) -> &str {
         &self.replay_key
     }
@@ -108,6 +113,13 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
             }
             let session = doc.decrypt_key(enc.key, &*ours.private_key()?)?;
             doc.decrypt_data(&enc.data_id, &session)?;
+            let (depth, elements) = doc.shape();
+            if depth > policy.limits.max_depth {
+                return Err(SecurityError::Limits(super::limits::LimitError::TooDeep(policy.limits.max_depth)));
+            }
+            if elements > policy.limits.max_elements {
+                return Err(SecurityError::Limits(super::limits::LimitError::TooManyElements(policy.limits.max_elements)));
+            }
             // Decrypted content may carry IDs of its own: they must not collide either.
             doc.register_ids()?;
             true
@@ -150,7 +162,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     // to them breaks the signature. Same digests from the same signer = the same message.
     let signature = single_child(&security, ns::DS, "Signature")?;
     let signed_info = single_child(&signature, ns::DS, "SignedInfo")?;
-    let mut replay_material = signer.fingerprint_sha256.clone().into_bytes();
+    let mut replay_material = Vec::new();
     for reference in signed_info.child_elements().iter().filter(|c| c.is(ns::DS, "Reference")) {
         replay_material.push(0);
         replay_material.extend_from_slice(single_child(reference, ns::DS, "DigestValue")?.text().as_bytes());
@@ -282,6 +294,11 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
 /// SignedInfo may use only exclusive C14N, rsa-sha256, sha256 digests and same-document
 /// references by bare ID (no XPointer, no empty URI), at most [`MAX_REFERENCES`].
 fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
+    // Exactly SignedInfo, SignatureValue, KeyInfo: no ds:Object (and so no Manifest).
+    let children: Vec<String> = signature.child_elements().iter().map(|c| if c.namespace() == ns::DS { c.local_name() } else { format!("{{{}}}{}", c.namespace(), c.local_name()) }).collect();
+    if children != ["SignedInfo", "SignatureValue", "KeyInfo"] {
+        return Err(SecurityError::UnexpectedElement(format!("ds:Signature must contain SignedInfo, SignatureValue, KeyInfo; has {children:?}")));
+    }
     let signed_info = single_child(signature, ns::DS, "SignedInfo")?;
     let mut references = 0;
     for child in signed_info.child_elements() {
@@ -410,6 +427,9 @@ fn check_timestamp(ts: &Node<'_>, policy: &InboundPolicy<'_>) -> Result<DateTime
     let expires = parse("Expires")?;
     if expires <= created || expires - created > policy.max_ttl {
         return Err(SecurityError::BadTimestamp(format!("lifetime {created} .. {expires}")));
+    }
+    if !policy.require_fresh_timestamp {
+        return Ok(expires);
     }
     if created > policy.now + policy.clock_skew {
         return Err(SecurityError::FutureTimestamp(format!("created {created}, now {}", policy.now)));

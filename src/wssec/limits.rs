@@ -39,6 +39,8 @@ pub enum LimitError {
     TooManyAttributes(String, usize),
     #[error("more than {0} elements")]
     TooManyElements(usize),
+    #[error("encoding {0} is not allowed (UTF-8 only)")]
+    Encoding(String),
     #[error("not well-formed XML at byte {0}: {1}")]
     Malformed(u64, String),
 }
@@ -48,6 +50,11 @@ pub enum LimitError {
 pub fn precheck(bytes: &[u8], limits: &XmlLimits) -> Result<(), LimitError> {
     if bytes.len() > limits.max_bytes {
         return Err(LimitError::TooLarge(bytes.len()));
+    }
+    // Only UTF-8 (the parser is told so): another encoding would hide the structure from this
+    // scan while libxml2 decoded it.
+    if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0, 0]) {
+        return Err(LimitError::Encoding("UTF-16/32 byte-order mark".into()));
     }
     let mut reader = Reader::from_reader(bytes);
     reader.config_mut().check_end_names = true;
@@ -60,6 +67,14 @@ pub fn precheck(bytes: &[u8], limits: &XmlLimits) -> Result<(), LimitError> {
             .map_err(|e| LimitError::Malformed(reader.buffer_position(), e.to_string()))?;
         match event {
             Event::DocType(_) => return Err(LimitError::Doctype),
+            Event::Decl(ref d) => {
+                if let Some(Ok(enc)) = d.encoding() {
+                    let enc = String::from_utf8_lossy(&enc).to_ascii_uppercase();
+                    if enc != "UTF-8" && enc != "UTF8" {
+                        return Err(LimitError::Encoding(enc));
+                    }
+                }
+            }
             Event::PI(_) => return Err(LimitError::ProcessingInstruction),
             Event::Start(ref e) | Event::Empty(ref e) => {
                 elements += 1;
@@ -138,6 +153,14 @@ mod tests {
         assert!(matches!(precheck(format!("<a{attrs}/>").as_bytes(), &XmlLimits::default()), Err(LimitError::TooManyAttributes(_, 24))));
         let small = XmlLimits { max_bytes: 10, ..XmlLimits::default() };
         assert_eq!(precheck(b"<a>0123456789</a>", &small), Err(LimitError::TooLarge(17)));
+    }
+
+    #[test]
+    fn refuses_other_encodings() {
+        let utf7 = b"<?xml version=\"1.0\" encoding=\"UTF-7\"?>+ADw-a+AD4-";
+        assert!(matches!(precheck(utf7, &XmlLimits::default()), Err(LimitError::Encoding(_))));
+        assert!(matches!(precheck(b"\xff\xfe<\0a\0/\0>\0", &XmlLimits::default()), Err(LimitError::Encoding(_))));
+        assert!(precheck(b"<?xml version=\"1.0\" encoding=\"utf-8\"?><a/>", &XmlLimits::default()).is_ok());
     }
 
     #[test]

@@ -169,24 +169,23 @@ fn normalize_dn(dn: &str) -> Vec<String> {
 }
 
 thread_local! {
-    /// Parsed libxmlsec1 keys of this thread, by PEM identity. Keys are not `Send`; each blocking
-    /// thread keeps its own copies so no message pays for PEM parsing.
-    static KEYS: RefCell<HashMap<usize, (Arc<Vec<u8>>, Rc<Key>)>> = RefCell::new(HashMap::new());
+    /// Parsed libxmlsec1 keys of this thread, by SHA-256 of their PEM. Keys are not `Send`; each
+    /// blocking thread keeps its own copies so no message pays for PEM parsing.
+    static KEYS: RefCell<HashMap<[u8; 32], Rc<Key>>> = RefCell::new(HashMap::new());
 }
 
 fn cached_key(pem: &Arc<Vec<u8>>, load: impl FnOnce() -> Result<Key, super::ffi::FfiError>) -> Result<Rc<Key>, SecurityError> {
-    let id = Arc::as_ptr(pem) as usize;
-    if let Some(k) = KEYS.with(|m| m.borrow().get(&id).filter(|(p, _)| Arc::ptr_eq(p, pem)).map(|(_, k)| k.clone())) {
+    let id = openssl::sha::sha256(pem);
+    if let Some(k) = KEYS.with(|m| m.borrow().get(&id).cloned()) {
         return Ok(k);
     }
     let key = Rc::new(load()?);
     KEYS.with(|m| {
         let mut m = m.borrow_mut();
-        if m.len() > 256 {
+        if m.len() >= 64 {
             m.clear();
         }
-        // Holding the Arc keeps the address from being reused by another PEM.
-        m.insert(id, (pem.clone(), key.clone()));
+        m.insert(id, key.clone());
     });
     Ok(key)
 }

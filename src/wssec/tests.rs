@@ -68,6 +68,7 @@ fn receive(bytes: &[u8], require_encryption: bool, trust: &PartnerTrust) -> Resu
             now: Utc::now(),
             clock_skew: Duration::seconds(60),
             max_ttl: Duration::hours(1),
+            require_fresh_timestamp: true,
         },
     )
 }
@@ -196,4 +197,47 @@ fn message_encrypted_for_someone_else_is_refused() {
     })
     .expect("secure");
     assert_eq!(code(receive(&wire, true, &pinned_kr())), "WSS-DECRYPT");
+}
+
+#[test]
+fn manifests_and_objects_in_the_signature_are_refused() {
+    let wire = String::from_utf8(send(false)).expect("utf8");
+    let object = "<ds:Object><ds:Manifest><ds:Reference URI=\"#xpointer(//*)\"><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue>AA==</ds:DigestValue></ds:Reference></ds:Manifest></ds:Object></ds:Signature>";
+    let with_manifest = wire.replacen("</ds:Signature>", object, 1);
+    assert_eq!(code(receive(with_manifest.as_bytes(), false, &pinned_kr())), "WSS-UNEXPECTED-ELEMENT");
+}
+
+#[test]
+fn other_encodings_are_refused() {
+    let wire = String::from_utf8(send(false)).expect("utf8");
+    let body = wire.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+    let utf7 = format!("<?xml version=\"1.0\" encoding=\"UTF-7\"?>{body}");
+    assert_eq!(code(receive(utf7.as_bytes(), false, &pinned_kr())), "WSS-ENCODING");
+}
+
+#[test]
+fn deeply_nested_encrypted_content_is_refused_after_decryption() {
+    let f = fixture();
+    let deep = format!("<cc:SendCORequest xmlns:cc=\"urn:coconnect:soap:v1\">{}{}</cc:SendCORequest>", "<a>".repeat(100), "</a>".repeat(100));
+    let wire = secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: &deep,
+        signer: &f.kr.signing,
+        encrypt_for: Some(&f.id.encryption.certificate),
+        now: Utc::now(),
+        ttl: Duration::minutes(5),
+    })
+    .expect("secure");
+    assert_eq!(code(receive(&wire, true, &pinned_kr())), "WSS-LIMIT");
+}
+
+#[test]
+fn the_body_handed_on_is_canonical_so_harmless_variations_do_not_change_it() {
+    let wire = String::from_utf8(send(false)).expect("utf8");
+    let plain = receive(wire.as_bytes(), false, &pinned_kr()).expect("accepted");
+    // A comment does not change what exclusive C14N without comments signs.
+    let commented = wire.replacen("<cc:Payload>", "<cc:Payload><!-- in transit -->", 1);
+    let varied = receive(commented.as_bytes(), false, &pinned_kr()).expect("still valid");
+    assert_eq!(plain.body_child(), varied.body_child());
+    assert!(!String::from_utf8_lossy(varied.body_child()).contains("in transit"));
 }

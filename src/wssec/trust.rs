@@ -62,6 +62,13 @@ impl PartnerTrust {
         let (Some(store), Some(subject)) = (&self.anchors, &self.subject) else {
             return Err(SecurityError::UntrustedCertificate(format!("{} is not a pinned certificate of this partner", cert.subject)));
         };
+        // A certificate the CA issued for TLS or encryption must not sign.
+        if let Some(usage) = x.key_usage() {
+            use openssl::x509::X509KeyUsage as Ku;
+            if !usage.intersects(Ku::DIGITAL_SIGNATURE | Ku::NON_REPUDIATION) {
+                return Err(SecurityError::UntrustedCertificate(format!("{} is not a signing certificate (key usage)", cert.subject)));
+            }
+        }
         let chain = Stack::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
         let mut ctx = X509StoreContext::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
         let (ok, reason) = ctx

@@ -1,0 +1,106 @@
+//! Partner delivery status, shared by every instance: paused by an operator (announced
+//! downtime) and down (its last delivery attempt failed technically).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{from_millis, millis, Store, StoreError, Tx};
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PartnerStatus {
+    pub party: String,
+    pub paused_since: Option<DateTime<Utc>>,
+    pub paused_by: Option<String>,
+    pub down_since: Option<DateTime<Utc>>,
+}
+
+async fn ensure(tx: &mut Tx<'_>, party: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO partner_status (party, updated_at) VALUES ($1, $2) ON CONFLICT (party) DO NOTHING")
+        .bind(party)
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreError> {
+    let row = sqlx::query("SELECT party, paused_since, paused_by, down_since FROM partner_status WHERE party = $1").bind(party).fetch_optional(store.pool()).await?;
+    Ok(match row {
+        Some(r) => PartnerStatus {
+            party: r.try_get("party")?,
+            paused_since: r.try_get::<Option<i64>, _>("paused_since")?.map(from_millis),
+            paused_by: r.try_get("paused_by")?,
+            down_since: r.try_get::<Option<i64>, _>("down_since")?.map(from_millis),
+        },
+        None => PartnerStatus { party: party.to_owned(), ..Default::default() },
+    })
+}
+
+/// A technical failure: the partner is down from now (if it was not already).
+pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    ensure(&mut tx, party, now).await?;
+    sqlx::query("UPDATE partner_status SET down_since = $1, updated_at = $1 WHERE party = $2 AND down_since IS NULL").bind(millis(now)).bind(party).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The partner answered: if it was down, it is up again and its backlog (messages waiting for a
+/// later retry mark) becomes due now, to be flushed in the original order at the bounded rate.
+/// Returns true if the partner was down.
+pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    let was_down = sqlx::query("UPDATE partner_status SET down_since = NULL, updated_at = $1 WHERE party = $2 AND down_since IS NOT NULL")
+        .bind(millis(now))
+        .bind(party)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if was_down {
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE partner = $2 AND state = 'pending' AND next_attempt_at > $1").bind(millis(now)).bind(party).execute(&mut *tx).await?;
+        tracing::info!(event = "partner_up", partner = party, "partner answers again; flushing its backlog");
+    }
+    tx.commit().await?;
+    Ok(was_down)
+}
+
+/// Pauses delivery to a partner (announced downtime). False if it was already paused.
+pub async fn pause(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    ensure(&mut tx, party, now).await?;
+    let done = sqlx::query("UPDATE partner_status SET paused_since = $1, paused_by = $2, updated_at = $1 WHERE party = $3 AND paused_since IS NULL")
+        .bind(millis(now))
+        .bind(actor)
+        .bind(party)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+        == 1;
+    if done {
+        super::operator::record(&mut tx, actor, "pause-partner", party, "", now).await?;
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+/// Resumes delivery. The paused time does not count against the retry schedule: every pending
+/// message of the partner has its schedule shifted by the length of the pause.
+pub async fn resume(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    let row = sqlx::query(&format!("SELECT paused_since FROM partner_status WHERE party = $1{}", store.for_update())).bind(party).fetch_optional(&mut *tx).await?;
+    let Some(since) = row.map(|r| r.try_get::<Option<i64>, _>("paused_since")).transpose()?.flatten() else {
+        return Ok(false);
+    };
+    let paused_for = (millis(now) - since).max(0);
+    sqlx::query("UPDATE outbox SET next_attempt_at = next_attempt_at + $1, first_attempt_at = first_attempt_at + $1 WHERE partner = $2 AND state = 'pending'")
+        .bind(paused_for)
+        .bind(party)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE partner_status SET paused_since = NULL, paused_by = NULL, updated_at = $1 WHERE party = $2").bind(millis(now)).bind(party).execute(&mut *tx).await?;
+    super::operator::record(&mut tx, actor, "resume-partner", party, &format!("paused for {} s", paused_for / 1000), now).await?;
+    tx.commit().await?;
+    Ok(true)
+}
