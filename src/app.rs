@@ -67,8 +67,10 @@ impl App {
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::gateway::serve(soap, state.clone(), crate::gateway::Surface::Soap, watch_rx.clone()));
         tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, watch_rx.clone()));
+        // Names this process's claims and attempts (several instances may share PostgreSQL).
+        let instance = format!("{}-{}-{}", state.settings.party, std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         for n in 0..worker_count {
-            let worker = crate::delivery::Worker::new(state.clone(), format!("{}-{}-{n}", state.settings.party, std::process::id()));
+            let worker = crate::delivery::Worker::new(state.clone(), format!("{instance}-{n}"));
             tasks.spawn(worker.run(watch_rx.clone()));
         }
         if workers {

@@ -33,6 +33,11 @@ impl ManualClock {
         }
     }
 
+    /// The current reading (also through [`Clock::now`]).
+    pub fn now_for_test(&self) -> DateTime<Utc> {
+        self.now()
+    }
+
     pub fn set(&self, to: DateTime<Utc>) {
         if let Ok(mut t) = self.0.lock() {
             *t = to;

@@ -111,3 +111,50 @@ async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
         assert_eq!(messages::count(&store).await.expect("count"), 2);
     }
 }
+
+#[tokio::test]
+async fn messages_about_one_certificate_never_overtake_each_other() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let rec = outbox::submit(&store, &cert("CO-ORDER"), "SendCO", "m-first", "<x/>", now).await.expect("submit");
+        let mut tx = store.begin().await.expect("tx");
+        outbox::enqueue(&mut tx, &rec.id, "ID", "SendCancellation", "m-second", "<y/>", now + Duration::seconds(1)).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        let first = outbox::claim_due(&store, "w", now + Duration::seconds(2), Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(first.message_id, "m-first");
+        let attempt = outbox::begin_attempt(&store, &first, b"<s/>", "w", now).await.expect("attempt");
+        outbox::fail_attempt(&store, &first, &outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" }, now + Duration::minutes(10), now).await.expect("fail");
+        // The second message is due, the first is waiting for its retry: nothing may go.
+        assert!(outbox::claim_due(&store, "w", now + Duration::minutes(1), Duration::seconds(30)).await.expect("claim").is_none());
+        let again = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(again.message_id, "m-first");
+    }
+}
+
+#[tokio::test]
+async fn a_paused_partner_gets_nothing_and_its_schedule_moves_by_the_pause() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        outbox::submit(&store, &cert("CO-PAUSE"), "SendCO", "m-p", "<x/>", now).await.expect("submit");
+        assert!(super::partners::pause(&store, "ID", "test:operator", now).await.expect("pause"));
+        assert!(outbox::claim_due(&store, "w", now + Duration::hours(1), Duration::seconds(30)).await.expect("claim").is_none());
+        assert!(super::partners::resume(&store, "ID", "test:operator", now + Duration::hours(2)).await.expect("resume"));
+        // Due at now + 2 h (the pause), not at now.
+        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2) - Duration::seconds(1), Duration::seconds(30)).await.expect("claim").is_none());
+        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2), Duration::seconds(30)).await.expect("claim").is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_second_instance_on_the_same_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let url = format!("sqlite:{}", dir.path().join("one.db").display());
+    let first = Store::connect(&url).await.expect("first");
+    let err = Store::connect(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::SqliteInUse(_)), "{err}");
+    assert!(err.to_string().contains("one instance"), "{err}");
+    drop(first);
+    Store::connect(&url).await.expect("free again once the first is gone");
+}

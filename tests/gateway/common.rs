@@ -95,6 +95,32 @@ impl Gateway {
         let settings = coconnect::config::load(&self.files.config).expect("config");
         self.app = Some(App::start(settings).await.expect("start"));
     }
+
+    /// Starts on the given clock; without `workers`, the test drives delivery with [`Self::worker`].
+    pub async fn start_with(&mut self, clock: coconnect::clock::SharedClock, workers: bool) {
+        let settings = coconnect::config::load(&self.files.config).expect("config");
+        let soap = tokio::net::TcpListener::bind(self.files.soap_addr).await.expect("bind soap");
+        let api = tokio::net::TcpListener::bind(self.files.api_addr).await.expect("bind api");
+        self.app = Some(App::start_with(settings, soap, api, clock, workers).await.expect("start"));
+    }
+
+    pub fn worker(&self, name: &str) -> coconnect::delivery::Worker {
+        coconnect::delivery::Worker::new(self.app().state.clone(), name.to_owned())
+    }
+
+    /// Appends TOML to this gateway's configuration (takes effect at the next start).
+    pub fn configure(&self, extra: &str) {
+        let mut text = std::fs::read_to_string(&self.files.config).expect("config");
+        text.push_str(extra);
+        std::fs::write(&self.files.config, text).expect("write config");
+    }
+
+    /// Replaces text in this gateway's configuration (takes effect at the next start).
+    pub fn reconfigure(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.files.config).expect("config");
+        assert!(text.contains(from), "{from} not in the configuration");
+        std::fs::write(&self.files.config, text.replace(from, to)).expect("write config");
+    }
 }
 
 pub struct Pair {
@@ -123,6 +149,12 @@ pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFi
     let addrs = [(free_addr().expect("port"), free_addr().expect("port")), (free_addr().expect("port"), free_addr().expect("port"))];
     let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile }).expect("pair");
     (dir, files)
+}
+
+/// The pair's gateways, not started.
+pub async fn pair_stopped(profile: &str, db: Db) -> Pair {
+    let (dir, [kr, id]) = pair_files(profile, db).await;
+    Pair { dir, kr: Gateway { files: kr, app: None }, id: Gateway { files: id, app: None } }
 }
 
 /// Starts KR and ID in this process.
@@ -161,8 +193,9 @@ pub fn co_with_reference(reference: &str) -> String {
     format!("{}<ID>{reference}{}", &EXAMPLE_CO[..start], &EXAMPLE_CO[end..])
 }
 
+/// Now, to the millisecond (the precision the store keeps).
 pub fn now() -> chrono::DateTime<Utc> {
-    Utc::now()
+    chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now")
 }
 
 use coconnect::soap::messages::request_xml;

@@ -5,3 +5,4 @@ mod crash;
 mod exchange;
 mod rejections;
 mod interop;
+mod delivery;

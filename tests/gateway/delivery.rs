@@ -1,0 +1,177 @@
+//! Delivery guarantees (framework 4.3.3) on a manual clock: the retry schedule, manual
+//! intervention, business rejections with alerts and webhook, pauses.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::Duration;
+use coconnect::clock::{ManualClock, SharedClock};
+use coconnect::delivery::Step;
+use coconnect::lifecycle::State;
+use coconnect::store::outbox;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// Runs the worker (and the alert pass) until nothing is due at the clock's current time.
+async fn drain(gw: &Gateway, worker: &coconnect::delivery::Worker) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
+    loop {
+        coconnect::alerts::step(&gw.app().state, &client).await.expect("alerts");
+        match worker.step().await.expect("step") {
+            Step::Idle => return steps,
+            s => steps.push(s),
+        }
+    }
+}
+
+async fn alert_names(gw: &Gateway) -> Vec<String> {
+    let (status, alerts) = gw.api("GET", "/api/v1/alerts?unacknowledged=true", "").await;
+    assert_eq!(status, 200);
+    alerts.as_array().expect("alerts").iter().map(|a| a["name"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_down_for_twenty_hours_gets_exactly_the_framework_schedule_then_manual_retry() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    // The framework's own marks: every 10 minutes for an hour, then at 2, 4, 8 and 16 hours.
+    p.kr.reconfigure("retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]", "retry_marks_seconds = [600, 1200, 1800, 2400, 3000, 3600, 7200, 14400, 28800, 57600]");
+    let clock = ManualClock::new(now());
+    let shared: SharedClock = Arc::new(clock.clone());
+    p.kr.start_with(shared.clone(), false).await;
+    let t0 = clock.now_for_test();
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    let message_id = outbox::message_for_certificate(p.kr.store(), &cert).await.expect("store").expect("message");
+    let worker = p.kr.worker("test-worker");
+
+    // ID is down (nothing listens on its port) for 20 simulated hours, minute by minute.
+    for minute in 0..=(20 * 60) {
+        clock.set(t0 + Duration::minutes(minute));
+        drain(&p.kr, &worker).await;
+    }
+    let marks = [0, 10, 20, 30, 40, 50, 60, 120, 240, 480, 960];
+    let expected: Vec<_> = marks.iter().map(|m| t0 + Duration::minutes(*m)).collect();
+    let got = outbox::attempt_times(p.kr.store(), &message_id).await.expect("attempts");
+    assert_eq!(got, expected, "attempts must happen exactly at the marks");
+    let cert_now = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
+    assert_eq!(cert_now["state"], "delivery_failed");
+    let alerts = alert_names(&p.kr).await;
+    assert!(alerts.contains(&"co.delivery_failed".to_owned()) && alerts.contains(&"co.undelivered_after_first_hour".to_owned()), "{alerts:?}");
+    assert_eq!(alerts.iter().filter(|a| *a == "co.undelivered_after_first_hour").count(), 1, "raised once");
+
+    // The partner comes back (on the same clock); an operator retries; it is delivered once.
+    p.id.start_with(shared.clone(), false).await;
+    let (status, body) = p.kr.api("POST", &format!("/api/v1/outbox/{message_id}/retry"), "").await;
+    assert_eq!(status, 200, "{body}");
+    let steps = drain(&p.kr, &worker).await;
+    assert_eq!(steps, vec![Step::Completed(State::Acknowledged)]);
+    let history = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
+    assert!(history["history"].as_array().expect("h").iter().any(|h| h["cause"].as_str().is_some_and(|c| c.contains("retry requested by api:domestic-system"))), "{history}");
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
+    // Nothing else goes out, however long we wait.
+    clock.advance(Duration::hours(20));
+    assert!(drain(&p.kr, &worker).await.is_empty());
+}
+
+/// A webhook receiver that records what it is sent.
+async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/alerts", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let sink = sink.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let sink = sink.clone();
+                    async move {
+                        let body = http_body_util::BodyExt::collect(req.into_body()).await.map(|b| b.to_bytes()).unwrap_or_default();
+                        if let Ok(v) = serde_json::from_slice(&body) {
+                            sink.lock().expect("lock").push(v);
+                        }
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_final_after_one_attempt_and_raises_an_alert_and_the_webhook() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let (url, seen) = webhook().await;
+    p.kr.configure(&format!("\n[alerts]\nwebhook_url = \"{url}\"\n"));
+    let clock: SharedClock = Arc::new(ManualClock::new(now()));
+    p.kr.start_with(clock.clone(), false).await;
+    p.id.start_with(clock.clone(), false).await;
+    // ID already holds this CO from KR with other content: KR's version is rejected (CO-CONFLICT).
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let earlier = EXAMPLE_CO.replace("KRPUS", "KRINC");
+    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&send_co_body(uuid::Uuid::new_v4(), &earlier), true, clock.now())).await;
+    assert!(status == 200 && ack.contains("Accepted"), "{ack}");
+
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    let message_id = outbox::message_for_certificate(p.kr.store(), &cert).await.expect("store").expect("message");
+    let worker = p.kr.worker("w");
+    assert_eq!(drain(&p.kr, &worker).await, vec![Step::Completed(State::Rejected)]);
+    // Never retried, whatever time passes.
+    for _ in 0..3 {
+        drain(&p.kr, &worker).await;
+    }
+    assert_eq!(outbox::attempt_times(p.kr.store(), &message_id).await.expect("attempts").len(), 1);
+    let cert_now = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
+    assert_eq!(cert_now["state"], "rejected");
+    assert!(cert_now["history"].as_array().expect("h").last().expect("last")["cause"].as_str().expect("cause").contains("CO-CONFLICT"), "{cert_now}");
+    assert_eq!(alert_names(&p.kr).await, vec!["co.rejected"]);
+    let posted = seen.lock().expect("lock").clone();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["alert"]["name"], "co.rejected");
+    assert_eq!(posted[0]["alert"]["message_id"], message_id.as_str());
+
+    // The operator acknowledges it.
+    let id = alert_id(&p.kr).await;
+    let (status, _) = p.kr.api("POST", &format!("/api/v1/alerts/{id}/ack"), "").await;
+    assert_eq!(status, 200);
+    assert!(alert_names(&p.kr).await.is_empty());
+}
+
+async fn alert_id(gw: &Gateway) -> i64 {
+    gw.api("GET", "/api/v1/alerts", "").await.1[0]["id"].as_i64().expect("id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.kr.reconfigure("retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]", "retry_marks_seconds = [600, 1200, 1800]");
+    let clock = ManualClock::new(now());
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    let t0 = clock.now_for_test();
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    let message_id = outbox::message_for_certificate(p.kr.store(), &cert).await.expect("store").expect("message");
+    let worker = p.kr.worker("w");
+    drain(&p.kr, &worker).await; // attempt 1 at t0 fails: ID is down
+    clock.set(t0 + Duration::minutes(5));
+    assert_eq!(p.kr.api("POST", "/api/v1/partners/ID/pause", "").await.0, 200);
+    clock.set(t0 + Duration::hours(3));
+    assert!(drain(&p.kr, &worker).await.is_empty(), "nothing goes to a paused partner");
+    assert_eq!(p.kr.api("POST", "/api/v1/partners/ID/resume", "").await.0, 200);
+    // Paused for 2 h 55 min: the 10-minute mark moves to t0 + 3 h 5 min.
+    clock.set(t0 + Duration::hours(3) + Duration::minutes(4));
+    assert!(drain(&p.kr, &worker).await.is_empty());
+    clock.set(t0 + Duration::hours(3) + Duration::minutes(5));
+    assert_eq!(drain(&p.kr, &worker).await.len(), 1);
+    assert_eq!(outbox::attempt_times(p.kr.store(), &message_id).await.expect("a"), vec![t0, t0 + Duration::hours(3) + Duration::minutes(5)]);
+
+    let (status, body) = p.kr.api("POST", &format!("/api/v1/outbox/{message_id}/cancel"), "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["certificate_state"], "cancelled");
+    clock.advance(Duration::hours(10));
+    assert!(drain(&p.kr, &worker).await.is_empty(), "a cancelled message is never sent");
+    let (status, list) = p.kr.api("GET", "/api/v1/outbox?state=cancelled&partner=ID", "").await;
+    assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
+}
