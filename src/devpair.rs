@@ -71,6 +71,7 @@ trust_anchors = ["{ca}"]
 
 [delivery]
 retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]
+flush_rate_per_second = 500.0
 poll_interval_millis = 100
 
 [[api_tokens]]

@@ -74,3 +74,35 @@ async fn killed_between_commit_and_delivery_the_co_is_delivered_once_after_resta
 async fn killed_after_delivery_before_the_ack_is_stored_the_co_is_delivered_once_after_restart() {
     crash_then_recover("after-send", 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_a_restart_finishes_the_work_once() {
+    let (dir, [kr, id]) = pair_files("sign-encrypt", Db::Sqlite).await;
+    let mut id = Gateway { files: id, app: None };
+    id.start().await;
+    let kr = Gateway { files: kr, app: None };
+    let mut child = spawn_gateway(&kr.files.config, None);
+    wait_ready(&kr).await;
+    for n in 0..40 {
+        kr.submit("ID", &co_with_reference(&format!("TERM-{n:03}"))).await;
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.expect("join");
+    assert!(status.success(), "SIGTERM must end the gateway cleanly: {status:?}");
+    let mut child = spawn_gateway(&kr.files.config, None);
+    wait_ready(&kr).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, delivered) = kr.api("GET", "/api/v1/outbox?state=delivered", "").await;
+        if delivered.as_array().map(Vec::len) == Some(40) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all delivered after restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(coconnect::store::certificates::count(id.store()).await.expect("count"), 40);
+    drop(dir);
+}

@@ -6,3 +6,4 @@ mod exchange;
 mod rejections;
 mod interop;
 mod delivery;
+mod soak;
