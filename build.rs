@@ -5,7 +5,7 @@
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const ISO_3166_JSON: &str = "/usr/share/iso-codes/json/iso_3166-1.json";
@@ -28,7 +28,7 @@ fn xmlsec_cflags() -> Vec<String> {
         .collect()
 }
 
-fn generate_xmlsec_ext_bindings(out: &PathBuf) {
+fn generate_xmlsec_ext_bindings(out: &Path) {
     println!("cargo:rerun-if-changed=src/wssec/ffi_ext.h");
     println!("cargo:rustc-link-lib=xmlsec1-openssl");
     println!("cargo:rustc-link-lib=xmlsec1");
@@ -69,12 +69,10 @@ fn generate_xmlsec_ext_bindings(out: &PathBuf) {
         .layout_tests(false)
         .generate()
         .expect("bindgen failed on src/wssec/ffi_ext.h (is libclang-dev installed?)");
-    bindings
-        .write_to_file(out.join("xmlsec_ext.rs"))
-        .expect("could not write xmlsec_ext.rs");
+    bindings.write_to_file(out.join("xmlsec_ext.rs")).expect("could not write xmlsec_ext.rs");
 }
 
-fn generate_country_codes(out: &PathBuf) {
+fn generate_country_codes(out: &Path) {
     println!("cargo:rerun-if-changed={ISO_3166_JSON}");
     let text = fs::read_to_string(ISO_3166_JSON)
         .unwrap_or_else(|e| panic!("{ISO_3166_JSON}: {e}; install Debian's iso-codes package"));
@@ -88,11 +86,7 @@ fn generate_country_codes(out: &PathBuf) {
     codes.sort();
     codes.dedup();
     assert!(codes.len() > 200, "iso_3166-1.json lists too few countries");
-    let body = codes
-        .iter()
-        .map(|c| format!("{c:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let body = codes.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(", ");
     fs::write(
         out.join("iso3166_alpha2.rs"),
         format!("/// ISO 3166-1 alpha-2 codes from Debian iso-codes, sorted.\npub static ISO3166_ALPHA2: &[&str] = &[{body}];\n"),

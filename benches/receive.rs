@@ -58,7 +58,14 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
     let dir = tempfile::tempdir().unwrap();
     let addrs = [(free_addr().unwrap(), free_addr().unwrap()), (free_addr().unwrap(), free_addr().unwrap())];
     let urls = [database_url(&dir.path().join("kr")), database_url(&dir.path().join("id"))];
-    let [_kr, id] = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile: "sign-encrypt" }).unwrap();
+    let [_kr, id] = write_pair(&PairSpec {
+        dir: dir.path(),
+        parties: ["KR", "ID"],
+        addrs,
+        database_urls: urls,
+        profile: "sign-encrypt",
+    })
+    .unwrap();
     let app = App::start(coconnect::config::load(&id.config).unwrap()).await.unwrap();
     let signer = pair_of(dir.path(), "KR", "signing");
     let recipient = pair_of(dir.path(), "ID", "encryption");
@@ -67,26 +74,63 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
     let t = Instant::now();
     let wires: Vec<Vec<u8>> = (0..MESSAGES)
         .map(|n| {
-            let body = request_xml(Operation::SendCo, &MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), Utc::now()), &co_xml(n));
-            secure(&OutboundMessage { version: SoapVersion::V11, body_xml: &body, signer: &signer, encrypt_for: Some(&recipient.certificate), now: Utc::now(), ttl: chrono::Duration::minutes(30) }).unwrap()
+            let body = request_xml(
+                Operation::SendCo,
+                &MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), Utc::now()),
+                &co_xml(n),
+            );
+            secure(&OutboundMessage {
+                version: SoapVersion::V11,
+                body_xml: &body,
+                signer: &signer,
+                encrypt_for: Some(&recipient.certificate),
+                now: Utc::now(),
+                ttl: chrono::Duration::minutes(30),
+            })
+            .unwrap()
         })
         .collect();
     let sign_encrypt = t.elapsed() / MESSAGES as u32;
-    println!("[{db_label}] message size {} bytes; sender sign+encrypt {:.2} ms/message (one thread)", wires[0].len(), sign_encrypt.as_secs_f64() * 1000.0);
+    println!(
+        "[{db_label}] message size {} bytes; sender sign+encrypt {:.2} ms/message (one thread)",
+        wires[0].len(),
+        sign_encrypt.as_secs_f64() * 1000.0
+    );
 
     // The WS-Security part alone (decrypt + verify), one thread.
     let trust = coconnect::wssec::trust::PartnerTrust::new(vec![signer.certificate.clone()], &[], None).unwrap();
     let t = Instant::now();
     for w in wires.iter().take(200) {
-        process(w, &InboundPolicy { limits: Default::default(), decryption: Some(&recipient), require_encryption: true, trust: &trust, now: Utc::now(), clock_skew: chrono::Duration::seconds(60), max_ttl: chrono::Duration::hours(1), require_fresh_timestamp: true }).unwrap();
+        process(
+            w,
+            &InboundPolicy {
+                limits: Default::default(),
+                decryption: Some(&recipient),
+                require_encryption: true,
+                trust: &trust,
+                now: Utc::now(),
+                clock_skew: chrono::Duration::seconds(60),
+                max_ttl: chrono::Duration::hours(1),
+                require_fresh_timestamp: true,
+            },
+        )
+        .unwrap();
     }
-    println!("[{db_label}] decrypt+verify alone: {:.2} ms/message (one thread)", t.elapsed().as_secs_f64() * 1000.0 / 200.0);
+    println!(
+        "[{db_label}] decrypt+verify alone: {:.2} ms/message (one thread)",
+        t.elapsed().as_secs_f64() * 1000.0 / 200.0
+    );
 
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let url = format!("http://{}/soap/v1", id.soap_addr);
-    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("KR:{}", id.inbound_password)));
+    let auth =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("KR:{}", id.inbound_password)));
     let post = move |wire: Vec<u8>| {
-        let req = hyper::Request::post(&url).header("Authorization", &auth).header("Content-Type", "text/xml; charset=utf-8").body(Full::new(Bytes::from(wire))).unwrap();
+        let req = hyper::Request::post(&url)
+            .header("Authorization", &auth)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(Full::new(Bytes::from(wire)))
+            .unwrap();
         let client = client.clone();
         async move {
             let t = Instant::now();
@@ -104,7 +148,13 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
     for w in sequential {
         samples.push(post(w.clone()).await);
     }
-    stats(&format!("[{db_label}] receive one CO end to end, sequential (HTTP, decrypt, verify, validate, store, signed ack)"), samples, t.elapsed());
+    stats(
+        &format!(
+            "[{db_label}] receive one CO end to end, sequential (HTTP, decrypt, verify, validate, store, signed ack)"
+        ),
+        samples,
+        t.elapsed(),
+    );
 
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();

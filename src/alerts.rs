@@ -36,7 +36,10 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// One pass: late messages, then every alert due for the webhook.
-pub async fn step(state: &AppState, client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>) -> Result<(), StoreError> {
+pub async fn step(
+    state: &AppState,
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+) -> Result<(), StoreError> {
     let now = state.clock.now();
     let webhook = state.settings.alerts.webhook_url.is_some();
     let late = now - Duration::seconds(state.settings.delivery.undelivered_alert_seconds);
@@ -45,8 +48,13 @@ pub async fn step(state: &AppState, client: &Client<hyper_util::client::legacy::
     let max_attempts = state.settings.alerts.webhook_max_attempts.unwrap_or(20);
     while let Some(alert) = alerts::claim_webhook(&state.store, state.clock.now()).await? {
         let body = serde_json::json!({ "gateway": state.settings.party, "alert": alert }).to_string();
-        let delivered = match Request::post(url).header("Content-Type", "application/json").body(Full::new(Bytes::from(body))) {
-            Ok(req) => matches!(tokio::time::timeout(StdDuration::from_secs(10), client.request(req)).await, Ok(Ok(r)) if r.status().is_success()),
+        let delivered = match Request::post(url)
+            .header("Content-Type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+        {
+            Ok(req) => {
+                matches!(tokio::time::timeout(StdDuration::from_secs(10), client.request(req)).await, Ok(Ok(r)) if r.status().is_success())
+            }
             Err(_) => false,
         };
         if !delivered {

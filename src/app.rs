@@ -57,18 +57,37 @@ impl App {
 
     /// Starts with the given clock; without `workers` no delivery or alert task runs (tests
     /// drive [`crate::delivery::Worker::step`] themselves).
-    pub async fn start_with(settings: Settings, soap: TcpListener, api: TcpListener, clock: SharedClock, workers: bool) -> Result<App, StartError> {
+    pub async fn start_with(
+        settings: Settings,
+        soap: TcpListener,
+        api: TcpListener,
+        clock: SharedClock,
+        workers: bool,
+    ) -> Result<App, StartError> {
         let store = Store::connect(&settings.database_url).await?;
         let worker_count = if workers { settings.delivery.workers.max(1) } else { 0 };
-        let state = Arc::new(AppState { settings, store, credentials: CredentialCache::default(), clock, limiter: RateLimiter::default() });
+        let state = Arc::new(AppState {
+            settings,
+            store,
+            credentials: CredentialCache::default(),
+            clock,
+            limiter: RateLimiter::default(),
+        });
         let (shutdown, watch_rx) = watch::channel(false);
-        let soap_addr = soap.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.soap, source })?;
-        let api_addr = api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
+        let soap_addr =
+            soap.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.soap, source })?;
+        let api_addr =
+            api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::gateway::serve(soap, state.clone(), crate::gateway::Surface::Soap, watch_rx.clone()));
         tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, watch_rx.clone()));
         // Names this process's claims and attempts (several instances may share PostgreSQL).
-        let instance = format!("{}-{}-{}", state.settings.party, std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let instance = format!(
+            "{}-{}-{}",
+            state.settings.party,
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         for n in 0..worker_count {
             let worker = crate::delivery::Worker::new(state.clone(), format!("{instance}-{n}"));
             tasks.spawn(worker.run(watch_rx.clone()));

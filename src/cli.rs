@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "coconnect", version, about = "Gateway for electronic Certificates of Origin (WCO Interconnectivity Framework)")]
+#[command(
+    name = "coconnect",
+    version,
+    about = "Gateway for electronic Certificates of Origin (WCO Interconnectivity Framework)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -95,7 +95,12 @@ pub struct RawSecurity {
 
 impl Default for RawSecurity {
     fn default() -> Self {
-        RawSecurity { clock_skew_seconds: 120, timestamp_ttl_seconds: 300, max_timestamp_age_seconds: 3600, max_message_bytes: 4 * 1024 * 1024 }
+        RawSecurity {
+            clock_skew_seconds: 120,
+            timestamp_ttl_seconds: 300,
+            max_timestamp_age_seconds: 3600,
+            max_message_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -270,7 +275,11 @@ pub struct Partner {
 
 impl std::fmt::Debug for Partner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Partner").field("party", &self.party).field("endpoint", &self.endpoint).field("profile", &self.profile).finish_non_exhaustive()
+        f.debug_struct("Partner")
+            .field("party", &self.party)
+            .field("endpoint", &self.endpoint)
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
     }
 }
 
@@ -323,14 +332,21 @@ impl RawConfig {
             let endpoint = url::Url::parse(&p.endpoint).map_err(|e| invalid(&what, format!("endpoint: {e}")))?;
             if endpoint.scheme() != "http" {
                 // Outbound TLS is not built in yet: send through a TLS-originating proxy.
-                return Err(invalid(&what, format!("endpoint scheme {} is not supported yet (use http:// to a local TLS-originating proxy)", endpoint.scheme())));
+                return Err(invalid(
+                    &what,
+                    format!(
+                        "endpoint scheme {} is not supported yet (use http:// to a local TLS-originating proxy)",
+                        endpoint.scheme()
+                    ),
+                ));
             }
             let pinned = p.signing_certs.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
             let mut anchors = p.trust_anchors.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
             if pinned.is_empty() && anchors.is_empty() {
                 anchors = global_anchors.clone();
             }
-            let trust = PartnerTrust::new(pinned, &anchors, p.signing_subject.clone()).map_err(|e| invalid(&what, e.to_string()))?;
+            let trust = PartnerTrust::new(pinned, &anchors, p.signing_subject.clone())
+                .map_err(|e| invalid(&what, e.to_string()))?;
             let encryption_cert = p.encryption_cert.as_ref().map(cert).transpose()?;
             if p.profile == SecurityProfile::SignEncrypt && encryption_cert.is_none() {
                 return Err(invalid(&what, "profile sign-encrypt needs encryption_cert"));
@@ -338,18 +354,24 @@ impl RawConfig {
             let allowed_networks = p
                 .allowed_networks
                 .iter()
-                .map(|n| n.parse::<IpNet>().or_else(|_| n.parse::<IpAddr>().map(IpNet::from)).map_err(|e| invalid(&what, format!("allowed_networks {n:?}: {e}"))))
+                .map(|n| {
+                    n.parse::<IpNet>()
+                        .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|e| invalid(&what, format!("allowed_networks {n:?}: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            argon2::PasswordHash::new(&p.inbound_auth.password_hash).map_err(|e| invalid(&what, format!("inbound_auth.password_hash: {e}")))?;
+            argon2::PasswordHash::new(&p.inbound_auth.password_hash)
+                .map_err(|e| invalid(&what, format!("inbound_auth.password_hash: {e}")))?;
             let marks = p.retry_marks_seconds.clone().unwrap_or_else(|| self.delivery.retry_marks_seconds.clone());
             if marks.windows(2).any(|w| w[0] >= w[1]) || marks.iter().any(|m| *m <= 0) {
                 return Err(invalid(&what, "retry_marks_seconds must be positive and increasing"));
             }
             let flush_rate_per_second = p.flush_rate_per_second.unwrap_or(self.delivery.flush_rate_per_second);
-            if !(flush_rate_per_second > 0.0) {
+            if flush_rate_per_second.is_nan() || flush_rate_per_second <= 0.0 {
                 return Err(invalid(&what, "flush_rate_per_second must be positive"));
             }
-            let outbound_password = secret(&what, p.outbound_auth.password.as_deref(), p.outbound_auth.password_env.as_deref())?;
+            let outbound_password =
+                secret(&what, p.outbound_auth.password.as_deref(), p.outbound_auth.password_env.as_deref())?;
             let partner = Partner {
                 party: p.party.clone(),
                 endpoint: p.endpoint.clone(),
@@ -374,13 +396,21 @@ impl RawConfig {
         let api_tokens = self
             .api_tokens
             .iter()
-            .map(|t| Ok((t.name.clone(), secret(&format!("api token {}", t.name), t.token.as_deref(), t.token_env.as_deref())?)))
+            .map(|t| {
+                Ok((
+                    t.name.clone(),
+                    secret(&format!("api token {}", t.name), t.token.as_deref(), t.token_env.as_deref())?,
+                ))
+            })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         if api_tokens.iter().any(|(_, t)| t.len() < 16) {
             return Err(invalid("api_tokens", "tokens must have at least 16 characters"));
         }
         if self.delivery.lease_seconds <= self.delivery.request_timeout_seconds as i64 {
-            return Err(invalid("delivery.lease_seconds", "must be longer than delivery.request_timeout_seconds, or a slow delivery could be claimed twice"));
+            return Err(invalid(
+                "delivery.lease_seconds",
+                "must be longer than delivery.request_timeout_seconds, or a slow delivery could be claimed twice",
+            ));
         }
         Ok(Settings {
             party: self.party,
@@ -412,7 +442,9 @@ fn resolve_sqlite_path(url: &str, base: &Path) -> String {
 fn secret(what: &str, inline: Option<&str>, env: Option<&str>) -> Result<String, ConfigError> {
     match (inline, env) {
         (Some(v), None) => Ok(v.to_owned()),
-        (None, Some(var)) => std::env::var(var).map_err(|_| invalid(what, format!("environment variable {var} is not set"))),
+        (None, Some(var)) => {
+            std::env::var(var).map_err(|_| invalid(what, format!("environment variable {var} is not set")))
+        }
         _ => Err(invalid(what, "give exactly one of the value or the name of its environment variable (…_env)")),
     }
 }
@@ -431,5 +463,8 @@ fn check_key_permissions(path: &Path) -> Result<(), ConfigError> {
 pub fn hash_password(password: &str) -> Result<String, ConfigError> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| invalid("password", e.to_string()))
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| invalid("password", e.to_string()))
 }

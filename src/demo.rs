@@ -33,7 +33,13 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
     println!("1. Development PKI and configurations in {}", dir.display());
     let addrs = [(free_addr()?, free_addr()?), (free_addr()?, free_addr()?)];
     let urls = [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())];
-    let [kr, id] = write_pair(&PairSpec { dir: &dir, parties: ["KR", "ID"], addrs, database_urls: urls, profile: "sign-encrypt" })?;
+    let [kr, id] = write_pair(&PairSpec {
+        dir: &dir,
+        parties: ["KR", "ID"],
+        addrs,
+        database_urls: urls,
+        profile: "sign-encrypt",
+    })?;
     println!("   KR: SOAP {} API {} ({})", kr.soap_addr, kr.api_addr, kr.config.display());
     println!("   ID: SOAP {} API {} ({})", id.soap_addr, id.api_addr, id.config.display());
 
@@ -77,19 +83,42 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
     };
     println!("5. KR's certificate {cert_id}: state {}", cert["state"]);
     for h in cert["history"].as_array().into_iter().flatten() {
-        println!("   {} {} -> {}  ({})", h["at"].as_str().unwrap_or_default(), h["from"].as_str().unwrap_or("-"), h["to"].as_str().unwrap_or_default(), h["cause"].as_str().unwrap_or_default());
+        println!(
+            "   {} {} -> {}  ({})",
+            h["at"].as_str().unwrap_or_default(),
+            h["from"].as_str().unwrap_or("-"),
+            h["to"].as_str().unwrap_or_default(),
+            h["cause"].as_str().unwrap_or_default()
+        );
     }
     anyhow::ensure!(cert["state"] == "acknowledged", "the CO was not acknowledged");
 
     let reference = cert["reference"].as_str().unwrap_or_default();
-    let (_, found) = call(&client, id, "GET", &format!("/api/v1/certificates?issuer=KR&reference={}", url::form_urlencoded::byte_serialize(reference.as_bytes()).collect::<String>()), "").await?;
-    let received = found.as_array().and_then(|a| a.iter().find(|c| c["direction"] == "inbound")).cloned().unwrap_or(Value::Null);
+    let (_, found) = call(
+        &client,
+        id,
+        "GET",
+        &format!(
+            "/api/v1/certificates?issuer=KR&reference={}",
+            url::form_urlencoded::byte_serialize(reference.as_bytes()).collect::<String>()
+        ),
+        "",
+    )
+    .await?;
+    let received =
+        found.as_array().and_then(|a| a.iter().find(|c| c["direction"] == "inbound")).cloned().unwrap_or(Value::Null);
     println!("6. ID looks up KR/{reference}: state {}", received["state"]);
     anyhow::ensure!(received["state"] == "received", "ID does not hold the CO as received");
     Ok(())
 }
 
-async fn call(client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>, gw: &GatewayFiles, method: &str, path: &str, body: &str) -> anyhow::Result<(u16, Value)> {
+async fn call(
+    client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    gw: &GatewayFiles,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Value)> {
     let req = Request::builder()
         .method(method)
         .uri(format!("http://{}{path}", gw.api_addr))

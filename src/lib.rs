@@ -14,21 +14,21 @@
 //! - [`pki`], [`devpair`], [`demo`]: development PKI and the two-gateway demo.
 #![deny(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod devpair;
 pub mod gateway;
 pub mod lifecycle;
+pub mod ops;
 pub mod payload;
 pub mod pki;
 pub mod soap;
 pub mod store;
 pub mod telemetry;
 pub mod wssec;
-pub mod alerts;
-pub mod clock;
-pub mod ops;

@@ -28,11 +28,19 @@ fn main() -> ExitCode {
                 let pki = coconnect::pki::init_dev_pki(&out, &parties, force)?;
                 println!("development CA: {}", pki.ca_cert.display());
                 for p in &pki.parties {
-                    println!("{}: {} {} {}", p.party, p.signing_cert.display(), p.encryption_cert.display(), p.tls_cert.display());
+                    println!(
+                        "{}: {} {} {}",
+                        p.party,
+                        p.signing_cert.display(),
+                        p.encryption_cert.display(),
+                        p.tls_cert.display()
+                    );
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Demo { keep } => Ok(if coconnect::demo::run(keep).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+            Command::Demo { keep } => {
+                Ok(if coconnect::demo::run(keep).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
             Command::HashPassword => {
                 let mut password = String::new();
                 std::io::stdin().read_to_string(&mut password)?;
@@ -40,8 +48,13 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Ops { api, token_env, command } => {
-                let token = std::env::var(&token_env).map_err(|_| anyhow::anyhow!("set the API token in the environment variable {token_env}"))?;
-                Ok(if coconnect::ops::run(&api, &token, &command).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                let token = std::env::var(&token_env)
+                    .map_err(|_| anyhow::anyhow!("set the API token in the environment variable {token_env}"))?;
+                Ok(if coconnect::ops::run(&api, &token, &command).await? {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             }
             Command::CheckConfig { config } => {
                 let settings = coconnect::config::load(&config)?;

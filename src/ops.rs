@@ -32,7 +32,11 @@ pub async fn run(api: &str, token: &str, command: &OpsCommand) -> anyhow::Result
         OpsCommand::AckAlert { id } => ("POST", format!("/api/v1/alerts/{id}/ack")),
     };
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = Request::builder().method(method).uri(format!("{}{path}", api.trim_end_matches('/'))).header("Authorization", format!("Bearer {token}")).body(Full::new(Bytes::new()))?;
+    let req = Request::builder()
+        .method(method)
+        .uri(format!("{}{path}", api.trim_end_matches('/')))
+        .header("Authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::new()))?;
     let resp = client.request(req).await?;
     let ok = resp.status().is_success();
     let body = resp.into_body().collect().await?.to_bytes();

@@ -36,8 +36,7 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
 };
 use openssl::x509::{X509Builder, X509Name, X509NameBuilder, X509Ref, X509};
 
@@ -157,9 +156,7 @@ pub fn is_valid_party_code(code: &str) -> bool {
     let b = code.as_bytes();
     (2..=10).contains(&b.len())
         && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[2..]
-            .iter()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b[2..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// The paths of `party`'s files under `out`, without creating anything.
@@ -188,14 +185,10 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
     // 1. Validate the request.
     for (i, party) in parties.iter().enumerate() {
         if !is_valid_party_code(party) {
-            return Err(PkiError::InvalidParty {
-                party: party.clone(),
-            });
+            return Err(PkiError::InvalidParty { party: party.clone() });
         }
         if parties[..i].contains(party) {
-            return Err(PkiError::DuplicateParty {
-                party: party.clone(),
-            });
+            return Err(PkiError::DuplicateParty { party: party.clone() });
         }
     }
     let ca_cert_path = out.join("ca.cert.pem");
@@ -208,10 +201,7 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
         for pf in &files {
             for path in pf.all() {
                 if exists(path, Some(&pf.party))? {
-                    return Err(PkiError::PartyExists {
-                        party: pf.party.clone(),
-                        path: path.to_path_buf(),
-                    });
+                    return Err(PkiError::PartyExists { party: pf.party.clone(), path: path.to_path_buf() });
                 }
             }
         }
@@ -227,18 +217,8 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
             let (cert, key) = create_ca(&ca_cert_path)?;
             (cert, key, true)
         }
-        (true, false) => {
-            return Err(PkiError::IncompleteCa {
-                present: ca_cert_path,
-                missing: ca_key_path,
-            })
-        }
-        (false, true) => {
-            return Err(PkiError::IncompleteCa {
-                present: ca_key_path,
-                missing: ca_cert_path,
-            })
-        }
+        (true, false) => return Err(PkiError::IncompleteCa { present: ca_cert_path, missing: ca_key_path }),
+        (false, true) => return Err(PkiError::IncompleteCa { present: ca_key_path, missing: ca_cert_path }),
     };
 
     // 4. Generate every party's keys and certificates (in memory).
@@ -249,22 +229,10 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
             let (key_path, cert_path) = purpose.paths(pf);
             let key = generate_key(key_path, Some(&pf.party))?;
             let cert = issue(&ca_cert, &ca_key, &key, &pf.party, purpose, cert_path)?;
-            let key_pem = key.private_key_to_pem_pkcs8().map_err(crypto(
-                "encoding private key",
-                key_path,
-                Some(&pf.party),
-            ))?;
-            let cert_pem = cert.to_pem().map_err(crypto(
-                "encoding certificate",
-                cert_path,
-                Some(&pf.party),
-            ))?;
-            items.push((
-                key_path.to_path_buf(),
-                key_pem,
-                cert_path.to_path_buf(),
-                cert_pem,
-            ));
+            let key_pem =
+                key.private_key_to_pem_pkcs8().map_err(crypto("encoding private key", key_path, Some(&pf.party)))?;
+            let cert_pem = cert.to_pem().map_err(crypto("encoding certificate", cert_path, Some(&pf.party)))?;
+            items.push((key_path.to_path_buf(), key_pem, cert_path.to_path_buf(), cert_pem));
         }
         material.push((pf.party.clone(), items));
     }
@@ -272,15 +240,8 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
     // 5. Write. The CA key goes first: a CA certificate without its key is useless.
     if new_ca {
         create_dir(out, None)?;
-        let key_pem = ca_key.private_key_to_pem_pkcs8().map_err(crypto(
-            "encoding private key",
-            &ca_key_path,
-            None,
-        ))?;
-        let cert_pem =
-            ca_cert
-                .to_pem()
-                .map_err(crypto("encoding certificate", &ca_cert_path, None))?;
+        let key_pem = ca_key.private_key_to_pem_pkcs8().map_err(crypto("encoding private key", &ca_key_path, None))?;
+        let cert_pem = ca_cert.to_pem().map_err(crypto("encoding certificate", &ca_cert_path, None))?;
         write_file(&ca_key_path, &key_pem, KEY_MODE, false, None)?;
         write_file(&ca_cert_path, &cert_pem, CERT_MODE, false, None)?;
     }
@@ -292,11 +253,7 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
         }
     }
 
-    Ok(DevPki {
-        ca_cert: ca_cert_path,
-        ca_key: ca_key_path,
-        parties: files,
-    })
+    Ok(DevPki { ca_cert: ca_cert_path, ca_key: ca_key_path, parties: files })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -329,25 +286,11 @@ fn crypto<'a>(
     path: &'a Path,
     party: Option<&'a str>,
 ) -> impl FnOnce(ErrorStack) -> PkiError + 'a {
-    move |source| PkiError::Crypto {
-        action,
-        path: path.to_path_buf(),
-        party: party.map(str::to_string),
-        source,
-    }
+    move |source| PkiError::Crypto { action, path: path.to_path_buf(), party: party.map(str::to_string), source }
 }
 
-fn io_err<'a>(
-    action: &'static str,
-    path: &'a Path,
-    party: Option<&'a str>,
-) -> impl FnOnce(io::Error) -> PkiError + 'a {
-    move |source| PkiError::Io {
-        action,
-        path: path.to_path_buf(),
-        party: party.map(str::to_string),
-        source,
-    }
+fn io_err<'a>(action: &'static str, path: &'a Path, party: Option<&'a str>) -> impl FnOnce(io::Error) -> PkiError + 'a {
+    move |source| PkiError::Io { action, path: path.to_path_buf(), party: party.map(str::to_string), source }
 }
 
 /// Like `Path::try_exists`, but without following a final symlink (a dangling symlink
@@ -367,29 +310,15 @@ fn create_dir(dir: &Path, party: Option<&str>) -> Result<(), PkiError> {
 fn load_ca(cert_path: &Path, key_path: &Path) -> Result<(X509, PKey<Private>), PkiError> {
     let cert_pem = fs::read(cert_path).map_err(io_err("reading", cert_path, None))?;
     let key_pem = fs::read(key_path).map_err(io_err("reading", key_path, None))?;
-    let cert =
-        X509::from_pem(&cert_pem).map_err(crypto("parsing CA certificate", cert_path, None))?;
-    let key = PKey::private_key_from_pem(&key_pem).map_err(crypto(
-        "parsing CA private key",
-        key_path,
-        None,
-    ))?;
-    let cert_pub = cert
-        .public_key()
-        .map_err(crypto("reading public key of", cert_path, None))?;
+    let cert = X509::from_pem(&cert_pem).map_err(crypto("parsing CA certificate", cert_path, None))?;
+    let key = PKey::private_key_from_pem(&key_pem).map_err(crypto("parsing CA private key", key_path, None))?;
+    let cert_pub = cert.public_key().map_err(crypto("reading public key of", cert_path, None))?;
     if !cert_pub.public_eq(&key) {
-        return Err(PkiError::CaKeyMismatch {
-            key: key_path.to_path_buf(),
-            cert: cert_path.to_path_buf(),
-        });
+        return Err(PkiError::CaKeyMismatch { key: key_path.to_path_buf(), cert: cert_path.to_path_buf() });
     }
-    let now =
-        Asn1Time::days_from_now(0).map_err(crypto("reading the clock for", cert_path, None))?;
+    let now = Asn1Time::days_from_now(0).map_err(crypto("reading the clock for", cert_path, None))?;
     if cert.not_after() <= now {
-        return Err(PkiError::CaExpired {
-            path: cert_path.to_path_buf(),
-            not_after: cert.not_after().to_string(),
-        });
+        return Err(PkiError::CaExpired { path: cert_path.to_path_buf(), not_after: cert.not_after().to_string() });
     }
     Ok((cert, key))
 }
@@ -400,10 +329,7 @@ fn generate_key(path: &Path, party: Option<&str>) -> Result<PKey<Private>, PkiEr
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn days_from_now(days: i64) -> Result<Asn1Time, ErrorStack> {
@@ -412,11 +338,7 @@ fn days_from_now(days: i64) -> Result<Asn1Time, ErrorStack> {
 
 /// Common part of every certificate: v3, random 128-bit serial, validity, subject,
 /// public key.
-fn base_builder(
-    subject: &X509Name,
-    key: &PKey<Private>,
-    not_after: &Asn1TimeRef,
-) -> Result<X509Builder, ErrorStack> {
+fn base_builder(subject: &X509Name, key: &PKey<Private>, not_after: &Asn1TimeRef) -> Result<X509Builder, ErrorStack> {
     let mut b = X509Builder::new()?;
     b.set_version(2)?;
     let mut serial = BigNum::new()?;
@@ -443,13 +365,7 @@ fn create_ca(cert_path: &Path) -> Result<(X509, PKey<Private>), PkiError> {
         let mut b = base_builder(&name, &key, &not_after)?;
         b.set_issuer_name(&name)?;
         b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
-        b.append_extension(
-            KeyUsage::new()
-                .critical()
-                .key_cert_sign()
-                .crl_sign()
-                .build()?,
-        )?;
+        b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build()?)?;
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
         b.append_extension(ski)?;
         b.sign(&key, MessageDigest::sha256())?;
@@ -478,42 +394,20 @@ fn issue(
         let name = name.build();
         // Never outlive the CA (relevant when a reused CA is close to its end).
         let wanted = days_from_now(PARTY_VALIDITY_DAYS)?;
-        let not_after: &Asn1TimeRef = if ca_cert.not_after() < wanted {
-            ca_cert.not_after()
-        } else {
-            &wanted
-        };
+        let not_after: &Asn1TimeRef = if ca_cert.not_after() < wanted { ca_cert.not_after() } else { &wanted };
         let mut b = base_builder(&name, key, not_after)?;
         b.set_issuer_name(ca_cert.subject_name())?;
         b.append_extension(BasicConstraints::new().build()?)?;
         match purpose {
-            Purpose::Signing => b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .digital_signature()
-                    .non_repudiation()
-                    .build()?,
-            )?,
-            Purpose::Encryption => b.append_extension(
-                KeyUsage::new()
-                    .critical()
-                    .key_encipherment()
-                    .data_encipherment()
-                    .build()?,
-            )?,
+            Purpose::Signing => {
+                b.append_extension(KeyUsage::new().critical().digital_signature().non_repudiation().build()?)?
+            }
+            Purpose::Encryption => {
+                b.append_extension(KeyUsage::new().critical().key_encipherment().data_encipherment().build()?)?
+            }
             Purpose::Tls => {
-                b.append_extension(
-                    KeyUsage::new()
-                        .digital_signature()
-                        .key_encipherment()
-                        .build()?,
-                )?;
-                b.append_extension(
-                    ExtendedKeyUsage::new()
-                        .server_auth()
-                        .client_auth()
-                        .build()?,
-                )?;
+                b.append_extension(KeyUsage::new().digital_signature().key_encipherment().build()?)?;
+                b.append_extension(ExtendedKeyUsage::new().server_auth().client_auth().build()?)?;
                 let san = SubjectAlternativeName::new()
                     .dns("localhost")
                     .ip("127.0.0.1")
@@ -524,9 +418,7 @@ fn issue(
         }
         let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(ca_cert), None))?;
         b.append_extension(ski)?;
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(false)
-            .build(&b.x509v3_context(Some(ca_cert), None))?;
+        let aki = AuthorityKeyIdentifier::new().keyid(false).build(&b.x509v3_context(Some(ca_cert), None))?;
         b.append_extension(aki)?;
         b.sign(ca_key, MessageDigest::sha256())?;
         Ok(b.build())
@@ -541,19 +433,10 @@ fn issue(
 /// anything appeared at `path` since it was checked. With `overwrite` the data goes to
 /// a temporary file in the same directory which is then renamed over `path`, so the
 /// old file is replaced atomically and never truncated in place.
-fn write_file(
-    path: &Path,
-    data: &[u8],
-    mode: u32,
-    overwrite: bool,
-    party: Option<&str>,
-) -> Result<(), PkiError> {
+fn write_file(path: &Path, data: &[u8], mode: u32, overwrite: bool, party: Option<&str>) -> Result<(), PkiError> {
     let target = if overwrite {
         let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
+        let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
         // A leftover of an earlier crashed run with the same pid is garbage.
         let _ = fs::remove_file(&tmp);
@@ -591,10 +474,7 @@ fn write_file(
         }
         match party {
             Some(party) if !overwrite && e.kind() == io::ErrorKind::AlreadyExists => {
-                PkiError::PartyExists {
-                    party: party.to_string(),
-                    path: path.to_path_buf(),
-                }
+                PkiError::PartyExists { party: party.to_string(), path: path.to_path_buf() }
             }
             _ => io_err("writing", path, party)(e),
         }
@@ -619,11 +499,7 @@ mod tests {
 
     fn read_key(p: &Path) -> PKey<Private> {
         let pem = fs::read(p).unwrap();
-        assert!(
-            pem.starts_with(b"-----BEGIN PRIVATE KEY-----"),
-            "{} is not PKCS#8",
-            p.display()
-        );
+        assert!(pem.starts_with(b"-----BEGIN PRIVATE KEY-----"), "{} is not PKCS#8", p.display());
         PKey::private_key_from_pem(&pem).unwrap()
     }
 
@@ -632,8 +508,7 @@ mod tests {
         store.add_cert(ca.clone()).unwrap();
         let store = store.build();
         let mut ctx = X509StoreContext::new().unwrap();
-        ctx.init(&store, cert, &Stack::new().unwrap(), |c| c.verify_cert())
-            .unwrap()
+        ctx.init(&store, cert, &Stack::new().unwrap(), |c| c.verify_cert()).unwrap()
     }
 
     fn mode(p: &Path) -> u32 {
@@ -645,26 +520,12 @@ mod tests {
         for ok in ["KR", "ID", "ABCDEFGHIJ", "EU27", "XX1"] {
             assert!(is_valid_party_code(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "K",
-            "kr",
-            "K1",
-            "1K",
-            "ABCDEFGHIJK",
-            "K R",
-            "../",
-            "KR-1",
-            "ÄB",
-        ] {
+        for bad in ["", "K", "kr", "K1", "1K", "ABCDEFGHIJK", "K R", "../", "KR-1", "ÄB"] {
             assert!(!is_valid_party_code(bad), "{bad}");
         }
         let dir = tempfile::tempdir().unwrap();
         let err = init_dev_pki(dir.path(), &parties(&["KR", "kr"]), false).unwrap_err();
-        assert!(
-            matches!(err, PkiError::InvalidParty { ref party } if party == "kr"),
-            "{err}"
-        );
+        assert!(matches!(err, PkiError::InvalidParty { ref party } if party == "kr"), "{err}");
         let err = init_dev_pki(dir.path(), &parties(&["../X"]), false).unwrap_err();
         assert!(matches!(err, PkiError::InvalidParty { .. }), "{err}");
         let err = init_dev_pki(dir.path(), &parties(&["KR", "KR"]), false).unwrap_err();
@@ -679,10 +540,7 @@ mod tests {
         let out = dir.path().join("dev");
         let pki = init_dev_pki(&out, &parties(&["KR", "ID"]), false).unwrap();
         assert_eq!(pki.ca_cert, out.join("ca.cert.pem"));
-        assert_eq!(
-            pki.parties,
-            vec![party_files(&out, "KR"), party_files(&out, "ID")]
-        );
+        assert_eq!(pki.parties, vec![party_files(&out, "KR"), party_files(&out, "ID")]);
         assert_eq!(pki.parties[0].signing_cert, out.join("KR/signing.cert.pem"));
 
         let ca = read_cert(&pki.ca_cert);
@@ -691,17 +549,11 @@ mod tests {
         assert_eq!(mode(&pki.ca_key), 0o600);
         assert_eq!(mode(&pki.ca_cert) & !0o644, 0);
         assert!(verifies(&ca, &ca), "self-signed CA verifies");
-        assert_eq!(
-            ca.key_usage(),
-            Some(X509KeyUsage::KEY_CERT_SIGN | X509KeyUsage::CRL_SIGN)
-        );
+        assert_eq!(ca.key_usage(), Some(X509KeyUsage::KEY_CERT_SIGN | X509KeyUsage::CRL_SIGN));
         assert!(ca.subject_key_id().is_some());
         let ca_text = String::from_utf8(ca.to_text().unwrap()).unwrap();
         assert!(ca_text.contains("CA:TRUE"), "{ca_text}");
-        assert!(
-            ca_text.contains("X509v3 Basic Constraints: critical"),
-            "{ca_text}"
-        );
+        assert!(ca_text.contains("X509v3 Basic Constraints: critical"), "{ca_text}");
         assert!(ca_text.contains("coconnect development CA"));
         assert_eq!(ca.serial_number().to_bn().unwrap().num_bits(), 128);
 
@@ -720,44 +572,23 @@ mod tests {
                     X509KeyUsage::KEY_ENCIPHERMENT | X509KeyUsage::DATA_ENCIPHERMENT,
                     true,
                 ),
-                (
-                    &pf.tls_key,
-                    &pf.tls_cert,
-                    X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::KEY_ENCIPHERMENT,
-                    false,
-                ),
+                (&pf.tls_key, &pf.tls_cert, X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::KEY_ENCIPHERMENT, false),
             ] {
                 let cert = read_cert(cert_path);
                 let key = read_key(key_path);
-                assert!(
-                    verifies(&ca, &cert),
-                    "{} verifies against the CA",
-                    cert_path.display()
-                );
-                assert!(
-                    cert.public_key().unwrap().public_eq(&key),
-                    "{}",
-                    key_path.display()
-                );
+                assert!(verifies(&ca, &cert), "{} verifies against the CA", cert_path.display());
+                assert!(cert.public_key().unwrap().public_eq(&key), "{}", key_path.display());
                 assert_eq!(key.bits(), 2048);
                 assert_eq!(cert.key_usage(), Some(usage), "{}", cert_path.display());
                 assert_eq!(mode(key_path), 0o600, "{}", key_path.display());
                 // 0644 unless a stricter umask removed bits; never wider.
                 assert_eq!(mode(cert_path) & !0o644, 0, "{}", cert_path.display());
-                assert_eq!(
-                    cert.authority_key_id().unwrap().as_slice(),
-                    ca.subject_key_id().unwrap().as_slice()
-                );
+                assert_eq!(cert.authority_key_id().unwrap().as_slice(), ca.subject_key_id().unwrap().as_slice());
                 assert!(cert.subject_key_id().is_some());
                 let text = String::from_utf8(cert.to_text().unwrap()).unwrap();
                 assert!(text.contains("CA:FALSE"), "{text}");
                 assert!(text.contains("sha256WithRSAEncryption"), "{text}");
-                assert_eq!(
-                    text.contains("X509v3 Key Usage: critical"),
-                    critical,
-                    "{}",
-                    cert_path.display()
-                );
+                assert_eq!(text.contains("X509v3 Key Usage: critical"), critical, "{}", cert_path.display());
                 assert_eq!(country(&cert).as_deref(), Some(pf.party.as_str()));
                 assert!(
                     cert.not_after() <= Asn1Time::days_from_now(731).unwrap()
@@ -781,14 +612,7 @@ mod tests {
                     _ => "?".into(),
                 })
                 .collect();
-            assert_eq!(
-                sans,
-                [
-                    "DNS:localhost",
-                    "IP:7f000001",
-                    "IP:00000000000000000000000000000001"
-                ]
-            );
+            assert_eq!(sans, ["DNS:localhost", "IP:7f000001", "IP:00000000000000000000000000000001"]);
             assert!(read_cert(&pf.signing_cert).extended_key_usage().is_none());
             let cn = read_cert(&pf.signing_cert)
                 .subject_name()
@@ -804,10 +628,7 @@ mod tests {
         // Second call without force: refused, nothing changed.
         let before = fs::read(&pki.parties[0].signing_key).unwrap();
         let err = init_dev_pki(&out, &parties(&["KR"]), false).unwrap_err();
-        assert!(
-            matches!(err, PkiError::PartyExists { ref party, .. } if party == "KR"),
-            "{err}"
-        );
+        assert!(matches!(err, PkiError::PartyExists { ref party, .. } if party == "KR"), "{err}");
         assert!(err.to_string().contains("--force"), "{err}");
         assert_eq!(fs::read(&pki.parties[0].signing_key).unwrap(), before);
 
@@ -829,12 +650,7 @@ mod tests {
         assert_eq!(country(&eu), None, "no C= for a code that is not 2 letters");
 
         // No temporary files left behind.
-        for d in [
-            out.clone(),
-            out.join("KR"),
-            out.join("ID"),
-            out.join("EU27"),
-        ] {
+        for d in [out.clone(), out.join("KR"), out.join("ID"), out.join("EU27")] {
             for e in fs::read_dir(&d).unwrap() {
                 let name = e.unwrap().file_name();
                 assert!(!name.to_string_lossy().starts_with('.'), "{name:?}");
@@ -844,24 +660,13 @@ mod tests {
         // The openssl command line tool agrees (if installed).
         let kr = &pki.parties[0];
         let runs: [(&[&str], Vec<&Path>); 3] = [
-            (
-                &[],
-                vec![
-                    &kr.signing_cert,
-                    &kr.encryption_cert,
-                    &pki.parties[1].signing_cert,
-                ],
-            ),
+            (&[], vec![&kr.signing_cert, &kr.encryption_cert, &pki.parties[1].signing_cert]),
             (&["-purpose", "sslserver"], vec![&kr.tls_cert]),
             (&["-purpose", "sslclient"], vec![&kr.tls_cert]),
         ];
         for (extra, certs) in runs {
             let mut cmd = std::process::Command::new("openssl");
-            cmd.arg("verify")
-                .args(extra)
-                .arg("-CAfile")
-                .arg(&pki.ca_cert)
-                .args(certs);
+            cmd.arg("verify").args(extra).arg("-CAfile").arg(&pki.ca_cert).args(certs);
             match cmd.output() {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     eprintln!("openssl binary not found; skipping CLI verification");
@@ -891,10 +696,7 @@ mod tests {
         assert!(!out.join("KR").exists());
 
         // A key that does not belong to the certificate.
-        let other = generate_key(out, None)
-            .unwrap()
-            .private_key_to_pem_pkcs8()
-            .unwrap();
+        let other = generate_key(out, None).unwrap().private_key_to_pem_pkcs8().unwrap();
         fs::write(out.join("ca.key.pem"), other).unwrap();
         let err = init_dev_pki(out, &parties(&["KR"]), false).unwrap_err();
         assert!(matches!(err, PkiError::CaKeyMismatch { .. }), "{err}");
@@ -904,10 +706,7 @@ mod tests {
     }
 
     fn country(cert: &X509) -> Option<String> {
-        cert.subject_name()
-            .entries_by_nid(openssl::nid::Nid::COUNTRYNAME)
-            .next()
-            .map(|e| e.data().to_string().unwrap())
+        cert.subject_name().entries_by_nid(openssl::nid::Nid::COUNTRYNAME).next().map(|e| e.data().to_string().unwrap())
     }
 
     fn hex(b: &[u8]) -> String {

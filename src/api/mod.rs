@@ -36,7 +36,10 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
         return response(StatusCode::OK, "text/plain", "ok");
     }
     let Some(caller) = authorize(state, &req) else {
-        return json(StatusCode::UNAUTHORIZED, &json!({"error": "a valid bearer token is required", "code": "API-UNAUTHORIZED"}));
+        return json(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "a valid bearer token is required", "code": "API-UNAUTHORIZED"}),
+        );
     };
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -50,7 +53,9 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     let result = match (method, path.as_str()) {
         (Method::POST, "/api/v1/certificates") => submit(state, req, &query, &caller).await,
         (Method::GET, "/api/v1/certificates") => lookup(state, &query).await,
-        (Method::GET, p) if p.starts_with("/api/v1/certificates/") => show(state, &p["/api/v1/certificates/".len()..]).await,
+        (Method::GET, p) if p.starts_with("/api/v1/certificates/") => {
+            show(state, &p["/api/v1/certificates/".len()..]).await
+        }
         _ => Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such resource", "code": "API-NOT-FOUND"}))),
     };
     result.unwrap_or_else(|e| {
@@ -63,7 +68,12 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
 fn authorize(state: &AppState, req: &Request<Incoming>) -> Option<String> {
     let presented = req.headers().get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
     let presented = openssl::sha::sha256(presented.as_bytes());
-    state.settings.api_tokens.iter().find(|(_, token)| openssl::memcmp::eq(&openssl::sha::sha256(token.as_bytes()), &presented)).map(|(name, _)| name.clone())
+    state
+        .settings
+        .api_tokens
+        .iter()
+        .find(|(_, token)| openssl::memcmp::eq(&openssl::sha::sha256(token.as_bytes()), &presented))
+        .map(|(name, _)| name.clone())
 }
 
 fn parse_query(q: &str) -> Vec<(String, String)> {
@@ -74,25 +84,44 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn submit(state: &Arc<AppState>, req: Request<Incoming>, query: &[(String, String)], caller: &str) -> Result<Response<Body>, StoreError> {
+async fn submit(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    query: &[(String, String)],
+    caller: &str,
+) -> Result<Response<Body>, StoreError> {
     let settings = &state.settings;
     let Some(partner) = param(query, "partner").and_then(|p| settings.partners.get(p)) else {
-        return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": "query parameter partner must name a configured partner", "code": "API-PARTNER"})));
+        return Ok(json(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "query parameter partner must name a configured partner", "code": "API-PARTNER"}),
+        ));
     };
     let body = match read_body(req, settings.security.max_message_bytes).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => return Ok(json(StatusCode::PAYLOAD_TOO_LARGE, &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}))),
+        Err(BodyError::TooLarge) => {
+            return Ok(json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}),
+            ))
+        }
         Err(BodyError::Io(e)) => return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
     };
     if let Err(e) = precheck(&body, &settings.xml_limits()) {
         return Ok(unprocessable(vec![json!({"code": "CO-XML-MALFORMED", "message": e.to_string(), "path": "/"})]));
     }
     let Ok(text) = std::str::from_utf8(&body) else {
-        return Ok(unprocessable(vec![json!({"code": "CO-XML-MALFORMED", "message": "body is not UTF-8", "path": "/"})]));
+        return Ok(unprocessable(vec![
+            json!({"code": "CO-XML-MALFORMED", "message": "body is not UTF-8", "path": "/"}),
+        ]));
     };
     let co = match crate::payload::parse_co(text) {
         Ok(co) => co,
-        Err(errors) => return Ok(unprocessable(errors.iter().map(|e| json!({"code": e.code, "message": e.message, "path": e.path})).collect())),
+        Err(errors) => {
+            return Ok(unprocessable(
+                errors.iter().map(|e| json!({"code": e.code, "message": e.message, "path": e.path})).collect(),
+            ))
+        }
     };
     // The CO travels as the model serialises it: exactly what was validated.
     let co_xml = match crate::payload::to_xml(&co) {
@@ -114,9 +143,15 @@ async fn submit(state: &Arc<AppState>, req: Request<Incoming>, query: &[(String,
     match outbox::submit(&state.store, &new, Operation::SendCo.name(), &message_id.to_string(), &body_xml, now).await {
         Ok(record) => {
             tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, partner = %partner.party, caller, %message_id, "CO queued");
-            Ok(json(StatusCode::ACCEPTED, &json!({"id": record.id, "state": record.state, "message_id": message_id.to_string()})))
+            Ok(json(
+                StatusCode::ACCEPTED,
+                &json!({"id": record.id, "state": record.state, "message_id": message_id.to_string()}),
+            ))
         }
-        Err(StoreError::Duplicate(what)) => Ok(json(StatusCode::CONFLICT, &json!({"error": format!("{what} was already submitted"), "code": "CO-DUPLICATE"}))),
+        Err(StoreError::Duplicate(what)) => Ok(json(
+            StatusCode::CONFLICT,
+            &json!({"error": format!("{what} was already submitted"), "code": "CO-DUPLICATE"}),
+        )),
         Err(e) => Err(e),
     }
 }

@@ -32,21 +32,37 @@ impl PartnerClient {
     }
 
     /// POSTs `wire` to the partner; returns the HTTP status and body.
-    pub async fn post(&self, partner: &Partner, operation: Operation, version: SoapVersion, wire: Vec<u8>) -> Result<(u16, Vec<u8>), String> {
-        let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", partner.outbound_username, partner.outbound_password));
+    pub async fn post(
+        &self,
+        partner: &Partner,
+        operation: Operation,
+        version: SoapVersion,
+        wire: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", partner.outbound_username, partner.outbound_password));
         let mut builder = Request::post(&partner.endpoint).header(AUTHORIZATION, format!("Basic {credentials}"));
         builder = match version {
-            SoapVersion::V11 => builder.header(CONTENT_TYPE, version.content_type()).header("SOAPAction", format!("\"{}\"", operation.soap_action())),
-            SoapVersion::V12 => builder.header(CONTENT_TYPE, format!("{}; action=\"{}\"", version.content_type(), operation.soap_action())),
+            SoapVersion::V11 => builder
+                .header(CONTENT_TYPE, version.content_type())
+                .header("SOAPAction", format!("\"{}\"", operation.soap_action())),
+            SoapVersion::V12 => builder
+                .header(CONTENT_TYPE, format!("{}; action=\"{}\"", version.content_type(), operation.soap_action())),
         };
         let request = builder.body(Full::new(Bytes::from(wire))).map_err(|e| format!("bad request: {e}"))?;
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| format!("{e}: {}", source_chain(&e)))?;
             let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES).collect().await.map_err(|e| format!("reading response: {e}"))?.to_bytes();
+            let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                .collect()
+                .await
+                .map_err(|e| format!("reading response: {e}"))?
+                .to_bytes();
             Ok((status, body.to_vec()))
         };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {:?}", self.timeout))?
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 }
 

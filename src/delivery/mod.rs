@@ -122,14 +122,17 @@ impl Worker {
         let store = &self.state.store;
         let clock = &self.state.clock;
         let now = clock.now();
-        let Some(msg) = outbox::claim_due(store, &self.owner, now, Duration::seconds(settings.delivery.lease_seconds)).await? else {
+        let Some(msg) =
+            outbox::claim_due(store, &self.owner, now, Duration::seconds(settings.delivery.lease_seconds)).await?
+        else {
             return Ok(Step::Idle);
         };
         let Some(partner) = settings.partners.get(&msg.partner).cloned() else {
             // Not configured (any more): keep the message; an operator must restore the partner.
             let reason = format!("partner {} is not configured", msg.partner);
             tracing::error!(message_id = %msg.message_id, "{reason}");
-            let failure = Failure { attempt: msg.attempts, outcome: "configuration", http_status: None, error: &reason };
+            let failure =
+                Failure { attempt: msg.attempts, outcome: "configuration", http_status: None, error: &reason };
             outbox::fail_attempt(store, &msg, &failure, now + Duration::minutes(10), now).await?;
             return Ok(Step::WillRetry(reason));
         };
@@ -151,7 +154,16 @@ impl Worker {
         tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, "sending");
         let (status, body) = match self.client.post(&partner, operation, SoapVersion::V11, wire).await {
             Ok(r) => r,
-            Err(e) => return self.retry_later(&msg, &partner, now, Failure { attempt, outcome: "transport", http_status: None, error: &format!("transport: {e}") }).await,
+            Err(e) => {
+                return self
+                    .retry_later(
+                        &msg,
+                        &partner,
+                        now,
+                        Failure { attempt, outcome: "transport", http_status: None, error: &format!("transport: {e}") },
+                    )
+                    .await
+            }
         };
         match self.judge(&msg, &partner, status, &body).await {
             Verdict::Acknowledged(ack) => {
@@ -161,24 +173,50 @@ impl Worker {
                 let cause = if accepted {
                     format!("acknowledged by {} (ack {})", partner.party, ack.header.message_id)
                 } else {
-                    let errors: Vec<String> = ack.errors.iter().map(|e| format!("{} {} at {}", e.code, e.description, e.path)).collect();
+                    let errors: Vec<String> =
+                        ack.errors.iter().map(|e| format!("{} {} at {}", e.code, e.description, e.path)).collect();
                     format!("rejected by {}: {}", partner.party, errors.join("; "))
                 };
-                let to = outbox::complete(store, &msg, attempt, &body, accepted, &cause, status, self.webhook(), clock.now()).await?;
+                let to = outbox::complete(
+                    store,
+                    &msg,
+                    attempt,
+                    &body,
+                    accepted,
+                    &cause,
+                    status,
+                    self.webhook(),
+                    clock.now(),
+                )
+                .await?;
                 Ok(Step::Completed(to))
             }
             Verdict::SenderFault(reason) => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
-                let to = outbox::complete(store, &msg, attempt, &body, false, &reason, status, self.webhook(), clock.now()).await?;
+                let to =
+                    outbox::complete(store, &msg, attempt, &body, false, &reason, status, self.webhook(), clock.now())
+                        .await?;
                 Ok(Step::Completed(to))
             }
             Verdict::Retry(outcome, reason) => {
                 if outcome == "ack-invalid" {
-                    let alert = NewAlert { name: alerts::ACK_UNVERIFIED, partner: Some(&partner.party), message_id: Some(&msg.message_id), certificate_id: Some(&msg.certificate_id), detail: &reason };
+                    let alert = NewAlert {
+                        name: alerts::ACK_UNVERIFIED,
+                        partner: Some(&partner.party),
+                        message_id: Some(&msg.message_id),
+                        certificate_id: Some(&msg.certificate_id),
+                        detail: &reason,
+                    };
                     alerts::raise_now(store, &alert, self.webhook(), clock.now()).await?;
                 }
-                self.retry_later(&msg, &partner, now, Failure { attempt, outcome, http_status: Some(status), error: &reason }).await
+                self.retry_later(
+                    &msg,
+                    &partner,
+                    now,
+                    Failure { attempt, outcome, http_status: Some(status), error: &reason },
+                )
+                .await
             }
         }
     }
@@ -189,7 +227,13 @@ impl Worker {
 
     /// A technical failure: the partner is marked down and the message waits for its next retry
     /// mark, or — after the last mark — ends `delivery_failed` with an alert.
-    async fn retry_later(&self, msg: &OutboxMessage, partner: &Partner, attempt_started: DateTime<Utc>, failure: Failure<'_>) -> Result<Step, StoreError> {
+    async fn retry_later(
+        &self,
+        msg: &OutboxMessage,
+        partner: &Partner,
+        attempt_started: DateTime<Utc>,
+        failure: Failure<'_>,
+    ) -> Result<Step, StoreError> {
         let store = &self.state.store;
         let now = self.state.clock.now();
         partners::mark_down(store, &partner.party, now).await?;
@@ -250,12 +294,20 @@ impl Worker {
             Some(f) if f.sender_at_fault && status == 500 && !f.code.as_deref().is_some_and(is_transient_fault) => {
                 Verdict::SenderFault(format!("SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason))
             }
-            Some(f) => Verdict::Retry("fault", format!("HTTP {status}, SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason)),
+            Some(f) => Verdict::Retry(
+                "fault",
+                format!("HTTP {status}, SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason),
+            ),
             None => Verdict::Retry("http", format!("HTTP {status}")),
         }
     }
 
-    async fn verify_ack(&self, msg: &OutboxMessage, partner: &Arc<Partner>, body: &[u8]) -> Result<Acknowledgement, String> {
+    async fn verify_ack(
+        &self,
+        msg: &OutboxMessage,
+        partner: &Arc<Partner>,
+        body: &[u8],
+    ) -> Result<Acknowledgement, String> {
         let state = self.state.clone();
         let partner_for_check = partner.clone();
         let bytes = body.to_vec();
@@ -280,7 +332,10 @@ impl Worker {
         .map_err(|e| format!("{}: {e}", e.code()))?;
         let ack = Acknowledgement::read(verified.body_child())?;
         if ack.received_message_id != msg.message_id {
-            return Err(format!("acknowledgement is for message {:?}, not {}", ack.received_message_id, msg.message_id));
+            return Err(format!(
+                "acknowledgement is for message {:?}, not {}",
+                ack.received_message_id, msg.message_id
+            ));
         }
         if ack.header.sender != partner.party {
             return Err(format!("acknowledgement sender {} is not {}", ack.header.sender, partner.party));
@@ -299,7 +354,16 @@ impl Worker {
 
 /// Fault codes that a new attempt (fresh Timestamp, fresh signature) can cure.
 fn is_transient_fault(code: &str) -> bool {
-    matches!(code, "WSS-EXPIRED" | "WSS-FUTURE-TIMESTAMP" | "WSS-BAD-TIMESTAMP" | "WSS-REPLAY" | "GW-INTERNAL" | "AUTH-FAILED" | "AUTH-MISSING")
+    matches!(
+        code,
+        "WSS-EXPIRED"
+            | "WSS-FUTURE-TIMESTAMP"
+            | "WSS-BAD-TIMESTAMP"
+            | "WSS-REPLAY"
+            | "GW-INTERNAL"
+            | "AUTH-FAILED"
+            | "AUTH-MISSING"
+    )
 }
 
 /// When the next attempt is due: `first` plus the mark for the `attempts_made`-th retry, or

@@ -57,7 +57,8 @@ impl AuthFailure {
 pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthFailure> {
     let value = headers.get(AUTHORIZATION).ok_or(AuthFailure::Missing)?.to_str().map_err(|_| AuthFailure::Malformed)?;
     let encoded = value.strip_prefix("Basic ").ok_or(AuthFailure::Malformed)?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| AuthFailure::Malformed)?;
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| AuthFailure::Malformed)?;
     let text = String::from_utf8(decoded).map_err(|_| AuthFailure::Malformed)?;
     let (user, password) = text.split_once(':').ok_or(AuthFailure::Malformed)?;
     Ok((user.to_owned(), password.to_owned()))
@@ -67,7 +68,12 @@ impl CredentialCache {
     /// Authenticates the request's partner: the user name selects it, its allow-list is checked
     /// against `source` before any password work, then the password. Argon2 runs on a blocking
     /// thread, a few at a time.
-    pub async fn authenticate(&self, settings: &Settings, headers: &HeaderMap, source: IpAddr) -> Result<Arc<Partner>, AuthFailure> {
+    pub async fn authenticate(
+        &self,
+        settings: &Settings,
+        headers: &HeaderMap,
+        source: IpAddr,
+    ) -> Result<Arc<Partner>, AuthFailure> {
         let (user, password) = basic_credentials(headers)?;
         let Some(partner) = settings.partner_by_username(&user).cloned() else {
             let _ = self.verify_hash(self.dummy_hash.clone(), password).await;
@@ -99,7 +105,8 @@ impl CredentialCache {
         let Ok(_permit) = self.hashing.acquire().await else { return false };
         tokio::task::spawn_blocking(move || {
             use argon2::PasswordVerifier;
-            argon2::PasswordHash::new(&hash).is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            argon2::PasswordHash::new(&hash)
+                .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
         })
         .await
         .unwrap_or(false)

@@ -56,7 +56,14 @@ fn fault_response(version: SoapVersion, status: StatusCode, fault: &Fault) -> Re
     response(status, version.content_type(), fault.to_envelope(version))
 }
 
-fn fault(side: FaultSide, subcode_ns: SubcodeNs, subcode: &str, code: &str, reason: impl Into<String>, element: Option<String>) -> Fault {
+fn fault(
+    side: FaultSide,
+    subcode_ns: SubcodeNs,
+    subcode: &str,
+    code: &str,
+    reason: impl Into<String>,
+    element: Option<String>,
+) -> Fault {
     Fault { side, subcode_ns, subcode: subcode.to_owned(), code: code.to_owned(), reason: reason.into(), element }
 }
 
@@ -65,7 +72,14 @@ fn security_fault(e: &SecurityError) -> Fault {
 }
 
 fn internal_fault(what: &str) -> Fault {
-    fault(FaultSide::Receiver, SubcodeNs::Coconnect, "InternalError", "GW-INTERNAL", format!("{what}; retry later"), None)
+    fault(
+        FaultSide::Receiver,
+        SubcodeNs::Coconnect,
+        "InternalError",
+        "GW-INTERNAL",
+        format!("{what}; retry later"),
+        None,
+    )
 }
 
 async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
@@ -77,16 +91,35 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         Ok(p) => p,
         Err(AuthFailure::SourceAddress) => {
             tracing::warn!(event = "ip_refused", %remote, "source address not allowed for the partner");
-            return fault_response(version, StatusCode::FORBIDDEN, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "Forbidden", "AUTH-SOURCE-ADDRESS", "source address not allowed", None));
+            return fault_response(
+                version,
+                StatusCode::FORBIDDEN,
+                &fault(
+                    FaultSide::Sender,
+                    SubcodeNs::Coconnect,
+                    "Forbidden",
+                    "AUTH-SOURCE-ADDRESS",
+                    "source address not allowed",
+                    None,
+                ),
+            );
         }
         Err(failure) => {
             tracing::warn!(event = "auth_refused", %remote, code = failure.code(), "HTTP Basic authentication failed");
             let mut r = fault_response(
                 version,
                 StatusCode::UNAUTHORIZED,
-                &fault(FaultSide::Sender, SubcodeNs::Wsse, "FailedAuthentication", failure.code(), "authentication failed", None),
+                &fault(
+                    FaultSide::Sender,
+                    SubcodeNs::Wsse,
+                    "FailedAuthentication",
+                    failure.code(),
+                    "authentication failed",
+                    None,
+                ),
             );
-            r.headers_mut().insert(WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"coconnect\""));
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Basic realm=\"coconnect\""));
             return r;
         }
     };
@@ -94,11 +127,33 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             tracing::warn!(event = "too_large", %remote, partner = %partner.party, "request body over the limit");
-            return fault_response(version, StatusCode::PAYLOAD_TOO_LARGE, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "TooLarge", "MSG-TOO-LARGE", "message over the size limit", None));
+            return fault_response(
+                version,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &fault(
+                    FaultSide::Sender,
+                    SubcodeNs::Coconnect,
+                    "TooLarge",
+                    "MSG-TOO-LARGE",
+                    "message over the size limit",
+                    None,
+                ),
+            );
         }
         Err(BodyError::Io(e)) => {
             tracing::info!(%remote, error = %e, "request body could not be read");
-            return fault_response(version, StatusCode::BAD_REQUEST, &fault(FaultSide::Sender, SubcodeNs::Coconnect, "BadRequest", "MSG-READ", "request body could not be read", None));
+            return fault_response(
+                version,
+                StatusCode::BAD_REQUEST,
+                &fault(
+                    FaultSide::Sender,
+                    SubcodeNs::Coconnect,
+                    "BadRequest",
+                    "MSG-READ",
+                    "request body could not be read",
+                    None,
+                ),
+            );
         }
     };
     match process(state, &partner, bytes).await {
@@ -129,7 +184,14 @@ async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) ->
     }
     let (op_ns, op_name) = verified.operation();
     let Some(operation) = Operation::from_request_element(op_ns, op_name) else {
-        return Err(fault(FaultSide::Sender, SubcodeNs::Coconnect, "UnknownOperation", "MSG-UNKNOWN-OPERATION", format!("{{{op_ns}}}{op_name} is not an operation of this service"), Some(format!("/Envelope/Body/{op_name}"))));
+        return Err(fault(
+            FaultSide::Sender,
+            SubcodeNs::Coconnect,
+            "UnknownOperation",
+            "MSG-UNKNOWN-OPERATION",
+            format!("{{{op_ns}}}{op_name} is not an operation of this service"),
+            Some(format!("/Envelope/Body/{op_name}")),
+        ));
     };
     if operation != Operation::SendCo {
         return Err(fault(
@@ -153,7 +215,14 @@ async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) ->
     };
     if header.sender != partner.party {
         tracing::warn!(event = "party_mismatch", partner = %partner.party, sender = %header.sender, "message header sender is not the authenticated partner");
-        return Err(fault(FaultSide::Sender, SubcodeNs::Wsse, "FailedAuthentication", "AUTH-PARTY-MISMATCH", "sender party does not match the authenticated partner", Some(format!("/{op_name}/MessageHeader/SenderPartyID"))));
+        return Err(fault(
+            FaultSide::Sender,
+            SubcodeNs::Wsse,
+            "FailedAuthentication",
+            "AUTH-PARTY-MISMATCH",
+            "sender party does not match the authenticated partner",
+            Some(format!("/{op_name}/MessageHeader/SenderPartyID")),
+        ));
     }
     let message_id = header.message_id.to_string();
     let body_sha256 = sha256_hex(&body_child);
@@ -163,7 +232,11 @@ async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) ->
             return Ok((version, previous.ack_wire));
         }
         Ok(Some(_)) => {
-            let errors = vec![AckError::new("MSG-ID-REUSED", "this message ID was already used for a different message", format!("/{op_name}/MessageHeader/MessageID"))];
+            let errors = vec![AckError::new(
+                "MSG-ID-REUSED",
+                "this message ID was already used for a different message",
+                format!("/{op_name}/MessageHeader/MessageID"),
+            )];
             let ack = ack_for(state, partner, &message_id, &received_digest, errors, now);
             return sign_ack(state, version, &ack, now).await.map(|a| (version, a));
         }
@@ -218,14 +291,32 @@ struct ReceivedCo {
 /// Business checks of a SendCO: receiver, payload validation, and the CO's identity. Returns the
 /// errors (empty when accepted) and the certificate to store (None for a re-delivery of a CO
 /// already held with the same content).
-async fn check_send_co(state: &Arc<AppState>, partner: &Partner, header: &MessageHeader, verified: &VerifiedMessage, op_name: &str) -> Result<(Vec<AckError>, Option<ReceivedCo>), Fault> {
+async fn check_send_co(
+    state: &Arc<AppState>,
+    partner: &Partner,
+    header: &MessageHeader,
+    verified: &VerifiedMessage,
+    op_name: &str,
+) -> Result<(Vec<AckError>, Option<ReceivedCo>), Fault> {
     let mut errors = Vec::new();
     if header.receiver != state.settings.party {
-        errors.push(AckError::new("MSG-WRONG-RECEIVER", format!("receiver {} is not this gateway ({})", header.receiver, state.settings.party), format!("/{op_name}/MessageHeader/ReceiverPartyID")));
+        errors.push(AckError::new(
+            "MSG-WRONG-RECEIVER",
+            format!("receiver {} is not this gateway ({})", header.receiver, state.settings.party),
+            format!("/{op_name}/MessageHeader/ReceiverPartyID"),
+        ));
     }
-    let lpcos: Vec<_> = verified.parts().iter().filter(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE).collect();
+    let lpcos: Vec<_> = verified
+        .parts()
+        .iter()
+        .filter(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE)
+        .collect();
     let [lpco] = lpcos.as_slice() else {
-        errors.push(AckError::new("MSG-MISSING", format!("{op_name} must contain exactly one LPCO"), format!("/{op_name}/LPCO")));
+        errors.push(AckError::new(
+            "MSG-MISSING",
+            format!("{op_name} must contain exactly one LPCO"),
+            format!("/{op_name}/LPCO"),
+        ));
         return Ok((errors, None));
     };
     let xml = String::from_utf8_lossy(&lpco.xml).into_owned();
@@ -244,7 +335,11 @@ async fn check_send_co(state: &Arc<AppState>, partner: &Partner, header: &Messag
     match inbound::received_certificate(&state.store, &partner.party, &reference).await {
         Ok(Some(existing)) if existing.content_sha256 == content_sha256 => Ok((errors, None)),
         Ok(Some(_)) => {
-            errors.push(AckError::new("CO-CONFLICT", format!("certificate {reference} of {} was already received with different content", partner.party), "/LPCO/ID"));
+            errors.push(AckError::new(
+                "CO-CONFLICT",
+                format!("certificate {reference} of {} was already received with different content", partner.party),
+                "/LPCO/ID",
+            ));
             Ok((errors, None))
         }
         Ok(None) => Ok((errors, Some(ReceivedCo { reference, content_sha256, co_xml: xml }))),
@@ -255,7 +350,14 @@ async fn check_send_co(state: &Arc<AppState>, partner: &Partner, header: &Messag
     }
 }
 
-fn ack_for(state: &AppState, partner: &Partner, received_id: &str, digest: &str, errors: Vec<AckError>, now: chrono::DateTime<Utc>) -> Acknowledgement {
+fn ack_for(
+    state: &AppState,
+    partner: &Partner,
+    received_id: &str,
+    digest: &str,
+    errors: Vec<AckError>,
+    now: chrono::DateTime<Utc>,
+) -> Acknowledgement {
     Acknowledgement {
         header: MessageHeader::new(&state.settings.party, &partner.party, Uuid::new_v4(), now),
         received_message_id: received_id.to_owned(),
@@ -267,12 +369,24 @@ fn ack_for(state: &AppState, partner: &Partner, received_id: &str, digest: &str,
 }
 
 /// Signs an acknowledgement (not encrypted, framework 4.4.3) on a blocking thread.
-async fn sign_ack(state: &Arc<AppState>, version: SoapVersion, ack: &Acknowledgement, now: chrono::DateTime<Utc>) -> Result<Vec<u8>, Fault> {
+async fn sign_ack(
+    state: &Arc<AppState>,
+    version: SoapVersion,
+    ack: &Acknowledgement,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<u8>, Fault> {
     let xml = ack.to_xml();
     let state = state.clone();
     let ttl = Duration::seconds(state.settings.security.timestamp_ttl_seconds);
     tokio::task::spawn_blocking(move || {
-        secure(&OutboundMessage { version, body_xml: &xml, signer: &state.settings.signing, encrypt_for: None, now, ttl })
+        secure(&OutboundMessage {
+            version,
+            body_xml: &xml,
+            signer: &state.settings.signing,
+            encrypt_for: None,
+            now,
+            ttl,
+        })
     })
     .await
     .map_err(|_| internal_fault("signing task failed"))?
@@ -283,7 +397,12 @@ async fn sign_ack(state: &Arc<AppState>, version: SoapVersion, ack: &Acknowledge
 }
 
 /// WS-Security processing with the partner's profile, on a blocking thread.
-async fn verify(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes, now: chrono::DateTime<Utc>) -> Result<VerifiedMessage, SecurityError> {
+async fn verify(
+    state: &Arc<AppState>,
+    partner: &Arc<Partner>,
+    bytes: Bytes,
+    now: chrono::DateTime<Utc>,
+) -> Result<VerifiedMessage, SecurityError> {
     let state = state.clone();
     let partner = partner.clone();
     tokio::task::spawn_blocking(move || {
@@ -299,7 +418,7 @@ async fn verify(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes, now
                 now,
                 clock_skew: Duration::seconds(s.security.clock_skew_seconds),
                 max_ttl: Duration::seconds(s.security.max_timestamp_age_seconds),
-                    require_fresh_timestamp: true,
+                require_fresh_timestamp: true,
             },
         )
     })

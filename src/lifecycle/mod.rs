@@ -58,8 +58,15 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 7] =
-        [State::Queued, State::Sent, State::Acknowledged, State::Rejected, State::Received, State::DeliveryFailed, State::Cancelled];
+    pub const ALL: [State; 7] = [
+        State::Queued,
+        State::Sent,
+        State::Acknowledged,
+        State::Rejected,
+        State::Received,
+        State::DeliveryFailed,
+        State::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -178,7 +185,8 @@ mod tests {
         for direction in [Direction::Outbound, Direction::Inbound] {
             for from in &froms {
                 for event in Event::ALL {
-                    let expected = allowed.iter().find(|(d, f, e, _)| *d == direction && f == from && *e == event).map(|a| a.3);
+                    let expected =
+                        allowed.iter().find(|(d, f, e, _)| *d == direction && f == from && *e == event).map(|a| a.3);
                     match (transition(direction, *from, event), expected) {
                         (Ok(to), Some(exp)) => assert_eq!(to, exp),
                         (Err(_), None) => {}

@@ -24,17 +24,13 @@ pub fn is_country_code(s: &str) -> bool {
 /// Whether `s` has the form of a UN/ECE Rec 21 package type code: two upper-case letters or
 /// digits. Form only: the Rec 21 list itself is not shipped with the gateway.
 pub fn is_package_type_code(s: &str) -> bool {
-    s.len() == 2
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Whether `s` has the form of a UN/ECE Rec 20 unit code (KGM, TNE, C62 ...): two or three
 /// upper-case letters or digits. Form only, like [`is_package_type_code`].
 pub fn is_unit_code(s: &str) -> bool {
-    (2..=3).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    (2..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Whether `s` has the form of an ISO 4217 alphabetic currency code (three upper-case letters).
@@ -49,9 +45,7 @@ pub fn is_locode(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 5
         && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[2..]
-            .iter()
-            .all(|&c| c.is_ascii_uppercase() || (b'2'..=b'9').contains(&c))
+        && b[2..].iter().all(|&c| c.is_ascii_uppercase() || (b'2'..=b'9').contains(&c))
 }
 
 /// Whether `s` is a Harmonized System code as the CO carries it: 6 to 10 digits.

@@ -109,10 +109,6 @@ fn is_reader_error(error: &yaserde::Error) -> bool {
 ///
 /// The XML writer's message if serialisation fails.
 pub fn to_xml(co: &Lpco) -> Result<String, String> {
-    let config = yaserde::ser::Config {
-        perform_indent: false,
-        write_document_declaration: false,
-        indent_string: None,
-    };
+    let config = yaserde::ser::Config { perform_indent: false, write_document_declaration: false, indent_string: None };
     yaserde::ser::to_string_with_config(co, &config).map_err(|e| e.to_string())
 }

@@ -80,23 +80,17 @@ impl Lpco {
 
     /// K14 as a boolean; `None` when absent or not an xs:boolean.
     pub fn issued_retroactively(&self) -> Option<bool> {
-        self.issued_retroactively_indicator
-            .as_deref()
-            .and_then(parse_xs_boolean)
+        self.issued_retroactively_indicator.as_deref().and_then(parse_xs_boolean)
     }
 
     /// K15 as a boolean; `None` when absent or not an xs:boolean.
     pub fn back_to_back(&self) -> Option<bool> {
-        self.back_to_back_indicator
-            .as_deref()
-            .and_then(parse_xs_boolean)
+        self.back_to_back_indicator.as_deref().and_then(parse_xs_boolean)
     }
 
     /// The consignment items in document order (empty when there is no consignment).
     pub fn items(&self) -> &[ConsignmentItem] {
-        self.consignment
-            .as_ref()
-            .map_or(&[], |c| c.items.as_slice())
+        self.consignment.as_ref().map_or(&[], |c| c.items.as_slice())
     }
 }
 

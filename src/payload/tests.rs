@@ -43,43 +43,16 @@ fn example_parses_without_errors() {
     assert_eq!(co.reference(), "KRIDCEPA-2025-PUS-000417");
     assert_eq!(co.type_code.as_deref(), Some(codes::CERTIFICATE_OF_ORIGIN));
     assert_eq!(co.issued_retroactively(), Some(false));
-    assert_eq!(
-        co.issued_at().unwrap().to_rfc3339(),
-        "2025-03-14T10:30:00+09:00"
-    );
+    assert_eq!(co.issued_at().unwrap().to_rfc3339(), "2025-03-14T10:30:00+09:00");
     assert_eq!(co.items().len(), 3);
     let authentication = co.authentication.as_ref().unwrap();
-    assert!(authentication
-        .statement
-        .as_deref()
-        .unwrap()
-        .starts_with("It is hereby certified"));
+    assert!(authentication.statement.as_deref().unwrap().starts_with("It is hereby certified"));
     let item = &co.items()[1];
-    let classification = item
-        .commodity
-        .as_ref()
-        .unwrap()
-        .classification
-        .as_ref()
-        .unwrap();
+    let classification = item.commodity.as_ref().unwrap().classification.as_ref().unwrap();
     assert_eq!(classification.id.as_deref(), Some("390761"));
-    let amount = item
-        .commodity
-        .as_ref()
-        .unwrap()
-        .value_amount
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        (amount.currency_id.as_deref(), amount.value.as_deref()),
-        (Some("USD"), Some("21600.00"))
-    );
-    assert_eq!(
-        co.consignment.as_ref().unwrap().transport_equipment[1].seals[0]
-            .id
-            .as_deref(),
-        Some("KR2503118")
-    );
+    let amount = item.commodity.as_ref().unwrap().value_amount.as_ref().unwrap();
+    assert_eq!((amount.currency_id.as_deref(), amount.value.as_deref()), (Some("USD"), Some("21600.00")));
+    assert_eq!(co.consignment.as_ref().unwrap().transport_equipment[1].seals[0].id.as_deref(), Some("KR2503118"));
     assert!(validate(&co).is_empty());
 }
 
@@ -87,10 +60,7 @@ fn example_parses_without_errors() {
 fn example_round_trips() {
     let co = parse_co(EXAMPLE).unwrap();
     let xml = to_xml(&co).unwrap();
-    assert!(
-        xml.starts_with(r#"<LPCO xmlns="urn:coconnect:xsd:lpco:1">"#),
-        "{xml}"
-    );
+    assert!(xml.starts_with(r#"<LPCO xmlns="urn:coconnect:xsd:lpco:1">"#), "{xml}");
     assert!(!xml.contains("<?xml"));
     assert_eq!(parse_co(&xml).unwrap(), co);
 }
@@ -98,10 +68,7 @@ fn example_round_trips() {
 #[test]
 fn model_namespace_is_the_public_constant() {
     let xml = to_xml(&Lpco::default()).unwrap();
-    assert!(
-        xml.contains(&format!(r#"xmlns="{LPCO_NAMESPACE}""#)),
-        "{xml}"
-    );
+    assert!(xml.contains(&format!(r#"xmlns="{LPCO_NAMESPACE}""#)), "{xml}");
 }
 
 #[test]
@@ -129,10 +96,7 @@ fn byte_order_mark_and_encoding_declaration_do_not_change_the_text() {
     );
     let co = parse_co(&xml).unwrap_or_else(|e| panic!("{e:#?}"));
     let consignor = co.consignment.unwrap().consignor.unwrap();
-    assert_eq!(
-        consignor.name.as_deref(),
-        Some("한빛산업 Hanbit Industrial Co., Ltd.")
-    );
+    assert_eq!(consignor.name.as_deref(), Some("한빛산업 Hanbit Industrial Co., Ltd."));
 }
 
 #[test]
@@ -141,40 +105,17 @@ fn optional_groups_are_read_and_checked() {
                  <Address><Line>1 Raffles Place, Singapore 048616</Line></Address>\n    </ThirdPartyInvoice>\n    \
                  <Exhibition><Name>Indonesia International Motor Show</Name><Address><Line>JIExpo Kemayoran, Jakarta</Line></Address></Exhibition>\n    \
                  <ConsignmentItem>\n      <SequenceNumeric>1</SequenceNumeric>";
-    let xml = edit(
-        EXAMPLE,
-        "<ConsignmentItem>\n      <SequenceNumeric>1</SequenceNumeric>",
-        extra,
-    );
+    let xml = edit(EXAMPLE, "<ConsignmentItem>\n      <SequenceNumeric>1</SequenceNumeric>", extra);
     let co = parse_co(&xml).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(parse_co(&to_xml(&co).unwrap()).unwrap(), co);
     let consignment = co.consignment.as_ref().unwrap();
-    assert_eq!(
-        consignment
-            .third_party_invoice
-            .as_ref()
-            .unwrap()
-            .country_code
-            .as_deref(),
-        Some("SG")
-    );
+    assert_eq!(consignment.third_party_invoice.as_ref().unwrap().country_code.as_deref(), Some("SG"));
     assert!(consignment.exhibition.as_ref().unwrap().address.is_some());
 
-    let bad = edit(
-        &xml,
-        "<CountryCode>SG</CountryCode>",
-        "<CountryCode>XX</CountryCode>",
-    );
-    assert_single(
-        &bad,
-        "CO-COUNTRY",
-        "/LPCO/Consignment/ThirdPartyInvoice/CountryCode",
-    );
-    let bad = edit(
-        &xml,
-        "<Name>Indonesia International Motor Show</Name>",
-        &format!("<Name>{}</Name>", "x".repeat(257)),
-    );
+    let bad = edit(&xml, "<CountryCode>SG</CountryCode>", "<CountryCode>XX</CountryCode>");
+    assert_single(&bad, "CO-COUNTRY", "/LPCO/Consignment/ThirdPartyInvoice/CountryCode");
+    let bad =
+        edit(&xml, "<Name>Indonesia International Motor Show</Name>", &format!("<Name>{}</Name>", "x".repeat(257)));
     assert_single(&bad, "CO-LENGTH", "/LPCO/Consignment/Exhibition/Name");
 }
 
@@ -184,11 +125,8 @@ fn optional_groups_are_read_and_checked() {
 
 /// The example with its second item removed: items numbered 1, 3.
 fn example_with_items_1_and_3() -> String {
-    let start = EXAMPLE
-        .find("<ConsignmentItem>\n      <SequenceNumeric>2<")
-        .unwrap();
-    let end =
-        start + EXAMPLE[start..].find("</ConsignmentItem>").unwrap() + "</ConsignmentItem>".len();
+    let start = EXAMPLE.find("<ConsignmentItem>\n      <SequenceNumeric>2<").unwrap();
+    let end = start + EXAMPLE[start..].find("</ConsignmentItem>").unwrap() + "</ConsignmentItem>".len();
     format!("{}{}", &EXAMPLE[..start], &EXAMPLE[end..])
 }
 
@@ -196,60 +134,31 @@ fn example_with_items_1_and_3() -> String {
 fn every_fault_of_a_document_is_reported() {
     let xml = example_with_items_1_and_3();
     let xml = edit(&xml, "<Name>PT Nusantara Makmur Sejahtera</Name>", "");
-    let xml = edit(
-        &xml,
-        "<CountryCode>ID</CountryCode>",
-        "<CountryCode>XX</CountryCode>",
-    );
+    let xml = edit(&xml, "<CountryCode>ID</CountryCode>", "<CountryCode>XX</CountryCode>");
     let xml = edit(&xml, "<ID>3304990000</ID>", "<ID>12AB</ID>");
-    let xml = edit(
-        &xml,
-        "<IssueDateTime>2025-03-14T10:30:00+09:00<",
-        "<IssueDateTime>2025-03-14T10:30:00<",
-    );
+    let xml = edit(&xml, "<IssueDateTime>2025-03-14T10:30:00+09:00<", "<IssueDateTime>2025-03-14T10:30:00<");
     let xml = edit(&xml, "<TypeCode>861</TypeCode>", "<TypeCode>862</TypeCode>");
     let errors = errors_of(&xml);
     let mut found = codes_and_paths(&errors);
     found.sort();
     let mut expected = vec![
         ("CO-MISSING", "/LPCO/Consignment/Consignee/Name"),
-        (
-            "CO-COUNTRY",
-            "/LPCO/Consignment/Consignee/Address/CountryCode",
-        ),
-        (
-            "CO-HS",
-            "/LPCO/Consignment/ConsignmentItem[2]/Commodity/Classification/ID",
-        ),
-        (
-            "CO-SEQUENCE",
-            "/LPCO/Consignment/ConsignmentItem[2]/SequenceNumeric",
-        ),
+        ("CO-COUNTRY", "/LPCO/Consignment/Consignee/Address/CountryCode"),
+        ("CO-HS", "/LPCO/Consignment/ConsignmentItem[2]/Commodity/Classification/ID"),
+        ("CO-SEQUENCE", "/LPCO/Consignment/ConsignmentItem[2]/SequenceNumeric"),
         ("CO-DATETIME", "/LPCO/IssueDateTime"),
         ("CO-DOCTYPE", "/LPCO/TypeCode"),
     ];
     expected.sort();
     assert_eq!(found, expected, "{errors:#?}");
     let doctype = errors.iter().find(|e| e.code == "CO-DOCTYPE").unwrap();
-    assert!(
-        doctype.message.contains("declaration of origin"),
-        "{}",
-        doctype.message
-    );
+    assert!(doctype.message.contains("declaration of origin"), "{}", doctype.message);
 }
 
 #[test]
 fn item_numbering_must_follow_document_order() {
-    let xml = edit(
-        EXAMPLE,
-        "<SequenceNumeric>3</SequenceNumeric>",
-        "<SequenceNumeric>2</SequenceNumeric>",
-    );
-    assert_single(
-        &xml,
-        "CO-SEQUENCE",
-        "/LPCO/Consignment/ConsignmentItem[3]/SequenceNumeric",
-    );
+    let xml = edit(EXAMPLE, "<SequenceNumeric>3</SequenceNumeric>", "<SequenceNumeric>2</SequenceNumeric>");
+    assert_single(&xml, "CO-SEQUENCE", "/LPCO/Consignment/ConsignmentItem[3]/SequenceNumeric");
     let xml = edit(
         EXAMPLE,
         "<SequenceNumeric>1</SequenceNumeric>\n      <Commodity>",
@@ -264,68 +173,29 @@ fn item_numbering_must_follow_document_order() {
     assert_eq!(
         codes_and_paths(&errors),
         vec![
-            (
-                "CO-SEQUENCE",
-                "/LPCO/Consignment/ConsignmentItem[1]/SequenceNumeric"
-            ),
-            (
-                "CO-SEQUENCE",
-                "/LPCO/Consignment/ConsignmentItem[2]/SequenceNumeric"
-            ),
+            ("CO-SEQUENCE", "/LPCO/Consignment/ConsignmentItem[1]/SequenceNumeric"),
+            ("CO-SEQUENCE", "/LPCO/Consignment/ConsignmentItem[2]/SequenceNumeric"),
         ]
     );
-    let xml = edit(
-        EXAMPLE,
-        "<SequenceNumeric>3</SequenceNumeric>",
-        "<SequenceNumeric>0</SequenceNumeric>",
-    );
-    assert_single(
-        &xml,
-        "CO-FORMAT",
-        "/LPCO/Consignment/ConsignmentItem[3]/SequenceNumeric",
-    );
+    let xml = edit(EXAMPLE, "<SequenceNumeric>3</SequenceNumeric>", "<SequenceNumeric>0</SequenceNumeric>");
+    assert_single(&xml, "CO-FORMAT", "/LPCO/Consignment/ConsignmentItem[3]/SequenceNumeric");
 }
 
 #[test]
 fn each_value_fault_has_its_code_and_path() {
     let long_id = format!("<ID>{}</ID>", "A".repeat(36));
     let cases: &[(&str, &str, &str, &str)] = &[
-        (
-            "<ID>KRIDCEPA-2025-PUS-000417</ID>",
-            &long_id,
-            "CO-LENGTH",
-            "/LPCO/ID",
-        ),
-        (
-            "<ID>KRIDCEPA-2025-PUS-000417</ID>",
-            "<ID></ID>",
-            "CO-MISSING",
-            "/LPCO/ID",
-        ),
-        (
-            "<ID>KRIDCEPA-2025-PUS-000417</ID>",
-            "<ID/>",
-            "CO-MISSING",
-            "/LPCO/ID",
-        ),
+        ("<ID>KRIDCEPA-2025-PUS-000417</ID>", &long_id, "CO-LENGTH", "/LPCO/ID"),
+        ("<ID>KRIDCEPA-2025-PUS-000417</ID>", "<ID></ID>", "CO-MISSING", "/LPCO/ID"),
+        ("<ID>KRIDCEPA-2025-PUS-000417</ID>", "<ID/>", "CO-MISSING", "/LPCO/ID"),
         (
             "<Name>Hanbit Industrial Co., Ltd.</Name>\n      <ID>",
             "<Name> \n </Name>\n      <ID>",
             "CO-MISSING",
             "/LPCO/Consignment/Consignor/Name",
         ),
-        (
-            "<CategoryCode>PRF</CategoryCode>",
-            "<CategoryCode></CategoryCode>",
-            "CO-LENGTH",
-            "/LPCO/CategoryCode",
-        ),
-        (
-            "<CategoryCode>PRF</CategoryCode>",
-            "<CategoryCode>PRFX</CategoryCode>",
-            "CO-LENGTH",
-            "/LPCO/CategoryCode",
-        ),
+        ("<CategoryCode>PRF</CategoryCode>", "<CategoryCode></CategoryCode>", "CO-LENGTH", "/LPCO/CategoryCode"),
+        ("<CategoryCode>PRF</CategoryCode>", "<CategoryCode>PRFX</CategoryCode>", "CO-LENGTH", "/LPCO/CategoryCode"),
         (
             "<IssueLocationID>KRPUS</IssueLocationID>",
             "<IssueLocationID>KRPU1</IssueLocationID>",
@@ -516,42 +386,20 @@ fn each_value_fault_has_its_code_and_path() {
     for (from, to, code, path) in cases {
         let xml = edit(EXAMPLE, from, to);
         let errors = errors_of(&xml);
-        assert_eq!(
-            codes_and_paths(&errors),
-            vec![(*code, *path)],
-            "{from} -> {to}: {errors:#?}"
-        );
+        assert_eq!(codes_and_paths(&errors), vec![(*code, *path)], "{from} -> {to}: {errors:#?}");
     }
 }
 
 #[test]
 fn values_in_range_are_accepted() {
     let cases: &[(&str, &str)] = &[
-        (
-            "<IssueDateTime>2025-03-14T10:30:00+09:00<",
-            "<IssueDateTime>2025-03-14T01:30:00.250Z<",
-        ),
-        (
-            "<IssueDateTime>2025-03-14T10:30:00+09:00<",
-            "<IssueDateTime>2025-03-14T10:30:00-14:00<",
-        ),
-        (
-            "<IssuedRetroactivelyIndicator>false<",
-            "<IssuedRetroactivelyIndicator>1<",
-        ),
-        (
-            "<ID>KRIDCEPA-2025-PUS-000417</ID>",
-            "<ID>  KRIDCEPA-2025-PUS-000417\n  </ID>",
-        ),
+        ("<IssueDateTime>2025-03-14T10:30:00+09:00<", "<IssueDateTime>2025-03-14T01:30:00.250Z<"),
+        ("<IssueDateTime>2025-03-14T10:30:00+09:00<", "<IssueDateTime>2025-03-14T10:30:00-14:00<"),
+        ("<IssuedRetroactivelyIndicator>false<", "<IssuedRetroactivelyIndicator>1<"),
+        ("<ID>KRIDCEPA-2025-PUS-000417</ID>", "<ID>  KRIDCEPA-2025-PUS-000417\n  </ID>"),
         ("<TypeCode>PX</TypeCode>", "<TypeCode>4H</TypeCode>"),
-        (
-            "<SequenceNumeric>3</SequenceNumeric>",
-            "<SequenceNumeric> 3 </SequenceNumeric>",
-        ),
-        (
-            r#"currencyID="USD">48250.00"#,
-            r#"currencyID="USD"> 48250.00 "#,
-        ),
+        ("<SequenceNumeric>3</SequenceNumeric>", "<SequenceNumeric> 3 </SequenceNumeric>"),
+        (r#"currencyID="USD">48250.00"#, r#"currencyID="USD"> 48250.00 "#),
         (
             "<StatementDescription>Produced by the exporter at its Busan plant.",
             "<StatementDescription>Produced by the exporter &amp; its &lt;Busan&gt; plant.",
@@ -581,10 +429,7 @@ fn validate_reports_missing_mandatory_groups_of_a_built_co() {
     let mut co = parse_co(EXAMPLE).unwrap();
     co.consignment.as_mut().unwrap().items.clear();
     let found = validate(&co);
-    assert_eq!(
-        codes_and_paths(&found),
-        vec![("CO-MISSING", "/LPCO/Consignment/ConsignmentItem")]
-    );
+    assert_eq!(codes_and_paths(&found), vec![("CO-MISSING", "/LPCO/Consignment/ConsignmentItem")]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,47 +459,19 @@ fn malformed_xml_is_reported() {
         "not xml".to_owned(),
         EXAMPLE[..EXAMPLE.len() / 2].to_owned(),
         edit(EXAMPLE, "</Consignee>", "</Consignor>"),
-        edit(
-            EXAMPLE,
-            "Busan Main Customs</LocationName>",
-            "Busan &customs;</LocationName>",
-        ),
-        edit(
-            EXAMPLE,
-            "Busan Main Customs</LocationName>",
-            "Busan & Main Customs</LocationName>",
-        ),
-        edit(
-            EXAMPLE,
-            r#"currencyID="USD">21600.00"#,
-            r#"currencyID=USD>21600.00"#,
-        ),
-        edit(
-            EXAMPLE,
-            "<LPCO ",
-            "<!DOCTYPE LPCO [<!ENTITY x \"y\">]>\n<LPCO ",
-        ),
+        edit(EXAMPLE, "Busan Main Customs</LocationName>", "Busan &customs;</LocationName>"),
+        edit(EXAMPLE, "Busan Main Customs</LocationName>", "Busan & Main Customs</LocationName>"),
+        edit(EXAMPLE, r#"currencyID="USD">21600.00"#, r#"currencyID=USD>21600.00"#),
+        edit(EXAMPLE, "<LPCO ", "<!DOCTYPE LPCO [<!ENTITY x \"y\">]>\n<LPCO "),
         format!("{EXAMPLE}<LPCO/>"),
         format!("{EXAMPLE}trailing"),
         edit(EXAMPLE, "<ID>IMO9347580</ID>", "<x:ID>IMO9347580</x:ID>"),
-        edit(
-            EXAMPLE,
-            "<ID>IMO9347580</ID>",
-            "<ID>IMO9347580</ID><?xml version=\"1.0\"?>",
-        ),
-        edit(
-            EXAMPLE,
-            "<ID>IMO9347580</ID>",
-            "<ID a=\"1\" a=\"2\">IMO9347580</ID>",
-        ),
+        edit(EXAMPLE, "<ID>IMO9347580</ID>", "<ID>IMO9347580</ID><?xml version=\"1.0\"?>"),
+        edit(EXAMPLE, "<ID>IMO9347580</ID>", "<ID a=\"1\" a=\"2\">IMO9347580</ID>"),
         // Caught by the XML reader under the binding, not by the scan:
         edit(EXAMPLE, "<ID>IMO9347580</ID>", "<ID>IMO\u{1}9347580</ID>"),
         edit(EXAMPLE, "<ID>IMO9347580</ID>", "<1ID>IMO9347580</1ID>"),
-        edit(
-            EXAMPLE,
-            "<ID>IMO9347580</ID>",
-            "<ID>IMO9347580</ID><!-- a -- b -->",
-        ),
+        edit(EXAMPLE, "<ID>IMO9347580</ID>", "<ID>IMO9347580</ID><!-- a -- b -->"),
     ];
     for xml in &cases {
         let errors = errors_of(xml);
@@ -670,33 +487,21 @@ fn malformed_xml_is_reported() {
 fn structural_faults_are_reported_with_the_content_faults() {
     // Unknown element, element of another namespace, unknown attribute, order, repetition,
     // text between elements, element inside a text element; plus one content fault.
-    let xml = edit(
-        EXAMPLE,
-        "<StatusCode>9</StatusCode>",
-        "<StatusCode>9</StatusCode><Remark>hi</Remark>",
-    );
+    let xml = edit(EXAMPLE, "<StatusCode>9</StatusCode>", "<StatusCode>9</StatusCode><Remark>hi</Remark>");
+    let xml = edit(&xml, "<RoleCode>CN</RoleCode>", r#"<RoleCode>CN</RoleCode><o:Tax xmlns:o="urn:other">1</o:Tax>"#);
+    let xml = edit(&xml, "<Name>SINAR BUSAN</Name>", r#"<Name lang="en">SINAR BUSAN</Name>"#);
     let xml = edit(
         &xml,
-        "<RoleCode>CN</RoleCode>",
-        r#"<RoleCode>CN</RoleCode><o:Tax xmlns:o="urn:other">1</o:Tax>"#,
+        "<CategoryCode>PRF</CategoryCode>\n  <IssueDateTime>2025-03-14T10:30:00+09:00</IssueDateTime>",
+        "<IssueDateTime>2025-03-14T10:30:00+09:00</IssueDateTime>\n  <CategoryCode>PRF</CategoryCode>",
     );
-    let xml = edit(
-        &xml,
-        "<Name>SINAR BUSAN</Name>",
-        r#"<Name lang="en">SINAR BUSAN</Name>"#,
-    );
-    let xml = edit(&xml, "<CategoryCode>PRF</CategoryCode>\n  <IssueDateTime>2025-03-14T10:30:00+09:00</IssueDateTime>", "<IssueDateTime>2025-03-14T10:30:00+09:00</IssueDateTime>\n  <CategoryCode>PRF</CategoryCode>");
     let xml = edit(
         &xml,
         "<AgreementCode>KR-ID-CEPA</AgreementCode>",
         "<AgreementCode>KR-ID-CEPA</AgreementCode><AgreementCode>RCEP</AgreementCode>",
     );
     let xml = edit(&xml, "<LoadingLocation>", "<LoadingLocation>stray");
-    let xml = edit(
-        &xml,
-        "<JourneyID>2511S</JourneyID>",
-        "<JourneyID>2511S<b>x</b></JourneyID>",
-    );
+    let xml = edit(&xml, "<JourneyID>2511S</JourneyID>", "<JourneyID>2511S<b>x</b></JourneyID>");
     let xml = edit(&xml, "<ID>390761</ID>", "<ID>39076</ID>");
     let errors = errors_of(&xml);
     assert_eq!(
@@ -705,14 +510,8 @@ fn structural_faults_are_reported_with_the_content_faults() {
             ("CO-OCCURS", "/LPCO/AgreementCode"),
             ("CO-ORDER", "/LPCO/CategoryCode"),
             ("CO-UNKNOWN-ELEMENT", "/LPCO/Remark"),
-            (
-                "CO-UNKNOWN-ATTRIBUTE",
-                "/LPCO/Consignment/BorderTransportMeans/Name/@lang"
-            ),
-            (
-                "CO-UNKNOWN-ELEMENT",
-                "/LPCO/Consignment/BorderTransportMeans/JourneyID/b"
-            ),
+            ("CO-UNKNOWN-ATTRIBUTE", "/LPCO/Consignment/BorderTransportMeans/Name/@lang"),
+            ("CO-UNKNOWN-ELEMENT", "/LPCO/Consignment/BorderTransportMeans/JourneyID/b"),
             ("CO-UNKNOWN-ELEMENT", "/LPCO/Consignment/Consignee/o:Tax"),
             ("CO-FORMAT", "/LPCO/Consignment/LoadingLocation"),
         ],
@@ -720,19 +519,12 @@ fn structural_faults_are_reported_with_the_content_faults() {
     );
 
     // Without the element inside a text element, the binding runs and content faults follow.
-    let xml = edit(
-        &xml,
-        "<JourneyID>2511S<b>x</b></JourneyID>",
-        "<JourneyID>2511S</JourneyID>",
-    );
+    let xml = edit(&xml, "<JourneyID>2511S<b>x</b></JourneyID>", "<JourneyID>2511S</JourneyID>");
     let errors = errors_of(&xml);
     assert_eq!(errors.len(), 7, "{errors:#?}");
     assert_eq!(
         (errors[6].code, errors[6].path.as_str()),
-        (
-            "CO-HS",
-            "/LPCO/Consignment/ConsignmentItem[2]/Commodity/Classification/ID"
-        )
+        ("CO-HS", "/LPCO/Consignment/ConsignmentItem[2]/Commodity/Classification/ID")
     );
 }
 
@@ -743,11 +535,7 @@ fn schema_location_and_comments_are_allowed() {
         r#"<LPCO xmlns="urn:coconnect:xsd:lpco:1">"#,
         r#"<LPCO xmlns="urn:coconnect:xsd:lpco:1" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="urn:coconnect:xsd:lpco:1 lpco-co.xsd"><!-- c --><?pi x?>"#,
     );
-    let xml = edit(
-        &xml,
-        "<Name>SINAR BUSAN</Name>",
-        "<Name><![CDATA[SINAR]]> BUSAN</Name>",
-    );
+    let xml = edit(&xml, "<Name>SINAR BUSAN</Name>", "<Name><![CDATA[SINAR]]> BUSAN</Name>");
     let co = parse_co(&xml).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(co, parse_co(EXAMPLE).unwrap());
 }
@@ -781,26 +569,18 @@ fn read_xsd() -> Xsd {
         match reader.read_event().unwrap() {
             Event::Eof => return xsd,
             Event::Start(e) | Event::Empty(e) => {
-                let attr = |name: &str| {
-                    e.try_get_attribute(name)
-                        .unwrap()
-                        .map(|a| a.unescape_value().unwrap().into_owned())
-                };
+                let attr =
+                    |name: &str| e.try_get_attribute(name).unwrap().map(|a| a.unescape_value().unwrap().into_owned());
                 match e.name().as_ref() {
                     b"xs:complexType" => complex_type = attr("name"),
                     b"xs:element" => match &complex_type {
                         None => xsd.root_type = attr("type").unwrap(),
-                        Some(owner) => {
-                            xsd.sequences
-                                .entry(owner.clone())
-                                .or_default()
-                                .push(XsdElement {
-                                    name: attr("name").unwrap(),
-                                    type_name: attr("type").unwrap(),
-                                    min: attr("minOccurs").map_or(1, |m| m.parse().unwrap()),
-                                    repeats: attr("maxOccurs").is_some_and(|m| m != "1"),
-                                })
-                        }
+                        Some(owner) => xsd.sequences.entry(owner.clone()).or_default().push(XsdElement {
+                            name: attr("name").unwrap(),
+                            type_name: attr("type").unwrap(),
+                            min: attr("minOccurs").map_or(1, |m| m.parse().unwrap()),
+                            repeats: attr("maxOccurs").is_some_and(|m| m != "1"),
+                        }),
                     },
                     b"xs:attribute" => {
                         let owner = complex_type.clone().unwrap();
@@ -820,26 +600,14 @@ fn assert_same_tree(node: &Node, type_name: &str, xsd: &Xsd, path: &str) {
     match (&node.content, xsd.sequences.get(type_name)) {
         (Content::Children(children), Some(elements)) => {
             let ours: Vec<_> = children.iter().map(|c| (c.name, c.repeats)).collect();
-            let theirs: Vec<_> = elements
-                .iter()
-                .map(|e| (e.name.as_str(), e.repeats))
-                .collect();
+            let theirs: Vec<_> = elements.iter().map(|e| (e.name.as_str(), e.repeats)).collect();
             assert_eq!(ours, theirs, "children of {path}");
             for (child, element) in children.iter().zip(elements) {
-                assert_same_tree(
-                    child,
-                    &element.type_name,
-                    xsd,
-                    &format!("{path}/{}", child.name),
-                );
+                assert_same_tree(child, &element.type_name, xsd, &format!("{path}/{}", child.name));
             }
         }
         (Content::Text { attribute }, None) => {
-            assert_eq!(
-                attribute.as_deref(),
-                xsd.attributes.get(type_name).map(String::as_str),
-                "attribute of {path}"
-            );
+            assert_eq!(attribute.as_deref(), xsd.attributes.get(type_name).map(String::as_str), "attribute of {path}");
         }
         _ => panic!("{path}: the scanner and the XSD disagree on element or text content"),
     }
@@ -867,10 +635,7 @@ fn element_ranges(xml: &str) -> Vec<Located> {
         child_counts: HashMap<String, u32>,
     }
     fn segments(open: &[Open], last: &Open) -> Vec<(String, u32)> {
-        open.iter()
-            .chain([last])
-            .map(|o| (o.name.clone(), o.index))
-            .collect()
+        open.iter().chain([last]).map(|o| (o.name.clone(), o.index)).collect()
     }
     let mut reader = Reader::from_str(xml);
     let mut open: Vec<Open> = Vec::new();
@@ -885,32 +650,19 @@ fn element_ranges(xml: &str) -> Vec<Located> {
             Event::Empty(e) => (e, true),
             Event::End(_) => {
                 let closed = open.pop().unwrap();
-                out.push(Located {
-                    segments: segments(&open, &closed),
-                    range: closed.start..end,
-                });
+                out.push(Located { segments: segments(&open, &closed), range: closed.start..end });
                 continue;
             }
             Event::Eof => return out,
             _ => continue,
         };
         let name = String::from_utf8(element.local_name().as_ref().to_vec()).unwrap();
-        let counts = open
-            .last_mut()
-            .map_or(&mut root_counts, |o| &mut o.child_counts);
+        let counts = open.last_mut().map_or(&mut root_counts, |o| &mut o.child_counts);
         let count = counts.entry(name.clone()).or_insert(0);
         *count += 1;
-        let opened = Open {
-            name,
-            index: *count,
-            start,
-            child_counts: HashMap::new(),
-        };
+        let opened = Open { name, index: *count, start, child_counts: HashMap::new() };
         if empty {
-            out.push(Located {
-                segments: segments(&open, &opened),
-                range: start..end,
-            });
+            out.push(Located { segments: segments(&open, &opened), range: start..end });
         } else {
             open.push(opened);
         }
@@ -949,11 +701,7 @@ fn validate_requires_exactly_what_the_xsd_requires() {
             plain = format!("{plain}/{name}");
             let (_, r) = occurrences.get(&plain).copied().unwrap_or((1, false));
             repeats = r;
-            shown = if r {
-                format!("{shown}/{name}[1]")
-            } else {
-                format!("{shown}/{name}")
-            };
+            shown = if r { format!("{shown}/{name}[1]") } else { format!("{shown}/{name}") };
         }
         let (min, _) = occurrences[&plain];
         if repeats && min > 0 {
@@ -964,11 +712,7 @@ fn validate_requires_exactly_what_the_xsd_requires() {
             (0, Ok(_)) => {}
             (0, Err(errors)) => panic!("optional {shown} removed: {errors:#?}"),
             (_, Ok(_)) => panic!("mandatory {shown} removed, yet the CO is valid"),
-            (_, Err(errors)) => assert_eq!(
-                codes_and_paths(&errors),
-                vec![("CO-MISSING", shown.as_str())],
-                "{shown}"
-            ),
+            (_, Err(errors)) => assert_eq!(codes_and_paths(&errors), vec![("CO-MISSING", shown.as_str())], "{shown}"),
         }
         checked += 1;
     }

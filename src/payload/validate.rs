@@ -20,8 +20,7 @@ use quick_xml::NsReader;
 
 use super::codes;
 use super::model::{
-    AdditionalInformation, Address, Authentication, Commodity, Consignment, ConsignmentItem,
-    GoodsMeasure, Lpco,
+    AdditionalInformation, Address, Authentication, Commodity, Consignment, ConsignmentItem, GoodsMeasure, Lpco,
 };
 use super::LPCO_NAMESPACE;
 
@@ -102,36 +101,19 @@ pub(crate) enum Content {
 }
 
 const fn text(name: &'static str) -> Node {
-    Node {
-        name,
-        repeats: false,
-        content: Content::Text { attribute: None },
-    }
+    Node { name, repeats: false, content: Content::Text { attribute: None } }
 }
 
 const fn text_with(name: &'static str, attribute: &'static str) -> Node {
-    Node {
-        name,
-        repeats: false,
-        content: Content::Text {
-            attribute: Some(attribute),
-        },
-    }
+    Node { name, repeats: false, content: Content::Text { attribute: Some(attribute) } }
 }
 
 const fn group(name: &'static str, children: &'static [Node]) -> Node {
-    Node {
-        name,
-        repeats: false,
-        content: Content::Children(children),
-    }
+    Node { name, repeats: false, content: Content::Children(children) }
 }
 
 const fn many(node: Node) -> Node {
-    Node {
-        repeats: true,
-        ..node
-    }
+    Node { repeats: true, ..node }
 }
 
 const ADDITIONAL_INFORMATION: &[Node] = &[text("StatementTypeCode"), text("StatementDescription")];
@@ -149,12 +131,7 @@ const ADDRESS: &[Node] = &[
 
 const LINE_ADDRESS: &[Node] = &[text("Line")];
 
-const PARTY: &[Node] = &[
-    text("Name"),
-    text("ID"),
-    text("RoleCode"),
-    group("Address", ADDRESS),
-];
+const PARTY: &[Node] = &[text("Name"), text("ID"), text("RoleCode"), group("Address", ADDRESS)];
 
 const LOCATION: &[Node] = &[text("Name"), text("ID")];
 
@@ -164,10 +141,7 @@ const CONSIGNMENT_ITEM: &[Node] = &[
         "Commodity",
         &[
             text("Description"),
-            group(
-                "Classification",
-                &[text("ID"), text("IdentificationTypeCode")],
-            ),
+            group("Classification", &[text("ID"), text("IdentificationTypeCode")]),
             text_with("ValueAmount", "currencyID"),
             group("Producer", &[text("Name"), group("Address", ADDRESS)]),
         ],
@@ -180,24 +154,8 @@ const CONSIGNMENT_ITEM: &[Node] = &[
             text_with("TariffQuantity", "unitCode"),
         ],
     ),
-    group(
-        "Origin",
-        &[
-            text("CountryCode"),
-            text("CountryName"),
-            text("RegionID"),
-            text("TypeCode"),
-            text("RuleCode"),
-        ],
-    ),
-    group(
-        "Packaging",
-        &[
-            text("MarksNumbersID"),
-            text("QuantityQuantity"),
-            text("TypeCode"),
-        ],
-    ),
+    group("Origin", &[text("CountryCode"), text("CountryName"), text("RegionID"), text("TypeCode"), text("RuleCode")]),
+    group("Packaging", &[text("MarksNumbersID"), text("QuantityQuantity"), text("TypeCode")]),
     group("Invoice", &[text("ID"), text("IssueDateTime")]),
     many(group("AdditionalInformation", ADDITIONAL_INFORMATION)),
 ];
@@ -233,13 +191,7 @@ pub(crate) static LPCO_TREE: Node = group(
             &[
                 group(
                     "BorderTransportMeans",
-                    &[
-                        text("Name"),
-                        text("ID"),
-                        text("TypeCode"),
-                        text("JourneyID"),
-                        text("DepartureDateTime"),
-                    ],
+                    &[text("Name"), text("ID"), text("TypeCode"), text("JourneyID"), text("DepartureDateTime")],
                 ),
                 group("Consignee", PARTY),
                 group("Consignor", PARTY),
@@ -247,23 +199,10 @@ pub(crate) static LPCO_TREE: Node = group(
                 group("UnloadingLocation", LOCATION),
                 many(group(
                     "TransportEquipment",
-                    &[
-                        text("CharacteristicCode"),
-                        many(group("Seal", &[text("SequenceNumeric"), text("ID")])),
-                    ],
+                    &[text("CharacteristicCode"), many(group("Seal", &[text("SequenceNumeric"), text("ID")]))],
                 )),
-                group(
-                    "ThirdPartyInvoice",
-                    &[
-                        text("CountryCode"),
-                        text("Name"),
-                        group("Address", LINE_ADDRESS),
-                    ],
-                ),
-                group(
-                    "Exhibition",
-                    &[text("Name"), group("Address", LINE_ADDRESS)],
-                ),
+                group("ThirdPartyInvoice", &[text("CountryCode"), text("Name"), group("Address", LINE_ADDRESS)]),
+                group("Exhibition", &[text("Name"), group("Address", LINE_ADDRESS)]),
                 many(group("ConsignmentItem", CONSIGNMENT_ITEM)),
             ],
         ),
@@ -313,9 +252,7 @@ pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(prefix) => {
                 let prefix = String::from_utf8_lossy(&prefix).into_owned();
-                return Err(scanner.malformed(format!(
-                    "undeclared namespace prefix '{prefix}' (byte {at})"
-                )));
+                return Err(scanner.malformed(format!("undeclared namespace prefix '{prefix}' (byte {at})")));
             }
         };
         let was_first = std::mem::replace(&mut first_event, false);
@@ -324,20 +261,14 @@ pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
                 body_start = usize::try_from(scanner.reader.buffer_position()).unwrap_or(0);
             }
             Event::Decl(_) => {
-                return Err(
-                    scanner.malformed(format!("XML declaration not at the start (byte {at})"))
-                );
+                return Err(scanner.malformed(format!("XML declaration not at the start (byte {at})")));
             }
             Event::DocType(_) => {
-                return Err(scanner.malformed(format!(
-                    "a document type declaration is not allowed (byte {at})"
-                )));
+                return Err(scanner.malformed(format!("a document type declaration is not allowed (byte {at})")));
             }
             Event::Comment(_) | Event::PI(_) => {}
             Event::Text(t) => {
-                let text = t
-                    .unescape()
-                    .map_err(|e| scanner.malformed(format!("{e} (byte {at})")))?;
+                let text = t.unescape().map_err(|e| scanner.malformed(format!("{e} (byte {at})")))?;
                 scanner.text(&text, at)?;
             }
             Event::CData(t) => scanner.text(&String::from_utf8_lossy(&t), at)?,
@@ -347,17 +278,12 @@ pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
             Event::Eof => {
                 if let Some(open) = scanner.stack.last() {
                     let name = open.node.name;
-                    return Err(
-                        scanner.malformed(format!("document ends before </{name}> (byte {at})"))
-                    );
+                    return Err(scanner.malformed(format!("document ends before </{name}> (byte {at})")));
                 }
                 if !scanner.root_seen {
                     return Err(scanner.malformed("no root element".to_owned()));
                 }
-                return Ok(Scan {
-                    errors: scanner.errors,
-                    body_start,
-                });
+                return Ok(Scan { errors: scanner.errors, body_start });
             }
         }
     }
@@ -388,23 +314,12 @@ struct Frame {
 
 impl Scanner<'_> {
     fn malformed(&self, message: String) -> ValidationError {
-        let path = self
-            .stack
-            .last()
-            .map_or_else(|| "/".to_owned(), |f| f.path.clone());
-        ValidationError {
-            code: ec::XML_MALFORMED,
-            message,
-            path,
-        }
+        let path = self.stack.last().map_or_else(|| "/".to_owned(), |f| f.path.clone());
+        ValidationError { code: ec::XML_MALFORMED, message, path }
     }
 
     fn fault(&mut self, code: &'static str, path: String, message: String) {
-        self.errors.push(ValidationError {
-            code,
-            message,
-            path,
-        });
+        self.errors.push(ValidationError { code, message, path });
     }
 
     /// Character data: fatal outside the root, a fault in an element that holds elements only.
@@ -418,11 +333,8 @@ impl Scanner<'_> {
         };
         if matches!(frame.node.content, Content::Children(_)) && !frame.text_reported {
             frame.text_reported = true;
-            let message = format!(
-                "<{}> holds child elements only; text {} is not allowed",
-                frame.node.name,
-                shown(text)
-            );
+            let message =
+                format!("<{}> holds child elements only; text {} is not allowed", frame.node.name, shown(text));
             let path = frame.path.clone();
             self.fault(ec::FORMAT, path, message);
         }
@@ -454,23 +366,15 @@ impl Scanner<'_> {
             return self.attributes(element, None, at);
         }
         if self.root_seen && self.stack.is_empty() {
-            return Err(self.malformed(format!(
-                "element <{qname}> after the root element (byte {at})"
-            )));
+            return Err(self.malformed(format!("element <{qname}> after the root element (byte {at})")));
         }
         self.root_seen = true;
 
         let Some(parent) = self.stack.last_mut() else {
             if !in_co_namespace || local != LPCO_TREE.name {
                 let ns = namespace.as_deref().unwrap_or("no namespace");
-                let message = format!(
-                    "root element is <{local}> in {ns}; expected <LPCO> in {LPCO_NAMESPACE}"
-                );
-                return Err(ValidationError {
-                    code: ec::ROOT,
-                    message,
-                    path: format!("/{qname}"),
-                });
+                let message = format!("root element is <{local}> in {ns}; expected <LPCO> in {LPCO_NAMESPACE}");
+                return Err(ValidationError { code: ec::ROOT, message, path: format!("/{qname}") });
             }
             let root = Frame::new(&LPCO_TREE, format!("/{}", LPCO_TREE.name));
             self.attributes(element, Some((&LPCO_TREE, &root.path)), at)?;
@@ -481,19 +385,16 @@ impl Scanner<'_> {
         };
 
         let known = match parent.node.content {
-            Content::Children(children) => children
-                .iter()
-                .position(|c| c.name == local)
-                .filter(|_| in_co_namespace)
-                .map(|index| (children, index)),
+            Content::Children(children) => {
+                children.iter().position(|c| c.name == local).filter(|_| in_co_namespace).map(|index| (children, index))
+            }
             Content::Text { .. } => None,
         };
         let Some((children, index)) = known else {
             let message = match (&parent.node.content, in_co_namespace) {
-                (Content::Text { .. }, _) => format!(
-                    "<{}> holds text only; element <{qname}> is not allowed in it",
-                    parent.node.name
-                ),
+                (Content::Text { .. }, _) => {
+                    format!("<{}> holds text only; element <{qname}> is not allowed in it", parent.node.name)
+                }
                 (_, true) => format!("<{local}> is not an element of <{}>", parent.node.name),
                 (_, false) => {
                     let ns = namespace.as_deref().unwrap_or("no namespace");
@@ -515,21 +416,10 @@ impl Scanner<'_> {
             format!("{}/{}", parent.path, node.name)
         };
         let fault = if !node.repeats && count > 1 {
-            Some((
-                ec::OCCURS,
-                format!(
-                    "<{}> may occur only once in <{}>",
-                    node.name, parent.node.name
-                ),
-            ))
+            Some((ec::OCCURS, format!("<{}> may occur only once in <{}>", node.name, parent.node.name)))
         } else {
             let later = parent.furthest.filter(|&f| f > index);
-            later.map(|f| {
-                (
-                    ec::ORDER,
-                    format!("<{}> must come before <{}>", node.name, children[f].name),
-                )
-            })
+            later.map(|f| (ec::ORDER, format!("<{}> must come before <{}>", node.name, children[f].name)))
         };
         parent.furthest = parent.furthest.max(Some(index));
         if let Some((code, message)) = fault {
@@ -553,9 +443,7 @@ impl Scanner<'_> {
     ) -> Result<(), ValidationError> {
         for attribute in element.attributes() {
             let attribute = attribute.map_err(|e| self.malformed(format!("{e} (byte {at})")))?;
-            attribute
-                .unescape_value()
-                .map_err(|e| self.malformed(format!("{e} (byte {at})")))?;
+            attribute.unescape_value().map_err(|e| self.malformed(format!("{e} (byte {at})")))?;
             let Some((node, path)) = known else { continue };
             if attribute.key.as_namespace_binding().is_some() {
                 continue;
@@ -563,16 +451,10 @@ impl Scanner<'_> {
             let allowed = match self.reader.resolve_attribute(attribute.key) {
                 (ResolveResult::Unknown(prefix), _) => {
                     let prefix = String::from_utf8_lossy(&prefix).into_owned();
-                    return Err(self.malformed(format!(
-                        "undeclared namespace prefix '{prefix}' (byte {at})"
-                    )));
+                    return Err(self.malformed(format!("undeclared namespace prefix '{prefix}' (byte {at})")));
                 }
                 (ResolveResult::Bound(Namespace(ns)), local) => {
-                    ns == XSI_NAMESPACE
-                        && matches!(
-                            local.as_ref(),
-                            b"schemaLocation" | b"noNamespaceSchemaLocation"
-                        )
+                    ns == XSI_NAMESPACE && matches!(local.as_ref(), b"schemaLocation" | b"noNamespaceSchemaLocation")
                 }
                 (ResolveResult::Unbound, local) => {
                     matches!(node.content, Content::Text { attribute: Some(a) } if a.as_bytes() == local.as_ref())
@@ -594,13 +476,7 @@ impl Frame {
             Content::Children(children) => children.len(),
             Content::Text { .. } => 0,
         };
-        Frame {
-            node,
-            path,
-            furthest: None,
-            seen: vec![0; children],
-            text_reported: false,
-        }
+        Frame { node, path, furthest: None, seen: vec![0; children], text_reported: false }
     }
 }
 
@@ -612,13 +488,7 @@ impl Frame {
 /// express. Returns every fault found (empty when the CO is valid); at most one per element.
 pub fn validate(co: &Lpco) -> Vec<ValidationError> {
     let mut errors = Vec::new();
-    lpco(
-        &mut Scope {
-            errors: &mut errors,
-            path: "/LPCO".to_owned(),
-        },
-        co,
-    );
+    lpco(&mut Scope { errors: &mut errors, path: "/LPCO".to_owned() }, co);
     errors
 }
 
@@ -666,39 +536,22 @@ impl Scope<'_> {
     /// Records a fault of this element.
     fn fault(&mut self, code: &'static str, message: String) {
         let path = self.path.clone();
-        self.errors.push(ValidationError {
-            code,
-            message,
-            path,
-        });
+        self.errors.push(ValidationError { code, message, path });
     }
 
     /// Records a fault of the child (element or `@attribute`) `name`.
     fn fault_at(&mut self, name: &str, code: &'static str, message: String) {
         let path = format!("{}/{name}", self.path);
-        self.errors.push(ValidationError {
-            code,
-            message,
-            path,
-        });
+        self.errors.push(ValidationError { code, message, path });
     }
 
     /// The child group `name`, reported missing when mandatory; its scope to check it with.
-    fn group<'v, T>(
-        &mut self,
-        name: &str,
-        value: &'v Option<T>,
-        occurs: Occurs,
-    ) -> Option<(&'v T, Scope<'_>)> {
+    fn group<'v, T>(&mut self, name: &str, value: &'v Option<T>, occurs: Occurs) -> Option<(&'v T, Scope<'_>)> {
         match value {
             Some(value) => Some((value, self.child(name.to_owned()))),
             None => {
                 if occurs == Required {
-                    self.fault_at(
-                        name,
-                        ec::MISSING,
-                        format!("mandatory element <{name}> is missing"),
-                    );
+                    self.fault_at(name, ec::MISSING, format!("mandatory element <{name}> is missing"));
                 }
                 None
             }
@@ -712,42 +565,21 @@ impl Scope<'_> {
 
     fn child(&mut self, step: String) -> Scope<'_> {
         let path = format!("{}/{step}", self.path);
-        Scope {
-            errors: self.errors,
-            path,
-        }
+        Scope { errors: self.errors, path }
     }
 
     /// Checks a mandatory text element; returns its value when present and well-formed.
-    fn required<'v>(
-        &mut self,
-        name: &str,
-        value: &'v Option<String>,
-        format: Format,
-    ) -> Option<&'v str> {
+    fn required<'v>(&mut self, name: &str, value: &'v Option<String>, format: Format) -> Option<&'v str> {
         match value.as_deref() {
-            None => self.fault_at(
-                name,
-                ec::MISSING,
-                format!("mandatory element <{name}> is missing"),
-            ),
-            Some(v) if is_blank(v) => self.fault_at(
-                name,
-                ec::MISSING,
-                format!("mandatory element <{name}> is empty"),
-            ),
+            None => self.fault_at(name, ec::MISSING, format!("mandatory element <{name}> is missing")),
+            Some(v) if is_blank(v) => self.fault_at(name, ec::MISSING, format!("mandatory element <{name}> is empty")),
             Some(v) => return self.text(name, v, format),
         }
         None
     }
 
     /// Checks an optional text element; returns its value when present and well-formed.
-    fn optional<'v>(
-        &mut self,
-        name: &str,
-        value: &'v Option<String>,
-        format: Format,
-    ) -> Option<&'v str> {
+    fn optional<'v>(&mut self, name: &str, value: &'v Option<String>, format: Format) -> Option<&'v str> {
         self.text(name, value.as_deref()?, format)
     }
 
@@ -757,66 +589,30 @@ impl Scope<'_> {
             An(max) => {
                 let length = value.chars().count();
                 if is_blank(value) {
-                    Some((
-                        ec::LENGTH,
-                        format!("<{name}> is empty; omit it or give a value (an..{max})"),
-                    ))
+                    Some((ec::LENGTH, format!("<{name}> is empty; omit it or give a value (an..{max})")))
                 } else if length > max {
-                    Some((
-                        ec::LENGTH,
-                        format!("<{name}> has {length} characters; at most {max} are allowed"),
-                    ))
+                    Some((ec::LENGTH, format!("<{name}> has {length} characters; at most {max} are allowed")))
                 } else {
                     None
                 }
             }
-            Country => (!codes::is_country_code(value)).then(|| {
-                (
-                    ec::COUNTRY,
-                    format!("{v} is not an ISO 3166-1 alpha-2 country code"),
-                )
-            }),
-            Locode => (!codes::is_locode(value)).then(|| {
-                (
-                    ec::FORMAT,
-                    format!("{v} is not a UN/LOCODE (country and 3 letters or digits 2-9)"),
-                )
-            }),
-            Hs => (!codes::is_hs_code(value))
-                .then(|| (ec::HS, format!("{v} is not an HS code of 6 to 10 digits"))),
-            PackageType => (!codes::is_package_type_code(value)).then(|| {
-                (
-                    ec::FORMAT,
-                    format!("{v} is not a UN/ECE Rec 21 code (2 upper-case letters or digits)"),
-                )
-            }),
-            DateTime => (!is_date_time_with_offset(value)).then(|| {
-                (
-                    ec::DATETIME,
-                    format!("{v} is not a date-time with offset like 2025-03-14T10:30:00+09:00"),
-                )
-            }),
+            Country => (!codes::is_country_code(value))
+                .then(|| (ec::COUNTRY, format!("{v} is not an ISO 3166-1 alpha-2 country code"))),
+            Locode => (!codes::is_locode(value))
+                .then(|| (ec::FORMAT, format!("{v} is not a UN/LOCODE (country and 3 letters or digits 2-9)"))),
+            Hs => (!codes::is_hs_code(value)).then(|| (ec::HS, format!("{v} is not an HS code of 6 to 10 digits"))),
+            PackageType => (!codes::is_package_type_code(value))
+                .then(|| (ec::FORMAT, format!("{v} is not a UN/ECE Rec 21 code (2 upper-case letters or digits)"))),
+            DateTime => (!is_date_time_with_offset(value))
+                .then(|| (ec::DATETIME, format!("{v} is not a date-time with offset like 2025-03-14T10:30:00+09:00"))),
             Date => (!is_date(value)).then(|| (ec::DATE, format!("{v} is not a date YYYY-MM-DD"))),
-            Boolean => super::model::parse_xs_boolean(value).is_none().then(|| {
-                (
-                    ec::FORMAT,
-                    format!("{v} is not a boolean (true, false, 1 or 0)"),
-                )
-            }),
-            SequenceNumber => {
-                (!is_digits(value, 5) || value.bytes().all(|b| b == b'0')).then(|| {
-                    (
-                        ec::FORMAT,
-                        format!("{v} is not a sequence number of 1 to 5 digits, from 1"),
-                    )
-                })
-            }
-            PackageCount => (!is_digits(value, 8)).then(|| {
-                (
-                    ec::FORMAT,
-                    format!("{v} is not a number of packages of 1 to 8 digits"),
-                )
-            }),
+            Boolean => super::model::parse_xs_boolean(value)
+                .is_none()
+                .then(|| (ec::FORMAT, format!("{v} is not a boolean (true, false, 1 or 0)"))),
+            SequenceNumber => (!is_digits(value, 5) || value.bytes().all(|b| b == b'0'))
+                .then(|| (ec::FORMAT, format!("{v} is not a sequence number of 1 to 5 digits, from 1"))),
+            PackageCount => (!is_digits(value, 8))
+                .then(|| (ec::FORMAT, format!("{v} is not a number of packages of 1 to 8 digits"))),
         };
         match fault {
             Some((code, message)) => {
@@ -838,30 +634,18 @@ impl Scope<'_> {
     ) {
         let at = format!("@{attribute}");
         match code {
-            None => self.fault_at(
-                &at,
-                ec::MISSING,
-                format!("mandatory attribute {attribute} is missing"),
-            ),
-            Some(c) if !attribute_ok(c) => self.fault_at(
-                &at,
-                ec::FORMAT,
-                format!("{} is not {attribute_form}", shown(c)),
-            ),
+            None => self.fault_at(&at, ec::MISSING, format!("mandatory attribute {attribute} is missing")),
+            Some(c) if !attribute_ok(c) => {
+                self.fault_at(&at, ec::FORMAT, format!("{} is not {attribute_form}", shown(c)))
+            }
             Some(_) => {}
         }
         match value {
             Some(v) if is_decimal(v) => {}
             Some(v) if !is_blank(v) => {
-                self.fault(
-                    ec::DECIMAL,
-                    format!("{} is not a non-negative decimal such as 1234.56", shown(v)),
-                );
+                self.fault(ec::DECIMAL, format!("{} is not a non-negative decimal such as 1234.56", shown(v)));
             }
-            _ => self.fault(
-                ec::DECIMAL,
-                "the element is empty; a decimal number is required".to_owned(),
-            ),
+            _ => self.fault(ec::DECIMAL, "the element is empty; a decimal number is required".to_owned()),
         }
     }
 }
@@ -889,11 +673,7 @@ fn lpco(s: &mut Scope, co: &Lpco) {
     s.optional("IssueLocationName", &co.issue_location_name, An(256));
     s.optional("StatusCode", &co.status_code, An(3));
     s.optional("OperationModeCode", &co.operation_mode_code, An(3));
-    s.optional(
-        "IssuedRetroactivelyIndicator",
-        &co.issued_retroactively_indicator,
-        Boolean,
-    );
+    s.optional("IssuedRetroactivelyIndicator", &co.issued_retroactively_indicator, Boolean);
     s.optional("BackToBackIndicator", &co.back_to_back_indicator, Boolean);
     if let Some((a, mut s)) = s.group("Authentication", &co.authentication, Required) {
         authentication(&mut s, a);
@@ -940,10 +720,7 @@ fn consignment(s: &mut Scope, c: &Consignment) {
             }
         }
     }
-    for (name, location) in [
-        ("LoadingLocation", &c.loading_location),
-        ("UnloadingLocation", &c.unloading_location),
-    ] {
+    for (name, location) in [("LoadingLocation", &c.loading_location), ("UnloadingLocation", &c.unloading_location)] {
         if let Some((location, mut s)) = s.group(name, location, Optional) {
             s.optional("Name", &location.name, An(256));
             s.optional("ID", &location.id, Locode);
@@ -985,16 +762,8 @@ fn address(s: &mut Scope, a: &Address) {
     s.optional("Line", &a.line, An(256));
     s.optional("CityName", &a.city_name, An(35));
     s.optional("PostcodeID", &a.postcode_id, An(17));
-    s.optional(
-        "CountrySubDivisionCode",
-        &a.country_sub_division_code,
-        An(9),
-    );
-    s.optional(
-        "CountrySubDivisionName",
-        &a.country_sub_division_name,
-        An(35),
-    );
+    s.optional("CountrySubDivisionCode", &a.country_sub_division_code, An(9));
+    s.optional("CountrySubDivisionName", &a.country_sub_division_name, An(35));
     s.required("CountryCode", &a.country_code, Country);
     s.optional("CountryName", &a.country_name, An(70));
 }
@@ -1027,11 +796,7 @@ fn consignment_item(s: &mut Scope, item: &ConsignmentItem, position: usize) {
     }
     if let Some((packaging, mut s)) = s.group("Packaging", &item.packaging, Optional) {
         s.optional("MarksNumbersID", &packaging.marks_numbers_id, An(512));
-        s.optional(
-            "QuantityQuantity",
-            &packaging.quantity_quantity,
-            PackageCount,
-        );
+        s.optional("QuantityQuantity", &packaging.quantity_quantity, PackageCount);
         s.optional("TypeCode", &packaging.type_code, PackageType);
     }
     if let Some((invoice, mut s)) = s.group("Invoice", &item.invoice, Optional) {
@@ -1045,20 +810,11 @@ fn commodity(s: &mut Scope, c: &Commodity) {
     s.required("Description", &c.description, An(512));
     if let Some((classification, mut s)) = s.group("Classification", &c.classification, Required) {
         s.required("ID", &classification.id, Hs);
-        s.required(
-            "IdentificationTypeCode",
-            &classification.identification_type_code,
-            An(3),
-        );
+        s.required("IdentificationTypeCode", &classification.identification_type_code, An(3));
     }
     if let Some((amount, mut s)) = s.group("ValueAmount", &c.value_amount, Optional) {
         let currency = ("currencyID", amount.currency_id.as_deref());
-        s.quantity(
-            amount.value.as_deref(),
-            currency,
-            codes::is_currency_code,
-            "an ISO 4217 currency code",
-        );
+        s.quantity(amount.value.as_deref(), currency, codes::is_currency_code, "an ISO 4217 currency code");
     }
     if let Some((producer, mut s)) = s.group("Producer", &c.producer, Optional) {
         s.optional("Name", &producer.name, An(70));
@@ -1077,12 +833,7 @@ fn goods_measure(s: &mut Scope, m: &GoodsMeasure) {
     for (name, measure) in measures {
         if let Some((measure, mut s)) = s.group(name, measure, Optional) {
             let unit = ("unitCode", measure.unit_code.as_deref());
-            s.quantity(
-                measure.value.as_deref(),
-                unit,
-                codes::is_unit_code,
-                "a UN/ECE Rec 20 unit code",
-            );
+            s.quantity(measure.value.as_deref(), unit, codes::is_unit_code, "a UN/ECE Rec 20 unit code");
         }
     }
 }
@@ -1116,22 +867,15 @@ fn is_date_time_with_offset(s: &str) -> bool {
     if s.as_bytes().get(10) != Some(&b'T') || s.ends_with('z') {
         return false;
     }
-    chrono::DateTime::parse_from_rfc3339(s).is_ok_and(|dt| {
-        dt.nanosecond() < 1_000_000_000 && dt.offset().local_minus_utc().abs() <= 14 * 3600
-    })
+    chrono::DateTime::parse_from_rfc3339(s)
+        .is_ok_and(|dt| dt.nanosecond() < 1_000_000_000 && dt.offset().local_minus_utc().abs() <= 14 * 3600)
 }
 
 /// YYYY-MM-DD, a real calendar day, year 0001 or later, no time zone.
 fn is_date(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 10
-        && b.iter().enumerate().all(|(i, &c)| {
-            if i == 4 || i == 7 {
-                c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
+        && b.iter().enumerate().all(|(i, &c)| if i == 4 || i == 7 { c == b'-' } else { c.is_ascii_digit() })
         && !s.starts_with("0000")
         && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }

@@ -39,8 +39,13 @@ impl Fault {
             SubcodeNs::Wsse => wsns::WSSE,
             SubcodeNs::Coconnect => super::NS,
         };
-        let element = self.element.as_deref().map(|e| format!("<cc:Element>{}</cc:Element>", xml_escape(e))).unwrap_or_default();
-        let detail = format!("<cc:FaultDetail xmlns:cc=\"{}\"><cc:Code>{}</cc:Code>{element}</cc:FaultDetail>", super::NS, xml_escape(&self.code));
+        let element =
+            self.element.as_deref().map(|e| format!("<cc:Element>{}</cc:Element>", xml_escape(e))).unwrap_or_default();
+        let detail = format!(
+            "<cc:FaultDetail xmlns:cc=\"{}\"><cc:Code>{}</cc:Code>{element}</cc:FaultDetail>",
+            super::NS,
+            xml_escape(&self.code)
+        );
         let reason = xml_escape(&self.reason);
         match version {
             SoapVersion::V11 => {
@@ -91,14 +96,17 @@ pub fn read_fault(bytes: &[u8]) -> Option<ReceivedFault> {
         let e = s + text[s..].find(close)?;
         Some(text[s..e].trim().to_owned())
     };
-    let code_text = between("<faultcode", "</faultcode>").or_else(|| between("<soap:Value", "</soap:Value>")).unwrap_or_default();
+    let code_text =
+        between("<faultcode", "</faultcode>").or_else(|| between("<soap:Value", "</soap:Value>")).unwrap_or_default();
     let sender_at_fault = code_text.ends_with("Client")
         || code_text.ends_with("Sender")
         || (!code_text.ends_with("Server") && !code_text.ends_with("Receiver") && code_text.contains(':'));
     Some(ReceivedFault {
         sender_at_fault,
         code: between("<cc:Code", "</cc:Code>"),
-        reason: between("<faultstring", "</faultstring>").or_else(|| between("<soap:Text", "</soap:Text>")).unwrap_or_default(),
+        reason: between("<faultstring", "</faultstring>")
+            .or_else(|| between("<soap:Text", "</soap:Text>"))
+            .unwrap_or_default(),
     })
 }
 
@@ -107,7 +115,14 @@ mod tests {
     use super::*;
 
     fn fault(side: FaultSide) -> Fault {
-        Fault { side, subcode_ns: SubcodeNs::Coconnect, subcode: "NotSupported".into(), reason: "not yet <supported>".into(), code: "OP-NOT-SUPPORTED".into(), element: Some("/Body/X".into()) }
+        Fault {
+            side,
+            subcode_ns: SubcodeNs::Coconnect,
+            subcode: "NotSupported".into(),
+            reason: "not yet <supported>".into(),
+            code: "OP-NOT-SUPPORTED".into(),
+            element: Some("/Body/X".into()),
+        }
     }
 
     #[test]

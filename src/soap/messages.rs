@@ -92,22 +92,35 @@ impl MessageHeader {
         let mut field = |name: &str| -> Option<String> {
             let v = flat.get(&format!("MessageHeader/{name}")).map(str::to_owned);
             if v.is_none() {
-                errors.push(AckError::new("MSG-MISSING", format!("MessageHeader/{name} is mandatory"), format!("{root}/MessageHeader/{name}")));
+                errors.push(AckError::new(
+                    "MSG-MISSING",
+                    format!("MessageHeader/{name} is mandatory"),
+                    format!("{root}/MessageHeader/{name}"),
+                ));
             }
             v
         };
-        let (id, sent, sender, receiver) = (field("MessageID"), field("SentDateTime"), field("SenderPartyID"), field("ReceiverPartyID"));
+        let (id, sent, sender, receiver) =
+            (field("MessageID"), field("SentDateTime"), field("SenderPartyID"), field("ReceiverPartyID"));
         let message_id = id.and_then(|v| match Uuid::parse_str(&v) {
             Ok(u) => Some(u),
             Err(_) => {
-                errors.push(AckError::new("MSG-ID-FORMAT", format!("MessageID {v:?} is not a UUID"), format!("{root}/MessageHeader/MessageID")));
+                errors.push(AckError::new(
+                    "MSG-ID-FORMAT",
+                    format!("MessageID {v:?} is not a UUID"),
+                    format!("{root}/MessageHeader/MessageID"),
+                ));
                 None
             }
         });
         let sent = sent.and_then(|v| match DateTime::parse_from_rfc3339(&v) {
             Ok(d) => Some(d),
             Err(_) => {
-                errors.push(AckError::new("MSG-DATETIME", format!("SentDateTime {v:?} is not a date-time with offset"), format!("{root}/MessageHeader/SentDateTime")));
+                errors.push(AckError::new(
+                    "MSG-DATETIME",
+                    format!("SentDateTime {v:?} is not a date-time with offset"),
+                    format!("{root}/MessageHeader/SentDateTime"),
+                ));
                 None
             }
         });
@@ -193,7 +206,8 @@ impl Acknowledgement {
             "Rejected" => AckStatus::Rejected,
             other => return Err(format!("unknown status {other:?}")),
         };
-        let receipt = DateTime::parse_from_rfc3339(&get("ReceiptDateTime")?).map_err(|e| e.to_string())?.with_timezone(&Utc);
+        let receipt =
+            DateTime::parse_from_rfc3339(&get("ReceiptDateTime")?).map_err(|e| e.to_string())?.with_timezone(&Utc);
         // Errors come as consecutive Code/Description/Path leaves.
         let mut errors = Vec::new();
         for (path, value) in &flat.leaves {

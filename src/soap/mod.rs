@@ -9,7 +9,7 @@ pub mod messages;
 pub mod wsdl;
 mod xmlread;
 
-pub use messages::{Acknowledgement, AckError, AckStatus, MessageHeader, Operation};
+pub use messages::{AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 
 /// Namespace of coconnect's SOAP messages.
 pub const NS: &str = "urn:coconnect:soap:v1";

@@ -13,8 +13,10 @@ const LPCO_XSD: &str = include_str!("../../xsd/lpco-co.xsd");
 pub fn wsdl_for(public_url: &str) -> String {
     let base = public_url.trim_end_matches('/');
     let schema_base = base.strip_suffix("/soap/v1").unwrap_or(base);
-    WSDL.replace(PLACEHOLDER, &crate::wssec::outbound::xml_escape(base))
-        .replace("schemaLocation=\"../xsd/", &format!("schemaLocation=\"{}/xsd/", crate::wssec::outbound::xml_escape(schema_base)))
+    WSDL.replace(PLACEHOLDER, &crate::wssec::outbound::xml_escape(base)).replace(
+        "schemaLocation=\"../xsd/",
+        &format!("schemaLocation=\"{}/xsd/", crate::wssec::outbound::xml_escape(schema_base)),
+    )
 }
 
 /// A schema file served under `/xsd/NAME`.

@@ -17,7 +17,6 @@ impl Flat {
     pub fn get(&self, path: &str) -> Option<&str> {
         self.leaves.iter().find(|(p, _)| p == path).map(|(_, v)| v.as_str())
     }
-
 }
 
 pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {

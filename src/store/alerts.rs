@@ -49,12 +49,24 @@ pub async fn raise(tx: &mut Tx<'_>, alert: &NewAlert<'_>, webhook: bool, now: Da
         .bind(if webhook { "pending" } else { "none" })
         .execute(&mut **tx)
         .await?;
-    tracing::warn!(alert = alert.name, partner = alert.partner, message_id = alert.message_id, certificate_id = alert.certificate_id, detail = alert.detail, "alert raised");
+    tracing::warn!(
+        alert = alert.name,
+        partner = alert.partner,
+        message_id = alert.message_id,
+        certificate_id = alert.certificate_id,
+        detail = alert.detail,
+        "alert raised"
+    );
     Ok(())
 }
 
 /// [`raise`] in a transaction of its own.
-pub async fn raise_now(store: &Store, alert: &NewAlert<'_>, webhook: bool, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn raise_now(
+    store: &Store,
+    alert: &NewAlert<'_>,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     raise(&mut tx, alert, webhook, now).await?;
     tx.commit().await?;
@@ -81,20 +93,24 @@ fn alert(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
 /// Alerts, newest first; only unacknowledged ones if asked.
 pub async fn list(store: &Store, unacknowledged_only: bool) -> Result<Vec<Alert>, StoreError> {
     let filter = if unacknowledged_only { " WHERE acknowledged_at IS NULL" } else { "" };
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM alerts{filter} ORDER BY id DESC LIMIT 1000")).fetch_all(store.pool()).await?;
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM alerts{filter} ORDER BY id DESC LIMIT 1000"))
+        .fetch_all(store.pool())
+        .await?;
     rows.iter().map(alert).collect()
 }
 
 /// An operator acknowledges an alert. False if there is no such unacknowledged alert.
 pub async fn acknowledge(store: &Store, id: i64, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let done = sqlx::query("UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 WHERE id = $3 AND acknowledged_at IS NULL")
-        .bind(millis(now))
-        .bind(actor)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
+    let done = sqlx::query(
+        "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 WHERE id = $3 AND acknowledged_at IS NULL",
+    )
+    .bind(millis(now))
+    .bind(actor)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
         == 1;
     if done {
         super::operator::record(&mut tx, actor, "acknowledge-alert", &id.to_string(), "", now).await?;
@@ -109,14 +125,29 @@ pub async fn claim_webhook(store: &Store, now: DateTime<Utc>) -> Result<Option<A
     let sql = format!(
         "UPDATE alerts SET webhook_next_at = $2 WHERE id = (SELECT id FROM alerts WHERE webhook_state = 'pending' AND webhook_next_at <= $1 ORDER BY id LIMIT 1{lock}) RETURNING {COLUMNS}"
     );
-    let row = sqlx::query(&sql).bind(millis(now)).bind(millis(now + Duration::seconds(60))).fetch_optional(store.pool()).await?;
+    let row = sqlx::query(&sql)
+        .bind(millis(now))
+        .bind(millis(now + Duration::seconds(60)))
+        .fetch_optional(store.pool())
+        .await?;
     row.as_ref().map(alert).transpose()
 }
 
 /// Records a webhook outcome: delivered, or retried with backoff up to `max_attempts`.
-pub async fn webhook_result(store: &Store, id: i64, delivered: bool, max_attempts: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn webhook_result(
+    store: &Store,
+    id: i64,
+    delivered: bool,
+    max_attempts: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if delivered {
-        sqlx::query("UPDATE alerts SET webhook_state = 'delivered', webhook_attempts = webhook_attempts + 1 WHERE id = $1").bind(id).execute(store.pool()).await?;
+        sqlx::query(
+            "UPDATE alerts SET webhook_state = 'delivered', webhook_attempts = webhook_attempts + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .execute(store.pool())
+        .await?;
         return Ok(());
     }
     let row = sqlx::query("SELECT webhook_attempts FROM alerts WHERE id = $1").bind(id).fetch_one(store.pool()).await?;

@@ -47,7 +47,14 @@ pub struct NewCertificate<'a> {
 
 /// Inserts a certificate in the state `event` creates, with its first history row.
 /// A second certificate with the same issuer, reference and direction is `Duplicate`.
-pub async fn insert(tx: &mut Tx<'_>, new: &NewCertificate<'_>, event: Event, cause: &str, message_id: Option<&str>, now: DateTime<Utc>) -> Result<CertificateRecord, StoreError> {
+pub async fn insert(
+    tx: &mut Tx<'_>,
+    new: &NewCertificate<'_>,
+    event: Event,
+    cause: &str,
+    message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<CertificateRecord, StoreError> {
     let state = transition(new.direction, None, event)?;
     let id = uuid::Uuid::new_v4().to_string();
     let inserted = sqlx::query(
@@ -66,7 +73,12 @@ pub async fn insert(tx: &mut Tx<'_>, new: &NewCertificate<'_>, event: Event, cau
     .await;
     match inserted {
         Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::Duplicate(format!("certificate {} {} ({})", new.issuer, new.reference, new.direction.as_str())))
+            return Err(StoreError::Duplicate(format!(
+                "certificate {} {} ({})",
+                new.issuer,
+                new.reference,
+                new.direction.as_str()
+            )))
         }
         other => other?,
     };
@@ -87,7 +99,15 @@ pub async fn insert(tx: &mut Tx<'_>, new: &NewCertificate<'_>, event: Event, cau
 
 /// Applies `event` to certificate `id`: refuses illegal transitions, writes the new state and
 /// the history row. Returns the new state.
-pub async fn apply(tx: &mut Tx<'_>, store: &Store, id: &str, event: Event, cause: &str, message_id: Option<&str>, now: DateTime<Utc>) -> Result<State, StoreError> {
+pub async fn apply(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    id: &str,
+    event: Event,
+    cause: &str,
+    message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let row = sqlx::query(&format!("SELECT state, direction FROM certificates WHERE id = $1{}", store.for_update()))
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -112,7 +132,15 @@ pub async fn apply(tx: &mut Tx<'_>, store: &Store, id: &str, event: Event, cause
     Ok(to)
 }
 
-async fn write_history(tx: &mut Tx<'_>, id: &str, from: Option<State>, to: State, cause: &str, message_id: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn write_history(
+    tx: &mut Tx<'_>,
+    id: &str,
+    from: Option<State>,
+    to: State,
+    cause: &str,
+    message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO certificate_history (certificate_id, from_state, to_state, at, cause, message_id) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(id)
         .bind(from.map(|s| s.as_str()))
@@ -133,7 +161,8 @@ fn parse_direction(s: &str) -> Result<Direction, StoreError> {
     Direction::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown direction {s:?}")))
 }
 
-const COLUMNS: &str = "id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at";
+const COLUMNS: &str =
+    "id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at";
 
 fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
     Ok(CertificateRecord {
@@ -151,27 +180,39 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
 }
 
 pub async fn get(store: &Store, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1")).bind(id).fetch_optional(store.pool()).await?;
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
     row.as_ref().map(record).transpose()
 }
 
 /// Certificates with this issuer and reference (one per direction at most).
 pub async fn find(store: &Store, issuer: &str, reference: &str) -> Result<Vec<CertificateRecord>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 ORDER BY direction"))
-        .bind(issuer)
-        .bind(reference)
-        .fetch_all(store.pool())
-        .await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 ORDER BY direction"
+    ))
+    .bind(issuer)
+    .bind(reference)
+    .fetch_all(store.pool())
+    .await?;
     rows.iter().map(record).collect()
 }
 
-pub(crate) async fn find_in(tx: &mut Tx<'_>, issuer: &str, reference: &str, direction: Direction) -> Result<Option<CertificateRecord>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 AND direction = $3"))
-        .bind(issuer)
-        .bind(reference)
-        .bind(direction.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+pub(crate) async fn find_in(
+    tx: &mut Tx<'_>,
+    issuer: &str,
+    reference: &str,
+    direction: Direction,
+) -> Result<Option<CertificateRecord>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 AND direction = $3"
+    ))
+    .bind(issuer)
+    .bind(reference)
+    .bind(direction.as_str())
+    .fetch_optional(&mut **tx)
+    .await?;
     row.as_ref().map(record).transpose()
 }
 

@@ -11,14 +11,21 @@ use super::{is_unique_violation, millis, Store, StoreError};
 use crate::lifecycle::{Direction, Event};
 
 /// Remembers `signature_key` until `expires_at`. Returns false if it was already there (replay).
-pub async fn remember_signature(store: &Store, signature_key: &str, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn remember_signature(
+    store: &Store,
+    signature_key: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
     // Expired entries can no longer be replayed (the timestamp check refuses them): prune.
     sqlx::query("DELETE FROM replay_cache WHERE expires_at < $1").bind(millis(now)).execute(store.pool()).await?;
-    let inserted = sqlx::query("INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING")
-        .bind(signature_key)
-        .bind(millis(expires_at))
-        .execute(store.pool())
-        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING",
+    )
+    .bind(signature_key)
+    .bind(millis(expires_at))
+    .execute(store.pool())
+    .await?;
     Ok(inserted.rows_affected() == 1)
 }
 
@@ -31,12 +38,21 @@ pub struct ReceivedMessage {
 }
 
 pub async fn find(store: &Store, partner: &str, message_id: &str) -> Result<Option<ReceivedMessage>, StoreError> {
-    let row = sqlx::query("SELECT body_sha256, status, ack_wire FROM inbound_messages WHERE partner = $1 AND message_id = $2")
-        .bind(partner)
-        .bind(message_id)
-        .fetch_optional(store.pool())
-        .await?;
-    row.map(|r| Ok(ReceivedMessage { body_sha256: r.try_get("body_sha256")?, status: r.try_get("status")?, ack_wire: r.try_get("ack_wire")? })).transpose()
+    let row = sqlx::query(
+        "SELECT body_sha256, status, ack_wire FROM inbound_messages WHERE partner = $1 AND message_id = $2",
+    )
+    .bind(partner)
+    .bind(message_id)
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|r| {
+        Ok(ReceivedMessage {
+            body_sha256: r.try_get("body_sha256")?,
+            status: r.try_get("status")?,
+            ack_wire: r.try_get("ack_wire")?,
+        })
+    })
+    .transpose()
 }
 
 /// A verified request and the signed acknowledgement we answer it with.
@@ -65,7 +81,17 @@ pub enum Recorded {
 pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
     let mut tx = store.begin().await?;
     let certificate = match &r.certificate {
-        Some(c) if r.accepted => Some(certificates::insert(&mut tx, c, Event::ReceivedFromPartner, "received from partner", Some(r.message_id), now).await?),
+        Some(c) if r.accepted => Some(
+            certificates::insert(
+                &mut tx,
+                c,
+                Event::ReceivedFromPartner,
+                "received from partner",
+                Some(r.message_id),
+                now,
+            )
+            .await?,
+        ),
         _ => None,
     };
     let inserted = sqlx::query(
@@ -91,14 +117,42 @@ pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Resul
         }
         return Err(e.into());
     }
-    messages::append(&mut tx, &LogEntry { message_id: r.message_id, incoming: true, kind: Kind::Request, partner: r.partner, operation: r.operation, wire: r.request_wire }, now).await?;
-    messages::append(&mut tx, &LogEntry { message_id: r.message_id, incoming: false, kind: Kind::Acknowledgement, partner: r.partner, operation: r.operation, wire: r.ack_wire }, now).await?;
+    messages::append(
+        &mut tx,
+        &LogEntry {
+            message_id: r.message_id,
+            incoming: true,
+            kind: Kind::Request,
+            partner: r.partner,
+            operation: r.operation,
+            wire: r.request_wire,
+        },
+        now,
+    )
+    .await?;
+    messages::append(
+        &mut tx,
+        &LogEntry {
+            message_id: r.message_id,
+            incoming: false,
+            kind: Kind::Acknowledgement,
+            partner: r.partner,
+            operation: r.operation,
+            wire: r.ack_wire,
+        },
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Recorded::New(certificate))
 }
 
 /// The inbound certificate with this issuer and reference, if any.
-pub async fn received_certificate(store: &Store, issuer: &str, reference: &str) -> Result<Option<CertificateRecord>, StoreError> {
+pub async fn received_certificate(
+    store: &Store,
+    issuer: &str,
+    reference: &str,
+) -> Result<Option<CertificateRecord>, StoreError> {
     let mut tx = store.begin().await?;
     let found = certificates::find_in(&mut tx, issuer, reference, Direction::Inbound).await?;
     tx.commit().await?;

@@ -58,11 +58,12 @@ pub async fn count(store: &Store) -> Result<i64, StoreError> {
 
 /// The exact bytes logged for a message, oldest first (every attempt of a request, then acks).
 pub async fn wires(store: &Store, message_id: &str, incoming: bool, kind: Kind) -> Result<Vec<Vec<u8>>, StoreError> {
-    let rows = sqlx::query("SELECT wire FROM message_log WHERE message_id = $1 AND direction = $2 AND kind = $3 ORDER BY id")
-        .bind(message_id)
-        .bind(if incoming { "in" } else { "out" })
-        .bind(kind.as_str())
-        .fetch_all(store.pool())
-        .await?;
+    let rows =
+        sqlx::query("SELECT wire FROM message_log WHERE message_id = $1 AND direction = $2 AND kind = $3 ORDER BY id")
+            .bind(message_id)
+            .bind(if incoming { "in" } else { "out" })
+            .bind(kind.as_str())
+            .fetch_all(store.pool())
+            .await?;
     rows.iter().map(|r| Ok(r.try_get("wire")?)).collect()
 }

@@ -17,8 +17,8 @@ pub mod testdb;
 
 use std::str::FromStr;
 
-use sqlx::any::{AnyPoolOptions, AnyConnectOptions};
-use sqlx::{AnyPool, Any, Transaction};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Transaction};
 
 pub type Tx<'a> = Transaction<'a, Any>;
 
@@ -85,7 +85,9 @@ impl Store {
             return Err(StoreError::Url(url.to_owned()));
         };
         let url = match backend {
-            Backend::Sqlite if !url.contains("mode=") => format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' }),
+            Backend::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
             _ => url.to_owned(),
         };
         let instance_lock = match backend {
@@ -149,7 +151,12 @@ fn lock_sqlite(url: &str) -> Result<std::fs::File, StoreError> {
         return std::fs::File::open("/dev/null").map_err(|source| StoreError::Lock { path: path.to_owned(), source });
     }
     let lock_path = format!("{path}.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(|source| StoreError::Lock { path: lock_path.clone(), source })?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StoreError::Lock { path: lock_path.clone(), source })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::SqliteInUse(path.to_owned())),

@@ -4,7 +4,14 @@ use chrono::{DateTime, Utc};
 
 use super::{millis, StoreError, Tx};
 
-pub async fn record(tx: &mut Tx<'_>, actor: &str, action: &str, target: &str, detail: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn record(
+    tx: &mut Tx<'_>,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO operator_actions (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
         .bind(millis(now))
         .bind(actor)

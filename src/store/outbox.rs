@@ -46,15 +46,38 @@ impl OutboxMessage {
 }
 
 /// Creates the certificate (state `queued`) and its outbound message in one transaction.
-pub async fn submit(store: &Store, cert: &NewCertificate<'_>, operation: &str, message_id: &str, body_xml: &str, now: DateTime<Utc>) -> Result<certificates::CertificateRecord, StoreError> {
+pub async fn submit(
+    store: &Store,
+    cert: &NewCertificate<'_>,
+    operation: &str,
+    message_id: &str,
+    body_xml: &str,
+    now: DateTime<Utc>,
+) -> Result<certificates::CertificateRecord, StoreError> {
     let mut tx = store.begin().await?;
-    let record = certificates::insert(&mut tx, cert, Event::Submitted, "submitted by the domestic system", Some(message_id), now).await?;
+    let record = certificates::insert(
+        &mut tx,
+        cert,
+        Event::Submitted,
+        "submitted by the domestic system",
+        Some(message_id),
+        now,
+    )
+    .await?;
     enqueue(&mut tx, &record.id, cert.partner, operation, message_id, body_xml, now).await?;
     tx.commit().await?;
     Ok(record)
 }
 
-pub async fn enqueue(tx: &mut Tx<'_>, certificate_id: &str, partner: &str, operation: &str, message_id: &str, body_xml: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn enqueue(
+    tx: &mut Tx<'_>,
+    certificate_id: &str,
+    partner: &str,
+    operation: &str,
+    message_id: &str,
+    body_xml: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO outbox (message_id, certificate_id, partner, operation, body_xml, state, attempts, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $7)",
     )
@@ -70,10 +93,16 @@ pub async fn enqueue(tx: &mut Tx<'_>, certificate_id: &str, partner: &str, opera
     Ok(())
 }
 
-const CLAIM_COLUMNS: &str = "message_id, certificate_id, partner, operation, body_xml, attempts, schedule_start_attempt, first_attempt_at";
+const CLAIM_COLUMNS: &str =
+    "message_id, certificate_id, partner, operation, body_xml, attempts, schedule_start_attempt, first_attempt_at";
 
 /// Claims the oldest due pending message that may go now, for `lease`.
-pub async fn claim_due(store: &Store, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<Option<OutboxMessage>, StoreError> {
+pub async fn claim_due(
+    store: &Store,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<OutboxMessage>, StoreError> {
     let lock = store.for_update_skip_locked();
     let pick = format!(
         "SELECT o.message_id FROM outbox o \
@@ -85,8 +114,11 @@ pub async fn claim_due(store: &Store, owner: &str, now: DateTime<Utc>, lease: Du
                          WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.state = 'pending' AND f.lease_until >= $1) \
          ORDER BY o.created_at, o.message_id LIMIT 1{lock}"
     );
-    let sql = format!("UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) RETURNING {CLAIM_COLUMNS}");
-    let row = sqlx::query(&sql).bind(millis(now)).bind(owner).bind(millis(now + lease)).fetch_optional(store.pool()).await?;
+    let sql = format!(
+        "UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) RETURNING {CLAIM_COLUMNS}"
+    );
+    let row =
+        sqlx::query(&sql).bind(millis(now)).bind(owner).bind(millis(now + lease)).fetch_optional(store.pool()).await?;
     row.map(|r| message(&r)).transpose()
 }
 
@@ -105,14 +137,23 @@ fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
 
 /// Gives a claimed message back without an attempt (e.g. at shutdown or when rate-limited).
 pub async fn release(store: &Store, message_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE message_id = $1").bind(message_id).execute(store.pool()).await?;
+    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE message_id = $1")
+        .bind(message_id)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
 /// Records that attempt `attempts + 1` is about to put `wire` on the network: the attempt row,
 /// the exact bytes in the message log, and the certificate's `transmitted` event — committed
 /// before the first byte is sent. Returns the attempt number.
-pub async fn begin_attempt(store: &Store, msg: &OutboxMessage, wire: &[u8], instance: &str, now: DateTime<Utc>) -> Result<i64, StoreError> {
+pub async fn begin_attempt(
+    store: &Store,
+    msg: &OutboxMessage,
+    wire: &[u8],
+    instance: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, StoreError> {
     let mut tx = store.begin().await?;
     let attempt = msg.attempts + 1;
     sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2) WHERE message_id = $3")
@@ -129,8 +170,29 @@ pub async fn begin_attempt(store: &Store, msg: &OutboxMessage, wire: &[u8], inst
         .bind(instance)
         .execute(&mut *tx)
         .await?;
-    messages::append(&mut tx, &LogEntry { message_id: &msg.message_id, incoming: false, kind: Kind::Request, partner: &msg.partner, operation: &msg.operation, wire }, now).await?;
-    certificates::apply(&mut tx, store, &msg.certificate_id, Event::Transmitted, &format!("attempt {attempt}"), Some(&msg.message_id), now).await?;
+    messages::append(
+        &mut tx,
+        &LogEntry {
+            message_id: &msg.message_id,
+            incoming: false,
+            kind: Kind::Request,
+            partner: &msg.partner,
+            operation: &msg.operation,
+            wire,
+        },
+        now,
+    )
+    .await?;
+    certificates::apply(
+        &mut tx,
+        store,
+        &msg.certificate_id,
+        Event::Transmitted,
+        &format!("attempt {attempt}"),
+        Some(&msg.message_id),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(attempt)
 }
@@ -144,9 +206,24 @@ pub struct Failure<'a> {
 }
 
 /// A failed attempt: recorded, the lease released, the next attempt scheduled.
-pub async fn fail_attempt(store: &Store, msg: &OutboxMessage, failure: &Failure<'_>, next_attempt_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn fail_attempt(
+    store: &Store,
+    msg: &OutboxMessage,
+    failure: &Failure<'_>,
+    next_attempt_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    finish_attempt(&mut tx, &msg.message_id, failure.attempt, failure.outcome, failure.http_status, Some(failure.error), now).await?;
+    finish_attempt(
+        &mut tx,
+        &msg.message_id,
+        failure.attempt,
+        failure.outcome,
+        failure.http_status,
+        Some(failure.error),
+        now,
+    )
+    .await?;
     sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE message_id = $4")
         .bind(millis(next_attempt_at))
         .bind(failure.error)
@@ -160,13 +237,43 @@ pub async fn fail_attempt(store: &Store, msg: &OutboxMessage, failure: &Failure<
 
 /// The last attempt of the schedule failed: the message ends `failed`, the certificate
 /// `delivery_failed`, and an alert asks for manual intervention — in one transaction.
-pub async fn exhaust(store: &Store, msg: &OutboxMessage, failure: &Failure<'_>, webhook: bool, now: DateTime<Utc>) -> Result<State, StoreError> {
+pub async fn exhaust(
+    store: &Store,
+    msg: &OutboxMessage,
+    failure: &Failure<'_>,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
-    finish_attempt(&mut tx, &msg.message_id, failure.attempt, failure.outcome, failure.http_status, Some(failure.error), now).await?;
+    finish_attempt(
+        &mut tx,
+        &msg.message_id,
+        failure.attempt,
+        failure.outcome,
+        failure.http_status,
+        Some(failure.error),
+        now,
+    )
+    .await?;
     close(&mut tx, &msg.message_id, FAILED, Some(failure.error), now).await?;
     let cause = format!("retry schedule exhausted after {} attempts: {}", failure.attempt, failure.error);
-    let to = certificates::apply(&mut tx, store, &msg.certificate_id, Event::DeliveryExhausted, &cause, Some(&msg.message_id), now).await?;
-    let alert = NewAlert { name: alerts::DELIVERY_FAILED, partner: Some(&msg.partner), message_id: Some(&msg.message_id), certificate_id: Some(&msg.certificate_id), detail: &cause };
+    let to = certificates::apply(
+        &mut tx,
+        store,
+        &msg.certificate_id,
+        Event::DeliveryExhausted,
+        &cause,
+        Some(&msg.message_id),
+        now,
+    )
+    .await?;
+    let alert = NewAlert {
+        name: alerts::DELIVERY_FAILED,
+        partner: Some(&msg.partner),
+        message_id: Some(&msg.message_id),
+        certificate_id: Some(&msg.certificate_id),
+        detail: &cause,
+    };
     alerts::raise(&mut tx, &alert, webhook, now).await?;
     tx.commit().await?;
     Ok(to)
@@ -175,15 +282,48 @@ pub async fn exhaust(store: &Store, msg: &OutboxMessage, failure: &Failure<'_>, 
 /// The partner's verified acknowledgement (or a Sender fault): stored with the exact bytes, the
 /// outbox row closed and the certificate moved, in one transaction. A rejection raises an alert.
 #[allow(clippy::too_many_arguments)]
-pub async fn complete(store: &Store, msg: &OutboxMessage, attempt: i64, response_wire: &[u8], accepted: bool, cause: &str, http_status: u16, webhook: bool, now: DateTime<Utc>) -> Result<State, StoreError> {
+pub async fn complete(
+    store: &Store,
+    msg: &OutboxMessage,
+    attempt: i64,
+    response_wire: &[u8],
+    accepted: bool,
+    cause: &str,
+    http_status: u16,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
-    let (outcome, state, event) = if accepted { ("accepted", DELIVERED, Event::AcknowledgedAccepted) } else { ("rejected", REJECTED, Event::AcknowledgedRejected) };
-    finish_attempt(&mut tx, &msg.message_id, attempt, outcome, Some(http_status), (!accepted).then_some(cause), now).await?;
-    messages::append(&mut tx, &LogEntry { message_id: &msg.message_id, incoming: true, kind: Kind::Acknowledgement, partner: &msg.partner, operation: &msg.operation, wire: response_wire }, now).await?;
+    let (outcome, state, event) = if accepted {
+        ("accepted", DELIVERED, Event::AcknowledgedAccepted)
+    } else {
+        ("rejected", REJECTED, Event::AcknowledgedRejected)
+    };
+    finish_attempt(&mut tx, &msg.message_id, attempt, outcome, Some(http_status), (!accepted).then_some(cause), now)
+        .await?;
+    messages::append(
+        &mut tx,
+        &LogEntry {
+            message_id: &msg.message_id,
+            incoming: true,
+            kind: Kind::Acknowledgement,
+            partner: &msg.partner,
+            operation: &msg.operation,
+            wire: response_wire,
+        },
+        now,
+    )
+    .await?;
     close(&mut tx, &msg.message_id, state, None, now).await?;
     let to = certificates::apply(&mut tx, store, &msg.certificate_id, event, cause, Some(&msg.message_id), now).await?;
     if !accepted {
-        let alert = NewAlert { name: alerts::REJECTED, partner: Some(&msg.partner), message_id: Some(&msg.message_id), certificate_id: Some(&msg.certificate_id), detail: cause };
+        let alert = NewAlert {
+            name: alerts::REJECTED,
+            partner: Some(&msg.partner),
+            message_id: Some(&msg.message_id),
+            certificate_id: Some(&msg.certificate_id),
+            detail: cause,
+        };
         alerts::raise(&mut tx, &alert, webhook, now).await?;
     }
     tx.commit().await?;
@@ -191,7 +331,13 @@ pub async fn complete(store: &Store, msg: &OutboxMessage, attempt: i64, response
 }
 
 /// Moves a pending message to a final state; refuses if it is no longer pending.
-async fn close(tx: &mut Tx<'_>, message_id: &str, state: &str, error: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn close(
+    tx: &mut Tx<'_>,
+    message_id: &str,
+    state: &str,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = COALESCE($2, last_error), updated_at = $3 WHERE message_id = $4 AND state = $5")
         .bind(state)
         .bind(error)
@@ -206,7 +352,15 @@ async fn close(tx: &mut Tx<'_>, message_id: &str, state: &str, error: Option<&st
     Ok(())
 }
 
-async fn finish_attempt(tx: &mut Tx<'_>, message_id: &str, attempt: i64, outcome: &str, http_status: Option<u16>, error: Option<&str>, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn finish_attempt(
+    tx: &mut Tx<'_>,
+    message_id: &str,
+    attempt: i64,
+    outcome: &str,
+    http_status: Option<u16>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE delivery_attempts SET finished_at = $1, outcome = $2, http_status = $3, error = $4 WHERE message_id = $5 AND attempt = $6")
         .bind(millis(now))
         .bind(outcome)
@@ -220,16 +374,28 @@ async fn finish_attempt(tx: &mut Tx<'_>, message_id: &str, attempt: i64, outcome
 }
 
 /// Raises the "still undelivered after the first hour" alert once per message. Returns how many.
-pub async fn alert_late(store: &Store, older_than: DateTime<Utc>, webhook: bool, now: DateTime<Utc>) -> Result<usize, StoreError> {
+pub async fn alert_late(
+    store: &Store,
+    older_than: DateTime<Utc>,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
     let mut tx = store.begin().await?;
     let rows = sqlx::query("UPDATE outbox SET late_alerted = 1 WHERE state = 'pending' AND late_alerted = 0 AND created_at < $1 RETURNING message_id, certificate_id, partner")
         .bind(millis(older_than))
         .fetch_all(&mut *tx)
         .await?;
     for r in &rows {
-        let (message_id, certificate_id, partner): (String, String, String) = (r.try_get("message_id")?, r.try_get("certificate_id")?, r.try_get("partner")?);
+        let (message_id, certificate_id, partner): (String, String, String) =
+            (r.try_get("message_id")?, r.try_get("certificate_id")?, r.try_get("partner")?);
         let detail = format!("message {message_id} to {partner} is still undelivered after the first hour");
-        let alert = NewAlert { name: alerts::UNDELIVERED_AFTER_FIRST_HOUR, partner: Some(&partner), message_id: Some(&message_id), certificate_id: Some(&certificate_id), detail: &detail };
+        let alert = NewAlert {
+            name: alerts::UNDELIVERED_AFTER_FIRST_HOUR,
+            partner: Some(&partner),
+            message_id: Some(&message_id),
+            certificate_id: Some(&certificate_id),
+            detail: &detail,
+        };
         alerts::raise(&mut tx, &alert, webhook, now).await?;
     }
     tx.commit().await?;
@@ -237,7 +403,12 @@ pub async fn alert_late(store: &Store, older_than: DateTime<Utc>, webhook: bool,
 }
 
 /// An operator asks for a failed message to be tried again now, with a fresh retry schedule.
-pub async fn operator_retry(store: &Store, message_id: &str, actor: &str, now: DateTime<Utc>) -> Result<State, StoreError> {
+pub async fn operator_retry(
+    store: &Store,
+    message_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
     let row = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id")
         .bind(millis(now))
@@ -246,14 +417,28 @@ pub async fn operator_retry(store: &Store, message_id: &str, actor: &str, now: D
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("failed outbox message {message_id}")))?;
     let certificate_id: String = row.try_get("certificate_id")?;
-    let to = certificates::apply(&mut tx, store, &certificate_id, Event::OperatorRetry, &format!("retry requested by {actor}"), Some(message_id), now).await?;
+    let to = certificates::apply(
+        &mut tx,
+        store,
+        &certificate_id,
+        Event::OperatorRetry,
+        &format!("retry requested by {actor}"),
+        Some(message_id),
+        now,
+    )
+    .await?;
     super::operator::record(&mut tx, actor, "retry-message", message_id, "", now).await?;
     tx.commit().await?;
     Ok(to)
 }
 
 /// An operator withdraws a message that is still pending or has failed.
-pub async fn operator_cancel(store: &Store, message_id: &str, actor: &str, now: DateTime<Utc>) -> Result<State, StoreError> {
+pub async fn operator_cancel(
+    store: &Store,
+    message_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
     let row = sqlx::query("UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') RETURNING certificate_id")
         .bind(millis(now))
@@ -262,7 +447,16 @@ pub async fn operator_cancel(store: &Store, message_id: &str, actor: &str, now: 
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("pending or failed outbox message {message_id}")))?;
     let certificate_id: String = row.try_get("certificate_id")?;
-    let to = certificates::apply(&mut tx, store, &certificate_id, Event::OperatorCancel, &format!("delivery cancelled by {actor}"), Some(message_id), now).await?;
+    let to = certificates::apply(
+        &mut tx,
+        store,
+        &certificate_id,
+        Event::OperatorCancel,
+        &format!("delivery cancelled by {actor}"),
+        Some(message_id),
+        now,
+    )
+    .await?;
     super::operator::record(&mut tx, actor, "cancel-message", message_id, "", now).await?;
     tx.commit().await?;
     Ok(to)
@@ -311,26 +505,38 @@ pub async fn list(store: &Store, state: Option<&str>, partner: Option<&str>) -> 
 
 /// Start times of every attempt of a message, in order (tests, operators).
 pub async fn attempt_times(store: &Store, message_id: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
-    let rows = sqlx::query("SELECT started_at FROM delivery_attempts WHERE message_id = $1 ORDER BY attempt").bind(message_id).fetch_all(store.pool()).await?;
+    let rows = sqlx::query("SELECT started_at FROM delivery_attempts WHERE message_id = $1 ORDER BY attempt")
+        .bind(message_id)
+        .fetch_all(store.pool())
+        .await?;
     rows.iter().map(|r| Ok(from_millis(r.try_get("started_at")?))).collect()
 }
 
 /// SHA-256 (hex) of every message put on the wire for `message_id`: an acknowledgement must
 /// carry the digest of one of them (a retry may be answered with the original acknowledgement).
 pub async fn sent_digests(store: &Store, message_id: &str) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query("SELECT wire_sha256 FROM delivery_attempts WHERE message_id = $1").bind(message_id).fetch_all(store.pool()).await?;
+    let rows = sqlx::query("SELECT wire_sha256 FROM delivery_attempts WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_all(store.pool())
+        .await?;
     rows.iter().map(|r| Ok(r.try_get("wire_sha256")?)).collect()
 }
 
 /// Outbox state and attempt count of a message (tests, operators).
 pub async fn status(store: &Store, message_id: &str) -> Result<Option<(String, i64)>, StoreError> {
-    let row = sqlx::query("SELECT state, attempts FROM outbox WHERE message_id = $1").bind(message_id).fetch_optional(store.pool()).await?;
+    let row = sqlx::query("SELECT state, attempts FROM outbox WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_optional(store.pool())
+        .await?;
     row.map(|r| Ok((r.try_get("state")?, r.try_get("attempts")?))).transpose()
 }
 
 /// The message ID of the outbound message of a certificate.
 pub async fn message_for_certificate(store: &Store, certificate_id: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT message_id FROM outbox WHERE certificate_id = $1 ORDER BY created_at LIMIT 1").bind(certificate_id).fetch_optional(store.pool()).await?;
+    let row = sqlx::query("SELECT message_id FROM outbox WHERE certificate_id = $1 ORDER BY created_at LIMIT 1")
+        .bind(certificate_id)
+        .fetch_optional(store.pool())
+        .await?;
     row.map(|r| Ok(r.try_get("message_id")?)).transpose()
 }
 

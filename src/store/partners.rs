@@ -25,7 +25,10 @@ async fn ensure(tx: &mut Tx<'_>, party: &str, now: DateTime<Utc>) -> Result<(), 
 }
 
 pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreError> {
-    let row = sqlx::query("SELECT party, paused_since, paused_by, down_since FROM partner_status WHERE party = $1").bind(party).fetch_optional(store.pool()).await?;
+    let row = sqlx::query("SELECT party, paused_since, paused_by, down_since FROM partner_status WHERE party = $1")
+        .bind(party)
+        .fetch_optional(store.pool())
+        .await?;
     Ok(match row {
         Some(r) => PartnerStatus {
             party: r.try_get("party")?,
@@ -41,7 +44,11 @@ pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreEr
 pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     ensure(&mut tx, party, now).await?;
-    sqlx::query("UPDATE partner_status SET down_since = $1, updated_at = $1 WHERE party = $2 AND down_since IS NULL").bind(millis(now)).bind(party).execute(&mut *tx).await?;
+    sqlx::query("UPDATE partner_status SET down_since = $1, updated_at = $1 WHERE party = $2 AND down_since IS NULL")
+        .bind(millis(now))
+        .bind(party)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }
@@ -51,15 +58,23 @@ pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result
 /// Returns true if the partner was down.
 pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let was_down = sqlx::query("UPDATE partner_status SET down_since = NULL, updated_at = $1 WHERE party = $2 AND down_since IS NOT NULL")
+    let was_down = sqlx::query(
+        "UPDATE partner_status SET down_since = NULL, updated_at = $1 WHERE party = $2 AND down_since IS NOT NULL",
+    )
+    .bind(millis(now))
+    .bind(party)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if was_down {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1 WHERE partner = $2 AND state = 'pending' AND next_attempt_at > $1",
+        )
         .bind(millis(now))
         .bind(party)
         .execute(&mut *tx)
-        .await?
-        .rows_affected()
-        == 1;
-    if was_down {
-        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE partner = $2 AND state = 'pending' AND next_attempt_at > $1").bind(millis(now)).bind(party).execute(&mut *tx).await?;
+        .await?;
         tracing::info!(event = "partner_up", partner = party, "partner answers again; flushing its backlog");
     }
     tx.commit().await?;
@@ -89,7 +104,10 @@ pub async fn pause(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) 
 /// message of the partner has its schedule shifted by the length of the pause.
 pub async fn resume(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
-    let row = sqlx::query(&format!("SELECT paused_since FROM partner_status WHERE party = $1{}", store.for_update())).bind(party).fetch_optional(&mut *tx).await?;
+    let row = sqlx::query(&format!("SELECT paused_since FROM partner_status WHERE party = $1{}", store.for_update()))
+        .bind(party)
+        .fetch_optional(&mut *tx)
+        .await?;
     let Some(since) = row.map(|r| r.try_get::<Option<i64>, _>("paused_since")).transpose()?.flatten() else {
         return Ok(false);
     };
@@ -99,8 +117,20 @@ pub async fn resume(store: &Store, party: &str, actor: &str, now: DateTime<Utc>)
         .bind(party)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("UPDATE partner_status SET paused_since = NULL, paused_by = NULL, updated_at = $1 WHERE party = $2").bind(millis(now)).bind(party).execute(&mut *tx).await?;
-    super::operator::record(&mut tx, actor, "resume-partner", party, &format!("paused for {} s", paused_for / 1000), now).await?;
+    sqlx::query("UPDATE partner_status SET paused_since = NULL, paused_by = NULL, updated_at = $1 WHERE party = $2")
+        .bind(millis(now))
+        .bind(party)
+        .execute(&mut *tx)
+        .await?;
+    super::operator::record(
+        &mut tx,
+        actor,
+        "resume-partner",
+        party,
+        &format!("paused for {} s", paused_for / 1000),
+        now,
+    )
+    .await?;
     tx.commit().await?;
     Ok(true)
 }

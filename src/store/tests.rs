@@ -9,7 +9,14 @@ use super::{messages, outbox, Store, StoreError};
 use crate::lifecycle::{Direction, State};
 
 fn cert<'a>(reference: &'a str) -> NewCertificate<'a> {
-    NewCertificate { issuer: "KR", reference, direction: Direction::Outbound, partner: "ID", content_sha256: "abc", co_xml: "<LPCO/>" }
+    NewCertificate {
+        issuer: "KR",
+        reference,
+        direction: Direction::Outbound,
+        partner: "ID",
+        content_sha256: "abc",
+        co_xml: "<LPCO/>",
+    }
 }
 
 async fn stores() -> (tempfile::TempDir, Vec<Store>) {
@@ -32,12 +39,20 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", "w1", now).await.expect("attempt");
         assert_eq!(attempt, 1);
         assert_eq!(certificates::get(&store, &rec.id).await.expect("get").expect("cert").state, State::Sent);
-        assert_eq!(outbox::sent_digests(&store, "m-1").await.expect("digests"), vec![messages::sha256_hex(b"<signed/>")]);
-        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", true, "accepted", 200, false, now).await.expect("complete");
+        assert_eq!(
+            outbox::sent_digests(&store, "m-1").await.expect("digests"),
+            vec![messages::sha256_hex(b"<signed/>")]
+        );
+        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", true, "accepted", 200, false, now)
+            .await
+            .expect("complete");
         assert_eq!(to, State::Acknowledged);
         let history = certificates::history(&store, &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
-        assert_eq!(path, vec![(None, State::Queued), (Some(State::Queued), State::Sent), (Some(State::Sent), State::Acknowledged)]);
+        assert_eq!(
+            path,
+            vec![(None, State::Queued), (Some(State::Queued), State::Sent), (Some(State::Sent), State::Acknowledged)]
+        );
         assert!(history.iter().all(|h| h.message_id.as_deref() == Some("m-1")));
         // Completing again is refused and changes nothing.
         assert!(outbox::complete(&store, &msg, attempt, b"<ack/>", true, "again", 200, false, now).await.is_err());
@@ -65,8 +80,12 @@ async fn expired_lease_is_claimed_again_with_the_same_message_id() {
     for store in stores {
         let now = Utc::now();
         outbox::submit(&store, &cert("CO-3"), "SendCO", "m-4", "<x/>", now).await.expect("submit");
-        let first = outbox::claim_due(&store, "crashed", now, Duration::seconds(30)).await.expect("claim").expect("due");
-        let again = outbox::claim_due(&store, "w2", now + Duration::seconds(31), Duration::seconds(30)).await.expect("claim").expect("due again");
+        let first =
+            outbox::claim_due(&store, "crashed", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let again = outbox::claim_due(&store, "w2", now + Duration::seconds(31), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("due again");
         assert_eq!(first.message_id, again.message_id);
     }
 }
@@ -79,9 +98,23 @@ async fn failed_attempt_reschedules_and_releases() {
         outbox::submit(&store, &cert("CO-4"), "SendCO", "m-5", "<x/>", now).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         let attempt = outbox::begin_attempt(&store, &msg, b"<s1/>", "w", now).await.expect("attempt");
-        outbox::fail_attempt(&store, &msg, &outbox::Failure { attempt, outcome: "connect", http_status: None, error: "refused" }, now + Duration::minutes(10), now).await.expect("fail");
-        assert!(outbox::claim_due(&store, "w", now + Duration::minutes(9), Duration::seconds(30)).await.expect("claim").is_none());
-        let retry = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30)).await.expect("claim").expect("due");
+        outbox::fail_attempt(
+            &store,
+            &msg,
+            &outbox::Failure { attempt, outcome: "connect", http_status: None, error: "refused" },
+            now + Duration::minutes(10),
+            now,
+        )
+        .await
+        .expect("fail");
+        assert!(outbox::claim_due(&store, "w", now + Duration::minutes(9), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .is_none());
+        let retry = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("due");
         assert_eq!(retry.attempts, 1);
         let second = outbox::begin_attempt(&store, &retry, b"<s2/>", "w", now).await.expect("attempt");
         assert_eq!(second, 2);
@@ -96,8 +129,24 @@ async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
         let now = Utc::now();
         assert!(inbound::remember_signature(&store, "sig-a", now + Duration::minutes(5), now).await.expect("replay"));
         assert!(!inbound::remember_signature(&store, "sig-a", now + Duration::minutes(5), now).await.expect("replay"));
-        let new = NewCertificate { issuer: "KR", reference: "CO-9", direction: Direction::Inbound, partner: "KR", content_sha256: "h", co_xml: "<LPCO/>" };
-        let receipt = Receipt { partner: "KR", message_id: "m-9", operation: "SendCO", body_sha256: "b", accepted: true, request_wire: b"<req/>", ack_wire: b"<ack/>", certificate: Some(new) };
+        let new = NewCertificate {
+            issuer: "KR",
+            reference: "CO-9",
+            direction: Direction::Inbound,
+            partner: "KR",
+            content_sha256: "h",
+            co_xml: "<LPCO/>",
+        };
+        let receipt = Receipt {
+            partner: "KR",
+            message_id: "m-9",
+            operation: "SendCO",
+            body_sha256: "b",
+            accepted: true,
+            request_wire: b"<req/>",
+            ack_wire: b"<ack/>",
+            certificate: Some(new),
+        };
         match inbound::record(&store, &receipt, now).await.expect("record") {
             Recorded::New(Some(c)) => assert_eq!(c.state, State::Received),
             _ => panic!("expected a new certificate"),
@@ -119,15 +168,34 @@ async fn messages_about_one_certificate_never_overtake_each_other() {
         let now = Utc::now();
         let rec = outbox::submit(&store, &cert("CO-ORDER"), "SendCO", "m-first", "<x/>", now).await.expect("submit");
         let mut tx = store.begin().await.expect("tx");
-        outbox::enqueue(&mut tx, &rec.id, "ID", "SendCancellation", "m-second", "<y/>", now + Duration::seconds(1)).await.expect("enqueue");
+        outbox::enqueue(&mut tx, &rec.id, "ID", "SendCancellation", "m-second", "<y/>", now + Duration::seconds(1))
+            .await
+            .expect("enqueue");
         tx.commit().await.expect("commit");
-        let first = outbox::claim_due(&store, "w", now + Duration::seconds(2), Duration::seconds(30)).await.expect("claim").expect("due");
+        let first = outbox::claim_due(&store, "w", now + Duration::seconds(2), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("due");
         assert_eq!(first.message_id, "m-first");
         let attempt = outbox::begin_attempt(&store, &first, b"<s/>", "w", now).await.expect("attempt");
-        outbox::fail_attempt(&store, &first, &outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" }, now + Duration::minutes(10), now).await.expect("fail");
+        outbox::fail_attempt(
+            &store,
+            &first,
+            &outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" },
+            now + Duration::minutes(10),
+            now,
+        )
+        .await
+        .expect("fail");
         // The second message is due, the first is waiting for its retry: nothing may go.
-        assert!(outbox::claim_due(&store, "w", now + Duration::minutes(1), Duration::seconds(30)).await.expect("claim").is_none());
-        let again = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30)).await.expect("claim").expect("due");
+        assert!(outbox::claim_due(&store, "w", now + Duration::minutes(1), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .is_none());
+        let again = outbox::claim_due(&store, "w", now + Duration::minutes(10), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("due");
         assert_eq!(again.message_id, "m-first");
     }
 }
@@ -139,11 +207,22 @@ async fn a_paused_partner_gets_nothing_and_its_schedule_moves_by_the_pause() {
         let now = Utc::now();
         outbox::submit(&store, &cert("CO-PAUSE"), "SendCO", "m-p", "<x/>", now).await.expect("submit");
         assert!(super::partners::pause(&store, "ID", "test:operator", now).await.expect("pause"));
-        assert!(outbox::claim_due(&store, "w", now + Duration::hours(1), Duration::seconds(30)).await.expect("claim").is_none());
-        assert!(super::partners::resume(&store, "ID", "test:operator", now + Duration::hours(2)).await.expect("resume"));
+        assert!(outbox::claim_due(&store, "w", now + Duration::hours(1), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .is_none());
+        assert!(super::partners::resume(&store, "ID", "test:operator", now + Duration::hours(2))
+            .await
+            .expect("resume"));
         // Due at now + 2 h (the pause), not at now.
-        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2) - Duration::seconds(1), Duration::seconds(30)).await.expect("claim").is_none());
-        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2), Duration::seconds(30)).await.expect("claim").is_some());
+        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2) - Duration::seconds(1), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .is_none());
+        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .is_some());
     }
 }
 

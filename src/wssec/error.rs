@@ -83,7 +83,9 @@ impl SecurityError {
         match self {
             SecurityError::Algorithm(_) => "UnsupportedAlgorithm",
             SecurityError::UntrustedCertificate(_) => "InvalidSecurityToken",
-            SecurityError::SignatureInvalid(_) | SecurityError::WrongNodeSigned(_) | SecurityError::Decrypt(_) => "FailedCheck",
+            SecurityError::SignatureInvalid(_) | SecurityError::WrongNodeSigned(_) | SecurityError::Decrypt(_) => {
+                "FailedCheck"
+            }
             SecurityError::Expired(_) | SecurityError::FutureTimestamp(_) | SecurityError::Replay => "MessageExpired",
             _ => "InvalidSecurity",
         }

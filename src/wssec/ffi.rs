@@ -31,8 +31,7 @@ mod ext {
     include!(concat!(env!("OUT_DIR"), "/xmlsec_ext.rs"));
 }
 
-pub const NS_WSU: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub const NS_WSU: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 const TYPE_ENC_CONTENT: &str = "http://www.w3.org/2001/04/xmlenc#Content";
 
@@ -518,7 +517,11 @@ impl<'d> Node<'d> {
         // SAFETY: ns is NULL or a valid namespace of the document.
         unsafe {
             let ns = (*self.ptr).ns;
-            if ns.is_null() { String::new() } else { opt_str((*ns).href.cast()) }
+            if ns.is_null() {
+                String::new()
+            } else {
+                opt_str((*ns).href.cast())
+            }
         }
     }
 
@@ -629,7 +632,7 @@ impl<'d> Node<'d> {
     /// comments, attributes and namespaces in canonical order, every namespace it uses declared
     /// on its root): the same signed content always gives the same bytes, whatever harmless
     /// variation (comments, CDATA, attribute order) it travelled with.
-    pub fn to_standalone_xml(&self) -> Result<Vec<u8>, FfiError> {
+    pub fn to_standalone_xml(self) -> Result<Vec<u8>, FfiError> {
         // SAFETY: a new document is created and owned by `copy` (freed on drop); the copied
         // subtree is re-rooted in it with its namespaces reconciled by xmlDocCopyNode.
         unsafe {

@@ -107,9 +107,13 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     let plan = read_header(&doc)?;
     let was_encrypted = match &plan.encryption {
         Some(enc) => {
-            let ours = policy.decryption.ok_or(SecurityError::Algorithm("encrypted message but no decryption key configured".into()))?;
+            let ours = policy
+                .decryption
+                .ok_or(SecurityError::Algorithm("encrypted message but no decryption key configured".into()))?;
             if !enc.addressed_to(&ours.certificate) {
-                return Err(SecurityError::Decrypt("EncryptedKey is not addressed to our encryption certificate".into()));
+                return Err(SecurityError::Decrypt(
+                    "EncryptedKey is not addressed to our encryption certificate".into(),
+                ));
             }
             let session = doc.decrypt_key(enc.key, &*ours.private_key()?)?;
             doc.decrypt_data(&enc.data_id, &session)?;
@@ -118,7 +122,9 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
                 return Err(SecurityError::Limits(super::limits::LimitError::TooDeep(policy.limits.max_depth)));
             }
             if elements > policy.limits.max_elements {
-                return Err(SecurityError::Limits(super::limits::LimitError::TooManyElements(policy.limits.max_elements)));
+                return Err(SecurityError::Limits(super::limits::LimitError::TooManyElements(
+                    policy.limits.max_elements,
+                )));
             }
             // Decrypted content may carry IDs of its own: they must not collide either.
             doc.register_ids()?;
@@ -140,7 +146,11 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     let timestamp = single_child(&security, ns::WSU, "Timestamp")?;
     let signed: Vec<Node<'_>> = uris
         .iter()
-        .map(|u| u.strip_prefix('#').and_then(|id| doc.element_by_id(id)).ok_or_else(|| SecurityError::UnexpectedElement(format!("reference {u}"))))
+        .map(|u| {
+            u.strip_prefix('#')
+                .and_then(|id| doc.element_by_id(id))
+                .ok_or_else(|| SecurityError::UnexpectedElement(format!("reference {u}")))
+        })
         .collect::<Result<_, _>>()?;
     if !signed.iter().any(|n| n.same_node(&envelope.body)) {
         return Err(SecurityError::WrongNodeSigned("the SOAP Body"));
@@ -152,7 +162,10 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
 
     let children = envelope.body.child_elements();
     let [child] = children.as_slice() else {
-        return Err(SecurityError::UnexpectedElement(format!("Body must have exactly one element, has {}", children.len())));
+        return Err(SecurityError::UnexpectedElement(format!(
+            "Body must have exactly one element, has {}",
+            children.len()
+        )));
     };
     if envelope.body.has_significant_text() {
         return Err(SecurityError::UnexpectedElement("text directly in Body".into()));
@@ -195,15 +208,18 @@ struct Envelope<'d> {
 impl<'d> Envelope<'d> {
     fn locate(doc: &'d Document) -> Result<Self, SecurityError> {
         let root = doc.root().ok_or_else(|| SecurityError::NotSoap("empty document".into()))?;
-        let version = SoapVersion::from_namespace(&root.namespace())
-            .filter(|_| root.local_name() == "Envelope")
-            .ok_or_else(|| SecurityError::NotSoap(format!("root element is {{{}}}{}", root.namespace(), root.local_name())))?;
+        let version =
+            SoapVersion::from_namespace(&root.namespace()).filter(|_| root.local_name() == "Envelope").ok_or_else(
+                || SecurityError::NotSoap(format!("root element is {{{}}}{}", root.namespace(), root.local_name())),
+            )?;
         let soap = version.namespace();
         let children = root.child_elements();
         let (header, body) = match children.as_slice() {
             [h, b] if h.is(soap, "Header") && b.is(soap, "Body") => (Some(*h), *b),
             [b] if b.is(soap, "Body") => (None, *b),
-            _ => return Err(SecurityError::NotSoap("Envelope must contain an optional Header and then one Body".into())),
+            _ => {
+                return Err(SecurityError::NotSoap("Envelope must contain an optional Header and then one Body".into()))
+            }
         };
         Ok(Envelope { version, header, body })
     }
@@ -295,9 +311,22 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
 /// references by bare ID (no XPointer, no empty URI), at most [`MAX_REFERENCES`].
 fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
     // Exactly SignedInfo, SignatureValue, KeyInfo: no ds:Object (and so no Manifest).
-    let children: Vec<String> = signature.child_elements().iter().map(|c| if c.namespace() == ns::DS { c.local_name() } else { format!("{{{}}}{}", c.namespace(), c.local_name()) }).collect();
+    let children: Vec<String> =
+        signature
+            .child_elements()
+            .iter()
+            .map(|c| {
+                if c.namespace() == ns::DS {
+                    c.local_name()
+                } else {
+                    format!("{{{}}}{}", c.namespace(), c.local_name())
+                }
+            })
+            .collect();
     if children != ["SignedInfo", "SignatureValue", "KeyInfo"] {
-        return Err(SecurityError::UnexpectedElement(format!("ds:Signature must contain SignedInfo, SignatureValue, KeyInfo; has {children:?}")));
+        return Err(SecurityError::UnexpectedElement(format!(
+            "ds:Signature must contain SignedInfo, SignatureValue, KeyInfo; has {children:?}"
+        )));
     }
     let signed_info = single_child(signature, ns::DS, "SignedInfo")?;
     let mut references = 0;
@@ -338,7 +367,9 @@ fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
         }
     }
     if references == 0 || references > MAX_REFERENCES {
-        return Err(SecurityError::UnexpectedElement(format!("{references} references (1 to {MAX_REFERENCES} allowed)")));
+        return Err(SecurityError::UnexpectedElement(format!(
+            "{references} references (1 to {MAX_REFERENCES} allowed)"
+        )));
     }
     Ok(())
 }
@@ -358,11 +389,11 @@ fn token_for<'d>(signature: &Node<'d>, tokens: &[Node<'d>]) -> Result<Node<'d>, 
     let str_ = single_child(&key_info, ns::WSSE, "SecurityTokenReference")?;
     let reference = single_child(&str_, ns::WSSE, "Reference")?;
     let uri = reference.attribute("", "URI").unwrap_or_default();
-    let id = uri.strip_prefix('#').ok_or_else(|| SecurityError::UntrustedCertificate(format!("token reference {uri:?}")))?;
-    let token = tokens
-        .iter()
-        .find(|t| t.attribute(ns::WSU, "Id").as_deref() == Some(id))
-        .ok_or_else(|| SecurityError::UntrustedCertificate(format!("no BinarySecurityToken with wsu:Id {id} in the Security header")))?;
+    let id =
+        uri.strip_prefix('#').ok_or_else(|| SecurityError::UntrustedCertificate(format!("token reference {uri:?}")))?;
+    let token = tokens.iter().find(|t| t.attribute(ns::WSU, "Id").as_deref() == Some(id)).ok_or_else(|| {
+        SecurityError::UntrustedCertificate(format!("no BinarySecurityToken with wsu:Id {id} in the Security header"))
+    })?;
     if token.attribute("", "ValueType").as_deref() != Some(ns::X509V3) {
         return Err(SecurityError::UntrustedCertificate("BinarySecurityToken is not X509v3".into()));
     }
@@ -419,9 +450,9 @@ fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, Se
 fn check_timestamp(ts: &Node<'_>, policy: &InboundPolicy<'_>) -> Result<DateTime<Utc>, SecurityError> {
     let parse = |local: &'static str| -> Result<DateTime<Utc>, SecurityError> {
         let text = single_child(ts, ns::WSU, local)?.text();
-        DateTime::parse_from_rfc3339(text.trim())
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|_| SecurityError::BadTimestamp(format!("{local} {text:?} is not an ISO 8601 date-time with offset")))
+        DateTime::parse_from_rfc3339(text.trim()).map(|d| d.with_timezone(&Utc)).map_err(|_| {
+            SecurityError::BadTimestamp(format!("{local} {text:?} is not an ISO 8601 date-time with offset"))
+        })
     };
     let created = parse("Created")?;
     let expires = parse("Expires")?;
@@ -445,6 +476,8 @@ fn single_child<'d>(parent: &Node<'d>, ns_uri: &str, local: &str) -> Result<Node
     match (matches.next(), matches.next()) {
         (Some(one), None) => Ok(one),
         (None, _) => Err(SecurityError::UnexpectedElement(format!("missing {local} in {}", parent.local_name()))),
-        (Some(_), Some(_)) => Err(SecurityError::UnexpectedElement(format!("more than one {local} in {}", parent.local_name()))),
+        (Some(_), Some(_)) => {
+            Err(SecurityError::UnexpectedElement(format!("more than one {local} in {}", parent.local_name())))
+        }
     }
 }

@@ -112,7 +112,10 @@ fn check_entities(raw: &[u8]) -> Result<(), LimitError> {
     let mut rest = raw;
     while let Some(start) = rest.iter().position(|&b| b == b'&') {
         let after = &rest[start + 1..];
-        let end = after.iter().position(|&b| b == b';').ok_or_else(|| LimitError::Entity(String::from_utf8_lossy(&after[..after.len().min(16)]).into_owned()))?;
+        let end = after
+            .iter()
+            .position(|&b| b == b';')
+            .ok_or_else(|| LimitError::Entity(String::from_utf8_lossy(&after[..after.len().min(16)]).into_owned()))?;
         let name = &after[..end];
         let ok = matches!(name, b"lt" | b"gt" | b"amp" | b"quot" | b"apos")
             || (name.len() > 1 && name[0] == b'#' && name[1..].iter().all(|b| b.is_ascii_hexdigit() || *b == b'x'));
@@ -130,7 +133,9 @@ mod tests {
 
     #[test]
     fn accepts_plain_document() {
-        assert!(precheck(b"<?xml version=\"1.0\"?><a x=\"&amp;&#65;\"><b>t &lt;</b></a>", &XmlLimits::default()).is_ok());
+        assert!(
+            precheck(b"<?xml version=\"1.0\"?><a x=\"&amp;&#65;\"><b>t &lt;</b></a>", &XmlLimits::default()).is_ok()
+        );
     }
 
     #[test]
@@ -150,7 +155,10 @@ mod tests {
         let deep = format!("{}{}", "<a>".repeat(60), "</a>".repeat(60));
         assert_eq!(precheck(deep.as_bytes(), &XmlLimits::default()), Err(LimitError::TooDeep(48)));
         let attrs: String = (0..30).map(|i| format!(" a{i}=\"1\"")).collect();
-        assert!(matches!(precheck(format!("<a{attrs}/>").as_bytes(), &XmlLimits::default()), Err(LimitError::TooManyAttributes(_, 24))));
+        assert!(matches!(
+            precheck(format!("<a{attrs}/>").as_bytes(), &XmlLimits::default()),
+            Err(LimitError::TooManyAttributes(_, 24))
+        ));
         let small = XmlLimits { max_bytes: 10, ..XmlLimits::default() };
         assert_eq!(precheck(b"<a>0123456789</a>", &small), Err(LimitError::TooLarge(17)));
     }

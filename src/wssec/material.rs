@@ -23,7 +23,10 @@ pub struct KeyPair {
 
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair").field("certificate", &self.certificate.subject).field("private_key", &"<redacted>").finish()
+        f.debug_struct("KeyPair")
+            .field("certificate", &self.certificate.subject)
+            .field("private_key", &"<redacted>")
+            .finish()
     }
 }
 
@@ -174,7 +177,10 @@ thread_local! {
     static KEYS: RefCell<HashMap<[u8; 32], Rc<Key>>> = RefCell::new(HashMap::new());
 }
 
-fn cached_key(pem: &Arc<Vec<u8>>, load: impl FnOnce() -> Result<Key, super::ffi::FfiError>) -> Result<Rc<Key>, SecurityError> {
+fn cached_key(
+    pem: &Arc<Vec<u8>>,
+    load: impl FnOnce() -> Result<Key, super::ffi::FfiError>,
+) -> Result<Rc<Key>, SecurityError> {
     let id = openssl::sha::sha256(pem);
     if let Some(k) = KEYS.with(|m| m.borrow().get(&id).cloned()) {
         return Ok(k);

@@ -34,7 +34,12 @@ pub fn secure(msg: &OutboundMessage<'_>) -> Result<Vec<u8>, SecurityError> {
     doc.register_ids()?;
     doc.sign(&format!("SIG-{id}"), &*msg.signer.private_key()?)?;
     if let Some(recipient) = msg.encrypt_for {
-        doc.encrypt_content(&format!("Body-{id}"), &format!("ED-{id}"), &format!("EK-{id}"), &*recipient.public_key()?)?;
+        doc.encrypt_content(
+            &format!("Body-{id}"),
+            &format!("ED-{id}"),
+            &format!("EK-{id}"),
+            &*recipient.public_key()?,
+        )?;
     }
     Ok(doc.to_bytes())
 }

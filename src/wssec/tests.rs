@@ -34,10 +34,16 @@ fn fixture() -> &'static Fixture {
         let load = |p: &str| -> Party {
             let f = crate::pki::party_files(dir.path(), p);
             let pair = |k: &PathBuf, c: &PathBuf| {
-                KeyPair::from_pem(std::fs::read(k).expect("key"), Certificate::from_pem(&std::fs::read(c).expect("cert")).expect("cert"))
-                    .expect("pair")
+                KeyPair::from_pem(
+                    std::fs::read(k).expect("key"),
+                    Certificate::from_pem(&std::fs::read(c).expect("cert")).expect("cert"),
+                )
+                .expect("pair")
             };
-            Party { signing: pair(&f.signing_key, &f.signing_cert), encryption: pair(&f.encryption_key, &f.encryption_cert) }
+            Party {
+                signing: pair(&f.signing_key, &f.signing_cert),
+                encryption: pair(&f.encryption_key, &f.encryption_cert),
+            }
         };
         let ca = Certificate::from_pem(&std::fs::read(dir.path().join("ca.cert.pem")).expect("ca")).expect("ca");
         Fixture { kr: load("KR"), id: load("ID"), ca, _dir: dir }
@@ -57,7 +63,11 @@ fn send(encrypt: bool) -> Vec<u8> {
     .expect("secure")
 }
 
-fn receive(bytes: &[u8], require_encryption: bool, trust: &PartnerTrust) -> Result<super::inbound::VerifiedMessage, SecurityError> {
+fn receive(
+    bytes: &[u8],
+    require_encryption: bool,
+    trust: &PartnerTrust,
+) -> Result<super::inbound::VerifiedMessage, SecurityError> {
     process(
         bytes,
         &InboundPolicy {
@@ -218,7 +228,11 @@ fn other_encodings_are_refused() {
 #[test]
 fn deeply_nested_encrypted_content_is_refused_after_decryption() {
     let f = fixture();
-    let deep = format!("<cc:SendCORequest xmlns:cc=\"urn:coconnect:soap:v1\">{}{}</cc:SendCORequest>", "<a>".repeat(100), "</a>".repeat(100));
+    let deep = format!(
+        "<cc:SendCORequest xmlns:cc=\"urn:coconnect:soap:v1\">{}{}</cc:SendCORequest>",
+        "<a>".repeat(100),
+        "</a>".repeat(100)
+    );
     let wire = secure(&OutboundMessage {
         version: SoapVersion::V11,
         body_xml: &deep,

@@ -33,12 +33,18 @@ impl PartnerTrust {
     /// certificate may chain to. At least one of the two must be non-empty.
     /// `subject` is required with `anchors`: a CA usually certifies every partner, and one
     /// partner must not be able to sign as another.
-    pub fn new(pinned: Vec<Certificate>, anchors: &[Certificate], subject: Option<String>) -> Result<Self, SecurityError> {
+    pub fn new(
+        pinned: Vec<Certificate>,
+        anchors: &[Certificate],
+        subject: Option<String>,
+    ) -> Result<Self, SecurityError> {
         if pinned.is_empty() && anchors.is_empty() {
             return Err(SecurityError::KeyMaterial("a partner needs pinned certificates or trust anchors".into()));
         }
         if !anchors.is_empty() && subject.is_none() {
-            return Err(SecurityError::KeyMaterial("trust by CA chain needs the partner's expected signing certificate subject".into()));
+            return Err(SecurityError::KeyMaterial(
+                "trust by CA chain needs the partner's expected signing certificate subject".into(),
+            ));
         }
         let anchors = if anchors.is_empty() {
             None
@@ -60,13 +66,19 @@ impl PartnerTrust {
             return Ok(());
         }
         let (Some(store), Some(subject)) = (&self.anchors, &self.subject) else {
-            return Err(SecurityError::UntrustedCertificate(format!("{} is not a pinned certificate of this partner", cert.subject)));
+            return Err(SecurityError::UntrustedCertificate(format!(
+                "{} is not a pinned certificate of this partner",
+                cert.subject
+            )));
         };
         // A certificate the CA issued for TLS or encryption must not sign.
         if let Some(usage) = x.key_usage() {
             use openssl::x509::X509KeyUsage as Ku;
             if !usage.intersects(Ku::DIGITAL_SIGNATURE | Ku::NON_REPUDIATION) {
-                return Err(SecurityError::UntrustedCertificate(format!("{} is not a signing certificate (key usage)", cert.subject)));
+                return Err(SecurityError::UntrustedCertificate(format!(
+                    "{} is not a signing certificate (key usage)",
+                    cert.subject
+                )));
             }
         }
         let chain = Stack::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
@@ -78,7 +90,10 @@ impl PartnerTrust {
             })
             .map_err(|e| SecurityError::UntrustedCertificate(e.to_string()))?;
         if ok && &cert.subject != subject {
-            Err(SecurityError::UntrustedCertificate(format!("{} is not this partner's subject {subject}", cert.subject)))
+            Err(SecurityError::UntrustedCertificate(format!(
+                "{} is not this partner's subject {subject}",
+                cert.subject
+            )))
         } else if ok {
             Ok(())
         } else {
@@ -88,7 +103,8 @@ impl PartnerTrust {
 }
 
 fn check_validity(x: &X509, now: DateTime<Utc>) -> Result<(), SecurityError> {
-    let now_asn1 = openssl::asn1::Asn1Time::from_unix(now.timestamp()).map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+    let now_asn1 =
+        openssl::asn1::Asn1Time::from_unix(now.timestamp()).map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
     if x.not_before() > now_asn1 {
         return Err(SecurityError::UntrustedCertificate("certificate not yet valid".into()));
     }

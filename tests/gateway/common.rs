@@ -137,7 +137,10 @@ pub fn postgres_url() -> Option<String> {
 pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFiles; 2]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let urls = match db {
-        Db::Sqlite => [format!("sqlite:{}", dir.path().join("kr.db").display()), format!("sqlite:{}", dir.path().join("id.db").display())],
+        Db::Sqlite => [
+            format!("sqlite:{}", dir.path().join("kr.db").display()),
+            format!("sqlite:{}", dir.path().join("id.db").display()),
+        ],
         Db::Postgres => {
             let base = postgres_url().expect("DATABASE_URL");
             [
@@ -146,8 +149,12 @@ pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFi
             ]
         }
     };
-    let addrs = [(free_addr().expect("port"), free_addr().expect("port")), (free_addr().expect("port"), free_addr().expect("port"))];
-    let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile }).expect("pair");
+    let addrs = [
+        (free_addr().expect("port"), free_addr().expect("port")),
+        (free_addr().expect("port"), free_addr().expect("port")),
+    ];
+    let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile })
+        .expect("pair");
     (dir, files)
 }
 
@@ -239,7 +246,9 @@ impl Crafter {
 
 /// A SendCO request element from KR to ID with the given message ID and CO XML.
 pub fn send_co_body(message_id: uuid::Uuid, co_xml: &str) -> String {
-    let co = coconnect::payload::parse_co(co_xml).map(|c| coconnect::payload::to_xml(&c).expect("xml")).unwrap_or_else(|_| strip_declaration(co_xml));
+    let co = coconnect::payload::parse_co(co_xml)
+        .map(|c| coconnect::payload::to_xml(&c).expect("xml"))
+        .unwrap_or_else(|_| strip_declaration(co_xml));
     request_xml(Operation::SendCo, &MessageHeader::new("KR", "ID", message_id, Utc::now()), &co)
 }
 
@@ -263,5 +272,8 @@ pub fn all_codes(xml: &str) -> Vec<String> {
 
 /// Certificates and logged messages in a store: both zero means nothing was stored.
 pub async fn stored(store: &Store) -> (i64, i64) {
-    (coconnect::store::certificates::count(store).await.expect("count"), coconnect::store::messages::count(store).await.expect("count"))
+    (
+        coconnect::store::certificates::count(store).await.expect("count"),
+        coconnect::store::messages::count(store).await.expect("count"),
+    )
 }

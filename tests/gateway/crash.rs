@@ -39,7 +39,10 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 async fn crash_then_recover(point: &str, partner_holds_it_after_crash: i64) {
     let (dir, [kr, id]) = pair_files("sign-encrypt", Db::Sqlite).await;
     // Short leases so the restarted process takes the crashed claim over quickly.
-    let text = std::fs::read_to_string(&kr.config).expect("config").replace("poll_interval_millis = 100", "poll_interval_millis = 100\nlease_seconds = 3\nrequest_timeout_seconds = 2");
+    let text = std::fs::read_to_string(&kr.config).expect("config").replace(
+        "poll_interval_millis = 100",
+        "poll_interval_millis = 100\nlease_seconds = 3\nrequest_timeout_seconds = 2",
+    );
     std::fs::write(&kr.config, text).expect("write config");
     let mut id = Gateway { files: id, app: None };
     id.start().await;

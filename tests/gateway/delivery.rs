@@ -35,7 +35,10 @@ async fn alert_names(gw: &Gateway) -> Vec<String> {
 async fn a_partner_down_for_twenty_hours_gets_exactly_the_framework_schedule_then_manual_retry() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
     // The framework's own marks: every 10 minutes for an hour, then at 2, 4, 8 and 16 hours.
-    p.kr.reconfigure("retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]", "retry_marks_seconds = [600, 1200, 1800, 2400, 3000, 3600, 7200, 14400, 28800, 57600]");
+    p.kr.reconfigure(
+        "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]",
+        "retry_marks_seconds = [600, 1200, 1800, 2400, 3000, 3600, 7200, 14400, 28800, 57600]",
+    );
     let clock = ManualClock::new(now());
     let shared: SharedClock = Arc::new(clock.clone());
     p.kr.start_with(shared.clone(), false).await;
@@ -56,7 +59,11 @@ async fn a_partner_down_for_twenty_hours_gets_exactly_the_framework_schedule_the
     let cert_now = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
     assert_eq!(cert_now["state"], "delivery_failed");
     let alerts = alert_names(&p.kr).await;
-    assert!(alerts.contains(&"co.delivery_failed".to_owned()) && alerts.contains(&"co.undelivered_after_first_hour".to_owned()), "{alerts:?}");
+    assert!(
+        alerts.contains(&"co.delivery_failed".to_owned())
+            && alerts.contains(&"co.undelivered_after_first_hour".to_owned()),
+        "{alerts:?}"
+    );
     assert_eq!(alerts.iter().filter(|a| *a == "co.undelivered_after_first_hour").count(), 1, "raised once");
 
     // The partner comes back (on the same clock); an operator retries; it is delivered once.
@@ -66,7 +73,14 @@ async fn a_partner_down_for_twenty_hours_gets_exactly_the_framework_schedule_the
     let steps = drain(&p.kr, &worker).await;
     assert_eq!(steps, vec![Step::Completed(State::Acknowledged)]);
     let history = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
-    assert!(history["history"].as_array().expect("h").iter().any(|h| h["cause"].as_str().is_some_and(|c| c.contains("retry requested by api:domestic-system"))), "{history}");
+    assert!(
+        history["history"]
+            .as_array()
+            .expect("h")
+            .iter()
+            .any(|h| h["cause"].as_str().is_some_and(|c| c.contains("retry requested by api:domestic-system"))),
+        "{history}"
+    );
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
     // Nothing else goes out, however long we wait.
     clock.advance(Duration::hours(20));
@@ -87,14 +101,21 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
                 let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let sink = sink.clone();
                     async move {
-                        let body = http_body_util::BodyExt::collect(req.into_body()).await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         if let Ok(v) = serde_json::from_slice(&body) {
                             sink.lock().expect("lock").push(v);
                         }
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"ok"))))
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from_static(b"ok"),
+                        )))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
@@ -112,7 +133,13 @@ async fn a_rejection_is_final_after_one_attempt_and_raises_an_alert_and_the_webh
     // ID already holds this CO from KR with other content: KR's version is rejected (CO-CONFLICT).
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
     let earlier = EXAMPLE_CO.replace("KRPUS", "KRINC");
-    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&send_co_body(uuid::Uuid::new_v4(), &earlier), true, clock.now())).await;
+    let (status, ack) = post_soap(
+        &p.id.soap_url(),
+        "KR",
+        &p.id.files.inbound_password,
+        c.secure(&send_co_body(uuid::Uuid::new_v4(), &earlier), true, clock.now()),
+    )
+    .await;
     assert!(status == 200 && ack.contains("Accepted"), "{ack}");
 
     let cert = p.kr.submit("ID", EXAMPLE_CO).await;
@@ -126,7 +153,13 @@ async fn a_rejection_is_final_after_one_attempt_and_raises_an_alert_and_the_webh
     assert_eq!(outbox::attempt_times(p.kr.store(), &message_id).await.expect("attempts").len(), 1);
     let cert_now = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
     assert_eq!(cert_now["state"], "rejected");
-    assert!(cert_now["history"].as_array().expect("h").last().expect("last")["cause"].as_str().expect("cause").contains("CO-CONFLICT"), "{cert_now}");
+    assert!(
+        cert_now["history"].as_array().expect("h").last().expect("last")["cause"]
+            .as_str()
+            .expect("cause")
+            .contains("CO-CONFLICT"),
+        "{cert_now}"
+    );
     assert_eq!(alert_names(&p.kr).await, vec!["co.rejected"]);
     let posted = seen.lock().expect("lock").clone();
     assert_eq!(posted.len(), 1, "{posted:?}");
@@ -147,7 +180,10 @@ async fn alert_id(gw: &Gateway) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
-    p.kr.reconfigure("retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]", "retry_marks_seconds = [600, 1200, 1800]");
+    p.kr.reconfigure(
+        "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]",
+        "retry_marks_seconds = [600, 1200, 1800]",
+    );
     let clock = ManualClock::new(now());
     p.kr.start_with(Arc::new(clock.clone()), false).await;
     let t0 = clock.now_for_test();
@@ -165,7 +201,10 @@ async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
     assert!(drain(&p.kr, &worker).await.is_empty());
     clock.set(t0 + Duration::hours(3) + Duration::minutes(5));
     assert_eq!(drain(&p.kr, &worker).await.len(), 1);
-    assert_eq!(outbox::attempt_times(p.kr.store(), &message_id).await.expect("a"), vec![t0, t0 + Duration::hours(3) + Duration::minutes(5)]);
+    assert_eq!(
+        outbox::attempt_times(p.kr.store(), &message_id).await.expect("a"),
+        vec![t0, t0 + Duration::hours(3) + Duration::minutes(5)]
+    );
 
     let (status, body) = p.kr.api("POST", &format!("/api/v1/outbox/{message_id}/cancel"), "").await;
     assert_eq!(status, 200, "{body}");

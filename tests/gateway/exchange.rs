@@ -6,10 +6,16 @@ async fn end_to_end(db: Db) {
     let mut p = pair("sign-encrypt", db).await;
     let id = p.kr.submit("ID", EXAMPLE_CO).await;
     let cert = p.kr.wait_state(&id, "acknowledged").await;
-    let states: Vec<_> = cert["history"].as_array().expect("history").iter().map(|h| h["to"].as_str().unwrap_or_default().to_owned()).collect();
+    let states: Vec<_> = cert["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["to"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(states, ["queued", "sent", "acknowledged"]);
     assert!(cert["history"].as_array().expect("h").iter().all(|h| h["message_id"].is_string()));
-    let (status, found) = p.id.api("GET", "/api/v1/certificates?issuer=KR&reference=KRIDCEPA-2025-PUS-000417", "").await;
+    let (status, found) =
+        p.id.api("GET", "/api/v1/certificates?issuer=KR&reference=KRIDCEPA-2025-PUS-000417", "").await;
     assert_eq!(status, 200);
     assert_eq!(found[0]["state"], "received");
     assert_eq!(found[0]["direction"], "inbound");
@@ -60,7 +66,9 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
     // The same CO (issuer + reference) with different content in a new message: CO-CONFLICT.
     let changed = EXAMPLE_CO.replace("KRPUS", "KRINC");
     assert_ne!(changed, EXAMPLE_CO);
-    let (_, ack4) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&send_co_body(uuid::Uuid::new_v4(), &changed), true, now())).await;
+    let (_, ack4) =
+        post_soap(&p.id.soap_url(), "KR", pw, c.secure(&send_co_body(uuid::Uuid::new_v4(), &changed), true, now()))
+            .await;
     assert_eq!(first_code(&ack4), "CO-CONFLICT", "{ack4}");
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
 }
@@ -69,9 +77,17 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
 async fn an_invalid_co_gets_a_signed_rejection_listing_every_error() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
-    let bad = EXAMPLE_CO.replacen("<TypeCode>861</TypeCode>", "<TypeCode>862</TypeCode>", 1).replace("<CountryCode>ID</CountryCode>", "<CountryCode>XX</CountryCode>");
+    let bad = EXAMPLE_CO
+        .replacen("<TypeCode>861</TypeCode>", "<TypeCode>862</TypeCode>", 1)
+        .replace("<CountryCode>ID</CountryCode>", "<CountryCode>XX</CountryCode>");
     assert_ne!(bad, EXAMPLE_CO);
-    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&send_co_body(uuid::Uuid::new_v4(), &bad), true, now())).await;
+    let (status, ack) = post_soap(
+        &p.id.soap_url(),
+        "KR",
+        &p.id.files.inbound_password,
+        c.secure(&send_co_body(uuid::Uuid::new_v4(), &bad), true, now()),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(ack.contains("<cc:Status>Rejected</cc:Status>") && ack.contains("ds:Signature"), "{ack}");
     let codes = all_codes(&ack);
@@ -83,12 +99,28 @@ async fn an_invalid_co_gets_a_signed_rejection_listing_every_error() {
 #[tokio::test]
 async fn domestic_api_validates_authenticates_and_refuses_duplicates() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
-    let bad = EXAMPLE_CO.replace("<CountryCode>KR</CountryCode>", "<CountryCode>QQ</CountryCode>").replacen("<SequenceNumeric>2</SequenceNumeric>", "<SequenceNumeric>5</SequenceNumeric>", 1);
+    let bad = EXAMPLE_CO.replace("<CountryCode>KR</CountryCode>", "<CountryCode>QQ</CountryCode>").replacen(
+        "<SequenceNumeric>2</SequenceNumeric>",
+        "<SequenceNumeric>5</SequenceNumeric>",
+        1,
+    );
     let (status, body) = p.kr.api("POST", "/api/v1/certificates?partner=ID", &bad).await;
     assert_eq!(status, 422, "{body}");
-    let codes: Vec<_> = body["errors"].as_array().expect("errors").iter().map(|e| e["code"].as_str().unwrap_or_default().to_owned()).collect();
+    let codes: Vec<_> = body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["code"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert!(codes.contains(&"CO-COUNTRY".into()) && codes.contains(&"CO-SEQUENCE".into()), "{codes:?}");
-    assert!(body["errors"].as_array().expect("e").iter().all(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/LPCO"))), "{body}");
+    assert!(
+        body["errors"]
+            .as_array()
+            .expect("e")
+            .iter()
+            .all(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/LPCO"))),
+        "{body}"
+    );
     assert_eq!(coconnect::store::certificates::count(p.kr.store()).await.expect("count"), 0);
 
     let (status, _) = p.kr.api("POST", "/api/v1/certificates?partner=XX", EXAMPLE_CO).await;
@@ -100,17 +132,24 @@ async fn domestic_api_validates_authenticates_and_refuses_duplicates() {
     assert_eq!(status, 200);
     assert_eq!(body[0]["id"], id.as_str());
 
-    let req = hyper::Request::get(format!("http://{}/api/v1/certificates/{id}", p.kr.files.api_addr)).header("Authorization", "Bearer wrong-token-wrong-token").body(http_body_util::Full::new(bytes::Bytes::new())).expect("req");
+    let req = hyper::Request::get(format!("http://{}/api/v1/certificates/{id}", p.kr.files.api_addr))
+        .header("Authorization", "Bearer wrong-token-wrong-token")
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("req");
     assert_eq!(client().request(req).await.expect("call").status(), 401);
 }
 
 #[tokio::test]
 async fn wsdl_is_served_with_the_public_address_and_other_operations_answer_not_supported() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
-    let req = hyper::Request::get(format!("{}?wsdl", p.id.soap_url())).body(http_body_util::Full::new(bytes::Bytes::new())).expect("req");
+    let req = hyper::Request::get(format!("{}?wsdl", p.id.soap_url()))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .expect("req");
     let resp = client().request(req).await.expect("wsdl");
     assert_eq!(resp.status(), 200);
-    let wsdl = String::from_utf8(http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes().to_vec()).expect("utf8");
+    let wsdl =
+        String::from_utf8(http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes().to_vec())
+            .expect("utf8");
     assert!(wsdl.contains(&format!("location=\"{}\"", p.id.soap_url())), "soap:address must be the public URL");
     for op in ["SendCO", "SendCancellation", "SendCancellationStatus", "SendFeedback"] {
         assert!(wsdl.contains(&format!("name=\"{op}\"")), "{op}");
@@ -119,7 +158,8 @@ async fn wsdl_is_served_with_the_public_address_and_other_operations_answer_not_
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
     let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
     let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::SendFeedback, &header, "<cc:Feedback><cc:IssuerPartyID>ID</cc:IssuerPartyID><cc:DocumentReference>X</cc:DocumentReference><cc:Decision>Granted</cc:Decision></cc:Feedback>");
-    let (status, fault) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&body, true, now())).await;
+    let (status, fault) =
+        post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&body, true, now())).await;
     assert_eq!(status, 500);
     assert!(fault.contains("soap:Client") && first_code(&fault) == "OP-NOT-SUPPORTED", "{fault}");
 }

@@ -44,7 +44,10 @@ fn peers_ready() -> bool {
         eprintln!("interop peers missing ({}): skipped because COCONNECT_SKIP_INTEROP=1", missing.join(", "));
         return false;
     }
-    panic!("interop peers missing ({}): run tests/interop/setup.sh first (or set COCONNECT_SKIP_INTEROP=1)", missing.join(", "));
+    panic!(
+        "interop peers missing ({}): run tests/interop/setup.sh first (or set COCONNECT_SKIP_INTEROP=1)",
+        missing.join(", ")
+    );
 }
 
 /// Runs a peer with a deadline (killed when it passes).
@@ -63,8 +66,9 @@ async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], timeout_s: u64
 fn peer_json(out: &Output) -> (i32, Value) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
-    let json = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("peer printed no JSON ({e}); stdout: {stdout}; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let json = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!("peer printed no JSON ({e}); stdout: {stdout}; stderr: {}", String::from_utf8_lossy(&out.stderr))
+    });
     (out.status.code().unwrap_or(-1), json)
 }
 
@@ -139,15 +143,24 @@ fn example_send_co(reference: &str) -> String {
         format!("{}{value}{}", &xml[..start], &xml[end..])
     };
     let xml = replace_between(&xml, "<cc:MessageID>", "</cc:MessageID>", &uuid::Uuid::new_v4().to_string());
-    let xml = replace_between(&xml, "<cc:SentDateTime>", "</cc:SentDateTime>", &now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let xml = replace_between(
+        &xml,
+        "<cc:SentDateTime>",
+        "</cc:SentDateTime>",
+        &now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
     // The first <ID> is LPCO/ID (the message header uses cc:MessageID).
     let xml = replace_between(&xml, "<ID>", "</ID>", reference);
-    assert!(xml.contains(&format!("<LPCO xmlns=\"urn:coconnect:xsd:lpco:1\">\n        <ID>{reference}</ID>")), "LPCO/ID replaced");
+    assert!(
+        xml.contains(&format!("<LPCO xmlns=\"urn:coconnect:xsd:lpco:1\">\n        <ID>{reference}</ID>")),
+        "LPCO/ID replaced"
+    );
     xml
 }
 
 async fn received(gateway: &Gateway, reference: &str) -> Value {
-    let (status, found) = gateway.api("GET", &format!("/api/v1/certificates?issuer=KR&reference={reference}"), "").await;
+    let (status, found) =
+        gateway.api("GET", &format!("/api/v1/certificates?issuer=KR&reference={reference}"), "").await;
     assert_eq!(status, 200, "{found}");
     found
 }
@@ -157,7 +170,12 @@ async fn received(gateway: &Gateway, reference: &str) -> Value {
 async fn xmlsec1_verify(file: &Path, cert: &Path) -> (bool, String) {
     let body = format!("{SOAP11}:Body");
     let ts = format!("{WSU}:Timestamp");
-    let out = run("xmlsec1", &["--verify", "--pubkey-cert-pem", s(cert), "--id-attr:Id", &body, "--id-attr:Id", &ts, s(file)], 60).await;
+    let out = run(
+        "xmlsec1",
+        &["--verify", "--pubkey-cert-pem", s(cert), "--id-attr:Id", &body, "--id-attr:Id", &ts, s(file)],
+        60,
+    )
+    .await;
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out)))
 }
 
@@ -180,7 +198,10 @@ async fn xmlsec1_verifies_and_decrypts_what_we_send() {
     // the EncryptedData is replaced by its plaintext on decryption.
     let ek = id_with_prefix(&request, "EK-");
     let ed = id_with_prefix(&request, "ED-");
-    assert!(request.contains(&format!("<xenc:DataReference URI=\"#{ed}\"/>")), "EncryptedKey references the EncryptedData");
+    assert!(
+        request.contains(&format!("<xenc:DataReference URI=\"#{ed}\"/>")),
+        "EncryptedKey references the EncryptedData"
+    );
     let ed_start = request.find("<EncryptedData").expect("EncryptedData in the Body");
     let cipher = ed_start + request[ed_start..].find("<CipherData").expect("CipherData");
     let with_ref = format!(
@@ -192,13 +213,32 @@ async fn xmlsec1_verifies_and_decrypts_what_we_send() {
     let decrypted = dir.join("request-decrypted.xml");
     let ek_id = format!("{XENC}:EncryptedKey");
     let key = pki.join("ID/encryption.key.pem");
-    let out = run("xmlsec1", &["--decrypt", "--privkey-pem", s(&key), "--id-attr:Id", &ek_id, "--output", s(&decrypted), s(&encrypted)], 60).await;
+    let out = run(
+        "xmlsec1",
+        &["--decrypt", "--privkey-pem", s(&key), "--id-attr:Id", &ek_id, "--output", s(&decrypted), s(&encrypted)],
+        60,
+    )
+    .await;
     assert!(out.status.success(), "xmlsec1 --decrypt failed: {}", stderr(&out));
     let plain = std::fs::read_to_string(&decrypted).expect("decrypted");
     assert!(plain.contains(&format!("<ID>{reference}</ID>")) && plain.contains("SendCORequest"), "{plain}");
     assert!(!plain.contains("EncryptedData"), "{plain}");
     // Someone else's key cannot decrypt it.
-    let wrong = run("xmlsec1", &["--decrypt", "--privkey-pem", s(&pki.join("KR/encryption.key.pem")), "--id-attr:Id", &ek_id, "--output", s(&dir.join("wrong.xml")), s(&encrypted)], 60).await;
+    let wrong = run(
+        "xmlsec1",
+        &[
+            "--decrypt",
+            "--privkey-pem",
+            s(&pki.join("KR/encryption.key.pem")),
+            "--id-attr:Id",
+            &ek_id,
+            "--output",
+            s(&dir.join("wrong.xml")),
+            s(&encrypted),
+        ],
+        60,
+    )
+    .await;
     assert!(!wrong.status.success(), "decrypted with KR's key?");
 
     // (b) The signature of the decrypted message (sign, then encrypt) with KR's signing cert.
@@ -217,8 +257,15 @@ async fn xmlsec1_verifies_and_decrypts_what_we_send() {
     assert!(ack.contains("<cc:Status>Accepted</cc:Status>"), "{ack}");
     let ack_file = write(dir, "ack.xml", ack.as_bytes());
     let (ok, log) = xmlsec1_verify(&ack_file, &id_cert).await;
-    assert!(ok && log.contains("SignedInfo References (ok/all): 2/2"), "xmlsec1 --verify of ID's acknowledgement: {log}");
-    let ack_tampered = write(dir, "ack-tampered.xml", ack.replace("<cc:Status>Accepted</cc:Status>", "<cc:Status>Rejected</cc:Status>").as_bytes());
+    assert!(
+        ok && log.contains("SignedInfo References (ok/all): 2/2"),
+        "xmlsec1 --verify of ID's acknowledgement: {log}"
+    );
+    let ack_tampered = write(
+        dir,
+        "ack-tampered.xml",
+        ack.replace("<cc:Status>Accepted</cc:Status>", "<cc:Status>Rejected</cc:Status>").as_bytes(),
+    );
     let (ok, log) = xmlsec1_verify(&ack_tampered, &id_cert).await;
     assert!(!ok, "a changed acknowledgement status must fail: {log}");
 }
@@ -238,15 +285,31 @@ async fn wss4j_processes_what_we_send() {
     let (id_jks, kr_jks, trust) = (ks.join("ID.jks"), ks.join("KR.jks"), ks.join("truststore.jks"));
 
     let (code, r, err) = wss4j(&[
-        "process", "--keystore", s(&id_jks), "--storepass", STOREPASS, "--alias", "id-encryption", "--trust", s(&trust),
-        "--in", s(&request_file), "--out", s(&decrypted), "--require-encryption",
+        "process",
+        "--keystore",
+        s(&id_jks),
+        "--storepass",
+        STOREPASS,
+        "--alias",
+        "id-encryption",
+        "--trust",
+        s(&trust),
+        "--in",
+        s(&request_file),
+        "--out",
+        s(&decrypted),
+        "--require-encryption",
     ])
     .await;
     assert!(code == 0 && r["ok"] == true, "WSS4J refused our request: {r} {err}");
     for flag in ["bodySigned", "timestampSigned", "encrypted", "bodyEncrypted"] {
         assert_eq!(r[flag], true, "{flag}: {r}");
     }
-    assert_eq!((r["bodyChild"].as_str(), r["bodyChildNs"].as_str()), (Some("SendCORequest"), Some("urn:coconnect:soap:v1")), "{r}");
+    assert_eq!(
+        (r["bodyChild"].as_str(), r["bodyChildNs"].as_str()),
+        (Some("SendCORequest"), Some("urn:coconnect:soap:v1")),
+        "{r}"
+    );
     assert!(r["signerSubject"].as_str().is_some_and(|s| s.contains("CN=KR signing")), "{r}");
     assert_eq!(r["symmetricAlgorithm"], "http://www.w3.org/2009/xmlenc11#aes256-gcm", "{r}");
     let plain = std::fs::read_to_string(&decrypted).expect("WSS4J output");
@@ -256,15 +319,46 @@ async fn wss4j_processes_what_we_send() {
     let text = String::from_utf8(request).expect("UTF-8");
     let at = text.find("<ds:SignatureValue>").expect("SignatureValue") + "<ds:SignatureValue>".len();
     let flipped = if text.as_bytes()[at] == b'A' { "B" } else { "A" };
-    let bad = write(dir, "request-bad-signature.xml", format!("{}{flipped}{}", &text[..at], &text[at + 1..]).as_bytes());
-    let (code, r, _) = wss4j(&["process", "--keystore", s(&id_jks), "--storepass", STOREPASS, "--alias", "id-encryption", "--trust", s(&trust), "--in", s(&bad)]).await;
+    let bad =
+        write(dir, "request-bad-signature.xml", format!("{}{flipped}{}", &text[..at], &text[at + 1..]).as_bytes());
+    let (code, r, _) = wss4j(&[
+        "process",
+        "--keystore",
+        s(&id_jks),
+        "--storepass",
+        STOREPASS,
+        "--alias",
+        "id-encryption",
+        "--trust",
+        s(&trust),
+        "--in",
+        s(&bad),
+    ])
+    .await;
     assert!(code == 1 && r["ok"] == false, "WSS4J accepted a broken signature: {r}");
 
     // ID's acknowledgement (signed only) as KR received it.
     let ack_file = write(dir, "ack.xml", &ack);
-    let (code, r, err) = wss4j(&["process", "--keystore", s(&kr_jks), "--storepass", STOREPASS, "--alias", "kr-encryption", "--trust", s(&trust), "--in", s(&ack_file)]).await;
+    let (code, r, err) = wss4j(&[
+        "process",
+        "--keystore",
+        s(&kr_jks),
+        "--storepass",
+        STOREPASS,
+        "--alias",
+        "kr-encryption",
+        "--trust",
+        s(&trust),
+        "--in",
+        s(&ack_file),
+    ])
+    .await;
     assert!(code == 0 && r["ok"] == true, "WSS4J refused ID's acknowledgement: {r} {err}");
-    assert_eq!((&r["bodySigned"], &r["timestampSigned"], &r["encrypted"]), (&Value::Bool(true), &Value::Bool(true), &Value::Bool(false)), "{r}");
+    assert_eq!(
+        (&r["bodySigned"], &r["timestampSigned"], &r["encrypted"]),
+        (&Value::Bool(true), &Value::Bool(true), &Value::Bool(false)),
+        "{r}"
+    );
     assert_eq!(r["bodyChild"], "Acknowledgement", "{r}");
     assert!(r["signerSubject"].as_str().is_some_and(|s| s.contains("CN=ID signing")), "{r}");
 }
@@ -284,9 +378,27 @@ async fn we_accept_what_wss4j_sends() {
         let (kr_jks, trust, url, pw) = (kr_jks.clone(), trust.clone(), url.clone(), pw.clone());
         async move {
             let mut args = vec![
-                "send", "--url", &url, "--user", "KR", "--password", &pw, "--keystore", s(&kr_jks), "--storepass", STOREPASS,
-                "--sign-alias", "kr-signing", "--enc-cert-alias", "id-encryption", "--trust", s(&trust), "--in", s(&input),
-                "--save-response", s(&response),
+                "send",
+                "--url",
+                &url,
+                "--user",
+                "KR",
+                "--password",
+                &pw,
+                "--keystore",
+                s(&kr_jks),
+                "--storepass",
+                STOREPASS,
+                "--sign-alias",
+                "kr-signing",
+                "--enc-cert-alias",
+                "id-encryption",
+                "--trust",
+                s(&trust),
+                "--in",
+                s(&input),
+                "--save-response",
+                s(&response),
             ];
             if !encrypt {
                 args.push("--no-encrypt");
@@ -305,7 +417,11 @@ async fn we_accept_what_wss4j_sends() {
     assert_eq!(r["responseVerified"], true, "{r}");
     let found = received(&p.id, &reference).await;
     assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
-    assert_eq!((found[0]["state"].as_str(), found[0]["direction"].as_str()), (Some("received"), Some("inbound")), "{found}");
+    assert_eq!(
+        (found[0]["state"].as_str(), found[0]["direction"].as_str()),
+        (Some("received"), Some("inbound")),
+        "{found}"
+    );
     let before = stored(p.id.store()).await;
 
     // Signed but not encrypted, to a partner whose profile is sign-encrypt: refused, nothing stored.
@@ -334,8 +450,23 @@ async fn we_accept_what_zeep_signs() {
     let (url, pw) = (p.id.soap_url(), p.id.files.inbound_password.clone());
     let (key, cert, ca) = (pki.join("KR/signing.key.pem"), pki.join("KR/signing.cert.pem"), pki.join("ca.cert.pem"));
     let (code, r, err) = zeep(&[
-        "send", "--wsdl", s(&wsdl), "--url", &url, "--user", "KR", "--password", &pw, "--key", s(&key), "--cert", s(&cert),
-        "--envelope-body", s(&input), "--response-ca", s(&ca),
+        "send",
+        "--wsdl",
+        s(&wsdl),
+        "--url",
+        &url,
+        "--user",
+        "KR",
+        "--password",
+        &pw,
+        "--key",
+        s(&key),
+        "--cert",
+        s(&cert),
+        "--envelope-body",
+        s(&input),
+        "--response-ca",
+        s(&ca),
     ])
     .await;
     assert!(code == 0 && r["ok"] == true, "zeep's SendCO was not accepted: {r} {err}");
@@ -344,7 +475,11 @@ async fn we_accept_what_zeep_signs() {
     assert_eq!(r["responseVerified"], true, "{r}");
     let found = received(&p.id, &reference).await;
     assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
-    assert_eq!((found[0]["state"].as_str(), found[0]["direction"].as_str()), (Some("received"), Some("inbound")), "{found}");
+    assert_eq!(
+        (found[0]["state"].as_str(), found[0]["direction"].as_str()),
+        (Some("received"), Some("inbound")),
+        "{found}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,12 +488,17 @@ async fn zeep_lists_the_four_operations() {
         return;
     }
     let check = |r: &Value, from: &str| {
-        let ops: Vec<&str> = r["operations"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let ops: Vec<&str> =
+            r["operations"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         assert_eq!(ops, OPERATIONS, "operations of {from}: {r}");
         let bindings = r["bindings"].as_object().unwrap_or_else(|| panic!("bindings of {from}: {r}"));
         assert!(!bindings.is_empty(), "{r}");
         for (name, ops) in bindings {
-            assert_eq!(ops.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>()), Some(OPERATIONS.to_vec()), "binding {name} of {from}");
+            assert_eq!(
+                ops.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>()),
+                Some(OPERATIONS.to_vec()),
+                "binding {name} of {from}"
+            );
         }
     };
     let file = repo_root().join("wsdl/coconnect.wsdl");

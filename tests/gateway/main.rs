@@ -2,8 +2,8 @@
 
 mod common;
 mod crash;
-mod exchange;
-mod rejections;
-mod interop;
 mod delivery;
+mod exchange;
+mod interop;
+mod rejections;
 mod soak;

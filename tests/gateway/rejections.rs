@@ -72,13 +72,20 @@ async fn signature_wrapping_and_duplicate_ids_are_refused() {
     let start = wire.find("<soap:Body").expect("body");
     let end = wire.find("</soap:Envelope>").expect("end");
     let signed_body = &wire[start..end];
-    let forged = signed_body.replace("KRIDCEPA-2025-PUS-000417", "FORGED-000001").replace("wsu:Id=\"Body-", "wsu:Id=\"Forged-");
-    let wrapped = format!("{}<w:Wrapper xmlns:w=\"urn:attacker\">{signed_body}</w:Wrapper></soap:Header>{forged}</soap:Envelope>", &wire[..wire.find("</soap:Header>").expect("hdr")]);
+    let forged =
+        signed_body.replace("KRIDCEPA-2025-PUS-000417", "FORGED-000001").replace("wsu:Id=\"Body-", "wsu:Id=\"Forged-");
+    let wrapped = format!(
+        "{}<w:Wrapper xmlns:w=\"urn:attacker\">{signed_body}</w:Wrapper></soap:Header>{forged}</soap:Envelope>",
+        &wire[..wire.find("</soap:Header>").expect("hdr")]
+    );
     refused(&p, wrapped.into_bytes(), 500, "WSS-WRONG-NODE-SIGNED").await;
 
     // Same forgery, but the forged Body keeps the signed Body's ID: duplicate IDs.
     let same_id = signed_body.replace("KRIDCEPA-2025-PUS-000417", "FORGED-000001");
-    let dup = format!("{}<w:Wrapper xmlns:w=\"urn:attacker\">{signed_body}</w:Wrapper></soap:Header>{same_id}</soap:Envelope>", &wire[..wire.find("</soap:Header>").expect("hdr")]);
+    let dup = format!(
+        "{}<w:Wrapper xmlns:w=\"urn:attacker\">{signed_body}</w:Wrapper></soap:Header>{same_id}</soap:Envelope>",
+        &wire[..wire.find("</soap:Header>").expect("hdr")]
+    );
     refused(&p, dup.into_bytes(), 500, "WSS-DUPLICATE-ID").await;
 }
 
@@ -96,11 +103,17 @@ async fn doctype_entities_and_oversize_bodies_are_refused_before_parsing() {
     // Over-size: the gateway answers 413 from the headers alone, while the client has sent only
     // a few bytes of a declared 100 MB body.
     let mut stream = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
-    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("KR:{}", p.id.files.inbound_password));
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("KR:{}", p.id.files.inbound_password),
+    );
     let head = format!("POST /soap/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/xml\r\nContent-Length: 100000000\r\n\r\n<soap:Envelope");
     stream.write_all(head.as_bytes()).await.expect("write");
     let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer)).await.expect("answered before the body was sent").expect("read");
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered before the body was sent")
+        .expect("read");
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("MSG-TOO-LARGE"), "{answer}");
@@ -115,10 +128,17 @@ async fn wrong_password_unknown_partner_and_borrowed_identity_are_refused() {
     refused_as(&p, "KR", "not-the-password", wire.clone(), 401, "AUTH-FAILED").await;
     refused_as(&p, "ZZ", &p.id.files.inbound_password, wire.clone(), 401, "AUTH-FAILED").await;
     let (status, body) = {
-        let req = hyper::Request::post(p.id.soap_url()).header("Content-Type", "text/xml").body(http_body_util::Full::new(bytes::Bytes::from(wire))).expect("req");
+        let req = hyper::Request::post(p.id.soap_url())
+            .header("Content-Type", "text/xml")
+            .body(http_body_util::Full::new(bytes::Bytes::from(wire)))
+            .expect("req");
         let resp = client().request(req).await.expect("call");
         let status = resp.status().as_u16();
-        (status, String::from_utf8_lossy(&http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes()).into_owned())
+        (
+            status,
+            String::from_utf8_lossy(&http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes())
+                .into_owned(),
+        )
     };
     assert_eq!((status, first_code(&body).as_str()), (401, "AUTH-MISSING"));
 
@@ -137,13 +157,26 @@ async fn an_unencrypted_message_is_refused_under_sign_encrypt_and_faults_follow_
 
     let req = hyper::Request::post(p.id.soap_url())
         .header("Content-Type", "application/soap+xml; charset=utf-8")
-        .header("Authorization", format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("KR:{}", p.id.files.inbound_password))))
-        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body/></env:Envelope>")))
+        .header(
+            "Authorization",
+            format!(
+                "Basic {}",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    format!("KR:{}", p.id.files.inbound_password)
+                )
+            ),
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            b"<env:Envelope xmlns:env=\"http://www.w3.org/2003/05/soap-envelope\"><env:Body/></env:Envelope>",
+        )))
         .expect("req");
     let resp = client().request(req).await.expect("call");
     assert_eq!(resp.status(), 500);
     assert!(resp.headers()["content-type"].to_str().expect("ct").starts_with("application/soap+xml"));
-    let body = String::from_utf8_lossy(&http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes()).into_owned();
+    let body =
+        String::from_utf8_lossy(&http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes())
+            .into_owned();
     assert!(body.contains("http://www.w3.org/2003/05/soap-envelope") && body.contains("soap:Sender"), "{body}");
     assert_eq!(first_code(&body), "WSS-MISSING-SECURITY");
 }

@@ -37,7 +37,9 @@ fn spawn(gw: &Gateway) -> Child {
 async fn wait_ready(gw: &Gateway) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if tokio::net::TcpStream::connect(gw.files.api_addr).await.is_ok() && tokio::net::TcpStream::connect(gw.files.soap_addr).await.is_ok() {
+        if tokio::net::TcpStream::connect(gw.files.api_addr).await.is_ok()
+            && tokio::net::TcpStream::connect(gw.files.soap_addr).await.is_ok()
+        {
             return;
         }
         assert!(Instant::now() < deadline, "gateway did not start");
@@ -50,7 +52,11 @@ struct Moments(u64);
 
 impl Moments {
     fn new() -> Self {
-        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7) | 1;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7)
+            | 1;
         eprintln!("kill moments seed {seed}");
         Moments(seed)
     }
@@ -77,7 +83,11 @@ async fn wait_delivered(kr: &Gateway, count: usize, limit: Duration) {
             return;
         }
         let (_, pending) = kr.api("GET", "/api/v1/outbox?state=pending", "").await;
-        assert!(Instant::now() < deadline, "only {n} of {count} delivered; pending: {}", pending.as_array().map(Vec::len).unwrap_or(0));
+        assert!(
+            Instant::now() < deadline,
+            "only {n} of {count} delivered; pending: {}",
+            pending.as_array().map(Vec::len).unwrap_or(0)
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -109,7 +119,11 @@ async fn sender_killed_ten_times_under_five_hundred_cos_delivers_each_exactly_on
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(acked.as_array().map(Vec::len), Some(COS));
-    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), COS as i64, "the receiver holds every CO exactly once");
+    assert_eq!(
+        coconnect::store::certificates::count(p.id.store()).await.expect("count"),
+        COS as i64,
+        "the receiver holds every CO exactly once"
+    );
     eprintln!("sender kill test: {COS} COs, {KILLS} SIGKILLs, {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -130,7 +144,11 @@ async fn receiver_killed_ten_times_under_five_hundred_cos_stores_each_exactly_on
     let _ = child.wait();
     p.kr.stop().await;
     let id_store = coconnect::store::Store::connect(&p.id.files.database_url).await.expect("receiver store");
-    assert_eq!(coconnect::store::certificates::count(&id_store).await.expect("count"), COS as i64, "every CO stored exactly once");
+    assert_eq!(
+        coconnect::store::certificates::count(&id_store).await.expect("count"),
+        COS as i64,
+        "every CO stored exactly once"
+    );
     eprintln!("receiver kill test: {COS} COs, {KILLS} SIGKILLs, {:.1} s", started.elapsed().as_secs_f64());
 }
 
@@ -143,9 +161,12 @@ async fn two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_onc
     let mut p = pair_stopped("sign-encrypt", Db::Postgres).await;
     // A second KR instance: same configuration and database, its own listeners.
     let second_config = p.dir.path().join("KR-2.toml");
-    let (soap2, api2) = (coconnect::devpair::free_addr().expect("port"), coconnect::devpair::free_addr().expect("port"));
+    let (soap2, api2) =
+        (coconnect::devpair::free_addr().expect("port"), coconnect::devpair::free_addr().expect("port"));
     let text = std::fs::read_to_string(&p.kr.files.config).expect("config");
-    let text = text.replace(&format!("soap = \"{}\"", p.kr.files.soap_addr), &format!("soap = \"{soap2}\"")).replace(&format!("api = \"{}\"", p.kr.files.api_addr), &format!("api = \"{api2}\""));
+    let text = text
+        .replace(&format!("soap = \"{}\"", p.kr.files.soap_addr), &format!("soap = \"{soap2}\""))
+        .replace(&format!("api = \"{}\"", p.kr.files.api_addr), &format!("api = \"{api2}\""));
     std::fs::write(&second_config, text).expect("write");
     let mut files2 = p.kr.files.clone();
     files2.config = second_config;
@@ -175,6 +196,10 @@ async fn two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_onc
     assert!(per_process.values().all(|n| *n > 0));
     assert_eq!(per_process.values().sum::<i64>(), 1000, "each CO sent once: {by_instance:?}");
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1000);
-    eprintln!("two instances on PostgreSQL: 1000 COs in {:.1} s ({:.0}/s), attempts {per_process:?}", elapsed.as_secs_f64(), 1000.0 / elapsed.as_secs_f64());
+    eprintln!(
+        "two instances on PostgreSQL: 1000 COs in {:.1} s ({:.0}/s), attempts {per_process:?}",
+        elapsed.as_secs_f64(),
+        1000.0 / elapsed.as_secs_f64()
+    );
     kr2.stop().await;
 }
