@@ -47,6 +47,11 @@ pub enum Command {
         #[command(subcommand)]
         command: OpsCommand,
     },
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Check a configuration file and print what it loads.
     CheckConfig {
         #[arg(long)]
@@ -95,4 +100,13 @@ pub enum OpsCommand {
     },
     /// Acknowledge an alert.
     AckAlert { id: i64 },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Check the audit chain: exit 0 if every record is intact and none is missing.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::Parser;
-use coconnect::cli::{Cli, Command, PkiCommand};
+use coconnect::cli::{AuditCommand, Cli, Command, PkiCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,6 +55,21 @@ fn main() -> ExitCode {
                 } else {
                     ExitCode::FAILURE
                 })
+            }
+            Command::Audit { command: AuditCommand::Verify { config } } => {
+                let settings = coconnect::config::load(&config)?;
+                let store = coconnect::store::Store::connect_for_inspection(&settings.database_url).await?;
+                let result = coconnect::store::audit::verify(&store).await?;
+                match &result.broken_at {
+                    None => {
+                        println!("audit chain intact: {} records", result.records);
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Some((seq, why)) => {
+                        println!("audit chain BROKEN at record {seq}: {why} ({} records)", result.records);
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
             }
             Command::CheckConfig { config } => {
                 let settings = coconnect::config::load(&config)?;

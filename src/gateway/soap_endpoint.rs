@@ -27,6 +27,7 @@ use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 use crate::store::certificates::NewCertificate;
 use crate::store::inbound::{self, Receipt, Recorded};
+use crate::store::audit::AuditEvent;
 use crate::store::messages::sha256_hex;
 use crate::wssec::inbound::{InboundPolicy, VerifiedMessage};
 use crate::wssec::outbound::{secure, OutboundMessage};
@@ -47,6 +48,16 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>, remote: Socket
         (&Method::POST, "/soap/v1") => handle(state, req, remote).await,
         (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
         _ => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
+    }
+}
+
+/// Records a security decision in the audit chain; a failing store is logged, not fatal (the
+/// request is refused either way).
+async fn audit(state: &AppState, kind: &str, partner: Option<&str>, remote: SocketAddr, message_id: Option<&str>, reason: &str) {
+    let source = remote.ip().to_string();
+    let event = AuditEvent { kind, partner, source: Some(&source), message_id, actor: None, reason };
+    if let Err(e) = crate::store::audit::append(&state.store, &event, state.clock.now()).await {
+        tracing::error!(error = %e, kind, "audit record could not be written");
     }
 }
 
@@ -91,6 +102,7 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         Ok(p) => p,
         Err(AuthFailure::SourceAddress) => {
             tracing::warn!(event = "ip_refused", %remote, "source address not allowed for the partner");
+            audit(state, "auth.source_refused", None, remote, None, "source address not allowed for the partner").await;
             return fault_response(
                 version,
                 StatusCode::FORBIDDEN,
@@ -106,6 +118,7 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         }
         Err(failure) => {
             tracing::warn!(event = "auth_refused", %remote, code = failure.code(), "HTTP Basic authentication failed");
+            audit(state, "auth.failed", None, remote, None, &format!("{failure:?}")).await;
             let mut r = fault_response(
                 version,
                 StatusCode::UNAUTHORIZED,
@@ -127,6 +140,7 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             tracing::warn!(event = "too_large", %remote, partner = %partner.party, "request body over the limit");
+            audit(state, "limit.too_large", Some(&partner.party), remote, None, "request body over the limit").await;
             return fault_response(
                 version,
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -156,7 +170,7 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
             );
         }
     };
-    match process(state, &partner, bytes).await {
+    match process(state, &partner, bytes, remote).await {
         Ok((version, ack)) => response(StatusCode::OK, version.content_type(), ack),
         Err(f) => fault_response(version, StatusCode::INTERNAL_SERVER_ERROR, &f),
     }
@@ -164,12 +178,21 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
 
 /// Everything after the body is read. `Ok` carries the acknowledgement bytes (new or the one
 /// stored for an earlier copy of the same message).
-async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) -> Result<(SoapVersion, Vec<u8>), Fault> {
+async fn process(
+    state: &Arc<AppState>,
+    partner: &Arc<Partner>,
+    bytes: Bytes,
+    remote: SocketAddr,
+) -> Result<(SoapVersion, Vec<u8>), Fault> {
     let now = state.clock.now();
-    let verified = verify(state, partner, bytes.clone(), now).await.map_err(|e| {
-        tracing::warn!(event = "security_refused", partner = %partner.party, code = e.code(), error = %e, "WS-Security check failed");
-        security_fault(&e)
-    })?;
+    let verified = match verify(state, partner, bytes.clone(), now).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(event = "security_refused", partner = %partner.party, code = e.code(), error = %e, "WS-Security check failed");
+            audit(state, "security.refused", Some(&partner.party), remote, None, &format!("{}: {e}", e.code())).await;
+            return Err(security_fault(&e));
+        }
+    };
     let version = verified.version();
     // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
     let keep_until = verified.expires() + Duration::seconds(state.settings.security.clock_skew_seconds);
@@ -180,6 +203,7 @@ async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) ->
     })?;
     if !fresh {
         tracing::warn!(event = "replay_refused", partner = %partner.party, "replayed message");
+        audit(state, "security.replay", Some(&partner.party), remote, None, "replayed message").await;
         return Err(security_fault(&SecurityError::Replay));
     }
     let (op_ns, op_name) = verified.operation();
@@ -215,6 +239,8 @@ async fn process(state: &Arc<AppState>, partner: &Arc<Partner>, bytes: Bytes) ->
     };
     if header.sender != partner.party {
         tracing::warn!(event = "party_mismatch", partner = %partner.party, sender = %header.sender, "message header sender is not the authenticated partner");
+        let reason = format!("message header sender {} is not the authenticated partner", header.sender);
+        audit(state, "authorization.refused", Some(&partner.party), remote, Some(&header.message_id.to_string()), &reason).await;
         return Err(fault(
             FaultSide::Sender,
             SubcodeNs::Wsse,

@@ -113,7 +113,7 @@ pub async fn acknowledge(store: &Store, id: i64, actor: &str, now: DateTime<Utc>
     .rows_affected()
         == 1;
     if done {
-        super::operator::record(&mut tx, actor, "acknowledge-alert", &id.to_string(), "", now).await?;
+        super::operator::record(&mut tx, store, actor, "acknowledge-alert", &id.to_string(), "", now).await?;
     }
     tx.commit().await?;
     Ok(done)

@@ -7,6 +7,7 @@
 //! `crate::lifecycle`, which [`certificates::apply`] consults).
 
 pub mod alerts;
+pub mod audit;
 pub mod certificates;
 pub mod inbound;
 pub mod messages;
@@ -74,8 +75,19 @@ static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sq
 static MIGRATE_POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 impl Store {
-    /// Connects and migrates. `sqlite:PATH` creates the file if needed.
+    /// Connects and migrates, as the one gateway instance of a SQLite file (see `lock_sqlite`).
+    /// `sqlite:PATH` creates the file if needed.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, true).await
+    }
+
+    /// Connects for an inspection tool (`audit verify`) next to a running gateway: no
+    /// instance lock. Tools must only read.
+    pub async fn connect_for_inspection(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, take_instance_lock: bool) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -91,7 +103,8 @@ impl Store {
             _ => url.to_owned(),
         };
         let instance_lock = match backend {
-            Backend::Sqlite => Some(std::sync::Arc::new(lock_sqlite(&url)?)),
+            Backend::Sqlite if take_instance_lock => Some(std::sync::Arc::new(lock_sqlite(&url)?)),
+            Backend::Sqlite => None,
             Backend::Postgres => None,
         };
         let options = AnyConnectOptions::from_str(&url)?;

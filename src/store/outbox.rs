@@ -427,7 +427,7 @@ pub async fn operator_retry(
         now,
     )
     .await?;
-    super::operator::record(&mut tx, actor, "retry-message", message_id, "", now).await?;
+    super::operator::record(&mut tx, store, actor, "retry-message", message_id, "", now).await?;
     tx.commit().await?;
     Ok(to)
 }
@@ -457,7 +457,7 @@ pub async fn operator_cancel(
         now,
     )
     .await?;
-    super::operator::record(&mut tx, actor, "cancel-message", message_id, "", now).await?;
+    super::operator::record(&mut tx, store, actor, "cancel-message", message_id, "", now).await?;
     tx.commit().await?;
     Ok(to)
 }

@@ -94,7 +94,7 @@ pub async fn pause(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) 
         .rows_affected()
         == 1;
     if done {
-        super::operator::record(&mut tx, actor, "pause-partner", party, "", now).await?;
+        super::operator::record(&mut tx, store, actor, "pause-partner", party, "", now).await?;
     }
     tx.commit().await?;
     Ok(done)
@@ -124,6 +124,7 @@ pub async fn resume(store: &Store, party: &str, actor: &str, now: DateTime<Utc>)
         .await?;
     super::operator::record(
         &mut tx,
+        store,
         actor,
         "resume-partner",
         party,

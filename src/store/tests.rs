@@ -237,3 +237,31 @@ async fn a_second_instance_on_the_same_sqlite_file_is_refused() {
     drop(first);
     Store::connect(&url).await.expect("free again once the first is gone");
 }
+
+#[tokio::test]
+async fn the_audit_chain_detects_altered_and_removed_records() {
+    use super::audit::{append, verify, AuditEvent};
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        for n in 0..5 {
+            let reason = format!("refusal {n}");
+            append(&store, &AuditEvent { kind: "auth.failed", source: Some("192.0.2.1"), reason: &reason, ..Default::default() }, now)
+                .await
+                .expect("append");
+        }
+        assert_eq!(verify(&store).await.expect("verify").broken_at, None);
+        sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE seq = 3").execute(store.pool()).await.expect("tamper");
+        let v = verify(&store).await.expect("verify");
+        assert_eq!(v.broken_at.as_ref().map(|b| b.0), Some(3), "{v:?}");
+        sqlx::query("UPDATE audit_log SET reason = 'refusal 2' WHERE seq = 3").execute(store.pool()).await.expect("restore");
+        assert_eq!(verify(&store).await.expect("verify").broken_at, None);
+        sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.expect("remove");
+        let v = verify(&store).await.expect("verify");
+        assert_eq!(v.broken_at, Some((3, "record 2 is missing".to_owned())));
+        // Operator actions enter the chain too.
+        assert!(super::partners::pause(&store, "ID", "api:ops", now).await.expect("pause"));
+        let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq").fetch_all(store.pool()).await.expect("kinds");
+        assert_eq!(kinds.last().map(String::as_str), Some("operator.action"));
+    }
+}
