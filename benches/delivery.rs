@@ -22,9 +22,14 @@ const COS: usize = 1000;
 async fn run(label: &str, urls: [String; 2]) {
     let dir = tempfile::tempdir().unwrap();
     let addrs = [(free_addr().unwrap(), free_addr().unwrap()), (free_addr().unwrap(), free_addr().unwrap())];
-    let [kr, id] =
-        write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile: "sign-encrypt" })
-            .unwrap();
+    let [kr, id] = write_pair(&PairSpec {
+        dir: dir.path(),
+        parties: ["KR", "ID"],
+        addrs,
+        database_urls: urls,
+        profile: "sign-encrypt",
+    })
+    .unwrap();
     // Fill KR's outbox directly (the domestic API is not what is measured).
     {
         let store = Store::connect(&kr.database_url).await.unwrap();

@@ -10,7 +10,7 @@
 #   iso-codes                        ISO 3166-1 country list read by build.rs
 #   libxml2-utils                    xmllint (tests/interop/validate_examples.sh)
 #
-# Rust itself (cargo, rustc >= 1.80) is not installed here: see https://rustup.rs.
+# Rust itself (cargo, rustc >= 1.89) is not installed here: see https://rustup.rs.
 set -euo pipefail
 
 PACKAGES=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl xmlsec1 libclang-dev clang iso-codes libxml2-utils)

@@ -23,6 +23,7 @@ pub struct AppState {
     /// Every scheduling and timestamp decision reads this clock.
     pub clock: SharedClock,
     pub limiter: RateLimiter,
+    pub gate: crate::gateway::limits::RequestGate,
 }
 
 /// A running gateway.
@@ -66,12 +67,14 @@ impl App {
     ) -> Result<App, StartError> {
         let store = Store::connect(&settings.database_url).await?;
         let worker_count = if workers { settings.delivery.workers.max(1) } else { 0 };
+        let gate = crate::gateway::limits::RequestGate::new(settings.limits.max_concurrent_requests);
         let state = Arc::new(AppState {
             settings,
             store,
             credentials: CredentialCache::default(),
             clock,
             limiter: RateLimiter::default(),
+            gate,
         });
         let (shutdown, watch_rx) = watch::channel(false);
         let soap_addr =

@@ -48,11 +48,41 @@ pub struct RawConfig {
     #[serde(default)]
     pub delivery: RawDelivery,
     #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
     pub alerts: RawAlerts,
     #[serde(default)]
     pub api_tokens: Vec<RawToken>,
     #[serde(default)]
     pub partners: Vec<RawPartner>,
+}
+
+/// HTTP limits of the partner-facing endpoint (framework SP6).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    /// Time a client has to send the request headers (slow-loris) and idle time on keep-alive.
+    pub header_read_timeout_seconds: u64,
+    /// Time a client has to send the whole body.
+    pub body_read_timeout_seconds: u64,
+    /// Largest request head (request line and headers), at least 8192.
+    pub max_header_bytes: usize,
+    /// Requests processed at once; more get HTTP 503.
+    pub max_concurrent_requests: usize,
+    /// Default request rate per partner (per second); more get HTTP 429.
+    pub requests_per_second: f64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            max_header_bytes: 16 * 1024,
+            max_concurrent_requests: 64,
+            requests_per_second: 50.0,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -189,6 +219,10 @@ pub struct RawPartner {
     pub retry_marks_seconds: Option<Vec<i64>>,
     /// This partner's send rate limit; default `[delivery]`'s.
     pub flush_rate_per_second: Option<f64>,
+    /// Largest message accepted from this partner; default `[security] max_message_bytes`.
+    pub max_message_bytes: Option<usize>,
+    /// Requests per second accepted from this partner; default `[limits]`'s.
+    pub requests_per_second: Option<f64>,
     /// Source networks the partner may call from (CIDR); empty refuses everyone.
     pub allowed_networks: Vec<String>,
     /// Credentials we present when calling the partner.
@@ -230,6 +264,7 @@ pub struct Settings {
     pub decryption: KeyPair,
     pub security: RawSecurity,
     pub delivery: RawDelivery,
+    pub limits: RawLimits,
     pub alerts: RawAlerts,
     pub api_tokens: Vec<(String, String)>,
     pub partners: HashMap<String, Arc<Partner>>,
@@ -266,6 +301,8 @@ pub struct Partner {
     pub profile: SecurityProfile,
     pub retry_marks: Vec<chrono::Duration>,
     pub flush_rate_per_second: f64,
+    pub max_message_bytes: usize,
+    pub requests_per_second: f64,
     pub allowed_networks: Vec<IpNet>,
     pub outbound_username: String,
     pub outbound_password: String,
@@ -320,7 +357,10 @@ impl RawConfig {
         let signing = pair(&self.keys.signing_key, &self.keys.signing_cert)?;
         let decryption = pair(&self.keys.decryption_key, &self.keys.decryption_cert)?;
         if let Some(url) = &self.alerts.webhook_url {
-            url::Url::parse(url).map_err(|e| invalid("alerts.webhook_url", e.to_string()))?;
+            let parsed = url::Url::parse(url).map_err(|e| invalid("alerts.webhook_url", e.to_string()))?;
+            if parsed.scheme() != "http" {
+                return Err(invalid("alerts.webhook_url", "only http:// is supported yet (TLS is not built in)"));
+            }
         }
         let global_anchors = self.keys.trust_anchors.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
         let mut partners = HashMap::new();
@@ -380,6 +420,8 @@ impl RawConfig {
                 profile: p.profile,
                 retry_marks: marks.iter().map(|s| chrono::Duration::seconds(*s)).collect(),
                 flush_rate_per_second,
+                max_message_bytes: p.max_message_bytes.unwrap_or(self.security.max_message_bytes),
+                requests_per_second: p.requests_per_second.unwrap_or(self.limits.requests_per_second),
                 allowed_networks,
                 outbound_username: p.outbound_auth.username.clone(),
                 outbound_password,
@@ -406,6 +448,9 @@ impl RawConfig {
         if api_tokens.iter().any(|(_, t)| t.len() < 16) {
             return Err(invalid("api_tokens", "tokens must have at least 16 characters"));
         }
+        if self.limits.max_header_bytes < 8192 {
+            return Err(invalid("limits.max_header_bytes", "must be at least 8192"));
+        }
         if self.delivery.lease_seconds <= self.delivery.request_timeout_seconds as i64 {
             return Err(invalid(
                 "delivery.lease_seconds",
@@ -421,6 +466,7 @@ impl RawConfig {
             decryption,
             security: self.security,
             delivery: self.delivery,
+            limits: self.limits,
             alerts: self.alerts,
             api_tokens,
             partners,

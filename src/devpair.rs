@@ -74,6 +74,9 @@ retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]
 flush_rate_per_second = 500.0
 poll_interval_millis = 100
 
+[limits]
+requests_per_second = 1000.0
+
 [[api_tokens]]
 name = "domestic-system"
 token = "{token}"

@@ -35,6 +35,9 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     if req.method() == Method::GET && req.uri().path() == "/healthz" {
         return response(StatusCode::OK, "text/plain", "ok");
     }
+    if req.method() == Method::GET && req.uri().path() == "/readyz" {
+        return crate::gateway::readiness(state).await;
+    }
     let Some(caller) = authorize(state, &req) else {
         return json(
             StatusCode::UNAUTHORIZED,

@@ -239,7 +239,7 @@ impl Worker {
         partners::mark_down(store, &partner.party, now).await?;
         let first = msg.first_attempt_at.unwrap_or(attempt_started);
         let done_under_schedule = msg.schedule_attempt(failure.attempt);
-        match next_attempt(first, &partner.retry_marks, done_under_schedule) {
+        match next_attempt(first, &partner.retry_marks, done_under_schedule, now) {
             Some(at) => {
                 tracing::warn!(message_id = %msg.message_id, attempt = failure.attempt, error = failure.error, next_attempt_at = %at, "delivery failed; will retry");
                 outbox::fail_attempt(store, msg, &failure, at.max(now), now).await?;
@@ -367,10 +367,16 @@ fn is_transient_fault(code: &str) -> bool {
 }
 
 /// When the next attempt is due: `first` plus the mark for the `attempts_made`-th retry, or
-/// `None` when every mark has been used.
-pub fn next_attempt(first: DateTime<Utc>, marks: &[Duration], attempts_made: i64) -> Option<DateTime<Utc>> {
+/// `None` when every mark has been used. Marks already past at `now` (the gateway was down,
+/// or paused work piled up) are skipped rather than spent back to back.
+pub fn next_attempt(
+    first: DateTime<Utc>,
+    marks: &[Duration],
+    attempts_made: i64,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let index = usize::try_from(attempts_made.checked_sub(1)?).ok()?;
-    marks.get(index).map(|m| first + *m)
+    marks.iter().skip(index).map(|m| first + *m).find(|at| *at > now)
 }
 
 enum Verdict {
@@ -387,10 +393,13 @@ mod tests {
     fn schedule_follows_the_marks_then_ends() {
         let t0 = DateTime::from_timestamp(0, 0).unwrap_or_default();
         let marks: Vec<Duration> = crate::config::DEFAULT_RETRY_MARKS.iter().map(|s| Duration::seconds(*s)).collect();
-        assert_eq!(next_attempt(t0, &marks, 1), Some(t0 + Duration::minutes(10)));
-        assert_eq!(next_attempt(t0, &marks, 6), Some(t0 + Duration::hours(1)));
-        assert_eq!(next_attempt(t0, &marks, 10), Some(t0 + Duration::hours(16)));
-        assert_eq!(next_attempt(t0, &marks, 11), None);
-        assert_eq!(next_attempt(t0, &marks, 0), None);
+        assert_eq!(next_attempt(t0, &marks, 1, t0), Some(t0 + Duration::minutes(10)));
+        assert_eq!(next_attempt(t0, &marks, 6, t0), Some(t0 + Duration::hours(1)));
+        assert_eq!(next_attempt(t0, &marks, 10, t0), Some(t0 + Duration::hours(16)));
+        assert_eq!(next_attempt(t0, &marks, 11, t0), None);
+        assert_eq!(next_attempt(t0, &marks, 0, t0), None);
+        // After a 5-hour outage of our own, the 10-minute to 4-hour marks are gone: next is 8 h.
+        assert_eq!(next_attempt(t0, &marks, 1, t0 + Duration::hours(5)), Some(t0 + Duration::hours(8)));
+        assert_eq!(next_attempt(t0, &marks, 1, t0 + Duration::hours(17)), None);
     }
 }

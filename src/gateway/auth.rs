@@ -74,6 +74,10 @@ impl CredentialCache {
         headers: &HeaderMap,
         source: IpAddr,
     ) -> Result<Arc<Partner>, AuthFailure> {
+        // A source no partner may call from learns nothing, not even whether a user exists.
+        if !settings.partners.values().any(|p| p.allows(source)) {
+            return Err(AuthFailure::SourceAddress);
+        }
         let (user, password) = basic_credentials(headers)?;
         let Some(partner) = settings.partner_by_username(&user).cloned() else {
             let _ = self.verify_hash(self.dummy_hash.clone(), password).await;

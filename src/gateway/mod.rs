@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod http;
+pub mod limits;
 pub mod soap_endpoint;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub enum Surface {
 /// Accept loop; one task per connection.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface, mut shutdown: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
+    let header_timeout = Duration::from_secs(state.settings.limits.header_read_timeout_seconds);
+    let max_header_bytes = state.settings.limits.max_header_bytes;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -57,7 +60,8 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface
                     });
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(20))
+                        .header_read_timeout(header_timeout)
+                        .max_buf_size(max_header_bytes)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {
@@ -76,4 +80,16 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface
         }
     }
     while connections.join_next().await.is_some() {}
+}
+
+/// `/readyz`: the database answers (keys and configuration were loaded at start, or the
+/// process would not run). For orchestrators and the reverse proxy's health checks.
+pub async fn readiness(state: &AppState) -> hyper::Response<http::Body> {
+    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
+        Ok(_) => http::response(hyper::StatusCode::OK, "text/plain", "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database unavailable");
+            http::response(hyper::StatusCode::SERVICE_UNAVAILABLE, "text/plain", "database unavailable")
+        }
+    }
 }

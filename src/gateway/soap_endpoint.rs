@@ -25,9 +25,9 @@ use crate::config::{Partner, SecurityProfile};
 use crate::lifecycle::Direction;
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
+use crate::store::audit::AuditEvent;
 use crate::store::certificates::NewCertificate;
 use crate::store::inbound::{self, Receipt, Recorded};
-use crate::store::audit::AuditEvent;
 use crate::store::messages::sha256_hex;
 use crate::wssec::inbound::{InboundPolicy, VerifiedMessage};
 use crate::wssec::outbound::{secure, OutboundMessage};
@@ -47,13 +47,21 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>, remote: Socket
         },
         (&Method::POST, "/soap/v1") => handle(state, req, remote).await,
         (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
+        (&Method::GET, "/readyz") => super::readiness(state).await,
         _ => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
     }
 }
 
 /// Records a security decision in the audit chain; a failing store is logged, not fatal (the
 /// request is refused either way).
-async fn audit(state: &AppState, kind: &str, partner: Option<&str>, remote: SocketAddr, message_id: Option<&str>, reason: &str) {
+async fn audit(
+    state: &AppState,
+    kind: &str,
+    partner: Option<&str>,
+    remote: SocketAddr,
+    message_id: Option<&str>,
+    reason: &str,
+) {
     let source = remote.ip().to_string();
     let event = AuditEvent { kind, partner, source: Some(&source), message_id, actor: None, reason };
     if let Err(e) = crate::store::audit::append(&state.store, &event, state.clock.now()).await {
@@ -98,8 +106,28 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
         Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => SoapVersion::V12,
         _ => SoapVersion::V11,
     };
+    let Some(_slot) = state.gate.enter() else {
+        tracing::warn!(event = "busy", %remote, "concurrent request limit reached");
+        let f = fault(
+            FaultSide::Receiver,
+            SubcodeNs::Coconnect,
+            "Busy",
+            "GW-BUSY",
+            "too many requests in progress; retry later",
+            None,
+        );
+        return fault_response(version, StatusCode::SERVICE_UNAVAILABLE, &f);
+    };
+    // A source that keeps failing authentication waits longer and longer for its answers.
+    let penalty = state.gate.penalty(remote.ip());
+    if !penalty.is_zero() {
+        tokio::time::sleep(penalty).await;
+    }
     let partner = match state.credentials.authenticate(&state.settings, req.headers(), remote.ip()).await {
-        Ok(p) => p,
+        Ok(p) => {
+            state.gate.record_success(remote.ip());
+            p
+        }
         Err(AuthFailure::SourceAddress) => {
             tracing::warn!(event = "ip_refused", %remote, "source address not allowed for the partner");
             audit(state, "auth.source_refused", None, remote, None, "source address not allowed for the partner").await;
@@ -117,6 +145,7 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
             );
         }
         Err(failure) => {
+            state.gate.record_failure(remote.ip());
             tracing::warn!(event = "auth_refused", %remote, code = failure.code(), "HTTP Basic authentication failed");
             audit(state, "auth.failed", None, remote, None, &format!("{failure:?}")).await;
             let mut r = fault_response(
@@ -136,7 +165,36 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
             return r;
         }
     };
-    let bytes = match read_body(req, state.settings.security.max_message_bytes).await {
+    if !state.gate.allow(&partner.party, partner.requests_per_second) {
+        tracing::warn!(event = "rate_limited", %remote, partner = %partner.party, "partner over its request rate");
+        audit(state, "limit.rate", Some(&partner.party), remote, None, "request rate exceeded").await;
+        let f = fault(
+            FaultSide::Receiver,
+            SubcodeNs::Coconnect,
+            "RateLimited",
+            "MSG-RATE-LIMIT",
+            "request rate exceeded; retry later",
+            None,
+        );
+        return fault_response(version, StatusCode::TOO_MANY_REQUESTS, &f);
+    }
+    let body_timeout = std::time::Duration::from_secs(state.settings.limits.body_read_timeout_seconds);
+    let read = tokio::time::timeout(body_timeout, read_body(req, partner.max_message_bytes)).await;
+    let Ok(read) = read else {
+        tracing::warn!(event = "body_timeout", %remote, partner = %partner.party, "request body not received in time");
+        audit(state, "limit.body_timeout", Some(&partner.party), remote, None, "request body not received in time")
+            .await;
+        let f = fault(
+            FaultSide::Sender,
+            SubcodeNs::Coconnect,
+            "Timeout",
+            "MSG-READ-TIMEOUT",
+            "request body not received in time",
+            None,
+        );
+        return fault_response(version, StatusCode::REQUEST_TIMEOUT, &f);
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             tracing::warn!(event = "too_large", %remote, partner = %partner.party, "request body over the limit");
@@ -240,7 +298,15 @@ async fn process(
     if header.sender != partner.party {
         tracing::warn!(event = "party_mismatch", partner = %partner.party, sender = %header.sender, "message header sender is not the authenticated partner");
         let reason = format!("message header sender {} is not the authenticated partner", header.sender);
-        audit(state, "authorization.refused", Some(&partner.party), remote, Some(&header.message_id.to_string()), &reason).await;
+        audit(
+            state,
+            "authorization.refused",
+            Some(&partner.party),
+            remote,
+            Some(&header.message_id.to_string()),
+            &reason,
+        )
+        .await;
         return Err(fault(
             FaultSide::Sender,
             SubcodeNs::Wsse,

@@ -47,11 +47,17 @@ fn record_hash(seq: i64, at: i64, e: &AuditEvent<'_>, prev: &str) -> String {
 
 /// Appends a record in the caller's transaction (records are serialised: on PostgreSQL by a
 /// transaction-scoped advisory lock, on SQLite by its single writer).
-pub async fn append_in(tx: &mut Tx<'_>, store: &Store, e: &AuditEvent<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn append_in(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    e: &AuditEvent<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if store.backend() == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(7331001)").execute(&mut **tx).await?;
     }
-    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
+    let last =
+        sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
     let (seq, prev) = match last {
         Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<String, _>("hash")?),
         None => (1, GENESIS.to_owned()),
@@ -92,18 +98,20 @@ pub struct Verification {
 
 /// Recomputes every record's hash and link, in order.
 pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
-    let rows = sqlx::query("SELECT seq, at, kind, partner, source, message_id, actor, reason, prev_hash, hash FROM audit_log ORDER BY seq")
-        .fetch_all(store.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT seq, at, kind, partner, source, message_id, actor, reason, prev_hash, hash FROM audit_log ORDER BY seq",
+    )
+    .fetch_all(store.pool())
+    .await?;
     let mut prev = GENESIS.to_owned();
-    let mut expected_seq = 1;
-    for r in &rows {
+    for (expected_seq, r) in (1i64..).zip(rows.iter()) {
         let seq: i64 = r.try_get("seq")?;
         let (partner, source, message_id, actor): (Option<String>, Option<String>, Option<String>, Option<String>) =
             (r.try_get("partner")?, r.try_get("source")?, r.try_get("message_id")?, r.try_get("actor")?);
         let (kind, reason, prev_hash, hash): (String, String, String, String) =
             (r.try_get("kind")?, r.try_get("reason")?, r.try_get("prev_hash")?, r.try_get("hash")?);
-        let broken = |why: &str| Ok(Verification { records: rows.len() as i64, broken_at: Some((seq, why.to_owned())) });
+        let broken =
+            |why: &str| Ok(Verification { records: rows.len() as i64, broken_at: Some((seq, why.to_owned())) });
         if seq != expected_seq {
             return broken(&format!("record {expected_seq} is missing"));
         }
@@ -122,7 +130,6 @@ pub async fn verify(store: &Store) -> Result<Verification, StoreError> {
             return broken("content was altered");
         }
         prev = hash;
-        expected_seq += 1;
     }
     Ok(Verification { records: rows.len() as i64, broken_at: None })
 }

@@ -16,8 +16,12 @@ pub async fn record(
 ) -> Result<(), StoreError> {
     // Operator actions also enter the audit chain, in the same transaction.
     let reason = format!("{action} {target} {detail}");
-    let event =
-        super::audit::AuditEvent { kind: "operator.action", actor: Some(actor), reason: reason.trim(), ..Default::default() };
+    let event = super::audit::AuditEvent {
+        kind: "operator.action",
+        actor: Some(actor),
+        reason: reason.trim(),
+        ..Default::default()
+    };
     super::audit::append_in(tx, store, &event, now).await?;
     sqlx::query("INSERT INTO operator_actions (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
         .bind(millis(now))
@@ -30,4 +34,3 @@ pub async fn record(
     tracing::info!(event = "operator_action", actor, action, target, detail, "operator action");
     Ok(())
 }
-

@@ -440,12 +440,13 @@ pub async fn operator_cancel(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
-    let row = sqlx::query("UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') RETURNING certificate_id")
+    // Not while an attempt is on the wire (leased): its outcome must be recorded first.
+    let row = sqlx::query("UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < $1) RETURNING certificate_id")
         .bind(millis(now))
         .bind(message_id)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("pending or failed outbox message {message_id}")))?;
+        .ok_or_else(|| StoreError::NotFound(format!("pending or failed outbox message {message_id} that is not being sent right now")))?;
     let certificate_id: String = row.try_get("certificate_id")?;
     let to = certificates::apply(
         &mut tx,

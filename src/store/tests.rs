@@ -246,22 +246,89 @@ async fn the_audit_chain_detects_altered_and_removed_records() {
         let now = Utc::now();
         for n in 0..5 {
             let reason = format!("refusal {n}");
-            append(&store, &AuditEvent { kind: "auth.failed", source: Some("192.0.2.1"), reason: &reason, ..Default::default() }, now)
-                .await
-                .expect("append");
+            append(
+                &store,
+                &AuditEvent { kind: "auth.failed", source: Some("192.0.2.1"), reason: &reason, ..Default::default() },
+                now,
+            )
+            .await
+            .expect("append");
         }
         assert_eq!(verify(&store).await.expect("verify").broken_at, None);
-        sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE seq = 3").execute(store.pool()).await.expect("tamper");
+        sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE seq = 3")
+            .execute(store.pool())
+            .await
+            .expect("tamper");
         let v = verify(&store).await.expect("verify");
         assert_eq!(v.broken_at.as_ref().map(|b| b.0), Some(3), "{v:?}");
-        sqlx::query("UPDATE audit_log SET reason = 'refusal 2' WHERE seq = 3").execute(store.pool()).await.expect("restore");
+        sqlx::query("UPDATE audit_log SET reason = 'refusal 2' WHERE seq = 3")
+            .execute(store.pool())
+            .await
+            .expect("restore");
         assert_eq!(verify(&store).await.expect("verify").broken_at, None);
         sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(store.pool()).await.expect("remove");
         let v = verify(&store).await.expect("verify");
         assert_eq!(v.broken_at, Some((3, "record 2 is missing".to_owned())));
         // Operator actions enter the chain too.
         assert!(super::partners::pause(&store, "ID", "api:ops", now).await.expect("pause"));
-        let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq").fetch_all(store.pool()).await.expect("kinds");
+        let kinds: Vec<String> =
+            sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq").fetch_all(store.pool()).await.expect("kinds");
         assert_eq!(kinds.last().map(String::as_str), Some("operator.action"));
+    }
+}
+
+#[tokio::test]
+async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        for n in 0..3 {
+            outbox::submit(
+                &store,
+                &cert(&format!("CO-DOWN-{n}")),
+                "SendCO",
+                &format!("m-down-{n}"),
+                "<x/>",
+                now + Duration::milliseconds(n),
+            )
+            .await
+            .expect("submit");
+        }
+        super::partners::mark_down(&store, "ID", now).await.expect("down");
+        let probe = outbox::claim_due(&store, "w1", now + Duration::seconds(1), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("probe");
+        assert_eq!(probe.message_id, "m-down-0");
+        assert!(
+            outbox::claim_due(&store, "w2", now + Duration::seconds(1), Duration::seconds(30))
+                .await
+                .expect("claim")
+                .is_none(),
+            "one probe at a time"
+        );
+        // The probe fails and waits; the others are due later too.
+        let attempt = outbox::begin_attempt(&store, &probe, b"<s/>", "w1", now).await.expect("attempt");
+        outbox::fail_attempt(
+            &store,
+            &probe,
+            &outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" },
+            now + Duration::minutes(10),
+            now,
+        )
+        .await
+        .expect("fail");
+        // It answers again: the backlog is due at once, in the original order.
+        assert!(super::partners::mark_up(&store, "ID", now + Duration::seconds(5)).await.expect("up"));
+        let order: Vec<String> = {
+            let mut v = Vec::new();
+            while let Some(m) =
+                outbox::claim_due(&store, "w", now + Duration::seconds(5), Duration::seconds(30)).await.expect("claim")
+            {
+                v.push(m.message_id);
+            }
+            v
+        };
+        assert_eq!(order, ["m-down-0", "m-down-1", "m-down-2"]);
     }
 }

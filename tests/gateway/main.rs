@@ -5,5 +5,6 @@ mod crash;
 mod delivery;
 mod exchange;
 mod interop;
+mod limits;
 mod rejections;
 mod soak;

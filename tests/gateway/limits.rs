@@ -1,0 +1,129 @@
+//! Denial-of-service controls and the audit trail, on a running gateway: slow-loris, over-size
+//! headers, a partner over its rate, repeated authentication failures, readiness, and
+//! `coconnect audit verify` on an intact and on a tampered chain.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::*;
+
+async fn raw_exchange(addr: std::net::SocketAddr, request: &[u8], wait: Duration) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_and_oversize_headers_are_cut_off_while_a_partner_is_served() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.reconfigure("requests_per_second = 1000.0", "requests_per_second = 1000.0\nheader_read_timeout_seconds = 1");
+    p.id.start().await;
+    // Twenty clients that never finish their headers.
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
+        s.write_all(b"POST /soap/v1 HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("write");
+        slow.push(s);
+    }
+    // A well-behaved partner is served meanwhile.
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let started = Instant::now();
+    let (status, ack) = post_soap(
+        &p.id.soap_url(),
+        "KR",
+        &p.id.files.inbound_password,
+        c.secure(&send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO), true, now()),
+    )
+    .await;
+    assert_eq!(status, 200, "{ack}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The slow ones are dropped after the header timeout.
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let n =
+            tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.expect("closed in time").unwrap_or(0);
+        let answer = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let big =
+        format!("POST /soap/v1 HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n", "a".repeat(40 * 1024));
+    let answer = raw_exchange(p.id.files.soap_addr, big.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_over_its_rate_gets_429_and_failing_sources_are_slowed_down() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.configure("requests_per_second = 2.0\n");
+    p.id.start().await;
+    let pw = p.id.files.inbound_password.clone();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, body) = post_soap(&p.id.soap_url(), "KR", &pw, b"<x/>".to_vec()).await;
+        if status == 429 {
+            assert_eq!(first_code(&body), "MSG-RATE-LIMIT", "{body}");
+        }
+        statuses.push(status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    for _ in 0..5 {
+        post_soap(&p.id.soap_url(), "KR", "wrong", b"<x/>".to_vec()).await;
+    }
+    let started = Instant::now();
+    let (status, _) = post_soap(&p.id.soap_url(), "KR", "wrong", b"<x/>".to_vec()).await;
+    assert_eq!(status, 401);
+    assert!(started.elapsed() >= Duration::from_millis(500), "repeated failures must be slowed down");
+
+    let ready = client()
+        .request(
+            hyper::Request::get(format!("http://{}/readyz", p.id.files.soap_addr))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .expect("req"),
+        )
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), 200);
+}
+
+fn audit_verify(config: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coconnect"))
+        .args(["audit", "verify", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_passes_on_the_intact_log_and_fails_when_a_record_is_changed_or_removed() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    post_soap(&p.id.soap_url(), "KR", "wrong", b"<x/>".to_vec()).await;
+    post_soap(&p.id.soap_url(), "ZZ", "nope", b"<x/>".to_vec()).await;
+    let unsigned = format!("<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body>{}</soap:Body></soap:Envelope>", send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO));
+    post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, unsigned.into_bytes()).await;
+    assert_eq!(p.id.api("POST", "/api/v1/partners/KR/pause", "").await.0, 200);
+
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq")
+        .fetch_all(p.id.store().pool())
+        .await
+        .expect("kinds");
+    assert_eq!(kinds, ["auth.failed", "auth.failed", "security.refused", "operator.action"]);
+    let (ok, out) = audit_verify(&p.id.files.config);
+    assert!(ok && out.contains("intact: 4 records"), "{out}");
+
+    sqlx::query("UPDATE audit_log SET reason = 'all fine' WHERE seq = 3")
+        .execute(p.id.store().pool())
+        .await
+        .expect("tamper");
+    let (ok, out) = audit_verify(&p.id.files.config);
+    assert!(!ok && out.contains("BROKEN at record 3"), "{out}");
+
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2").execute(p.id.store().pool()).await.expect("remove");
+    let (ok, out) = audit_verify(&p.id.files.config);
+    assert!(!ok && out.contains("BROKEN"), "{out}");
+}
