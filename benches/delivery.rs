@@ -28,6 +28,7 @@ async fn run(label: &str, urls: [String; 2]) {
         addrs,
         database_urls: urls,
         profile: "sign-encrypt",
+        tls: false,
     })
     .unwrap();
     // Fill KR's outbox directly (the domestic API is not what is measured).

@@ -64,6 +64,7 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
         addrs,
         database_urls: urls,
         profile: "sign-encrypt",
+        tls: false,
     })
     .unwrap();
     let app = App::start(coconnect::config::load(&id.config).unwrap()).await.unwrap();

@@ -47,6 +47,11 @@ pub struct RawConfig {
     pub security: RawSecurity,
     #[serde(default)]
     pub delivery: RawDelivery,
+    /// Terminate TLS in the gateway (mutual TLS with partners); absent: plain HTTP behind a
+    /// TLS-terminating reverse proxy (see `[proxy]`).
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub proxy: RawProxy,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
@@ -55,6 +60,29 @@ pub struct RawConfig {
     pub api_tokens: Vec<RawToken>,
     #[serde(default)]
     pub partners: Vec<RawPartner>,
+}
+
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// Our TLS certificate and key: server certificate of the SOAP listener, and client
+    /// certificate when we call partners over https.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificates partners' TLS client certificates must chain to (no system bundle).
+    pub client_cas: Vec<PathBuf>,
+}
+
+/// A reverse proxy in front of the gateway.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawProxy {
+    /// Addresses of the proxies whose forwarded headers are believed; from anyone else those
+    /// headers are ignored.
+    pub trusted: Vec<String>,
+    /// Header in which the proxy passes the verified client certificate (URL-escaped PEM, as
+    /// nginx's `$ssl_client_escaped_cert`).
+    pub client_cert_header: Option<String>,
 }
 
 /// HTTP limits of the partner-facing endpoint (framework SP6).
@@ -223,6 +251,16 @@ pub struct RawPartner {
     pub max_message_bytes: Option<usize>,
     /// Requests per second accepted from this partner; default `[limits]`'s.
     pub requests_per_second: Option<f64>,
+    /// The partner's TLS client certificates (pinned), checked against the one it presents
+    /// (directly, or through a trusted proxy).
+    #[serde(default)]
+    pub tls_client_certs: Vec<PathBuf>,
+    /// Or: the subject (RFC 2253) of its TLS client certificate, which must chain to our
+    /// `[tls] client_cas` / the proxy's verification.
+    pub tls_client_subject: Option<String>,
+    /// CA certificates the partner's TLS server certificate must chain to (https endpoints).
+    #[serde(default)]
+    pub tls_server_cas: Vec<PathBuf>,
     /// Source networks the partner may call from (CIDR); empty refuses everyone.
     pub allowed_networks: Vec<String>,
     /// Credentials we present when calling the partner.
@@ -267,6 +305,8 @@ pub struct Settings {
     pub limits: RawLimits,
     pub alerts: RawAlerts,
     pub api_tokens: Vec<(String, String)>,
+    pub tls: Option<TlsSettings>,
+    pub proxy: ProxySettings,
     pub partners: HashMap<String, Arc<Partner>>,
 }
 
@@ -303,6 +343,9 @@ pub struct Partner {
     pub flush_rate_per_second: f64,
     pub max_message_bytes: usize,
     pub requests_per_second: f64,
+    pub tls_client_certs: Vec<Certificate>,
+    pub tls_client_subject: Option<String>,
+    pub tls_server_cas: Vec<Certificate>,
     pub allowed_networks: Vec<IpNet>,
     pub outbound_username: String,
     pub outbound_password: String,
@@ -320,12 +363,42 @@ impl std::fmt::Debug for Partner {
     }
 }
 
+/// Our TLS identity and the CAs of partners' client certificates.
+#[derive(Clone)]
+pub struct TlsSettings {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Arc<Vec<u8>>,
+    pub client_cas: Vec<Certificate>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ProxySettings {
+    pub trusted: Vec<IpNet>,
+    pub client_cert_header: Option<String>,
+}
+
+impl ProxySettings {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
 impl Partner {
+    /// True if `cert` is this partner's TLS client certificate (pinned, or by subject).
+    pub fn tls_identity_matches(&self, cert: &Certificate) -> bool {
+        self.tls_client_certs.iter().any(|c| c.der == cert.der) || self.tls_client_subject.as_deref() == Some(cert.subject.as_str())
+    }
+
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
+        let ip = canonical_ip(ip);
         self.allowed_networks.iter().any(|n| n.contains(&ip))
     }
 }
@@ -370,14 +443,18 @@ impl RawConfig {
                 return Err(invalid(&what, "party is not a party code"));
             }
             let endpoint = url::Url::parse(&p.endpoint).map_err(|e| invalid(&what, format!("endpoint: {e}")))?;
-            if endpoint.scheme() != "http" {
-                // Outbound TLS is not built in yet: send through a TLS-originating proxy.
+            match endpoint.scheme() {
+                "http" => {}
+                "https" if self.tls.is_some() && !p.tls_server_cas.is_empty() => {}
+                "https" => {
+                    return Err(invalid(&what, "an https endpoint needs [tls] (our client certificate) and tls_server_cas"))
+                }
+                other => return Err(invalid(&what, format!("endpoint scheme {other} is not supported"))),
+            }
+            if self.tls.is_some() && p.tls_client_certs.is_empty() && p.tls_client_subject.is_none() {
                 return Err(invalid(
                     &what,
-                    format!(
-                        "endpoint scheme {} is not supported yet (use http:// to a local TLS-originating proxy)",
-                        endpoint.scheme()
-                    ),
+                    "with [tls], give tls_client_certs or tls_client_subject: the partner's TLS identity must be bound",
                 ));
             }
             let pinned = p.signing_certs.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
@@ -422,6 +499,9 @@ impl RawConfig {
                 flush_rate_per_second,
                 max_message_bytes: p.max_message_bytes.unwrap_or(self.security.max_message_bytes),
                 requests_per_second: p.requests_per_second.unwrap_or(self.limits.requests_per_second),
+                tls_client_certs: p.tls_client_certs.iter().map(cert).collect::<Result<Vec<_>, _>>()?,
+                tls_client_subject: p.tls_client_subject.clone(),
+                tls_server_cas: p.tls_server_cas.iter().map(cert).collect::<Result<Vec<_>, _>>()?,
                 allowed_networks,
                 outbound_username: p.outbound_auth.username.clone(),
                 outbound_password,
@@ -448,6 +528,30 @@ impl RawConfig {
         if api_tokens.iter().any(|(_, t)| t.len() < 16) {
             return Err(invalid("api_tokens", "tokens must have at least 16 characters"));
         }
+        let tls = match &self.tls {
+            Some(t) => {
+                check_key_permissions(&if t.key.is_absolute() { t.key.clone() } else { base.join(&t.key) })?;
+                let cert_pem = read(&t.cert)?;
+                let key_pem = read(&t.key)?;
+                let own = Certificate::from_pem(&cert_pem).map_err(|e| invalid("tls.cert", e.to_string()))?;
+                KeyPair::from_pem(key_pem.clone(), own).map_err(|e| invalid("tls.key", e.to_string()))?;
+                let client_cas = t.client_cas.iter().map(cert).collect::<Result<Vec<_>, _>>()?;
+                if client_cas.is_empty() {
+                    return Err(invalid("tls.client_cas", "give the CAs of partners' TLS client certificates"));
+                }
+                Some(TlsSettings { cert_pem, key_pem: Arc::new(key_pem), client_cas })
+            }
+            None => None,
+        };
+        let proxy = ProxySettings {
+            trusted: self
+                .proxy
+                .trusted
+                .iter()
+                .map(|n| n.parse::<IpNet>().or_else(|_| n.parse::<IpAddr>().map(IpNet::from)).map_err(|e| invalid("proxy.trusted", format!("{n:?}: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?,
+            client_cert_header: self.proxy.client_cert_header.clone(),
+        };
         if self.limits.max_header_bytes < 8192 {
             return Err(invalid("limits.max_header_bytes", "must be at least 8192"));
         }
@@ -469,6 +573,8 @@ impl RawConfig {
             limits: self.limits,
             alerts: self.alerts,
             api_tokens,
+            tls,
+            proxy,
             partners,
         })
     }

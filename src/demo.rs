@@ -39,6 +39,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
         addrs,
         database_urls: urls,
         profile: "sign-encrypt",
+        tls: true,
     })?;
     println!("   KR: SOAP {} API {} ({})", kr.soap_addr, kr.api_addr, kr.config.display());
     println!("   ID: SOAP {} API {} ({})", id.soap_addr, id.api_addr, id.config.display());
@@ -70,7 +71,8 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
     anyhow::ensure!(status == 202, "submission refused");
     let cert_id = body["id"].as_str().ok_or_else(|| anyhow::anyhow!("no id in the answer"))?.to_owned();
 
-    println!("4. KR's delivery worker signs (rsa-sha256), encrypts (AES-256-GCM, RSA-OAEP) and pushes SendCO to ID;");
+    println!("4. KR's delivery worker signs (rsa-sha256), encrypts (AES-256-GCM, RSA-OAEP) and pushes SendCO to ID");
+    println!("   over mutual TLS (both gateways present their TLS certificates);");
     println!("   ID decrypts, verifies, validates, stores and answers with a signed acknowledgement");
     let deadline = Instant::now() + Duration::from_secs(30);
     let cert = loop {

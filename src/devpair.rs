@@ -29,6 +29,8 @@ pub struct PairSpec<'a> {
     pub database_urls: [String; 2],
     /// `sign-encrypt` or `sign`, used in both directions.
     pub profile: &'a str,
+    /// Mutual TLS between the gateways (the dev PKI's TLS certificates) instead of plain HTTP.
+    pub tls: bool,
 }
 
 fn random_secret() -> String {
@@ -52,10 +54,27 @@ pub fn write_pair(spec: &PairSpec<'_>) -> anyhow::Result<[GatewayFiles; 2]> {
         let token = random_secret();
         let (soap, api) = spec.addrs[i];
         let (other_soap, _) = spec.addrs[1 - i];
+        let ca = pki_dir.join("ca.cert.pem");
+        let scheme = if spec.tls { "https" } else { "http" };
+        let tls_section = if spec.tls {
+            format!(
+                "\n[tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_cas = [\"{}\"]\n",
+                mine.tls_cert.display(),
+                mine.tls_key.display(),
+                ca.display()
+            )
+        } else {
+            String::new()
+        };
+        let partner_tls = if spec.tls {
+            format!("tls_client_certs = [\"{}\"]\ntls_server_cas = [\"{}\"]\n", theirs.tls_cert.display(), ca.display())
+        } else {
+            String::new()
+        };
         let config = format!(
             r#"# Generated development configuration for {me} (see docs/configuration.md).
 party = "{me}"
-public_url = "http://{soap}/soap/v1"
+public_url = "{scheme}://{soap}/soap/v1"
 database_url = "{db}"
 
 [listen]
@@ -68,7 +87,7 @@ signing_cert = "{sc}"
 decryption_key = "{dk}"
 decryption_cert = "{dc}"
 trust_anchors = ["{ca}"]
-
+{tls_section}
 [delivery]
 retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]
 flush_rate_per_second = 500.0
@@ -83,7 +102,8 @@ token = "{token}"
 
 [[partners]]
 party = "{other}"
-endpoint = "http://{other_soap}/soap/v1"
+endpoint = "{scheme}://{other_soap}/soap/v1"
+{partner_tls}
 signing_certs = ["{their_sc}"]
 encryption_cert = "{their_ec}"
 profile = "{profile}"
@@ -96,7 +116,7 @@ inbound_auth = {{ username = "{other}", password_hash = "{in_hash}" }}
             sc = mine.signing_cert.display(),
             dk = mine.encryption_key.display(),
             dc = mine.encryption_cert.display(),
-            ca = pki_dir.join("ca.cert.pem").display(),
+            ca = ca.display(),
             their_sc = theirs.signing_cert.display(),
             their_ec = theirs.encryption_cert.display(),
             profile = spec.profile,

@@ -88,7 +88,8 @@ impl RateLimiter {
 impl Worker {
     pub fn new(state: Arc<AppState>, owner: String) -> Self {
         let timeout = StdDuration::from_secs(state.settings.delivery.request_timeout_seconds);
-        Worker { state, owner, client: PartnerClient::new(timeout) }
+        let tls = state.settings.tls.clone();
+        Worker { state, owner, client: PartnerClient::new(timeout, tls) }
     }
 
     /// Delivers until shutdown; between empty polls it waits the configured interval. A

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod http;
 pub mod limits;
+pub mod tls;
 pub mod soap_endpoint;
 
 use std::sync::Arc;
@@ -29,11 +30,22 @@ pub enum Surface {
     Api,
 }
 
-/// Accept loop; one task per connection.
+/// Accept loop; one task per connection. On the SOAP surface with `[tls]`, each connection
+/// first completes a mutual-TLS handshake (bounded by the header timeout).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface, mut shutdown: watch::Receiver<bool>) {
     let mut connections = tokio::task::JoinSet::new();
     let header_timeout = Duration::from_secs(state.settings.limits.header_read_timeout_seconds);
     let max_header_bytes = state.settings.limits.max_header_bytes;
+    let acceptor = match (&state.settings.tls, surface) {
+        (Some(tls_settings), Surface::Soap) => match tls::acceptor(tls_settings) {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                tracing::error!(error = %e, "TLS listener cannot start");
+                return;
+            }
+        },
+        _ => None,
+    };
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -47,39 +59,68 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface
                     }
                 };
                 let state = state.clone();
-                let mut conn_shutdown = shutdown.clone();
+                let conn_shutdown = shutdown.clone();
+                let acceptor = acceptor.clone();
                 connections.spawn(async move {
-                    let service = service_fn(move |req| {
-                        let state = state.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(match surface {
-                                Surface::Soap => soap_endpoint::route(&state, req, remote).await,
-                                Surface::Api => crate::api::route(&state, req).await,
-                            })
-                        }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .max_buf_size(max_header_bytes)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        result = conn.as_mut() => {
-                            if let Err(e) = result {
-                                tracing::debug!(error = %e, %remote, "connection closed with error");
+                    match acceptor {
+                        Some(acceptor) => {
+                            match tokio::time::timeout(header_timeout, tls::accept(&acceptor, stream)).await {
+                                Ok(Ok((tls_stream, cert))) => {
+                                    serve_connection(TokioIo::new(tls_stream), state, surface, remote, Some(cert), header_timeout, max_header_bytes, conn_shutdown).await
+                                }
+                                Ok(Err(e)) => tracing::warn!(event = "tls_refused", %remote, error = %e, "TLS handshake failed"),
+                                Err(_) => tracing::warn!(event = "tls_timeout", %remote, "TLS handshake not completed in time"),
                             }
                         }
-                        _ = conn_shutdown.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
+                        None => serve_connection(TokioIo::new(stream), state, surface, remote, None, header_timeout, max_header_bytes, conn_shutdown).await,
                     }
                 });
             }
         }
     }
     while connections.join_next().await.is_some() {}
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<AppState>,
+    surface: Surface,
+    remote: std::net::SocketAddr,
+    client_cert: Option<Arc<crate::wssec::material::Certificate>>,
+    header_timeout: Duration,
+    max_header_bytes: usize,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        let client_cert = client_cert.clone();
+        async move {
+            Ok::<_, std::convert::Infallible>(match surface {
+                Surface::Soap => soap_endpoint::route(&state, req, remote, client_cert).await,
+                Surface::Api => crate::api::route(&state, req).await,
+            })
+        }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_header_bytes)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, %remote, "connection closed with error");
+            }
+        }
+        _ = shutdown.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// `/readyz`: the database answers (keys and configuration were loaded at start, or the

@@ -30,11 +30,17 @@ use crate::store::certificates::NewCertificate;
 use crate::store::inbound::{self, Receipt, Recorded};
 use crate::store::messages::sha256_hex;
 use crate::wssec::inbound::{InboundPolicy, VerifiedMessage};
+use crate::wssec::material::Certificate;
 use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::{SecurityError, SoapVersion};
 
 /// Routes the partner-facing listener.
-pub async fn route(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+pub async fn route(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    remote: SocketAddr,
+    client_cert: Option<Arc<Certificate>>,
+) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
     match (req.method(), path.as_str()) {
@@ -45,7 +51,7 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>, remote: Socket
             Some(xsd) => response(StatusCode::OK, "text/xml; charset=utf-8", xsd),
             None => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
         },
-        (&Method::POST, "/soap/v1") => handle(state, req, remote).await,
+        (&Method::POST, "/soap/v1") => handle(state, req, remote, client_cert).await,
         (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
         (&Method::GET, "/readyz") => super::readiness(state).await,
         _ => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
@@ -101,7 +107,51 @@ fn internal_fault(what: &str) -> Fault {
     )
 }
 
-async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAddr) -> Response<Body> {
+/// The caller as the gateway sees it: its address and TLS client certificate, taken from a
+/// trusted reverse proxy's headers, or from the connection itself. Forwarded headers from
+/// anyone but a configured proxy are ignored.
+fn effective_client(
+    state: &AppState,
+    req: &Request<Incoming>,
+    remote: SocketAddr,
+    direct_cert: Option<Arc<Certificate>>,
+) -> (SocketAddr, Option<Arc<Certificate>>) {
+    let proxy = &state.settings.proxy;
+    if !proxy.trusts(remote.ip()) {
+        return (remote, direct_cert);
+    }
+    let forwarded_ip = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
+    let address = forwarded_ip.map(|ip| SocketAddr::new(ip, 0)).unwrap_or(remote);
+    let cert = proxy
+        .client_cert_header
+        .as_deref()
+        .and_then(|h| req.headers().get(h))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|escaped| url::form_urlencoded::parse(format!("c={}", escaped.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned()))
+        .and_then(|pem| Certificate::from_pem(pem.as_bytes()).ok())
+        .map(Arc::new);
+    (address, cert.or(direct_cert))
+}
+
+/// Whether a TLS client identity is required: when we terminate TLS, or when a trusted proxy
+/// is configured to pass the certificate.
+fn tls_identity_required(state: &AppState, from_proxy: bool) -> bool {
+    state.settings.tls.is_some() || (from_proxy && state.settings.proxy.client_cert_header.is_some())
+}
+
+async fn handle(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    connection_peer: SocketAddr,
+    direct_cert: Option<Arc<Certificate>>,
+) -> Response<Body> {
+    let from_proxy = state.settings.proxy.trusts(connection_peer.ip());
+    let (remote, tls_cert) = effective_client(state, &req, connection_peer, direct_cert);
     let version = match req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => SoapVersion::V12,
         _ => SoapVersion::V11,
@@ -165,6 +215,14 @@ async fn handle(state: &Arc<AppState>, req: Request<Incoming>, remote: SocketAdd
             return r;
         }
     };
+    if tls_identity_required(state, from_proxy) && !tls_cert.as_deref().is_some_and(|c| partner.tls_identity_matches(c)) {
+        let presented = tls_cert.as_deref().map(|c| c.subject.clone()).unwrap_or_else(|| "none".into());
+        tracing::warn!(event = "tls_mismatch", %remote, partner = %partner.party, %presented, "TLS client certificate is not the partner's");
+        let reason = format!("TLS client certificate {presented} is not {}'s", partner.party);
+        audit(state, "auth.tls_mismatch", Some(&partner.party), remote, None, &reason).await;
+        let f = fault(FaultSide::Sender, SubcodeNs::Wsse, "FailedAuthentication", "AUTH-TLS-MISMATCH", "TLS client certificate does not belong to the authenticated partner", None);
+        return fault_response(version, StatusCode::FORBIDDEN, &f);
+    }
     if !state.gate.allow(&partner.party, partner.requests_per_second) {
         tracing::warn!(event = "rate_limited", %remote, partner = %partner.party, "partner over its request rate");
         audit(state, "limit.rate", Some(&partner.party), remote, None, "request rate exceeded").await;

@@ -135,6 +135,11 @@ pub fn postgres_url() -> Option<String> {
 
 /// Writes the pair's files without starting anything.
 pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFiles; 2]) {
+    pair_files_with(profile, db, false).await
+}
+
+/// As [`pair_files`], with mutual TLS between the gateways when `tls`.
+pub async fn pair_files_with(profile: &str, db: Db, tls: bool) -> (tempfile::TempDir, [GatewayFiles; 2]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let urls = match db {
         Db::Sqlite => [
@@ -153,7 +158,7 @@ pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFi
         (free_addr().expect("port"), free_addr().expect("port")),
         (free_addr().expect("port"), free_addr().expect("port")),
     ];
-    let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile })
+    let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile, tls })
         .expect("pair");
     (dir, files)
 }

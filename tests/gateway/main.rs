@@ -8,3 +8,4 @@ mod interop;
 mod limits;
 mod rejections;
 mod soak;
+mod tls;
