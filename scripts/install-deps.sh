@@ -9,11 +9,12 @@
 #   libclang-dev clang               bindgen (build.rs)
 #   iso-codes                        ISO 3166-1 country list read by build.rs
 #   libxml2-utils                    xmllint (tests/interop/validate_examples.sh)
+#   nginx                            the reverse proxy the tests put in front of the gateway
 #
 # Rust itself (cargo, rustc >= 1.89) is not installed here: see https://rustup.rs.
 set -euo pipefail
 
-PACKAGES=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl xmlsec1 libclang-dev clang iso-codes libxml2-utils)
+PACKAGES=(pkg-config libssl-dev libxml2-dev libxmlsec1-dev libxmlsec1-openssl xmlsec1 libclang-dev clang iso-codes libxml2-utils nginx)
 
 log() { echo "install-deps: $*" >&2; }
 

@@ -114,18 +114,18 @@ fn fixture() -> &'static Fixture {
         let now = DateTime::parse_from_rfc3339(now_text.trim()).expect("fixture: now.txt").with_timezone(&Utc);
         let kr = pair(&dir, "KR", false);
         let trust = PartnerTrust::new(vec![kr.certificate.clone()], &[], None).expect("fixture: trust");
-        let read = |name: &str| std::fs::read(dir.join(name)).expect("fixture: message");
+        let message = |name: &str| std::fs::read(dir.join(name)).expect("fixture: message");
         let mut f = Fixture {
             decryption: pair(&dir, "ID", true),
             trust,
             now,
-            genuine: [read(SIGNED_ENCRYPTED), read(SIGNED)],
+            genuine: [message(SIGNED_ENCRYPTED), message(SIGNED)],
             expected: Reading { operation: Default::default(), header: Err(vec![]), cos: vec![] },
         };
         let readings: Vec<Reading> = f
             .genuine
             .iter()
-            .map(|wire| read(&process(wire, &policy(&f)).expect("fixture: genuine message must verify")))
+            .map(|wire| reading(&process(wire, &policy(&f)).expect("fixture: genuine message must verify")))
             .collect();
         assert!(readings[0].header.is_ok() && readings[0].cos.len() == 1 && readings[0].cos[0].is_ok());
         assert_eq!(readings[0], readings[1], "fixture: both genuine messages must read alike");
@@ -149,7 +149,7 @@ fn policy(f: &Fixture) -> InboundPolicy<'_> {
 
 /// What the SOAP endpoint reads of a verified message (`check_send_co`): the header of the
 /// Body child, each LPCO part as a CO. An acknowledgement is read the same way on the sender.
-fn read(m: &VerifiedMessage) -> Reading {
+fn reading(m: &VerifiedMessage) -> Reading {
     let _ = Acknowledgement::read(m.body_child());
     let (ns, local) = m.operation();
     Reading {
@@ -197,19 +197,34 @@ fn splice(base: &[u8], sel: u8, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// With `COCONNECT_FUZZ_DEBUG` set, each input's outcome is printed (to reproduce a crash file).
+fn debug(outcome: &Result<VerifiedMessage, coconnect::wssec::SecurityError>) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("COCONNECT_FUZZ_DEBUG").is_some()) {
+        match outcome {
+            Ok(m) => eprintln!("inbound: verified {:?}", m.operation()),
+            Err(e) => eprintln!("inbound: refused {}: {e}", e.code()),
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let f = fixture();
     match data.split_first() {
         Some((&sel, rest)) if sel & 0xC0 == 0x80 => {
             let wire = splice(&f.genuine[usize::from(sel & 1)], sel, rest);
-            if let Ok(m) = process(&wire, &policy(f)) {
-                let got = read(&m);
+            let outcome = process(&wire, &policy(f));
+            debug(&outcome);
+            if let Ok(m) = outcome {
+                let got = reading(&m);
                 assert_eq!(got, f.expected, "a mutant of a genuine message verified but reads differently");
             }
         }
         _ => {
-            if let Ok(m) = process(data, &policy(f)) {
-                let _ = read(&m);
+            let outcome = process(data, &policy(f));
+            debug(&outcome);
+            if let Ok(m) = outcome {
+                let _ = reading(&m);
             }
         }
     }

@@ -14,6 +14,7 @@ pub mod messages;
 pub mod operator;
 pub mod outbox;
 pub mod partners;
+pub mod retention;
 pub mod testdb;
 
 use std::str::FromStr;

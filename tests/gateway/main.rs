@@ -9,3 +9,4 @@ mod limits;
 mod rejections;
 mod soak;
 mod tls;
+mod proxy;
