@@ -1,5 +1,6 @@
-//! Alert notification: the loop that raises the "still undelivered after the first hour"
-//! alerts and POSTs every alert to the configured webhook (retried with backoff). Alerts
+//! Alert notification and housekeeping: the loop that raises the "still undelivered after the
+//! first hour" alerts, POSTs every alert to the configured webhook (retried with backoff), and
+//! runs the daily retention purge when one is configured. Alerts
 //! themselves are written by the store in the transaction of the event they report
 //! (`store::alerts::raise`), so none is lost.
 
@@ -21,10 +22,12 @@ use crate::store::{alerts, outbox, StoreError};
 pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let idle = StdDuration::from_millis(state.settings.delivery.poll_interval_millis.max(100));
+    let mut last_purge = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
+        retention_pass(&state, &mut last_purge).await;
         if let Err(e) = step(&state, &client).await {
             tracing::error!(error = %e, "alert step failed");
         }
@@ -32,6 +35,22 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => {},
             _ = tokio::time::sleep(idle) => {},
         }
+    }
+}
+
+/// Once a day, purge message contents past the configured retention.
+async fn retention_pass(state: &AppState, last: &mut Option<chrono::DateTime<chrono::Utc>>) {
+    let Some(days) = state.settings.retention.message_contents_days else { return };
+    let now = state.clock.now();
+    if last.is_some_and(|l| now - l < Duration::hours(24)) {
+        return;
+    }
+    *last = Some(now);
+    match crate::store::retention::purge(&state.store, now - Duration::days(days), "scheduler", now).await {
+        Ok(r) => {
+            tracing::info!(event = "purge", messages = r.messages_purged, certificates = r.certificates_purged, outbox = r.outbox_purged, cutoff = %r.cutoff, "retention purge")
+        }
+        Err(e) => tracing::error!(error = %e, "retention purge failed"),
     }
 }
 

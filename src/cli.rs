@@ -47,6 +47,15 @@ pub enum Command {
         #[command(subcommand)]
         command: OpsCommand,
     },
+    /// Purge message contents (personal data) older than the retention; digests, IDs,
+    /// signatures' evidence and the audit chain stay. On SQLite, stop the gateway first.
+    Purge {
+        #[arg(long)]
+        config: PathBuf,
+        /// Override `[retention] message_contents_days`.
+        #[arg(long)]
+        older_than_days: Option<i64>,
+    },
     /// Audit trail tools.
     Audit {
         #[command(subcommand)]

@@ -55,6 +55,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub retention: RawRetention,
+    #[serde(default)]
     pub alerts: RawAlerts,
     #[serde(default)]
     pub api_tokens: Vec<RawToken>,
@@ -83,6 +85,15 @@ pub struct RawProxy {
     /// Header in which the proxy passes the verified client certificate (URL-escaped PEM, as
     /// nginx's `$ssl_client_escaped_cert`).
     pub client_cert_header: Option<String>,
+}
+
+/// How long message contents (personal data) are kept (framework SP2).
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRetention {
+    /// Contents of closed messages older than this many days are purged once a day (digests,
+    /// IDs, signatures' evidence and the audit chain stay). Absent: kept until `coconnect purge`.
+    pub message_contents_days: Option<i64>,
 }
 
 /// HTTP limits of the partner-facing endpoint (framework SP6).
@@ -303,6 +314,7 @@ pub struct Settings {
     pub security: RawSecurity,
     pub delivery: RawDelivery,
     pub limits: RawLimits,
+    pub retention: RawRetention,
     pub alerts: RawAlerts,
     pub api_tokens: Vec<(String, String)>,
     pub tls: Option<TlsSettings>,
@@ -394,7 +406,8 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 impl Partner {
     /// True if `cert` is this partner's TLS client certificate (pinned, or by subject).
     pub fn tls_identity_matches(&self, cert: &Certificate) -> bool {
-        self.tls_client_certs.iter().any(|c| c.der == cert.der) || self.tls_client_subject.as_deref() == Some(cert.subject.as_str())
+        self.tls_client_certs.iter().any(|c| c.der == cert.der)
+            || self.tls_client_subject.as_deref() == Some(cert.subject.as_str())
     }
 
     pub fn allows(&self, ip: IpAddr) -> bool {
@@ -447,7 +460,10 @@ impl RawConfig {
                 "http" => {}
                 "https" if self.tls.is_some() && !p.tls_server_cas.is_empty() => {}
                 "https" => {
-                    return Err(invalid(&what, "an https endpoint needs [tls] (our client certificate) and tls_server_cas"))
+                    return Err(invalid(
+                        &what,
+                        "an https endpoint needs [tls] (our client certificate) and tls_server_cas",
+                    ))
                 }
                 other => return Err(invalid(&what, format!("endpoint scheme {other} is not supported"))),
             }
@@ -548,10 +564,17 @@ impl RawConfig {
                 .proxy
                 .trusted
                 .iter()
-                .map(|n| n.parse::<IpNet>().or_else(|_| n.parse::<IpAddr>().map(IpNet::from)).map_err(|e| invalid("proxy.trusted", format!("{n:?}: {e}"))))
+                .map(|n| {
+                    n.parse::<IpNet>()
+                        .or_else(|_| n.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|e| invalid("proxy.trusted", format!("{n:?}: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?,
             client_cert_header: self.proxy.client_cert_header.clone(),
         };
+        if self.retention.message_contents_days.is_some_and(|d| d < 1) {
+            return Err(invalid("retention.message_contents_days", "must be at least 1"));
+        }
         if self.limits.max_header_bytes < 8192 {
             return Err(invalid("limits.max_header_bytes", "must be at least 8192"));
         }
@@ -571,6 +594,7 @@ impl RawConfig {
             security: self.security,
             delivery: self.delivery,
             limits: self.limits,
+            retention: self.retention,
             alerts: self.alerts,
             api_tokens,
             tls,

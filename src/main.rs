@@ -56,6 +56,22 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 })
             }
+            Command::Purge { config, older_than_days } => {
+                let settings = coconnect::config::load(&config)?;
+                let days = older_than_days
+                    .or(settings.retention.message_contents_days)
+                    .ok_or_else(|| anyhow::anyhow!("give --older-than-days or [retention] message_contents_days"))?;
+                let store = coconnect::store::Store::connect(&settings.database_url).await?;
+                let now = chrono::Utc::now();
+                let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+                let r =
+                    coconnect::store::retention::purge(&store, now - chrono::Duration::days(days), &actor, now).await?;
+                println!(
+                    "purged before {}: {} messages, {} certificates, {} outbox bodies",
+                    r.cutoff, r.messages_purged, r.certificates_purged, r.outbox_purged
+                );
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Audit { command: AuditCommand::Verify { config } } => {
                 let settings = coconnect::config::load(&config)?;
                 let store = coconnect::store::Store::connect_for_inspection(&settings.database_url).await?;

@@ -86,7 +86,9 @@ impl PartnerClient {
                 .to_bytes();
             Ok((status, body.to_vec()))
         };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {:?}", self.timeout))?
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 
     /// One request over a fresh mutual-TLS connection.

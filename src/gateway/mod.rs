@@ -7,8 +7,8 @@
 pub mod auth;
 pub mod http;
 pub mod limits;
-pub mod tls;
 pub mod soap_endpoint;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

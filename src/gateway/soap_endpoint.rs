@@ -132,7 +132,11 @@ fn effective_client(
         .as_deref()
         .and_then(|h| req.headers().get(h))
         .and_then(|v| v.to_str().ok())
-        .and_then(|escaped| url::form_urlencoded::parse(format!("c={}", escaped.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned()))
+        .and_then(|escaped| {
+            url::form_urlencoded::parse(format!("c={}", escaped.replace('+', "%2B")).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+        })
         .and_then(|pem| Certificate::from_pem(pem.as_bytes()).ok())
         .map(Arc::new);
     (address, cert.or(direct_cert))
@@ -215,12 +219,20 @@ async fn handle(
             return r;
         }
     };
-    if tls_identity_required(state, from_proxy) && !tls_cert.as_deref().is_some_and(|c| partner.tls_identity_matches(c)) {
+    if tls_identity_required(state, from_proxy) && !tls_cert.as_deref().is_some_and(|c| partner.tls_identity_matches(c))
+    {
         let presented = tls_cert.as_deref().map(|c| c.subject.clone()).unwrap_or_else(|| "none".into());
         tracing::warn!(event = "tls_mismatch", %remote, partner = %partner.party, %presented, "TLS client certificate is not the partner's");
         let reason = format!("TLS client certificate {presented} is not {}'s", partner.party);
         audit(state, "auth.tls_mismatch", Some(&partner.party), remote, None, &reason).await;
-        let f = fault(FaultSide::Sender, SubcodeNs::Wsse, "FailedAuthentication", "AUTH-TLS-MISMATCH", "TLS client certificate does not belong to the authenticated partner", None);
+        let f = fault(
+            FaultSide::Sender,
+            SubcodeNs::Wsse,
+            "FailedAuthentication",
+            "AUTH-TLS-MISMATCH",
+            "TLS client certificate does not belong to the authenticated partner",
+            None,
+        );
         return fault_response(version, StatusCode::FORBIDDEN, &f);
     }
     if !state.gate.allow(&partner.party, partner.requests_per_second) {

@@ -40,7 +40,10 @@ pub fn acceptor(tls: &TlsSettings) -> Result<SslAcceptor, TlsError> {
 }
 
 /// Completes the handshake; returns the stream and the verified client certificate.
-pub async fn accept(acceptor: &SslAcceptor, tcp: TcpStream) -> Result<(SslStream<TcpStream>, Arc<Certificate>), String> {
+pub async fn accept(
+    acceptor: &SslAcceptor,
+    tcp: TcpStream,
+) -> Result<(SslStream<TcpStream>, Arc<Certificate>), String> {
     let ssl = Ssl::new(acceptor.context()).map_err(|e| e.to_string())?;
     let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
     Pin::new(&mut stream).accept().await.map_err(|e| e.to_string())?;

@@ -158,8 +158,9 @@ pub async fn pair_files_with(profile: &str, db: Db, tls: bool) -> (tempfile::Tem
         (free_addr().expect("port"), free_addr().expect("port")),
         (free_addr().expect("port"), free_addr().expect("port")),
     ];
-    let files = write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile, tls })
-        .expect("pair");
+    let files =
+        write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile, tls })
+            .expect("pair");
     (dir, files)
 }
 

@@ -127,3 +127,44 @@ async fn audit_verify_passes_on_the_intact_log_and_fails_when_a_record_is_change
     let (ok, out) = audit_verify(&p.id.files.config);
     assert!(!ok && out.contains("BROKEN"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_message_contents_and_keeps_the_evidence_and_the_audit_chain() {
+    let mut p = pair("sign-encrypt", Db::Sqlite).await;
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    p.kr.wait_state(&cert, "acknowledged").await;
+    p.kr.stop().await;
+    p.id.stop().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_coconnect"))
+        .args(["purge", "--older-than-days", "0", "--config"])
+        .arg(&p.id.files.config)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 certificates"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = coconnect::store::Store::connect_for_inspection(&p.id.files.database_url).await.expect("store");
+    let co_xml: String =
+        sqlx::query_scalar("SELECT co_xml FROM certificates").fetch_one(store.pool()).await.expect("co");
+    assert_eq!(co_xml, "", "the CO's contents are gone");
+    let (wire, digest): (Vec<u8>, String) = {
+        let row = sqlx::query("SELECT wire, wire_sha256 FROM message_log WHERE kind = 'request'")
+            .fetch_one(store.pool())
+            .await
+            .expect("log");
+        (sqlx::Row::try_get(&row, "wire").expect("wire"), sqlx::Row::try_get(&row, "wire_sha256").expect("digest"))
+    };
+    assert!(wire.is_empty() && digest.len() == 64, "digest kept, bytes gone");
+    let message_ids: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages").fetch_one(store.pool()).await.expect("ids");
+    assert_eq!(message_ids, 1, "message IDs stay (idempotency, non-repudiation)");
+    let (ok, out) = audit_verify(&p.id.files.config);
+    assert!(ok, "{out}");
+    let kinds: Vec<String> =
+        sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq").fetch_all(store.pool()).await.expect("kinds");
+    assert!(kinds.contains(&"retention.purge".to_owned()), "{kinds:?}");
+}

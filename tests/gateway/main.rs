@@ -6,7 +6,7 @@ mod delivery;
 mod exchange;
 mod interop;
 mod limits;
+mod proxy;
 mod rejections;
 mod soak;
 mod tls;
-mod proxy;

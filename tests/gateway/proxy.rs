@@ -31,7 +31,11 @@ fn nginx_binary() -> Option<&'static str> {
 /// Starts nginx in front of `gateway` (TLS on `listen`, client certificates from `ca` required).
 async fn start_nginx(dir: &std::path::Path, listen: SocketAddr, gateway: SocketAddr, pki: &std::path::Path) -> Nginx {
     let Some(binary) = nginx_binary() else { panic!("nginx is not installed: run scripts/install-deps.sh") };
-    let root = Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false);
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
     let server = coconnect::pki::party_files(pki, "ID");
     for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"] {
         std::fs::create_dir_all(dir.join(d)).expect("nginx dir");
@@ -73,7 +77,15 @@ http {{
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf).expect("nginx.conf");
-    let child = Command::new(binary).arg("-p").arg(dir).arg("-c").arg(&conf_path).stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().expect("start nginx");
+    let child = Command::new(binary)
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
     let nginx = Nginx(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     while tokio::net::TcpStream::connect(listen).await.is_err() {
@@ -103,7 +115,10 @@ struct Call<'a> {
 async fn call(c: Call<'_>) -> Result<(u16, String), String> {
     let tcp = connect_from(c.from, c.to).await;
     let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:{}", c.user, c.password));
-    let mut req = hyper::Request::post("/soap/v1").header("Host", c.to.to_string()).header("Authorization", format!("Basic {auth}")).header("Content-Type", "text/xml; charset=utf-8");
+    let mut req = hyper::Request::post("/soap/v1")
+        .header("Host", c.to.to_string())
+        .header("Authorization", format!("Basic {auth}"))
+        .header("Content-Type", "text/xml; charset=utf-8");
     for (k, v) in &c.headers {
         req = req.header(*k, v);
     }
@@ -122,12 +137,16 @@ async fn call(c: Call<'_>) -> Result<(u16, String), String> {
             let ssl = b.build().configure().and_then(|cfg| cfg.into_ssl("127.0.0.1")).map_err(|e| e.to_string())?;
             let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
             std::pin::Pin::new(&mut stream).connect().await.map_err(|e| format!("handshake: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
             sender.send_request(req).await.map_err(|e| e.to_string())?
         }
         None => {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| e.to_string())?;
             tokio::spawn(conn);
             sender.send_request(req).await.map_err(|e| e.to_string())?
         }
@@ -162,19 +181,58 @@ async fn through_nginx_only_the_partners_certificate_and_addresses_get_in_and_fo
     let message = || c.secure(&send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO), true, now());
 
     // The partner, through nginx, with its client certificate: accepted.
-    let ok = call(Call { to: listen, from: "127.0.0.1", tls: Some((&ca, Some((&kr_tls.tls_cert, &kr_tls.tls_key)))), headers: vec![], user: "KR", password: &pw, body: message() }).await.expect("call");
+    let ok = call(Call {
+        to: listen,
+        from: "127.0.0.1",
+        tls: Some((&ca, Some((&kr_tls.tls_cert, &kr_tls.tls_key)))),
+        headers: vec![],
+        user: "KR",
+        password: &pw,
+        body: message(),
+    })
+    .await
+    .expect("call");
     assert_eq!(ok.0, 200, "{}", ok.1);
     assert!(ok.1.contains("Accepted"), "{}", ok.1);
     let after_ok = stored(id.store()).await;
 
     // Without a certificate nginx refuses (400), or the handshake fails.
-    let none = call(Call { to: listen, from: "127.0.0.1", tls: Some((&ca, None)), headers: vec![], user: "KR", password: &pw, body: message() }).await;
+    let none = call(Call {
+        to: listen,
+        from: "127.0.0.1",
+        tls: Some((&ca, None)),
+        headers: vec![],
+        user: "KR",
+        password: &pw,
+        body: message(),
+    })
+    .await;
     assert!(none.as_ref().map(|r| r.0 == 400).unwrap_or(true), "{none:?}");
     // With another partner's certificate (same CA): the gateway refuses the borrowed identity.
-    let other = call(Call { to: listen, from: "127.0.0.1", tls: Some((&ca, Some((&id_tls.tls_cert, &id_tls.tls_key)))), headers: vec![], user: "KR", password: &pw, body: message() }).await.expect("call");
+    let other = call(Call {
+        to: listen,
+        from: "127.0.0.1",
+        tls: Some((&ca, Some((&id_tls.tls_cert, &id_tls.tls_key)))),
+        headers: vec![],
+        user: "KR",
+        password: &pw,
+        body: message(),
+    })
+    .await
+    .expect("call");
     assert_eq!((other.0, first_code(&other.1).as_str()), (403, "AUTH-TLS-MISMATCH"), "{}", other.1);
     // From a disallowed address (nginx reports 127.0.0.2): refused.
-    let far = call(Call { to: listen, from: "127.0.0.2", tls: Some((&ca, Some((&kr_tls.tls_cert, &kr_tls.tls_key)))), headers: vec![], user: "KR", password: &pw, body: message() }).await.expect("call");
+    let far = call(Call {
+        to: listen,
+        from: "127.0.0.2",
+        tls: Some((&ca, Some((&kr_tls.tls_cert, &kr_tls.tls_key)))),
+        headers: vec![],
+        user: "KR",
+        password: &pw,
+        body: message(),
+    })
+    .await
+    .expect("call");
     assert_eq!((far.0, first_code(&far.1).as_str()), (403, "AUTH-SOURCE-ADDRESS"), "{}", far.1);
 
     // Straight to the gateway from a non-proxy address, forging the proxy's headers: ignored.
@@ -182,7 +240,10 @@ async fn through_nginx_only_the_partners_certificate_and_addresses_get_in_and_fo
         to: id.files.soap_addr,
         from: "127.0.0.2",
         tls: None,
-        headers: vec![("X-Forwarded-For", "127.0.0.1".to_owned()), ("X-SSL-Client-Cert", escaped_pem(&kr_tls.tls_cert))],
+        headers: vec![
+            ("X-Forwarded-For", "127.0.0.1".to_owned()),
+            ("X-SSL-Client-Cert", escaped_pem(&kr_tls.tls_cert)),
+        ],
         user: "KR",
         password: &pw,
         body: message(),

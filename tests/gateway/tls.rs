@@ -22,7 +22,8 @@ async fn tls_post(
     let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
     if let Some((cert, key)) = client {
         b.set_certificate(&X509::from_pem(&std::fs::read(cert).expect("cert")).expect("x509")).expect("set cert");
-        b.set_private_key(&PKey::private_key_from_pem(&std::fs::read(key).expect("key")).expect("pkey")).expect("set key");
+        b.set_private_key(&PKey::private_key_from_pem(&std::fs::read(key).expect("key")).expect("pkey"))
+            .expect("set key");
     }
     let mut store = X509StoreBuilder::new().expect("store");
     store.add_cert(X509::from_pem(&std::fs::read(ca).expect("ca")).expect("ca")).expect("add");
@@ -32,7 +33,8 @@ async fn tls_post(
     let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
     std::pin::Pin::new(&mut stream).connect().await.map_err(|e| format!("handshake: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"));
     let req = hyper::Request::post("/soap/v1")
@@ -74,7 +76,10 @@ async fn client_certificates_right_missing_wrong_ca_and_another_partners_are_tol
     let message = || c.secure(&send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO), true, now());
 
     // Right: KR's TLS certificate, KR's Basic credentials, KR's signature.
-    let (status, ack) = tls_post(id.files.soap_addr, Some((&kr_files.tls_cert, &kr_files.tls_key)), &ca, "KR", &pw, message()).await.expect("handshake");
+    let (status, ack) =
+        tls_post(id.files.soap_addr, Some((&kr_files.tls_cert, &kr_files.tls_key)), &ca, "KR", &pw, message())
+            .await
+            .expect("handshake");
     assert_eq!(status, 200, "{ack}");
     let stored_after_right = stored(id.store()).await;
 
@@ -84,9 +89,14 @@ async fn client_certificates_right_missing_wrong_ca_and_another_partners_are_tol
     let other = tempfile::tempdir().expect("tmp");
     coconnect::pki::init_dev_pki(other.path(), &["KR".into()], false).expect("pki");
     let stranger = coconnect::pki::party_files(other.path(), "KR");
-    assert!(tls_post(id.files.soap_addr, Some((&stranger.tls_cert, &stranger.tls_key)), &ca, "KR", &pw, message()).await.is_err());
+    assert!(tls_post(id.files.soap_addr, Some((&stranger.tls_cert, &stranger.tls_key)), &ca, "KR", &pw, message())
+        .await
+        .is_err());
     // A valid certificate of the same CA that is not KR's, with KR's credentials: refused.
-    let (status, fault) = tls_post(id.files.soap_addr, Some((&id_files.tls_cert, &id_files.tls_key)), &ca, "KR", &pw, message()).await.expect("handshake");
+    let (status, fault) =
+        tls_post(id.files.soap_addr, Some((&id_files.tls_cert, &id_files.tls_key)), &ca, "KR", &pw, message())
+            .await
+            .expect("handshake");
     assert_eq!((status, first_code(&fault).as_str()), (403, "AUTH-TLS-MISMATCH"), "{fault}");
     assert_eq!(stored(id.store()).await, stored_after_right, "nothing stored for refused calls");
     drop(kr);
