@@ -215,8 +215,10 @@ pub struct RawToken {
     pub name: String,
     /// The bearer token itself, or
     pub token: Option<String>,
-    /// the name of an environment variable holding it.
+    /// the name of an environment variable holding it, or
     pub token_env: Option<String>,
+    /// a file holding it (permissions checked like a private key's).
+    pub token_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RawToken {
@@ -286,6 +288,8 @@ pub struct RawOutboundAuth {
     pub username: String,
     pub password: Option<String>,
     pub password_env: Option<String>,
+    /// A file holding the password (permissions checked like a private key's).
+    pub password_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RawOutboundAuth {
@@ -503,8 +507,13 @@ impl RawConfig {
             if flush_rate_per_second.is_nan() || flush_rate_per_second <= 0.0 {
                 return Err(invalid(&what, "flush_rate_per_second must be positive"));
             }
-            let outbound_password =
-                secret(&what, p.outbound_auth.password.as_deref(), p.outbound_auth.password_env.as_deref())?;
+            let outbound_password = secret(
+                &what,
+                p.outbound_auth.password.as_deref(),
+                p.outbound_auth.password_env.as_deref(),
+                p.outbound_auth.password_file.as_deref(),
+                base,
+            )?;
             let partner = Partner {
                 party: p.party.clone(),
                 endpoint: p.endpoint.clone(),
@@ -537,7 +546,13 @@ impl RawConfig {
             .map(|t| {
                 Ok((
                     t.name.clone(),
-                    secret(&format!("api token {}", t.name), t.token.as_deref(), t.token_env.as_deref())?,
+                    secret(
+                        &format!("api token {}", t.name),
+                        t.token.as_deref(),
+                        t.token_env.as_deref(),
+                        t.token_file.as_deref(),
+                        base,
+                    )?,
                 ))
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -615,17 +630,32 @@ fn resolve_sqlite_path(url: &str, base: &Path) -> String {
     }
 }
 
-fn secret(what: &str, inline: Option<&str>, env: Option<&str>) -> Result<String, ConfigError> {
-    match (inline, env) {
-        (Some(v), None) => Ok(v.to_owned()),
-        (None, Some(var)) => {
+/// A secret given inline, by environment variable, or by file (relative to the config's folder;
+/// the file must not be readable by group or others, and one trailing newline is dropped).
+fn secret(
+    what: &str,
+    inline: Option<&str>,
+    env: Option<&str>,
+    file: Option<&Path>,
+    base: &Path,
+) -> Result<String, ConfigError> {
+    match (inline, env, file) {
+        (Some(v), None, None) => Ok(v.to_owned()),
+        (None, Some(var), None) => {
             std::env::var(var).map_err(|_| invalid(what, format!("environment variable {var} is not set")))
         }
-        _ => Err(invalid(what, "give exactly one of the value or the name of its environment variable (…_env)")),
+        (None, None, Some(f)) => {
+            let path = if f.is_absolute() { f.to_owned() } else { base.join(f) };
+            check_key_permissions(&path)?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned())
+        }
+        _ => Err(invalid(what, "give exactly one of the value, its environment variable (…_env) or its file (…_file)")),
     }
 }
 
-/// Private keys must not be readable by group or others.
+/// Private keys and secret files must not be readable by group or others.
 fn check_key_permissions(path: &Path) -> Result<(), ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
@@ -643,4 +673,26 @@ pub fn hash_password(password: &str) -> Result<String, ConfigError> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| invalid("password", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secrets_come_inline_from_the_environment_or_from_a_private_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(secret("t", Some("abc"), None, None, dir.path()).expect("inline"), "abc");
+        std::env::set_var("COCONNECT_TEST_SECRET_42", "from-env");
+        assert_eq!(secret("t", None, Some("COCONNECT_TEST_SECRET_42"), None, dir.path()).expect("env"), "from-env");
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(secret("t", None, None, Some(Path::new("pw")), dir.path()).expect("file"), "from-file");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(secret("t", None, None, Some(&f), dir.path()).is_err(), "a world-readable secret file is refused");
+        assert!(secret("t", Some("a"), Some("B"), None, dir.path()).is_err(), "exactly one source");
+        assert!(secret("t", None, Some("COCONNECT_TEST_UNSET_VARIABLE"), None, dir.path()).is_err());
+    }
 }
