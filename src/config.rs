@@ -337,7 +337,37 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// What is expected of a message received from a partner.
+pub enum Expect {
+    /// A partner's request: its profile decides encryption; the Timestamp must be in force.
+    Request,
+    /// A partner's acknowledgement of our request: signed only, and possibly the original one
+    /// returned for a retry (bound to our request by its digest instead of its Timestamp).
+    Acknowledgement,
+}
+
 impl Settings {
+    /// The receive policy for messages from `partner`.
+    pub fn inbound_policy<'a>(
+        &'a self,
+        partner: &'a Partner,
+        expect: Expect,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::wssec::inbound::InboundPolicy<'a> {
+        let encrypted = matches!(expect, Expect::Request) && partner.profile == SecurityProfile::SignEncrypt;
+        crate::wssec::inbound::InboundPolicy {
+            limits: self.xml_limits(),
+            // Nothing is decrypted for a partner that has no business encrypting to us.
+            decryption: encrypted.then_some(&self.decryption),
+            require_encryption: encrypted,
+            trust: &partner.trust,
+            now,
+            clock_skew: chrono::Duration::seconds(self.security.clock_skew_seconds),
+            max_ttl: chrono::Duration::seconds(self.security.max_timestamp_age_seconds),
+            require_fresh_timestamp: matches!(expect, Expect::Request),
+        }
+    }
+
     pub fn xml_limits(&self) -> XmlLimits {
         XmlLimits { max_bytes: self.security.max_message_bytes, ..XmlLimits::default() }
     }

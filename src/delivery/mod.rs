@@ -24,14 +24,13 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::config::{Partner, SecurityProfile};
+use crate::config::{Expect, Partner, SecurityProfile};
 use crate::lifecycle::State;
 use crate::soap::fault::read_fault;
 use crate::soap::{AckStatus, Acknowledgement, Operation};
 use crate::store::alerts::{self, NewAlert};
 use crate::store::outbox::{self, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
-use crate::wssec::inbound::InboundPolicy;
 use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::SoapVersion;
 
@@ -316,16 +315,7 @@ impl Worker {
             let s = &state.settings;
             crate::wssec::inbound::process(
                 &bytes,
-                &InboundPolicy {
-                    limits: s.xml_limits(),
-                    decryption: None,
-                    require_encryption: false,
-                    trust: &partner_for_check.trust,
-                    now: state.clock.now(),
-                    clock_skew: Duration::seconds(s.security.clock_skew_seconds),
-                    max_ttl: Duration::seconds(s.security.max_timestamp_age_seconds),
-                    require_fresh_timestamp: false,
-                },
+                &s.inbound_policy(&partner_for_check, Expect::Acknowledgement, state.clock.now()),
             )
         })
         .await

@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::auth::AuthFailure;
 use super::http::{read_body, response, Body, BodyError};
 use crate::app::AppState;
-use crate::config::{Partner, SecurityProfile};
+use crate::config::{Expect, Partner};
 use crate::lifecycle::Direction;
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
@@ -29,7 +29,7 @@ use crate::store::audit::AuditEvent;
 use crate::store::certificates::NewCertificate;
 use crate::store::inbound::{self, Receipt, Recorded};
 use crate::store::messages::sha256_hex;
-use crate::wssec::inbound::{InboundPolicy, VerifiedMessage};
+use crate::wssec::inbound::VerifiedMessage;
 use crate::wssec::material::Certificate;
 use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::{SecurityError, SoapVersion};
@@ -569,20 +569,7 @@ async fn verify(
     let partner = partner.clone();
     tokio::task::spawn_blocking(move || {
         let s = &state.settings;
-        crate::wssec::inbound::process(
-            &bytes,
-            &InboundPolicy {
-                limits: s.xml_limits(),
-                // A `sign` partner has no business encrypting to us: nothing is decrypted for it.
-                decryption: (partner.profile == SecurityProfile::SignEncrypt).then_some(&s.decryption),
-                require_encryption: partner.profile == SecurityProfile::SignEncrypt,
-                trust: &partner.trust,
-                now,
-                clock_skew: Duration::seconds(s.security.clock_skew_seconds),
-                max_ttl: Duration::seconds(s.security.max_timestamp_age_seconds),
-                require_fresh_timestamp: true,
-            },
-        )
+        crate::wssec::inbound::process(&bytes, &s.inbound_policy(&partner, Expect::Request, now))
     })
     .await
     .map_err(|_| SecurityError::Build("security task failed".into()))?

@@ -409,56 +409,62 @@ pub async fn operator_retry(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    let mut tx = store.begin().await?;
-    let row = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id")
-        .bind(millis(now))
-        .bind(message_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("failed outbox message {message_id}")))?;
-    let certificate_id: String = row.try_get("certificate_id")?;
-    let to = certificates::apply(
-        &mut tx,
-        store,
-        &certificate_id,
-        Event::OperatorRetry,
-        &format!("retry requested by {actor}"),
-        Some(message_id),
-        now,
-    )
-    .await?;
-    super::operator::record(&mut tx, store, actor, "retry-message", message_id, "", now).await?;
-    tx.commit().await?;
-    Ok(to)
+    let action = OperatorAction {
+        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id",
+        precondition: "failed",
+        event: Event::OperatorRetry,
+        cause: "retry requested by",
+        name: "retry-message",
+    };
+    operator_action(store, &action, message_id, actor, now).await
 }
 
-/// An operator withdraws a message that is still pending or has failed.
+/// An operator withdraws a message that is still pending or has failed, but not while an
+/// attempt is on the wire (leased): its outcome must be recorded first.
 pub async fn operator_cancel(
     store: &Store,
     message_id: &str,
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
+    let action = OperatorAction {
+        update: "UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < $1) RETURNING certificate_id",
+        precondition: "pending or failed, and not being sent right now,",
+        event: Event::OperatorCancel,
+        cause: "delivery cancelled by",
+        name: "cancel-message",
+    };
+    operator_action(store, &action, message_id, actor, now).await
+}
+
+/// What an operator action changes in the outbox and in the certificate's lifecycle.
+struct OperatorAction {
+    /// Binds `$1` now and `$2` the message ID; returns the certificate ID if the row qualified.
+    update: &'static str,
+    precondition: &'static str,
+    event: Event,
+    cause: &'static str,
+    name: &'static str,
+}
+
+/// One transaction: the outbox row, the certificate's transition with the actor in its
+/// history, and the operator log.
+async fn operator_action(
+    store: &Store,
+    action: &OperatorAction,
+    message_id: &str,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
-    // Not while an attempt is on the wire (leased): its outcome must be recorded first.
-    let row = sqlx::query("UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < $1) RETURNING certificate_id")
-        .bind(millis(now))
-        .bind(message_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("pending or failed outbox message {message_id} that is not being sent right now")))?;
+    let row =
+        sqlx::query(action.update).bind(millis(now)).bind(message_id).fetch_optional(&mut *tx).await?.ok_or_else(
+            || StoreError::NotFound(format!("outbox message {message_id} that is {}", action.precondition)),
+        )?;
     let certificate_id: String = row.try_get("certificate_id")?;
-    let to = certificates::apply(
-        &mut tx,
-        store,
-        &certificate_id,
-        Event::OperatorCancel,
-        &format!("delivery cancelled by {actor}"),
-        Some(message_id),
-        now,
-    )
-    .await?;
-    super::operator::record(&mut tx, store, actor, "cancel-message", message_id, "", now).await?;
+    let cause = format!("{} {actor}", action.cause);
+    let to = certificates::apply(&mut tx, store, &certificate_id, action.event, &cause, Some(message_id), now).await?;
+    super::operator::record(&mut tx, store, actor, action.name, message_id, "", now).await?;
     tx.commit().await?;
     Ok(to)
 }
