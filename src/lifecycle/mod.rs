@@ -132,6 +132,14 @@ impl Event {
     }
 }
 
+/// Whether delivering a message of `operation` moves its certificate through the export states.
+/// Only `SendCO` does today; the other operations of the data cluster (cancellation, status,
+/// feedback) will bring their own events, and until then their deliveries are noted in the
+/// certificate's history without changing its state.
+pub fn delivery_moves_certificate(operation: &str) -> bool {
+    operation == "SendCO"
+}
+
 /// An event that is not allowed in the current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{event:?} is not allowed for an {direction:?} certificate in state {from:?}")]

@@ -132,6 +132,45 @@ pub async fn apply(
     Ok(to)
 }
 
+/// Notes something that happened to certificate `id` in its history without changing its state
+/// (a delivery of a message that does not drive the lifecycle). Returns the current state.
+pub async fn note(
+    tx: &mut Tx<'_>,
+    id: &str,
+    cause: &str,
+    message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
+    let row = sqlx::query("SELECT state FROM certificates WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("certificate {id}")))?;
+    let state = parse_state(&row.try_get::<String, _>("state")?)?;
+    write_history(tx, id, Some(state), state, cause, message_id, now).await?;
+    Ok(state)
+}
+
+/// Applies the certificate event of a delivery of `operation`, or only notes it (see
+/// [`crate::lifecycle::delivery_moves_certificate`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn delivery_event(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    operation: &str,
+    id: &str,
+    event: Event,
+    cause: &str,
+    message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
+    if crate::lifecycle::delivery_moves_certificate(operation) {
+        apply(tx, store, id, event, cause, message_id, now).await
+    } else {
+        note(tx, id, &format!("{operation}: {cause}"), message_id, now).await
+    }
+}
+
 async fn write_history(
     tx: &mut Tx<'_>,
     id: &str,

@@ -183,9 +183,10 @@ pub async fn begin_attempt(
         now,
     )
     .await?;
-    certificates::apply(
+    certificates::delivery_event(
         &mut tx,
         store,
+        &msg.operation,
         &msg.certificate_id,
         Event::Transmitted,
         &format!("attempt {attempt}"),
@@ -257,9 +258,10 @@ pub async fn exhaust(
     .await?;
     close(&mut tx, &msg.message_id, FAILED, Some(failure.error), now).await?;
     let cause = format!("retry schedule exhausted after {} attempts: {}", failure.attempt, failure.error);
-    let to = certificates::apply(
+    let to = certificates::delivery_event(
         &mut tx,
         store,
+        &msg.operation,
         &msg.certificate_id,
         Event::DeliveryExhausted,
         &cause,
@@ -315,7 +317,17 @@ pub async fn complete(
     )
     .await?;
     close(&mut tx, &msg.message_id, state, None, now).await?;
-    let to = certificates::apply(&mut tx, store, &msg.certificate_id, event, cause, Some(&msg.message_id), now).await?;
+    let to = certificates::delivery_event(
+        &mut tx,
+        store,
+        &msg.operation,
+        &msg.certificate_id,
+        event,
+        cause,
+        Some(&msg.message_id),
+        now,
+    )
+    .await?;
     if !accepted {
         let alert = NewAlert {
             name: alerts::REJECTED,
@@ -410,7 +422,7 @@ pub async fn operator_retry(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let action = OperatorAction {
-        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id",
+        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id, operation",
         precondition: "failed",
         event: Event::OperatorRetry,
         cause: "retry requested by",
@@ -428,7 +440,7 @@ pub async fn operator_cancel(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let action = OperatorAction {
-        update: "UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < $1) RETURNING certificate_id",
+        update: "UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < $1) RETURNING certificate_id, operation",
         precondition: "pending or failed, and not being sent right now,",
         event: Event::OperatorCancel,
         cause: "delivery cancelled by",
@@ -439,7 +451,8 @@ pub async fn operator_cancel(
 
 /// What an operator action changes in the outbox and in the certificate's lifecycle.
 struct OperatorAction {
-    /// Binds `$1` now and `$2` the message ID; returns the certificate ID if the row qualified.
+    /// Binds `$1` now and `$2` the message ID; returns the certificate ID and operation if the
+    /// row qualified.
     update: &'static str,
     precondition: &'static str,
     event: Event,
@@ -462,8 +475,19 @@ async fn operator_action(
             || StoreError::NotFound(format!("outbox message {message_id} that is {}", action.precondition)),
         )?;
     let certificate_id: String = row.try_get("certificate_id")?;
+    let operation: String = row.try_get("operation")?;
     let cause = format!("{} {actor}", action.cause);
-    let to = certificates::apply(&mut tx, store, &certificate_id, action.event, &cause, Some(message_id), now).await?;
+    let to = certificates::delivery_event(
+        &mut tx,
+        store,
+        &operation,
+        &certificate_id,
+        action.event,
+        &cause,
+        Some(message_id),
+        now,
+    )
+    .await?;
     super::operator::record(&mut tx, store, actor, action.name, message_id, "", now).await?;
     tx.commit().await?;
     Ok(to)

@@ -214,3 +214,158 @@ async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
     let (status, list) = p.kr.api("GET", "/api/v1/outbox?state=cancelled&partner=ID", "").await;
     assert_eq!((status, list.as_array().map(Vec::len)), (200, Some(1)));
 }
+
+/// A partner that fails every other request (HTTP 503) and otherwise verifies, records and
+/// acknowledges like a gateway would, on the test's clock.
+async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String, bool)>>> {
+    use coconnect::soap::{AckStatus, Acknowledgement, MessageHeader};
+    use coconnect::wssec::material::{Certificate, KeyPair};
+    let pki = p.dir.path().join("pki");
+    let load = |party: &str, signing: bool| {
+        let f = coconnect::pki::party_files(&pki, party);
+        let (k, c) = if signing { (f.signing_key, f.signing_cert) } else { (f.encryption_key, f.encryption_cert) };
+        KeyPair::from_pem(
+            std::fs::read(k).expect("key"),
+            Certificate::from_pem(&std::fs::read(c).expect("cert")).expect("cert"),
+        )
+        .expect("pair")
+    };
+    let (id_sign, id_decrypt, kr_sign) = (load("ID", true), load("ID", false), load("KR", true));
+    let trust = Arc::new(
+        coconnect::wssec::trust::PartnerTrust::new(vec![kr_sign.certificate.clone()], &[], None).expect("trust"),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind(p.id.files.soap_addr).await.expect("bind");
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (record, counter, clock, trust, id_sign, id_decrypt) =
+                (record.clone(), counter.clone(), clock.clone(), trust.clone(), id_sign.clone(), id_decrypt.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (record, counter, clock, trust, id_sign, id_decrypt) = (
+                        record.clone(),
+                        counter.clone(),
+                        clock.clone(),
+                        trust.clone(),
+                        id_sign.clone(),
+                        id_decrypt.clone(),
+                    );
+                    async move {
+                        let body = http_body_util::BodyExt::collect(req.into_body())
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let up = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 1;
+                        let answer = tokio::task::spawn_blocking(move || {
+                            let now = clock.now_for_test();
+                            let policy = coconnect::wssec::inbound::InboundPolicy {
+                                limits: Default::default(),
+                                decryption: Some(&id_decrypt),
+                                require_encryption: true,
+                                trust: &trust,
+                                now,
+                                clock_skew: chrono::Duration::seconds(60),
+                                max_ttl: chrono::Duration::hours(1),
+                                require_fresh_timestamp: true,
+                            };
+                            let m = coconnect::wssec::inbound::process(&body, &policy).expect("a genuine message");
+                            let header = MessageHeader::read(m.body_child()).expect("header");
+                            record.lock().expect("lock").push((m.operation().1.to_owned(), up));
+                            if !up {
+                                return None;
+                            }
+                            let ack = Acknowledgement {
+                                header: MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now),
+                                received_message_id: header.message_id.to_string(),
+                                receipt: now,
+                                received_digest: base64::Engine::encode(
+                                    &base64::engine::general_purpose::STANDARD,
+                                    openssl::sha::sha256(&body),
+                                ),
+                                status: AckStatus::Accepted,
+                                errors: vec![],
+                            };
+                            let xml = ack.to_xml();
+                            Some(
+                                coconnect::wssec::outbound::secure(&coconnect::wssec::outbound::OutboundMessage {
+                                    version: coconnect::wssec::SoapVersion::V11,
+                                    body_xml: &xml,
+                                    signer: &id_sign,
+                                    encrypt_for: None,
+                                    now,
+                                    ttl: chrono::Duration::minutes(5),
+                                })
+                                .expect("sign ack"),
+                            )
+                        })
+                        .await
+                        .expect("join");
+                        let mut resp = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+                            answer.clone().unwrap_or_default(),
+                        )));
+                        if answer.is_none() {
+                            *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+                        }
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_co_and_its_cancellation_arrive_in_order_at_a_flapping_partner() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let clock = ManualClock::new(now());
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    let seen = flapping_partner(&p, clock.clone()).await;
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    // The cancellation of the same CO, queued right behind it.
+    let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), clock.now_for_test());
+    let body = coconnect::soap::messages::request_xml(
+        coconnect::soap::Operation::SendCancellation,
+        &header,
+        "<cc:Cancellation><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>KRIDCEPA-2025-PUS-000417</cc:DocumentReference><cc:Reason>amendment</cc:Reason></cc:Cancellation>",
+    );
+    let mut tx = p.kr.store().begin().await.expect("tx");
+    outbox::enqueue(
+        &mut tx,
+        &cert,
+        "ID",
+        "SendCancellation",
+        &header.message_id.to_string(),
+        &body,
+        clock.now_for_test() + Duration::milliseconds(1),
+    )
+    .await
+    .expect("enqueue");
+    tx.commit().await.expect("commit");
+
+    let worker = p.kr.worker("w");
+    for _ in 0..(3 * 60) {
+        drain(&p.kr, &worker).await;
+        let (_, delivered) = p.kr.api("GET", "/api/v1/outbox?state=delivered", "").await;
+        if delivered.as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        clock.advance(Duration::minutes(1));
+    }
+    let seen = seen.lock().expect("lock").clone();
+    let ops: Vec<&str> = seen.iter().map(|(op, _)| op.as_str()).collect();
+    let first_cancellation =
+        ops.iter().position(|op| *op == "SendCancellationRequest").expect("the cancellation arrived");
+    let co_accepted = seen.iter().position(|(op, up)| op == "SendCORequest" && *up).expect("the CO was accepted");
+    assert!(co_accepted < first_cancellation, "the cancellation never overtakes the CO: {seen:?}");
+    assert!(seen.iter().any(|(_, up)| !*up), "the partner did flap: {seen:?}");
+    assert!(seen.iter().filter(|(op, up)| op == "SendCancellationRequest" && *up).count() == 1, "{seen:?}");
+    let state = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
+    assert_eq!(state["state"], "acknowledged", "a cancellation delivery notes but does not move the CO: {state}");
+}
