@@ -23,7 +23,15 @@ else
   echo "test: DATABASE_URL is not set: SQLite only" >&2
 fi
 
-echo "test: cargo test --locked --all-targets $*" >&2
-status=0
-cargo test --locked --all-targets "$@" || status=$?
+# Library, binary and integration tests (benchmarks are run with `cargo bench`, see README).
+echo "test: cargo test --locked --lib --bins --tests $*" >&2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
