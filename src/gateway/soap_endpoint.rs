@@ -120,12 +120,14 @@ fn effective_client(
     if !proxy.trusts(remote.ip()) {
         return (remote, direct_cert);
     }
+    // The entry the trusted proxy added is the rightmost one (earlier ones are the client's word).
     let forwarded_ip = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
-        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok());
+        .and_then(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
+        .or_else(|| req.headers().get("forwarded").and_then(|v| v.to_str().ok()).and_then(forwarded_for));
     let address = forwarded_ip.map(|ip| SocketAddr::new(ip, 0)).unwrap_or(remote);
     let cert = proxy
         .client_cert_header
@@ -140,6 +142,20 @@ fn effective_client(
         .and_then(|pem| Certificate::from_pem(pem.as_bytes()).ok())
         .map(Arc::new);
     (address, cert.or(direct_cert))
+}
+
+/// The `for=` address of the last element of an RFC 7239 `Forwarded` header
+/// (`for=192.0.2.1`, `for="192.0.2.1:4711"`, `for="[2001:db8::1]:4711"`).
+fn forwarded_for(header: &str) -> Option<std::net::IpAddr> {
+    let last = header.rsplit(',').next()?;
+    let value = last.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        k.trim().eq_ignore_ascii_case("for").then(|| v.trim().trim_matches('"').to_owned())
+    })?;
+    if let Some(rest) = value.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    value.parse().ok().or_else(|| value.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()))
 }
 
 /// Whether a TLS client identity is required: when we terminate TLS, or when a trusted proxy
@@ -573,4 +589,17 @@ async fn verify(
     })
     .await
     .map_err(|_| SecurityError::Build("security task failed".into()))?
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn forwarded_header_gives_the_last_hop() {
+        use super::forwarded_for;
+        assert_eq!(forwarded_for("for=192.0.2.60;proto=https"), "192.0.2.60".parse().ok());
+        assert_eq!(forwarded_for("for=10.0.0.1, for=\"198.51.100.17:4711\""), "198.51.100.17".parse().ok());
+        assert_eq!(forwarded_for("For=\"[2001:db8:cafe::17]:4711\""), "2001:db8:cafe::17".parse().ok());
+        assert_eq!(forwarded_for("by=203.0.113.43"), None);
+        assert_eq!(forwarded_for("for=unknown"), None);
+    }
 }
