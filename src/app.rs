@@ -41,6 +41,8 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] crate::gateway::tls::TlsError),
 }
 
 impl App {
@@ -65,6 +67,8 @@ impl App {
         clock: SharedClock,
         workers: bool,
     ) -> Result<App, StartError> {
+        // A TLS misconfiguration stops the start, rather than leave a gateway without its listener.
+        let acceptor = settings.tls.as_ref().map(crate::gateway::tls::acceptor).transpose()?.map(Arc::new);
         let store = Store::connect(&settings.database_url).await?;
         let worker_count = if workers { settings.delivery.workers.max(1) } else { 0 };
         let gate = crate::gateway::limits::RequestGate::new(settings.limits.max_concurrent_requests);
@@ -82,8 +86,14 @@ impl App {
         let api_addr =
             api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
         let mut tasks = JoinSet::new();
-        tasks.spawn(crate::gateway::serve(soap, state.clone(), crate::gateway::Surface::Soap, watch_rx.clone()));
-        tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, watch_rx.clone()));
+        tasks.spawn(crate::gateway::serve(
+            soap,
+            state.clone(),
+            crate::gateway::Surface::Soap,
+            acceptor,
+            watch_rx.clone(),
+        ));
+        tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, None, watch_rx.clone()));
         // Names this process's claims and attempts (several instances may share PostgreSQL).
         let instance = format!(
             "{}-{}-{}",

@@ -356,7 +356,7 @@ impl Settings {
     ) -> crate::wssec::inbound::InboundPolicy<'a> {
         let encrypted = matches!(expect, Expect::Request) && partner.profile == SecurityProfile::SignEncrypt;
         crate::wssec::inbound::InboundPolicy {
-            limits: self.xml_limits(),
+            limits: XmlLimits { max_bytes: partner.max_message_bytes, ..XmlLimits::default() },
             // Nothing is decrypted for a partner that has no business encrypting to us.
             decryption: encrypted.then_some(&self.decryption),
             require_encryption: encrypted,
@@ -534,6 +534,10 @@ impl RawConfig {
                 return Err(invalid(&what, "retry_marks_seconds must be positive and increasing"));
             }
             let flush_rate_per_second = p.flush_rate_per_second.unwrap_or(self.delivery.flush_rate_per_second);
+            let requests_per_second = p.requests_per_second.unwrap_or(self.limits.requests_per_second);
+            if requests_per_second.is_nan() || requests_per_second <= 0.0 {
+                return Err(invalid(&what, "requests_per_second must be positive"));
+            }
             if flush_rate_per_second.is_nan() || flush_rate_per_second <= 0.0 {
                 return Err(invalid(&what, "flush_rate_per_second must be positive"));
             }
@@ -553,7 +557,7 @@ impl RawConfig {
                 retry_marks: marks.iter().map(|s| chrono::Duration::seconds(*s)).collect(),
                 flush_rate_per_second,
                 max_message_bytes: p.max_message_bytes.unwrap_or(self.security.max_message_bytes),
-                requests_per_second: p.requests_per_second.unwrap_or(self.limits.requests_per_second),
+                requests_per_second,
                 tls_client_certs: p.tls_client_certs.iter().map(cert).collect::<Result<Vec<_>, _>>()?,
                 tls_client_subject: p.tls_client_subject.clone(),
                 tls_server_cas: p.tls_server_cas.iter().map(cert).collect::<Result<Vec<_>, _>>()?,

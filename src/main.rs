@@ -61,6 +61,7 @@ fn main() -> ExitCode {
                 let days = older_than_days
                     .or(settings.retention.message_contents_days)
                     .ok_or_else(|| anyhow::anyhow!("give --older-than-days or [retention] message_contents_days"))?;
+                anyhow::ensure!(days >= 0, "the retention in days must not be negative");
                 let store = coconnect::store::Store::connect(&settings.database_url).await?;
                 let now = chrono::Utc::now();
                 let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));

@@ -32,20 +32,16 @@ pub enum Surface {
 
 /// Accept loop; one task per connection. On the SOAP surface with `[tls]`, each connection
 /// first completes a mutual-TLS handshake (bounded by the header timeout).
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, surface: Surface, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    surface: Surface,
+    acceptor: Option<Arc<openssl::ssl::SslAcceptor>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     let header_timeout = Duration::from_secs(state.settings.limits.header_read_timeout_seconds);
     let max_header_bytes = state.settings.limits.max_header_bytes;
-    let acceptor = match (&state.settings.tls, surface) {
-        (Some(tls_settings), Surface::Soap) => match tls::acceptor(tls_settings) {
-            Ok(a) => Some(Arc::new(a)),
-            Err(e) => {
-                tracing::error!(error = %e, "TLS listener cannot start");
-                return;
-            }
-        },
-        _ => None,
-    };
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,

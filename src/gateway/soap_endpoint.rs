@@ -158,10 +158,11 @@ fn forwarded_for(header: &str) -> Option<std::net::IpAddr> {
     value.parse().ok().or_else(|| value.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()))
 }
 
-/// Whether a TLS client identity is required: when we terminate TLS, or when a trusted proxy
-/// is configured to pass the certificate.
-fn tls_identity_required(state: &AppState, from_proxy: bool) -> bool {
-    state.settings.tls.is_some() || (from_proxy && state.settings.proxy.client_cert_header.is_some())
+/// Whether a TLS client identity is required: when we terminate TLS, or when a proxy is
+/// configured to pass certificates (then a request that bypasses the proxy has none, and is
+/// refused).
+fn tls_identity_required(state: &AppState) -> bool {
+    state.settings.tls.is_some() || state.settings.proxy.client_cert_header.is_some()
 }
 
 async fn handle(
@@ -170,12 +171,16 @@ async fn handle(
     connection_peer: SocketAddr,
     direct_cert: Option<Arc<Certificate>>,
 ) -> Response<Body> {
-    let from_proxy = state.settings.proxy.trusts(connection_peer.ip());
     let (remote, tls_cert) = effective_client(state, &req, connection_peer, direct_cert);
     let version = match req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         Some(ct) if ct.to_ascii_lowercase().starts_with("application/soap+xml") => SoapVersion::V12,
         _ => SoapVersion::V11,
     };
+    // A source that keeps failing authentication waits longer and longer for its answers.
+    let penalty = state.gate.penalty(remote.ip());
+    if !penalty.is_zero() {
+        tokio::time::sleep(penalty).await;
+    }
     let Some(_slot) = state.gate.enter() else {
         tracing::warn!(event = "busy", %remote, "concurrent request limit reached");
         let f = fault(
@@ -188,11 +193,6 @@ async fn handle(
         );
         return fault_response(version, StatusCode::SERVICE_UNAVAILABLE, &f);
     };
-    // A source that keeps failing authentication waits longer and longer for its answers.
-    let penalty = state.gate.penalty(remote.ip());
-    if !penalty.is_zero() {
-        tokio::time::sleep(penalty).await;
-    }
     let partner = match state.credentials.authenticate(&state.settings, req.headers(), remote.ip()).await {
         Ok(p) => {
             state.gate.record_success(remote.ip());
@@ -235,8 +235,7 @@ async fn handle(
             return r;
         }
     };
-    if tls_identity_required(state, from_proxy) && !tls_cert.as_deref().is_some_and(|c| partner.tls_identity_matches(c))
-    {
+    if tls_identity_required(state) && !tls_cert.as_deref().is_some_and(|c| partner.tls_identity_matches(c)) {
         let presented = tls_cert.as_deref().map(|c| c.subject.clone()).unwrap_or_else(|| "none".into());
         tracing::warn!(event = "tls_mismatch", %remote, partner = %partner.party, %presented, "TLS client certificate is not the partner's");
         let reason = format!("TLS client certificate {presented} is not {}'s", partner.party);

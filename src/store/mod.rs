@@ -85,6 +85,13 @@ impl Store {
     /// Connects for an inspection tool (`audit verify`) next to a running gateway: no
     /// instance lock. Tools must only read.
     pub async fn connect_for_inspection(url: &str) -> Result<Self, StoreError> {
+        // An inspection must not create an empty database and call it intact.
+        if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.trim_start_matches("//").split('?').next().unwrap_or(path);
+            if !std::path::Path::new(path).exists() {
+                return Err(StoreError::NotFound(format!("SQLite database {path}")));
+            }
+        }
         Self::open(url, false).await
     }
 
