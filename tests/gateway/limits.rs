@@ -168,3 +168,34 @@ async fn purge_removes_message_contents_and_keeps_the_evidence_and_the_audit_cha
         sqlx::query_scalar("SELECT kind FROM audit_log ORDER BY seq").fetch_all(store.pool()).await.expect("kinds");
     assert!(kinds.contains(&"retention.purge".to_owned()), "{kinds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_times_out_and_holds_the_only_slot_until_then() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.reconfigure(
+        "requests_per_second = 1000.0",
+        "requests_per_second = 1000.0\nbody_read_timeout_seconds = 2\nmax_concurrent_requests = 1",
+    );
+    p.id.start().await;
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("KR:{}", p.id.files.inbound_password),
+    );
+    // Headers complete, body promised but never sent.
+    let mut stalled = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
+    let head = format!("POST /soap/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<soap:Env");
+    stalled.write_all(head.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile the only request slot is taken.
+    let (status, busy) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, b"<x/>".to_vec()).await;
+    assert_eq!((status, first_code(&busy).as_str()), (503, "GW-BUSY"), "{busy}");
+    // The stalled one is answered 408 when its body time is up.
+    let started = Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n =
+        tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut answer)).await.expect("answered").expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("MSG-READ-TIMEOUT"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(stored(p.id.store()).await, (0, 0));
+}
