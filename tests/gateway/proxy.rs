@@ -41,11 +41,12 @@ async fn start_nginx(dir: &std::path::Path, listen: SocketAddr, gateway: SocketA
         std::fs::create_dir_all(dir.join(d)).expect("nginx dir");
     }
     let conf = format!(
+        // One process (no master/worker split): killing it leaves nothing behind holding our pipes.
         r#"daemon off;
-master_process on;
+master_process off;
 worker_processes 1;
 {user}
-error_log stderr warn;
+error_log {dir}/error.log warn;
 pid {dir}/nginx.pid;
 events {{ worker_connections 64; }}
 http {{
