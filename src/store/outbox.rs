@@ -215,16 +215,7 @@ pub async fn fail_attempt(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
-    finish_attempt(
-        &mut tx,
-        &msg.message_id,
-        failure.attempt,
-        failure.outcome,
-        failure.http_status,
-        Some(failure.error),
-        now,
-    )
-    .await?;
+    finish_failed_attempt(&mut tx, &msg.message_id, failure, now).await?;
     sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE message_id = $4")
         .bind(millis(next_attempt_at))
         .bind(failure.error)
@@ -246,16 +237,7 @@ pub async fn exhaust(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
-    finish_attempt(
-        &mut tx,
-        &msg.message_id,
-        failure.attempt,
-        failure.outcome,
-        failure.http_status,
-        Some(failure.error),
-        now,
-    )
-    .await?;
+    finish_failed_attempt(&mut tx, &msg.message_id, failure, now).await?;
     close(&mut tx, &msg.message_id, FAILED, Some(failure.error), now).await?;
     let cause = format!("retry schedule exhausted after {} attempts: {}", failure.attempt, failure.error);
     let to = certificates::delivery_event(
@@ -362,6 +344,16 @@ async fn close(
         return Err(StoreError::Corrupt(format!("outbox message {message_id} was no longer pending")));
     }
     Ok(())
+}
+
+async fn finish_failed_attempt(
+    tx: &mut Tx<'_>,
+    message_id: &str,
+    failure: &Failure<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    finish_attempt(tx, message_id, failure.attempt, failure.outcome, failure.http_status, Some(failure.error), now)
+        .await
 }
 
 async fn finish_attempt(

@@ -6,13 +6,6 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use openssl::pkey::PKey;
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
-
 use crate::common::*;
 
 struct Nginx(Child);
@@ -94,67 +87,6 @@ http {{
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     nginx
-}
-
-/// A TCP connection from a chosen loopback source address (127.0.0.2 is not the proxy).
-async fn connect_from(source: &str, to: SocketAddr) -> tokio::net::TcpStream {
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.bind(format!("{source}:0").parse().expect("addr")).expect("bind source");
-    socket.connect(to).await.expect("connect")
-}
-
-struct Call<'a> {
-    to: SocketAddr,
-    from: &'a str,
-    tls: Option<(&'a std::path::Path, Option<(&'a std::path::Path, &'a std::path::Path)>)>,
-    headers: Vec<(&'a str, String)>,
-    user: &'a str,
-    password: &'a str,
-    body: Vec<u8>,
-}
-
-async fn call(c: Call<'_>) -> Result<(u16, String), String> {
-    let tcp = connect_from(c.from, c.to).await;
-    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:{}", c.user, c.password));
-    let mut req = hyper::Request::post("/soap/v1")
-        .header("Host", c.to.to_string())
-        .header("Authorization", format!("Basic {auth}"))
-        .header("Content-Type", "text/xml; charset=utf-8");
-    for (k, v) in &c.headers {
-        req = req.header(*k, v);
-    }
-    let req = req.body(Full::new(Bytes::from(c.body))).expect("request");
-    let resp = match c.tls {
-        Some((ca, client)) => {
-            let mut b = SslConnector::builder(SslMethod::tls_client()).expect("ssl");
-            if let Some((cert, key)) = client {
-                b.set_certificate(&X509::from_pem(&std::fs::read(cert).expect("c")).expect("x")).expect("c");
-                b.set_private_key(&PKey::private_key_from_pem(&std::fs::read(key).expect("k")).expect("k")).expect("k");
-            }
-            let mut store = X509StoreBuilder::new().expect("store");
-            store.add_cert(X509::from_pem(&std::fs::read(ca).expect("ca")).expect("ca")).expect("add");
-            b.set_verify_cert_store(store.build()).expect("store");
-            b.set_verify(SslVerifyMode::PEER);
-            let ssl = b.build().configure().and_then(|cfg| cfg.into_ssl("127.0.0.1")).map_err(|e| e.to_string())?;
-            let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
-            std::pin::Pin::new(&mut stream).connect().await.map_err(|e| format!("handshake: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            sender.send_request(req).await.map_err(|e| e.to_string())?
-        }
-        None => {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            sender.send_request(req).await.map_err(|e| e.to_string())?
-        }
-    };
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 fn escaped_pem(path: &std::path::Path) -> String {

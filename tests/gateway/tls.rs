@@ -1,52 +1,18 @@
 //! Mutual TLS terminated by the gateway: the exchange over TLS, and a partner's client
 //! certificate right, missing, from another CA, or belonging to another partner.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use openssl::pkey::PKey;
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::X509;
-
 use crate::common::*;
 
-/// POSTs over TLS with an optional client certificate; Err on a failed handshake.
+/// POSTs over TLS from 127.0.0.1 with an optional client certificate.
 async fn tls_post(
-    addr: std::net::SocketAddr,
+    to: std::net::SocketAddr,
     client: Option<(&std::path::Path, &std::path::Path)>,
     ca: &std::path::Path,
     user: &str,
     password: &str,
     body: Vec<u8>,
 ) -> Result<(u16, String), String> {
-    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
-    if let Some((cert, key)) = client {
-        b.set_certificate(&X509::from_pem(&std::fs::read(cert).expect("cert")).expect("x509")).expect("set cert");
-        b.set_private_key(&PKey::private_key_from_pem(&std::fs::read(key).expect("key")).expect("pkey"))
-            .expect("set key");
-    }
-    let mut store = X509StoreBuilder::new().expect("store");
-    store.add_cert(X509::from_pem(&std::fs::read(ca).expect("ca")).expect("ca")).expect("add");
-    b.set_verify_cert_store(store.build()).expect("store");
-    b.set_verify(SslVerifyMode::PEER);
-    let ssl = b.build().configure().and_then(|c| c.into_ssl("127.0.0.1")).map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
-    std::pin::Pin::new(&mut stream).connect().await.map_err(|e| format!("handshake: {e}"))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-    tokio::spawn(conn);
-    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"));
-    let req = hyper::Request::post("/soap/v1")
-        .header("Host", addr.to_string())
-        .header("Authorization", format!("Basic {auth}"))
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .body(Full::new(Bytes::from(body)))
-        .expect("request");
-    let resp = sender.send_request(req).await.map_err(|e| format!("request: {e}"))?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    call(Call { to, from: "127.0.0.1", tls: Some((ca, client)), headers: vec![], user, password, body }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
