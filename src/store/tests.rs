@@ -332,3 +332,12 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
         assert_eq!(order, ["m-down-0", "m-down-1", "m-down-2"]);
     }
 }
+
+#[tokio::test]
+async fn an_inspection_of_a_missing_sqlite_file_is_an_error_not_an_empty_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("absent.db");
+    let err = Store::connect_for_inspection(&format!("sqlite:{}", path.display())).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err}");
+    assert!(!path.exists(), "nothing was created");
+}
