@@ -140,7 +140,22 @@ inbound_auth = {{ username = "{other}", password_hash = "{in_hash}" }}
 }
 
 /// A free loopback port (bound and released: fine for tests and the demo).
+///
+/// Picked below the kernel's ephemeral range (32768+ on Linux): a port handed out by `bind(0)`
+/// is an ephemeral port, so once released it can be taken as the source port of any outgoing
+/// connection before a restarted gateway binds it again.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u16 = 20000;
+    const SPAN: u64 = 12000;
+    for _ in 0..500 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(std::process::id() as u64);
+        let port = LOW + (hasher.finish() % SPAN) as u16;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Ok(l.local_addr()?);
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?)
 }

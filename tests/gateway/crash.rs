@@ -9,7 +9,9 @@ use crate::common::*;
 
 fn spawn_gateway(config: &std::path::Path, fault: Option<&str>) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_coconnect"));
-    cmd.arg("serve").arg("--config").arg(config).stdout(Stdio::null()).stderr(Stdio::null()).env("RUST_LOG", "warn");
+    // stderr goes to a file next to the config (never an inherited pipe) so a failed start explains itself.
+    let log = std::fs::File::create(config.with_extension("stderr.log")).expect("log file");
+    cmd.arg("serve").arg("--config").arg(config).stdout(Stdio::null()).stderr(log).env("RUST_LOG", "warn");
     match fault {
         Some(point) => cmd.env("COCONNECT_FAULT_INJECTION", point),
         None => cmd.env_remove("COCONNECT_FAULT_INJECTION"),
@@ -17,10 +19,14 @@ fn spawn_gateway(config: &std::path::Path, fault: Option<&str>) -> Child {
     cmd.spawn().expect("spawn coconnect serve")
 }
 
-async fn wait_ready(gw: &Gateway) {
+async fn wait_ready(gw: &Gateway, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while tokio::net::TcpStream::connect(gw.files.api_addr).await.is_err() {
-        assert!(Instant::now() < deadline, "gateway did not start");
+        let log = || std::fs::read_to_string(gw.files.config.with_extension("stderr.log")).unwrap_or_default();
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("gateway exited at start ({status}): {}", log());
+        }
+        assert!(Instant::now() < deadline, "gateway did not start: {}", log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -49,14 +55,14 @@ async fn crash_then_recover(point: &str, partner_holds_it_after_crash: i64) {
     let kr = Gateway { files: kr, app: None };
 
     let mut child = spawn_gateway(&kr.files.config, Some(point));
-    wait_ready(&kr).await;
+    wait_ready(&kr, &mut child).await;
     let cert = kr.submit("ID", EXAMPLE_CO).await;
     let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.expect("join");
     assert!(!status.success(), "the gateway must have been killed at {point}");
     assert_eq!(coconnect::store::certificates::count(id.store()).await.expect("count"), partner_holds_it_after_crash);
 
     let mut child = spawn_gateway(&kr.files.config, None);
-    wait_ready(&kr).await;
+    wait_ready(&kr, &mut child).await;
     let done = kr.wait_state(&cert, "acknowledged").await;
     let _ = child.kill();
     let _ = child.wait();
@@ -85,7 +91,7 @@ async fn sigterm_stops_cleanly_and_a_restart_finishes_the_work_once() {
     id.start().await;
     let kr = Gateway { files: kr, app: None };
     let mut child = spawn_gateway(&kr.files.config, None);
-    wait_ready(&kr).await;
+    wait_ready(&kr, &mut child).await;
     for n in 0..40 {
         kr.submit("ID", &co_with_reference(&format!("TERM-{n:03}"))).await;
     }
@@ -94,7 +100,7 @@ async fn sigterm_stops_cleanly_and_a_restart_finishes_the_work_once() {
     let status = tokio::task::spawn_blocking(move || wait_exit(&mut child)).await.expect("join");
     assert!(status.success(), "SIGTERM must end the gateway cleanly: {status:?}");
     let mut child = spawn_gateway(&kr.files.config, None);
-    wait_ready(&kr).await;
+    wait_ready(&kr, &mut child).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, delivered) = kr.api("GET", "/api/v1/outbox?state=delivered", "").await;
