@@ -45,6 +45,10 @@ async fn run(label: &str, urls: [String; 2]) {
                 reference: &reference,
                 direction: Direction::Outbound,
                 partner: "ID",
+                kind: "CO",
+                replaces: None,
+                reference_code: None,
+                verification_flag: None,
                 content_sha256: "bench",
                 co_xml: &co_xml,
             };

@@ -237,6 +237,17 @@ pub enum SecurityProfile {
     Sign,
 }
 
+/// Who answers a partner's cancellation notifications (A.27–A.28).
+#[derive(Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CancellationDecision {
+    /// Decline when an origin-treatment decision was recorded on the CO, accept otherwise.
+    #[default]
+    Automatic,
+    /// An officer decides through the domestic API.
+    Officer,
+}
+
 #[derive(Deserialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawPartner {
@@ -264,6 +275,11 @@ pub struct RawPartner {
     pub max_message_bytes: Option<usize>,
     /// Requests per second accepted from this partner; default `[limits]`'s.
     pub requests_per_second: Option<f64>,
+    /// Who answers this partner's cancellation notifications: `automatic` (default: decline
+    /// when an origin-treatment decision was recorded, accept otherwise) or `officer` (through
+    /// the domestic API).
+    #[serde(default)]
+    pub cancellation_decision: CancellationDecision,
     /// The partner's TLS client certificates (pinned), checked against the one it presents
     /// (directly, or through a trusted proxy).
     #[serde(default)]
@@ -341,6 +357,9 @@ impl std::fmt::Debug for Settings {
 pub enum Expect {
     /// A partner's request: its profile decides encryption; the Timestamp must be in force.
     Request,
+    /// A partner's answer to our look-up (GetCO): it carries a CO, so the partner's profile
+    /// decides encryption as for a request, and its Timestamp must be in force.
+    LookupResponse,
     /// A partner's acknowledgement of our request: signed only, and possibly the original one
     /// returned for a retry (bound to our request by its digest instead of its Timestamp).
     Acknowledgement,
@@ -354,7 +373,8 @@ impl Settings {
         expect: Expect,
         now: chrono::DateTime<chrono::Utc>,
     ) -> crate::wssec::inbound::InboundPolicy<'a> {
-        let encrypted = matches!(expect, Expect::Request) && partner.profile == SecurityProfile::SignEncrypt;
+        let encrypted =
+            matches!(expect, Expect::Request | Expect::LookupResponse) && partner.profile == SecurityProfile::SignEncrypt;
         crate::wssec::inbound::InboundPolicy {
             limits: XmlLimits { max_bytes: partner.max_message_bytes, ..XmlLimits::default() },
             // Nothing is decrypted for a partner that has no business encrypting to us.
@@ -364,7 +384,7 @@ impl Settings {
             now,
             clock_skew: chrono::Duration::seconds(self.security.clock_skew_seconds),
             max_ttl: chrono::Duration::seconds(self.security.max_timestamp_age_seconds),
-            require_fresh_timestamp: matches!(expect, Expect::Request),
+            require_fresh_timestamp: matches!(expect, Expect::Request | Expect::LookupResponse),
         }
     }
 
@@ -389,6 +409,7 @@ pub struct Partner {
     pub flush_rate_per_second: f64,
     pub max_message_bytes: usize,
     pub requests_per_second: f64,
+    pub cancellation_decision: CancellationDecision,
     pub tls_client_certs: Vec<Certificate>,
     pub tls_client_subject: Option<String>,
     pub tls_server_cas: Vec<Certificate>,
@@ -558,6 +579,7 @@ impl RawConfig {
                 flush_rate_per_second,
                 max_message_bytes: p.max_message_bytes.unwrap_or(self.security.max_message_bytes),
                 requests_per_second,
+                cancellation_decision: p.cancellation_decision,
                 tls_client_certs: p.tls_client_certs.iter().map(cert).collect::<Result<Vec<_>, _>>()?,
                 tls_client_subject: p.tls_client_subject.clone(),
                 tls_server_cas: p.tls_server_cas.iter().map(cert).collect::<Result<Vec<_>, _>>()?,

@@ -3,14 +3,20 @@
 //! SOAP endpoint.
 //!
 //! - `POST /api/v1/certificates?partner=ID` (CO XML body) → 422 with every validation error,
-//!   409 if the CO was already submitted, or 202 `{id, state, message_id}`.
-//! - `GET /api/v1/certificates/{id}` → the certificate with its history.
+//!   409 if the CO was already submitted, or 202 `{id, kind, state, message_id, reference_code}`.
+//! - `POST /api/v1/declarations?partner=ID` (DO XML body, Annex IV) → the same, sent as SendDO.
+//! - `GET /api/v1/certificates/{id}` → the certificate with its history, amendments,
+//!   treatment decisions and the certificate that replaced it.
+//! - Lifecycle routes (amendment, cancellation decision, treatment, look-up): see [`lifecycle`].
 //! - `GET /api/v1/certificates?issuer=KR&reference=...` → the certificates with that identity.
 //!
 //! - Operator routes (outbox, partners, alerts): see [`operator`].
 //!
 //! Must never: build SOAP or touch keys; DTOs here are separate from the store's records.
 
+mod approved_exporters;
+mod claims;
+mod lifecycle;
 mod operator;
 
 use std::sync::Arc;
@@ -28,7 +34,8 @@ use crate::soap::messages::request_xml;
 use crate::soap::{MessageHeader, Operation};
 use crate::store::certificates::{self, CertificateRecord, NewCertificate};
 use crate::store::messages::sha256_hex;
-use crate::store::{outbox, StoreError};
+use crate::payload::DocumentKind;
+use crate::store::{amendments, outbox, treatments, StoreError};
 use crate::wssec::limits::precheck;
 
 pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
@@ -47,14 +54,42 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let method = req.method().clone();
+    // `approved_exporters::route` takes the request (it reads the body): decide by the path
+    // first, so that `req` is still there for the routes below when the path is not its own.
+    if approved_exporters::party_of(&path).is_some() {
+        if let Some(result) = approved_exporters::route(state, &method, &path, req, &caller).await {
+            return result.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "approved exporters request failed");
+                json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "store unavailable", "code": "API-STORE"}))
+            });
+        }
+        return json(StatusCode::NOT_FOUND, &json!({"error": "no such resource", "code": "API-NOT-FOUND"}));
+    }
+    if lifecycle::is_lifecycle_route(&method, &path) {
+        return lifecycle::route(state, &path, &query, req, &caller).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "lifecycle request failed");
+            json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "store unavailable", "code": "API-STORE"}))
+        });
+    }
     if let Some(result) = operator::route(state, &method, &path, &query, &caller).await {
         return result.unwrap_or_else(|e| {
             tracing::error!(error = %e, "operator request failed");
             json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "store unavailable", "code": "API-STORE"}))
         });
     }
+    // `claims::route` takes the request (it reads the body): asked only for its own paths.
+    if claims::handles(&method, &path) {
+        if let Some(result) = claims::route(state, &method, &path, req, &caller).await {
+            return result.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "claims request failed");
+                json(StatusCode::SERVICE_UNAVAILABLE, &json!({"error": "store unavailable", "code": "API-STORE"}))
+            });
+        }
+        return json(StatusCode::NOT_FOUND, &json!({"error": "no such resource", "code": "API-NOT-FOUND"}));
+    }
     let result = match (method, path.as_str()) {
-        (Method::POST, "/api/v1/certificates") => submit(state, req, &query, &caller).await,
+        (Method::POST, "/api/v1/certificates") => submit(state, req, &query, &caller, DocumentKind::Co).await,
+        (Method::POST, "/api/v1/declarations") => submit(state, req, &query, &caller, DocumentKind::Do).await,
         (Method::GET, "/api/v1/certificates") => lookup(state, &query).await,
         (Method::GET, p) if p.starts_with("/api/v1/certificates/") => {
             show(state, &p["/api/v1/certificates/".len()..]).await
@@ -92,6 +127,7 @@ async fn submit(
     req: Request<Incoming>,
     query: &[(String, String)],
     caller: &str,
+    kind: DocumentKind,
 ) -> Result<Response<Body>, StoreError> {
     let settings = &state.settings;
     let Some(partner) = param(query, "partner").and_then(|p| settings.partners.get(p)) else {
@@ -118,7 +154,7 @@ async fn submit(
             json!({"code": "CO-XML-MALFORMED", "message": "body is not UTF-8", "path": "/"}),
         ]));
     };
-    let co = match crate::payload::parse_co(text) {
+    let co = match crate::flows::parse_kind(kind.as_str(), text) {
         Ok(co) => co,
         Err(errors) => {
             return Ok(unprocessable(
@@ -134,21 +170,31 @@ async fn submit(
     let now = state.clock.now();
     let message_id = Uuid::new_v4();
     let header = MessageHeader::new(&settings.party, &partner.party, message_id, now);
-    let body_xml = request_xml(Operation::SendCo, &header, &co_xml);
+    let operation = match kind {
+        DocumentKind::Co => Operation::SendCo,
+        DocumentKind::Do => Operation::SendDo,
+    };
+    let body_xml = request_xml(operation, &header, &co_xml);
+    // Annex III: the code printed on the CO, which a partner's GetCO must present.
+    let reference_code = (kind == DocumentKind::Co).then(crate::flows::lookup::new_reference_code);
     let new = NewCertificate {
         issuer: &settings.party,
         reference: co.reference(),
         direction: Direction::Outbound,
         partner: &partner.party,
+        kind: kind.as_str(),
+        replaces: None,
+        reference_code: reference_code.as_deref(),
+        verification_flag: None,
         content_sha256: &sha256_hex(co_xml.as_bytes()),
         co_xml: &co_xml,
     };
-    match outbox::submit(&state.store, &new, Operation::SendCo.name(), &message_id.to_string(), &body_xml, now).await {
+    match outbox::submit(&state.store, &new, operation.name(), &message_id.to_string(), &body_xml, now).await {
         Ok(record) => {
-            tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, partner = %partner.party, caller, %message_id, "CO queued");
+            tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, kind = kind.as_str(), partner = %partner.party, caller, %message_id, "queued");
             Ok(json(
                 StatusCode::ACCEPTED,
-                &json!({"id": record.id, "state": record.state, "message_id": message_id.to_string()}),
+                &json!({"id": record.id, "kind": record.kind, "state": record.state, "message_id": message_id.to_string(), "reference_code": reference_code}),
             ))
         }
         Err(StoreError::Duplicate(what)) => Ok(json(
@@ -170,7 +216,11 @@ fn certificate_json(c: &CertificateRecord, history: Option<Vec<certificates::His
         "reference": c.reference,
         "partner": c.partner,
         "direction": c.direction,
+        "kind": c.kind,
         "state": c.state,
+        "replaces": c.replaces,
+        "reference_code": c.reference_code,
+        "verification_flag": c.verification_flag,
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     });
@@ -184,7 +234,11 @@ async fn show(state: &Arc<AppState>, id: &str) -> Result<Response<Body>, StoreEr
     match certificates::get(&state.store, id).await? {
         Some(c) => {
             let history = certificates::history(&state.store, &c.id).await?;
-            Ok(json(StatusCode::OK, &certificate_json(&c, Some(history))))
+            let mut v = certificate_json(&c, Some(history));
+            v["amendments"] = json!(amendments::list(&state.store, &c.id).await?);
+            v["treatment_decisions"] = json!(treatments::list(&state.store, &c.id).await?);
+            v["replaced_by"] = json!(certificates::replaced_by(&state.store, &c.id).await?);
+            Ok(json(StatusCode::OK, &v))
         }
         None => Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such certificate", "code": "API-NOT-FOUND"}))),
     }

@@ -2,8 +2,10 @@
 //!
 //! Order: Basic user → source address → password (all before the body is read) → body size →
 //! WS-Security (on a blocking thread) → replay cache → operation → message header and the
-//! partner's identity → idempotency by message ID → payload validation → one transaction that
-//! stores the receipt and the certificate → the signed acknowledgement.
+//! partner's identity → idempotency by message ID → the business decision (`flows::inbound`:
+//! validation, the certificate's lifecycle and the partner's role) → one transaction that
+//! stores the receipt and its effect → the signed acknowledgement. GetCO is answered with the
+//! CO itself (`flows::lookup`), signed, instead of an acknowledgement.
 //! Security failures get a SOAP Fault and leave nothing in the store; business failures get a
 //! signed acknowledgement with status Rejected and every error.
 
@@ -21,12 +23,12 @@ use uuid::Uuid;
 use super::auth::AuthFailure;
 use super::http::{read_body, response, Body, BodyError};
 use crate::app::AppState;
-use crate::config::{Expect, Partner};
-use crate::lifecycle::Direction;
+use crate::config::{Expect, Partner, SecurityProfile};
+use crate::flows::{self, FlowError};
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
+use crate::soap::business::{Lookup, LookupResult};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 use crate::store::audit::AuditEvent;
-use crate::store::certificates::NewCertificate;
 use crate::store::inbound::{self, Receipt, Recorded};
 use crate::store::messages::sha256_hex;
 use crate::wssec::inbound::VerifiedMessage;
@@ -360,16 +362,6 @@ async fn process(
             Some(format!("/Envelope/Body/{op_name}")),
         ));
     };
-    if operation != Operation::SendCo {
-        return Err(fault(
-            FaultSide::Sender,
-            SubcodeNs::Coconnect,
-            "NotSupported",
-            "OP-NOT-SUPPORTED",
-            format!("{} is not yet supported by this gateway", operation.name()),
-            Some(format!("/Envelope/Body/{op_name}")),
-        ));
-    }
     let body_child = verified.body_child().to_vec();
     let received_digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&bytes));
     let header = match MessageHeader::read(&body_child) {
@@ -401,6 +393,9 @@ async fn process(
             Some(format!("/{op_name}/MessageHeader/SenderPartyID")),
         ));
     }
+    if operation == Operation::GetCo {
+        return lookup(state, partner, &header, &verified, remote, now).await.map(|wire| (version, wire));
+    }
     let message_id = header.message_id.to_string();
     let body_sha256 = sha256_hex(&body_child);
     match inbound::find(&state.store, &partner.party, &message_id).await {
@@ -424,9 +419,16 @@ async fn process(
         }
     }
 
-    let (errors, certificate) = check_send_co(state, partner, &header, &verified, op_name).await?;
-    let accepted = errors.is_empty();
-    let ack = ack_for(state, partner, &message_id, &received_digest, errors, now);
+    let decision = flows::inbound::check(state, partner, operation, &header, &verified).await.map_err(|e| {
+        tracing::error!(error = %e, "store unavailable");
+        internal_fault("store unavailable")
+    })?;
+    let accepted = decision.errors.is_empty();
+    if !accepted {
+        let codes: Vec<&str> = decision.errors.iter().map(|e| e.code.as_str()).collect();
+        tracing::info!(event = "request_rejected", partner = %partner.party, %message_id, operation = operation.name(), ?codes, "request answered Rejected");
+    }
+    let ack = ack_for(state, partner, &message_id, &received_digest, decision.errors, now);
     let ack_wire = sign_ack(state, version, &ack, now).await?;
     let receipt = Receipt {
         partner: &partner.party,
@@ -436,95 +438,101 @@ async fn process(
         accepted,
         request_wire: &bytes,
         ack_wire: &ack_wire,
-        certificate: certificate.as_ref().map(|c| NewCertificate {
-            issuer: &partner.party,
-            reference: &c.reference,
-            direction: Direction::Inbound,
-            partner: &partner.party,
-            content_sha256: &c.content_sha256,
-            co_xml: &c.co_xml,
-        }),
+        certificate: None,
     };
-    match inbound::record(&state.store, &receipt, now).await {
-        Ok(Recorded::New(cert)) => {
-            tracing::info!(event = "received", partner = %partner.party, %message_id, accepted, certificate = ?cert.map(|c| c.id), "request acknowledged");
+    let stored = async {
+        let mut tx = state.store.begin().await?;
+        let certificate = if accepted {
+            flows::inbound::apply(&mut tx, state, partner, &decision.effect, &message_id, now).await?
+        } else {
+            None
+        };
+        Ok::<_, FlowError>((inbound::finish(tx, &state.store, &receipt, certificate.as_deref(), now).await?, certificate))
+    };
+    match stored.await {
+        Ok((Recorded::New(_), certificate)) => {
+            tracing::info!(event = "received", partner = %partner.party, %message_id, operation = operation.name(), accepted, ?certificate, "request acknowledged");
             Ok((version, ack_wire))
         }
-        Ok(Recorded::AlreadyReceived(previous)) => Ok((version, previous.ack_wire)),
+        Ok((Recorded::AlreadyReceived(previous), _)) => Ok((version, previous.ack_wire)),
         Err(e) => {
+            // A refusal here means the certificate changed between the check and the write (a
+            // concurrent message): nothing was stored, and the partner's retry gets the answer.
             tracing::error!(error = %e, %message_id, "receipt could not be stored");
             Err(internal_fault("the message could not be stored"))
         }
     }
 }
 
-/// The CO to create on acceptance.
-struct ReceivedCo {
-    reference: String,
-    content_sha256: String,
-    co_xml: String,
-}
-
-/// Business checks of a SendCO: receiver, payload validation, and the CO's identity. Returns the
-/// errors (empty when accepted) and the certificate to store (None for a re-delivery of a CO
-/// already held with the same content).
-async fn check_send_co(
+/// GetCO (Annex III): the CO for the asking partner, or the same `NotFound` for anything else;
+/// signed, and encrypted under the partner's `sign-encrypt` profile.
+async fn lookup(
     state: &Arc<AppState>,
-    partner: &Partner,
+    partner: &Arc<Partner>,
     header: &MessageHeader,
     verified: &VerifiedMessage,
-    op_name: &str,
-) -> Result<(Vec<AckError>, Option<ReceivedCo>), Fault> {
-    let mut errors = Vec::new();
-    if header.receiver != state.settings.party {
-        errors.push(AckError::new(
-            "MSG-WRONG-RECEIVER",
-            format!("receiver {} is not this gateway ({})", header.receiver, state.settings.party),
-            format!("/{op_name}/MessageHeader/ReceiverPartyID"),
-        ));
-    }
-    let lpcos: Vec<_> = verified
-        .parts()
-        .iter()
-        .filter(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE)
-        .collect();
-    let [lpco] = lpcos.as_slice() else {
-        errors.push(AckError::new(
-            "MSG-MISSING",
-            format!("{op_name} must contain exactly one LPCO"),
-            format!("/{op_name}/LPCO"),
-        ));
-        return Ok((errors, None));
-    };
-    let xml = String::from_utf8_lossy(&lpco.xml).into_owned();
-    let co = match crate::payload::parse_co(&xml) {
-        Ok(co) => co,
-        Err(validation) => {
-            errors.extend(validation.into_iter().map(|v| AckError::new(v.code, v.message, v.path)));
-            return Ok((errors, None));
-        }
-    };
-    if !errors.is_empty() {
-        return Ok((errors, None));
-    }
-    let reference = co.reference().to_owned();
-    let content_sha256 = sha256_hex(lpco.xml.as_slice());
-    match inbound::received_certificate(&state.store, &partner.party, &reference).await {
-        Ok(Some(existing)) if existing.content_sha256 == content_sha256 => Ok((errors, None)),
-        Ok(Some(_)) => {
-            errors.push(AckError::new(
-                "CO-CONFLICT",
-                format!("certificate {reference} of {} was already received with different content", partner.party),
-                "/LPCO/ID",
+    remote: SocketAddr,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<u8>, Fault> {
+    let op_name = Operation::GetCo.request_element();
+    let request = match Lookup::read(verified.body_child()) {
+        Ok(l) => l,
+        Err(errors) => {
+            let first = errors.first();
+            return Err(fault(
+                FaultSide::Sender,
+                SubcodeNs::Coconnect,
+                "InvalidRequest",
+                first.map_or("MSG-MALFORMED", |e| e.code.as_str()),
+                first.map_or_else(|| "invalid look-up".to_owned(), |e| e.description.clone()),
+                first.map(|e| e.path.clone()),
             ));
-            Ok((errors, None))
         }
-        Ok(None) => Ok((errors, Some(ReceivedCo { reference, content_sha256, co_xml: xml }))),
-        Err(e) => {
-            tracing::error!(error = %e, "store unavailable");
-            Err(internal_fault("store unavailable"))
-        }
+    };
+    if header.receiver != state.settings.party {
+        return Err(fault(
+            FaultSide::Sender,
+            SubcodeNs::Coconnect,
+            "InvalidRequest",
+            "MSG-WRONG-RECEIVER",
+            "the receiver is not this gateway",
+            Some(format!("/{op_name}/MessageHeader/ReceiverPartyID")),
+        ));
     }
+    let result = flows::lookup::find(state, partner, &request).await.map_err(|e| {
+        tracing::error!(error = %e, "store unavailable");
+        internal_fault("store unavailable")
+    })?;
+    let message_id = header.message_id.to_string();
+    let found = matches!(result, LookupResult::Found { .. });
+    tracing::info!(event = "lookup", partner = %partner.party, reference = %request.document.reference, found, "GetCO answered");
+    if !found {
+        let reason = format!("GetCO {} {}: not found", request.document.issuer, request.document.reference);
+        audit(state, "lookup.not_found", Some(&partner.party), remote, Some(&message_id), &reason).await;
+    }
+    let body = flows::lookup::response_body(&state.settings, partner, &message_id, &result, now);
+    let (s, p) = (state.clone(), partner.clone());
+    let version = verified.version();
+    tokio::task::spawn_blocking(move || {
+        let encrypt_for = match p.profile {
+            SecurityProfile::SignEncrypt => p.encryption_cert.as_ref(),
+            SecurityProfile::Sign => None,
+        };
+        secure(&OutboundMessage {
+            version,
+            body_xml: &body,
+            signer: &s.settings.signing,
+            encrypt_for,
+            now,
+            ttl: Duration::seconds(s.settings.security.timestamp_ttl_seconds),
+        })
+    })
+    .await
+    .map_err(|_| internal_fault("signing task failed"))?
+    .map_err(|e| {
+        tracing::error!(error = %e, "GetCO response could not be secured");
+        internal_fault("the response could not be secured")
+    })
 }
 
 fn ack_for(

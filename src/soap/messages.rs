@@ -16,11 +16,21 @@ pub enum Operation {
     SendCancellation,
     SendCancellationStatus,
     SendFeedback,
+    /// Annex IV: a declaration of origin by an approved exporter.
+    SendDo,
+    /// Annex III: look-up of a CO by reference number and reference code.
+    GetCo,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 4] =
-        [Operation::SendCo, Operation::SendCancellation, Operation::SendCancellationStatus, Operation::SendFeedback];
+    pub const ALL: [Operation; 6] = [
+        Operation::SendCo,
+        Operation::SendCancellation,
+        Operation::SendCancellationStatus,
+        Operation::SendFeedback,
+        Operation::SendDo,
+        Operation::GetCo,
+    ];
 
     /// Local name of the request element in the Body.
     pub fn request_element(self) -> &'static str {
@@ -29,6 +39,8 @@ impl Operation {
             Operation::SendCancellation => "SendCancellationRequest",
             Operation::SendCancellationStatus => "SendCancellationStatusRequest",
             Operation::SendFeedback => "SendFeedbackRequest",
+            Operation::SendDo => "SendDORequest",
+            Operation::GetCo => "GetCORequest",
         }
     }
 
@@ -39,6 +51,8 @@ impl Operation {
             Operation::SendCancellation => "SendCancellation",
             Operation::SendCancellationStatus => "SendCancellationStatus",
             Operation::SendFeedback => "SendFeedback",
+            Operation::SendDo => "SendDO",
+            Operation::GetCo => "GetCO",
         }
     }
 

@@ -12,6 +12,10 @@ pub const REJECTED: &str = "co.rejected";
 pub const UNDELIVERED_AFTER_FIRST_HOUR: &str = "co.undelivered_after_first_hour";
 pub const DELIVERY_FAILED: &str = "co.delivery_failed";
 pub const ACK_UNVERIFIED: &str = "ack.unverified";
+/// A declaration of origin from an exporter that is not on the partner's approved list.
+pub const DO_UNLISTED_EXPORTER: &str = "do.unlisted_exporter";
+/// An accepted cancellation whose replacement could not be queued (its reference is taken).
+pub const REPLACEMENT_CONFLICT: &str = "amendment.replacement_conflict";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {

@@ -1,13 +1,13 @@
-//! Certificates and their history. [`apply`] and [`insert`] are the only writers of `state`:
-//! both consult `crate::lifecycle::transition` and write the history row in the caller's
-//! transaction.
+//! Certificates (COs and DOs) and their history. [`apply`] and [`insert`] are the only writers
+//! of `state`: both consult `crate::lifecycle::transition` with the role of the caller and write
+//! the history row in the caller's transaction; a refused event changes nothing.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
 use super::{from_millis, is_unique_violation, millis, Store, StoreError, Tx};
-use crate::lifecycle::{transition, Direction, Event, State};
+use crate::lifecycle::{transition, DeliveryOutcome, Direction, Event, Role, State};
 
 /// A certificate as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +18,15 @@ pub struct CertificateRecord {
     pub direction: Direction,
     pub partner: String,
     pub state: State,
+    /// `CO` or `DO`.
+    pub kind: String,
+    /// The certificate this one replaces (re-issue after an accepted cancellation).
+    pub replaces: Option<String>,
+    /// Outbound: the verification code printed on the CO (Annex III look-up).
+    #[serde(skip)]
+    pub reference_code: Option<String>,
+    /// Inbound DO: why it must be verified (exporter not on the approved list).
+    pub verification_flag: Option<String>,
     pub content_sha256: String,
     #[serde(skip)]
     pub co_xml: String,
@@ -41,24 +50,31 @@ pub struct NewCertificate<'a> {
     pub reference: &'a str,
     pub direction: Direction,
     pub partner: &'a str,
+    /// `CO` or `DO`.
+    pub kind: &'a str,
+    pub replaces: Option<&'a str>,
+    pub reference_code: Option<&'a str>,
+    pub verification_flag: Option<&'a str>,
     pub content_sha256: &'a str,
     pub co_xml: &'a str,
 }
 
-/// Inserts a certificate in the state `event` creates, with its first history row.
-/// A second certificate with the same issuer, reference and direction is `Duplicate`.
+/// Inserts a certificate in the state `event` (caused by `role`) creates, with its first history
+/// row. A second certificate with the same issuer, reference and direction is `Duplicate`.
+#[allow(clippy::too_many_arguments)]
 pub async fn insert(
     tx: &mut Tx<'_>,
     new: &NewCertificate<'_>,
     event: Event,
+    role: Role,
     cause: &str,
     message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<CertificateRecord, StoreError> {
-    let state = transition(new.direction, None, event)?;
+    let state = transition(new.direction, None, event, role)?;
     let id = uuid::Uuid::new_v4().to_string();
     let inserted = sqlx::query(
-        "INSERT INTO certificates (id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        "INSERT INTO certificates (id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at, kind, replaces, reference_code, verification_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)",
     )
     .bind(&id)
     .bind(new.issuer)
@@ -69,6 +85,10 @@ pub async fn insert(
     .bind(new.content_sha256)
     .bind(new.co_xml)
     .bind(millis(now))
+    .bind(new.kind)
+    .bind(new.replaces)
+    .bind(new.reference_code)
+    .bind(new.verification_flag)
     .execute(&mut **tx)
     .await;
     match inserted {
@@ -90,6 +110,10 @@ pub async fn insert(
         direction: new.direction,
         partner: new.partner.to_owned(),
         state,
+        kind: new.kind.to_owned(),
+        replaces: new.replaces.map(str::to_owned),
+        reference_code: new.reference_code.map(str::to_owned),
+        verification_flag: new.verification_flag.map(str::to_owned),
         content_sha256: new.content_sha256.to_owned(),
         co_xml: new.co_xml.to_owned(),
         created_at: now,
@@ -97,13 +121,15 @@ pub async fn insert(
     })
 }
 
-/// Applies `event` to certificate `id`: refuses illegal transitions, writes the new state and
-/// the history row. Returns the new state.
+/// Applies `event`, caused by `role`, to certificate `id`: refuses what the lifecycle refuses
+/// (nothing written), otherwise writes the new state and the history row. Returns the new state.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     tx: &mut Tx<'_>,
     store: &Store,
     id: &str,
     event: Event,
+    role: Role,
     cause: &str,
     message_id: Option<&str>,
     now: DateTime<Utc>,
@@ -115,7 +141,7 @@ pub async fn apply(
         .ok_or_else(|| StoreError::NotFound(format!("certificate {id}")))?;
     let from = parse_state(&row.try_get::<String, _>("state")?)?;
     let direction = parse_direction(&row.try_get::<String, _>("direction")?)?;
-    let to = transition(direction, Some(from), event)?;
+    let to = transition(direction, Some(from), event, role)?;
     if to != from {
         let updated = sqlx::query("UPDATE certificates SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
             .bind(to.as_str())
@@ -151,23 +177,31 @@ pub async fn note(
     Ok(state)
 }
 
-/// Applies the certificate event of a delivery of `operation`, or only notes it (see
-/// [`crate::lifecycle::delivery_moves_certificate`]).
+/// Applies the certificate event a delivery outcome of `operation` brings, or only notes it
+/// (see [`crate::lifecycle::delivery_event`]). A failed cancellation notification also ends its
+/// amendment.
 #[allow(clippy::too_many_arguments)]
 pub async fn delivery_event(
     tx: &mut Tx<'_>,
     store: &Store,
     operation: &str,
     id: &str,
-    event: Event,
+    outcome: DeliveryOutcome,
     cause: &str,
     message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    if crate::lifecycle::delivery_moves_certificate(operation) {
-        apply(tx, store, id, event, cause, message_id, now).await
-    } else {
-        note(tx, id, &format!("{operation}: {cause}"), message_id, now).await
+    match crate::lifecycle::delivery_event(operation, outcome) {
+        Some((event, role)) => {
+            let to = apply(tx, store, id, event, role, &format!("{operation}: {cause}"), message_id, now).await?;
+            if event == Event::CancellationUndelivered {
+                if let Some(message_id) = message_id {
+                    super::amendments::close_undelivered(tx, message_id, cause, now).await?;
+                }
+            }
+            Ok(to)
+        }
+        None => note(tx, id, &format!("{operation}: {cause}"), message_id, now).await,
     }
 }
 
@@ -200,8 +234,7 @@ fn parse_direction(s: &str) -> Result<Direction, StoreError> {
     Direction::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown direction {s:?}")))
 }
 
-const COLUMNS: &str =
-    "id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at";
+const COLUMNS: &str = "id, issuer, reference, direction, partner, state, kind, replaces, reference_code, verification_flag, content_sha256, co_xml, created_at, updated_at";
 
 fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
     Ok(CertificateRecord {
@@ -211,6 +244,10 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
         direction: parse_direction(&row.try_get::<String, _>("direction")?)?,
         partner: row.try_get("partner")?,
         state: parse_state(&row.try_get::<String, _>("state")?)?,
+        kind: row.try_get("kind")?,
+        replaces: row.try_get("replaces")?,
+        reference_code: row.try_get("reference_code")?,
+        verification_flag: row.try_get("verification_flag")?,
         content_sha256: row.try_get("content_sha256")?,
         co_xml: row.try_get("co_xml")?,
         created_at: from_millis(row.try_get("created_at")?),
@@ -238,6 +275,15 @@ pub async fn find(store: &Store, issuer: &str, reference: &str) -> Result<Vec<Ce
     rows.iter().map(record).collect()
 }
 
+/// The certificate `id` inside a transaction, locked for update where the backend can.
+pub(crate) async fn get_in(tx: &mut Tx<'_>, store: &Store, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1{}", store.for_update()))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(record).transpose()
+}
+
 pub(crate) async fn find_in(
     tx: &mut Tx<'_>,
     issuer: &str,
@@ -253,6 +299,12 @@ pub(crate) async fn find_in(
     .fetch_optional(&mut **tx)
     .await?;
     row.as_ref().map(record).transpose()
+}
+
+/// The certificate that replaced `id` (re-issue after an accepted cancellation), if any.
+pub async fn replaced_by(store: &Store, id: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT id FROM certificates WHERE replaces = $1").bind(id).fetch_optional(store.pool()).await?;
+    row.map(|r| Ok(r.try_get("id")?)).transpose()
 }
 
 pub async fn history(store: &Store, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {

@@ -7,8 +7,8 @@ use sqlx::Row;
 
 use super::certificates::{self, CertificateRecord, NewCertificate};
 use super::messages::{self, Kind, LogEntry};
-use super::{is_unique_violation, millis, Store, StoreError};
-use crate::lifecycle::{Direction, Event};
+use super::{is_unique_violation, millis, Store, StoreError, Tx};
+use crate::lifecycle::{Direction, Event, Role};
 
 /// Remembers `signature_key` until `expires_at`. Returns false if it was already there (replay).
 pub async fn remember_signature(
@@ -86,6 +86,7 @@ pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Resul
                 &mut tx,
                 c,
                 Event::ReceivedFromPartner,
+                Role::ExportingPartner,
                 "received from partner",
                 Some(r.message_id),
                 now,
@@ -94,6 +95,25 @@ pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Resul
         ),
         _ => None,
     };
+    let id = certificate.as_ref().map(|c| c.id.clone());
+    match finish(tx, store, r, id.as_deref(), now).await? {
+        Recorded::New(_) => Ok(Recorded::New(certificate)),
+        already => Ok(already),
+    }
+}
+
+/// Completes a receipt in `tx`, which may already hold what the message changed (a new
+/// certificate, a transition, queued answers): the message and its ack are stored, both exact
+/// wire forms logged, and everything is committed together. If the same message ID was stored
+/// meanwhile by a concurrent request, everything in `tx` is rolled back and that message's
+/// acknowledgement returned.
+pub async fn finish(
+    mut tx: Tx<'static>,
+    store: &Store,
+    r: &Receipt<'_>,
+    certificate_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
@@ -102,7 +122,7 @@ pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Resul
     .bind(r.operation)
     .bind(r.body_sha256)
     .bind(if r.accepted { "accepted" } else { "rejected" })
-    .bind(certificate.as_ref().map(|c| c.id.clone()))
+    .bind(certificate_id)
     .bind(r.ack_wire.to_vec())
     .bind(millis(now))
     .execute(&mut *tx)
@@ -144,7 +164,7 @@ pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Resul
     )
     .await?;
     tx.commit().await?;
-    Ok(Recorded::New(certificate))
+    Ok(Recorded::New(None))
 }
 
 /// The inbound certificate with this issuer and reference, if any.

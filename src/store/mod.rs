@@ -7,8 +7,11 @@
 //! `crate::lifecycle`, which [`certificates::apply`] consults).
 
 pub mod alerts;
+pub mod amendments;
+pub mod approved_exporters;
 pub mod audit;
 pub mod certificates;
+pub mod claims;
 pub mod inbound;
 pub mod messages;
 pub mod operator;
@@ -16,6 +19,7 @@ pub mod outbox;
 pub mod partners;
 pub mod retention;
 pub mod testdb;
+pub mod treatments;
 
 use std::str::FromStr;
 

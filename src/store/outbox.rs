@@ -15,7 +15,7 @@ use super::alerts::{self, NewAlert};
 use super::certificates::{self, NewCertificate};
 use super::messages::{self, Kind, LogEntry};
 use super::{from_millis, millis, Store, StoreError, Tx};
-use crate::lifecycle::{Event, State};
+use crate::lifecycle::{DeliveryOutcome, Event, Role, State};
 
 /// Outbox row states.
 pub const PENDING: &str = "pending";
@@ -55,17 +55,24 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
     let mut tx = store.begin().await?;
-    let record = certificates::insert(
-        &mut tx,
-        cert,
-        Event::Submitted,
-        "submitted by the domestic system",
-        Some(message_id),
-        now,
-    )
-    .await?;
-    enqueue(&mut tx, &record.id, cert.partner, operation, message_id, body_xml, now).await?;
+    let record = submit_in(&mut tx, cert, operation, message_id, body_xml, "submitted by the domestic system", now).await?;
     tx.commit().await?;
+    Ok(record)
+}
+
+/// [`submit`] inside the caller's transaction (a replacement CO is submitted together with the
+/// cancellation of the original).
+pub async fn submit_in(
+    tx: &mut Tx<'_>,
+    cert: &NewCertificate<'_>,
+    operation: &str,
+    message_id: &str,
+    body_xml: &str,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<certificates::CertificateRecord, StoreError> {
+    let record = certificates::insert(tx, cert, Event::Submitted, Role::Issuer, cause, Some(message_id), now).await?;
+    enqueue(tx, &record.id, cert.partner, operation, message_id, body_xml, now).await?;
     Ok(record)
 }
 
@@ -188,7 +195,7 @@ pub async fn begin_attempt(
         store,
         &msg.operation,
         &msg.certificate_id,
-        Event::Transmitted,
+        DeliveryOutcome::Transmitted,
         &format!("attempt {attempt}"),
         Some(&msg.message_id),
         now,
@@ -245,7 +252,7 @@ pub async fn exhaust(
         store,
         &msg.operation,
         &msg.certificate_id,
-        Event::DeliveryExhausted,
+        DeliveryOutcome::Exhausted,
         &cause,
         Some(&msg.message_id),
         now,
@@ -279,9 +286,9 @@ pub async fn complete(
 ) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
     let (outcome, state, event) = if accepted {
-        ("accepted", DELIVERED, Event::AcknowledgedAccepted)
+        ("accepted", DELIVERED, DeliveryOutcome::Accepted)
     } else {
-        ("rejected", REJECTED, Event::AcknowledgedRejected)
+        ("rejected", REJECTED, DeliveryOutcome::Rejected)
     };
     finish_attempt(&mut tx, &msg.message_id, attempt, outcome, Some(http_status), (!accepted).then_some(cause), now)
         .await?;
@@ -407,6 +414,8 @@ pub async fn alert_late(
 }
 
 /// An operator asks for a failed message to be tried again now, with a fresh retry schedule.
+/// A failed cancellation notification is not retried: its amendment has ended and the
+/// certificate is valid again (`cancellation_undelivered`); the issuing system asks anew.
 pub async fn operator_retry(
     store: &Store,
     message_id: &str,
@@ -414,9 +423,9 @@ pub async fn operator_retry(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let action = OperatorAction {
-        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id, operation",
-        precondition: "failed",
-        event: Event::OperatorRetry,
+        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' AND operation <> 'SendCancellation' RETURNING certificate_id, operation",
+        precondition: "failed (a failed cancellation notification is asked for again as a new amendment)",
+        outcome: DeliveryOutcome::OperatorRetry,
         cause: "retry requested by",
         name: "retry-message",
     };
@@ -434,7 +443,7 @@ pub async fn operator_cancel(
     let action = OperatorAction {
         update: "UPDATE outbox SET state = 'cancelled', lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE message_id = $2 AND state IN ('pending', 'failed') AND (lease_until IS NULL OR lease_until < $1) RETURNING certificate_id, operation",
         precondition: "pending or failed, and not being sent right now,",
-        event: Event::OperatorCancel,
+        outcome: DeliveryOutcome::OperatorWithdraw,
         cause: "delivery cancelled by",
         name: "cancel-message",
     };
@@ -447,7 +456,7 @@ struct OperatorAction {
     /// row qualified.
     update: &'static str,
     precondition: &'static str,
-    event: Event,
+    outcome: DeliveryOutcome,
     cause: &'static str,
     name: &'static str,
 }
@@ -474,7 +483,7 @@ async fn operator_action(
         store,
         &operation,
         &certificate_id,
-        action.event,
+        action.outcome,
         &cause,
         Some(message_id),
         now,

@@ -9,7 +9,7 @@
 //!
 //! What a purge erases, for content older than `older_than`:
 //! - `certificates.co_xml` becomes `''`, for certificates in a state no event can leave
-//!   (`acknowledged`, `rejected`, `received`, `cancelled`; last change before the cutoff) with no
+//!   (`acknowledged`, `rejected`, `received`, `cancelled`, `withdrawn`; last change before the cutoff) with no
 //!   outbox message pending or failed. `content_sha256`, issuer, reference, state and the whole
 //!   history stay.
 //! - `outbox.body_xml` becomes `''` for closed messages (`delivered`, `rejected`, `cancelled`) of
@@ -64,7 +64,8 @@ pub const AUDIT_KIND: &str = "retention.purge";
 
 /// Certificate states no event leaves (see `crate::lifecycle::transition`). `delivery_failed`
 /// is not among them: an operator may re-queue it.
-const FINAL_STATES: [State; 4] = [State::Acknowledged, State::Rejected, State::Received, State::Cancelled];
+const FINAL_STATES: [State; 5] =
+    [State::Acknowledged, State::Rejected, State::Received, State::Cancelled, State::Withdrawn];
 
 /// What one [`purge`] erased.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -284,6 +285,10 @@ mod tests {
             reference,
             direction,
             partner,
+            kind: "CO",
+            replaces: None,
+            reference_code: None,
+            verification_flag: None,
             content_sha256: "content-digest",
             co_xml: "<LPCO><Name>Jane Exporter</Name></LPCO>",
         }

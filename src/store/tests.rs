@@ -14,6 +14,10 @@ fn cert<'a>(reference: &'a str) -> NewCertificate<'a> {
         reference,
         direction: Direction::Outbound,
         partner: "ID",
+        kind: "CO",
+        replaces: None,
+        reference_code: None,
+        verification_flag: None,
         content_sha256: "abc",
         co_xml: "<LPCO/>",
     }
@@ -134,6 +138,10 @@ async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
             reference: "CO-9",
             direction: Direction::Inbound,
             partner: "KR",
+            kind: "CO",
+            replaces: None,
+            reference_code: None,
+            verification_flag: None,
             content_sha256: "h",
             co_xml: "<LPCO/>",
         };

@@ -208,7 +208,7 @@ async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
 
     let (status, body) = p.kr.api("POST", &format!("/api/v1/outbox/{message_id}/cancel"), "").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["certificate_state"], "cancelled");
+    assert_eq!(body["certificate_state"], "withdrawn");
     clock.advance(Duration::hours(10));
     assert!(drain(&p.kr, &worker).await.is_empty(), "a cancelled message is never sent");
     let (status, list) = p.kr.api("GET", "/api/v1/outbox?state=cancelled&partner=ID", "").await;

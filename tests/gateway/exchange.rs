@@ -140,7 +140,7 @@ async fn domestic_api_validates_authenticates_and_refuses_duplicates() {
 }
 
 #[tokio::test]
-async fn wsdl_is_served_with_the_public_address_and_other_operations_answer_not_supported() {
+async fn wsdl_is_served_with_the_public_address_and_feedback_on_an_unknown_co_is_refused() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let req = hyper::Request::get(format!("{}?wsdl", p.id.soap_url()))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
@@ -151,7 +151,7 @@ async fn wsdl_is_served_with_the_public_address_and_other_operations_answer_not_
         String::from_utf8(http_body_util::BodyExt::collect(resp.into_body()).await.expect("b").to_bytes().to_vec())
             .expect("utf8");
     assert!(wsdl.contains(&format!("location=\"{}\"", p.id.soap_url())), "soap:address must be the public URL");
-    for op in ["SendCO", "SendCancellation", "SendCancellationStatus", "SendFeedback"] {
+    for op in ["SendCO", "SendCancellation", "SendCancellationStatus", "SendFeedback", "SendDO", "GetCO"] {
         assert!(wsdl.contains(&format!("name=\"{op}\"")), "{op}");
     }
 
@@ -160,6 +160,7 @@ async fn wsdl_is_served_with_the_public_address_and_other_operations_answer_not_
     let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::SendFeedback, &header, "<cc:Feedback><cc:IssuerPartyID>ID</cc:IssuerPartyID><cc:DocumentReference>X</cc:DocumentReference><cc:Decision>Granted</cc:Decision></cc:Feedback>");
     let (status, fault) =
         post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&body, true, now())).await;
-    assert_eq!(status, 500);
-    assert!(fault.contains("soap:Client") && first_code(&fault) == "OP-NOT-SUPPORTED", "{fault}");
+    // Feedback about a CO never exchanged with KR: a signed rejection, and nothing changes.
+    assert_eq!(status, 200);
+    assert!(fault.contains("<cc:Status>Rejected</cc:Status>") && first_code(&fault) == "LC-UNKNOWN", "{fault}");
 }

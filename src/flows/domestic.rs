@@ -1,0 +1,294 @@
+//! Flows the domestic systems start: the issuing system's amendment request (T2, A.21–A.26),
+//! the officer's answer to a cancellation (A.27–A.28) and the clearance system's
+//! origin-treatment decision (T3, A.49–A.52). Each is one transaction: transition, record, and
+//! the message to the partner queued.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use super::{queue, refused, unknown, validation_errors, FlowError};
+use crate::config::Settings;
+use crate::lifecycle::{Direction, Event, Role};
+use crate::soap::business::{Cancellation, CancellationStatus, DocumentId, Feedback, TREATMENT_DECISIONS};
+use crate::soap::{AckError, Operation};
+use crate::store::amendments::{self, NewAmendment};
+use crate::store::certificates::{self, CertificateRecord};
+use crate::store::treatments::{self, NewDecision};
+use crate::store::{Store, Tx};
+
+/// Checks a free text: mandatory or not, at most `max` characters.
+fn text(errors: &mut Vec<AckError>, field: &str, value: Option<&str>, max: usize, required: bool) {
+    match value.map(str::trim) {
+        Some(v) if v.chars().count() > max => {
+            errors.push(AckError::new("API-FIELD", format!("{field} is longer than {max} characters"), field))
+        }
+        Some("") | None if required => errors.push(AckError::new("API-FIELD", format!("{field} is mandatory"), field)),
+        _ => {}
+    }
+}
+
+/// The certificate `id` in `tx`, or `LC-UNKNOWN`.
+async fn certificate(tx: &mut Tx<'_>, store: &Store, id: &str) -> Result<CertificateRecord, FlowError> {
+    certificates::get_in(tx, store, id).await?.ok_or_else(|| FlowError::Refused(unknown("id")))
+}
+
+/// The issuing system's amendment request.
+#[derive(Debug, Deserialize)]
+pub struct AmendmentRequest {
+    pub reason: String,
+    /// The replacement CO (LPCO XML), pushed when the importer accepts the cancellation.
+    pub replacement: String,
+}
+
+/// What an accepted amendment request queued.
+#[derive(Debug, serde::Serialize)]
+pub struct AmendmentQueued {
+    pub amendment_id: String,
+    pub message_id: String,
+    pub replacement_reference: String,
+}
+
+/// Amendment = cancellation + re-issue: validates the replacement, moves the CO to
+/// `cancellation_requested`, stores the amendment and queues `SendCancellation`.
+pub async fn request_amendment(
+    store: &Store,
+    settings: &Settings,
+    certificate_id: &str,
+    request: &AmendmentRequest,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<AmendmentQueued, FlowError> {
+    let mut errors = Vec::new();
+    text(&mut errors, "reason", Some(&request.reason), 512, true);
+    let mut tx = store.begin().await?;
+    let original = certificate(&mut tx, store, certificate_id).await?;
+    let replacement = match super::parse_kind(&original.kind, &request.replacement) {
+        Ok(doc) => Some(doc),
+        Err(e) => {
+            errors.extend(validation_errors(e).into_iter().map(|mut e| {
+                e.path = format!("replacement{}", e.path);
+                e
+            }));
+            None
+        }
+    };
+    let replacement_xml = match &replacement {
+        Some(doc) if doc.reference() == original.reference => {
+            errors.push(AckError::new(
+                "AMEND-SAME-REFERENCE",
+                "the replacement must carry a new reference number",
+                "replacement/LPCO/ID",
+            ));
+            None
+        }
+        Some(doc) => match crate::payload::to_xml(doc) {
+            Ok(xml) => Some((doc.reference().to_owned(), xml)),
+            Err(e) => {
+                errors.push(AckError::new("CO-XML-MALFORMED", e, "replacement"));
+                None
+            }
+        },
+        None => None,
+    };
+    let Some((replacement_reference, replacement_xml)) = replacement_xml.filter(|_| errors.is_empty()) else {
+        return Err(FlowError::Invalid(errors));
+    };
+    if certificates::find_in(&mut tx, &settings.party, &replacement_reference, Direction::Outbound).await?.is_some() {
+        return Err(FlowError::Invalid(vec![AckError::new(
+            "CO-DUPLICATE",
+            format!("certificate {replacement_reference} was already submitted"),
+            "replacement/LPCO/ID",
+        )]));
+    }
+    let cause = format!("amendment requested by {actor}: {}", request.reason.trim());
+    let cancellation = Cancellation {
+        document: DocumentId { issuer: original.issuer.clone(), reference: original.reference.clone() },
+        reason: request.reason.trim().to_owned(),
+        replacement_reference: Some(replacement_reference.clone()),
+    };
+    let message_id = queue(
+        &mut tx,
+        settings,
+        &original.id,
+        &original.partner,
+        Operation::SendCancellation,
+        &cancellation.to_xml(),
+        now,
+    )
+    .await?;
+    // The transition comes after queueing only for the message ID in its history; a refusal
+    // rolls everything back.
+    certificates::apply(&mut tx, store, &original.id, Event::AmendmentRequested, Role::Issuer, &cause, Some(&message_id), now)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+            other => other.into(),
+        })?;
+    let amendment_id = amendments::insert(
+        &mut tx,
+        &NewAmendment {
+            certificate_id: &original.id,
+            reason: request.reason.trim(),
+            replacement_reference: Some(&replacement_reference),
+            replacement_xml: Some(&replacement_xml),
+            message_id: &message_id,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(AmendmentQueued { amendment_id, message_id, replacement_reference })
+}
+
+/// The officer's answer to a pending cancellation.
+#[derive(Debug, Deserialize)]
+pub struct CancellationAnswer {
+    /// `accept` or `decline`.
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
+/// Answers a cancellation notification on an inbound certificate, in `tx`: the transition
+/// (caused by `role`), the amendment closed, `SendCancellationStatus` queued. Returns the
+/// status message ID.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn answer_cancellation(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    settings: &Settings,
+    cert: &CertificateRecord,
+    accept: bool,
+    reason: Option<&str>,
+    role: Role,
+    decided_by: &str,
+    now: DateTime<Utc>,
+) -> Result<String, FlowError> {
+    let event = if accept { Event::CancellationAccepted } else { Event::CancellationDeclined };
+    let status = CancellationStatus {
+        document: DocumentId { issuer: cert.issuer.clone(), reference: cert.reference.clone() },
+        accepted: accept,
+        reason: reason.map(str::to_owned),
+    };
+    let message_id =
+        queue(tx, settings, &cert.id, &cert.partner, Operation::SendCancellationStatus, &status.to_xml(), now).await?;
+    let cause = format!(
+        "cancellation {} by {decided_by}{}",
+        if accept { "accepted" } else { "declined" },
+        reason.map(|r| format!(": {r}")).unwrap_or_default()
+    );
+    certificates::apply(tx, store, &cert.id, event, role, &cause, Some(&message_id), now).await.map_err(|e| match e {
+        crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+        other => other.into(),
+    })?;
+    let open = amendments::open_for(tx, &cert.id)
+        .await?
+        .ok_or_else(|| crate::store::StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
+    let state = if accept { amendments::ACCEPTED } else { amendments::DECLINED };
+    amendments::decide(tx, &open.id, state, reason, decided_by, None, now).await?;
+    Ok(message_id)
+}
+
+/// The officer accepts or declines a pending cancellation (partner configured with
+/// `cancellation_decision = "officer"`).
+pub async fn decide_cancellation(
+    store: &Store,
+    settings: &Settings,
+    certificate_id: &str,
+    answer: &CancellationAnswer,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, FlowError> {
+    let accept = match answer.decision.as_str() {
+        "accept" => true,
+        "decline" => false,
+        other => {
+            return Err(FlowError::Invalid(vec![AckError::new(
+                "API-FIELD",
+                format!("decision {other:?} is neither accept nor decline"),
+                "decision",
+            )]))
+        }
+    };
+    let mut errors = Vec::new();
+    text(&mut errors, "reason", answer.reason.as_deref(), 512, !accept);
+    if !errors.is_empty() {
+        return Err(FlowError::Invalid(errors));
+    }
+    let mut tx = store.begin().await?;
+    let cert = certificate(&mut tx, store, certificate_id).await?;
+    let reason = answer.reason.as_deref().map(str::trim);
+    let id = answer_cancellation(&mut tx, store, settings, &cert, accept, reason, Role::Clearance, actor, now).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(id)
+}
+
+/// The clearance system's origin-treatment decision on a received certificate.
+#[derive(Debug, Deserialize)]
+pub struct TreatmentRequest {
+    pub decision: String,
+    pub declaration_reference: Option<String>,
+    #[serde(default)]
+    pub reason_codes: Vec<String>,
+    pub remarks: Option<String>,
+}
+
+/// Records the decision and queues `SendFeedback` to the exporter. Returns its message ID.
+pub async fn record_treatment(
+    store: &Store,
+    settings: &Settings,
+    certificate_id: &str,
+    request: &TreatmentRequest,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<String, FlowError> {
+    let mut errors = Vec::new();
+    if !TREATMENT_DECISIONS.contains(&request.decision.as_str()) {
+        errors.push(AckError::new(
+            "API-FIELD",
+            format!("decision must be one of {TREATMENT_DECISIONS:?}"),
+            "decision",
+        ));
+    }
+    text(&mut errors, "declaration_reference", request.declaration_reference.as_deref(), 70, false);
+    text(&mut errors, "remarks", request.remarks.as_deref(), 512, false);
+    for (i, code) in request.reason_codes.iter().enumerate() {
+        text(&mut errors, &format!("reason_codes[{i}]"), Some(code), 35, true);
+    }
+    if !errors.is_empty() {
+        return Err(FlowError::Invalid(errors));
+    }
+    let mut tx = store.begin().await?;
+    let cert = certificate(&mut tx, store, certificate_id).await?;
+    let feedback = Feedback {
+        document: DocumentId { issuer: cert.issuer.clone(), reference: cert.reference.clone() },
+        decision: request.decision.clone(),
+        declaration_reference: request.declaration_reference.clone(),
+        reason_codes: request.reason_codes.clone(),
+        remarks: request.remarks.clone(),
+    };
+    let message_id =
+        queue(&mut tx, settings, &cert.id, &cert.partner, Operation::SendFeedback, &feedback.to_xml(), now).await?;
+    let cause = format!("origin-based treatment {} recorded by {actor}", request.decision);
+    certificates::apply(&mut tx, store, &cert.id, Event::TreatmentDecided, Role::Clearance, &cause, Some(&message_id), now)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+            other => other.into(),
+        })?;
+    treatments::insert(
+        &mut tx,
+        &NewDecision {
+            certificate_id: &cert.id,
+            decision: &request.decision,
+            declaration_reference: request.declaration_reference.as_deref(),
+            reason_codes: &request.reason_codes,
+            remarks: request.remarks.as_deref(),
+            recorded_by: actor,
+            message_id: Some(&message_id),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(message_id)
+}

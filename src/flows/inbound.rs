@@ -1,0 +1,377 @@
+//! What a partner's verified request does. [`check`] reads the operation's content and decides,
+//! without writing, whether it is accepted (the errors go into the signed acknowledgement);
+//! [`apply`] then writes its effect in the transaction that stores the receipt, re-checking
+//! every transition, so a concurrent change cannot slip between the two.
+
+use chrono::{DateTime, Utc};
+
+use super::domestic::answer_cancellation;
+use super::{refused, unknown, validation_errors, FlowError};
+use crate::app::AppState;
+use crate::config::{CancellationDecision, Partner};
+use crate::lifecycle::{automatic_cancellation_answer, transition, Direction, Event, Role};
+use crate::payload::DocumentKind;
+use crate::soap::business::{Cancellation, CancellationStatus, DocumentId, Feedback};
+use crate::soap::{AckError, MessageHeader, Operation};
+use crate::store::alerts::{self, NewAlert};
+use crate::store::amendments;
+use crate::store::certificates::{self, CertificateRecord, NewCertificate};
+use crate::store::messages::sha256_hex;
+use crate::store::{approved_exporters, inbound, outbox, treatments, StoreError, Tx};
+use crate::wssec::inbound::VerifiedMessage;
+
+/// What an accepted request will write.
+#[derive(Debug)]
+pub enum Effect {
+    /// Nothing (a rejected request, or a re-delivery of a document already held).
+    None,
+    /// A CO or DO to store as `received`.
+    Document(ReceivedDocument),
+    /// A cancellation notification on an inbound certificate.
+    Cancellation { certificate_id: String, cancellation: Cancellation },
+    /// The importer's answer to our cancellation notification.
+    CancellationStatus { certificate_id: String, status: CancellationStatus },
+    /// The importer's origin-treatment decision on our certificate.
+    Feedback { certificate_id: String, feedback: Feedback },
+}
+
+#[derive(Debug)]
+pub struct ReceivedDocument {
+    pub kind: DocumentKind,
+    pub reference: String,
+    pub content_sha256: String,
+    pub xml: String,
+    /// Set when a DO's approved exporter is not on the partner's list.
+    pub verification_flag: Option<String>,
+}
+
+/// The business decision on a request: errors for the acknowledgement (empty = accepted) and
+/// the effect to apply.
+pub struct Decision {
+    pub errors: Vec<AckError>,
+    pub effect: Effect,
+}
+
+impl Decision {
+    fn rejected(errors: Vec<AckError>) -> Self {
+        Decision { errors, effect: Effect::None }
+    }
+    fn accepted(effect: Effect) -> Self {
+        Decision { errors: Vec::new(), effect }
+    }
+}
+
+/// Decides a verified request of `operation` from `partner` (any operation but GetCO).
+pub async fn check(
+    state: &AppState,
+    partner: &Partner,
+    operation: Operation,
+    header: &MessageHeader,
+    verified: &VerifiedMessage,
+) -> Result<Decision, StoreError> {
+    let op_name = operation.request_element();
+    if header.receiver != state.settings.party {
+        return Ok(Decision::rejected(vec![AckError::new(
+            "MSG-WRONG-RECEIVER",
+            format!("receiver {} is not this gateway ({})", header.receiver, state.settings.party),
+            format!("/{op_name}/MessageHeader/ReceiverPartyID"),
+        )]));
+    }
+    let body = verified.body_child();
+    match operation {
+        Operation::SendCo => check_document(state, partner, DocumentKind::Co, verified, op_name).await,
+        Operation::SendDo => check_document(state, partner, DocumentKind::Do, verified, op_name).await,
+        Operation::SendCancellation => {
+            let cancellation = match Cancellation::read(body) {
+                Ok(c) => c,
+                Err(errors) => return Ok(Decision::rejected(errors)),
+            };
+            let path = format!("/{op_name}/Cancellation/DocumentReference");
+            let refusal = resolve(state, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
+            Ok(match refusal {
+                Err(e) => Decision::rejected(vec![e]),
+                Ok(cert) => Decision::accepted(Effect::Cancellation { certificate_id: cert.id, cancellation }),
+            })
+        }
+        Operation::SendCancellationStatus => {
+            let status = match CancellationStatus::read(body) {
+                Ok(s) => s,
+                Err(errors) => return Ok(Decision::rejected(errors)),
+            };
+            let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
+            let path = format!("/{op_name}/CancellationStatus/DocumentReference");
+            Ok(match resolve(state, partner, &status.document, event, &path).await? {
+                Err(e) => Decision::rejected(vec![e]),
+                Ok(cert) => Decision::accepted(Effect::CancellationStatus { certificate_id: cert.id, status }),
+            })
+        }
+        Operation::SendFeedback => {
+            let feedback = match Feedback::read(body) {
+                Ok(f) => f,
+                Err(errors) => return Ok(Decision::rejected(errors)),
+            };
+            let path = format!("/{op_name}/Feedback/DocumentReference");
+            Ok(match resolve(state, partner, &feedback.document, Event::TreatmentDecided, &path).await? {
+                Err(e) => Decision::rejected(vec![e]),
+                Ok(cert) => Decision::accepted(Effect::Feedback { certificate_id: cert.id, feedback }),
+            })
+        }
+        Operation::GetCo => Ok(Decision::rejected(vec![AckError::new(
+            "MSG-UNKNOWN-OPERATION",
+            "GetCO is answered by a GetCOResponse, not an acknowledgement",
+            format!("/{op_name}"),
+        )])),
+    }
+}
+
+/// The certificate a partner's message is about, if it was exchanged with that partner, and
+/// whether the partner's role allows `event` in its current state.
+async fn resolve(
+    state: &AppState,
+    partner: &Partner,
+    document: &DocumentId,
+    event: Event,
+    path: &str,
+) -> Result<Result<CertificateRecord, AckError>, StoreError> {
+    let found = certificates::find(&state.store, &document.issuer, &document.reference).await?;
+    let Some(cert) = found.into_iter().find(|c| c.partner == partner.party) else {
+        return Ok(Err(unknown(path)));
+    };
+    let role = Role::of_partner(cert.direction);
+    Ok(match transition(cert.direction, Some(cert.state), event, role) {
+        Ok(_) => Ok(cert),
+        Err(refusal) => Err(refused(&refusal, path)),
+    })
+}
+
+/// SendCO / SendDO: exactly one valid document of the right kind, not conflicting with one
+/// already received; a DO's approved exporter is checked against the partner's list.
+async fn check_document(
+    state: &AppState,
+    partner: &Partner,
+    kind: DocumentKind,
+    verified: &VerifiedMessage,
+    op_name: &str,
+) -> Result<Decision, StoreError> {
+    let lpcos: Vec<_> = verified
+        .parts()
+        .iter()
+        .filter(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE)
+        .collect();
+    let [lpco] = lpcos.as_slice() else {
+        return Ok(Decision::rejected(vec![AckError::new(
+            "MSG-MISSING",
+            format!("{op_name} must contain exactly one LPCO"),
+            format!("/{op_name}/LPCO"),
+        )]));
+    };
+    let xml = String::from_utf8_lossy(&lpco.xml).into_owned();
+    let doc = match super::parse_kind(kind.as_str(), &xml) {
+        Ok(doc) => doc,
+        Err(errors) => return Ok(Decision::rejected(validation_errors(errors))),
+    };
+    let reference = doc.reference().to_owned();
+    let content_sha256 = sha256_hex(lpco.xml.as_slice());
+    match inbound::received_certificate(&state.store, &partner.party, &reference).await? {
+        Some(existing) if existing.content_sha256 == content_sha256 => return Ok(Decision::accepted(Effect::None)),
+        Some(_) => {
+            return Ok(Decision::rejected(vec![AckError::new(
+                "CO-CONFLICT",
+                format!("certificate {reference} of {} was already received with different content", partner.party),
+                "/LPCO/ID",
+            )]))
+        }
+        None => {}
+    }
+    let verification_flag = match (kind, doc.approved_exporter_authorisation_id.as_deref()) {
+        (DocumentKind::Do, Some(authorisation)) => {
+            let now = state.clock.now();
+            (!approved_exporters::is_approved(&state.store, &partner.party, authorisation, now).await?).then(|| {
+                format!("approved exporter {authorisation} is not on {}'s list of approved exporters", partner.party)
+            })
+        }
+        _ => None,
+    };
+    Ok(Decision::accepted(Effect::Document(ReceivedDocument { kind, reference, content_sha256, xml, verification_flag })))
+}
+
+/// Writes an accepted request's effect in `tx`. Returns the certificate it concerns.
+pub async fn apply(
+    tx: &mut Tx<'_>,
+    state: &AppState,
+    partner: &Partner,
+    effect: &Effect,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, FlowError> {
+    let store = &state.store;
+    let settings = &state.settings;
+    let webhook = settings.alerts.webhook_url.is_some();
+    match effect {
+        Effect::None => Ok(None),
+        Effect::Document(doc) => {
+            let replaces = amendments::cancelled_by_replacement(tx, &partner.party, &doc.reference).await?;
+            let new = NewCertificate {
+                issuer: &partner.party,
+                reference: &doc.reference,
+                direction: Direction::Inbound,
+                partner: &partner.party,
+                kind: doc.kind.as_str(),
+                replaces: replaces.as_deref(),
+                reference_code: None,
+                verification_flag: doc.verification_flag.as_deref(),
+                content_sha256: &doc.content_sha256,
+                co_xml: &doc.xml,
+            };
+            let cause = match &replaces {
+                Some(original) => format!("received from partner, replacing {original}"),
+                None => "received from partner".to_owned(),
+            };
+            let cert = certificates::insert(
+                tx,
+                &new,
+                Event::ReceivedFromPartner,
+                Role::ExportingPartner,
+                &cause,
+                Some(message_id),
+                now,
+            )
+            .await?;
+            if let Some(flag) = &doc.verification_flag {
+                tracing::warn!(event = "do_unlisted_exporter", partner = %partner.party, reference = %doc.reference, "{flag}");
+                let alert = NewAlert {
+                    name: alerts::DO_UNLISTED_EXPORTER,
+                    partner: Some(&partner.party),
+                    message_id: Some(message_id),
+                    certificate_id: Some(&cert.id),
+                    detail: flag,
+                };
+                alerts::raise(tx, &alert, webhook, now).await?;
+            }
+            Ok(Some(cert.id))
+        }
+        Effect::Cancellation { certificate_id, cancellation } => {
+            let cause = format!("cancellation notified by {}: {}", partner.party, cancellation.reason);
+            let role = Role::ExportingPartner;
+            certificates::apply(tx, store, certificate_id, Event::CancellationNotified, role, &cause, Some(message_id), now)
+                .await?;
+            amendments::insert(
+                tx,
+                &amendments::NewAmendment {
+                    certificate_id,
+                    reason: &cancellation.reason,
+                    replacement_reference: cancellation.replacement_reference.as_deref(),
+                    replacement_xml: None,
+                    message_id,
+                },
+                now,
+            )
+            .await?;
+            let officer = partner.cancellation_decision == CancellationDecision::Officer;
+            let decided = treatments::any_for(tx, certificate_id).await?;
+            if let Some(answer) = automatic_cancellation_answer(officer, decided) {
+                let cert = certificates::get_in(tx, store, certificate_id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("certificate {certificate_id}")))?;
+                let accept = answer == Event::CancellationAccepted;
+                let reason = (!accept).then_some("an origin-based treatment decision was already made on this certificate");
+                answer_cancellation(tx, store, settings, &cert, accept, reason, Role::Gateway, "gateway (automatic)", now)
+                    .await?;
+            }
+            Ok(Some(certificate_id.clone()))
+        }
+        Effect::CancellationStatus { certificate_id, status } => {
+            let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
+            let cause = format!(
+                "cancellation {} by {}{}",
+                if status.accepted { "accepted" } else { "declined" },
+                partner.party,
+                status.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+            certificates::apply(tx, store, certificate_id, event, Role::ImportingPartner, &cause, Some(message_id), now)
+                .await?;
+            let open = amendments::open_for(tx, certificate_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("certificate {certificate_id} has no open amendment")))?;
+            let replacement_id = if status.accepted { reissue(tx, state, certificate_id, &open, now).await? } else { None };
+            let decided = if status.accepted { amendments::ACCEPTED } else { amendments::DECLINED };
+            let by = partner.party.as_str();
+            amendments::decide(tx, &open.id, decided, status.reason.as_deref(), by, replacement_id.as_deref(), now)
+                .await?;
+            Ok(Some(certificate_id.clone()))
+        }
+        Effect::Feedback { certificate_id, feedback } => {
+            let cause = format!("origin-based treatment {} reported by {}", feedback.decision, partner.party);
+            let role = Role::ImportingPartner;
+            certificates::apply(tx, store, certificate_id, Event::TreatmentDecided, role, &cause, Some(message_id), now)
+                .await?;
+            treatments::insert(
+                tx,
+                &treatments::NewDecision {
+                    certificate_id,
+                    decision: &feedback.decision,
+                    declaration_reference: feedback.declaration_reference.as_deref(),
+                    reason_codes: &feedback.reason_codes,
+                    remarks: feedback.remarks.as_deref(),
+                    recorded_by: &partner.party,
+                    message_id: Some(message_id),
+                },
+                now,
+            )
+            .await?;
+            Ok(Some(certificate_id.clone()))
+        }
+    }
+}
+
+/// The importer accepted our cancellation: the replacement held by the amendment becomes a new
+/// outbound certificate, linked to the original, with its own SendCO — in the same transaction.
+/// A replacement whose reference was taken meanwhile raises an alert instead of failing the
+/// answer (the cancellation itself stands).
+async fn reissue(
+    tx: &mut Tx<'_>,
+    state: &AppState,
+    original_id: &str,
+    amendment: &amendments::Amendment,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, FlowError> {
+    let settings = &state.settings;
+    let original = certificates::get_in(tx, &state.store, original_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("certificate {original_id}")))?;
+    let (Some(reference), Some(xml)) = (&amendment.replacement_reference, &amendment.replacement_xml) else {
+        return Ok(None);
+    };
+    if certificates::find_in(tx, &settings.party, reference, Direction::Outbound).await?.is_some() {
+        let detail = format!("replacement {reference} of {} could not be queued: its reference is taken", original.reference);
+        let alert = NewAlert {
+            name: alerts::REPLACEMENT_CONFLICT,
+            partner: Some(&original.partner),
+            message_id: Some(&amendment.message_id),
+            certificate_id: Some(original_id),
+            detail: &detail,
+        };
+        alerts::raise(tx, &alert, settings.alerts.webhook_url.is_some(), now).await?;
+        return Ok(None);
+    }
+    let operation = if original.kind == DocumentKind::Do.as_str() { Operation::SendDo } else { Operation::SendCo };
+    let message_id = uuid::Uuid::new_v4();
+    let header = MessageHeader::new(&settings.party, &original.partner, message_id, now);
+    let body = crate::soap::messages::request_xml(operation, &header, xml);
+    let code = super::lookup::new_reference_code();
+    let new = NewCertificate {
+        issuer: &settings.party,
+        reference,
+        direction: Direction::Outbound,
+        partner: &original.partner,
+        kind: &original.kind,
+        replaces: Some(original_id),
+        reference_code: Some(&code),
+        verification_flag: None,
+        content_sha256: &sha256_hex(xml.as_bytes()),
+        co_xml: xml,
+    };
+    let cause = format!("re-issued, replacing {} (cancellation accepted)", original.reference);
+    let record = outbox::submit_in(tx, &new, operation.name(), &message_id.to_string(), &body, &cause, now).await?;
+    Ok(Some(record.id))
+}

@@ -1,0 +1,161 @@
+//! The Annex III look-up (semi-automated pull): every CO we issue gets a reference code, printed
+//! on it; a partner asks with `GetCO` by reference number and reference code and gets the CO
+//! back, signed (and encrypted under its `sign-encrypt` profile). A wrong code, a CO issued for
+//! another partner and a reference that does not exist all get the same `NotFound`.
+//!
+//! Must never: reveal through the answer (or its timing, beyond one indexed query) whether a
+//! reference exists.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::config::{Expect, Partner, SecurityProfile};
+use crate::lifecycle::{Direction, State};
+use crate::payload::DocumentKind;
+use crate::soap::business::{lookup_response_xml, read_lookup_response, DocumentId, Lookup, LookupResult};
+use crate::soap::messages::request_xml;
+use crate::soap::{MessageHeader, Operation};
+use crate::store::certificates;
+use crate::store::StoreError;
+use crate::wssec::outbound::{secure, OutboundMessage};
+use crate::wssec::SoapVersion;
+
+/// Digits and capital letters without the easily misread 0, 1, I and O: 32 of them, so the low
+/// five bits of a random byte pick one without bias.
+const ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+/// A new reference code: 3 groups of 4 characters (60 bits), e.g. `K7Q2-9XMD-4RTA`.
+pub fn new_reference_code() -> String {
+    let mut bytes = [0u8; 12];
+    // The OpenSSL CSPRNG only fails when it cannot be seeded, which makes the process unusable
+    // for signing as well; fall back to UUID v4 randomness rather than issuing a weak code.
+    if openssl::rand::rand_bytes(&mut bytes).is_err() {
+        bytes.copy_from_slice(&Uuid::new_v4().as_bytes()[..12]);
+    }
+    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(*b & 31) as usize] as char).collect();
+    let mut out = String::with_capacity(14);
+    for (i, group) in chars.chunks(4).enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        out.extend(group);
+    }
+    out
+}
+
+/// Compares reference codes in constant time, ignoring case and separators as typed by a
+/// person.
+fn codes_match(stored: &str, presented: &str) -> bool {
+    let norm = |s: &str| -> Vec<u8> {
+        s.bytes().filter(|b| b.is_ascii_alphanumeric()).map(|b| b.to_ascii_uppercase()).collect()
+    };
+    let (a, b) = (norm(stored), norm(presented));
+    a.len() == b.len() && openssl::memcmp::eq(&a, &b)
+}
+
+/// What a partner's look-up finds: only a CO we issued for that partner, with the right code,
+/// that reached the partner's side or could have (not rejected or withdrawn).
+pub async fn find(state: &AppState, partner: &Partner, lookup: &Lookup) -> Result<LookupResult, StoreError> {
+    let DocumentId { issuer, reference } = &lookup.document;
+    if *issuer != state.settings.party {
+        return Ok(LookupResult::NotFound);
+    }
+    let found = certificates::find(&state.store, issuer, reference).await?;
+    let cert = found.into_iter().find(|c| {
+        c.direction == Direction::Outbound
+            && c.partner == partner.party
+            && c.kind == DocumentKind::Co.as_str()
+            && c.reference_code.as_deref().is_some_and(|code| codes_match(code, &lookup.reference_code))
+    });
+    Ok(match cert {
+        Some(c) if c.co_xml.is_empty() => LookupResult::NotFound,
+        Some(c) => match c.state {
+            State::Rejected | State::Withdrawn => LookupResult::NotFound,
+            State::Cancelled => LookupResult::Found { status: "Cancelled".into(), lpco_xml: c.co_xml },
+            _ => LookupResult::Found { status: "Valid".into(), lpco_xml: c.co_xml },
+        },
+        None => LookupResult::NotFound,
+    })
+}
+
+/// The signed (and, under `sign-encrypt`, encrypted) GetCO response.
+pub fn response_body(settings: &crate::config::Settings, partner: &Partner, request_id: &str, result: &LookupResult, now: DateTime<Utc>) -> String {
+    let header = MessageHeader::new(&settings.party, &partner.party, Uuid::new_v4(), now);
+    lookup_response_xml(&header.to_xml(), request_id, result)
+}
+
+/// Why asking a partner failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AskError {
+    #[error("the look-up could not be secured: {0}")]
+    Secure(String),
+    #[error("the partner could not be reached: {0}")]
+    Transport(String),
+    #[error("the partner answered HTTP {0}")]
+    Http(u16),
+    #[error("the partner's answer does not verify: {0}")]
+    Unverified(String),
+}
+
+/// Asks `partner` for its CO `reference` with `code` (the domestic side of Annex III).
+pub async fn ask(state: &Arc<AppState>, partner: &Arc<Partner>, reference: &str, code: &str) -> Result<LookupResult, AskError> {
+    let now = state.clock.now();
+    let message_id = Uuid::new_v4();
+    let header = MessageHeader::new(&state.settings.party, &partner.party, message_id, now);
+    let lookup = Lookup {
+        document: DocumentId { issuer: partner.party.clone(), reference: reference.to_owned() },
+        reference_code: code.to_owned(),
+    };
+    let body = request_xml(Operation::GetCo, &header, &lookup.to_xml());
+    let (s, p) = (state.clone(), partner.clone());
+    let wire = tokio::task::spawn_blocking(move || {
+        let encrypt_for = match p.profile {
+            SecurityProfile::SignEncrypt => p.encryption_cert.as_ref(),
+            SecurityProfile::Sign => None,
+        };
+        secure(&OutboundMessage {
+            version: SoapVersion::V11,
+            body_xml: &body,
+            signer: &s.settings.signing,
+            encrypt_for,
+            now,
+            ttl: Duration::seconds(s.settings.security.timestamp_ttl_seconds),
+        })
+        .map_err(|e| AskError::Secure(e.to_string()))
+    })
+    .await
+    .map_err(|_| AskError::Secure("securing task failed".into()))??;
+    let timeout = std::time::Duration::from_secs(state.settings.delivery.request_timeout_seconds);
+    let client = crate::delivery::PartnerClient::new(timeout, state.settings.tls.clone());
+    let (status, answer) =
+        client.post(partner, Operation::GetCo, SoapVersion::V11, wire).await.map_err(AskError::Transport)?;
+    if status != 200 {
+        return Err(AskError::Http(status));
+    }
+    let (s, p) = (state.clone(), partner.clone());
+    let verified = tokio::task::spawn_blocking(move || {
+        crate::wssec::inbound::process(&answer, &s.settings.inbound_policy(&p, Expect::LookupResponse, s.clock.now()))
+    })
+    .await
+    .map_err(|_| AskError::Unverified("verification task failed".into()))?
+    .map_err(|e| AskError::Unverified(format!("{}: {e}", e.code())))?;
+    let lpco = verified
+        .parts()
+        .iter()
+        .find(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE)
+        .map(|p| p.xml.as_slice());
+    let (answered, result) = read_lookup_response(verified.body_child(), lpco).map_err(AskError::Unverified)?;
+    if answered != message_id.to_string() {
+        return Err(AskError::Unverified(format!("the answer is for request {answered}, not {message_id}")));
+    }
+    if let LookupResult::Found { lpco_xml, .. } = &result {
+        // What the partner sends back is checked like anything it pushes.
+        if let Err(errors) = crate::payload::parse_co(lpco_xml) {
+            return Err(AskError::Unverified(format!("the CO returned is not valid ({} errors)", errors.len())));
+        }
+    }
+    Ok(result)
+}

@@ -1,0 +1,93 @@
+//! The business flows of the lifecycle after a certificate is pushed (seed 3.5–3.7, Annex I
+//! P.3–P.5, Annex III, Annex IV): what each partner operation and each domestic request does.
+//! Every flow runs in one transaction that applies the lifecycle transition (with the caller's
+//! role), writes what the flow records (amendment, decision, claim ...) and queues the messages
+//! it must send, so nothing is half-done.
+//!
+//! - [`inbound`]: SendCO, SendDO, SendCancellation, SendCancellationStatus, SendFeedback from a
+//!   partner: checked before the acknowledgement is signed, applied when it is stored.
+//! - [`domestic`]: amendment requests, the officer's cancellation answer, treatment decisions.
+//! - [`lookup`]: GetCO, answering a partner and asking one (Annex III).
+//!
+//! Must never: parse SOAP or touch keys (the SOAP layer hands in typed content), or change a
+//! certificate's state other than through `store::certificates::apply`.
+
+pub mod domestic;
+pub mod inbound;
+pub mod lookup;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::lifecycle::{Refusal, LC_UNKNOWN};
+use crate::payload::{Lpco, ValidationError};
+use crate::soap::messages::request_xml;
+use crate::soap::{AckError, MessageHeader, Operation};
+use crate::store::{outbox, StoreError, Tx};
+
+/// Why a flow did not happen. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The lifecycle refuses the event for this role and state, or the certificate is unknown
+    /// to the caller.
+    #[error("{}: {}", .0.code, .0.description)]
+    Refused(AckError),
+    /// The content is invalid; every problem is listed.
+    #[error("invalid content ({} errors)", .0.len())]
+    Invalid(Vec<AckError>),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Illegal(refusal) => FlowError::Refused(refused(&refusal, "")),
+            other => FlowError::Store(other),
+        }
+    }
+}
+
+/// A refusal of the lifecycle as an acknowledgement error at `path`.
+pub fn refused(refusal: &Refusal, path: &str) -> AckError {
+    AckError::new(refusal.code(), refusal.to_string(), path)
+}
+
+/// The certificate is not one exchanged with the caller (or does not exist: same answer).
+pub fn unknown(path: &str) -> AckError {
+    AckError::new(LC_UNKNOWN, "no such certificate exchanged with this partner", path)
+}
+
+/// Validation errors of a payload as acknowledgement errors.
+pub fn validation_errors(errors: Vec<ValidationError>) -> Vec<AckError> {
+    errors.into_iter().map(|v| AckError::new(v.code, v.message, v.path)).collect()
+}
+
+/// Parses a stored or submitted document of `kind` (`CO` or `DO`).
+pub fn parse_kind(kind: &str, xml: &str) -> Result<Lpco, Vec<ValidationError>> {
+    if kind == crate::payload::DocumentKind::Do.as_str() {
+        crate::payload::parse_do(xml)
+    } else {
+        crate::payload::parse_co(xml)
+    }
+}
+
+/// Queues a message of `operation` about certificate `certificate_id` to `partner`, in `tx`.
+/// Returns its message ID.
+pub(crate) async fn queue(
+    tx: &mut Tx<'_>,
+    settings: &Settings,
+    certificate_id: &str,
+    partner: &str,
+    operation: Operation,
+    payload_xml: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let message_id = Uuid::new_v4();
+    let header = MessageHeader::new(&settings.party, partner, message_id, now);
+    let body = request_xml(operation, &header, payload_xml);
+    let message_id = message_id.to_string();
+    outbox::enqueue(tx, certificate_id, partner, operation.name(), &message_id, &body, now).await?;
+    Ok(message_id)
+}

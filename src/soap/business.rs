@@ -1,0 +1,354 @@
+//! The business content of the lifecycle operations (seed 3.6 data clusters): the cancellation
+//! notification, its answer, the origin-treatment feedback, and the look-up (Annex III) request
+//! and response. Each is read from the verified operation element, reporting every problem with
+//! its path, and written back as XML for the outbox.
+//!
+//! Must never: decide whether the content is allowed (that is the lifecycle's) or touch keys.
+
+use super::messages::AckError;
+use super::xmlread::{read_flat, Flat};
+use super::NS;
+use crate::wssec::outbound::xml_escape;
+
+/// Reads the flat leaves of an operation element, or reports it malformed.
+fn flat(xml: &[u8]) -> Result<Flat, Vec<AckError>> {
+    read_flat(xml, NS).map_err(|e| vec![AckError::new("MSG-MALFORMED", e, "/")])
+}
+
+/// Collects mandatory and optional fields under `group`, with checks on length and form.
+struct Fields<'f> {
+    flat: &'f Flat,
+    root: String,
+    group: &'static str,
+    errors: Vec<AckError>,
+}
+
+impl<'f> Fields<'f> {
+    fn new(flat: &'f Flat, group: &'static str) -> Self {
+        Fields { root: format!("/{}", flat.root), flat, group, errors: Vec::new() }
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("{}/{}/{name}", self.root, self.group)
+    }
+
+    fn optional(&mut self, name: &str, max: usize) -> Option<String> {
+        let v = self.flat.get(&format!("{}/{name}", self.group))?.to_owned();
+        if v.chars().count() > max {
+            let path = self.path(name);
+            self.errors.push(AckError::new("MSG-LENGTH", format!("{name} is longer than {max} characters"), path));
+            return None;
+        }
+        Some(v)
+    }
+
+    fn required(&mut self, name: &str, max: usize) -> Option<String> {
+        let v = self.optional(name, max);
+        if v.is_none() && !self.errors.iter().any(|e| e.path == self.path(name)) {
+            let path = self.path(name);
+            self.errors.push(AckError::new("MSG-MISSING", format!("{}/{name} is mandatory", self.group), path));
+        }
+        v
+    }
+
+    fn one_of(&mut self, name: &str, allowed: &[&str]) -> Option<String> {
+        let v = self.required(name, 35)?;
+        if allowed.contains(&v.as_str()) {
+            Some(v)
+        } else {
+            let path = self.path(name);
+            self.errors.push(AckError::new("MSG-CODE", format!("{name} {v:?} is not one of {allowed:?}"), path));
+            None
+        }
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        let key = format!("{}/{name}", self.group);
+        self.flat.leaves.iter().filter(|(p, _)| *p == key).map(|(_, v)| v.clone()).collect()
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, Vec<AckError>> {
+        match value {
+            Some(v) if self.errors.is_empty() => Ok(v),
+            _ => Err(self.errors),
+        }
+    }
+}
+
+fn element(name: &str, value: &str) -> String {
+    format!("<cc:{name}>{}</cc:{name}>", xml_escape(value))
+}
+
+fn optional_element(name: &str, value: Option<&str>) -> String {
+    value.map(|v| element(name, v)).unwrap_or_default()
+}
+
+/// Identifies a certificate across gateways: its issuer and its reference number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentId {
+    pub issuer: String,
+    pub reference: String,
+}
+
+/// T2: the exporter notifies the cancellation of a certificate, to be replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cancellation {
+    pub document: DocumentId,
+    pub reason: String,
+    pub replacement_reference: Option<String>,
+}
+
+impl Cancellation {
+    pub const GROUP: &'static str = "Cancellation";
+
+    pub fn read(xml: &[u8]) -> Result<Self, Vec<AckError>> {
+        let flat = flat(xml)?;
+        let mut f = Fields::new(&flat, Self::GROUP);
+        let (issuer, reference) = (f.required("IssuerPartyID", 10), f.required("DocumentReference", 35));
+        let reason = f.required("Reason", 512);
+        let replacement_reference = f.optional("ReplacementReference", 35);
+        let value = match (issuer, reference, reason) {
+            (Some(issuer), Some(reference), Some(reason)) => {
+                Some(Cancellation { document: DocumentId { issuer, reference }, reason, replacement_reference })
+            }
+            _ => None,
+        };
+        f.finish(value)
+    }
+
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<cc:Cancellation>{}{}{}{}</cc:Cancellation>",
+            element("IssuerPartyID", &self.document.issuer),
+            element("DocumentReference", &self.document.reference),
+            element("Reason", &self.reason),
+            optional_element("ReplacementReference", self.replacement_reference.as_deref()),
+        )
+    }
+}
+
+/// T2 answer: the importer accepts or declines the cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancellationStatus {
+    pub document: DocumentId,
+    pub accepted: bool,
+    pub reason: Option<String>,
+}
+
+impl CancellationStatus {
+    pub const GROUP: &'static str = "CancellationStatus";
+
+    pub fn read(xml: &[u8]) -> Result<Self, Vec<AckError>> {
+        let flat = flat(xml)?;
+        let mut f = Fields::new(&flat, Self::GROUP);
+        let (issuer, reference) = (f.required("IssuerPartyID", 10), f.required("DocumentReference", 35));
+        let status = f.one_of("Status", &["Accepted", "Declined"]);
+        let reason = f.optional("Reason", 512);
+        let value = match (issuer, reference, status) {
+            (Some(issuer), Some(reference), Some(status)) => Some(CancellationStatus {
+                document: DocumentId { issuer, reference },
+                accepted: status == "Accepted",
+                reason,
+            }),
+            _ => None,
+        };
+        f.finish(value)
+    }
+
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<cc:CancellationStatus>{}{}{}{}</cc:CancellationStatus>",
+            element("IssuerPartyID", &self.document.issuer),
+            element("DocumentReference", &self.document.reference),
+            element("Status", if self.accepted { "Accepted" } else { "Declined" }),
+            optional_element("Reason", self.reason.as_deref()),
+        )
+    }
+}
+
+/// The origin-based treatment decisions of the schema.
+pub const TREATMENT_DECISIONS: [&str; 3] = ["Granted", "Rejected", "PartiallyGranted"];
+
+/// T3: the importer's origin-based treatment decision on a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    pub document: DocumentId,
+    pub decision: String,
+    pub declaration_reference: Option<String>,
+    pub reason_codes: Vec<String>,
+    pub remarks: Option<String>,
+}
+
+impl Feedback {
+    pub const GROUP: &'static str = "Feedback";
+
+    pub fn read(xml: &[u8]) -> Result<Self, Vec<AckError>> {
+        let flat = flat(xml)?;
+        let mut f = Fields::new(&flat, Self::GROUP);
+        let (issuer, reference) = (f.required("IssuerPartyID", 10), f.required("DocumentReference", 35));
+        let decision = f.one_of("Decision", &TREATMENT_DECISIONS);
+        let declaration_reference = f.optional("DeclarationReference", 70);
+        let reason_codes = f.all("ReasonCode");
+        if reason_codes.iter().any(|c| c.is_empty() || c.chars().count() > 35) {
+            let path = f.path("ReasonCode");
+            f.errors.push(AckError::new("MSG-LENGTH", "ReasonCode must be 1 to 35 characters", path));
+        }
+        let remarks = f.optional("Remarks", 512);
+        let value = match (issuer, reference, decision) {
+            (Some(issuer), Some(reference), Some(decision)) => Some(Feedback {
+                document: DocumentId { issuer, reference },
+                decision,
+                declaration_reference,
+                reason_codes,
+                remarks,
+            }),
+            _ => None,
+        };
+        f.finish(value)
+    }
+
+    pub fn to_xml(&self) -> String {
+        let codes: String = self.reason_codes.iter().map(|c| element("ReasonCode", c)).collect();
+        format!(
+            "<cc:Feedback>{}{}{}{}{codes}{}</cc:Feedback>",
+            element("IssuerPartyID", &self.document.issuer),
+            element("DocumentReference", &self.document.reference),
+            element("Decision", &self.decision),
+            optional_element("DeclarationReference", self.declaration_reference.as_deref()),
+            optional_element("Remarks", self.remarks.as_deref()),
+        )
+    }
+}
+
+/// Annex III: a look-up of a certificate by reference number and reference code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub document: DocumentId,
+    pub reference_code: String,
+}
+
+impl Lookup {
+    pub const GROUP: &'static str = "Lookup";
+
+    pub fn read(xml: &[u8]) -> Result<Self, Vec<AckError>> {
+        let flat = flat(xml)?;
+        let mut f = Fields::new(&flat, Self::GROUP);
+        let (issuer, reference) = (f.required("IssuerPartyID", 10), f.required("DocumentReference", 35));
+        let code = f.required("ReferenceCode", 64);
+        let value = match (issuer, reference, code) {
+            (Some(issuer), Some(reference), Some(reference_code)) => {
+                Some(Lookup { document: DocumentId { issuer, reference }, reference_code })
+            }
+            _ => None,
+        };
+        f.finish(value)
+    }
+
+    pub fn to_xml(&self) -> String {
+        format!(
+            "<cc:Lookup>{}{}{}</cc:Lookup>",
+            element("IssuerPartyID", &self.document.issuer),
+            element("DocumentReference", &self.document.reference),
+            element("ReferenceCode", &self.reference_code),
+        )
+    }
+}
+
+/// The outcome of a look-up, as carried by `cc:GetCOResponse`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupResult {
+    /// The certificate (its `LPCO` element) and whether it is still valid or was cancelled.
+    Found { status: String, lpco_xml: String },
+    /// No certificate with this reference and code for the asking partner — the same answer
+    /// whether the reference exists or not.
+    NotFound,
+}
+
+/// Response element of GetCO: message header (answering the request), the result.
+pub fn lookup_response_xml(header_xml: &str, request_id: &str, result: &LookupResult) -> String {
+    let content = match result {
+        LookupResult::Found { status, lpco_xml } => {
+            format!("<cc:Result>Found</cc:Result>{}{lpco_xml}", element("DocumentStatus", status))
+        }
+        LookupResult::NotFound => "<cc:Result>NotFound</cc:Result>".to_owned(),
+    };
+    format!(
+        "<cc:GetCOResponse xmlns:cc=\"{NS}\">{header_xml}{}{content}</cc:GetCOResponse>",
+        element("RequestMessageID", request_id)
+    )
+}
+
+/// Reads a GetCO response (the verified Body child): the request it answers and the result.
+/// `lpco` is the response's `LPCO` part, taken from the verified message.
+pub fn read_lookup_response(xml: &[u8], lpco: Option<&[u8]>) -> Result<(String, LookupResult), String> {
+    let flat = read_flat(xml, NS)?;
+    if flat.root != "GetCOResponse" || flat.root_ns != NS {
+        return Err(format!("expected cc:GetCOResponse, got {{{}}}{}", flat.root_ns, flat.root));
+    }
+    let request = flat.get("RequestMessageID").ok_or("RequestMessageID missing")?.to_owned();
+    match flat.get("Result") {
+        Some("NotFound") => Ok((request, LookupResult::NotFound)),
+        Some("Found") => {
+            let status = flat.get("DocumentStatus").ok_or("DocumentStatus missing")?.to_owned();
+            let lpco = lpco.ok_or("Found without an LPCO")?;
+            let lpco_xml = String::from_utf8(lpco.to_vec()).map_err(|_| "LPCO is not UTF-8")?;
+            Ok((request, LookupResult::Found { status, lpco_xml }))
+        }
+        other => Err(format!("unknown Result {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(op: &str, inner: &str) -> Vec<u8> {
+        format!("<cc:{op} xmlns:cc=\"{NS}\"><cc:MessageHeader/>{inner}</cc:{op}>").into_bytes()
+    }
+
+    #[test]
+    fn cancellation_round_trip() {
+        let c = Cancellation {
+            document: DocumentId { issuer: "KR".into(), reference: "A&B-1".into() },
+            reason: "wrong <consignee>".into(),
+            replacement_reference: Some("A-2".into()),
+        };
+        assert_eq!(Cancellation::read(&wrap("SendCancellationRequest", &c.to_xml())).unwrap(), c);
+    }
+
+    #[test]
+    fn feedback_round_trip_and_every_problem() {
+        let f = Feedback {
+            document: DocumentId { issuer: "KR".into(), reference: "R1".into() },
+            decision: "PartiallyGranted".into(),
+            declaration_reference: Some("D-9".into()),
+            reason_codes: vec!["R01".into(), "R02".into()],
+            remarks: None,
+        };
+        assert_eq!(Feedback::read(&wrap("SendFeedbackRequest", &f.to_xml())).unwrap(), f);
+        let bad = wrap("SendFeedbackRequest", "<cc:Feedback><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:Decision>Maybe</cc:Decision></cc:Feedback>");
+        let errs = Feedback::read(&bad).unwrap_err();
+        let codes: Vec<_> = errs.iter().map(|e| (e.code.as_str(), e.path.as_str())).collect();
+        assert_eq!(
+            codes,
+            [
+                ("MSG-MISSING", "/SendFeedbackRequest/Feedback/DocumentReference"),
+                ("MSG-CODE", "/SendFeedbackRequest/Feedback/Decision")
+            ]
+        );
+    }
+
+    #[test]
+    fn status_and_lookup_round_trip() {
+        let s = CancellationStatus {
+            document: DocumentId { issuer: "KR".into(), reference: "R1".into() },
+            accepted: false,
+            reason: Some("treatment granted".into()),
+        };
+        assert_eq!(CancellationStatus::read(&wrap("SendCancellationStatusRequest", &s.to_xml())).unwrap(), s);
+        let l = Lookup { document: DocumentId { issuer: "KR".into(), reference: "R1".into() }, reference_code: "X".into() };
+        assert_eq!(Lookup::read(&wrap("GetCORequest", &l.to_xml())).unwrap(), l);
+        let r = lookup_response_xml("<cc:MessageHeader/>", "id-1", &LookupResult::NotFound);
+        assert_eq!(read_lookup_response(r.as_bytes(), None).unwrap(), ("id-1".to_owned(), LookupResult::NotFound));
+    }
+}

@@ -1,0 +1,159 @@
+//! Amendments: one cancellation notification and its answer (T2). On the exporting side the row
+//! also holds the replacement CO until the importer accepts; on the importing side it records
+//! the notification and the decision. Written only inside the flows' transactions.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{from_millis, millis, Store, StoreError, Tx};
+
+pub const REQUESTED: &str = "requested";
+pub const ACCEPTED: &str = "accepted";
+pub const DECLINED: &str = "declined";
+/// The notification could not be delivered: the amendment ended without an answer.
+pub const UNDELIVERED: &str = "undelivered";
+
+/// An amendment as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Amendment {
+    pub id: String,
+    pub certificate_id: String,
+    pub state: String,
+    pub reason: String,
+    pub replacement_reference: Option<String>,
+    #[serde(skip)]
+    pub replacement_xml: Option<String>,
+    pub replacement_id: Option<String>,
+    pub decision_reason: Option<String>,
+    pub decided_by: Option<String>,
+    pub message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+pub struct NewAmendment<'a> {
+    pub certificate_id: &'a str,
+    pub reason: &'a str,
+    pub replacement_reference: Option<&'a str>,
+    pub replacement_xml: Option<&'a str>,
+    /// The SendCancellation message that carries (or carried) it.
+    pub message_id: &'a str,
+}
+
+pub async fn insert(tx: &mut Tx<'_>, new: &NewAmendment<'_>, now: DateTime<Utc>) -> Result<String, StoreError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    sqlx::query("INSERT INTO amendments (id, certificate_id, state, reason, replacement_reference, replacement_xml, message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(&id)
+        .bind(new.certificate_id)
+        .bind(REQUESTED)
+        .bind(new.reason)
+        .bind(new.replacement_reference)
+        .bind(new.replacement_xml)
+        .bind(new.message_id)
+        .bind(millis(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
+}
+
+const COLUMNS: &str = "id, certificate_id, state, reason, replacement_reference, replacement_xml, replacement_id, decision_reason, decided_by, message_id, created_at, decided_at";
+
+fn amendment(r: &sqlx::any::AnyRow) -> Result<Amendment, StoreError> {
+    Ok(Amendment {
+        id: r.try_get("id")?,
+        certificate_id: r.try_get("certificate_id")?,
+        state: r.try_get("state")?,
+        reason: r.try_get("reason")?,
+        replacement_reference: r.try_get("replacement_reference")?,
+        replacement_xml: r.try_get("replacement_xml")?,
+        replacement_id: r.try_get("replacement_id")?,
+        decision_reason: r.try_get("decision_reason")?,
+        decided_by: r.try_get("decided_by")?,
+        message_id: r.try_get("message_id")?,
+        created_at: from_millis(r.try_get("created_at")?),
+        decided_at: r.try_get::<Option<i64>, _>("decided_at")?.map(from_millis),
+    })
+}
+
+/// The open (`requested`) amendment of a certificate, if any.
+pub async fn open_for(tx: &mut Tx<'_>, certificate_id: &str) -> Result<Option<Amendment>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM amendments WHERE certificate_id = $1 AND state = $2 ORDER BY created_at DESC LIMIT 1"
+    ))
+    .bind(certificate_id)
+    .bind(REQUESTED)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(amendment).transpose()
+}
+
+/// Closes the open amendment with its answer. `Corrupt` if there is none (the lifecycle state
+/// said there was).
+pub async fn decide(
+    tx: &mut Tx<'_>,
+    id: &str,
+    state: &str,
+    reason: Option<&str>,
+    decided_by: &str,
+    replacement_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query("UPDATE amendments SET state = $1, decision_reason = $2, decided_by = $3, replacement_id = $4, decided_at = $5 WHERE id = $6 AND state = $7")
+        .bind(state)
+        .bind(reason)
+        .bind(decided_by)
+        .bind(replacement_id)
+        .bind(millis(now))
+        .bind(id)
+        .bind(REQUESTED)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Err(StoreError::Corrupt(format!("amendment {id} is no longer open")));
+    }
+    Ok(())
+}
+
+/// The cancellation notification `message_id` was not delivered: its amendment ends.
+pub(crate) async fn close_undelivered(
+    tx: &mut Tx<'_>,
+    message_id: &str,
+    cause: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE amendments SET state = $1, decision_reason = $2, decided_by = 'gateway', decided_at = $3 WHERE message_id = $4 AND state = $5")
+        .bind(UNDELIVERED)
+        .bind(cause)
+        .bind(millis(now))
+        .bind(message_id)
+        .bind(REQUESTED)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The accepted cancellation (from `partner`'s certificates) that announced `replacement_reference`:
+/// the certificate it cancelled. Used to link a replacement CO when it arrives.
+pub async fn cancelled_by_replacement(
+    tx: &mut Tx<'_>,
+    partner: &str,
+    replacement_reference: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT a.certificate_id FROM amendments a JOIN certificates c ON c.id = a.certificate_id WHERE c.partner = $1 AND c.direction = 'inbound' AND a.replacement_reference = $2 AND a.state = $3 ORDER BY a.created_at DESC LIMIT 1")
+        .bind(partner)
+        .bind(replacement_reference)
+        .bind(ACCEPTED)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.map(|r| Ok(r.try_get("certificate_id")?)).transpose()
+}
+
+/// Every amendment of a certificate, oldest first.
+pub async fn list(store: &Store, certificate_id: &str) -> Result<Vec<Amendment>, StoreError> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM amendments WHERE certificate_id = $1 ORDER BY created_at, id"))
+        .bind(certificate_id)
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(amendment).collect()
+}
