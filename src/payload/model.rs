@@ -1,4 +1,6 @@
-//! The CO payload as Rust types, bound to the LPCO XML of `xsd/lpco-co.xsd` with yaserde.
+//! The CO payload as Rust types, bound to the LPCO XML of `xsd/lpco-co.xsd` with yaserde. A
+//! declaration of origin (DO) is the same document with another TypeCode, so it uses the same
+//! types; what differs between the two is decided by [`super::validate`].
 //!
 //! One struct per XML group, fields in schema order. Every leaf is `Option<String>`:
 //! `None` means the element is absent, `Some("")` that it is present but empty. Values stay
@@ -14,7 +16,8 @@
 
 use yaserde::{YaDeserialize, YaSerialize};
 
-/// The Certificate of Origin: root element `LPCO` (WCO Data Model LPCO, Annex II).
+/// The Certificate of Origin (or declaration of origin): root element `LPCO` (WCO Data Model
+/// LPCO, Annex II; Annex IV for the DO).
 #[derive(Debug, Clone, Default, PartialEq, Eq, YaSerialize, YaDeserialize)]
 #[yaserde(
     rename = "LPCO",
@@ -26,7 +29,7 @@ pub struct Lpco {
     /// D014 document reference number (CO number), an..35.
     #[yaserde(rename = "ID", prefix = "co")]
     pub id: Option<String>,
-    /// D013 document name code, UN/EDIFACT 1001: "861".
+    /// D013 document name code, UN/EDIFACT 1001: "861" (CO) or "862" (DO); see [`super::kind_of`].
     #[yaserde(rename = "TypeCode", prefix = "co")]
     pub type_code: Option<String>,
     /// K16 trade agreement or scheme, e.g. "KR-ID-CEPA".
@@ -56,6 +59,11 @@ pub struct Lpco {
     /// K15 back-to-back CO (xs:boolean text); see [`Lpco::back_to_back`].
     #[yaserde(rename = "BackToBackIndicator", prefix = "co")]
     pub back_to_back_indicator: Option<String>,
+    /// Approved-exporter authorisation code granted by the exporting customs (Annex IV, A.4),
+    /// an..35. Mandatory in a declaration of origin, which only an approved exporter may make
+    /// out; allowed but not required in a CO. See [`Lpco::approved_exporter`].
+    #[yaserde(rename = "ApprovedExporterAuthorisationID", prefix = "co")]
+    pub approved_exporter_authorisation_id: Option<String>,
     /// 61B authentication (mandatory).
     #[yaserde(rename = "Authentication", prefix = "co")]
     pub authentication: Option<Authentication>,
@@ -86,6 +94,12 @@ impl Lpco {
     /// K15 as a boolean; `None` when absent or not an xs:boolean.
     pub fn back_to_back(&self) -> Option<bool> {
         self.back_to_back_indicator.as_deref().and_then(parse_xs_boolean)
+    }
+
+    /// The approved exporter's authorisation code; `None` when absent or blank (a blank one is
+    /// a validation fault, never an authorisation to look up).
+    pub fn approved_exporter(&self) -> Option<&str> {
+        self.approved_exporter_authorisation_id.as_deref().map(str::trim).filter(|id| !id.is_empty())
     }
 
     /// The consignment items in document order (empty when there is no consignment).

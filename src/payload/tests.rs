@@ -1,5 +1,6 @@
-//! Tests of the CO payload: the example document, every error code, and the agreement of the
-//! scanner's element tree and of `validate`'s mandatory elements with `xsd/lpco-co.xsd`.
+//! Tests of the CO and DO payload: the example documents, every error code, what a DO needs
+//! beyond a CO, and the agreement of the scanner's element tree and of `validate`'s mandatory
+//! elements with `xsd/lpco-co.xsd`.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use super::validate::{Content, Node, LPCO_TREE};
 use super::*;
 
 const EXAMPLE: &str = include_str!("../../examples/co.xml");
+const EXAMPLE_DO: &str = include_str!("../../examples/do.xml");
 const XSD: &str = include_str!("../../xsd/lpco-co.xsd");
 
 /// `xml` with `from` replaced by `to`; `from` must occur exactly once.
@@ -30,6 +32,13 @@ fn codes_and_paths(errors: &[ValidationError]) -> Vec<(&'static str, &str)> {
 #[track_caller]
 fn assert_single(xml: &str, code: &str, path: &str) {
     let errors = errors_of(xml);
+    assert_eq!(codes_and_paths(&errors), vec![(code, path)], "{errors:#?}");
+}
+
+/// Asserts that `xml` is rejected as a DO with exactly one error, of this code at this path.
+#[track_caller]
+fn assert_single_do(xml: &str, code: &str, path: &str) {
+    let errors = parse_do(xml).expect_err("declaration should be rejected");
     assert_eq!(codes_and_paths(&errors), vec![(code, path)], "{errors:#?}");
 }
 
@@ -688,9 +697,35 @@ fn xsd_occurrences(xsd: &Xsd) -> HashMap<String, (u32, bool)> {
 /// requires what the schema requires, no more and no less.
 #[test]
 fn validate_requires_exactly_what_the_xsd_requires() {
+    let checked = assert_requires_exactly(EXAMPLE, parse_co, &[]);
+    assert!(checked > 80, "only {checked} elements checked");
+}
+
+/// The same for the DO example: what the XSD requires, plus exactly the DO rules (Annex IV).
+#[test]
+fn validate_requires_of_a_do_what_the_xsd_and_the_do_rules_require() {
+    let do_only = [
+        "/LPCO/ApprovedExporterAuthorisationID",
+        "/LPCO/Authentication/Authentication",
+        "/LPCO/Consignment/ConsignmentItem/Invoice",
+        "/LPCO/Consignment/ConsignmentItem/Invoice/ID",
+    ];
+    let checked = assert_requires_exactly(EXAMPLE_DO, parse_do, &do_only);
+    assert!(checked > 60, "only {checked} elements checked");
+}
+
+/// Removes each element of `example` (first occurrences only) in turn and checks that `parse`
+/// reports exactly one CO-MISSING at its path when the XSD or `also_required` (paths without
+/// indices) make it mandatory, and accepts the document otherwise. Returns how many elements
+/// were checked.
+fn assert_requires_exactly(
+    example: &str,
+    parse: fn(&str) -> Result<Lpco, Vec<ValidationError>>,
+    also_required: &[&str],
+) -> usize {
     let occurrences = xsd_occurrences(&read_xsd());
     let mut checked = 0;
-    for Located { segments, range } in element_ranges(EXAMPLE) {
+    for Located { segments, range } in element_ranges(example) {
         if segments.len() < 2 || segments.iter().any(|(_, index)| *index != 1) {
             continue;
         }
@@ -707,8 +742,9 @@ fn validate_requires_exactly_what_the_xsd_requires() {
         if repeats && min > 0 {
             continue; // ConsignmentItem: covered by validate_reports_missing_mandatory_groups_of_a_built_co
         }
-        let xml = format!("{}{}", &EXAMPLE[..range.start], &EXAMPLE[range.end..]);
-        match (min, parse_co(&xml)) {
+        let min = if also_required.contains(&plain.as_str()) { 1 } else { min };
+        let xml = format!("{}{}", &example[..range.start], &example[range.end..]);
+        match (min, parse(&xml)) {
             (0, Ok(_)) => {}
             (0, Err(errors)) => panic!("optional {shown} removed: {errors:#?}"),
             (_, Ok(_)) => panic!("mandatory {shown} removed, yet the CO is valid"),
@@ -716,5 +752,175 @@ fn validate_requires_exactly_what_the_xsd_requires() {
         }
         checked += 1;
     }
-    assert!(checked > 80, "only {checked} elements checked");
+    checked
+}
+
+// ---------------------------------------------------------------------------------------------
+// Declarations of origin (Annex IV)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn do_example_parses_as_a_declaration_of_origin() {
+    let declaration = parse_do(EXAMPLE_DO).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(kind_of(&declaration), Some(DocumentKind::Do));
+    assert_eq!(declaration.reference(), "KRIDCEPA-DO-2025-PUS-000093");
+    assert_eq!(declaration.approved_exporter(), Some("KR-AE-130-2023-000417"));
+    assert_eq!(declaration.items().len(), 2);
+    for item in declaration.items() {
+        assert_eq!(item.invoice.as_ref().and_then(|i| i.id.as_deref()), Some("HBI-INV-2025-0402"));
+    }
+    let statement = declaration.authentication.as_ref().and_then(|a| a.statement.as_deref()).unwrap_or("");
+    assert!(statement.contains("KR-AE-130-2023-000417"), "{statement}");
+    assert!(validate_document(&declaration, DocumentKind::Do).is_empty());
+    assert_eq!(parse_document(EXAMPLE_DO, DocumentKind::Do), Ok(declaration));
+}
+
+#[test]
+fn do_example_round_trips() {
+    let declaration = parse_do(EXAMPLE_DO).unwrap();
+    let xml = to_xml(&declaration).unwrap();
+    assert!(xml.contains("<ApprovedExporterAuthorisationID>KR-AE-130-2023-000417<"), "{xml}");
+    assert_eq!(parse_do(&xml).unwrap(), declaration);
+}
+
+#[test]
+fn the_co_example_is_unchanged_by_the_do_support() {
+    let co = parse_co(EXAMPLE).unwrap();
+    assert_eq!(kind_of(&co), Some(DocumentKind::Co));
+    assert_eq!(co.approved_exporter(), None);
+    assert!(!to_xml(&co).unwrap().contains("ApprovedExporter"));
+    assert_eq!(parse_document(EXAMPLE, DocumentKind::Co), Ok(co));
+}
+
+#[test]
+fn a_do_is_not_a_co_and_a_co_is_not_a_do() {
+    // The only thing wrong with the DO as a CO is its TypeCode: the DO-only element is allowed.
+    let errors = parse_co(EXAMPLE_DO).expect_err("a DO is not a CO");
+    assert_eq!(codes_and_paths(&errors), vec![("CO-DOCTYPE", "/LPCO/TypeCode")], "{errors:#?}");
+    assert!(errors[0].message.contains("\"862\" (declaration of origin)"), "{}", errors[0].message);
+    assert!(errors[0].message.contains("certificate of origin has 861"), "{}", errors[0].message);
+
+    // The CO as a DO: wrong code, and no approved exporter (its items have invoices, and it has
+    // a statement, so nothing else is missing).
+    let errors = parse_do(EXAMPLE).expect_err("a CO is not a DO");
+    assert_eq!(
+        codes_and_paths(&errors),
+        vec![("CO-DOCTYPE", "/LPCO/TypeCode"), ("CO-MISSING", "/LPCO/ApprovedExporterAuthorisationID")],
+        "{errors:#?}"
+    );
+    assert!(errors[0].message.contains("\"861\" (certificate of origin)"), "{}", errors[0].message);
+    assert!(errors[0].message.contains("declaration of origin has 862"), "{}", errors[0].message);
+
+    // An unknown code is named without a kind, and the expected code is given.
+    let xml = edit(EXAMPLE_DO, "<TypeCode>862</TypeCode>", "<TypeCode>999</TypeCode>");
+    let errors = parse_do(&xml).expect_err("999 is no DO");
+    assert_eq!(codes_and_paths(&errors), vec![("CO-DOCTYPE", "/LPCO/TypeCode")], "{errors:#?}");
+    assert_eq!(errors[0].message, "document name code is \"999\"; a declaration of origin has 862 (UN/EDIFACT 1001)");
+}
+
+#[test]
+fn each_do_rule_has_its_code_and_path() {
+    let xml = edit(
+        EXAMPLE_DO,
+        "<ApprovedExporterAuthorisationID>KR-AE-130-2023-000417</ApprovedExporterAuthorisationID>",
+        "",
+    );
+    assert_single_do(&xml, "CO-MISSING", "/LPCO/ApprovedExporterAuthorisationID");
+    let xml = edit(
+        EXAMPLE_DO,
+        "<ApprovedExporterAuthorisationID>KR-AE-130-2023-000417<",
+        "<ApprovedExporterAuthorisationID> \n <",
+    );
+    assert_single_do(&xml, "CO-MISSING", "/LPCO/ApprovedExporterAuthorisationID");
+    let xml = edit(
+        EXAMPLE_DO,
+        "<ApprovedExporterAuthorisationID>KR-AE-130-2023-000417<",
+        &format!("<ApprovedExporterAuthorisationID>{}<", "A".repeat(36)),
+    );
+    assert_single_do(&xml, "CO-LENGTH", "/LPCO/ApprovedExporterAuthorisationID");
+
+    let start = EXAMPLE_DO.find("<Authentication>The exporter").unwrap();
+    let end = start + EXAMPLE_DO[start..].find("</Authentication>").unwrap() + "</Authentication>".len();
+    let xml = format!("{}{}", &EXAMPLE_DO[..start], &EXAMPLE_DO[end..]);
+    assert_single_do(&xml, "CO-MISSING", "/LPCO/Authentication/Authentication");
+
+    let second_item = "<Invoice>\n        <ID>HBI-INV-2025-0402</ID>\n        <IssueDateTime>2025-04-02</IssueDateTime>\n      </Invoice>\n    </ConsignmentItem>\n  </Consignment>";
+    let xml = edit(EXAMPLE_DO, second_item, &second_item.replace("<ID>HBI-INV-2025-0402</ID>", ""));
+    assert_single_do(&xml, "CO-MISSING", "/LPCO/Consignment/ConsignmentItem[2]/Invoice/ID");
+    let xml = edit(EXAMPLE_DO, second_item, "</ConsignmentItem>\n  </Consignment>");
+    assert_single_do(&xml, "CO-MISSING", "/LPCO/Consignment/ConsignmentItem[2]/Invoice");
+    // The same documents are fine as far as a CO is concerned: only the TypeCode is wrong.
+    let errors = parse_co(&xml).expect_err("TypeCode 862");
+    assert_eq!(codes_and_paths(&errors), vec![("CO-DOCTYPE", "/LPCO/TypeCode")], "{errors:#?}");
+}
+
+#[test]
+fn a_co_may_carry_an_approved_exporter_in_its_place() {
+    let element = "<ApprovedExporterAuthorisationID>KR-AE-130-2023-000417</ApprovedExporterAuthorisationID>";
+    let after = "<BackToBackIndicator>false</BackToBackIndicator>";
+    let xml = edit(EXAMPLE, after, &format!("{after}\n  {element}"));
+    let co = parse_co(&xml).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(co.approved_exporter(), Some("KR-AE-130-2023-000417"));
+    assert_eq!(parse_co(&to_xml(&co).unwrap()).unwrap(), co);
+
+    // In a CO an empty one is a value fault (an optional element), not a missing one.
+    let empty = edit(&xml, element, "<ApprovedExporterAuthorisationID></ApprovedExporterAuthorisationID>");
+    assert_single(&empty, "CO-LENGTH", "/LPCO/ApprovedExporterAuthorisationID");
+
+    // Schema order: between BackToBackIndicator and Authentication.
+    let misplaced = edit(EXAMPLE, "  </Authentication>\n", &format!("  </Authentication>\n  {element}\n"));
+    assert_single(&misplaced, "CO-ORDER", "/LPCO/ApprovedExporterAuthorisationID");
+    let twice = edit(&xml, element, &format!("{element}{element}"));
+    assert_single(&twice, "CO-OCCURS", "/LPCO/ApprovedExporterAuthorisationID");
+}
+
+#[test]
+fn validate_document_of_a_built_do_reports_the_do_elements() {
+    let found = validate_document(&Lpco::default(), DocumentKind::Do);
+    assert_eq!(
+        codes_and_paths(&found),
+        vec![
+            ("CO-MISSING", "/LPCO/ID"),
+            ("CO-MISSING", "/LPCO/TypeCode"),
+            ("CO-MISSING", "/LPCO/AgreementCode"),
+            ("CO-MISSING", "/LPCO/IssueDateTime"),
+            ("CO-MISSING", "/LPCO/ApprovedExporterAuthorisationID"),
+            ("CO-MISSING", "/LPCO/Authentication"),
+            ("CO-MISSING", "/LPCO/Consignment"),
+        ]
+    );
+    let mut declaration = parse_do(EXAMPLE_DO).unwrap();
+    declaration.consignment.as_mut().unwrap().items.clear();
+    let found = validate_document(&declaration, DocumentKind::Do);
+    assert_eq!(codes_and_paths(&found), vec![("CO-MISSING", "/LPCO/Consignment/ConsignmentItem")]);
+    assert!(found[0].message.starts_with("a DO needs"), "{}", found[0].message);
+    // `validate` is the CO check.
+    assert_eq!(validate(&declaration).len(), 2);
+}
+
+#[test]
+fn document_kind_codes_and_forms() {
+    for (kind, code, text) in [(DocumentKind::Co, "861", "CO"), (DocumentKind::Do, "862", "DO")] {
+        assert_eq!(kind.type_code(), code);
+        assert_eq!(kind.as_str(), text);
+        assert_eq!(kind.to_string(), text);
+        assert_eq!(DocumentKind::parse(text), Some(kind));
+        assert_eq!(DocumentKind::from_type_code(code), Some(kind));
+        assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{text}\""));
+        assert_eq!(serde_json::from_str::<DocumentKind>(&format!("\"{text}\"")).unwrap(), kind);
+    }
+    assert_eq!(DocumentKind::Co.type_code(), codes::CERTIFICATE_OF_ORIGIN);
+    assert_eq!(DocumentKind::Do.type_code(), codes::DECLARATION_OF_ORIGIN);
+    for other in ["co", "Do", "", "CO ", "861"] {
+        assert_eq!(DocumentKind::parse(other), None, "{other:?}");
+    }
+    assert_eq!(DocumentKind::from_type_code("863"), None);
+    let mut co = Lpco::default();
+    assert_eq!(kind_of(&co), None);
+    co.type_code = Some("999".to_owned());
+    assert_eq!(kind_of(&co), None);
+    co.type_code = Some(" 862 ".to_owned());
+    assert_eq!(kind_of(&co), Some(DocumentKind::Do));
+    co.approved_exporter_authorisation_id = Some("  ".to_owned());
+    assert_eq!(co.approved_exporter(), None);
 }

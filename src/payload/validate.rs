@@ -1,15 +1,18 @@
-//! Checks on a CO, in two passes that both collect every fault instead of stopping at the first:
+//! Checks on a CO or DO, in two passes that both collect every fault instead of stopping at the
+//! first:
 //!
 //! 1. [`scan_document`] reads the raw XML once with quick-xml, before yaserde binds it: is it
 //!    well-formed, is the root `{urn:coconnect:xsd:lpco:1}LPCO`, and does every element and
 //!    attribute belong where `xsd/lpco-co.xsd` puts it (known name, right namespace, schema order,
 //!    no repetition of a single element). yaserde would skip or overwrite all of these silently.
-//! 2. [`validate`] checks the bound [`Lpco`]: mandatory elements, lengths, formats, code lists and
-//!    the rules XSD cannot express (TypeCode 861, item numbering, ISO 3166-1 membership).
+//! 2. [`validate_document`] checks the bound [`Lpco`]: mandatory elements, lengths, formats, code
+//!    lists and the rules XSD cannot express (TypeCode 861 or 862, item numbering, ISO 3166-1
+//!    membership, what a DO needs beyond a CO).
 //!
-//! Pass 2 also serves a CO built in code, so everything about the *content* of the document is
-//! there; pass 1 only knows the element tree ([`LPCO_TREE`]), which the unit tests compare with
-//! the XSD.
+//! Pass 2 also serves a document built in code, so everything about the *content* of the
+//! document is there; pass 1 only knows the element tree ([`LPCO_TREE`]), which the unit tests
+//! compare with the XSD. The tree is the same for a CO and a DO (one schema), so only pass 2
+//! depends on the [`DocumentKind`].
 
 use std::fmt;
 
@@ -22,7 +25,7 @@ use super::codes;
 use super::model::{
     AdditionalInformation, Address, Authentication, Commodity, Consignment, ConsignmentItem, GoodsMeasure, Lpco,
 };
-use super::LPCO_NAMESPACE;
+use super::{DocumentKind, LPCO_NAMESPACE};
 
 /// One fault of a CO document: a stable code (see [`error_code`]), a readable message and the
 /// XPath-like location, e.g. `/LPCO/Consignment/ConsignmentItem[2]/Commodity/Classification/ID`.
@@ -65,7 +68,8 @@ pub mod error_code {
     pub const FORMAT: &str = "CO-FORMAT";
     /// A country code is not an ISO 3166-1 alpha-2 code.
     pub const COUNTRY: &str = "CO-COUNTRY";
-    /// `LPCO/TypeCode` is not 861 (certificate of origin).
+    /// `LPCO/TypeCode` is not the one of the expected kind: 861 (certificate of origin) or 862
+    /// (declaration of origin).
     pub const DOCTYPE: &str = "CO-DOCTYPE";
     /// A commodity classification is not an HS code of 6 to 10 digits.
     pub const HS: &str = "CO-HS";
@@ -175,6 +179,7 @@ pub(crate) static LPCO_TREE: Node = group(
         text("OperationModeCode"),
         text("IssuedRetroactivelyIndicator"),
         text("BackToBackIndicator"),
+        text("ApprovedExporterAuthorisationID"),
         group(
             "Authentication",
             &[
@@ -484,11 +489,20 @@ impl Frame {
 // Pass 2: the content
 // ---------------------------------------------------------------------------------------------
 
-/// Checks a CO against the rules of `xsd/lpco-co.xsd` and the business rules the schema cannot
-/// express. Returns every fault found (empty when the CO is valid); at most one per element.
+/// Checks a certificate of origin against the rules of `xsd/lpco-co.xsd` and the business rules
+/// the schema cannot express. Returns every fault found (empty when the CO is valid); at most one
+/// per element. Same as [`validate_document`] with [`DocumentKind::Co`].
 pub fn validate(co: &Lpco) -> Vec<ValidationError> {
+    validate_document(co, DocumentKind::Co)
+}
+
+/// Checks a document that must be of kind `kind`: the rules of [`validate`], with TypeCode 862
+/// instead of 861 for a declaration of origin, which also needs what an approved exporter's
+/// declaration on an invoice cannot do without (Annex IV): `ApprovedExporterAuthorisationID`,
+/// the origin statement `Authentication/Authentication` and an `Invoice/ID` on every item.
+pub fn validate_document(co: &Lpco, kind: DocumentKind) -> Vec<ValidationError> {
     let mut errors = Vec::new();
-    lpco(&mut Scope { errors: &mut errors, path: "/LPCO".to_owned() }, co);
+    lpco(&mut Scope { errors: &mut errors, path: "/LPCO".to_owned() }, co, kind);
     errors
 }
 
@@ -583,6 +597,20 @@ impl Scope<'_> {
         self.text(name, value.as_deref()?, format)
     }
 
+    /// [`Self::required`] or [`Self::optional`], for an element whose occurrence depends on the
+    /// kind of document.
+    fn text_occurs<'v>(
+        &mut self,
+        (name, value): (&str, &'v Option<String>),
+        format: Format,
+        occurs: Occurs,
+    ) -> Option<&'v str> {
+        match occurs {
+            Required => self.required(name, value, format),
+            Optional => self.optional(name, value, format),
+        }
+    }
+
     fn text<'v>(&mut self, name: &str, value: &'v str, format: Format) -> Option<&'v str> {
         let v = shown(value);
         let fault = match format {
@@ -650,18 +678,26 @@ impl Scope<'_> {
     }
 }
 
-fn lpco(s: &mut Scope, co: &Lpco) {
+/// What a kind of document requires beyond the schema: DO-only mandatory elements.
+fn occurs_in(kind: DocumentKind, in_do: Occurs) -> Occurs {
+    match kind {
+        DocumentKind::Co => Optional,
+        DocumentKind::Do => in_do,
+    }
+}
+
+fn lpco(s: &mut Scope, co: &Lpco, kind: DocumentKind) {
     s.required("ID", &co.id, An(35));
     if let Some(type_code) = s.required("TypeCode", &co.type_code, An(3)) {
-        if type_code != codes::CERTIFICATE_OF_ORIGIN {
-            let name = match type_code {
-                codes::DECLARATION_OF_ORIGIN => " (declaration of origin)",
-                _ => "",
-            };
+        if type_code != kind.type_code() {
+            // Name the kind that was sent when it is one we know: "862 (declaration of origin)"
+            // tells the sender it used the wrong operation, not that it typed a wrong code.
+            let name = DocumentKind::from_type_code(type_code).map(|k| format!(" ({})", k.name())).unwrap_or_default();
             let message = format!(
-                "document name code is {}{name}; a certificate of origin has {} (UN/EDIFACT 1001)",
+                "document name code is {}{name}; a {} has {} (UN/EDIFACT 1001)",
                 shown(type_code),
-                codes::CERTIFICATE_OF_ORIGIN
+                kind.name(),
+                kind.type_code()
             );
             s.fault_at("TypeCode", ec::DOCTYPE, message);
         }
@@ -675,17 +711,22 @@ fn lpco(s: &mut Scope, co: &Lpco) {
     s.optional("OperationModeCode", &co.operation_mode_code, An(3));
     s.optional("IssuedRetroactivelyIndicator", &co.issued_retroactively_indicator, Boolean);
     s.optional("BackToBackIndicator", &co.back_to_back_indicator, Boolean);
+    // Only an approved exporter may make out a DO; the code is what the importing side checks
+    // against the partner's list of approved exporters.
+    let approved_exporter = ("ApprovedExporterAuthorisationID", &co.approved_exporter_authorisation_id);
+    s.text_occurs(approved_exporter, An(35), occurs_in(kind, Required));
     if let Some((a, mut s)) = s.group("Authentication", &co.authentication, Required) {
-        authentication(&mut s, a);
+        authentication(&mut s, a, kind);
     }
     additional_information(s, &co.additional_information);
     if let Some((c, mut s)) = s.group("Consignment", &co.consignment, Required) {
-        consignment(&mut s, c);
+        consignment(&mut s, c, kind);
     }
 }
 
-fn authentication(s: &mut Scope, a: &Authentication) {
-    s.optional("Authentication", &a.statement, An(512));
+fn authentication(s: &mut Scope, a: &Authentication, kind: DocumentKind) {
+    // A DO is the exporter's statement of origin: without its text there is no declaration.
+    s.text_occurs(("Authentication", &a.statement), An(512), occurs_in(kind, Required));
     s.optional("LocationName", &a.location_name, An(256));
     s.optional("LocationID", &a.location_id, Locode);
     s.optional("ActualDateTime", &a.actual_date_time, DateTime);
@@ -702,7 +743,7 @@ fn additional_information(s: &mut Scope, list: &[AdditionalInformation]) {
     }
 }
 
-fn consignment(s: &mut Scope, c: &Consignment) {
+fn consignment(s: &mut Scope, c: &Consignment, kind: DocumentKind) {
     if let Some((m, mut s)) = s.group("BorderTransportMeans", &c.border_transport_means, Optional) {
         s.optional("Name", &m.name, An(35));
         s.optional("ID", &m.id, An(35));
@@ -749,11 +790,11 @@ fn consignment(s: &mut Scope, c: &Consignment) {
         }
     }
     if c.items.is_empty() {
-        let message = "a CO needs at least one <ConsignmentItem>".to_owned();
+        let message = format!("a {kind} needs at least one <ConsignmentItem>");
         s.fault_at("ConsignmentItem", ec::MISSING, message);
     }
     for (i, item) in c.items.iter().enumerate() {
-        consignment_item(&mut s.nth("ConsignmentItem", i + 1), item, i + 1);
+        consignment_item(&mut s.nth("ConsignmentItem", i + 1), item, i + 1, kind);
     }
 }
 
@@ -770,7 +811,7 @@ fn address(s: &mut Scope, a: &Address) {
 
 /// One goods item; `position` is its 1-based place in document order, which its
 /// SequenceNumeric must equal (1, 2, 3 ... without gaps or duplicates).
-fn consignment_item(s: &mut Scope, item: &ConsignmentItem, position: usize) {
+fn consignment_item(s: &mut Scope, item: &ConsignmentItem, position: usize, kind: DocumentKind) {
     let number = s.required("SequenceNumeric", &item.sequence_numeric, SequenceNumber);
     if let Some(number) = number.and_then(|n| n.parse::<usize>().ok()) {
         if number != position {
@@ -799,8 +840,10 @@ fn consignment_item(s: &mut Scope, item: &ConsignmentItem, position: usize) {
         s.optional("QuantityQuantity", &packaging.quantity_quantity, PackageCount);
         s.optional("TypeCode", &packaging.type_code, PackageType);
     }
-    if let Some((invoice, mut s)) = s.group("Invoice", &item.invoice, Optional) {
-        s.optional("ID", &invoice.id, An(35));
+    // A DO is made out on the commercial invoice: each item must say which invoice it is on,
+    // so that the importing customs can match the declaration with the goods declared.
+    if let Some((invoice, mut s)) = s.group("Invoice", &item.invoice, occurs_in(kind, Required)) {
+        s.text_occurs(("ID", &invoice.id), An(35), occurs_in(kind, Required));
         s.optional("IssueDateTime", &invoice.issue_date, Date);
     }
     additional_information(s, &item.additional_information);

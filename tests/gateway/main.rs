@@ -1,10 +1,13 @@
 //! Integration tests: two real gateways on loopback (one test binary).
 
+mod approved_exporters;
+mod claims;
 mod common;
 mod crash;
 mod delivery;
 mod exchange;
 mod interop;
+mod lifecycle;
 mod limits;
 mod proxy;
 mod rejections;

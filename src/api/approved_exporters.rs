@@ -1,0 +1,253 @@
+//! Domestic API routes for a partner's list of approved exporters (Annex IV): the list the
+//! partner's customs shares is imported here, and the receive path of declarations of origin
+//! looks exporters up in it (`crate::store::approved_exporters::is_approved`).
+//!
+//! - `PUT /api/v1/partners/{party}/approved-exporters` (JSON array of
+//!   `{"authorisation_id", "name"?, "valid_until"?}`) replaces the partner's whole list →
+//!   200 `{"partner", "count"}`; 400 `API-APPROVED-EXPORTERS` naming the offending `index`;
+//!   404 `API-PARTNER` for a party that is not a configured partner; 413 `API-TOO-LARGE`.
+//!   The import is an operator action attributed to `api:{caller}`.
+//! - `GET` on the same path → the list, the same JSON array (ordered by authorisation code).
+//!
+//! Owns: the HTTP form of the list and the checks on what a caller may import. Must never: read
+//! the list for any decision (the store and the receive path do), or accept a list it did not
+//! check entirely: one bad entry refuses the whole import, so a partial list never replaces a
+//! good one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::gateway::http::{json, read_body, Body, BodyError};
+use crate::store::approved_exporters::{self, ApprovedExporter};
+use crate::store::StoreError;
+
+/// The stable code of every fault in an imported list.
+const CODE: &str = "API-APPROVED-EXPORTERS";
+
+/// Longest authorisation code: an..35, as `ApprovedExporterAuthorisationID` in `xsd/lpco-co.xsd`.
+const MAX_ID_CHARS: usize = 35;
+
+/// The partner named by `path` if it is `/api/v1/partners/{party}/approved-exporters`.
+///
+/// The API router calls this before handing over the request: [`route`] consumes the request,
+/// so whether the path is ours must be known first.
+pub fn party_of(path: &str) -> Option<&str> {
+    let party = path.strip_prefix("/api/v1/partners/")?.strip_suffix("/approved-exporters")?;
+    (!party.is_empty() && !party.contains('/')).then_some(party)
+}
+
+/// Handles `GET` and `PUT /api/v1/partners/{party}/approved-exporters`; `None` when `path` is
+/// not that resource (see [`party_of`]), and then `req` is dropped unread.
+pub async fn route(
+    state: &Arc<AppState>,
+    method: &Method,
+    path: &str,
+    req: Request<Incoming>,
+    caller: &str,
+) -> Option<Result<Response<Body>, StoreError>> {
+    let party = party_of(path)?;
+    if !state.settings.partners.contains_key(party) {
+        return Some(Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such partner", "code": "API-PARTNER"}))));
+    }
+    Some(match *method {
+        Method::GET => approved_exporters::list(&state.store, party).await.map(|l| json(StatusCode::OK, &json!(l))),
+        Method::PUT => replace(state, party, req, caller).await,
+        _ => {
+            let mut response = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "use GET or PUT on this resource", "code": "API-METHOD"}),
+            );
+            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, PUT"));
+            Ok(response)
+        }
+    })
+}
+
+async fn replace(
+    state: &Arc<AppState>,
+    party: &str,
+    req: Request<Incoming>,
+    caller: &str,
+) -> Result<Response<Body>, StoreError> {
+    let body = match read_body(req, state.settings.security.max_message_bytes).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Ok(json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}),
+            ))
+        }
+        Err(BodyError::Io(e)) => return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
+    };
+    let exporters = match parse_list(&body) {
+        Ok(list) => list,
+        Err(fault) => return Ok(json(StatusCode::BAD_REQUEST, &fault.to_json())),
+    };
+    let actor = format!("api:{caller}");
+    let now = state.clock.now();
+    match approved_exporters::replace_list_as(&state.store, party, &exporters, &actor, now).await {
+        Ok(count) => {
+            tracing::info!(
+                event = "approved_exporters_imported",
+                partner = party,
+                count,
+                actor,
+                "approved exporters list replaced"
+            );
+            Ok(json(StatusCode::OK, &json!({"partner": party, "count": count})))
+        }
+        // parse_list refuses duplicates already; this is the store saying the same.
+        Err(StoreError::Duplicate(what)) => {
+            Ok(json(StatusCode::BAD_REQUEST, &json!({"error": format!("{what} occurs twice"), "code": CODE})))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Why an imported list is refused: a message and, for a fault of one entry, its 0-based index.
+#[derive(Debug, PartialEq, Eq)]
+struct ListFault {
+    index: Option<usize>,
+    message: String,
+}
+
+impl ListFault {
+    fn at(index: usize, message: String) -> Self {
+        ListFault { index: Some(index), message }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let mut v = json!({"error": self.message, "code": CODE});
+        if let Some(index) = self.index {
+            v["index"] = json!(index);
+        }
+        v
+    }
+}
+
+/// Reads and checks a whole list: a JSON array of [`ApprovedExporter`] objects, each with an
+/// authorisation code that a DO can carry (an..35, as the DO parser hands it over: no leading
+/// or trailing whitespace, no control characters) and none twice.
+fn parse_list(body: &[u8]) -> Result<Vec<ApprovedExporter>, ListFault> {
+    // Entries one by one, so that a fault in one of them can say which.
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(|e| ListFault {
+        index: None,
+        message: format!("the body must be a JSON array of approved exporters: {e}"),
+    })?;
+    let mut first_seen: HashMap<String, usize> = HashMap::with_capacity(values.len());
+    let mut exporters = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        let exporter: ApprovedExporter = serde_json::from_value(value).map_err(|e| {
+            ListFault::at(
+                index,
+                format!("entry {index} is not {{\"authorisation_id\", \"name\"?, \"valid_until\"?}}: {e}"),
+            )
+        })?;
+        check_authorisation_id(&exporter.authorisation_id)
+            .map_err(|why| ListFault::at(index, format!("entry {index}: authorisation_id {why}")))?;
+        if let Some(first) = first_seen.insert(exporter.authorisation_id.clone(), index) {
+            let message =
+                format!("entry {index}: authorisation_id {:?} is already entry {first}", exporter.authorisation_id);
+            return Err(ListFault::at(index, message));
+        }
+        exporters.push(exporter);
+    }
+    Ok(exporters)
+}
+
+/// An authorisation code must be comparable with the one a DO carries: the DO parser trims the
+/// value, so a code stored with spaces around it would never match.
+fn check_authorisation_id(id: &str) -> Result<(), String> {
+    let chars = id.chars().count();
+    if id.trim().is_empty() {
+        Err("is empty".to_owned())
+    } else if chars > MAX_ID_CHARS {
+        Err(format!("has {chars} characters; at most {MAX_ID_CHARS} are allowed (an..35)"))
+    } else if id.trim() != id {
+        Err("has leading or trailing whitespace".to_owned())
+    } else if id.chars().any(char::is_control) {
+        Err("contains a control character".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_approved_exporters_resource_is_ours() {
+        assert_eq!(party_of("/api/v1/partners/ID/approved-exporters"), Some("ID"));
+        for other in [
+            "/api/v1/partners/ID",
+            "/api/v1/partners/ID/pause",
+            "/api/v1/partners//approved-exporters",
+            "/api/v1/partners/a/b/approved-exporters",
+            "/api/v1/partners/ID/approved-exporters/x",
+            "/api/v1/certificates",
+        ] {
+            assert_eq!(party_of(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_good_list_is_read_whole() {
+        let body = br#"[{"authorisation_id": "KR-AE-1", "name": "Hanbit", "valid_until": "2026-12-31T23:59:59Z"},
+                        {"authorisation_id": "KR-AE-2"}]"#;
+        let list = parse_list(body).expect("valid list");
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].name.as_deref(), Some("Hanbit"));
+        assert_eq!(list[1].valid_until, None);
+        assert_eq!(parse_list(b"[]").expect("empty list"), vec![]);
+    }
+
+    #[test]
+    fn each_bad_entry_is_named_by_its_index() {
+        let long = "A".repeat(36);
+        let cases: &[(String, Option<usize>)] = &[
+            ("{}".to_owned(), None),
+            ("not json".to_owned(), None),
+            (r#"[{"authorisation_id": "A"}, {"authorisation_id": ""}]"#.to_owned(), Some(1)),
+            (r#"[{"authorisation_id": "   "}]"#.to_owned(), Some(0)),
+            (
+                format!(
+                    r#"[{{"authorisation_id": "A"}}, {{"authorisation_id": "B"}}, {{"authorisation_id": "{long}"}}]"#
+                ),
+                Some(2),
+            ),
+            (r#"[{"authorisation_id": " A"}]"#.to_owned(), Some(0)),
+            (r#"[{"authorisation_id": "A\tB"}]"#.to_owned(), Some(0)),
+            (
+                r#"[{"authorisation_id": "A"}, {"authorisation_id": "B"}, {"authorisation_id": "A"}]"#.to_owned(),
+                Some(2),
+            ),
+            (r#"[{"authorisation_id": "A"}, {"id": "B"}]"#.to_owned(), Some(1)),
+            (r#"[{"authorisation_id": "A", "valid_until": "31/12/2026"}]"#.to_owned(), Some(0)),
+            (r#"[{"authorisation_id": "A"}, 7]"#.to_owned(), Some(1)),
+        ];
+        for (body, index) in cases {
+            let fault = parse_list(body.as_bytes()).expect_err(body);
+            assert_eq!(fault.index, *index, "{body}: {fault:?}");
+            let v = fault.to_json();
+            assert_eq!(v["code"], CODE);
+            assert_eq!(v.get("index").and_then(serde_json::Value::as_u64), index.map(|i| i as u64), "{v}");
+        }
+        let fault = parse_list(br#"[{"authorisation_id": "A"}, {"authorisation_id": "A"}]"#).expect_err("duplicate");
+        assert!(fault.message.contains("already entry 0"), "{}", fault.message);
+    }
+
+    #[test]
+    fn thirty_five_characters_are_enough() {
+        let id = "é".repeat(35);
+        assert_eq!(check_authorisation_id(&id), Ok(()));
+        assert!(check_authorisation_id(&format!("{id}x")).is_err());
+        assert_eq!(check_authorisation_id("KR AE 1"), Ok(()));
+    }
+}

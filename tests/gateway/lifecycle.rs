@@ -1,0 +1,240 @@
+//! The whole CO lifecycle across two gateways (issue 4): amendment accepted and re-issued,
+//! amendment declined because treatment was already granted, the officer's decision, feedback,
+//! declarations of origin with the approved-exporter list, the GetCO look-up, and role refusals.
+
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const REFERENCE: &str = "KRIDCEPA-2025-PUS-000417";
+
+/// The importer's copy of KR's certificate `reference` (waits until it is received).
+async fn received(id: &Gateway, reference: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, found) = id.api("GET", &format!("/api/v1/certificates?issuer=KR&reference={reference}"), "").await;
+        if let Some(c) = found.as_array().and_then(|l| l.iter().find(|c| c["direction"] == "inbound")) {
+            return c.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "ID never received {reference}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// KR pushes the example CO and ID acknowledges it: (KR's id, ID's id).
+async fn exchanged(p: &Pair) -> (String, String) {
+    let kr_cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    p.kr.wait_state(&kr_cert, "acknowledged").await;
+    let id_cert = received(&p.id, REFERENCE).await["id"].as_str().expect("id").to_owned();
+    (kr_cert, id_cert)
+}
+
+fn amendment(reason: &str, replacement_reference: &str) -> String {
+    json!({"reason": reason, "replacement": co_with_reference(replacement_reference)}).to_string()
+}
+
+async fn show(gw: &Gateway, id: &str) -> Value {
+    gw.api("GET", &format!("/api/v1/certificates/{id}"), "").await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let (kr_cert, id_cert) = exchanged(&p).await;
+
+    let (status, queued) = p
+        .kr
+        .api("POST", &format!("/api/v1/certificates/{kr_cert}/amendments"), &amendment("consignee corrected", "R-2"))
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(show(&p.kr, &kr_cert).await["state"], "cancellation_requested");
+
+    let original = p.kr.wait_state(&kr_cert, "cancelled").await;
+    assert_eq!(original["amendments"][0]["state"], "accepted", "{original}");
+    let replacement_id = original["replaced_by"].as_str().expect("replacement").to_owned();
+    let replacement = p.kr.wait_state(&replacement_id, "acknowledged").await;
+    assert_eq!(replacement["replaces"], kr_cert.as_str());
+    assert_eq!(replacement["reference"], "R-2");
+    assert!(replacement["reference_code"].as_str().is_some_and(|c| c.len() == 14), "{replacement}");
+
+    assert_eq!(p.id.wait_state(&id_cert, "cancelled").await["amendments"][0]["decided_by"], "gateway (automatic)");
+    let arrived = received(&p.id, "R-2").await;
+    assert_eq!(arrived["replaces"], id_cert.as_str(), "the replacement is linked on the importing side: {arrived}");
+    assert_eq!(arrived["state"], "received");
+
+    // A cancelled CO can be neither amended nor decided on again: refused, nothing changes.
+    let (status, refused) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/amendments"), &amendment("again", "R-3")).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("LC-STATE")), "{refused}");
+    let treatment = json!({"decision": "Granted"}).to_string();
+    let (status, refused) = p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/treatment"), &treatment).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("LC-STATE")), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amendment_is_declined_once_treatment_was_granted_and_the_feedback_reaches_the_exporter() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let (kr_cert, id_cert) = exchanged(&p).await;
+
+    let treatment = json!({"decision": "Granted", "declaration_reference": "40101-25-123456M", "reason_codes": ["PREF-OK"]});
+    let (status, body) =
+        p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/treatment"), &treatment.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    // The exporter stores the feedback on its certificate.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let feedback = loop {
+        let c = show(&p.kr, &kr_cert).await;
+        if c["treatment_decisions"].as_array().is_some_and(|d| !d.is_empty()) {
+            break c["treatment_decisions"][0].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "feedback never arrived: {c}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(feedback["decision"], "Granted");
+    assert_eq!(feedback["declaration_reference"], "40101-25-123456M");
+    assert_eq!(feedback["recorded_by"], "ID");
+
+    let (status, _) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/amendments"), &amendment("late change", "R-9")).await;
+    assert_eq!(status, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let declined = loop {
+        let c = show(&p.kr, &kr_cert).await;
+        if c["amendments"][0]["state"] == "declined" {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "amendment never declined: {c}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(declined["state"], "acknowledged", "the original stays valid");
+    assert!(declined["replaced_by"].is_null(), "no replacement is pushed: {declined}");
+    let reason = declined["amendments"][0]["decision_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("treatment"), "the reason is visible to the exporter: {reason}");
+    assert_eq!(show(&p.id, &id_cert).await["state"], "received");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_officer_decides_when_configured_and_only_the_importer_may() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.reconfigure("[[partners]]\nparty = \"KR\"", "[[partners]]\nparty = \"KR\"\ncancellation_decision = \"officer\"");
+    p.kr.start().await;
+    p.id.start().await;
+    let (kr_cert, id_cert) = exchanged(&p).await;
+    let (status, _) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/amendments"), &amendment("typo", "R-5")).await;
+    assert_eq!(status, 202);
+    p.id.wait_state(&id_cert, "cancellation_pending").await;
+
+    // The exporter's side cannot answer its own cancellation; a decline needs a reason.
+    let accept = json!({"decision": "accept"}).to_string();
+    let (status, refused) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/cancellation-decision"), &accept).await;
+    assert_eq!((status, refused["code"].as_str()), (409, Some("LC-NOT-AUTHORISED")), "{refused}");
+    let (status, invalid) = p
+        .id
+        .api("POST", &format!("/api/v1/certificates/{id_cert}/cancellation-decision"), r#"{"decision":"decline"}"#)
+        .await;
+    assert_eq!(status, 422, "{invalid}");
+
+    let decline = json!({"decision": "decline", "reason": "goods already released under preference"}).to_string();
+    let (status, body) =
+        p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/cancellation-decision"), &decline).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(show(&p.id, &id_cert).await["state"], "received");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let c = show(&p.kr, &kr_cert).await;
+        if c["amendments"][0]["state"] == "declined" {
+            assert_eq!(c["state"], "acknowledged");
+            assert_eq!(c["amendments"][0]["decision_reason"], "goods already released under preference");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "decline never arrived: {c}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_changes() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let (_kr_cert, id_cert) = exchanged(&p).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let send = |op: coconnect::soap::Operation, payload: String| {
+        let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
+        c.secure(&coconnect::soap::messages::request_xml(op, &header, &payload), true, now())
+    };
+    let doc = format!("<cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference>");
+    let before = show(&p.id, &id_cert).await;
+    let cases = [
+        // KR issued this CO: it cannot send origin-treatment feedback on it ...
+        (coconnect::soap::Operation::SendFeedback, format!("<cc:Feedback>{doc}<cc:Decision>Granted</cc:Decision></cc:Feedback>"), "LC-NOT-AUTHORISED"),
+        // ... nor answer a cancellation of it ...
+        (coconnect::soap::Operation::SendCancellationStatus, format!("<cc:CancellationStatus>{doc}<cc:Status>Accepted</cc:Status></cc:CancellationStatus>"), "LC-NOT-AUTHORISED"),
+        // ... nor cancel a CO it never sent.
+        (coconnect::soap::Operation::SendCancellation, "<cc:Cancellation><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>NOPE-1</cc:DocumentReference><cc:Reason>x</cc:Reason></cc:Cancellation>".to_owned(), "LC-UNKNOWN"),
+    ];
+    for (op, payload, code) in cases {
+        let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, send(op, payload)).await;
+        assert_eq!(status, 200, "{ack}");
+        assert!(ack.contains("<cc:Status>Rejected</cc:Status>"), "{ack}");
+        assert_eq!(first_code(&ack), code, "{op:?}: {ack}");
+    }
+    let after = show(&p.id, &id_cert).await;
+    assert_eq!(after["state"], before["state"]);
+    assert_eq!(after["history"], before["history"], "nothing changed");
+    assert_eq!(after["treatment_decisions"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_of_origin_travel_like_cos_and_unlisted_exporters_are_flagged() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let do_xml = std::fs::read_to_string(repo_root().join("examples/do.xml")).expect("examples/do.xml");
+    let listed = coconnect::payload::parse_do(&do_xml).expect("valid DO");
+    let authorisation = listed.approved_exporter_authorisation_id.clone().expect("authorisation");
+    let list = json!([{"authorisation_id": authorisation, "name": "listed exporter"}]).to_string();
+    let (status, body) = p.id.api("PUT", "/api/v1/partners/KR/approved-exporters", &list).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = p.kr.api("POST", "/api/v1/declarations?partner=ID", &do_xml).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["kind"], "DO");
+    let kr_do = body["id"].as_str().expect("id").to_owned();
+    p.kr.wait_state(&kr_do, "acknowledged").await;
+    let reference = listed.reference().to_owned();
+    let got = received(&p.id, &reference).await;
+    assert_eq!(got["kind"], "DO");
+    assert!(got["verification_flag"].is_null(), "{got}");
+
+    // Another DO by an exporter that is not on ID's list: accepted, flagged, alerted.
+    let unlisted = do_xml.replacen(&authorisation, "KR-AE-UNLISTED-9", 1).replacen(&reference, "DO-UNLISTED-1", 1);
+    let (status, body) = p.kr.api("POST", "/api/v1/declarations?partner=ID", &unlisted).await;
+    assert_eq!(status, 202, "{body}");
+    let got = received(&p.id, "DO-UNLISTED-1").await;
+    assert!(got["verification_flag"].as_str().is_some_and(|f| f.contains("KR-AE-UNLISTED-9")), "{got}");
+    let (_, alerts) = p.id.api("GET", "/api/v1/alerts?unacknowledged=true", "").await;
+    assert!(alerts.as_array().expect("alerts").iter().any(|a| a["name"] == "do.unlisted_exporter"), "{alerts}");
+
+    // A CO sent as a DO is refused with the document type error.
+    let (status, body) = p.kr.api("POST", "/api/v1/declarations?partner=ID", EXAMPLE_CO).await;
+    assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_co_returns_the_co_for_the_right_code_and_the_same_not_found_otherwise() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let (status, body) = p.kr.api("POST", "/api/v1/certificates?partner=ID", EXAMPLE_CO).await;
+    assert_eq!(status, 202, "{body}");
+    let code = body["reference_code"].as_str().expect("reference code").to_owned();
+
+    let path = |reference: &str, code: &str| format!("/api/v1/lookup?partner=KR&reference={reference}&code={code}");
+    let (status, found) = p.id.api("GET", &path(REFERENCE, &code.to_lowercase().replace('-', "")), "").await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["status"], "Valid");
+    let co = coconnect::payload::parse_co(found["co_xml"].as_str().expect("co")).expect("a valid CO");
+    assert_eq!(co.reference(), REFERENCE);
+
+    let (wrong_code, a) = p.id.api("GET", &path(REFERENCE, "AAAA-BBBB-CCCC"), "").await;
+    let (unknown, b) = p.id.api("GET", &path("NO-SUCH-CO", &code), "").await;
+    assert_eq!((wrong_code, unknown), (404, 404));
+    assert_eq!(a, b, "a wrong code and an unknown reference get the same answer");
+}
