@@ -678,11 +678,11 @@ impl Scope<'_> {
     }
 }
 
-/// What a kind of document requires beyond the schema: DO-only mandatory elements.
-fn occurs_in(kind: DocumentKind, in_do: Occurs) -> Occurs {
+/// The occurrence of an element that the schema leaves optional and a DO requires.
+fn required_in_do(kind: DocumentKind) -> Occurs {
     match kind {
         DocumentKind::Co => Optional,
-        DocumentKind::Do => in_do,
+        DocumentKind::Do => Required,
     }
 }
 
@@ -714,7 +714,7 @@ fn lpco(s: &mut Scope, co: &Lpco, kind: DocumentKind) {
     // Only an approved exporter may make out a DO; the code is what the importing side checks
     // against the partner's list of approved exporters.
     let approved_exporter = ("ApprovedExporterAuthorisationID", &co.approved_exporter_authorisation_id);
-    s.text_occurs(approved_exporter, An(35), occurs_in(kind, Required));
+    s.text_occurs(approved_exporter, An(35), required_in_do(kind));
     if let Some((a, mut s)) = s.group("Authentication", &co.authentication, Required) {
         authentication(&mut s, a, kind);
     }
@@ -726,7 +726,7 @@ fn lpco(s: &mut Scope, co: &Lpco, kind: DocumentKind) {
 
 fn authentication(s: &mut Scope, a: &Authentication, kind: DocumentKind) {
     // A DO is the exporter's statement of origin: without its text there is no declaration.
-    s.text_occurs(("Authentication", &a.statement), An(512), occurs_in(kind, Required));
+    s.text_occurs(("Authentication", &a.statement), An(512), required_in_do(kind));
     s.optional("LocationName", &a.location_name, An(256));
     s.optional("LocationID", &a.location_id, Locode);
     s.optional("ActualDateTime", &a.actual_date_time, DateTime);
@@ -842,8 +842,8 @@ fn consignment_item(s: &mut Scope, item: &ConsignmentItem, position: usize, kind
     }
     // A DO is made out on the commercial invoice: each item must say which invoice it is on,
     // so that the importing customs can match the declaration with the goods declared.
-    if let Some((invoice, mut s)) = s.group("Invoice", &item.invoice, occurs_in(kind, Required)) {
-        s.text_occurs(("ID", &invoice.id), An(35), occurs_in(kind, Required));
+    if let Some((invoice, mut s)) = s.group("Invoice", &item.invoice, required_in_do(kind)) {
+        s.text_occurs(("ID", &invoice.id), An(35), required_in_do(kind));
         s.optional("IssueDateTime", &invoice.issue_date, Date);
     }
     additional_information(s, &item.additional_information);
