@@ -349,3 +349,95 @@ async fn an_inspection_of_a_missing_sqlite_file_is_an_error_not_an_empty_databas
     assert!(matches!(err, StoreError::NotFound(_)), "{err}");
     assert!(!path.exists(), "nothing was created");
 }
+
+/// Every (direction, state, event, role) applied to a stored certificate: what the lifecycle
+/// allows reaches its state through the store; every refusal carries the lifecycle's code and,
+/// even when the caller commits its transaction anyway, leaves the certificate and its history
+/// exactly as they were.
+#[tokio::test]
+async fn every_state_event_and_role_through_the_store() {
+    use crate::lifecycle::{transition, Event, Role};
+    use sqlx::Row;
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let snapshot = |id: String| {
+            let store = store.clone();
+            async move {
+                let row = sqlx::query("SELECT state, updated_at, (SELECT COUNT(*) FROM certificate_history WHERE certificate_id = $1) AS n FROM certificates WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("snapshot");
+                (row.get::<String, _>("state"), row.get::<i64, _>("updated_at"), row.get::<i64, _>("n"))
+            }
+        };
+        let mut checked = 0;
+        for direction in Direction::ALL {
+            for from in State::ALL {
+                // A certificate sitting in `from`, whatever path led there.
+                let reference = format!("{}-{}", direction.as_str(), from.as_str());
+                let new = NewCertificate { direction, ..cert(&reference) };
+                let mut tx = store.begin().await.expect("tx");
+                let event =
+                    if direction == Direction::Outbound { Event::Submitted } else { Event::ReceivedFromPartner };
+                let role = if direction == Direction::Outbound { Role::Issuer } else { Role::ExportingPartner };
+                let rec = certificates::insert(&mut tx, &new, event, role, "setup", None, now).await.expect("insert");
+                sqlx::query("UPDATE certificates SET state = $1 WHERE id = $2")
+                    .bind(from.as_str())
+                    .bind(&rec.id)
+                    .execute(&mut *tx)
+                    .await
+                    .expect("set state");
+                tx.commit().await.expect("commit");
+                for event in Event::ALL {
+                    for role in Role::ALL {
+                        let before = snapshot(rec.id.clone()).await;
+                        let mut tx = store.begin().await.expect("tx");
+                        let got = certificates::apply(&mut tx, &store, &rec.id, event, role, "t", None, now).await;
+                        match (transition(direction, Some(from), event, role), got) {
+                            (Ok(expected), Ok(to)) => {
+                                assert_eq!(to, expected);
+                                drop(tx);
+                            }
+                            (Err(refusal), Err(StoreError::Illegal(got))) => {
+                                assert_eq!(got.code(), refusal.code());
+                                tx.commit().await.expect("commit after refusal");
+                                assert_eq!(
+                                    snapshot(rec.id.clone()).await,
+                                    before,
+                                    "{direction:?} {from:?} {event:?} {role:?}"
+                                );
+                            }
+                            (want, got) => panic!("{direction:?} {from:?} {event:?} {role:?}: {want:?} vs {got:?}"),
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+            // And on a certificate that does not exist yet.
+            for event in Event::ALL {
+                for role in Role::ALL {
+                    let reference = format!("new-{}-{}-{}", direction.as_str(), event.as_str(), role.as_str());
+                    let new = NewCertificate { direction, ..cert(&reference) };
+                    let count = certificates::count(&store).await.expect("count");
+                    let mut tx = store.begin().await.expect("tx");
+                    let got = certificates::insert(&mut tx, &new, event, role, "t", None, now).await;
+                    match (transition(direction, None, event, role), got) {
+                        (Ok(expected), Ok(rec)) => assert_eq!(rec.state, expected),
+                        (Err(refusal), Err(StoreError::Illegal(got))) => {
+                            assert_eq!(got.code(), refusal.code());
+                            tx.commit().await.expect("commit after refusal");
+                            assert_eq!(certificates::count(&store).await.expect("count"), count);
+                        }
+                        (want, got) => {
+                            panic!("{direction:?} new {event:?} {role:?}: {want:?} vs {:?}", got.map(|r| r.state))
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 2 * (State::ALL.len() + 1) * Event::ALL.len() * Role::ALL.len());
+    }
+}
