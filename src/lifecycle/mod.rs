@@ -374,8 +374,10 @@ pub fn automatic_cancellation_answer(officer_decides: bool, treatment_decided: b
 mod tests {
     use super::*;
 
+    type DocumentedRow = (Direction, Option<State>, Event, Vec<Role>, State);
+
     /// The table in docs/lifecycle.md: `| direction | from | event | roles | to |` rows.
-    fn documented() -> Vec<(Direction, Option<State>, Event, Vec<Role>, State)> {
+    fn documented() -> Vec<DocumentedRow> {
         let doc = include_str!("../../docs/lifecycle.md");
         let mut rows = Vec::new();
         for line in doc.lines().filter(|l| l.starts_with("| `")) {
@@ -409,10 +411,11 @@ mod tests {
             for from in &froms {
                 for event in Event::ALL {
                     for role in Role::ALL {
-                        let row = doc.iter().find(|(d, f, e, rs, _)| {
-                            *d == direction && f == from && *e == event && rs.contains(&role)
-                        });
-                        let role_ever = doc.iter().any(|(d, _, e, rs, _)| *d == direction && *e == event && rs.contains(&role));
+                        let row = doc
+                            .iter()
+                            .find(|(d, f, e, rs, _)| *d == direction && f == from && *e == event && rs.contains(&role));
+                        let role_ever =
+                            doc.iter().any(|(d, _, e, rs, _)| *d == direction && *e == event && rs.contains(&role));
                         match (transition(direction, *from, event, role), row) {
                             (Ok(to), Some(r)) => {
                                 assert_eq!(to, r.4);
@@ -422,7 +425,9 @@ mod tests {
                                 let expected = if role_ever { LC_STATE } else { LC_NOT_AUTHORISED };
                                 assert_eq!(refusal.code(), expected, "{direction:?} {from:?} {event:?} {role:?}");
                             }
-                            (got, exp) => panic!("{direction:?} {from:?} {event:?} {role:?}: got {got:?}, documented {exp:?}"),
+                            (got, exp) => {
+                                panic!("{direction:?} {from:?} {event:?} {role:?}: got {got:?}, documented {exp:?}")
+                            }
                         }
                     }
                 }
