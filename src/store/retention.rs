@@ -8,10 +8,12 @@
 //! caller (configuration, schedule, CLI) decides the retention and passes `older_than`.
 //!
 //! What a purge erases, for content older than `older_than`:
-//! - `certificates.co_xml` becomes `''`, for certificates in a state no event can leave
+//! - `certificates.co_xml` becomes `''`, for certificates in a settled state
 //!   (`acknowledged`, `rejected`, `received`, `cancelled`, `withdrawn`; last change before the cutoff) with no
 //!   outbox message pending or failed. `content_sha256`, issuer, reference, state and the whole
 //!   history stay.
+//! - `amendments.replacement_xml` of decided amendments becomes NULL (the re-issued certificate
+//!   holds the replacement).
 //! - `outbox.body_xml` becomes `''` for closed messages (`delivered`, `rejected`, `cancelled`) of
 //!   a purged certificate.
 //! - `message_log.wire` of a *request* becomes an empty blob, once its outbox message is purged
@@ -100,6 +102,14 @@ async fn purge_in_batches(
     let mut report = PurgeReport { messages_purged: 0, certificates_purged: 0, outbox_purged: 0, cutoff: older_than };
     for number in 1.. {
         let mut tx = store.begin().await?;
+        if number == 1 {
+            // A decided amendment's replacement CO lives on as its own certificate (purged with
+            // it); the copy kept for the re-issue is no longer needed.
+            sqlx::query("UPDATE amendments SET replacement_xml = NULL WHERE state <> 'requested' AND replacement_xml IS NOT NULL AND decided_at < $1")
+                .bind(millis(older_than))
+                .execute(&mut *tx)
+                .await?;
+        }
         let certificates = purge_certificates(&mut tx, older_than, now, batch).await?;
         let mut left = batch - certificates;
         let outbox = if left > 0 { purge_outbox(&mut tx, older_than, now, left).await? } else { 0 };
