@@ -373,8 +373,8 @@ impl Settings {
         expect: Expect,
         now: chrono::DateTime<chrono::Utc>,
     ) -> crate::wssec::inbound::InboundPolicy<'a> {
-        let encrypted =
-            matches!(expect, Expect::Request | Expect::LookupResponse) && partner.profile == SecurityProfile::SignEncrypt;
+        let encrypted = matches!(expect, Expect::Request | Expect::LookupResponse)
+            && partner.profile == SecurityProfile::SignEncrypt;
         crate::wssec::inbound::InboundPolicy {
             limits: XmlLimits { max_bytes: partner.max_message_bytes, ..XmlLimits::default() },
             // Nothing is decrypted for a partner that has no business encrypting to us.

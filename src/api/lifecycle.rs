@@ -98,9 +98,8 @@ async fn read_json<T: DeserializeOwned>(state: &AppState, req: Request<Incoming>
         }
         Err(BodyError::Io(e)) => return Err(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
     };
-    serde_json::from_slice(&body).map_err(|e| {
-        json(StatusCode::BAD_REQUEST, &json!({"error": format!("invalid JSON: {e}"), "code": "API-JSON"}))
-    })
+    serde_json::from_slice(&body)
+        .map_err(|e| json(StatusCode::BAD_REQUEST, &json!({"error": format!("invalid JSON: {e}"), "code": "API-JSON"})))
 }
 
 fn flow_response(result: Result<serde_json::Value, FlowError>) -> Result<Response<Body>, StoreError> {
@@ -110,10 +109,9 @@ fn flow_response(result: Result<serde_json::Value, FlowError>) -> Result<Respons
             let status = if e.code == LC_UNKNOWN { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
             Ok(json(status, &json!({"error": e.description, "code": e.code})))
         }
-        Err(FlowError::Invalid(errors)) => Ok(json(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({"error": "the request is not valid", "errors": errors}),
-        )),
+        Err(FlowError::Invalid(errors)) => {
+            Ok(json(StatusCode::UNPROCESSABLE_ENTITY, &json!({"error": "the request is not valid", "errors": errors})))
+        }
         Err(FlowError::Store(e)) => Err(e),
     }
 }

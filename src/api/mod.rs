@@ -30,11 +30,11 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::gateway::http::{json, read_body, response, Body, BodyError};
 use crate::lifecycle::Direction;
+use crate::payload::DocumentKind;
 use crate::soap::messages::request_xml;
 use crate::soap::{MessageHeader, Operation};
 use crate::store::certificates::{self, CertificateRecord, NewCertificate};
 use crate::store::messages::sha256_hex;
-use crate::payload::DocumentKind;
 use crate::store::{amendments, outbox, treatments, StoreError};
 use crate::wssec::limits::precheck;
 

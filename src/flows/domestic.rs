@@ -118,12 +118,21 @@ pub async fn request_amendment(
     .await?;
     // The transition comes after queueing only for the message ID in its history; a refusal
     // rolls everything back.
-    certificates::apply(&mut tx, store, &original.id, Event::AmendmentRequested, Role::Issuer, &cause, Some(&message_id), now)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
-            other => other.into(),
-        })?;
+    certificates::apply(
+        &mut tx,
+        store,
+        &original.id,
+        Event::AmendmentRequested,
+        Role::Issuer,
+        &cause,
+        Some(&message_id),
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+        other => other.into(),
+    })?;
     let amendment_id = amendments::insert(
         &mut tx,
         &NewAmendment {
@@ -176,10 +185,12 @@ pub(crate) async fn answer_cancellation(
         if accept { "accepted" } else { "declined" },
         reason.map(|r| format!(": {r}")).unwrap_or_default()
     );
-    certificates::apply(tx, store, &cert.id, event, role, &cause, Some(&message_id), now).await.map_err(|e| match e {
-        crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
-        other => other.into(),
-    })?;
+    certificates::apply(tx, store, &cert.id, event, role, &cause, Some(&message_id), now).await.map_err(
+        |e| match e {
+            crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+            other => other.into(),
+        },
+    )?;
     let open = amendments::open_for(tx, &cert.id)
         .await?
         .ok_or_else(|| crate::store::StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
@@ -243,11 +254,7 @@ pub async fn record_treatment(
 ) -> Result<String, FlowError> {
     let mut errors = Vec::new();
     if !TREATMENT_DECISIONS.contains(&request.decision.as_str()) {
-        errors.push(AckError::new(
-            "API-FIELD",
-            format!("decision must be one of {TREATMENT_DECISIONS:?}"),
-            "decision",
-        ));
+        errors.push(AckError::new("API-FIELD", format!("decision must be one of {TREATMENT_DECISIONS:?}"), "decision"));
     }
     text(&mut errors, "declaration_reference", request.declaration_reference.as_deref(), 70, false);
     text(&mut errors, "remarks", request.remarks.as_deref(), 512, false);
@@ -269,12 +276,21 @@ pub async fn record_treatment(
     let message_id =
         queue(&mut tx, settings, &cert.id, &cert.partner, Operation::SendFeedback, &feedback.to_xml(), now).await?;
     let cause = format!("origin-based treatment {} recorded by {actor}", request.decision);
-    certificates::apply(&mut tx, store, &cert.id, Event::TreatmentDecided, Role::Clearance, &cause, Some(&message_id), now)
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
-            other => other.into(),
-        })?;
+    certificates::apply(
+        &mut tx,
+        store,
+        &cert.id,
+        Event::TreatmentDecided,
+        Role::Clearance,
+        &cause,
+        Some(&message_id),
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+        other => other.into(),
+    })?;
     treatments::insert(
         &mut tx,
         &NewDecision {

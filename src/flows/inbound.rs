@@ -192,7 +192,13 @@ async fn check_document(
         }
         _ => None,
     };
-    Ok(Decision::accepted(Effect::Document(ReceivedDocument { kind, reference, content_sha256, xml, verification_flag })))
+    Ok(Decision::accepted(Effect::Document(ReceivedDocument {
+        kind,
+        reference,
+        content_sha256,
+        xml,
+        verification_flag,
+    })))
 }
 
 /// Writes an accepted request's effect in `tx`. Returns the certificate it concerns.
@@ -253,8 +259,17 @@ pub async fn apply(
         Effect::Cancellation { certificate_id, cancellation } => {
             let cause = format!("cancellation notified by {}: {}", partner.party, cancellation.reason);
             let role = Role::ExportingPartner;
-            certificates::apply(tx, store, certificate_id, Event::CancellationNotified, role, &cause, Some(message_id), now)
-                .await?;
+            certificates::apply(
+                tx,
+                store,
+                certificate_id,
+                Event::CancellationNotified,
+                role,
+                &cause,
+                Some(message_id),
+                now,
+            )
+            .await?;
             amendments::insert(
                 tx,
                 &amendments::NewAmendment {
@@ -274,9 +289,20 @@ pub async fn apply(
                     .await?
                     .ok_or_else(|| StoreError::NotFound(format!("certificate {certificate_id}")))?;
                 let accept = answer == Event::CancellationAccepted;
-                let reason = (!accept).then_some("an origin-based treatment decision was already made on this certificate");
-                answer_cancellation(tx, store, settings, &cert, accept, reason, Role::Gateway, "gateway (automatic)", now)
-                    .await?;
+                let reason =
+                    (!accept).then_some("an origin-based treatment decision was already made on this certificate");
+                answer_cancellation(
+                    tx,
+                    store,
+                    settings,
+                    &cert,
+                    accept,
+                    reason,
+                    Role::Gateway,
+                    "gateway (automatic)",
+                    now,
+                )
+                .await?;
             }
             Ok(Some(certificate_id.clone()))
         }
@@ -288,12 +314,22 @@ pub async fn apply(
                 partner.party,
                 status.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
             );
-            certificates::apply(tx, store, certificate_id, event, Role::ImportingPartner, &cause, Some(message_id), now)
-                .await?;
+            certificates::apply(
+                tx,
+                store,
+                certificate_id,
+                event,
+                Role::ImportingPartner,
+                &cause,
+                Some(message_id),
+                now,
+            )
+            .await?;
             let open = amendments::open_for(tx, certificate_id)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("certificate {certificate_id} has no open amendment")))?;
-            let replacement_id = if status.accepted { reissue(tx, state, certificate_id, &open, now).await? } else { None };
+            let replacement_id =
+                if status.accepted { reissue(tx, state, certificate_id, &open, now).await? } else { None };
             let decided = if status.accepted { amendments::ACCEPTED } else { amendments::DECLINED };
             let by = partner.party.as_str();
             amendments::decide(tx, &open.id, decided, status.reason.as_deref(), by, replacement_id.as_deref(), now)
@@ -303,8 +339,17 @@ pub async fn apply(
         Effect::Feedback { certificate_id, feedback } => {
             let cause = format!("origin-based treatment {} reported by {}", feedback.decision, partner.party);
             let role = Role::ImportingPartner;
-            certificates::apply(tx, store, certificate_id, Event::TreatmentDecided, role, &cause, Some(message_id), now)
-                .await?;
+            certificates::apply(
+                tx,
+                store,
+                certificate_id,
+                Event::TreatmentDecided,
+                role,
+                &cause,
+                Some(message_id),
+                now,
+            )
+            .await?;
             treatments::insert(
                 tx,
                 &treatments::NewDecision {
@@ -343,7 +388,8 @@ async fn reissue(
         return Ok(None);
     };
     if certificates::find_in(tx, &settings.party, reference, Direction::Outbound).await?.is_some() {
-        let detail = format!("replacement {reference} of {} could not be queued: its reference is taken", original.reference);
+        let detail =
+            format!("replacement {reference} of {} could not be queued: its reference is taken", original.reference);
         let alert = NewAlert {
             name: alerts::REPLACEMENT_CONFLICT,
             partner: Some(&original.partner),

@@ -82,7 +82,13 @@ pub async fn find(state: &AppState, partner: &Partner, lookup: &Lookup) -> Resul
 }
 
 /// The signed (and, under `sign-encrypt`, encrypted) GetCO response.
-pub fn response_body(settings: &crate::config::Settings, partner: &Partner, request_id: &str, result: &LookupResult, now: DateTime<Utc>) -> String {
+pub fn response_body(
+    settings: &crate::config::Settings,
+    partner: &Partner,
+    request_id: &str,
+    result: &LookupResult,
+    now: DateTime<Utc>,
+) -> String {
     let header = MessageHeader::new(&settings.party, &partner.party, Uuid::new_v4(), now);
     lookup_response_xml(&header.to_xml(), request_id, result)
 }
@@ -101,7 +107,12 @@ pub enum AskError {
 }
 
 /// Asks `partner` for its CO `reference` with `code` (the domestic side of Annex III).
-pub async fn ask(state: &Arc<AppState>, partner: &Arc<Partner>, reference: &str, code: &str) -> Result<LookupResult, AskError> {
+pub async fn ask(
+    state: &Arc<AppState>,
+    partner: &Arc<Partner>,
+    reference: &str,
+    code: &str,
+) -> Result<LookupResult, AskError> {
     let now = state.clock.now();
     let message_id = Uuid::new_v4();
     let header = MessageHeader::new(&state.settings.party, &partner.party, message_id, now);

@@ -25,8 +25,8 @@ use super::http::{read_body, response, Body, BodyError};
 use crate::app::AppState;
 use crate::config::{Expect, Partner, SecurityProfile};
 use crate::flows::{self, FlowError};
-use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::business::{Lookup, LookupResult};
+use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 use crate::store::audit::AuditEvent;
 use crate::store::inbound::{self, Receipt, Recorded};
@@ -447,7 +447,10 @@ async fn process(
         } else {
             None
         };
-        Ok::<_, FlowError>((inbound::finish(tx, &state.store, &receipt, certificate.as_deref(), now).await?, certificate))
+        Ok::<_, FlowError>((
+            inbound::finish(tx, &state.store, &receipt, certificate.as_deref(), now).await?,
+            certificate,
+        ))
     };
     match stored.await {
         Ok((Recorded::New(_), certificate)) => {

@@ -326,7 +326,10 @@ mod tests {
             remarks: None,
         };
         assert_eq!(Feedback::read(&wrap("SendFeedbackRequest", &f.to_xml())).unwrap(), f);
-        let bad = wrap("SendFeedbackRequest", "<cc:Feedback><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:Decision>Maybe</cc:Decision></cc:Feedback>");
+        let bad = wrap(
+            "SendFeedbackRequest",
+            "<cc:Feedback><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:Decision>Maybe</cc:Decision></cc:Feedback>",
+        );
         let errs = Feedback::read(&bad).unwrap_err();
         let codes: Vec<_> = errs.iter().map(|e| (e.code.as_str(), e.path.as_str())).collect();
         assert_eq!(
@@ -346,7 +349,8 @@ mod tests {
             reason: Some("treatment granted".into()),
         };
         assert_eq!(CancellationStatus::read(&wrap("SendCancellationStatusRequest", &s.to_xml())).unwrap(), s);
-        let l = Lookup { document: DocumentId { issuer: "KR".into(), reference: "R1".into() }, reference_code: "X".into() };
+        let l =
+            Lookup { document: DocumentId { issuer: "KR".into(), reference: "R1".into() }, reference_code: "X".into() };
         assert_eq!(Lookup::read(&wrap("GetCORequest", &l.to_xml())).unwrap(), l);
         let r = lookup_response_xml("<cc:MessageHeader/>", "id-1", &LookupResult::NotFound);
         assert_eq!(read_lookup_response(r.as_bytes(), None).unwrap(), ("id-1".to_owned(), LookupResult::NotFound));

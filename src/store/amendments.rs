@@ -151,9 +151,10 @@ pub async fn cancelled_by_replacement(
 
 /// Every amendment of a certificate, oldest first.
 pub async fn list(store: &Store, certificate_id: &str) -> Result<Vec<Amendment>, StoreError> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM amendments WHERE certificate_id = $1 ORDER BY created_at, id"))
-        .bind(certificate_id)
-        .fetch_all(store.pool())
-        .await?;
+    let rows =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM amendments WHERE certificate_id = $1 ORDER BY created_at, id"))
+            .bind(certificate_id)
+            .fetch_all(store.pool())
+            .await?;
     rows.iter().map(amendment).collect()
 }

@@ -303,7 +303,8 @@ pub(crate) async fn find_in(
 
 /// The certificate that replaced `id` (re-issue after an accepted cancellation), if any.
 pub async fn replaced_by(store: &Store, id: &str) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT id FROM certificates WHERE replaces = $1").bind(id).fetch_optional(store.pool()).await?;
+    let row =
+        sqlx::query("SELECT id FROM certificates WHERE replaces = $1").bind(id).fetch_optional(store.pool()).await?;
     row.map(|r| Ok(r.try_get("id")?)).transpose()
 }
 

@@ -55,7 +55,8 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
     let mut tx = store.begin().await?;
-    let record = submit_in(&mut tx, cert, operation, message_id, body_xml, "submitted by the domestic system", now).await?;
+    let record =
+        submit_in(&mut tx, cert, operation, message_id, body_xml, "submitted by the domestic system", now).await?;
     tx.commit().await?;
     Ok(record)
 }

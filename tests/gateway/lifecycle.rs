@@ -76,7 +76,8 @@ async fn amendment_is_declined_once_treatment_was_granted_and_the_feedback_reach
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let (kr_cert, id_cert) = exchanged(&p).await;
 
-    let treatment = json!({"decision": "Granted", "declaration_reference": "40101-25-123456M", "reason_codes": ["PREF-OK"]});
+    let treatment =
+        json!({"decision": "Granted", "declaration_reference": "40101-25-123456M", "reason_codes": ["PREF-OK"]});
     let (status, body) =
         p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/treatment"), &treatment.to_string()).await;
     assert_eq!(status, 202, "{body}");
@@ -116,7 +117,10 @@ async fn amendment_is_declined_once_treatment_was_granted_and_the_feedback_reach
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_officer_decides_when_configured_and_only_the_importer_may() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
-    p.id.reconfigure("[[partners]]\nparty = \"KR\"", "[[partners]]\nparty = \"KR\"\ncancellation_decision = \"officer\"");
+    p.id.reconfigure(
+        "[[partners]]\nparty = \"KR\"",
+        "[[partners]]\nparty = \"KR\"\ncancellation_decision = \"officer\"",
+    );
     p.kr.start().await;
     p.id.start().await;
     let (kr_cert, id_cert) = exchanged(&p).await;
@@ -130,10 +134,9 @@ async fn an_officer_decides_when_configured_and_only_the_importer_may() {
     let (status, refused) =
         p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/cancellation-decision"), &accept).await;
     assert_eq!((status, refused["code"].as_str()), (409, Some("LC-NOT-AUTHORISED")), "{refused}");
-    let (status, invalid) = p
-        .id
-        .api("POST", &format!("/api/v1/certificates/{id_cert}/cancellation-decision"), r#"{"decision":"decline"}"#)
-        .await;
+    let (status, invalid) =
+        p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/cancellation-decision"), r#"{"decision":"decline"}"#)
+            .await;
     assert_eq!(status, 422, "{invalid}");
 
     let decline = json!({"decision": "decline", "reason": "goods already released under preference"}).to_string();
@@ -163,7 +166,8 @@ async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_ch
         let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
         c.secure(&coconnect::soap::messages::request_xml(op, &header, &payload), true, now())
     };
-    let doc = format!("<cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference>");
+    let doc =
+        format!("<cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference>");
     let before = show(&p.id, &id_cert).await;
     let cases = [
         // KR issued this CO: it cannot send origin-treatment feedback on it ...
