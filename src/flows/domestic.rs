@@ -14,7 +14,7 @@ use crate::soap::{AckError, Operation};
 use crate::store::amendments::{self, NewAmendment};
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::treatments::{self, NewDecision};
-use crate::store::{Store, Tx};
+use crate::store::{Store, StoreError, Tx};
 
 /// Checks a free text: mandatory or not, at most `max` characters.
 fn text(errors: &mut Vec<AckError>, field: &str, value: Option<&str>, max: usize, required: bool) {
@@ -24,6 +24,14 @@ fn text(errors: &mut Vec<AckError>, field: &str, value: Option<&str>, max: usize
         }
         Some("") | None if required => errors.push(AckError::new("API-FIELD", format!("{field} is mandatory"), field)),
         _ => {}
+    }
+}
+
+/// A refusal of the lifecycle about the certificate named by the route's `id`.
+fn refused_at_id(e: StoreError) -> FlowError {
+    match e {
+        StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+        other => other.into(),
     }
 }
 
@@ -129,10 +137,7 @@ pub async fn request_amendment(
         now,
     )
     .await
-    .map_err(|e| match e {
-        crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
-        other => other.into(),
-    })?;
+    .map_err(refused_at_id)?;
     let amendment_id = amendments::insert(
         &mut tx,
         &NewAmendment {
@@ -145,7 +150,7 @@ pub async fn request_amendment(
         now,
     )
     .await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(AmendmentQueued { amendment_id, message_id, replacement_reference })
 }
 
@@ -187,13 +192,13 @@ pub(crate) async fn answer_cancellation(
     );
     certificates::apply(tx, store, &cert.id, event, role, &cause, Some(&message_id), now).await.map_err(
         |e| match e {
-            crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
+            StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
             other => other.into(),
         },
     )?;
     let open = amendments::open_for(tx, &cert.id)
         .await?
-        .ok_or_else(|| crate::store::StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
+        .ok_or_else(|| StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
     let state = if accept { amendments::ACCEPTED } else { amendments::DECLINED };
     amendments::decide(tx, &open.id, state, reason, decided_by, None, now).await?;
     Ok(message_id)
@@ -229,7 +234,7 @@ pub async fn decide_cancellation(
     let cert = certificate(&mut tx, store, certificate_id).await?;
     let reason = answer.reason.as_deref().map(str::trim);
     let id = answer_cancellation(&mut tx, store, settings, &cert, accept, reason, Role::Clearance, actor, now).await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(id)
 }
 
@@ -287,10 +292,7 @@ pub async fn record_treatment(
         now,
     )
     .await
-    .map_err(|e| match e {
-        crate::store::StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
-        other => other.into(),
-    })?;
+    .map_err(refused_at_id)?;
     treatments::insert(
         &mut tx,
         &NewDecision {
@@ -305,6 +307,6 @@ pub async fn record_treatment(
         now,
     )
     .await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await.map_err(StoreError::from)?;
     Ok(message_id)
 }
