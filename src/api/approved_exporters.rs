@@ -22,8 +22,9 @@ use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::read_request_body;
 use crate::app::AppState;
-use crate::gateway::http::{json, read_body, Body, BodyError};
+use crate::gateway::http::{json, Body};
 use crate::store::approved_exporters::{self, ApprovedExporter};
 use crate::store::StoreError;
 
@@ -75,15 +76,9 @@ async fn replace(
     req: Request<Incoming>,
     caller: &str,
 ) -> Result<Response<Body>, StoreError> {
-    let body = match read_body(req, state.settings.security.max_message_bytes).await {
+    let body = match read_request_body(state, req).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Ok(json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}),
-            ))
-        }
-        Err(BodyError::Io(e)) => return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
+        Err(refused) => return Ok(refused),
     };
     let exporters = match parse_list(&body) {
         Ok(list) => list,

@@ -16,8 +16,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
+use super::read_request_body;
 use crate::app::AppState;
-use crate::gateway::http::{json, read_body, Body, BodyError};
+use crate::gateway::http::{json, Body};
 use crate::lifecycle::Direction;
 use crate::payload::{DocumentKind, Lpco};
 use crate::reconcile::{code, parse_declaration, ClaimStatus, Declaration};
@@ -60,15 +61,9 @@ pub async fn route(
 
 async fn post(state: &Arc<AppState>, req: Request<Incoming>, caller: &str) -> Result<Response<Body>, StoreError> {
     // A declaration summary is far smaller than a CO; the CO's limit bounds it all the same.
-    let body = match read_body(req, state.settings.security.max_message_bytes).await {
+    let body = match read_request_body(state, req).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Ok(json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}),
-            ))
-        }
-        Err(BodyError::Io(e)) => return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
+        Err(refused) => return Ok(refused),
     };
     let declaration = match parse_declaration(&body) {
         Ok(d) => d,

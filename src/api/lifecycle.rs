@@ -19,10 +19,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::read_request_body;
 use crate::app::AppState;
 use crate::flows::lookup::AskError;
 use crate::flows::{domestic, FlowError};
-use crate::gateway::http::{json, read_body, Body, BodyError};
+use crate::gateway::http::{json, Body};
 use crate::lifecycle::LC_UNKNOWN;
 use crate::soap::business::LookupResult;
 use crate::store::StoreError;
@@ -88,16 +89,7 @@ pub async fn route(
 
 /// A JSON body, or the error response to send.
 async fn read_json<T: DeserializeOwned>(state: &AppState, req: Request<Incoming>) -> Result<T, Response<Body>> {
-    let body = match read_body(req, state.settings.security.max_message_bytes).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Err(json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}),
-            ))
-        }
-        Err(BodyError::Io(e)) => return Err(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
-    };
+    let body = read_request_body(state, req).await?;
     serde_json::from_slice(&body)
         .map_err(|e| json(StatusCode::BAD_REQUEST, &json!({"error": format!("invalid JSON: {e}"), "code": "API-JSON"})))
 }

@@ -136,15 +136,9 @@ async fn submit(
             &json!({"error": "query parameter partner must name a configured partner", "code": "API-PARTNER"}),
         ));
     };
-    let body = match read_body(req, settings.security.max_message_bytes).await {
+    let body = match read_request_body(state, req).await {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Ok(json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}),
-            ))
-        }
-        Err(BodyError::Io(e)) => return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"}))),
+        Err(refused) => return Ok(refused),
     };
     if let Err(e) = precheck(&body, &settings.xml_limits()) {
         return Ok(unprocessable(vec![json!({"code": "CO-XML-MALFORMED", "message": e.to_string(), "path": "/"})]));
@@ -203,6 +197,20 @@ async fn submit(
         )),
         Err(e) => Err(e),
     }
+}
+
+/// The request body, at most `security.max_message_bytes`; or the error answer (413
+/// `API-TOO-LARGE`, 400 `API-READ`).
+pub(crate) async fn read_request_body(
+    state: &AppState,
+    req: Request<Incoming>,
+) -> Result<bytes::Bytes, Response<Body>> {
+    read_body(req, state.settings.security.max_message_bytes).await.map_err(|e| match e {
+        BodyError::TooLarge => {
+            json(StatusCode::PAYLOAD_TOO_LARGE, &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}))
+        }
+        BodyError::Io(e) => json(StatusCode::BAD_REQUEST, &json!({"error": e, "code": "API-READ"})),
+    })
 }
 
 fn unprocessable(errors: Vec<serde_json::Value>) -> Response<Body> {
