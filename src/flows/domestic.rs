@@ -70,6 +70,9 @@ pub async fn request_amendment(
     text(&mut errors, "reason", Some(&request.reason), 512, true);
     let mut tx = store.begin().await?;
     let original = certificate(&mut tx, store, certificate_id).await?;
+    // Whether it may be amended at all comes before what the replacement looks like.
+    crate::lifecycle::transition(original.direction, Some(original.state), Event::AmendmentRequested, Role::Issuer)
+        .map_err(|r| FlowError::Refused(refused(&r, "id")))?;
     let replacement = match super::parse_kind(&original.kind, &request.replacement) {
         Ok(doc) => Some(doc),
         Err(e) => {
@@ -101,10 +104,12 @@ pub async fn request_amendment(
     let Some((replacement_reference, replacement_xml)) = replacement_xml.filter(|_| errors.is_empty()) else {
         return Err(FlowError::Invalid(errors));
     };
-    if certificates::find_in(&mut tx, &settings.party, &replacement_reference, Direction::Outbound).await?.is_some() {
+    if certificates::find_in(&mut tx, &settings.party, &replacement_reference, Direction::Outbound).await?.is_some()
+        || amendments::replacement_reserved(&mut tx, &replacement_reference).await?
+    {
         return Err(FlowError::Invalid(vec![AckError::new(
             "CO-DUPLICATE",
-            format!("certificate {replacement_reference} was already submitted"),
+            format!("certificate {replacement_reference} was already submitted, or is the replacement of another open amendment"),
             "replacement/LPCO/ID",
         )]));
     }
@@ -178,8 +183,15 @@ pub(crate) async fn answer_cancellation(
     now: DateTime<Utc>,
 ) -> Result<String, FlowError> {
     let event = if accept { Event::CancellationAccepted } else { Event::CancellationDeclined };
+    // Refused before anything is read or queued; `apply` below checks again under the lock.
+    crate::lifecycle::transition(cert.direction, Some(cert.state), event, role)
+        .map_err(|r| FlowError::Refused(refused(&r, "id")))?;
+    let open = amendments::open_for(tx, &cert.id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
     let status = CancellationStatus {
         document: DocumentId { issuer: cert.issuer.clone(), reference: cert.reference.clone() },
+        cancellation_message_id: open.message_id.clone(),
         accepted: accept,
         reason: reason.map(str::to_owned),
     };
@@ -190,15 +202,9 @@ pub(crate) async fn answer_cancellation(
         if accept { "accepted" } else { "declined" },
         reason.map(|r| format!(": {r}")).unwrap_or_default()
     );
-    certificates::apply(tx, store, &cert.id, event, role, &cause, Some(&message_id), now).await.map_err(
-        |e| match e {
-            StoreError::Illegal(r) => FlowError::Refused(refused(&r, "id")),
-            other => other.into(),
-        },
-    )?;
-    let open = amendments::open_for(tx, &cert.id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
+    certificates::apply(tx, store, &cert.id, event, role, &cause, Some(&message_id), now)
+        .await
+        .map_err(refused_at_id)?;
     let state = if accept { amendments::ACCEPTED } else { amendments::DECLINED };
     amendments::decide(tx, &open.id, state, reason, decided_by, None, now).await?;
     Ok(message_id)

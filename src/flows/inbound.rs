@@ -100,9 +100,28 @@ pub async fn check(
             };
             let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
             let path = format!("/{op_name}/CancellationStatus/DocumentReference");
-            Ok(match resolve(state, partner, &status.document, event, &path).await? {
-                Err(e) => Decision::rejected(vec![e]),
-                Ok(cert) => Decision::accepted(Effect::CancellationStatus { certificate_id: cert.id, status }),
+            let cert = match resolve(state, partner, &status.document, event, &path).await? {
+                Err(e) => return Ok(Decision::rejected(vec![e])),
+                Ok(cert) => cert,
+            };
+            // The answer must name one of our notifications about this certificate that has
+            // not been answered yet.
+            let path = format!("/{op_name}/CancellationStatus/CancellationMessageID");
+            let mut tx = state.store.begin().await?;
+            let answered = amendments::by_message(&mut tx, &cert.id, &status.cancellation_message_id).await?;
+            tx.rollback().await?;
+            Ok(match answered {
+                Some(a) => match a.state.as_str() {
+                    amendments::REQUESTED | amendments::UNDELIVERED => {
+                        Decision::accepted(Effect::CancellationStatus { certificate_id: cert.id, status })
+                    }
+                    _ => Decision::rejected(vec![AckError::new(
+                        crate::lifecycle::LC_STATE,
+                        "this cancellation notification was already answered",
+                        path,
+                    )]),
+                },
+                None => Decision::rejected(vec![unknown(&path)]),
             })
         }
         Operation::SendFeedback => {
@@ -216,33 +235,32 @@ pub async fn apply(
     match effect {
         Effect::None => Ok(None),
         Effect::Document(doc) => {
-            let replaces = amendments::cancelled_by_replacement(tx, &partner.party, &doc.reference).await?;
             let new = NewCertificate {
                 issuer: &partner.party,
                 reference: &doc.reference,
                 direction: Direction::Inbound,
                 partner: &partner.party,
                 kind: doc.kind.as_str(),
-                replaces: replaces.as_deref(),
+                replaces: None,
                 reference_code: None,
                 verification_flag: doc.verification_flag.as_deref(),
                 content_sha256: &doc.content_sha256,
                 co_xml: &doc.xml,
-            };
-            let cause = match &replaces {
-                Some(original) => format!("received from partner, replacing {original}"),
-                None => "received from partner".to_owned(),
             };
             let cert = certificates::insert(
                 tx,
                 &new,
                 Event::ReceivedFromPartner,
                 Role::ExportingPartner,
-                &cause,
+                "received from partner",
                 Some(message_id),
                 now,
             )
             .await?;
+            if let Some(original) = amendments::link_replacement(tx, &partner.party, &doc.reference, &cert.id).await? {
+                let cause = format!("replaces {original} (announced by its accepted cancellation)");
+                certificates::note(tx, &cert.id, &cause, Some(message_id), now).await?;
+            }
             if let Some(flag) = &doc.verification_flag {
                 tracing::warn!(event = "do_unlisted_exporter", partner = %partner.party, reference = %doc.reference, "{flag}");
                 let alert = NewAlert {
@@ -307,13 +325,27 @@ pub async fn apply(
             Ok(Some(certificate_id.clone()))
         }
         Effect::CancellationStatus { certificate_id, status } => {
-            let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
+            let answered =
+                amendments::by_message(tx, certificate_id, &status.cancellation_message_id).await?.ok_or_else(
+                    || StoreError::NotFound(format!("amendment of message {}", status.cancellation_message_id)),
+                )?;
+            let late = answered.state == amendments::UNDELIVERED;
             let cause = format!(
-                "cancellation {} by {}{}",
+                "cancellation {} by {}{}{}",
                 if status.accepted { "accepted" } else { "declined" },
                 partner.party,
+                if late { " (answer to a notification given up as undelivered)" } else { "" },
                 status.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
             );
+            let decided = if status.accepted { amendments::ACCEPTED } else { amendments::DECLINED };
+            let by = partner.party.as_str();
+            amendments::decide(tx, &answered.id, decided, status.reason.as_deref(), by, None, now).await?;
+            if late && !status.accepted {
+                // The certificate already went back to valid (or moved on to a later amendment).
+                certificates::note(tx, certificate_id, &cause, Some(message_id), now).await?;
+                return Ok(Some(certificate_id.clone()));
+            }
+            let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
             certificates::apply(
                 tx,
                 store,
@@ -325,15 +357,12 @@ pub async fn apply(
                 now,
             )
             .await?;
-            let open = amendments::open_for(tx, certificate_id)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("certificate {certificate_id} has no open amendment")))?;
-            let replacement_id =
-                if status.accepted { reissue(tx, state, certificate_id, &open, now).await? } else { None };
-            let decided = if status.accepted { amendments::ACCEPTED } else { amendments::DECLINED };
-            let by = partner.party.as_str();
-            amendments::decide(tx, &open.id, decided, status.reason.as_deref(), by, replacement_id.as_deref(), now)
-                .await?;
+            if status.accepted {
+                amendments::close_superseded(tx, certificate_id, &answered.id, now).await?;
+                if let Some(replacement) = reissue(tx, state, certificate_id, &answered, now).await? {
+                    amendments::set_replacement(tx, &answered.id, &replacement).await?;
+                }
+            }
             Ok(Some(certificate_id.clone()))
         }
         Effect::Feedback { certificate_id, feedback } => {

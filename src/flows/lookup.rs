@@ -163,9 +163,19 @@ pub async fn ask(
         return Err(AskError::Unverified(format!("the answer is for request {answered}, not {message_id}")));
     }
     if let LookupResult::Found { lpco_xml, .. } = &result {
-        // What the partner sends back is checked like anything it pushes.
-        if let Err(errors) = crate::payload::parse_co(lpco_xml) {
-            return Err(AskError::Unverified(format!("the CO returned is not valid ({} errors)", errors.len())));
+        // What the partner sends back is checked like anything it pushes, and must be the CO
+        // asked for.
+        match crate::payload::parse_co(lpco_xml) {
+            Err(errors) => {
+                return Err(AskError::Unverified(format!("the CO returned is not valid ({} errors)", errors.len())))
+            }
+            Ok(co) if co.reference() != reference => {
+                return Err(AskError::Unverified(format!(
+                    "the partner returned CO {}, not {reference}",
+                    co.reference()
+                )))
+            }
+            Ok(_) => {}
         }
     }
     Ok(result)

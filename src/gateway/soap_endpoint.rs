@@ -29,7 +29,7 @@ use crate::soap::business::{Lookup, LookupResult};
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 use crate::store::audit::AuditEvent;
-use crate::store::inbound::{self, Receipt, Recorded};
+use crate::store::inbound::{self, Opened, Receipt};
 use crate::store::messages::sha256_hex;
 use crate::wssec::inbound::VerifiedMessage;
 use crate::wssec::material::Certificate;
@@ -366,6 +366,7 @@ async fn process(
     let received_digest = base64::engine::general_purpose::STANDARD.encode(openssl::sha::sha256(&bytes));
     let header = match MessageHeader::read(&body_child) {
         Ok(h) => h,
+        Err(errors) if operation == Operation::GetCo => return Err(first_error_fault(&errors)),
         Err(errors) => {
             // Without a usable message ID there is nothing to key idempotency on: answer, store nothing.
             let ack = ack_for(state, partner, "", &received_digest, errors, now);
@@ -441,23 +442,24 @@ async fn process(
         certificate: None,
     };
     let stored = async {
-        let mut tx = state.store.begin().await?;
+        let mut tx = match inbound::open(&state.store, &receipt, now).await? {
+            Opened::New(tx) => tx,
+            Opened::AlreadyReceived(previous) => return Ok::<_, FlowError>((Some(previous), None)),
+        };
         let certificate = if accepted {
             flows::inbound::apply(&mut tx, state, partner, &decision.effect, &message_id, now).await?
         } else {
             None
         };
-        Ok::<_, FlowError>((
-            inbound::finish(tx, &state.store, &receipt, certificate.as_deref(), now).await?,
-            certificate,
-        ))
+        inbound::close(tx, &receipt, certificate.as_deref(), now).await?;
+        Ok((None, certificate))
     };
     match stored.await {
-        Ok((Recorded::New(_), certificate)) => {
+        Ok((None, certificate)) => {
             tracing::info!(event = "received", partner = %partner.party, %message_id, operation = operation.name(), accepted, ?certificate, "request acknowledged");
             Ok((version, ack_wire))
         }
-        Ok((Recorded::AlreadyReceived(previous), _)) => Ok((version, previous.ack_wire)),
+        Ok((Some(previous), _)) => Ok((version, previous.ack_wire)),
         Err(e) => {
             // A refusal here means the certificate changed between the check and the write (a
             // concurrent message): nothing was stored, and the partner's retry gets the answer.
@@ -465,6 +467,19 @@ async fn process(
             Err(internal_fault("the message could not be stored"))
         }
     }
+}
+
+/// A GetCO that cannot be answered with a GetCOResponse: a Sender fault with its first error.
+fn first_error_fault(errors: &[AckError]) -> Fault {
+    let first = errors.first();
+    fault(
+        FaultSide::Sender,
+        SubcodeNs::Coconnect,
+        "InvalidRequest",
+        first.map_or("MSG-MALFORMED", |e| e.code.as_str()),
+        first.map_or_else(|| "invalid look-up".to_owned(), |e| e.description.clone()),
+        first.map(|e| e.path.clone()),
+    )
 }
 
 /// GetCO (Annex III): the CO for the asking partner, or the same `NotFound` for anything else;
@@ -478,20 +493,7 @@ async fn lookup(
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<u8>, Fault> {
     let op_name = Operation::GetCo.request_element();
-    let request = match Lookup::read(verified.body_child()) {
-        Ok(l) => l,
-        Err(errors) => {
-            let first = errors.first();
-            return Err(fault(
-                FaultSide::Sender,
-                SubcodeNs::Coconnect,
-                "InvalidRequest",
-                first.map_or("MSG-MALFORMED", |e| e.code.as_str()),
-                first.map_or_else(|| "invalid look-up".to_owned(), |e| e.description.clone()),
-                first.map(|e| e.path.clone()),
-            ));
-        }
-    };
+    let request = Lookup::read(verified.body_child()).map_err(|errors| first_error_fault(&errors))?;
     if header.receiver != state.settings.party {
         return Err(fault(
             FaultSide::Sender,

@@ -173,8 +173,8 @@ pub enum Event {
     ReceivedFromPartner,
     /// Our issuing system asked to amend the certificate (cancellation + re-issue).
     AmendmentRequested,
-    /// The cancellation notification was rejected by the partner, exhausted its retries or was
-    /// withdrawn: the amendment failed, the certificate stays valid.
+    /// The cancellation notification was rejected by the partner or withdrawn by an operator:
+    /// the amendment failed, the certificate stays valid.
     CancellationUndelivered,
     /// The exporting partner notified a cancellation (SendCancellation).
     CancellationNotified,
@@ -263,9 +263,13 @@ pub const RULES: &[Rule] = &[
     rule(Outbound, Some(Sent), OperatorWithdraw, &[Operator], Withdrawn),
     rule(Outbound, Some(DeliveryFailed), OperatorWithdraw, &[Operator], Withdrawn),
     rule(Outbound, Some(Acknowledged), AmendmentRequested, &[Issuer], CancellationRequested),
-    rule(Outbound, Some(CancellationRequested), CancellationUndelivered, &[Gateway], Acknowledged),
+    rule(Outbound, Some(CancellationRequested), CancellationUndelivered, &[Gateway, Operator], Acknowledged),
     rule(Outbound, Some(CancellationRequested), CancellationAccepted, &[ImportingPartner], Cancelled),
     rule(Outbound, Some(CancellationRequested), CancellationDeclined, &[ImportingPartner], Acknowledged),
+    // A late answer to a notification we gave up as undelivered (it had reached the importer
+    // after all): the flow applies it only to the notification it names, so both sides agree.
+    rule(Outbound, Some(Acknowledged), CancellationAccepted, &[ImportingPartner], Cancelled),
+    rule(Outbound, Some(Acknowledged), CancellationDeclined, &[ImportingPartner], Acknowledged),
     // Feedback can cross a cancellation notification on the wire.
     rule(Outbound, Some(Acknowledged), TreatmentDecided, &[ImportingPartner], Acknowledged),
     rule(Outbound, Some(CancellationRequested), TreatmentDecided, &[ImportingPartner], CancellationRequested),
@@ -338,8 +342,10 @@ pub enum DeliveryOutcome {
 
 /// The certificate event (caused by the gateway or an operator) that a delivery outcome of
 /// `operation` brings, or `None` when it is only noted in the history. SendCO and SendDO drive
-/// the export states; a cancellation notification that cannot be delivered ends the amendment;
-/// answers and feedback are decided before they are sent, so their delivery changes nothing.
+/// the export states. A cancellation notification the importer rejected, or an operator
+/// withdrew, ends the amendment; one whose retries ran out may have arrived, so the amendment
+/// stays open for the operator (retry or withdraw). Answers and feedback are decided before
+/// they are sent, so their delivery changes nothing.
 pub fn delivery_event(operation: &str, outcome: DeliveryOutcome) -> Option<(Event, Role)> {
     use DeliveryOutcome as O;
     match operation {
@@ -352,7 +358,8 @@ pub fn delivery_event(operation: &str, outcome: DeliveryOutcome) -> Option<(Even
             O::OperatorWithdraw => (OperatorWithdraw, Operator),
         }),
         "SendCancellation" => match outcome {
-            O::Rejected | O::Exhausted | O::OperatorWithdraw => Some((CancellationUndelivered, Gateway)),
+            O::Rejected => Some((CancellationUndelivered, Gateway)),
+            O::OperatorWithdraw => Some((CancellationUndelivered, Operator)),
             _ => None,
         },
         _ => None,

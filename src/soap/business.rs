@@ -131,6 +131,9 @@ impl Cancellation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancellationStatus {
     pub document: DocumentId,
+    /// The MessageID of the SendCancellation answered: an answer applies to that notification
+    /// only, never to a later one about the same certificate.
+    pub cancellation_message_id: String,
     pub accepted: bool,
     pub reason: Option<String>,
 }
@@ -142,11 +145,13 @@ impl CancellationStatus {
         let flat = flat(xml)?;
         let mut f = Fields::new(&flat, Self::GROUP);
         let (issuer, reference) = (f.required("IssuerPartyID", 10), f.required("DocumentReference", 35));
+        let answered = f.required("CancellationMessageID", 36);
         let status = f.one_of("Status", &["Accepted", "Declined"]);
         let reason = f.optional("Reason", 512);
-        let value = match (issuer, reference, status) {
-            (Some(issuer), Some(reference), Some(status)) => Some(CancellationStatus {
+        let value = match (issuer, reference, answered, status) {
+            (Some(issuer), Some(reference), Some(cancellation_message_id), Some(status)) => Some(CancellationStatus {
                 document: DocumentId { issuer, reference },
+                cancellation_message_id,
                 accepted: status == "Accepted",
                 reason,
             }),
@@ -157,9 +162,10 @@ impl CancellationStatus {
 
     pub fn to_xml(&self) -> String {
         format!(
-            "<cc:CancellationStatus>{}{}{}{}</cc:CancellationStatus>",
+            "<cc:CancellationStatus>{}{}{}{}{}</cc:CancellationStatus>",
             element("IssuerPartyID", &self.document.issuer),
             element("DocumentReference", &self.document.reference),
+            element("CancellationMessageID", &self.cancellation_message_id),
             element("Status", if self.accepted { "Accepted" } else { "Declined" }),
             optional_element("Reason", self.reason.as_deref()),
         )
@@ -345,6 +351,7 @@ mod tests {
     fn status_and_lookup_round_trip() {
         let s = CancellationStatus {
             document: DocumentId { issuer: "KR".into(), reference: "R1".into() },
+            cancellation_message_id: "0b6c1a4e-2f1d-4a39-9d8e-5c7b3a2e1f00".into(),
             accepted: false,
             reason: Some("treatment granted".into()),
         };

@@ -88,8 +88,8 @@ pub async fn open_for(tx: &mut Tx<'_>, certificate_id: &str) -> Result<Option<Am
     row.as_ref().map(amendment).transpose()
 }
 
-/// Closes the open amendment with its answer. `Corrupt` if there is none (the lifecycle state
-/// said there was).
+/// Records the answer to an amendment that is open, or was given up as undelivered (a late
+/// answer). `Corrupt` if it was already answered.
 pub async fn decide(
     tx: &mut Tx<'_>,
     id: &str,
@@ -99,7 +99,7 @@ pub async fn decide(
     replacement_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let done = sqlx::query("UPDATE amendments SET state = $1, decision_reason = $2, decided_by = $3, replacement_id = $4, decided_at = $5 WHERE id = $6 AND state = $7")
+    let done = sqlx::query("UPDATE amendments SET state = $1, decision_reason = $2, decided_by = $3, replacement_id = $4, decided_at = $5 WHERE id = $6 AND state IN ($7, $8)")
         .bind(state)
         .bind(reason)
         .bind(decided_by)
@@ -107,46 +107,117 @@ pub async fn decide(
         .bind(millis(now))
         .bind(id)
         .bind(REQUESTED)
+        .bind(UNDELIVERED)
         .execute(&mut **tx)
         .await?;
     if done.rows_affected() != 1 {
-        return Err(StoreError::Corrupt(format!("amendment {id} is no longer open")));
+        return Err(StoreError::Corrupt(format!("amendment {id} was already answered")));
     }
     Ok(())
 }
 
-/// The cancellation notification `message_id` was not delivered: its amendment ends.
+/// The cancellation notification `message_id` about certificate `certificate_id` was not
+/// delivered: its amendment ends, if it was still open. Returns whether it was.
 pub(crate) async fn close_undelivered(
     tx: &mut Tx<'_>,
+    certificate_id: &str,
     message_id: &str,
     cause: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE amendments SET state = $1, decision_reason = $2, decided_by = 'gateway', decided_at = $3 WHERE message_id = $4 AND state = $5")
+) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE amendments SET state = $1, decision_reason = $2, decided_by = 'gateway', decided_at = $3 WHERE certificate_id = $4 AND message_id = $5 AND state = $6")
         .bind(UNDELIVERED)
         .bind(cause)
         .bind(millis(now))
+        .bind(certificate_id)
         .bind(message_id)
+        .bind(REQUESTED)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records the certificate that re-issued an accepted amendment's replacement.
+pub async fn set_replacement(tx: &mut Tx<'_>, id: &str, replacement_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE amendments SET replacement_id = $1 WHERE id = $2")
+        .bind(replacement_id)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The amendment of `certificate_id` whose notification was `message_id`.
+pub async fn by_message(
+    tx: &mut Tx<'_>,
+    certificate_id: &str,
+    message_id: &str,
+) -> Result<Option<Amendment>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM amendments WHERE certificate_id = $1 AND message_id = $2"))
+        .bind(certificate_id)
+        .bind(message_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    row.as_ref().map(amendment).transpose()
+}
+
+/// Whether an open outbound amendment (any certificate) reserves `reference` for its
+/// replacement.
+pub async fn replacement_reserved(tx: &mut Tx<'_>, reference: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM amendments WHERE replacement_reference = $1 AND state = $2 AND replacement_xml IS NOT NULL")
+        .bind(reference)
+        .bind(REQUESTED)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get::<i64, _>("n")? > 0)
+}
+
+/// Closes the other open amendments of a certificate that an accepted (late) answer cancelled.
+pub async fn close_superseded(
+    tx: &mut Tx<'_>,
+    certificate_id: &str,
+    except: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE amendments SET state = $1, decision_reason = 'the certificate was cancelled by the answer to an earlier notification', decided_by = 'gateway', decided_at = $2 WHERE certificate_id = $3 AND id <> $4 AND state = $5")
+        .bind(UNDELIVERED)
+        .bind(millis(now))
+        .bind(certificate_id)
+        .bind(except)
         .bind(REQUESTED)
         .execute(&mut **tx)
         .await?;
     Ok(())
 }
 
-/// The accepted cancellation (from `partner`'s certificates) that announced `replacement_reference`:
-/// the certificate it cancelled. Used to link a replacement CO when it arrives.
-pub async fn cancelled_by_replacement(
+/// Links a replacement that arrived from `partner` to the certificate its accepted cancellation
+/// announced it for (the oldest such amendment not linked yet). Returns the cancelled
+/// certificate, if any.
+pub async fn link_replacement(
     tx: &mut Tx<'_>,
     partner: &str,
     replacement_reference: &str,
+    replacement_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT a.certificate_id FROM amendments a JOIN certificates c ON c.id = a.certificate_id WHERE c.partner = $1 AND c.direction = 'inbound' AND a.replacement_reference = $2 AND a.state = $3 ORDER BY a.created_at DESC LIMIT 1")
+    let row = sqlx::query("SELECT a.id, a.certificate_id FROM amendments a JOIN certificates c ON c.id = a.certificate_id WHERE c.partner = $1 AND c.direction = 'inbound' AND a.replacement_reference = $2 AND a.state = $3 AND a.replacement_id IS NULL ORDER BY a.created_at, a.id LIMIT 1")
         .bind(partner)
         .bind(replacement_reference)
         .bind(ACCEPTED)
         .fetch_optional(&mut **tx)
         .await?;
-    row.map(|r| Ok(r.try_get("certificate_id")?)).transpose()
+    let Some(row) = row else { return Ok(None) };
+    let (amendment_id, original): (String, String) = (row.try_get("id")?, row.try_get("certificate_id")?);
+    sqlx::query("UPDATE amendments SET replacement_id = $1 WHERE id = $2")
+        .bind(replacement_id)
+        .bind(&amendment_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE certificates SET replaces = $1 WHERE id = $2")
+        .bind(&original)
+        .bind(replacement_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Some(original))
 }
 
 /// Every amendment of a certificate, oldest first.

@@ -178,8 +178,11 @@ pub async fn note(
 }
 
 /// Applies the certificate event a delivery outcome of `operation` brings, or only notes it
-/// (see [`crate::lifecycle::delivery_event`]). A failed cancellation notification also ends its
-/// amendment.
+/// (see [`crate::lifecycle::delivery_event`]). A cancellation notification that ends
+/// undelivered closes its own amendment, and moves the certificate only if that amendment was
+/// still open. An outcome the gateway brings but the current state no longer allows (an answer
+/// crossed it) is noted, not refused: the outbox row must close whatever happened meanwhile.
+/// An operator's action the state does not allow is refused.
 #[allow(clippy::too_many_arguments)]
 pub async fn delivery_event(
     tx: &mut Tx<'_>,
@@ -191,17 +194,24 @@ pub async fn delivery_event(
     message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    match crate::lifecycle::delivery_event(operation, outcome) {
-        Some((event, role)) => {
-            let to = apply(tx, store, id, event, role, &format!("{operation}: {cause}"), message_id, now).await?;
-            if event == Event::CancellationUndelivered {
-                if let Some(message_id) = message_id {
-                    super::amendments::close_undelivered(tx, message_id, cause, now).await?;
-                }
-            }
-            Ok(to)
+    let cause = format!("{operation}: {cause}");
+    let Some((event, role)) = crate::lifecycle::delivery_event(operation, outcome) else {
+        return note(tx, id, &cause, message_id, now).await;
+    };
+    if event == Event::CancellationUndelivered {
+        let closed = match message_id {
+            Some(m) => super::amendments::close_undelivered(tx, id, m, &cause, now).await?,
+            None => false,
+        };
+        if !closed {
+            return note(tx, id, &format!("{cause} (its amendment was already answered)"), message_id, now).await;
         }
-        None => note(tx, id, &format!("{operation}: {cause}"), message_id, now).await,
+    }
+    match apply(tx, store, id, event, role, &cause, message_id, now).await {
+        Err(StoreError::Illegal(refusal)) if role == Role::Gateway => {
+            note(tx, id, &format!("{cause} (not applied: {refusal})"), message_id, now).await
+        }
+        other => other,
     }
 }
 

@@ -79,7 +79,10 @@ pub enum Recorded {
 /// Stores the receipt in one transaction: the message and its ack, both exact wire forms in the
 /// log, and the new certificate (`received`). Nothing is written if any part fails.
 pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
-    let mut tx = store.begin().await?;
+    let mut tx = match open(store, r, now).await? {
+        Opened::New(tx) => tx,
+        Opened::AlreadyReceived(previous) => return Ok(Recorded::AlreadyReceived(previous)),
+    };
     let certificate = match &r.certificate {
         Some(c) if r.accepted => Some(
             certificates::insert(
@@ -95,76 +98,72 @@ pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Resul
         ),
         _ => None,
     };
-    let id = certificate.as_ref().map(|c| c.id.clone());
-    match finish(tx, store, r, id.as_deref(), now).await? {
-        Recorded::New(_) => Ok(Recorded::New(certificate)),
-        already => Ok(already),
-    }
+    close(tx, r, certificate.as_ref().map(|c| c.id.as_str()), now).await?;
+    Ok(Recorded::New(certificate))
 }
 
-/// Completes a receipt in `tx`, which may already hold what the message changed (a new
-/// certificate, a transition, queued answers): the message and its ack are stored, both exact
-/// wire forms logged, and everything is committed together. If the same message ID was stored
-/// meanwhile by a concurrent request, everything in `tx` is rolled back and that message's
-/// acknowledgement returned.
-pub async fn finish(
-    mut tx: Tx<'static>,
-    store: &Store,
-    r: &Receipt<'_>,
-    certificate_id: Option<&str>,
-    now: DateTime<Utc>,
-) -> Result<Recorded, StoreError> {
+/// Outcome of [`open`].
+pub enum Opened {
+    /// The receipt is claimed in this transaction: apply the message's effect in it, then
+    /// [`close`].
+    New(Tx<'static>),
+    /// The same message ID was stored first (a concurrent copy): answer with its ack.
+    AlreadyReceived(ReceivedMessage),
+}
+
+/// Starts storing a receipt: its row comes first in the transaction, so a concurrent copy of
+/// the same message ID waits on it and then finds the stored acknowledgement — it never
+/// applies the effect a second time, and never fails on it.
+pub async fn open(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Opened, StoreError> {
+    let mut tx = store.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
     )
     .bind(r.partner)
     .bind(r.message_id)
     .bind(r.operation)
     .bind(r.body_sha256)
     .bind(if r.accepted { "accepted" } else { "rejected" })
-    .bind(certificate_id)
     .bind(r.ack_wire.to_vec())
     .bind(millis(now))
     .execute(&mut *tx)
     .await;
-    if let Err(e) = inserted {
-        if is_unique_violation(&e) {
+    match inserted {
+        Ok(_) => Ok(Opened::New(tx)),
+        Err(e) if is_unique_violation(&e) => {
             drop(tx);
-            return match find(store, r.partner, r.message_id).await? {
-                Some(m) => Ok(Recorded::AlreadyReceived(m)),
+            match find(store, r.partner, r.message_id).await? {
+                Some(m) => Ok(Opened::AlreadyReceived(m)),
                 None => Err(StoreError::Corrupt("inbound message vanished".into())),
-            };
+            }
         }
-        return Err(e.into());
+        Err(e) => Err(e.into()),
     }
-    messages::append(
-        &mut tx,
-        &LogEntry {
-            message_id: r.message_id,
-            incoming: true,
-            kind: Kind::Request,
-            partner: r.partner,
-            operation: r.operation,
-            wire: r.request_wire,
-        },
-        now,
-    )
-    .await?;
-    messages::append(
-        &mut tx,
-        &LogEntry {
-            message_id: r.message_id,
-            incoming: false,
-            kind: Kind::Acknowledgement,
-            partner: r.partner,
-            operation: r.operation,
-            wire: r.ack_wire,
-        },
-        now,
-    )
-    .await?;
+}
+
+/// Completes a receipt opened with [`open`], after its effect was written in `tx`: the
+/// certificate it concerns, both exact wire forms in the log, and one commit for everything.
+pub async fn close(
+    mut tx: Tx<'static>,
+    r: &Receipt<'_>,
+    certificate_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if let Some(id) = certificate_id {
+        sqlx::query("UPDATE inbound_messages SET certificate_id = $1 WHERE partner = $2 AND message_id = $3")
+            .bind(id)
+            .bind(r.partner)
+            .bind(r.message_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (incoming, kind, wire) in [(true, Kind::Request, r.request_wire), (false, Kind::Acknowledgement, r.ack_wire)] {
+        let entry =
+            LogEntry { message_id: r.message_id, incoming, kind, partner: r.partner, operation: r.operation, wire };
+        messages::append(&mut tx, &entry, now).await?;
+    }
     tx.commit().await?;
-    Ok(Recorded::New(None))
+    Ok(())
 }
 
 /// The inbound certificate with this issuer and reference, if any.

@@ -55,6 +55,13 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
     let mut tx = store.begin().await?;
+    // An open amendment reserves its replacement's reference until the importer answers.
+    if super::amendments::replacement_reserved(&mut tx, cert.reference).await? {
+        return Err(StoreError::Duplicate(format!(
+            "certificate {} {} (the replacement of an open amendment)",
+            cert.issuer, cert.reference
+        )));
+    }
     let record =
         submit_in(&mut tx, cert, operation, message_id, body_xml, "submitted by the domestic system", now).await?;
     tx.commit().await?;
@@ -415,8 +422,6 @@ pub async fn alert_late(
 }
 
 /// An operator asks for a failed message to be tried again now, with a fresh retry schedule.
-/// A failed cancellation notification is not retried: its amendment has ended and the
-/// certificate is valid again (`cancellation_undelivered`); the issuing system asks anew.
 pub async fn operator_retry(
     store: &Store,
     message_id: &str,
@@ -424,8 +429,8 @@ pub async fn operator_retry(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let action = OperatorAction {
-        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' AND operation <> 'SendCancellation' RETURNING certificate_id, operation",
-        precondition: "failed (a failed cancellation notification is asked for again as a new amendment)",
+        update: "UPDATE outbox SET state = 'pending', next_attempt_at = $1, first_attempt_at = NULL, schedule_start_attempt = attempts, late_alerted = 1, updated_at = $1 WHERE message_id = $2 AND state = 'failed' RETURNING certificate_id, operation",
+        precondition: "failed",
         outcome: DeliveryOutcome::OperatorRetry,
         cause: "retry requested by",
         name: "retry-message",

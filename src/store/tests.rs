@@ -441,3 +441,46 @@ async fn every_state_event_and_role_through_the_store() {
         assert_eq!(checked, 2 * (State::ALL.len() + 1) * Event::ALL.len() * Role::ALL.len());
     }
 }
+
+/// A cancellation notification whose outcome arrives after the certificate moved on (an answer
+/// crossed it) still closes its outbox row: the outcome is noted, never refused, so the row
+/// cannot stay pending for ever.
+#[tokio::test]
+async fn a_crossed_cancellation_notification_still_closes_its_outbox_row() {
+    use super::amendments::{self, NewAmendment};
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let rec = outbox::submit(&store, &cert("CO-X"), "SendCO", "m-co", "<x/>", now).await.expect("submit");
+        let mut tx = store.begin().await.expect("tx");
+        sqlx::query("UPDATE certificates SET state = 'cancelled' WHERE id = $1")
+            .bind(&rec.id)
+            .execute(&mut *tx)
+            .await
+            .expect("state");
+        sqlx::query("UPDATE outbox SET state = 'delivered' WHERE message_id = 'm-co'")
+            .execute(&mut *tx)
+            .await
+            .expect("co");
+        outbox::enqueue(&mut tx, &rec.id, "ID", "SendCancellation", "m-cancel", "<c/>", now).await.expect("enqueue");
+        let new = NewAmendment {
+            certificate_id: &rec.id,
+            reason: "r",
+            replacement_reference: None,
+            replacement_xml: None,
+            message_id: "m-cancel",
+        };
+        amendments::insert(&mut tx, &new, now).await.expect("amendment");
+        tx.commit().await.expect("commit");
+        let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(msg.message_id, "m-cancel");
+        let attempt = outbox::begin_attempt(&store, &msg, b"<wire/>", "w", now).await.expect("attempt");
+        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", false, "LC-STATE", 200, false, now)
+            .await
+            .expect("the rejection is recorded although the certificate moved on");
+        assert_eq!(to, State::Cancelled);
+        assert_eq!(outbox::status(&store, "m-cancel").await.expect("status").map(|s| s.0).as_deref(), Some("rejected"));
+        let history = certificates::history(&store, &rec.id).await.expect("history");
+        assert!(history.last().is_some_and(|h| h.cause.contains("not applied")), "{history:?}");
+    }
+}

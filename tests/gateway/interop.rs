@@ -19,7 +19,8 @@ const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 /// The WSDL's operations, sorted as zeep lists them.
-const OPERATIONS: [&str; 6] = ["GetCO", "SendCO", "SendCancellation", "SendCancellationStatus", "SendDO", "SendFeedback"];
+const OPERATIONS: [&str; 6] =
+    ["GetCO", "SendCO", "SendCancellation", "SendCancellationStatus", "SendDO", "SendFeedback"];
 
 fn venv_python() -> PathBuf {
     repo_root().join("target/interop/venv/bin/python")

@@ -173,7 +173,7 @@ async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_ch
         // KR issued this CO: it cannot send origin-treatment feedback on it ...
         (coconnect::soap::Operation::SendFeedback, format!("<cc:Feedback>{doc}<cc:Decision>Granted</cc:Decision></cc:Feedback>"), "LC-NOT-AUTHORISED"),
         // ... nor answer a cancellation of it ...
-        (coconnect::soap::Operation::SendCancellationStatus, format!("<cc:CancellationStatus>{doc}<cc:Status>Accepted</cc:Status></cc:CancellationStatus>"), "LC-NOT-AUTHORISED"),
+        (coconnect::soap::Operation::SendCancellationStatus, format!("<cc:CancellationStatus>{doc}<cc:CancellationMessageID>{}</cc:CancellationMessageID><cc:Status>Accepted</cc:Status></cc:CancellationStatus>", uuid::Uuid::new_v4()), "LC-NOT-AUTHORISED"),
         // ... nor cancel a CO it never sent.
         (coconnect::soap::Operation::SendCancellation, "<cc:Cancellation><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>NOPE-1</cc:DocumentReference><cc:Reason>x</cc:Reason></cc:Cancellation>".to_owned(), "LC-UNKNOWN"),
     ];
@@ -241,4 +241,65 @@ async fn get_co_returns_the_co_for_the_right_code_and_the_same_not_found_otherwi
     let (unknown, b) = p.id.api("GET", &path("NO-SUCH-CO", &code), "").await;
     assert_eq!((wrong_code, unknown), (404, 404));
     assert_eq!(a, b, "a wrong code and an unknown reference get the same answer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels() {
+    let mut p = pair("sign-encrypt", Db::Sqlite).await;
+    let (kr_cert, _) = exchanged(&p).await;
+    p.id.stop().await;
+
+    let (status, queued) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/amendments"), &amendment("late", "R-LATE")).await;
+    assert_eq!(status, 202, "{queued}");
+    let notification = queued["message_id"].as_str().expect("message id").to_owned();
+    // The open amendment reserves its replacement's reference.
+    let (status, taken) = p.kr.api("POST", "/api/v1/certificates?partner=ID", &co_with_reference("R-LATE")).await;
+    assert_eq!((status, taken["code"].as_str()), (409, Some("CO-DUPLICATE")), "{taken}");
+    let (status, taken) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/amendments"), &amendment("again", "R-LATE")).await;
+    assert_eq!(status, 409, "a second amendment while one is open: {taken}");
+
+    // ID is down; the operator gives the notification up (between two attempts).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (status, body) = p.kr.api("POST", &format!("/api/v1/outbox/{notification}/cancel"), "").await;
+        if status == 200 {
+            assert_eq!(body["certificate_state"], "acknowledged", "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "could not withdraw: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(show(&p.kr, &kr_cert).await["amendments"][0]["state"], "undelivered");
+
+    // It had reached ID after all, which accepted it: its answer still applies, to that
+    // notification only.
+    let c = Crafter::new(&p.dir.path().join("pki"), "ID", "KR");
+    let answer = |answered: &str| {
+        let header = coconnect::soap::MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now());
+        let payload = format!("<cc:CancellationStatus><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference><cc:CancellationMessageID>{answered}</cc:CancellationMessageID><cc:Status>Accepted</cc:Status></cc:CancellationStatus>");
+        let body = coconnect::soap::messages::request_xml(
+            coconnect::soap::Operation::SendCancellationStatus,
+            &header,
+            &payload,
+        );
+        c.secure(&body, true, now())
+    };
+    let (status, ack) =
+        post_soap(&p.kr.soap_url(), "ID", &p.kr.files.inbound_password, answer(&uuid::Uuid::new_v4().to_string()))
+            .await;
+    assert_eq!((status, first_code(&ack).as_str()), (200, "LC-UNKNOWN"), "an answer to no notification of ours: {ack}");
+    assert_eq!(show(&p.kr, &kr_cert).await["state"], "acknowledged");
+
+    let (status, ack) = post_soap(&p.kr.soap_url(), "ID", &p.kr.files.inbound_password, answer(&notification)).await;
+    assert_eq!(status, 200, "{ack}");
+    assert!(ack.contains("<cc:Status>Accepted</cc:Status>"), "{ack}");
+    let cancelled = show(&p.kr, &kr_cert).await;
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["amendments"][0]["state"], "accepted");
+    assert!(cancelled["replaced_by"].is_string(), "the replacement is re-issued: {cancelled}");
+
+    let (status, ack) = post_soap(&p.kr.soap_url(), "ID", &p.kr.files.inbound_password, answer(&notification)).await;
+    assert_eq!((status, first_code(&ack).as_str()), (200, "LC-STATE"), "answered twice: {ack}");
 }
