@@ -169,6 +169,7 @@ async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_ch
     let doc =
         format!("<cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference>");
     let before = show(&p.id, &id_cert).await;
+    let outbox_before = p.id.api("GET", "/api/v1/outbox", "").await.1;
     let cases = [
         // KR issued this CO: it cannot send origin-treatment feedback on it ...
         (coconnect::soap::Operation::SendFeedback, format!("<cc:Feedback>{doc}<cc:Decision>Granted</cc:Decision></cc:Feedback>"), "LC-NOT-AUTHORISED"),
@@ -187,6 +188,8 @@ async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_ch
     assert_eq!(after["state"], before["state"]);
     assert_eq!(after["history"], before["history"], "nothing changed");
     assert_eq!(after["treatment_decisions"], json!([]));
+    assert_eq!(after["amendments"], json!([]));
+    assert_eq!(p.id.api("GET", "/api/v1/outbox", "").await.1, outbox_before, "nothing was queued");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
