@@ -53,7 +53,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
     id_app.stop().await;
     match outcome {
         Ok(()) => {
-            println!("OK: the CO is acknowledged on KR and received on ID.");
+            println!("OK: the CO is acknowledged on KR and received on ID, looked up, and its treatment fed back.");
             Ok(true)
         }
         Err(e) => {
@@ -70,6 +70,7 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
     println!("   HTTP {status}: {body}");
     anyhow::ensure!(status == 202, "submission refused");
     let cert_id = body["id"].as_str().ok_or_else(|| anyhow::anyhow!("no id in the answer"))?.to_owned();
+    let code = body["reference_code"].as_str().unwrap_or_default().to_owned();
 
     println!("4. KR's delivery worker signs (rsa-sha256), encrypts (AES-256-GCM, RSA-OAEP) and pushes SendCO to ID");
     println!("   over mutual TLS (both gateways present their TLS certificates);");
@@ -111,6 +112,35 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
         found.as_array().and_then(|a| a.iter().find(|c| c["direction"] == "inbound")).cloned().unwrap_or(Value::Null);
     println!("6. ID looks up KR/{reference}: state {}", received["state"]);
     anyhow::ensure!(received["state"] == "received", "ID does not hold the CO as received");
+
+    let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let path = format!("/api/v1/lookup?partner=KR&reference={}&code={}", encoded(reference), encoded(&code));
+    let (status, looked_up) = call(&client, id, "GET", &path, "").await?;
+    println!(
+        "7. ID asks KR's gateway for it with GetCO (reference code {code}): HTTP {status}, {}",
+        looked_up["status"]
+    );
+    anyhow::ensure!(status == 200, "the look-up failed: {looked_up}");
+
+    let received_id = received["id"].as_str().unwrap_or_default();
+    let treatment = r#"{"decision": "Granted", "declaration_reference": "40101-25-123456M"}"#;
+    let (status, _) =
+        call(&client, id, "POST", &format!("/api/v1/certificates/{received_id}/treatment"), treatment).await?;
+    anyhow::ensure!(status == 202, "the treatment decision was refused");
+    println!("8. ID's clearance system grants preferential treatment; SendFeedback goes to KR");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, cert) = call(&client, kr, "GET", &format!("/api/v1/certificates/{cert_id}"), "").await?;
+        if let Some(decision) = cert["treatment_decisions"].as_array().and_then(|d| d.first()) {
+            println!(
+                "   KR's certificate shows: {} on declaration {}",
+                decision["decision"], decision["declaration_reference"]
+            );
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the feedback did not reach KR");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     Ok(())
 }
 
