@@ -62,6 +62,13 @@ for folder in (INB, PAY):
         write(folder, p.name, p.read_bytes())
     write(folder, "sendco-signed-encrypted.xml", ENC)
 write(PAY, "acknowledgement.xml", ack)
+# The operation elements alone, as the business readers get them after verification.
+for p in sorted((ROOT / "examples" / "soap").glob("*.xml")):
+    text = p.read_bytes()
+    start = text.index(b"<cc:")
+    end = text.rindex(b"</soap:Body>")
+    write(PAY, "op-" + p.name, text[start:end].rstrip())
+write(PAY, "do.xml", (ROOT / "examples" / "do.xml").read_bytes())
 write(PAY, "fault-soap11.xml", fault11)
 write(PAY, "fault-soap12.xml", fault12)
 

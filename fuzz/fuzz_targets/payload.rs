@@ -2,12 +2,15 @@
 //! `inbound` target rarely reaches them): the message header, the acknowledgement, the SOAP
 //! fault reader, the CO parser and validator, and the structural precheck.
 //!
-//! Property checked: a CO that `parse_co` accepts re-serialises (`payload::to_xml`, as the
-//! domestic API does before sending it) to XML that `parse_co` accepts again as the same CO.
+//! Properties checked: a CO (or DO) that `parse_co` (`parse_do`) accepts re-serialises
+//! (`payload::to_xml`, as the domestic API does before sending it) to XML that is accepted
+//! again as the same document; the lifecycle operations' content (cancellation, its answer,
+//! feedback, look-up) that is read once reads back the same from what the gateway writes.
 
 #![no_main]
 
-use coconnect::payload::{parse_co, to_xml};
+use coconnect::payload::{parse_co, parse_do, to_xml};
+use coconnect::soap::business::{read_lookup_response, Cancellation, CancellationStatus, Feedback, Lookup};
 use coconnect::soap::fault::read_fault;
 use coconnect::soap::{Acknowledgement, MessageHeader};
 use coconnect::wssec::limits::{precheck, XmlLimits};
@@ -20,13 +23,35 @@ fuzz_target!(|data: &[u8]| {
     let _ = MessageHeader::read(data);
     let _ = Acknowledgement::read(data);
     let _ = read_fault(data);
+    let _ = read_lookup_response(data, Some(data));
+    round_trip(data, Cancellation::read, Cancellation::to_xml);
+    round_trip(data, CancellationStatus::read, CancellationStatus::to_xml);
+    round_trip(data, Feedback::read, Feedback::to_xml);
+    round_trip(data, Lookup::read, Lookup::to_xml);
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(co) = parse_co(text) {
-            let xml = to_xml(&co).expect("an accepted CO serialises");
-            match parse_co(&xml) {
-                Ok(back) => assert_eq!(back, co, "re-serialised CO reads differently\n{xml}"),
-                Err(e) => panic!("re-serialised CO is refused: {e:?}\n{xml}"),
+        for parse in [parse_co, parse_do] {
+            if let Ok(co) = parse(text) {
+                let xml = to_xml(&co).expect("an accepted document serialises");
+                match parse(&xml) {
+                    Ok(back) => assert_eq!(back, co, "re-serialised document reads differently\n{xml}"),
+                    Err(e) => panic!("re-serialised document is refused: {e:?}\n{xml}"),
+                }
             }
         }
     }
 });
+
+/// What a reader accepts, written back inside an operation element, reads the same.
+fn round_trip<T: PartialEq + std::fmt::Debug, E>(
+    data: &[u8],
+    read: fn(&[u8]) -> Result<T, E>,
+    write: fn(&T) -> String,
+) {
+    if let Ok(value) = read(data) {
+        let xml = format!("<cc:Op xmlns:cc=\"urn:coconnect:soap:v1\">{}</cc:Op>", write(&value));
+        match read(xml.as_bytes()) {
+            Ok(back) => assert_eq!(back, value, "written back, it reads differently\n{xml}"),
+            Err(_) => panic!("written back, it is refused\n{xml}"),
+        }
+    }
+}

@@ -32,8 +32,9 @@ impl<'f> Fields<'f> {
         format!("{}/{}/{name}", self.root, self.group)
     }
 
+    /// The field's text; an empty element counts as absent.
     fn optional(&mut self, name: &str, max: usize) -> Option<String> {
-        let v = self.flat.get(&format!("{}/{name}", self.group))?.to_owned();
+        let v = self.flat.get(&format!("{}/{name}", self.group)).filter(|v| !v.is_empty())?.to_owned();
         if v.chars().count() > max {
             let path = self.path(name);
             self.errors.push(AckError::new("MSG-LENGTH", format!("{name} is longer than {max} characters"), path));
