@@ -39,7 +39,20 @@ async fn show(gw: &Gateway, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked() {
-    let p = pair("sign-encrypt", Db::Sqlite).await;
+    amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_postgres() {
+    if postgres_url().is_none() {
+        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+        return;
+    }
+    amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_on(Db::Postgres).await;
+}
+
+async fn amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_on(db: Db) {
+    let p = pair("sign-encrypt", db).await;
     let (kr_cert, id_cert) = exchanged(&p).await;
 
     let (status, queued) = p
@@ -248,7 +261,20 @@ async fn get_co_returns_the_co_for_the_right_code_and_the_same_not_found_otherwi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels() {
-    let mut p = pair("sign-encrypt", Db::Sqlite).await;
+    an_answer_names_its_notification_and_a_late_acceptance_still_cancels_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels_postgres() {
+    if postgres_url().is_none() {
+        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+        return;
+    }
+    an_answer_names_its_notification_and_a_late_acceptance_still_cancels_on(Db::Postgres).await;
+}
+
+async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels_on(db: Db) {
+    let mut p = pair("sign-encrypt", db).await;
     let (kr_cert, _) = exchanged(&p).await;
     p.id.stop().await;
 
