@@ -87,8 +87,8 @@ pub async fn check(
                 Err(errors) => return Ok(Decision::rejected(errors)),
             };
             let path = format!("/{op_name}/Cancellation/DocumentReference");
-            let refusal = resolve(state, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
-            Ok(match refusal {
+            let resolved = resolve(state, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
+            Ok(match resolved {
                 Err(e) => Decision::rejected(vec![e]),
                 Ok(cert) => Decision::accepted(Effect::Cancellation { certificate_id: cert.id, cancellation }),
             })

@@ -140,6 +140,8 @@ pub async fn ask(
     .await
     .map_err(|_| AskError::Secure("securing task failed".into()))??;
     let timeout = std::time::Duration::from_secs(state.settings.delivery.request_timeout_seconds);
+    // Look-ups are rare, manual queries: a client of their own keeps them off the delivery
+    // workers' connections and rate limits.
     let client = crate::delivery::PartnerClient::new(timeout, state.settings.tls.clone());
     let (status, answer) =
         client.post(partner, Operation::GetCo, SoapVersion::V11, wire).await.map_err(AskError::Transport)?;
