@@ -332,3 +332,20 @@ async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels_on
     let (status, ack) = post_soap(&p.kr.soap_url(), "ID", &p.kr.files.inbound_password, answer(&notification)).await;
     assert_eq!((status, first_code(&ack).as_str()), (200, "LC-STATE"), "answered twice: {ack}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_copies_of_one_message_at_once_are_stored_once_and_both_get_its_acknowledgement() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    // The same message (same ID and body), secured twice as a sender's retry would be: the
+    // replay cache lets both through, idempotency must decide.
+    let body = send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO);
+    let (first, second) = (c.secure(&body, true, now()), c.secure(&body, true, now()));
+    let url = p.id.soap_url();
+    let password = p.id.files.inbound_password.clone();
+    let (a, b) = tokio::join!(post_soap(&url, "KR", &password, first), post_soap(&url, "KR", &password, second));
+    assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+    assert!(a.1.contains("<cc:Status>Accepted</cc:Status>"), "{}", a.1);
+    assert_eq!(a.1, b.1, "the second copy gets the stored acknowledgement itself");
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
+}
