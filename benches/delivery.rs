@@ -45,7 +45,7 @@ async fn run(label: &str, urls: [String; 2]) {
                 reference: &reference,
                 direction: Direction::Outbound,
                 partner: "ID",
-                kind: "CO",
+                kind: coconnect::payload::DocumentKind::Co,
                 replaces: None,
                 reference_code: None,
                 verification_flag: None,

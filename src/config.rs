@@ -459,6 +459,15 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 }
 
 impl Partner {
+    /// The certificate to encrypt what we send this partner to: its encryption certificate
+    /// under the `sign-encrypt` profile, none under `sign`.
+    pub fn encrypt_to(&self) -> Option<&Certificate> {
+        match self.profile {
+            SecurityProfile::SignEncrypt => self.encryption_cert.as_ref(),
+            SecurityProfile::Sign => None,
+        }
+    }
+
     /// True if `cert` is this partner's TLS client certificate (pinned, or by subject).
     pub fn tls_identity_matches(&self, cert: &Certificate) -> bool {
         self.tls_client_certs.iter().any(|c| c.der == cert.der)

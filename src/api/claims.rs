@@ -20,7 +20,7 @@ use super::read_request_body;
 use crate::app::AppState;
 use crate::gateway::http::{json, Body};
 use crate::lifecycle::Direction;
-use crate::payload::{DocumentKind, Lpco};
+use crate::payload::Lpco;
 use crate::reconcile::{code, parse_declaration, ClaimStatus, Declaration};
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::claims::{self, Against, NewClaim};
@@ -123,8 +123,7 @@ fn unreconciled_status(state: &AppState, d: &Declaration) -> ClaimStatus {
 /// The stored document, read again as the kind it was received as. It was validated on
 /// receipt: failing now means the stored data is damaged.
 fn document(c: &CertificateRecord) -> Result<Lpco, StoreError> {
-    let kind = DocumentKind::parse(&c.kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("certificate {}: unknown kind {:?}", c.id, c.kind)))?;
+    let kind = c.kind;
     crate::payload::parse_document(&c.co_xml, kind).map_err(|errors| {
         let first = errors.first().map(|e| format!("{} at {}", e.code, e.path)).unwrap_or_default();
         StoreError::Corrupt(format!("certificate {} no longer reads as a {kind}: {first}", c.id))

@@ -148,7 +148,7 @@ async fn submit(
             json!({"code": "CO-XML-MALFORMED", "message": "body is not UTF-8", "path": "/"}),
         ]));
     };
-    let co = match crate::flows::parse_kind(kind.as_str(), text) {
+    let co = match crate::payload::parse_document(text, kind) {
         Ok(co) => co,
         Err(errors) => {
             return Ok(unprocessable(
@@ -176,7 +176,7 @@ async fn submit(
         reference: co.reference(),
         direction: Direction::Outbound,
         partner: &partner.party,
-        kind: kind.as_str(),
+        kind,
         replaces: None,
         reference_code: reference_code.as_deref(),
         verification_flag: None,

@@ -24,7 +24,7 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 
 use crate::app::AppState;
-use crate::config::{Expect, Partner, SecurityProfile};
+use crate::config::{Expect, Partner};
 use crate::lifecycle::State;
 use crate::soap::fault::read_fault;
 use crate::soap::{AckStatus, Acknowledgement, Operation};
@@ -258,10 +258,7 @@ impl Worker {
         let partner = partner.clone();
         let body = msg.body_xml.clone();
         tokio::task::spawn_blocking(move || {
-            let encrypt_for = match partner.profile {
-                SecurityProfile::SignEncrypt => partner.encryption_cert.as_ref(),
-                SecurityProfile::Sign => None,
-            };
+            let encrypt_for = partner.encrypt_to();
             secure(&OutboundMessage {
                 version: SoapVersion::V11,
                 body_xml: &body,

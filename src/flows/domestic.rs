@@ -35,6 +35,20 @@ fn refused_at_id(e: StoreError) -> FlowError {
     }
 }
 
+/// Whether the lifecycle lets `role` cause `event` on `cert` now: refused before anything is
+/// read, validated or queued (`certificates::apply` checks again under the row lock).
+fn allowed(cert: &CertificateRecord, event: Event, role: Role) -> Result<(), FlowError> {
+    crate::lifecycle::transition(cert.direction, Some(cert.state), event, role)
+        .map(|_| ())
+        .map_err(|r| FlowError::Refused(refused(&r, "id")))
+}
+
+/// A trimmed optional text; empty counts as absent (the schema's texts are at least one
+/// character).
+fn trimmed(value: &Option<String>) -> Option<String> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
 /// The certificate `id` in `tx`, or `LC-UNKNOWN`.
 async fn certificate(tx: &mut Tx<'_>, store: &Store, id: &str) -> Result<CertificateRecord, FlowError> {
     certificates::get_in(tx, store, id).await?.ok_or_else(|| FlowError::Refused(unknown("id")))
@@ -71,9 +85,8 @@ pub async fn request_amendment(
     let mut tx = store.begin().await?;
     let original = certificate(&mut tx, store, certificate_id).await?;
     // Whether it may be amended at all comes before what the replacement looks like.
-    crate::lifecycle::transition(original.direction, Some(original.state), Event::AmendmentRequested, Role::Issuer)
-        .map_err(|r| FlowError::Refused(refused(&r, "id")))?;
-    let replacement = match super::parse_kind(&original.kind, &request.replacement) {
+    allowed(&original, Event::AmendmentRequested, Role::Issuer)?;
+    let replacement = match crate::payload::parse_document(&request.replacement, original.kind) {
         Ok(doc) => Some(doc),
         Err(e) => {
             errors.extend(validation_errors(e).into_iter().map(|mut e| {
@@ -183,9 +196,7 @@ pub(crate) async fn answer_cancellation(
     now: DateTime<Utc>,
 ) -> Result<String, FlowError> {
     let event = if accept { Event::CancellationAccepted } else { Event::CancellationDeclined };
-    // Refused before anything is read or queued; `apply` below checks again under the lock.
-    crate::lifecycle::transition(cert.direction, Some(cert.state), event, role)
-        .map_err(|r| FlowError::Refused(refused(&r, "id")))?;
+    allowed(cert, event, role)?;
     let open = amendments::open_for(tx, &cert.id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("certificate {} has no open amendment", cert.id)))?;
@@ -231,14 +242,15 @@ pub async fn decide_cancellation(
             )]))
         }
     };
+    let reason = trimmed(&answer.reason);
     let mut errors = Vec::new();
-    text(&mut errors, "reason", answer.reason.as_deref(), 512, !accept);
+    text(&mut errors, "reason", reason.as_deref(), 512, !accept);
     if !errors.is_empty() {
         return Err(FlowError::Invalid(errors));
     }
     let mut tx = store.begin().await?;
     let cert = certificate(&mut tx, store, certificate_id).await?;
-    let reason = answer.reason.as_deref().map(str::trim);
+    let reason = reason.as_deref();
     let id = answer_cancellation(&mut tx, store, settings, &cert, accept, reason, Role::Clearance, actor, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(id)
@@ -263,13 +275,17 @@ pub async fn record_treatment(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<String, FlowError> {
+    // What is checked is what is stored and sent: trimmed, empty texts absent.
+    let declaration_reference = trimmed(&request.declaration_reference);
+    let remarks = trimmed(&request.remarks);
+    let reason_codes: Vec<String> = request.reason_codes.iter().map(|c| c.trim().to_owned()).collect();
     let mut errors = Vec::new();
     if !TREATMENT_DECISIONS.contains(&request.decision.as_str()) {
         errors.push(AckError::new("API-FIELD", format!("decision must be one of {TREATMENT_DECISIONS:?}"), "decision"));
     }
-    text(&mut errors, "declaration_reference", request.declaration_reference.as_deref(), 70, false);
-    text(&mut errors, "remarks", request.remarks.as_deref(), 512, false);
-    for (i, code) in request.reason_codes.iter().enumerate() {
+    text(&mut errors, "declaration_reference", declaration_reference.as_deref(), 70, false);
+    text(&mut errors, "remarks", remarks.as_deref(), 512, false);
+    for (i, code) in reason_codes.iter().enumerate() {
         text(&mut errors, &format!("reason_codes[{i}]"), Some(code), 35, true);
     }
     if !errors.is_empty() {
@@ -280,9 +296,9 @@ pub async fn record_treatment(
     let feedback = Feedback {
         document: DocumentId { issuer: cert.issuer.clone(), reference: cert.reference.clone() },
         decision: request.decision.clone(),
-        declaration_reference: request.declaration_reference.clone(),
-        reason_codes: request.reason_codes.clone(),
-        remarks: request.remarks.clone(),
+        declaration_reference,
+        reason_codes,
+        remarks,
     };
     let message_id =
         queue(&mut tx, settings, &cert.id, &cert.partner, Operation::SendFeedback, &feedback.to_xml(), now).await?;
@@ -303,10 +319,10 @@ pub async fn record_treatment(
         &mut tx,
         &NewDecision {
             certificate_id: &cert.id,
-            decision: &request.decision,
-            declaration_reference: request.declaration_reference.as_deref(),
-            reason_codes: &request.reason_codes,
-            remarks: request.remarks.as_deref(),
+            decision: &feedback.decision,
+            declaration_reference: feedback.declaration_reference.as_deref(),
+            reason_codes: &feedback.reason_codes,
+            remarks: feedback.remarks.as_deref(),
             recorded_by: actor,
             message_id: Some(&message_id),
         },

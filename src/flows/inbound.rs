@@ -185,7 +185,7 @@ async fn check_document(
         )]));
     };
     let xml = String::from_utf8_lossy(&lpco.xml).into_owned();
-    let doc = match super::parse_kind(kind.as_str(), &xml) {
+    let doc = match crate::payload::parse_document(&xml, kind) {
         Ok(doc) => doc,
         Err(errors) => return Ok(Decision::rejected(validation_errors(errors))),
     };
@@ -240,7 +240,7 @@ pub async fn apply(
                 reference: &doc.reference,
                 direction: Direction::Inbound,
                 partner: &partner.party,
-                kind: doc.kind.as_str(),
+                kind: doc.kind,
                 replaces: None,
                 reference_code: None,
                 verification_flag: doc.verification_flag.as_deref(),
@@ -429,7 +429,10 @@ async fn reissue(
         alerts::raise(tx, &alert, settings.alerts.webhook_url.is_some(), now).await?;
         return Ok(None);
     }
-    let operation = if original.kind == DocumentKind::Do.as_str() { Operation::SendDo } else { Operation::SendCo };
+    let operation = match original.kind {
+        DocumentKind::Co => Operation::SendCo,
+        DocumentKind::Do => Operation::SendDo,
+    };
     let message_id = uuid::Uuid::new_v4();
     let header = MessageHeader::new(&settings.party, &original.partner, message_id, now);
     let body = crate::soap::messages::request_xml(operation, &header, xml);
@@ -439,7 +442,7 @@ async fn reissue(
         reference,
         direction: Direction::Outbound,
         partner: &original.partner,
-        kind: &original.kind,
+        kind: original.kind,
         replaces: Some(original_id),
         reference_code: Some(&code),
         verification_flag: None,

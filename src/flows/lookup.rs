@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::config::{Expect, Partner, SecurityProfile};
+use crate::config::{Expect, Partner};
 use crate::lifecycle::{Direction, State};
 use crate::payload::DocumentKind;
 use crate::soap::business::{lookup_response_xml, read_lookup_response, DocumentId, Lookup, LookupResult};
@@ -67,7 +67,7 @@ pub async fn find(state: &AppState, partner: &Partner, lookup: &Lookup) -> Resul
     let cert = found.into_iter().find(|c| {
         c.direction == Direction::Outbound
             && c.partner == partner.party
-            && c.kind == DocumentKind::Co.as_str()
+            && c.kind == DocumentKind::Co
             && c.reference_code.as_deref().is_some_and(|code| codes_match(code, &lookup.reference_code))
     });
     Ok(match cert {
@@ -123,10 +123,7 @@ pub async fn ask(
     let body = request_xml(Operation::GetCo, &header, &lookup.to_xml());
     let (s, p) = (state.clone(), partner.clone());
     let wire = tokio::task::spawn_blocking(move || {
-        let encrypt_for = match p.profile {
-            SecurityProfile::SignEncrypt => p.encryption_cert.as_ref(),
-            SecurityProfile::Sign => None,
-        };
+        let encrypt_for = p.encrypt_to();
         secure(&OutboundMessage {
             version: SoapVersion::V11,
             body_xml: &body,

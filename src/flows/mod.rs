@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::lifecycle::{Refusal, LC_UNKNOWN};
-use crate::payload::{Lpco, ValidationError};
+use crate::payload::ValidationError;
 use crate::soap::messages::request_xml;
 use crate::soap::{AckError, MessageHeader, Operation};
 use crate::store::{outbox, StoreError, Tx};
@@ -62,15 +62,6 @@ pub fn unknown(path: &str) -> AckError {
 /// Validation errors of a payload as acknowledgement errors.
 pub fn validation_errors(errors: Vec<ValidationError>) -> Vec<AckError> {
     errors.into_iter().map(|v| AckError::new(v.code, v.message, v.path)).collect()
-}
-
-/// Parses a stored or submitted document of `kind` (`CO` or `DO`).
-pub fn parse_kind(kind: &str, xml: &str) -> Result<Lpco, Vec<ValidationError>> {
-    if kind == crate::payload::DocumentKind::Do.as_str() {
-        crate::payload::parse_do(xml)
-    } else {
-        crate::payload::parse_co(xml)
-    }
 }
 
 /// Queues a message of `operation` about certificate `certificate_id` to `partner`, in `tx`.

@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::auth::AuthFailure;
 use super::http::{read_body, response, Body, BodyError};
 use crate::app::AppState;
-use crate::config::{Expect, Partner, SecurityProfile};
+use crate::config::{Expect, Partner};
 use crate::flows::{self, FlowError};
 use crate::soap::business::{Lookup, LookupResult};
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
@@ -439,7 +439,6 @@ async fn process(
         accepted,
         request_wire: &bytes,
         ack_wire: &ack_wire,
-        certificate: None,
     };
     let stored = async {
         let mut tx = match inbound::open(&state.store, &receipt, now).await? {
@@ -516,28 +515,7 @@ async fn lookup(
         audit(state, "lookup.not_found", Some(&partner.party), remote, Some(&message_id), &reason).await;
     }
     let body = flows::lookup::response_body(&state.settings, partner, &message_id, &result, now);
-    let (s, p) = (state.clone(), partner.clone());
-    let version = verified.version();
-    tokio::task::spawn_blocking(move || {
-        let encrypt_for = match p.profile {
-            SecurityProfile::SignEncrypt => p.encryption_cert.as_ref(),
-            SecurityProfile::Sign => None,
-        };
-        secure(&OutboundMessage {
-            version,
-            body_xml: &body,
-            signer: &s.settings.signing,
-            encrypt_for,
-            now,
-            ttl: Duration::seconds(s.settings.security.timestamp_ttl_seconds),
-        })
-    })
-    .await
-    .map_err(|_| internal_fault("signing task failed"))?
-    .map_err(|e| {
-        tracing::error!(error = %e, "GetCO response could not be secured");
-        internal_fault("the response could not be secured")
-    })
+    secure_response(state, verified.version(), body, Some(partner.clone()), now).await
 }
 
 fn ack_for(
@@ -558,22 +536,32 @@ fn ack_for(
     }
 }
 
-/// Signs an acknowledgement (not encrypted, framework 4.4.3) on a blocking thread.
+/// Signs an acknowledgement (not encrypted, framework 4.4.3).
 async fn sign_ack(
     state: &Arc<AppState>,
     version: SoapVersion,
     ack: &Acknowledgement,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<u8>, Fault> {
-    let xml = ack.to_xml();
+    secure_response(state, version, ack.to_xml(), None, now).await
+}
+
+/// Secures a response body on a blocking thread: signed, and encrypted to `encrypt_to` if given.
+async fn secure_response(
+    state: &Arc<AppState>,
+    version: SoapVersion,
+    body_xml: String,
+    encrypt_to: Option<Arc<Partner>>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<u8>, Fault> {
     let state = state.clone();
     let ttl = Duration::seconds(state.settings.security.timestamp_ttl_seconds);
     tokio::task::spawn_blocking(move || {
         secure(&OutboundMessage {
             version,
-            body_xml: &xml,
+            body_xml: &body_xml,
             signer: &state.settings.signing,
-            encrypt_for: None,
+            encrypt_for: encrypt_to.as_deref().and_then(Partner::encrypt_to),
             now,
             ttl,
         })
@@ -581,8 +569,8 @@ async fn sign_ack(
     .await
     .map_err(|_| internal_fault("signing task failed"))?
     .map_err(|e| {
-        tracing::error!(error = %e, "acknowledgement could not be signed");
-        internal_fault("acknowledgement could not be signed")
+        tracing::error!(error = %e, "response could not be secured");
+        internal_fault("the response could not be secured")
     })
 }
 

@@ -310,9 +310,6 @@ pub const LC_STATE: &str = "LC-STATE";
 /// another partner, on purpose).
 pub const LC_UNKNOWN: &str = "LC-UNKNOWN";
 
-/// Kept for the store's error type: a refused transition.
-pub type IllegalTransition = Refusal;
-
 /// Decides an event caused by `role`. `from == None` means the certificate does not exist yet.
 pub fn transition(direction: Direction, from: Option<State>, event: Event, role: Role) -> Result<State, Refusal> {
     let mut authorised = false;

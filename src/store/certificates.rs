@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::{from_millis, is_unique_violation, millis, Store, StoreError, Tx};
 use crate::lifecycle::{transition, DeliveryOutcome, Direction, Event, Role, State};
+use crate::payload::DocumentKind;
 
 /// A certificate as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -18,8 +19,7 @@ pub struct CertificateRecord {
     pub direction: Direction,
     pub partner: String,
     pub state: State,
-    /// `CO` or `DO`.
-    pub kind: String,
+    pub kind: DocumentKind,
     /// The certificate this one replaces (re-issue after an accepted cancellation).
     pub replaces: Option<String>,
     /// Outbound: the verification code printed on the CO (Annex III look-up).
@@ -50,8 +50,7 @@ pub struct NewCertificate<'a> {
     pub reference: &'a str,
     pub direction: Direction,
     pub partner: &'a str,
-    /// `CO` or `DO`.
-    pub kind: &'a str,
+    pub kind: DocumentKind,
     pub replaces: Option<&'a str>,
     pub reference_code: Option<&'a str>,
     pub verification_flag: Option<&'a str>,
@@ -85,7 +84,7 @@ pub async fn insert(
     .bind(new.content_sha256)
     .bind(new.co_xml)
     .bind(millis(now))
-    .bind(new.kind)
+    .bind(new.kind.as_str())
     .bind(new.replaces)
     .bind(new.reference_code)
     .bind(new.verification_flag)
@@ -110,7 +109,7 @@ pub async fn insert(
         direction: new.direction,
         partner: new.partner.to_owned(),
         state,
-        kind: new.kind.to_owned(),
+        kind: new.kind,
         replaces: new.replaces.map(str::to_owned),
         reference_code: new.reference_code.map(str::to_owned),
         verification_flag: new.verification_flag.map(str::to_owned),
@@ -240,6 +239,10 @@ fn parse_state(s: &str) -> Result<State, StoreError> {
     State::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown state {s:?}")))
 }
 
+fn parse_kind(s: &str) -> Result<DocumentKind, StoreError> {
+    DocumentKind::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown document kind {s:?}")))
+}
+
 fn parse_direction(s: &str) -> Result<Direction, StoreError> {
     Direction::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown direction {s:?}")))
 }
@@ -254,7 +257,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
         direction: parse_direction(&row.try_get::<String, _>("direction")?)?,
         partner: row.try_get("partner")?,
         state: parse_state(&row.try_get::<String, _>("state")?)?,
-        kind: row.try_get("kind")?,
+        kind: parse_kind(&row.try_get::<String, _>("kind")?)?,
         replaces: row.try_get("replaces")?,
         reference_code: row.try_get("reference_code")?,
         verification_flag: row.try_get("verification_flag")?,

@@ -5,10 +5,10 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::certificates::{self, CertificateRecord, NewCertificate};
+use super::certificates::{self, CertificateRecord};
 use super::messages::{self, Kind, LogEntry};
 use super::{is_unique_violation, millis, Store, StoreError, Tx};
-use crate::lifecycle::{Direction, Event, Role};
+use crate::lifecycle::Direction;
 
 /// Remembers `signature_key` until `expires_at`. Returns false if it was already there (replay).
 pub async fn remember_signature(
@@ -64,11 +64,10 @@ pub struct Receipt<'a> {
     pub accepted: bool,
     pub request_wire: &'a [u8],
     pub ack_wire: &'a [u8],
-    /// The certificate to create when accepted.
-    pub certificate: Option<NewCertificate<'a>>,
 }
 
 /// Outcome of [`record`].
+#[cfg(test)]
 pub enum Recorded {
     /// Stored now; answer with our acknowledgement.
     New(Option<CertificateRecord>),
@@ -76,20 +75,26 @@ pub enum Recorded {
     AlreadyReceived(ReceivedMessage),
 }
 
-/// Stores the receipt in one transaction: the message and its ack, both exact wire forms in the
-/// log, and the new certificate (`received`). Nothing is written if any part fails.
-pub async fn record(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
+/// [`open`] and [`close`] around the insertion of `certificate` (`received`) when the receipt is
+/// accepted: what the receive path does for a SendCO, for the store's own tests.
+#[cfg(test)]
+pub async fn record(
+    store: &Store,
+    r: &Receipt<'_>,
+    certificate: Option<&certificates::NewCertificate<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
     let mut tx = match open(store, r, now).await? {
         Opened::New(tx) => tx,
         Opened::AlreadyReceived(previous) => return Ok(Recorded::AlreadyReceived(previous)),
     };
-    let certificate = match &r.certificate {
+    let certificate = match certificate {
         Some(c) if r.accepted => Some(
             certificates::insert(
                 &mut tx,
                 c,
-                Event::ReceivedFromPartner,
-                Role::ExportingPartner,
+                crate::lifecycle::Event::ReceivedFromPartner,
+                crate::lifecycle::Role::ExportingPartner,
                 "received from partner",
                 Some(r.message_id),
                 now,

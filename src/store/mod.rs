@@ -48,7 +48,7 @@ pub enum StoreError {
     #[error("not found: {0}")]
     NotFound(String),
     #[error(transparent)]
-    Illegal(#[from] crate::lifecycle::IllegalTransition),
+    Illegal(#[from] crate::lifecycle::Refusal),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
     #[error("another coconnect instance already uses the SQLite database {0} (SQLite allows one instance; use PostgreSQL to run several)")]

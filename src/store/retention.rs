@@ -295,7 +295,7 @@ mod tests {
             reference,
             direction,
             partner,
-            kind: "CO",
+            kind: crate::payload::DocumentKind::Co,
             replaces: None,
             reference_code: None,
             verification_flag: None,
@@ -332,9 +332,12 @@ mod tests {
             accepted: reference.is_some(),
             request_wire: &wire,
             ack_wire: b"<our-ack/>",
-            certificate: reference.map(|r| new_cert(r, Direction::Inbound, "KR")),
         };
-        assert!(matches!(inbound::record(store, &receipt, at).await.expect("record"), Recorded::New(_)));
+        let certificate = reference.map(|r| new_cert(r, Direction::Inbound, "KR"));
+        assert!(matches!(
+            inbound::record(store, &receipt, certificate.as_ref(), at).await.expect("record"),
+            Recorded::New(_)
+        ));
     }
 
     /// (wire, wire_sha256, evidence, purged) of the logged request.

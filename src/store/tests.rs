@@ -14,7 +14,7 @@ fn cert<'a>(reference: &'a str) -> NewCertificate<'a> {
         reference,
         direction: Direction::Outbound,
         partner: "ID",
-        kind: "CO",
+        kind: crate::payload::DocumentKind::Co,
         replaces: None,
         reference_code: None,
         verification_flag: None,
@@ -138,7 +138,7 @@ async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
             reference: "CO-9",
             direction: Direction::Inbound,
             partner: "KR",
-            kind: "CO",
+            kind: crate::payload::DocumentKind::Co,
             replaces: None,
             reference_code: None,
             verification_flag: None,
@@ -153,14 +153,12 @@ async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
             accepted: true,
             request_wire: b"<req/>",
             ack_wire: b"<ack/>",
-            certificate: Some(new),
         };
-        match inbound::record(&store, &receipt, now).await.expect("record") {
+        match inbound::record(&store, &receipt, Some(&new), now).await.expect("record") {
             Recorded::New(Some(c)) => assert_eq!(c.state, State::Received),
             _ => panic!("expected a new certificate"),
         }
-        let again = Receipt { certificate: None, ..receipt };
-        match inbound::record(&store, &again, now).await.expect("record") {
+        match inbound::record(&store, &receipt, None, now).await.expect("record") {
             Recorded::AlreadyReceived(m) => assert_eq!(m.ack_wire, b"<ack/>"),
             Recorded::New(_) => panic!("second receipt must not be new"),
         }

@@ -89,11 +89,16 @@ async fn amendment_is_declined_once_treatment_was_granted_and_the_feedback_reach
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let (kr_cert, id_cert) = exchanged(&p).await;
 
-    let treatment =
-        json!({"decision": "Granted", "declaration_reference": "40101-25-123456M", "reason_codes": ["PREF-OK"]});
+    // Stored and sent as checked: trimmed, an empty text absent.
+    let treatment = json!({"decision": "Granted", "declaration_reference": " 40101-25-123456M ", "reason_codes": ["PREF-OK"], "remarks": ""});
     let (status, body) =
         p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/treatment"), &treatment.to_string()).await;
     assert_eq!(status, 202, "{body}");
+    let recorded = show(&p.id, &id_cert).await["treatment_decisions"][0].clone();
+    assert_eq!(
+        (recorded["declaration_reference"].as_str(), &recorded["remarks"]),
+        (Some("40101-25-123456M"), &Value::Null)
+    );
     // The exporter stores the feedback on its certificate.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let feedback = loop {
