@@ -354,3 +354,61 @@ async fn two_copies_of_one_message_at_once_are_stored_once_and_both_get_its_ackn
     assert_eq!(a.1, b.1, "the second copy gets the stored acknowledgement itself");
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let (kr_cert, id_cert) = exchanged(&p).await;
+    let kr_before = show(&p.kr, &kr_cert).await;
+    let id_before = show(&p.id, &id_cert).await;
+    let outboxes =
+        || async { (p.kr.api("GET", "/api/v1/outbox", "").await.1, p.id.api("GET", "/api/v1/outbox", "").await.1) };
+    let outbox_before = outboxes().await;
+    let amend = format!("/api/v1/certificates/{kr_cert}/amendments");
+
+    let same = json!({"reason": "r", "replacement": EXAMPLE_CO}).to_string();
+    let (status, body) = p.kr.api("POST", &amend, &same).await;
+    assert_eq!((status, body["errors"][0]["code"].as_str()), (422, Some("AMEND-SAME-REFERENCE")), "{body}");
+
+    let broken = co_with_reference("R-BAD").replacen("<TypeCode>861</TypeCode>", "", 1);
+    let (status, body) = p.kr.api("POST", &amend, &json!({"reason": "r", "replacement": broken}).to_string()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["errors"].as_array().expect("errors").iter().any(|e| e["path"] == "replacement/LPCO/TypeCode"),
+        "{body}"
+    );
+
+    let (status, body) =
+        p.kr.api("POST", &amend, &json!({"reason": " ", "replacement": co_with_reference("R-OK")}).to_string()).await;
+    assert_eq!((status, body["errors"][0]["code"].as_str()), (422, Some("API-FIELD")), "a reason is mandatory: {body}");
+    let (status, body) = p.kr.api("POST", &amend, "{not json").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("API-JSON")), "{body}");
+    let (status, body) = p.kr.api("POST", "/api/v1/certificates/no-such-id/amendments", &same).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("LC-UNKNOWN")), "{body}");
+
+    let treatment = |decision: &str| json!({"decision": decision}).to_string();
+    let path = format!("/api/v1/certificates/{id_cert}/treatment");
+    let (status, body) = p.id.api("POST", &path, &treatment("Maybe")).await;
+    assert_eq!((status, body["errors"][0]["code"].as_str()), (422, Some("API-FIELD")), "{body}");
+    // Treatment is the importer's: the exporter's own certificate refuses it.
+    let (status, body) =
+        p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/treatment"), &treatment("Granted")).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("LC-NOT-AUTHORISED")), "{body}");
+
+    let (status, body) = p.id.api("GET", "/api/v1/lookup?partner=XX&reference=A&code=B", "").await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("API-PARTNER")), "{body}");
+
+    // A GetCO without its reference code: a Sender fault naming the element, nothing stored.
+    let c = Crafter::new(&p.dir.path().join("pki"), "ID", "KR");
+    let header = coconnect::soap::MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now());
+    let payload = format!("<cc:Lookup><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference></cc:Lookup>");
+    let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::GetCo, &header, &payload);
+    let (status, fault) =
+        post_soap(&p.kr.soap_url(), "ID", &p.kr.files.inbound_password, c.secure(&body, true, now())).await;
+    assert_eq!(status, 500, "{fault}");
+    assert!(fault.contains("MSG-MISSING") && fault.contains("/GetCORequest/Lookup/ReferenceCode"), "{fault}");
+
+    assert_eq!(show(&p.kr, &kr_cert).await, kr_before, "the exporter's certificate is unchanged");
+    assert_eq!(show(&p.id, &id_cert).await, id_before, "the importer's certificate is unchanged");
+    assert_eq!(outboxes().await, outbox_before, "nothing was queued");
+}
