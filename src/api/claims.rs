@@ -107,7 +107,7 @@ async fn received(state: &AppState, d: &Declaration) -> Result<Option<Certificat
     if !state.settings.partners.contains_key(&d.issuer) {
         return Ok(None);
     }
-    let found = certificates::find(&state.store, &d.issuer, &d.reference).await?;
+    let found = certificates::find(state.store.pool(), &d.issuer, &d.reference).await?;
     Ok(found.into_iter().find(|c| c.direction == Direction::Inbound))
 }
 
@@ -131,14 +131,17 @@ fn document(c: &CertificateRecord) -> Result<Lpco, StoreError> {
 }
 
 async fn list(state: &Arc<AppState>, id: &str) -> Result<Response<Body>, StoreError> {
-    if certificates::get(&state.store, id).await?.is_none() {
+    // One snapshot, so the totals are those of the claims listed.
+    let mut snapshot = state.store.begin_snapshot().await?;
+    if certificates::get(&mut *snapshot, id).await?.is_none() {
         return Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such certificate", "code": "API-NOT-FOUND"})));
     }
-    let records = claims::list_for_certificate(&state.store, id).await?;
-    let utilisation: Vec<_> = claims::utilisation_of(&state.store, id)
+    let records = claims::list_for_certificate(&mut *snapshot, id).await?;
+    let utilisation: Vec<_> = claims::utilisation_of(&mut *snapshot, id)
         .await?
         .into_iter()
         .map(|(co_item, u)| json!({"co_item": co_item, "quantity": u.quantity, "weight": u.weight}))
         .collect();
+    snapshot.rollback().await?;
     Ok(json(StatusCode::OK, &json!({"certificate_id": id, "claims": records, "utilisation": utilisation})))
 }

@@ -239,13 +239,16 @@ fn certificate_json(c: &CertificateRecord, history: Option<Vec<certificates::His
 }
 
 async fn show(state: &Arc<AppState>, id: &str) -> Result<Response<Body>, StoreError> {
-    match certificates::get(&state.store, id).await? {
+    // One snapshot: the certificate's state, history and amendments are read as one commit left them.
+    let mut snapshot = state.store.begin_snapshot().await?;
+    match certificates::get(&mut *snapshot, id).await? {
         Some(c) => {
-            let history = certificates::history(&state.store, &c.id).await?;
+            let history = certificates::history(&mut *snapshot, &c.id).await?;
             let mut v = certificate_json(&c, Some(history));
-            v["amendments"] = json!(amendments::list(&state.store, &c.id).await?);
-            v["treatment_decisions"] = json!(treatments::list(&state.store, &c.id).await?);
-            v["replaced_by"] = json!(certificates::replaced_by(&state.store, &c.id).await?);
+            v["amendments"] = json!(amendments::list(&mut *snapshot, &c.id).await?);
+            v["treatment_decisions"] = json!(treatments::list(&mut *snapshot, &c.id).await?);
+            v["replaced_by"] = json!(certificates::replaced_by(&mut *snapshot, &c.id).await?);
+            snapshot.rollback().await?;
             Ok(json(StatusCode::OK, &v))
         }
         None => Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such certificate", "code": "API-NOT-FOUND"}))),
@@ -256,10 +259,12 @@ async fn lookup(state: &Arc<AppState>, query: &[(String, String)]) -> Result<Res
     let (Some(issuer), Some(reference)) = (param(query, "issuer"), param(query, "reference")) else {
         return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": "give issuer and reference", "code": "API-QUERY"})));
     };
-    let found = certificates::find(&state.store, issuer, reference).await?;
+    let mut snapshot = state.store.begin_snapshot().await?;
+    let found = certificates::find(&mut *snapshot, issuer, reference).await?;
     let mut out = Vec::new();
     for c in &found {
-        out.push(certificate_json(c, Some(certificates::history(&state.store, &c.id).await?)));
+        out.push(certificate_json(c, Some(certificates::history(&mut *snapshot, &c.id).await?)));
     }
+    snapshot.rollback().await?;
     Ok(json(StatusCode::OK, &json!(out)))
 }

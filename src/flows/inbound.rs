@@ -152,7 +152,7 @@ async fn resolve(
     event: Event,
     path: &str,
 ) -> Result<Result<CertificateRecord, AckError>, StoreError> {
-    let found = certificates::find(&state.store, &document.issuer, &document.reference).await?;
+    let found = certificates::find(state.store.pool(), &document.issuer, &document.reference).await?;
     let Some(cert) = found.into_iter().find(|c| c.partner == partner.party) else {
         return Ok(Err(unknown(path)));
     };

@@ -63,7 +63,7 @@ pub async fn find(state: &AppState, partner: &Partner, lookup: &Lookup) -> Resul
     if *issuer != state.settings.party {
         return Ok(LookupResult::NotFound);
     }
-    let found = certificates::find(&state.store, issuer, reference).await?;
+    let found = certificates::find(state.store.pool(), issuer, reference).await?;
     let cert = found.into_iter().find(|c| {
         c.direction == Direction::Outbound
             && c.partner == partner.party

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
-use super::{from_millis, millis, Store, StoreError, Tx};
+use super::{from_millis, millis, StoreError, Tx};
 
 pub const REQUESTED: &str = "requested";
 pub const ACCEPTED: &str = "accepted";
@@ -221,11 +221,14 @@ pub async fn link_replacement(
 }
 
 /// Every amendment of a certificate, oldest first.
-pub async fn list(store: &Store, certificate_id: &str) -> Result<Vec<Amendment>, StoreError> {
+pub async fn list<'e>(
+    db: impl Executor<'e, Database = Any>,
+    certificate_id: &str,
+) -> Result<Vec<Amendment>, StoreError> {
     let rows =
         sqlx::query(&format!("SELECT {COLUMNS} FROM amendments WHERE certificate_id = $1 ORDER BY created_at, id"))
             .bind(certificate_id)
-            .fetch_all(store.pool())
+            .fetch_all(db)
             .await?;
     rows.iter().map(amendment).collect()
 }

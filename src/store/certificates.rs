@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
 use super::{from_millis, is_unique_violation, millis, Store, StoreError, Tx};
 use crate::lifecycle::{transition, DeliveryOutcome, Direction, Event, Role, State};
@@ -268,22 +268,26 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
     })
 }
 
-pub async fn get(store: &Store, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(store.pool())
-        .await?;
+/// The certificate `id`, read through `db`: the pool, or a snapshot (`Store::begin_snapshot`)
+/// when it must agree with other reads.
+pub async fn get<'e>(db: impl Executor<'e, Database = Any>, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
+    let row =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1")).bind(id).fetch_optional(db).await?;
     row.as_ref().map(record).transpose()
 }
 
 /// Certificates with this issuer and reference (one per direction at most).
-pub async fn find(store: &Store, issuer: &str, reference: &str) -> Result<Vec<CertificateRecord>, StoreError> {
+pub async fn find<'e>(
+    db: impl Executor<'e, Database = Any>,
+    issuer: &str,
+    reference: &str,
+) -> Result<Vec<CertificateRecord>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 ORDER BY direction"
     ))
     .bind(issuer)
     .bind(reference)
-    .fetch_all(store.pool())
+    .fetch_all(db)
     .await?;
     rows.iter().map(record).collect()
 }
@@ -315,16 +319,15 @@ pub(crate) async fn find_in(
 }
 
 /// The certificate that replaced `id` (re-issue after an accepted cancellation), if any.
-pub async fn replaced_by(store: &Store, id: &str) -> Result<Option<String>, StoreError> {
-    let row =
-        sqlx::query("SELECT id FROM certificates WHERE replaces = $1").bind(id).fetch_optional(store.pool()).await?;
+pub async fn replaced_by<'e>(db: impl Executor<'e, Database = Any>, id: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT id FROM certificates WHERE replaces = $1").bind(id).fetch_optional(db).await?;
     row.map(|r| Ok(r.try_get("id")?)).transpose()
 }
 
-pub async fn history(store: &Store, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+pub async fn history<'e>(db: impl Executor<'e, Database = Any>, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
     let rows = sqlx::query("SELECT from_state, to_state, at, cause, message_id FROM certificate_history WHERE certificate_id = $1 ORDER BY id")
         .bind(id)
-        .fetch_all(store.pool())
+        .fetch_all(db)
         .await?;
     rows.iter()
         .map(|r| {

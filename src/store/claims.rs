@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
 use super::{from_millis, millis, Store, StoreError, Tx};
 use crate::payload::Lpco;
@@ -180,10 +180,13 @@ pub async fn prior_utilisation(
 }
 
 /// What all claims on `certificate_id` used of each CO item, in CO item order.
-pub async fn utilisation_of(store: &Store, certificate_id: &str) -> Result<Vec<(u32, Utilisation)>, StoreError> {
+pub async fn utilisation_of<'e>(
+    db: impl Executor<'e, Database = Any>,
+    certificate_id: &str,
+) -> Result<Vec<(u32, Utilisation)>, StoreError> {
     let rows = sqlx::query(&format!("{SUM_BY_ITEM} GROUP BY i.co_item ORDER BY i.co_item"))
         .bind(certificate_id)
-        .fetch_all(store.pool())
+        .fetch_all(db)
         .await?;
     rows.iter().map(utilisation).collect()
 }
@@ -199,10 +202,13 @@ fn utilisation(r: &sqlx::any::AnyRow) -> Result<(u32, Utilisation), StoreError> 
 
 /// The claims on a certificate, oldest first (claims of the same millisecond by declaration
 /// number, so that the order is stable).
-pub async fn list_for_certificate(store: &Store, certificate_id: &str) -> Result<Vec<ClaimRecord>, StoreError> {
+pub async fn list_for_certificate<'e>(
+    db: impl Executor<'e, Database = Any>,
+    certificate_id: &str,
+) -> Result<Vec<ClaimRecord>, StoreError> {
     let rows = sqlx::query("SELECT id, declaration_number, issuer, reference, outcome, result_json, claimed_by, at FROM claims WHERE certificate_id = $1 ORDER BY at, declaration_number")
         .bind(certificate_id)
-        .fetch_all(store.pool())
+        .fetch_all(db)
         .await?;
     rows.iter().map(claim).collect()
 }
@@ -315,10 +321,10 @@ mod tests {
             assert_eq!(over, [("quantity", 4000.0)], "the weight, 6000.5 of 6120.5 kg, is still within");
             assert_eq!(prior(&store, &cert, "PIB-2").await[&1], Utilisation { quantity: 4000.0, weight: 4000.0 });
             assert_eq!(
-                utilisation_of(&store, &cert).await.expect("totals"),
+                utilisation_of(store.pool(), &cert).await.expect("totals"),
                 [(1, Utilisation { quantity: 6000.5, weight: 6000.5 })]
             );
-            let listed = list_for_certificate(&store, &cert).await.expect("list");
+            let listed = list_for_certificate(store.pool(), &cert).await.expect("list");
             let numbers: Vec<_> = listed.iter().map(|c| c.declaration_number.as_str()).collect();
             assert_eq!(numbers, ["PIB-1", "PIB-2"]);
             assert_eq!(listed[1].result, second.result, "the result reads back as recorded");
@@ -351,8 +357,12 @@ mod tests {
             let c = claim_on(&store, &cancelled, &declaration("PIB-1", 9000.0)).await;
             assert_eq!(c.result.status, ClaimStatus::Cancelled);
             assert!(c.result.mismatches.is_empty() && c.result.claimed.is_empty());
-            assert!(utilisation_of(&store, &cancelled).await.expect("totals").is_empty());
-            assert_eq!(list_for_certificate(&store, &cancelled).await.expect("list").len(), 1, "recorded all the same");
+            assert!(utilisation_of(store.pool(), &cancelled).await.expect("totals").is_empty());
+            assert_eq!(
+                list_for_certificate(store.pool(), &cancelled).await.expect("list").len(),
+                1,
+                "recorded all the same"
+            );
 
             let pending = certificate(&store, "PENDING-1", "cancellation_pending").await;
             let mut d = declaration("PIB-2", 9000.0);
@@ -361,7 +371,7 @@ mod tests {
             assert_eq!(p.result.status, ClaimStatus::CancellationPending);
             let codes: Vec<_> = p.result.mismatches.iter().map(|m| m.code.as_str()).collect();
             assert_eq!(codes, [reconcile::code::QUANTITY_EXCEEDS, reconcile::code::WEIGHT_EXCEEDS]);
-            assert_eq!(utilisation_of(&store, &pending).await.expect("totals").len(), 1);
+            assert_eq!(utilisation_of(store.pool(), &pending).await.expect("totals").len(), 1);
         }
     }
 

@@ -150,6 +150,18 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// A read-only transaction whose statements all see one committed state, for views that
+    /// combine several tables (a certificate with its amendments must not show the amendment
+    /// decided and the certificate not yet moved). SQLite in WAL mode keeps the snapshot of a
+    /// read transaction's first statement; PostgreSQL needs REPEATABLE READ for that.
+    pub async fn begin_snapshot(&self) -> Result<Tx<'static>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
     /// ` FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances claim different rows.
     pub(crate) fn for_update_skip_locked(&self) -> &'static str {
         match self.backend {

@@ -409,7 +409,7 @@ mod tests {
             )
             .await
             .expect("submit");
-            let history_before = certificates::history(&store, &delivered).await.expect("history").len();
+            let history_before = certificates::history(store.pool(), &delivered).await.expect("history").len();
             let received = inbound::received_certificate(&store, "KR", "CO-IN").await.expect("find").expect("received");
 
             let report = purge(&store, cutoff, ACTOR, now).await.expect("purge");
@@ -435,14 +435,14 @@ mod tests {
                 assert_eq!(sha, messages::sha256_hex(&envelope(message_id)));
             }
             for id in [&delivered, &received.id] {
-                let c = certificates::get(&store, id).await.expect("get").expect("certificate");
+                let c = certificates::get(store.pool(), id).await.expect("get").expect("certificate");
                 assert_eq!((c.co_xml.as_str(), c.content_sha256.as_str()), ("", "content-digest"));
             }
             assert_eq!(
-                certificates::get(&store, &delivered).await.expect("get").expect("c").state,
+                certificates::get(store.pool(), &delivered).await.expect("get").expect("c").state,
                 State::Acknowledged
             );
-            assert_eq!(certificates::history(&store, &delivered).await.expect("history").len(), history_before);
+            assert_eq!(certificates::history(store.pool(), &delivered).await.expect("history").len(), history_before);
             assert_eq!(body(&store, "m-old").await, "");
             assert_eq!(outbox::status(&store, "m-old").await.expect("status"), Some(("delivered".to_owned(), 1)));
 
@@ -470,10 +470,10 @@ mod tests {
                 assert_eq!(wire, envelope(message_id), "{message_id}");
                 assert!(evidence.is_none() && !purged, "{message_id}");
                 assert_eq!(body(&store, message_id).await, "<body/>", "{message_id}");
-                assert_ne!(certificates::get(&store, cert).await.expect("get").expect("c").co_xml, "");
+                assert_ne!(certificates::get(store.pool(), cert).await.expect("get").expect("c").co_xml, "");
             }
             assert_eq!(body(&store, "m-queued").await, "<q/>");
-            assert_ne!(certificates::get(&store, &queued.id).await.expect("get").expect("c").co_xml, "");
+            assert_ne!(certificates::get(store.pool(), &queued.id).await.expect("get").expect("c").co_xml, "");
 
             // One audit record, chain intact.
             let records = purge_records(&store).await;

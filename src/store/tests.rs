@@ -42,7 +42,7 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         assert!(outbox::claim_due(&store, "w2", now, Duration::seconds(30)).await.expect("claim").is_none());
         let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", "w1", now).await.expect("attempt");
         assert_eq!(attempt, 1);
-        assert_eq!(certificates::get(&store, &rec.id).await.expect("get").expect("cert").state, State::Sent);
+        assert_eq!(certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert").state, State::Sent);
         assert_eq!(
             outbox::sent_digests(&store, "m-1").await.expect("digests"),
             vec![messages::sha256_hex(b"<signed/>")]
@@ -51,7 +51,7 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
             .await
             .expect("complete");
         assert_eq!(to, State::Acknowledged);
-        let history = certificates::history(&store, &rec.id).await.expect("history");
+        let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
         assert_eq!(
             path,
@@ -60,7 +60,7 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         assert!(history.iter().all(|h| h.message_id.as_deref() == Some("m-1")));
         // Completing again is refused and changes nothing.
         assert!(outbox::complete(&store, &msg, attempt, b"<ack/>", true, "again", 200, false, now).await.is_err());
-        assert_eq!(certificates::history(&store, &rec.id).await.expect("history").len(), 3);
+        assert_eq!(certificates::history(store.pool(), &rec.id).await.expect("history").len(), 3);
         assert_eq!(messages::count(&store).await.expect("count"), 2);
     }
 }
@@ -478,7 +478,42 @@ async fn a_crossed_cancellation_notification_still_closes_its_outbox_row() {
             .expect("the rejection is recorded although the certificate moved on");
         assert_eq!(to, State::Cancelled);
         assert_eq!(outbox::status(&store, "m-cancel").await.expect("status").map(|s| s.0).as_deref(), Some("rejected"));
-        let history = certificates::history(&store, &rec.id).await.expect("history");
+        let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         assert!(history.last().is_some_and(|h| h.cause.contains("not applied")), "{history:?}");
+    }
+}
+
+/// A view read through `begin_snapshot` sees one commit: a transition committed while the view
+/// is being read (PostgreSQL) or waiting for it (SQLite's single connection) is not half-seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_sees_the_certificate_and_its_history_as_one_commit_left_them() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let rec = outbox::submit(&store, &cert("CO-SNAP"), "SendCO", "m-snap", "<x/>", now).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w1", now, Duration::seconds(30)).await.expect("claim").expect("due");
+
+        let mut snapshot = store.begin_snapshot().await.expect("snapshot");
+        let first = certificates::get(&mut *snapshot, &rec.id).await.expect("get").expect("cert");
+        assert_eq!(first.state, State::Queued);
+        // queued → sent, with its history row, committed by another task meanwhile.
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { outbox::begin_attempt(&store, &msg, b"<signed/>", "w1", now).await })
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+            while !writer.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        let again = certificates::get(&mut *snapshot, &rec.id).await.expect("get").expect("cert");
+        let history = certificates::history(&mut *snapshot, &rec.id).await.expect("history");
+        assert_eq!((again.state, history.len()), (State::Queued, 1), "{:?}: {history:?}", store.backend());
+        snapshot.rollback().await.expect("rollback");
+
+        writer.await.expect("join").expect("attempt");
+        assert_eq!(certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert").state, State::Sent);
+        assert_eq!(certificates::history(store.pool(), &rec.id).await.expect("history").len(), 2);
     }
 }

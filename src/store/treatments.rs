@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
-use super::{from_millis, millis, Store, StoreError, Tx};
+use super::{from_millis, millis, StoreError, Tx};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TreatmentDecision {
@@ -54,10 +54,13 @@ pub async fn any_for(tx: &mut Tx<'_>, certificate_id: &str) -> Result<bool, Stor
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
 
-pub async fn list(store: &Store, certificate_id: &str) -> Result<Vec<TreatmentDecision>, StoreError> {
+pub async fn list<'e>(
+    db: impl Executor<'e, Database = Any>,
+    certificate_id: &str,
+) -> Result<Vec<TreatmentDecision>, StoreError> {
     let rows = sqlx::query("SELECT decision, declaration_reference, reason_codes, remarks, recorded_by, message_id, at FROM treatment_decisions WHERE certificate_id = $1 ORDER BY id")
         .bind(certificate_id)
-        .fetch_all(store.pool())
+        .fetch_all(db)
         .await?;
     rows.iter()
         .map(|r| {
