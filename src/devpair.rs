@@ -141,17 +141,26 @@ inbound_auth = {{ username = "{other}", password_hash = "{in_hash}" }}
 
 /// A free loopback port (bound and released: fine for tests and the demo).
 ///
-/// Picked below the kernel's ephemeral range (32768+ on Linux): a port handed out by `bind(0)`
-/// is an ephemeral port, so once released it can be taken as the source port of any outgoing
-/// connection before a restarted gateway binds it again.
+/// Picked below the kernel's ephemeral range (read from /proc, 32768+ by default on Linux): a
+/// port handed out by `bind(0)` is an ephemeral port, so once released it can be taken as the
+/// source port of any outgoing connection before a restarted gateway binds it again. Ports are
+/// handed out in turn from a per-process starting point and never twice by one process, so two
+/// tests of one run cannot both be given a port that neither has bound yet.
 pub fn free_addr() -> anyhow::Result<SocketAddr> {
-    use std::hash::{BuildHasher, Hasher};
-    const LOW: u16 = 20000;
-    const SPAN: u64 = 12000;
-    for _ in 0..500 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(std::process::id() as u64);
-        let port = LOW + (hasher.finish() % SPAN) as u16;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HANDED_OUT: AtomicU64 = AtomicU64::new(0);
+    const LOW: u64 = 20000;
+    let high = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u64>().ok())
+        .filter(|ephemeral_low| *ephemeral_low > LOW + 2000)
+        .map_or(32000, |ephemeral_low| ephemeral_low.min(32000));
+    let span = high - LOW;
+    // Processes started together (the test binaries, a demo) start far apart.
+    let start = u64::from(std::process::id()).wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let port = LOW + (start + HANDED_OUT.fetch_add(1, Ordering::Relaxed)) % span;
+        let Ok(port) = u16::try_from(port) else { continue };
         if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             return Ok(l.local_addr()?);
         }

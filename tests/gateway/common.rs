@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+/// How long a test waits for what takes well under a second on an idle machine: long only so
+/// that a loaded CI machine running every test at once does not fail it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -76,15 +80,21 @@ impl Gateway {
         body["id"].as_str().expect("id").to_owned()
     }
 
-    /// Waits until the certificate is in `state` (or fails after 20 s).
+    /// Waits until the certificate is in `state` (or fails after `PATIENCE`).
     pub async fn wait_state(&self, id: &str, state: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        self.wait_for(id, &format!("reached {state}"), |cert| cert["state"] == state).await
+    }
+
+    /// Polls `GET /api/v1/certificates/{id}` until `done` holds for it (or fails after
+    /// `PATIENCE`, saying what never happened).
+    pub async fn wait_for(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
         loop {
             let (_, cert) = self.api("GET", &format!("/api/v1/certificates/{id}"), "").await;
-            if cert["state"] == state {
+            if done(&cert) {
                 return cert;
             }
-            assert!(Instant::now() < deadline, "certificate {id} never reached {state}: {cert}");
+            assert!(Instant::now() < deadline, "certificate {id} never {what}: {cert}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -20,7 +20,7 @@ fn spawn_gateway(config: &std::path::Path, fault: Option<&str>) -> Child {
 }
 
 async fn wait_ready(gw: &Gateway, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     while tokio::net::TcpStream::connect(gw.files.api_addr).await.is_err() {
         let log = || std::fs::read_to_string(gw.files.config.with_extension("stderr.log")).unwrap_or_default();
         if let Ok(Some(status)) = child.try_wait() {
@@ -32,7 +32,7 @@ async fn wait_ready(gw: &Gateway, child: &mut Child) {
 }
 
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
             return status;

@@ -81,7 +81,7 @@ http {{
         .spawn()
         .expect("start nginx");
     let nginx = Nginx(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while tokio::net::TcpStream::connect(listen).await.is_err() {
         assert!(Instant::now() < deadline, "nginx did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;

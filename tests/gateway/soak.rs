@@ -12,7 +12,9 @@ const KILLS: usize = 10;
 const FAST: &str = "poll_interval_millis = 20\nlease_seconds = 3\nrequest_timeout_seconds = 2";
 
 fn fast_marks() -> String {
-    let marks: Vec<String> = (1..=60).map(|s| s.to_string()).collect();
+    // Every second for longer than the tests wait (240 s): a slow kill phase on a loaded
+    // machine must not exhaust a message's schedule.
+    let marks: Vec<String> = (1..=300).map(|s| s.to_string()).collect();
     format!("retry_marks_seconds = [{}]", marks.join(", "))
 }
 
@@ -35,7 +37,7 @@ fn spawn(gw: &Gateway) -> Child {
 }
 
 async fn wait_ready(gw: &Gateway) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if tokio::net::TcpStream::connect(gw.files.api_addr).await.is_ok()
             && tokio::net::TcpStream::connect(gw.files.soap_addr).await.is_ok()
