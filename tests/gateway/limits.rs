@@ -178,19 +178,28 @@ async fn a_stalled_body_times_out_and_holds_the_only_slot_until_then() {
         format!("KR:{}", p.id.files.inbound_password),
     );
     // Headers complete, body promised but never sent.
-    let mut stalled = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
     let head = format!("POST /soap/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/xml\r\nContent-Length: 1000\r\n\r\n<soap:Env");
-    stalled.write_all(head.as_bytes()).await.expect("write");
-    // Meanwhile the only request slot is taken. Probe until the stalled request holds it (a
-    // probe that gets the slot first is answered at once and frees it again).
-    let deadline = Instant::now() + Duration::from_millis(1500);
+    let stall = || async {
+        let mut s = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
+        s.write_all(head.as_bytes()).await.expect("write");
+        s
+    };
+    let mut stalled = stall().await;
+    // Meanwhile the only request slot is taken. A probe that gets there first is served and
+    // frees the slot at once, and the stalled request may then have been refused as busy
+    // itself: stall again until a probe finds the slot held.
+    let deadline = Instant::now() + PATIENCE;
     loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let (status, busy) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, b"<x/>".to_vec()).await;
         if (status, first_code(&busy).as_str()) == (503, "GW-BUSY") {
             break;
         }
         assert!(Instant::now() < deadline, "the stalled request never held the slot: {status} {busy}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut peek = [0u8; 1];
+        if stalled.try_read(&mut peek).is_ok() {
+            stalled = stall().await;
+        }
     }
     // The stalled one is answered 408 when its body time is up.
     let started = Instant::now();
