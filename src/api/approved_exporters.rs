@@ -25,6 +25,7 @@ use serde_json::json;
 use super::read_request_body;
 use crate::app::AppState;
 use crate::gateway::http::{json, Body};
+use crate::soap::text;
 use crate::store::approved_exporters::{self, ApprovedExporter};
 use crate::store::StoreError;
 
@@ -146,6 +147,9 @@ fn parse_list(body: &[u8]) -> Result<Vec<ApprovedExporter>, ListFault> {
         })?;
         check_authorisation_id(&exporter.authorisation_id)
             .map_err(|why| ListFault::at(index, format!("entry {index}: authorisation_id {why}")))?;
+        if let Some(c) = exporter.name.as_deref().and_then(|name| text::forbidden_char(name, true)) {
+            return Err(ListFault::at(index, format!("entry {index}: name {}", text::describe(c))));
+        }
         if let Some(first) = first_seen.insert(exporter.authorisation_id.clone(), index) {
             let message =
                 format!("entry {index}: authorisation_id {:?} is already entry {first}", exporter.authorisation_id);
@@ -166,8 +170,8 @@ fn check_authorisation_id(id: &str) -> Result<(), String> {
         Err(format!("has {chars} characters; at most {MAX_ID_CHARS} are allowed (an..35)"))
     } else if id.trim() != id {
         Err("has leading or trailing whitespace".to_owned())
-    } else if id.chars().any(char::is_control) {
-        Err("contains a control character".to_owned())
+    } else if let Some(c) = text::forbidden_char(id, true) {
+        Err(text::describe(c))
     } else {
         Ok(())
     }
@@ -219,6 +223,7 @@ mod tests {
             ),
             (r#"[{"authorisation_id": " A"}]"#.to_owned(), Some(0)),
             (r#"[{"authorisation_id": "A\tB"}]"#.to_owned(), Some(0)),
+            (r#"[{"authorisation_id": "A"}, {"authorisation_id": "B", "name": "Han\u0000bit"}]"#.to_owned(), Some(1)),
             (
                 r#"[{"authorisation_id": "A"}, {"authorisation_id": "B"}, {"authorisation_id": "A"}]"#.to_owned(),
                 Some(2),

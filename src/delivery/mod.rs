@@ -144,9 +144,10 @@ impl Worker {
         let wire = match self.secure(&msg, &partner).await {
             Ok(w) => w,
             Err(reason) => {
-                tracing::error!(message_id = %msg.message_id, %reason, "message could not be secured");
-                outbox::release(store, &msg.message_id).await?;
-                return Ok(Step::WillRetry(reason));
+                // Releasing it would hand the same message back at once, forever.
+                tracing::error!(message_id = %msg.message_id, %reason, "message could not be secured; manual intervention needed");
+                let to = outbox::unsendable(store, &msg, &reason, self.webhook(), now).await?;
+                return Ok(Step::Completed(to));
             }
         };
         let attempt = outbox::begin_attempt(store, &msg, &wire, &self.owner, now).await?;

@@ -9,21 +9,28 @@ use serde::Deserialize;
 use super::{queue, refused, unknown, validation_errors, FlowError};
 use crate::config::Settings;
 use crate::lifecycle::{Direction, Event, Role};
-use crate::soap::business::{Cancellation, CancellationStatus, DocumentId, Feedback, TREATMENT_DECISIONS};
+use crate::soap::business::{
+    Cancellation, CancellationStatus, DocumentId, Feedback, MAX_REASON_CODES, TREATMENT_DECISIONS,
+};
+use crate::soap::text::{describe, forbidden_char};
 use crate::soap::{AckError, Operation};
 use crate::store::amendments::{self, NewAmendment};
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::treatments::{self, NewDecision};
 use crate::store::{Store, StoreError, Tx};
 
-/// Checks a free text: mandatory or not, at most `max` characters.
-fn text(errors: &mut Vec<AckError>, field: &str, value: Option<&str>, max: usize, required: bool) {
-    match value.map(str::trim) {
-        Some(v) if v.chars().count() > max => {
-            errors.push(AckError::new("API-FIELD", format!("{field} is longer than {max} characters"), field))
+/// Checks a text: mandatory or not, at most `max` characters, XML characters only (free texts
+/// may have line breaks, codes may not).
+fn text(errors: &mut Vec<AckError>, field: &str, value: Option<&str>, max: usize, required: bool, single_line: bool) {
+    let value = value.map(str::trim).unwrap_or_default();
+    if value.is_empty() {
+        if required {
+            errors.push(AckError::new("API-FIELD", format!("{field} is mandatory"), field));
         }
-        Some("") | None if required => errors.push(AckError::new("API-FIELD", format!("{field} is mandatory"), field)),
-        _ => {}
+    } else if value.chars().count() > max {
+        errors.push(AckError::new("API-FIELD", format!("{field} is longer than {max} characters"), field));
+    } else if let Some(c) = forbidden_char(value, single_line) {
+        errors.push(AckError::new("API-FIELD", format!("{field} {}", describe(c)), field));
     }
 }
 
@@ -81,7 +88,7 @@ pub async fn request_amendment(
     now: DateTime<Utc>,
 ) -> Result<AmendmentQueued, FlowError> {
     let mut errors = Vec::new();
-    text(&mut errors, "reason", Some(&request.reason), 512, true);
+    text(&mut errors, "reason", Some(&request.reason), 512, true, false);
     let mut tx = store.begin().await?;
     let original = certificate(&mut tx, store, certificate_id).await?;
     // Whether it may be amended at all comes before what the replacement looks like.
@@ -244,7 +251,7 @@ pub async fn decide_cancellation(
     };
     let reason = trimmed(&answer.reason);
     let mut errors = Vec::new();
-    text(&mut errors, "reason", reason.as_deref(), 512, !accept);
+    text(&mut errors, "reason", reason.as_deref(), 512, !accept, false);
     if !errors.is_empty() {
         return Err(FlowError::Invalid(errors));
     }
@@ -283,10 +290,13 @@ pub async fn record_treatment(
     if !TREATMENT_DECISIONS.contains(&request.decision.as_str()) {
         errors.push(AckError::new("API-FIELD", format!("decision must be one of {TREATMENT_DECISIONS:?}"), "decision"));
     }
-    text(&mut errors, "declaration_reference", declaration_reference.as_deref(), 70, false);
-    text(&mut errors, "remarks", remarks.as_deref(), 512, false);
-    for (i, code) in reason_codes.iter().enumerate() {
-        text(&mut errors, &format!("reason_codes[{i}]"), Some(code), 35, true);
+    text(&mut errors, "declaration_reference", declaration_reference.as_deref(), 70, false, true);
+    text(&mut errors, "remarks", remarks.as_deref(), 512, false, false);
+    if reason_codes.len() > MAX_REASON_CODES {
+        errors.push(AckError::new("API-FIELD", format!("at most {MAX_REASON_CODES} reason codes"), "reason_codes"));
+    }
+    for (i, code) in reason_codes.iter().enumerate().take(MAX_REASON_CODES) {
+        text(&mut errors, &format!("reason_codes[{i}]"), Some(code), 35, true, true);
     }
     if !errors.is_empty() {
         return Err(FlowError::Invalid(errors));

@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::payload::codes::{is_country_code, is_hs_code, is_unit_code};
 use crate::payload::model::{ConsignmentItem, Measure};
 use crate::payload::Lpco;
+use crate::soap::text;
 
 /// Stable codes of claim results and declaration faults.
 pub mod code {
@@ -213,13 +214,18 @@ pub fn validate(d: &Declaration) -> Vec<DeclarationError> {
 }
 
 fn check_identifier(errors: &mut Vec<DeclarationError>, path: &str, value: Option<&String>, required: bool) {
-    match value {
-        Some(v) if v.is_empty() => errors.push(DeclarationError::new(path, "must not be empty")),
-        Some(v) if v.chars().count() > MAX_ID_LEN => {
-            errors.push(DeclarationError::new(path, format!("at most {MAX_ID_LEN} characters")))
+    let Some(v) = value else {
+        if required {
+            errors.push(DeclarationError::new(path, "is required"));
         }
-        None if required => errors.push(DeclarationError::new(path, "is required")),
-        _ => {}
+        return;
+    };
+    if v.is_empty() {
+        errors.push(DeclarationError::new(path, "must not be empty"));
+    } else if v.chars().count() > MAX_ID_LEN {
+        errors.push(DeclarationError::new(path, format!("at most {MAX_ID_LEN} characters")));
+    } else if let Some(c) = text::forbidden_char(v, true) {
+        errors.push(DeclarationError::new(path, text::describe(c)));
     }
 }
 

@@ -274,6 +274,13 @@ fn every_fault_of_a_declaration_is_reported_with_its_path() {
         )),
         ["declaration_number", "issuer"]
     );
+    // Control characters (NUL would not even reach PostgreSQL) are refused where they are.
+    assert_eq!(
+        paths(
+            r#"{"declaration_number":"D\u0000","issuer":"KR","reference":"R\u000b1","items":[{"hs_code":"870829","origin_country":"KR","invoice_number":"I\n1"}]}"#
+        ),
+        ["declaration_number", "reference", "items[0].invoice_number"]
+    );
 }
 
 #[test]

@@ -176,6 +176,9 @@ impl CancellationStatus {
 /// The origin-based treatment decisions of the schema.
 pub const TREATMENT_DECISIONS: [&str; 3] = ["Granted", "Rejected", "PartiallyGranted"];
 
+/// At most this many reason codes in one origin-treatment decision (the schema's maxOccurs).
+pub const MAX_REASON_CODES: usize = 99;
+
 /// T3: the importer's origin-based treatment decision on a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feedback {
@@ -199,6 +202,10 @@ impl Feedback {
         if reason_codes.iter().any(|c| c.is_empty() || c.chars().count() > 35) {
             let path = f.path("ReasonCode");
             f.errors.push(AckError::new("MSG-LENGTH", "ReasonCode must be 1 to 35 characters", path));
+        }
+        if reason_codes.len() > MAX_REASON_CODES {
+            let path = f.path("ReasonCode");
+            f.errors.push(AckError::new("MSG-LENGTH", format!("at most {MAX_REASON_CODES} ReasonCode elements"), path));
         }
         let remarks = f.optional("Remarks", 512);
         let value = match (issuer, reference, decision) {

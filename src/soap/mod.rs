@@ -8,6 +8,7 @@
 pub mod business;
 pub mod fault;
 pub mod messages;
+pub mod text;
 pub mod wsdl;
 mod xmlread;
 

@@ -150,15 +150,6 @@ fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
     })
 }
 
-/// Gives a claimed message back without an attempt (e.g. at shutdown or when rate-limited).
-pub async fn release(store: &Store, message_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE message_id = $1")
-        .bind(message_id)
-        .execute(store.pool())
-        .await?;
-    Ok(())
-}
-
 /// Records that attempt `attempts + 1` is about to put `wire` on the network: the attempt row,
 /// the exact bytes in the message log, and the certificate's `transmitted` event — committed
 /// before the first byte is sent. Returns the attempt number.
@@ -253,15 +244,48 @@ pub async fn exhaust(
 ) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
     finish_failed_attempt(&mut tx, &msg.message_id, failure, now).await?;
-    close(&mut tx, &msg.message_id, FAILED, Some(failure.error), now).await?;
     let cause = format!("retry schedule exhausted after {} attempts: {}", failure.attempt, failure.error);
+    let to = give_up(&mut tx, store, msg, failure.error, &cause, webhook, now).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
+/// The message cannot even be put in its signed (and encrypted) form — our key, the partner's
+/// encryption certificate or the stored body is at fault, which no retry cures: it ends
+/// `failed` like an exhausted one (certificate `delivery_failed`, alert), without an attempt,
+/// for an operator to fix the cause and retry.
+pub async fn unsendable(
+    store: &Store,
+    msg: &OutboxMessage,
+    error: &str,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
+    let mut tx = store.begin().await?;
+    let cause = format!("message could not be secured, manual intervention needed: {error}");
+    let to = give_up(&mut tx, store, msg, error, &cause, webhook, now).await?;
+    tx.commit().await?;
+    Ok(to)
+}
+
+/// Closes the message `failed`, tells the certificate and raises `co.delivery_failed`.
+async fn give_up(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    msg: &OutboxMessage,
+    error: &str,
+    cause: &str,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
+    close(tx, &msg.message_id, FAILED, Some(error), now).await?;
     let to = certificates::delivery_event(
-        &mut tx,
+        tx,
         store,
         &msg.operation,
         &msg.certificate_id,
         DeliveryOutcome::Exhausted,
-        &cause,
+        cause,
         Some(&msg.message_id),
         now,
     )
@@ -271,10 +295,9 @@ pub async fn exhaust(
         partner: Some(&msg.partner),
         message_id: Some(&msg.message_id),
         certificate_id: Some(&msg.certificate_id),
-        detail: &cause,
+        detail: cause,
     };
-    alerts::raise(&mut tx, &alert, webhook, now).await?;
-    tx.commit().await?;
+    alerts::raise(tx, &alert, webhook, now).await?;
     Ok(to)
 }
 

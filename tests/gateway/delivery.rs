@@ -369,3 +369,46 @@ async fn a_co_and_its_cancellation_arrive_in_order_at_a_flapping_partner() {
     let state = p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1;
     assert_eq!(state["state"], "acknowledged", "a cancellation delivery notes but does not move the CO: {state}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_be_secured_fails_at_once_for_an_operator_instead_of_spinning() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let clock = ManualClock::new(now());
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    // A body no XML parser accepts; only the store API can queue one (the domestic API refuses
+    // such text), but a message that cannot be signed must not be handed back to the workers
+    // forever whatever its cause.
+    let cert = coconnect::store::certificates::NewCertificate {
+        issuer: "KR",
+        reference: "UNSENDABLE-1",
+        direction: coconnect::lifecycle::Direction::Outbound,
+        partner: "ID",
+        kind: coconnect::payload::DocumentKind::Co,
+        replaces: None,
+        reference_code: None,
+        verification_flag: None,
+        content_sha256: "0",
+        co_xml: "<LPCO/>",
+    };
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let record = outbox::submit(
+        p.kr.store(),
+        &cert,
+        "SendCO",
+        &message_id,
+        "<cc:Broken>\u{b}</cc:Broken>",
+        clock.now_for_test(),
+    )
+    .await
+    .expect("queued");
+    let worker = p.kr.worker("w");
+    assert_eq!(drain(&p.kr, &worker).await, vec![Step::Completed(State::DeliveryFailed)]);
+    clock.set(clock.now_for_test() + Duration::hours(20));
+    assert_eq!(drain(&p.kr, &worker).await, vec![], "never handed out again");
+    assert!(outbox::attempt_times(p.kr.store(), &message_id).await.expect("attempts").is_empty(), "nothing was sent");
+    let shown = p.kr.api("GET", &format!("/api/v1/certificates/{}", record.id), "").await.1;
+    assert_eq!(shown["state"], "delivery_failed");
+    let cause = shown["history"].as_array().and_then(|h| h.last()).map(|h| h["cause"].to_string()).unwrap_or_default();
+    assert!(cause.contains("could not be secured"), "{shown}");
+    assert_eq!(alert_names(&p.kr).await, vec!["co.delivery_failed"]);
+}

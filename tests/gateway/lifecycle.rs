@@ -375,6 +375,27 @@ async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
     let path = format!("/api/v1/certificates/{id_cert}/treatment");
     let (status, body) = p.id.api("POST", &path, &treatment("Maybe")).await;
     assert_eq!((status, body["errors"][0]["code"].as_str()), (422, Some("API-FIELD")), "{body}");
+    // A control character would make the queued SendFeedback unparsable when it is signed:
+    // refused with the field, in free texts and in codes alike; line breaks in remarks are fine.
+    for (field, value, path_of_error) in [
+        ("remarks", json!("see\u{b}annex"), "remarks"),
+        ("declaration_reference", json!("40101\u{0}"), "declaration_reference"),
+        ("reason_codes", json!(["OK", "R\u{c}1"]), "reason_codes[1]"),
+    ] {
+        let mut request = json!({"decision": "Rejected"});
+        request[field] = value;
+        let (status, body) = p.id.api("POST", &path, &request.to_string()).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(
+            (body["errors"][0]["code"].as_str(), body["errors"][0]["path"].as_str()),
+            (Some("API-FIELD"), Some(path_of_error)),
+            "{body}"
+        );
+    }
+    let too_many: Vec<String> = (0..100).map(|i| format!("R{i}")).collect();
+    let (status, body) =
+        p.id.api("POST", &path, &json!({"decision": "Rejected", "reason_codes": too_many}).to_string()).await;
+    assert_eq!((status, body["errors"][0]["path"].as_str()), (422, Some("reason_codes")), "{body}");
     // Treatment is the importer's: the exporter's own certificate refuses it.
     let (status, body) =
         p.kr.api("POST", &format!("/api/v1/certificates/{kr_cert}/treatment"), &treatment("Granted")).await;
