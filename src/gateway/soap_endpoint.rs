@@ -399,20 +399,24 @@ async fn process(
     }
     let message_id = header.message_id.to_string();
     let body_sha256 = sha256_hex(&body_child);
-    match inbound::find(&state.store, &partner.party, &message_id).await {
-        Ok(Some(previous)) if previous.body_sha256 == body_sha256 => {
-            tracing::info!(partner = %partner.party, %message_id, "retry of a received message: original acknowledgement returned");
+    // The answer to a message ID already received: the original acknowledgement for a retry
+    // of the same body, MSG-ID-REUSED for anything else.
+    let (id, digest, body_digest) = (&message_id, &received_digest, &body_sha256);
+    let answer_earlier = |previous: inbound::ReceivedMessage| async move {
+        if previous.body_sha256 == *body_digest {
+            tracing::info!(partner = %partner.party, message_id = %id, "retry of a received message: original acknowledgement returned");
             return Ok((version, previous.ack_wire));
         }
-        Ok(Some(_)) => {
-            let errors = vec![AckError::new(
-                "MSG-ID-REUSED",
-                "this message ID was already used for a different message",
-                format!("/{op_name}/MessageHeader/MessageID"),
-            )];
-            let ack = ack_for(state, partner, &message_id, &received_digest, errors, now);
-            return sign_ack(state, version, &ack, now).await.map(|a| (version, a));
-        }
+        let errors = vec![AckError::new(
+            "MSG-ID-REUSED",
+            "this message ID was already used for a different message",
+            format!("/{op_name}/MessageHeader/MessageID"),
+        )];
+        let ack = ack_for(state, partner, id, digest, errors, now);
+        sign_ack(state, version, &ack, now).await.map(|a| (version, a))
+    };
+    match inbound::find(&state.store, &partner.party, &message_id).await {
+        Ok(Some(previous)) => return answer_earlier(previous).await,
         Ok(None) => {}
         Err(e) => {
             tracing::error!(error = %e, "store unavailable");
@@ -458,7 +462,8 @@ async fn process(
             tracing::info!(event = "received", partner = %partner.party, %message_id, operation = operation.name(), accepted, ?certificate, "request acknowledged");
             Ok((version, ack_wire))
         }
-        Ok((Some(previous), _)) => Ok((version, previous.ack_wire)),
+        // A copy that was stored while this one was being checked.
+        Ok((Some(previous), _)) => answer_earlier(previous).await,
         Err(e) => {
             // A refusal here means the certificate changed between the check and the write (a
             // concurrent message): nothing was stored, and the partner's retry gets the answer.

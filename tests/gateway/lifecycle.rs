@@ -341,6 +341,28 @@ async fn two_copies_of_one_message_at_once_are_stored_once_and_both_get_its_ackn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_different_messages_with_one_id_at_once_one_is_accepted_and_the_other_refused() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let url = p.id.soap_url();
+    let password = p.id.files.inbound_password.clone();
+    for round in 1..=4 {
+        // Same message ID, two different COs, posted together: whether the second is caught
+        // before its check or only when its receipt is written, it is refused, never told
+        // "Accepted" with the other's acknowledgement.
+        let id = uuid::Uuid::new_v4();
+        let first = c.secure(&send_co_body(id, &co_with_reference(&format!("RACE-{round}-A"))), true, now());
+        let second = c.secure(&send_co_body(id, &co_with_reference(&format!("RACE-{round}-B"))), true, now());
+        let (a, b) = tokio::join!(post_soap(&url, "KR", &password, first), post_soap(&url, "KR", &password, second));
+        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+        let accepted = [&a.1, &b.1].iter().filter(|ack| ack.contains("<cc:Status>Accepted</cc:Status>")).count();
+        let reused = [&a.1, &b.1].iter().filter(|ack| all_codes(ack).contains(&"MSG-ID-REUSED".to_owned())).count();
+        assert_eq!((accepted, reused), (1, 1), "round {round}: {a:?} {b:?}");
+        assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), i64::from(round));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let (kr_cert, id_cert) = exchanged(&p).await;
