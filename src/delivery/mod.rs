@@ -341,7 +341,10 @@ impl Worker {
     }
 }
 
-/// Fault codes that a new attempt (fresh Timestamp, fresh signature) can cure.
+/// Fault codes that a new attempt can cure: a fresh Timestamp and signature (clock skew, a
+/// replay of our own retry), the partner's own trouble, or the two gateways' credentials and
+/// certificates out of step (a password or key roll-over the partner has not taken over
+/// yet) — a matter for the operators, not a verdict on the CO.
 fn is_transient_fault(code: &str) -> bool {
     matches!(
         code,
@@ -349,6 +352,8 @@ fn is_transient_fault(code: &str) -> bool {
             | "WSS-FUTURE-TIMESTAMP"
             | "WSS-BAD-TIMESTAMP"
             | "WSS-REPLAY"
+            | "WSS-UNTRUSTED-CERT"
+            | "WSS-DECRYPT"
             | "GW-INTERNAL"
             | "AUTH-FAILED"
             | "AUTH-MISSING"

@@ -412,3 +412,59 @@ async fn a_message_that_cannot_be_secured_fails_at_once_for_an_operator_instead_
     assert!(cause.contains("could not be secured"), "{shown}");
     assert_eq!(alert_names(&p.kr).await, vec!["co.delivery_failed"]);
 }
+
+/// The signing and encryption certificates of two gateways out of step (a key roll-over not
+/// yet taken over by the partner) are a configuration problem, not the CO's: the refusal is
+/// retried on the schedule and the CO goes through once the partner catches up, instead of
+/// ending `rejected` for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_out_of_step_between_partners_are_retried_not_rejected() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let pki = p.dir.path().join("pki");
+    let (kr_files, id_files) = (coconnect::pki::party_files(&pki, "KR"), coconnect::pki::party_files(&pki, "ID"));
+    let setting = |key: &str, path: &std::path::Path| format!("{key} = \"{}\"", path.display());
+    let pinned = |path: &std::path::Path| format!("signing_certs = [\"{}\"]", path.display());
+    let clock = ManualClock::new(now());
+    let worker_outcome = |steps: Vec<Step>, code: &str| match steps.as_slice() {
+        [Step::WillRetry(reason)] => assert!(reason.contains(code), "{reason}"),
+        other => panic!("expected one attempt refused with {code}, to be retried: {other:?}"),
+    };
+
+    // ID does not accept KR's signing certificate yet.
+    p.id.reconfigure(&pinned(&kr_files.signing_cert), &pinned(&id_files.signing_cert));
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    p.id.start().await;
+    let first = p.kr.submit("ID", EXAMPLE_CO).await;
+    let worker = p.kr.worker("w");
+    worker_outcome(drain(&p.kr, &worker).await, "WSS-UNTRUSTED-CERT");
+    p.id.stop().await;
+    p.id.reconfigure(&pinned(&id_files.signing_cert), &pinned(&kr_files.signing_cert));
+    p.id.start().await;
+    clock.advance(Duration::seconds(2));
+    assert_eq!(drain(&p.kr, &worker).await, vec![Step::Completed(State::Acknowledged)]);
+    assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{first}"), "").await.1["state"], "acknowledged");
+
+    // KR encrypts to a certificate whose key ID does not hold. (The worker holds the store,
+    // and with it SQLite's instance lock, until dropped.)
+    drop(worker);
+    p.kr.stop().await;
+    p.kr.reconfigure(
+        &setting("encryption_cert", &id_files.encryption_cert),
+        &setting("encryption_cert", &kr_files.encryption_cert),
+    );
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    let second = p.kr.submit("ID", &co_with_reference("OUT-OF-STEP-2")).await;
+    let worker = p.kr.worker("w");
+    worker_outcome(drain(&p.kr, &worker).await, "WSS-DECRYPT");
+    drop(worker);
+    p.kr.stop().await;
+    p.kr.reconfigure(
+        &setting("encryption_cert", &kr_files.encryption_cert),
+        &setting("encryption_cert", &id_files.encryption_cert),
+    );
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    clock.advance(Duration::seconds(2));
+    assert_eq!(drain(&p.kr, &p.kr.worker("w")).await, vec![Step::Completed(State::Acknowledged)]);
+    assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{second}"), "").await.1["state"], "acknowledged");
+    assert!(alert_names(&p.kr).await.iter().all(|a| a != "co.rejected"));
+}
