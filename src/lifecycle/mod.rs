@@ -273,6 +273,11 @@ pub const RULES: &[Rule] = &[
     // Feedback can cross a cancellation notification on the wire.
     rule(Outbound, Some(Acknowledged), TreatmentDecided, &[ImportingPartner], Acknowledged),
     rule(Outbound, Some(CancellationRequested), TreatmentDecided, &[ImportingPartner], CancellationRequested),
+    // The importer's signed feedback proves it holds the CO even when our copy of its
+    // acknowledgement is not stored yet (crash after sending, lost answer, an ack that did not
+    // verify): refusing it would lose the decision for good, the refusal being final.
+    rule(Outbound, Some(Sent), TreatmentDecided, &[ImportingPartner], Sent),
+    rule(Outbound, Some(DeliveryFailed), TreatmentDecided, &[ImportingPartner], DeliveryFailed),
     rule(Inbound, None, ReceivedFromPartner, &[ExportingPartner], Received),
     rule(Inbound, Some(Received), CancellationNotified, &[ExportingPartner], CancellationPending),
     rule(Inbound, Some(CancellationPending), CancellationAccepted, &[Clearance, Gateway], Cancelled),

@@ -440,3 +440,39 @@ async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
     assert_eq!(show(&p.id, &id_cert).await, id_before, "the importer's certificate is unchanged");
     assert_eq!(outboxes().await, outbox_before, "nothing was queued");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_is_kept_while_our_copy_of_the_acknowledgement_is_still_missing() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    // KR's workers are off: its CO stays `sent`, as after a crash between sending and storing
+    // ID's acknowledgement.
+    let clock = coconnect::clock::ManualClock::new(now());
+    p.kr.start_with(std::sync::Arc::new(clock.clone()), false).await;
+    p.id.start().await;
+    let kr_cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    let claimed =
+        coconnect::store::outbox::claim_due(p.kr.store(), "w", clock.now_for_test(), chrono::Duration::seconds(60))
+            .await
+            .expect("claim")
+            .expect("due");
+    coconnect::store::outbox::begin_attempt(p.kr.store(), &claimed, b"<sent/>", "w", clock.now_for_test())
+        .await
+        .expect("attempt");
+    assert_eq!(show(&p.kr, &kr_cert).await["state"], "sent");
+    // The CO did reach ID (here straight from the test, signed with KR's key).
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let request = c.secure(&send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO), true, now());
+    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, request).await;
+    assert!(status == 200 && ack.contains("Accepted"), "{ack}");
+    let id_cert = received(&p.id, REFERENCE).await["id"].as_str().expect("id").to_owned();
+
+    let treatment = json!({"decision": "Granted", "declaration_reference": "40101-25-000777M"}).to_string();
+    let (status, body) = p.id.api("POST", &format!("/api/v1/certificates/{id_cert}/treatment"), &treatment).await;
+    assert_eq!(status, 202, "{body}");
+    let kept = p
+        .kr
+        .wait_for(&kr_cert, "kept the feedback", |c| c["treatment_decisions"].as_array().is_some_and(|d| !d.is_empty()))
+        .await;
+    assert_eq!(kept["state"], "sent", "{kept}");
+    assert_eq!(kept["treatment_decisions"][0]["declaration_reference"], "40101-25-000777M");
+}
