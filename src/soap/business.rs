@@ -52,6 +52,20 @@ impl<'f> Fields<'f> {
         v
     }
 
+    /// A message ID, read as the header's MessageID is (any form `uuid` accepts: upper case,
+    /// `urn:uuid:` ...) and given back in the canonical lower-case form our IDs are stored in.
+    fn uuid(&mut self, name: &str) -> Option<String> {
+        let v = self.required(name, 45)?;
+        match uuid::Uuid::parse_str(&v) {
+            Ok(id) => Some(id.to_string()),
+            Err(_) => {
+                let path = self.path(name);
+                self.errors.push(AckError::new("MSG-ID-FORMAT", format!("{name} {v:?} is not a UUID"), path));
+                None
+            }
+        }
+    }
+
     fn one_of(&mut self, name: &str, allowed: &[&str]) -> Option<String> {
         let v = self.required(name, 35)?;
         if allowed.contains(&v.as_str()) {
@@ -146,7 +160,7 @@ impl CancellationStatus {
         let flat = flat(xml)?;
         let mut f = Fields::new(&flat, Self::GROUP);
         let (issuer, reference) = (f.required("IssuerPartyID", 10), f.required("DocumentReference", 35));
-        let answered = f.required("CancellationMessageID", 36);
+        let answered = f.uuid("CancellationMessageID");
         let status = f.one_of("Status", &["Accepted", "Declined"]);
         let reason = f.optional("Reason", 512);
         let value = match (issuer, reference, answered, status) {
@@ -364,6 +378,16 @@ mod tests {
             reason: Some("treatment granted".into()),
         };
         assert_eq!(CancellationStatus::read(&wrap("SendCancellationStatusRequest", &s.to_xml())).unwrap(), s);
+        // Another spelling of the same UUID names the same notification; a non-UUID is refused.
+        let upper = s.to_xml().replace(&s.cancellation_message_id, "urn:uuid:0B6C1A4E-2F1D-4A39-9D8E-5C7B3A2E1F00");
+        assert_eq!(CancellationStatus::read(&wrap("SendCancellationStatusRequest", &upper)).unwrap(), s);
+        let bad = s.to_xml().replace(&s.cancellation_message_id, "not-a-uuid");
+        let errs = CancellationStatus::read(&wrap("SendCancellationStatusRequest", &bad)).unwrap_err();
+        let codes: Vec<_> = errs.iter().map(|e| (e.code.as_str(), e.path.as_str())).collect();
+        assert_eq!(
+            codes,
+            [("MSG-ID-FORMAT", "/SendCancellationStatusRequest/CancellationStatus/CancellationMessageID")]
+        );
         let l =
             Lookup { document: DocumentId { issuer: "KR".into(), reference: "R1".into() }, reference_code: "X".into() };
         assert_eq!(Lookup::read(&wrap("GetCORequest", &l.to_xml())).unwrap(), l);
