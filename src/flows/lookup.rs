@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::config::{Expect, Partner};
-use crate::lifecycle::{Direction, State};
+use crate::lifecycle::State;
 use crate::payload::DocumentKind;
 use crate::soap::business::{lookup_response_xml, read_lookup_response, DocumentId, Lookup, LookupResult};
 use crate::soap::messages::request_xml;
@@ -63,21 +63,19 @@ pub async fn find(state: &AppState, partner: &Partner, lookup: &Lookup) -> Resul
     if *issuer != state.settings.party {
         return Ok(LookupResult::NotFound);
     }
-    let found = certificates::find(state.store.pool(), issuer, reference).await?;
-    let cert = found.into_iter().find(|c| {
-        c.direction == Direction::Outbound
-            && c.partner == partner.party
-            && c.kind == DocumentKind::Co
-            && c.reference_code.as_deref().is_some_and(|code| codes_match(code, &lookup.reference_code))
-    });
-    Ok(match cert {
-        Some(c) if c.co_xml.is_empty() => LookupResult::NotFound,
-        Some(c) => match c.state {
-            State::Rejected | State::Withdrawn => LookupResult::NotFound,
-            State::Cancelled => LookupResult::Found { status: "Cancelled".into(), lpco_xml: c.co_xml },
-            _ => LookupResult::Found { status: "Valid".into(), lpco_xml: c.co_xml },
-        },
-        None => LookupResult::NotFound,
+    // The CO's contents are read only once the code matched.
+    let candidate =
+        certificates::lookup_candidate(&state.store, issuer, reference, &partner.party, DocumentKind::Co).await?;
+    let Some((id, Some(code))) = candidate else { return Ok(LookupResult::NotFound) };
+    if !codes_match(&code, &lookup.reference_code) {
+        return Ok(LookupResult::NotFound);
+    }
+    let Some(cert) = certificates::get(state.store.pool(), &id).await? else { return Ok(LookupResult::NotFound) };
+    Ok(match cert.state {
+        _ if cert.co_xml.is_empty() => LookupResult::NotFound,
+        State::Rejected | State::Withdrawn => LookupResult::NotFound,
+        State::Cancelled => LookupResult::Found { status: "Cancelled".into(), lpco_xml: cert.co_xml },
+        _ => LookupResult::Found { status: "Valid".into(), lpco_xml: cert.co_xml },
     })
 }
 

@@ -292,6 +292,31 @@ pub async fn find<'e>(
     rows.iter().map(record).collect()
 }
 
+/// What a partner's look-up may compare before anything else is read: the id and reference
+/// code of the document of `kind` we sent `partner` under this issuer and
+/// reference. Small columns only, so a document held for another partner (or none) costs the
+/// same one indexed read, whatever its size.
+pub async fn lookup_candidate(
+    store: &Store,
+    issuer: &str,
+    reference: &str,
+    partner: &str,
+    kind: DocumentKind,
+) -> Result<Option<(String, Option<String>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, reference_code FROM certificates \
+         WHERE issuer = $1 AND reference = $2 AND direction = $3 AND partner = $4 AND kind = $5",
+    )
+    .bind(issuer)
+    .bind(reference)
+    .bind(Direction::Outbound.as_str())
+    .bind(partner)
+    .bind(kind.as_str())
+    .fetch_optional(store.pool())
+    .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("reference_code")?))).transpose()
+}
+
 /// The certificate `id` inside a transaction, locked for update where the backend can.
 pub(crate) async fn get_in(tx: &mut Tx<'_>, store: &Store, id: &str) -> Result<Option<CertificateRecord>, StoreError> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM certificates WHERE id = $1{}", store.for_update()))
