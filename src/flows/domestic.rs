@@ -124,6 +124,7 @@ pub async fn request_amendment(
     let Some((replacement_reference, replacement_xml)) = replacement_xml.filter(|_| errors.is_empty()) else {
         return Err(FlowError::Invalid(errors));
     };
+    certificates::lock_reference(&mut tx, store, &settings.party, &replacement_reference).await?;
     if certificates::find_in(&mut tx, &settings.party, &replacement_reference, Direction::Outbound).await?.is_some()
         || amendments::replacement_reserved(&mut tx, &replacement_reference).await?
     {

@@ -292,6 +292,25 @@ pub async fn find<'e>(
     rows.iter().map(record).collect()
 }
 
+/// Serialises, until `tx` ends, every transaction that checks whether `issuer`'s `reference`
+/// is free and then takes it (a submission, an amendment reserving it for its replacement):
+/// without it two of them on PostgreSQL could both find it free. SQLite's single connection
+/// serialises them already.
+pub(crate) async fn lock_reference(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    issuer: &str,
+    reference: &str,
+) -> Result<(), StoreError> {
+    if store.backend() == super::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("coconnect reference\n{issuer}\n{reference}"))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// What a partner's look-up may compare before anything else is read: the id and reference
 /// code of the document of `kind` we sent `partner` under this issuer and
 /// reference. Small columns only, so a document held for another partner (or none) costs the

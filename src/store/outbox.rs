@@ -55,6 +55,7 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
     let mut tx = store.begin().await?;
+    certificates::lock_reference(&mut tx, store, cert.issuer, cert.reference).await?;
     // An open amendment reserves its replacement's reference until the importer answers.
     if super::amendments::replacement_reserved(&mut tx, cert.reference).await? {
         return Err(StoreError::Duplicate(format!(

@@ -476,3 +476,54 @@ async fn feedback_is_kept_while_our_copy_of_the_acknowledgement_is_still_missing
     assert_eq!(kept["state"], "sent", "{kept}");
     assert_eq!(kept["treatment_decisions"][0]["declaration_reference"], "40101-25-000777M");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reference_claimed_at_once_by_two_amendments_and_a_submission_goes_to_one() {
+    one_reference_claimed_at_once_goes_to_one_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reference_claimed_at_once_by_two_amendments_and_a_submission_goes_to_one_postgres() {
+    if postgres_url().is_none() {
+        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+        return;
+    }
+    one_reference_claimed_at_once_goes_to_one_on(Db::Postgres).await;
+}
+
+async fn one_reference_claimed_at_once_goes_to_one_on(db: Db) {
+    let mut p = pair_stopped("sign-encrypt", db).await;
+    // ID's officer decides, so every amendment stays open and keeps its reservation.
+    p.id.reconfigure(
+        "[[partners]]\nparty = \"KR\"",
+        "[[partners]]\nparty = \"KR\"\ncancellation_decision = \"officer\"",
+    );
+    p.kr.start().await;
+    p.id.start().await;
+    for round in 1..=3 {
+        let (a, b) = (format!("CLAIM-{round}-A"), format!("CLAIM-{round}-B"));
+        let (a, b) = (p.kr.submit("ID", &co_with_reference(&a)).await, p.kr.submit("ID", &co_with_reference(&b)).await);
+        p.kr.wait_state(&a, "acknowledged").await;
+        p.kr.wait_state(&b, "acknowledged").await;
+        let shared = format!("SHARED-{round}");
+        let (amend_a, amend_b) = (amendment("first", &shared), amendment("second", &shared));
+        let (path_a, path_b) =
+            (format!("/api/v1/certificates/{a}/amendments"), format!("/api/v1/certificates/{b}/amendments"));
+        let replacement = co_with_reference(&shared);
+        let (ra, rb, rs) = tokio::join!(
+            p.kr.api("POST", &path_a, &amend_a),
+            p.kr.api("POST", &path_b, &amend_b),
+            p.kr.api("POST", "/api/v1/certificates?partner=ID", &replacement),
+        );
+        let won = [ra.0, rb.0, rs.0].iter().filter(|s| **s == 202).count();
+        assert_eq!(won, 1, "round {round}: exactly one may take {shared}: {ra:?} {rb:?} {rs:?}");
+        for (status, body) in [&ra, &rb] {
+            if *status != 202 {
+                assert_eq!((*status, body["errors"][0]["code"].as_str()), (422, Some("CO-DUPLICATE")), "{body}");
+            }
+        }
+        if rs.0 != 202 {
+            assert_eq!((rs.0, rs.1["code"].as_str()), (409, Some("CO-DUPLICATE")), "{}", rs.1);
+        }
+    }
+}
