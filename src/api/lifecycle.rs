@@ -99,7 +99,7 @@ fn flow_response(result: Result<serde_json::Value, FlowError>) -> Result<Respons
         Ok(v) => Ok(json(StatusCode::ACCEPTED, &v)),
         Err(FlowError::Refused(e)) => {
             let status = if e.code == LC_UNKNOWN { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
-            Ok(json(status, &json!({"error": e.description, "code": e.code})))
+            Ok(json(status, &json!({"error": e.description, "code": e.code, "path": e.path})))
         }
         Err(FlowError::Invalid(errors)) => {
             Ok(json(StatusCode::UNPROCESSABLE_ENTITY, &json!({"error": "the request is not valid", "errors": errors})))
@@ -119,6 +119,23 @@ async fn lookup(state: &Arc<AppState>, query: &[(String, String)]) -> Response<B
     let Some(partner) = state.settings.partners.get(partner) else {
         return json(StatusCode::BAD_REQUEST, &json!({"error": "no such partner", "code": "API-PARTNER"}));
     };
+    // What the request would carry: checked here, so a bad value is the caller's 400 and not
+    // the partner's refusal reported as unavailable.
+    for (field, value, max) in [("reference", reference, 35), ("code", code, 64)] {
+        let problem = if value.trim().is_empty() || value.trim() != value {
+            Some("must be given without surrounding spaces".to_owned())
+        } else if value.chars().count() > max {
+            Some(format!("is longer than {max} characters"))
+        } else {
+            crate::soap::text::forbidden_char(value, true).map(crate::soap::text::describe)
+        };
+        if let Some(problem) = problem {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!("{field} {problem}"), "code": "API-QUERY", "path": field}),
+            );
+        }
+    }
     match crate::flows::lookup::ask(state, partner, reference, code).await {
         Ok(LookupResult::Found { status, lpco_xml }) => {
             json(StatusCode::OK, &json!({"found": true, "status": status, "co_xml": lpco_xml}))

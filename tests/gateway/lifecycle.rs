@@ -391,7 +391,7 @@ async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
     let (status, body) = p.kr.api("POST", &amend, "{not json").await;
     assert_eq!((status, body["code"].as_str()), (400, Some("API-JSON")), "{body}");
     let (status, body) = p.kr.api("POST", "/api/v1/certificates/no-such-id/amendments", &same).await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("LC-UNKNOWN")), "{body}");
+    assert_eq!((status, body["code"].as_str(), body["path"].as_str()), (404, Some("LC-UNKNOWN"), Some("id")), "{body}");
 
     let treatment = |decision: &str| json!({"decision": decision}).to_string();
     let path = format!("/api/v1/certificates/{id_cert}/treatment");
@@ -425,6 +425,19 @@ async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
 
     let (status, body) = p.id.api("GET", "/api/v1/lookup?partner=XX&reference=A&code=B", "").await;
     assert_eq!((status, body["code"].as_str()), (400, Some("API-PARTNER")), "{body}");
+    let long = "R".repeat(36);
+    for (query, field) in [
+        (format!("reference={long}&code=B"), "reference"),
+        ("reference=A%0B1&code=B".to_owned(), "reference"),
+        ("reference=A&code=%20B".to_owned(), "code"),
+    ] {
+        let (status, body) = p.id.api("GET", &format!("/api/v1/lookup?partner=KR&{query}"), "").await;
+        assert_eq!(
+            (status, body["code"].as_str(), body["path"].as_str()),
+            (400, Some("API-QUERY"), Some(field)),
+            "{body}"
+        );
+    }
 
     // A GetCO without its reference code: a Sender fault naming the element, nothing stored.
     let c = Crafter::new(&p.dir.path().join("pki"), "ID", "KR");
