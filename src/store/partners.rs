@@ -100,8 +100,10 @@ pub async fn pause(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) 
     Ok(done)
 }
 
-/// Resumes delivery. The paused time does not count against the retry schedule: every pending
-/// message of the partner has its schedule shifted by the length of the pause.
+/// Resumes delivery. The paused time does not count against the retry schedule: a message
+/// already on its schedule has it shifted by the part of the pause it spent there. A message
+/// not attempted yet (submitted during the pause, or retried by an operator) is not shifted:
+/// it is due at once, so it still goes out within the hour of its submission's turn.
 pub async fn resume(store: &Store, party: &str, actor: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let mut tx = store.begin().await?;
     let row = sqlx::query(&format!("SELECT paused_since FROM partner_status WHERE party = $1{}", store.for_update()))
@@ -112,11 +114,17 @@ pub async fn resume(store: &Store, party: &str, actor: &str, now: DateTime<Utc>)
         return Ok(false);
     };
     let paused_for = (millis(now) - since).max(0);
-    sqlx::query("UPDATE outbox SET next_attempt_at = next_attempt_at + $1, first_attempt_at = first_attempt_at + $1 WHERE partner = $2 AND state = 'pending'")
-        .bind(paused_for)
-        .bind(party)
-        .execute(&mut *tx)
-        .await?;
+    // Both SET expressions read the row's old first_attempt_at.
+    let shift = "(CASE WHEN first_attempt_at > $1 THEN $2 - first_attempt_at ELSE $2 - $1 END)";
+    sqlx::query(&format!(
+        "UPDATE outbox SET next_attempt_at = next_attempt_at + {shift}, first_attempt_at = first_attempt_at + {shift} \
+         WHERE partner = $3 AND state = 'pending' AND first_attempt_at IS NOT NULL AND first_attempt_at < $2"
+    ))
+    .bind(since)
+    .bind(millis(now))
+    .bind(party)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("UPDATE partner_status SET paused_since = NULL, paused_by = NULL, updated_at = $1 WHERE party = $2")
         .bind(millis(now))
         .bind(party)

@@ -210,25 +210,33 @@ async fn messages_about_one_certificate_never_overtake_each_other() {
 async fn a_paused_partner_gets_nothing_and_its_schedule_moves_by_the_pause() {
     let (_d, stores) = stores().await;
     for store in stores {
-        let now = Utc::now();
-        outbox::submit(&store, &cert("CO-PAUSE"), "SendCO", "m-p", "<x/>", now).await.expect("submit");
-        assert!(super::partners::pause(&store, "ID", "test:operator", now).await.expect("pause"));
-        assert!(outbox::claim_due(&store, "w", now + Duration::hours(1), Duration::seconds(30))
+        let t0 = Utc::now();
+        let claim = |at| outbox::claim_due(&store, "w", at, Duration::hours(1));
+        // m-a's first attempt failed at t0; its next mark is t0 + 10 min.
+        outbox::submit(&store, &cert("CO-PAUSE-A"), "SendCO", "m-a", "<x/>", t0).await.expect("submit");
+        let a = claim(t0).await.expect("claim").expect("due");
+        let attempt = outbox::begin_attempt(&store, &a, b"<signed/>", "w", t0).await.expect("attempt");
+        let failure = outbox::Failure { attempt, outcome: "transport", http_status: None, error: "refused" };
+        outbox::fail_attempt(&store, &a, &failure, t0 + Duration::minutes(10), t0).await.expect("failed");
+
+        let paused_at = t0 + Duration::minutes(5);
+        assert!(super::partners::pause(&store, "ID", "test:operator", paused_at).await.expect("pause"));
+        // m-b is submitted during the pause.
+        outbox::submit(&store, &cert("CO-PAUSE-B"), "SendCO", "m-b", "<x/>", t0 + Duration::hours(1))
             .await
-            .expect("claim")
-            .is_none());
-        assert!(super::partners::resume(&store, "ID", "test:operator", now + Duration::hours(2))
-            .await
-            .expect("resume"));
-        // Due at now + 2 h (the pause), not at now.
-        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2) - Duration::seconds(1), Duration::seconds(30))
-            .await
-            .expect("claim")
-            .is_none());
-        assert!(outbox::claim_due(&store, "w", now + Duration::hours(2), Duration::seconds(30))
-            .await
-            .expect("claim")
-            .is_some());
+            .expect("submit");
+        assert!(claim(t0 + Duration::hours(1)).await.expect("claim").is_none(), "nothing goes to a paused partner");
+        let resumed_at = t0 + Duration::hours(2);
+        assert!(super::partners::resume(&store, "ID", "test:operator", resumed_at).await.expect("resume"));
+
+        // m-b never waited on a schedule: due at once, not pushed back by the pause.
+        let first = claim(resumed_at).await.expect("claim").expect("due");
+        assert_eq!(first.message_id, "m-b");
+        assert!(claim(resumed_at).await.expect("claim").is_none());
+        // m-a's 10-minute mark moves by the 1 h 55 min it spent paused: t0 + 2 h 5 min.
+        let moved = t0 + Duration::minutes(10) + (resumed_at - paused_at);
+        assert!(claim(moved - Duration::seconds(1)).await.expect("claim").is_none());
+        assert_eq!(claim(moved).await.expect("claim").expect("due").message_id, "m-a");
     }
 }
 
