@@ -45,6 +45,9 @@ pub enum Step {
     Completed(State),
     /// A technical failure; retried later.
     WillRetry(String),
+    /// The claim ended before the worker could record its attempt (another worker took the
+    /// message over, or an operator cancelled it); nothing was recorded by this worker.
+    ClaimLost,
 }
 
 pub struct Worker {
@@ -118,6 +121,16 @@ impl Worker {
 
     /// Claims one due message and delivers it once.
     pub async fn step(&self) -> Result<Step, StoreError> {
+        match self.deliver_one().await {
+            Err(StoreError::LeaseLost(message_id)) => {
+                tracing::warn!(%message_id, worker = %self.owner, "claim lost before the attempt was recorded; left to whoever holds it now");
+                Ok(Step::ClaimLost)
+            }
+            other => other,
+        }
+    }
+
+    async fn deliver_one(&self) -> Result<Step, StoreError> {
         let settings = &self.state.settings;
         let store = &self.state.store;
         let clock = &self.state.clock;
@@ -131,13 +144,13 @@ impl Worker {
             // Not configured (any more): keep the message; an operator must restore the partner.
             let reason = format!("partner {} is not configured", msg.partner);
             tracing::error!(message_id = %msg.message_id, "{reason}");
-            let failure =
-                Failure { attempt: msg.attempts, outcome: "configuration", http_status: None, error: &reason };
-            outbox::fail_attempt(store, &msg, &failure, now + Duration::minutes(10), now).await?;
+            outbox::reschedule(store, &msg, now + Duration::minutes(10), &reason, now).await?;
             return Ok(Step::WillRetry(reason));
         };
         let Some(operation) = Operation::from_name(&msg.operation) else {
-            return Err(StoreError::Corrupt(format!("unknown operation {}", msg.operation)));
+            let reason = format!("unknown operation {}", msg.operation);
+            tracing::error!(message_id = %msg.message_id, "{reason}; manual intervention needed");
+            return Ok(Step::Completed(outbox::unsendable(store, &msg, &reason, self.webhook(), now).await?));
         };
         self.state.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
         let now = clock.now();
@@ -150,7 +163,8 @@ impl Worker {
                 return Ok(Step::Completed(to));
             }
         };
-        let attempt = outbox::begin_attempt(store, &msg, &wire, &self.owner, now).await?;
+        let lease = Duration::seconds(settings.delivery.lease_seconds);
+        let attempt = outbox::begin_attempt(store, &msg, &wire, now, lease).await?;
         inject_fault("before-send");
         tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, "sending");
         let (status, body) = match self.client.post(&partner, operation, SoapVersion::V11, wire).await {

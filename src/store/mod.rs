@@ -51,6 +51,10 @@ pub enum StoreError {
     Illegal(#[from] crate::lifecycle::Refusal),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A worker's claim on an outbox message ended (it expired and another worker took the
+    /// message, or an operator cancelled it): what the worker was about to record is dropped.
+    #[error("the claim on outbox message {0} was lost")]
+    LeaseLost(String),
     #[error("another coconnect instance already uses the SQLite database {0} (SQLite allows one instance; use PostgreSQL to run several)")]
     SqliteInUse(String),
     #[error("cannot lock the SQLite database {path}: {source}")]

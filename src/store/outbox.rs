@@ -36,6 +36,9 @@ pub struct OutboxMessage {
     /// Attempts made before the current retry schedule started (an operator retry restarts it).
     pub schedule_start_attempt: i64,
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// Who claimed it: every later write about this attempt is conditional on still holding
+    /// the claim.
+    pub lease_owner: String,
 }
 
 impl OutboxMessage {
@@ -109,10 +112,12 @@ pub async fn enqueue(
     Ok(())
 }
 
-const CLAIM_COLUMNS: &str =
-    "message_id, certificate_id, partner, operation, body_xml, attempts, schedule_start_attempt, first_attempt_at";
+const CLAIM_COLUMNS: &str = "message_id, certificate_id, partner, operation, body_xml, attempts, schedule_start_attempt, first_attempt_at, lease_owner";
 
-/// Claims the oldest due pending message that may go now, for `lease`.
+/// Claims the oldest due pending message that may go now, for `lease`: its partner is not
+/// paused, no earlier message about its certificate is pending or failed (a failed one waits
+/// for an operator's retry or cancel, and what follows waits with it), and no other message is
+/// probing its partner if that partner is down.
 pub async fn claim_due(
     store: &Store,
     owner: &str,
@@ -124,7 +129,7 @@ pub async fn claim_due(
         "SELECT o.message_id FROM outbox o \
          WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
-         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state = 'pending' \
+         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state IN ('pending', 'failed') \
                          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p JOIN outbox f ON f.partner = p.party \
                          WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.state = 'pending' AND f.lease_until >= $1) \
@@ -133,10 +138,22 @@ pub async fn claim_due(
     let sql = format!(
         "UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) RETURNING {CLAIM_COLUMNS}"
     );
+    let mut tx = store.begin().await?;
+    if store.backend() == super::Backend::Postgres {
+        // One claim at a time across workers and instances: a claim's conditions (one probe
+        // to a down partner, a CO's messages in order) must see the claims committed before
+        // it. Row locks skipped by SKIP LOCKED do not give that; claims are one short
+        // statement each, so serialising them costs little.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
+    }
     let row =
-        sqlx::query(&sql).bind(millis(now)).bind(owner).bind(millis(now + lease)).fetch_optional(store.pool()).await?;
+        sqlx::query(&sql).bind(millis(now)).bind(owner).bind(millis(now + lease)).fetch_optional(&mut *tx).await?;
+    tx.commit().await?;
     row.map(|r| message(&r)).transpose()
 }
+
+/// The advisory lock key that serialises claims on PostgreSQL ("coconnec" in ASCII).
+const CLAIM_LOCK: i64 = 0x636f_636f_6e6e_6563;
 
 fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
     Ok(OutboxMessage {
@@ -148,33 +165,45 @@ fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
         attempts: r.try_get("attempts")?,
         schedule_start_attempt: r.try_get("schedule_start_attempt")?,
         first_attempt_at: r.try_get::<Option<i64>, _>("first_attempt_at")?.map(from_millis),
+        lease_owner: r.try_get("lease_owner")?,
     })
 }
 
 /// Records that attempt `attempts + 1` is about to put `wire` on the network: the attempt row,
 /// the exact bytes in the message log, and the certificate's `transmitted` event — committed
 /// before the first byte is sent. Returns the attempt number.
+///
+/// Only while the claim is still this worker's and nothing else happened to the message since
+/// (`LeaseLost` otherwise: a claim that expired while the worker waited for its partner's rate
+/// may have been taken over, or the message cancelled); the claim is then renewed for `lease`,
+/// so it covers the request from its start.
 pub async fn begin_attempt(
     store: &Store,
     msg: &OutboxMessage,
     wire: &[u8],
-    instance: &str,
     now: DateTime<Utc>,
+    lease: Duration,
 ) -> Result<i64, StoreError> {
     let mut tx = store.begin().await?;
     let attempt = msg.attempts + 1;
-    sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2) WHERE message_id = $3")
+    let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
         .bind(attempt)
         .bind(millis(now))
+        .bind(millis(now + lease))
         .bind(&msg.message_id)
+        .bind(&msg.lease_owner)
+        .bind(msg.attempts)
         .execute(&mut *tx)
         .await?;
+    if began.rows_affected() != 1 {
+        return Err(StoreError::LeaseLost(msg.message_id.clone()));
+    }
     sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
         .bind(&msg.message_id)
         .bind(attempt)
         .bind(millis(now))
         .bind(messages::sha256_hex(wire))
-        .bind(instance)
+        .bind(&msg.lease_owner)
         .execute(&mut *tx)
         .await?;
     messages::append(
@@ -223,14 +252,45 @@ pub async fn fail_attempt(
 ) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     finish_failed_attempt(&mut tx, &msg.message_id, failure, now).await?;
-    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE message_id = $4")
+    release_until(&mut tx, msg, next_attempt_at, failure.error, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Puts the message back for `next_attempt_at` without an attempt of its own (its partner is
+/// not configured): the last attempt's record stays as it was.
+pub async fn reschedule(
+    store: &Store,
+    msg: &OutboxMessage,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    release_until(&mut tx, msg, next_attempt_at, error, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Gives the claim up until `next_attempt_at`, if it is still this worker's.
+async fn release_until(
+    tx: &mut Tx<'_>,
+    msg: &OutboxMessage,
+    next_attempt_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let released = sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, last_error = $2, updated_at = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5")
         .bind(millis(next_attempt_at))
-        .bind(failure.error)
+        .bind(error)
         .bind(millis(now))
         .bind(&msg.message_id)
-        .execute(&mut *tx)
+        .bind(&msg.lease_owner)
+        .execute(&mut **tx)
         .await?;
-    tx.commit().await?;
+    if released.rows_affected() != 1 {
+        return Err(StoreError::LeaseLost(msg.message_id.clone()));
+    }
     Ok(())
 }
 
@@ -279,7 +339,7 @@ async fn give_up(
     webhook: bool,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    close(tx, &msg.message_id, FAILED, Some(error), now).await?;
+    close(tx, msg, FAILED, Some(error), now).await?;
     let to = certificates::delivery_event(
         tx,
         store,
@@ -337,7 +397,7 @@ pub async fn complete(
         now,
     )
     .await?;
-    close(&mut tx, &msg.message_id, state, None, now).await?;
+    close(&mut tx, msg, state, None, now).await?;
     let to = certificates::delivery_event(
         &mut tx,
         store,
@@ -363,24 +423,26 @@ pub async fn complete(
     Ok(to)
 }
 
-/// Moves a pending message to a final state; refuses if it is no longer pending.
+/// Moves a pending message to a final state, if its claim is still this worker's
+/// (`LeaseLost` otherwise: another worker or an operator decides what becomes of it).
 async fn close(
     tx: &mut Tx<'_>,
-    message_id: &str,
+    msg: &OutboxMessage,
     state: &str,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = COALESCE($2, last_error), updated_at = $3 WHERE message_id = $4 AND state = $5")
+    let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = COALESCE($2, last_error), updated_at = $3 WHERE message_id = $4 AND state = $5 AND lease_owner = $6")
         .bind(state)
         .bind(error)
         .bind(millis(now))
-        .bind(message_id)
+        .bind(&msg.message_id)
         .bind(PENDING)
+        .bind(&msg.lease_owner)
         .execute(&mut **tx)
         .await?;
     if closed.rows_affected() != 1 {
-        return Err(StoreError::Corrupt(format!("outbox message {message_id} was no longer pending")));
+        return Err(StoreError::LeaseLost(msg.message_id.clone()));
     }
     Ok(())
 }

@@ -311,7 +311,9 @@ mod tests {
             .expect("submit");
         let msg = outbox::claim_due(store, "w", at, Duration::seconds(30)).await.expect("claim").expect("due");
         assert_eq!(msg.message_id, message_id);
-        outbox::begin_attempt(store, &msg, &envelope(message_id), "w", at).await.expect("attempt");
+        outbox::begin_attempt(store, &msg, &envelope(message_id), at, chrono::Duration::seconds(30))
+            .await
+            .expect("attempt");
         msg
     }
 

@@ -40,7 +40,9 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         assert_eq!(msg.message_id, "m-1");
         // Leased: nobody else gets it until the lease expires.
         assert!(outbox::claim_due(&store, "w2", now, Duration::seconds(30)).await.expect("claim").is_none());
-        let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", "w1", now).await.expect("attempt");
+        let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", now, chrono::Duration::seconds(30))
+            .await
+            .expect("attempt");
         assert_eq!(attempt, 1);
         assert_eq!(certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert").state, State::Sent);
         assert_eq!(
@@ -101,7 +103,8 @@ async fn failed_attempt_reschedules_and_releases() {
         let now = Utc::now();
         outbox::submit(&store, &cert("CO-4"), "SendCO", "m-5", "<x/>", now).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
-        let attempt = outbox::begin_attempt(&store, &msg, b"<s1/>", "w", now).await.expect("attempt");
+        let attempt =
+            outbox::begin_attempt(&store, &msg, b"<s1/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
         outbox::fail_attempt(
             &store,
             &msg,
@@ -120,7 +123,8 @@ async fn failed_attempt_reschedules_and_releases() {
             .expect("claim")
             .expect("due");
         assert_eq!(retry.attempts, 1);
-        let second = outbox::begin_attempt(&store, &retry, b"<s2/>", "w", now).await.expect("attempt");
+        let second =
+            outbox::begin_attempt(&store, &retry, b"<s2/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
         assert_eq!(second, 2);
         assert_eq!(outbox::sent_digests(&store, "m-5").await.expect("digests").len(), 2);
     }
@@ -183,7 +187,8 @@ async fn messages_about_one_certificate_never_overtake_each_other() {
             .expect("claim")
             .expect("due");
         assert_eq!(first.message_id, "m-first");
-        let attempt = outbox::begin_attempt(&store, &first, b"<s/>", "w", now).await.expect("attempt");
+        let attempt =
+            outbox::begin_attempt(&store, &first, b"<s/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
         outbox::fail_attempt(
             &store,
             &first,
@@ -215,7 +220,8 @@ async fn a_paused_partner_gets_nothing_and_its_schedule_moves_by_the_pause() {
         // m-a's first attempt failed at t0; its next mark is t0 + 10 min.
         outbox::submit(&store, &cert("CO-PAUSE-A"), "SendCO", "m-a", "<x/>", t0).await.expect("submit");
         let a = claim(t0).await.expect("claim").expect("due");
-        let attempt = outbox::begin_attempt(&store, &a, b"<signed/>", "w", t0).await.expect("attempt");
+        let attempt =
+            outbox::begin_attempt(&store, &a, b"<signed/>", t0, chrono::Duration::seconds(30)).await.expect("attempt");
         let failure = outbox::Failure { attempt, outcome: "transport", http_status: None, error: "refused" };
         outbox::fail_attempt(&store, &a, &failure, t0 + Duration::minutes(10), t0).await.expect("failed");
 
@@ -322,7 +328,8 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
             "one probe at a time"
         );
         // The probe fails and waits; the others are due later too.
-        let attempt = outbox::begin_attempt(&store, &probe, b"<s/>", "w1", now).await.expect("attempt");
+        let attempt =
+            outbox::begin_attempt(&store, &probe, b"<s/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
         outbox::fail_attempt(
             &store,
             &probe,
@@ -480,7 +487,8 @@ async fn a_crossed_cancellation_notification_still_closes_its_outbox_row() {
         tx.commit().await.expect("commit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         assert_eq!(msg.message_id, "m-cancel");
-        let attempt = outbox::begin_attempt(&store, &msg, b"<wire/>", "w", now).await.expect("attempt");
+        let attempt =
+            outbox::begin_attempt(&store, &msg, b"<wire/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
         let to = outbox::complete(&store, &msg, attempt, b"<ack/>", false, "LC-STATE", 200, false, now)
             .await
             .expect("the rejection is recorded although the certificate moved on");
@@ -507,7 +515,9 @@ async fn a_snapshot_sees_the_certificate_and_its_history_as_one_commit_left_them
         // queued → sent, with its history row, committed by another task meanwhile.
         let writer = {
             let store = store.clone();
-            tokio::spawn(async move { outbox::begin_attempt(&store, &msg, b"<signed/>", "w1", now).await })
+            tokio::spawn(async move {
+                outbox::begin_attempt(&store, &msg, b"<signed/>", now, chrono::Duration::seconds(30)).await
+            })
         };
         let writer = match store.backend() {
             // PostgreSQL: the writer has its own connection and commits while the snapshot is open.
@@ -534,5 +544,112 @@ async fn a_snapshot_sees_the_certificate_and_its_history_as_one_commit_left_them
         }
         assert_eq!(certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert").state, State::Sent);
         assert_eq!(certificates::history(store.pool(), &rec.id).await.expect("history").len(), 2);
+    }
+}
+
+/// A claim that expired (its worker waited too long for its partner's rate) cannot be used any
+/// more once another worker or an operator acted: nothing the stale worker records lands, and
+/// a cancelled message is never sent. Beginning an attempt renews the claim for the request.
+#[tokio::test]
+async fn a_stale_claim_records_nothing_and_an_attempt_renews_the_claim() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t0 = Utc::now();
+        let lease = Duration::seconds(30);
+        outbox::submit(&store, &cert("CO-LEASE"), "SendCO", "m-l", "<x/>", t0).await.expect("submit");
+        let stale = outbox::claim_due(&store, "a", t0, lease).await.expect("claim").expect("due");
+        // The claim expires; b takes the message over and begins its attempt.
+        let fresh =
+            outbox::claim_due(&store, "b", t0 + Duration::seconds(31), lease).await.expect("claim").expect("due");
+        let lost = |r: Result<_, StoreError>| matches!(r, Err(StoreError::LeaseLost(_)));
+        assert!(lost(
+            outbox::begin_attempt(&store, &stale, b"<a/>", t0 + Duration::seconds(32), lease).await.map(|_| ())
+        ));
+        let attempt =
+            outbox::begin_attempt(&store, &fresh, b"<b/>", t0 + Duration::seconds(35), lease).await.expect("b");
+        // b's claim now runs 30 s from its attempt: nobody else gets the message meanwhile.
+        assert!(outbox::claim_due(&store, "c", t0 + Duration::seconds(62), lease).await.expect("claim").is_none());
+        // a's late records are refused: no failure over b's attempt, no completion.
+        let failure = outbox::Failure { attempt: 1, outcome: "transport", http_status: None, error: "stale" };
+        assert!(lost(outbox::fail_attempt(&store, &stale, &failure, t0 + Duration::minutes(10), t0).await));
+        assert!(lost(
+            outbox::complete(&store, &stale, 1, b"<ack/>", true, "stale", 200, false, t0 + Duration::seconds(40))
+                .await
+                .map(|_| ())
+        ));
+        let done = outbox::complete(&store, &fresh, attempt, b"<ack/>", true, "acknowledged", 200, false, t0)
+            .await
+            .expect("b completes");
+        assert_eq!(done, State::Acknowledged);
+        assert_eq!(outbox::attempt_times(&store, "m-l").await.expect("attempts").len(), 1);
+
+        // An operator cancels a message whose claim expired: its stale worker never sends it.
+        outbox::submit(&store, &cert("CO-LEASE-2"), "SendCO", "m-l2", "<x/>", t0).await.expect("submit");
+        let stale = outbox::claim_due(&store, "a", t0, lease).await.expect("claim").expect("due");
+        outbox::operator_cancel(&store, "m-l2", "test:operator", t0 + Duration::seconds(31)).await.expect("cancel");
+        assert!(lost(
+            outbox::begin_attempt(&store, &stale, b"<a/>", t0 + Duration::seconds(32), lease).await.map(|_| ())
+        ));
+        assert!(outbox::attempt_times(&store, "m-l2").await.expect("attempts").is_empty());
+    }
+}
+
+/// Many workers claiming at once (PostgreSQL: several connections, several instances) still
+/// send a down partner one probe at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_send_a_down_partner_one_probe() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        for round in 0..10 {
+            let partner = format!("P{round}");
+            for n in 0..3 {
+                let reference = format!("CO-PROBE-{round}-{n}");
+                let new = NewCertificate { partner: &partner, ..cert(&reference) };
+                outbox::submit(&store, &new, "SendCO", &format!("m-probe-{round}-{n}"), "<x/>", now)
+                    .await
+                    .expect("submit");
+            }
+            super::partners::mark_down(&store, &partner, now).await.expect("down");
+            let claims: Vec<_> = (0..6)
+                .map(|w| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        outbox::claim_due(&store, &format!("w{w}"), now, Duration::seconds(30)).await
+                    })
+                })
+                .collect();
+            let mut probes = 0;
+            for claim in claims {
+                probes += usize::from(claim.await.expect("join").expect("claim").is_some());
+            }
+            assert_eq!(probes, 1, "{:?} round {round}", store.backend());
+        }
+    }
+}
+
+/// A failed message (schedule exhausted) holds back what follows about its certificate until an
+/// operator retries or cancels it: a later message never overtakes it.
+#[tokio::test]
+async fn a_later_message_waits_behind_a_failed_one_of_its_certificate() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let record = outbox::submit(&store, &cert("CO-ORDER"), "SendCO", "m-first", "<x/>", now).await.expect("submit");
+        let first = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let attempt =
+            outbox::begin_attempt(&store, &first, b"<s/>", now, Duration::seconds(30)).await.expect("attempt");
+        let failure = outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" };
+        outbox::exhaust(&store, &first, &failure, false, now).await.expect("exhaust");
+        let mut tx = store.begin().await.expect("tx");
+        outbox::enqueue(&mut tx, &record.id, "ID", "SendCancellation", "m-later", "<x/>", now + Duration::seconds(1))
+            .await
+            .expect("enqueue");
+        tx.commit().await.expect("commit");
+        let later = now + Duration::seconds(2);
+        assert!(outbox::claim_due(&store, "w", later, Duration::seconds(30)).await.expect("claim").is_none());
+        outbox::operator_retry(&store, "m-first", "test:operator", later).await.expect("retry");
+        let next = outbox::claim_due(&store, "w", later, Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(next.message_id, "m-first");
     }
 }

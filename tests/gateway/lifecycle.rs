@@ -468,9 +468,15 @@ async fn feedback_is_kept_while_our_copy_of_the_acknowledgement_is_still_missing
             .await
             .expect("claim")
             .expect("due");
-    coconnect::store::outbox::begin_attempt(p.kr.store(), &claimed, b"<sent/>", "w", clock.now_for_test())
-        .await
-        .expect("attempt");
+    coconnect::store::outbox::begin_attempt(
+        p.kr.store(),
+        &claimed,
+        b"<sent/>",
+        clock.now_for_test(),
+        chrono::Duration::seconds(30),
+    )
+    .await
+    .expect("attempt");
     assert_eq!(show(&p.kr, &kr_cert).await["state"], "sent");
     // The CO did reach ID (here straight from the test, signed with KR's key).
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
