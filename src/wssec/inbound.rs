@@ -308,7 +308,11 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
 }
 
 /// SignedInfo may use only exclusive C14N, rsa-sha256, sha256 digests and same-document
-/// references by bare ID (no XPointer, no empty URI), at most [`MAX_REFERENCES`].
+/// references by bare ID (no XPointer, no empty URI), at most [`MAX_REFERENCES`], each to a
+/// different ID and with at most one (exc-c14n) Transform: libxmlsec1 digests every Reference
+/// before it checks the SignatureValue, and each extra transform re-parses and
+/// re-canonicalises the referenced subtree, so a forged signature could otherwise buy
+/// unbounded work.
 fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
     // Exactly SignedInfo, SignatureValue, KeyInfo: no ds:Object (and so no Manifest).
     let children: Vec<String> =
@@ -330,6 +334,7 @@ fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
     }
     let signed_info = single_child(signature, ns::DS, "SignedInfo")?;
     let mut references = 0;
+    let mut referenced = std::collections::HashSet::new();
     for child in signed_info.child_elements() {
         let alg = child.attribute("", "Algorithm").unwrap_or_default();
         match child.local_name().as_str() {
@@ -342,10 +347,21 @@ fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
                 if !is_bare_id_reference(&uri) {
                     return Err(SecurityError::UnexpectedElement(format!("reference URI {uri:?} (only #id allowed)")));
                 }
+                if !referenced.insert(uri.clone()) {
+                    return Err(SecurityError::UnexpectedElement(format!("two references to {uri:?}")));
+                }
+                let mut transforms = 0;
                 for part in child.child_elements() {
                     match part.local_name().as_str() {
                         "Transforms" => {
-                            for t in part.child_elements() {
+                            transforms += 1;
+                            let listed = part.child_elements();
+                            if transforms > 1 || listed.len() > 1 {
+                                return Err(SecurityError::UnexpectedElement(format!(
+                                    "reference {uri:?} has more than one transform"
+                                )));
+                            }
+                            for t in listed {
                                 let a = t.attribute("", "Algorithm").unwrap_or_default();
                                 if a != ns::EXC_C14N {
                                     return Err(SecurityError::Algorithm(a));

@@ -218,6 +218,21 @@ fn manifests_and_objects_in_the_signature_are_refused() {
 }
 
 #[test]
+fn chained_transforms_and_repeated_references_are_refused_before_any_digest() {
+    // Each would make libxmlsec1 parse and canonicalise the referenced subtree again before
+    // the (here still genuine) signature value is checked.
+    let wire = String::from_utf8(send(false)).expect("utf8");
+    let transform = "<ds:Transform Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/>";
+    let chained = wire.replacen(transform, &transform.repeat(2), 1);
+    assert_eq!(code(receive(chained.as_bytes(), false, &pinned_kr())), "WSS-UNEXPECTED-ELEMENT");
+    let start = wire.find("<ds:Reference ").expect("reference");
+    let end = wire[start..].find("</ds:Reference>").expect("end") + start + "</ds:Reference>".len();
+    let repeated = format!("{}{}{}", &wire[..end], &wire[start..end], &wire[end..]);
+    assert_eq!(code(receive(repeated.as_bytes(), false, &pinned_kr())), "WSS-UNEXPECTED-ELEMENT");
+    assert_eq!(code(receive(wire.as_bytes(), false, &pinned_kr())), "accepted");
+}
+
+#[test]
 fn other_encodings_are_refused() {
     let wire = String::from_utf8(send(false)).expect("utf8");
     let body = wire.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
