@@ -267,8 +267,8 @@ impl Document {
         Ok(count)
     }
 
-    /// Deepest nesting and number of elements (checked again after decryption, since the
-    /// plaintext never went through the precheck).
+    /// Deepest nesting and number of elements (checked again after decryption: the
+    /// plaintext's own precheck does not see how deep it sits in the envelope).
     pub fn shape(&self) -> (usize, usize) {
         let mut max_depth = 0;
         let mut count = 0;
@@ -431,9 +431,10 @@ impl Document {
         }
     }
 
-    /// Decrypts the `xenc:EncryptedData` with ID `data_id` (AES-256-GCM only) with `aes_key`,
-    /// replacing it in the tree by its plaintext content.
-    pub fn decrypt_data(&mut self, data_id: &str, aes_key: &[u8]) -> Result<(), FfiError> {
+    /// Decrypts the `xenc:EncryptedData` with ID `data_id` (AES-256-GCM only) with `aes_key`
+    /// and returns the plaintext, leaving the tree as it is: libxmlsec1's own replacement
+    /// would parse the plaintext with its default options before any of our checks ran.
+    pub fn decrypt_data(&mut self, data_id: &str, aes_key: &[u8]) -> Result<Vec<u8>, FfiError> {
         let node = self.node_ptr_by_id(data_id)?;
         if aes_key.len() != 32 {
             return Err(FfiError::Decrypt(format!("transported key has {} bytes, AES-256 needs 32", aes_key.len())));
@@ -441,16 +442,59 @@ impl Document {
         let key = Key::aes(aes_key)?;
         clear_errors();
         let ctx = EncCtx::new(&key)?;
-        // SAFETY: ctx/node valid; on success libxmlsec1 replaces `node` in the tree (the old node
-        // is kept in ctx->replacedNodeList and freed with ctx); no pointer to it is kept here.
+        // SAFETY: ctx/node valid; the result buffer belongs to ctx and is copied before drop.
         unsafe {
             ctx.allow(ext::xmlSecOpenSSLTransformAes256GcmGetKlass())?;
-            if ext::xmlSecEncCtxDecrypt(ctx.0, node.cast()) < 0 {
+            let buf = ext::xmlSecEncCtxDecryptToBuffer(ctx.0, node.cast());
+            if buf.is_null() {
                 return Err(FfiError::Decrypt(take_errors()));
             }
-            if (*ctx.0).resultReplaced == 0 {
-                return Err(FfiError::Decrypt("EncryptedData was not replaced by its content".into()));
+            let data = xs::xmlSecBufferGetData(buf.cast());
+            let size = xs::xmlSecBufferGetSize(buf.cast()) as usize;
+            if data.is_null() || size == 0 {
+                return Err(FfiError::Decrypt("EncryptedData has no content".into()));
             }
+            Ok(std::slice::from_raw_parts(data, size).to_vec())
+        }
+    }
+
+    /// Replaces the element with ID `id` by `content` (a sequence of nodes, as an `xenc`
+    /// Content EncryptedData holds), parsed in its place with the same safe options as the
+    /// document, namespaces in scope there. `content` must have passed the precheck.
+    pub fn replace_with_content(&mut self, id: &str, content: &[u8]) -> Result<(), FfiError> {
+        let node = self.node_ptr_by_id(id)?;
+        let len = c_int::try_from(content.len()).map_err(|_| FfiError::TooLarge)?;
+        // SAFETY: `node` is an element of this document with a parent (the Body); the parsed
+        // list is owned by us until each node is linked into the tree; `next` is read before a
+        // node is linked (a text node may be merged into its neighbour and freed). The replaced
+        // element is unlinked and freed last, its ID attributes leaving the ID table with it.
+        unsafe {
+            let parent = (*node).parent;
+            if parent.is_null() {
+                return Err(FfiError::Decrypt("EncryptedData has no parent".into()));
+            }
+            let mut list: xs::xmlNodePtr = ptr::null_mut();
+            let rc = xs::xmlParseInNodeContext(
+                parent,
+                content.as_ptr().cast::<c_char>(),
+                len,
+                SAFE_PARSE_OPTIONS,
+                &mut list,
+            );
+            if rc != 0 {
+                if !list.is_null() {
+                    xs::xmlFreeNodeList(list);
+                }
+                return Err(FfiError::Malformed(format!("decrypted content does not parse (libxml2 error {rc})")));
+            }
+            let mut cur = list;
+            while !cur.is_null() {
+                let next = (*cur).next;
+                xs::xmlAddPrevSibling(node, cur);
+                cur = next;
+            }
+            xs::xmlUnlinkNode(node);
+            xs::xmlFreeNode(node);
         }
         Ok(())
     }

@@ -116,7 +116,15 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
                 ));
             }
             let session = doc.decrypt_key(enc.key, &*ours.private_key()?)?;
-            doc.decrypt_data(&enc.data_id, &session)?;
+            let plaintext = doc.decrypt_data(&enc.data_id, &session)?;
+            // The plaintext goes through the same structural checks as the message before
+            // libxml2 parses it (no DTD, PI or entities; attribute, element and size limits).
+            let mut wrapped = Vec::with_capacity(plaintext.len() + 7);
+            wrapped.extend_from_slice(b"<x>");
+            wrapped.extend_from_slice(&plaintext);
+            wrapped.extend_from_slice(b"</x>");
+            precheck(&wrapped, &policy.limits)?;
+            doc.replace_with_content(&enc.data_id, &plaintext)?;
             let (depth, elements) = doc.shape();
             if depth > policy.limits.max_depth {
                 return Err(SecurityError::Limits(super::limits::LimitError::TooDeep(policy.limits.max_depth)));

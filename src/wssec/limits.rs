@@ -166,10 +166,7 @@ mod tests {
         // checking them all for duplicates first would take minutes of CPU.
         let many: String = (0..150_000).map(|i| format!(" a{i}=\"1\"")).collect();
         let big = XmlLimits { max_bytes: 4 << 20, ..XmlLimits::default() };
-        assert!(matches!(
-            precheck(format!("<a{many}/>").as_bytes(), &big),
-            Err(LimitError::TooManyAttributes(_, 24))
-        ));
+        assert!(matches!(precheck(format!("<a{many}/>").as_bytes(), &big), Err(LimitError::TooManyAttributes(_, 24))));
         let small = XmlLimits { max_bytes: 10, ..XmlLimits::default() };
         assert_eq!(precheck(b"<a>0123456789</a>", &small), Err(LimitError::TooLarge(17)));
     }

@@ -241,23 +241,27 @@ fn other_encodings_are_refused() {
 }
 
 #[test]
-fn deeply_nested_encrypted_content_is_refused_after_decryption() {
+fn encrypted_content_gets_the_structural_checks_before_it_is_parsed() {
     let f = fixture();
-    let deep = format!(
-        "<cc:SendCORequest xmlns:cc=\"urn:coconnect:soap:v1\">{}{}</cc:SendCORequest>",
-        "<a>".repeat(100),
-        "</a>".repeat(100)
-    );
-    let wire = secure(&OutboundMessage {
-        version: SoapVersion::V11,
-        body_xml: &deep,
-        signer: &f.kr.signing,
-        encrypt_for: Some(&f.id.encryption.certificate),
-        now: Utc::now(),
-        ttl: Duration::minutes(5),
-    })
-    .expect("secure");
-    assert_eq!(code(receive(&wire, true, &pinned_kr())), "WSS-LIMIT");
+    let request =
+        |inner: &str| format!("<cc:SendCORequest xmlns:cc=\"urn:coconnect:soap:v1\">{inner}</cc:SendCORequest>");
+    let attributes: String = (0..30).map(|i| format!(" a{i}=\"1\"")).collect();
+    for (what, body) in [
+        ("too deep", request(&format!("{}{}", "<a>".repeat(100), "</a>".repeat(100)))),
+        ("too many attributes", request(&format!("<a{attributes}/>"))),
+        ("a processing instruction", request("<?php x?>")),
+    ] {
+        let wire = secure(&OutboundMessage {
+            version: SoapVersion::V11,
+            body_xml: &body,
+            signer: &f.kr.signing,
+            encrypt_for: Some(&f.id.encryption.certificate),
+            now: Utc::now(),
+            ttl: Duration::minutes(5),
+        })
+        .expect("secure");
+        assert_eq!(code(receive(&wire, true, &pinned_kr())), "WSS-LIMIT", "{what}");
+    }
 }
 
 #[test]
