@@ -387,10 +387,20 @@ impl Document {
                 ptr::null(),
                 ptr::null(),
             );
-            if tmpl.is_null() || xs::xmlSecTmplEncDataEnsureCipherValue(tmpl).is_null() {
+            if tmpl.is_null() {
                 return Err(FfiError::Encrypt(take_errors()));
             }
-            let ctx = EncCtx::new(&aes)?;
+            if xs::xmlSecTmplEncDataEnsureCipherValue(tmpl).is_null() {
+                xs::xmlFreeNode(tmpl);
+                return Err(FfiError::Encrypt(take_errors()));
+            }
+            let ctx = match EncCtx::new(&aes) {
+                Ok(ctx) => ctx,
+                Err(e) => {
+                    xs::xmlFreeNode(tmpl);
+                    return Err(e);
+                }
+            };
             if ext::xmlSecEncCtxXmlEncrypt(ctx.0, tmpl.cast(), target.cast()) < 0 {
                 xs::xmlFreeNode(tmpl);
                 return Err(FfiError::Encrypt(take_errors()));
