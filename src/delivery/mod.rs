@@ -36,6 +36,31 @@ use crate::wssec::SoapVersion;
 
 pub use client::PartnerClient;
 
+/// `body_xml` as a request to `partner`: signed with a Timestamp from `now` and, under the
+/// partner's `sign-encrypt` profile, encrypted to it. On a blocking thread: libxml documents
+/// must not be held across an `.await`.
+pub async fn secure_request(
+    state: &Arc<AppState>,
+    partner: &Arc<Partner>,
+    body_xml: String,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, String> {
+    let (state, partner) = (state.clone(), partner.clone());
+    tokio::task::spawn_blocking(move || {
+        secure(&OutboundMessage {
+            version: SoapVersion::V11,
+            body_xml: &body_xml,
+            signer: &state.settings.signing,
+            encrypt_for: partner.encrypt_to(),
+            now,
+            ttl: Duration::seconds(state.settings.security.timestamp_ttl_seconds),
+        })
+        .map_err(|e| format!("securing the message failed: {e}"))
+    })
+    .await
+    .map_err(|_| "securing task failed".to_owned())?
+}
+
 /// The result of one delivery step.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Step {
@@ -269,23 +294,7 @@ impl Worker {
     }
 
     async fn secure(&self, msg: &OutboxMessage, partner: &Arc<Partner>) -> Result<Vec<u8>, String> {
-        let state = self.state.clone();
-        let partner = partner.clone();
-        let body = msg.body_xml.clone();
-        tokio::task::spawn_blocking(move || {
-            let encrypt_for = partner.encrypt_to();
-            secure(&OutboundMessage {
-                version: SoapVersion::V11,
-                body_xml: &body,
-                signer: &state.settings.signing,
-                encrypt_for,
-                now: state.clock.now(),
-                ttl: Duration::seconds(state.settings.security.timestamp_ttl_seconds),
-            })
-            .map_err(|e| format!("securing the message failed: {e}"))
-        })
-        .await
-        .map_err(|_| "securing task failed".to_owned())?
+        secure_request(&self.state, partner, msg.body_xml.clone(), self.state.clock.now()).await
     }
 
     /// Decides what a partner's HTTP answer means.

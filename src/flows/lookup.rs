@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -20,7 +20,6 @@ use crate::soap::messages::request_xml;
 use crate::soap::{MessageHeader, Operation};
 use crate::store::certificates;
 use crate::store::StoreError;
-use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::SoapVersion;
 
 /// Digits and capital letters without the easily misread 0, 1, I and O: 32 of them, so the low
@@ -119,21 +118,7 @@ pub async fn ask(
         reference_code: code.to_owned(),
     };
     let body = request_xml(Operation::GetCo, &header, &lookup.to_xml());
-    let (s, p) = (state.clone(), partner.clone());
-    let wire = tokio::task::spawn_blocking(move || {
-        let encrypt_for = p.encrypt_to();
-        secure(&OutboundMessage {
-            version: SoapVersion::V11,
-            body_xml: &body,
-            signer: &s.settings.signing,
-            encrypt_for,
-            now,
-            ttl: Duration::seconds(s.settings.security.timestamp_ttl_seconds),
-        })
-        .map_err(|e| AskError::Secure(e.to_string()))
-    })
-    .await
-    .map_err(|_| AskError::Secure("securing task failed".into()))??;
+    let wire = crate::delivery::secure_request(state, partner, body, now).await.map_err(AskError::Secure)?;
     let timeout = std::time::Duration::from_secs(state.settings.delivery.request_timeout_seconds);
     // Look-ups are rare, manual queries: a client of their own keeps them off the delivery
     // workers' connections and rate limits.
