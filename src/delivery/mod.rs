@@ -179,7 +179,7 @@ impl Worker {
         };
         self.state.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
         let now = clock.now();
-        let wire = match self.secure(&msg, &partner).await {
+        let wire = match secure_request(&self.state, &partner, msg.body_xml.clone(), now).await {
             Ok(w) => w,
             Err(reason) => {
                 // Releasing it would hand the same message back at once, forever.
@@ -291,10 +291,6 @@ impl Worker {
                 Ok(Step::Completed(to))
             }
         }
-    }
-
-    async fn secure(&self, msg: &OutboxMessage, partner: &Arc<Partner>) -> Result<Vec<u8>, String> {
-        secure_request(&self.state, partner, msg.body_xml.clone(), self.state.clock.now()).await
     }
 
     /// Decides what a partner's HTTP answer means.

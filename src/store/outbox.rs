@@ -311,8 +311,9 @@ pub async fn exhaust(
     Ok(to)
 }
 
-/// The message cannot even be put in its signed (and encrypted) form — our key, the partner's
-/// encryption certificate or the stored body is at fault, which no retry cures: it ends
+/// The message cannot even be put on the wire — it cannot be signed (and encrypted) with our
+/// key and the partner's encryption certificate, or names an operation this version does not
+/// know — which no retry cures: it ends
 /// `failed` like an exhausted one (certificate `delivery_failed`, alert), without an attempt,
 /// for an operator to fix the cause and retry.
 pub async fn unsendable(
@@ -323,7 +324,7 @@ pub async fn unsendable(
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
-    let cause = format!("message could not be secured, manual intervention needed: {error}");
+    let cause = format!("message cannot be sent, manual intervention needed: {error}");
     let to = give_up(&mut tx, store, msg, error, &cause, webhook, now).await?;
     tx.commit().await?;
     Ok(to)

@@ -409,7 +409,7 @@ async fn a_message_that_cannot_be_secured_fails_at_once_for_an_operator_instead_
     let shown = p.kr.api("GET", &format!("/api/v1/certificates/{}", record.id), "").await.1;
     assert_eq!(shown["state"], "delivery_failed");
     let cause = shown["history"].as_array().and_then(|h| h.last()).map(|h| h["cause"].to_string()).unwrap_or_default();
-    assert!(cause.contains("could not be secured"), "{shown}");
+    assert!(cause.contains("cannot be sent") && cause.contains("securing the message failed"), "{shown}");
     assert_eq!(alert_names(&p.kr).await, vec!["co.delivery_failed"]);
 }
 
