@@ -21,7 +21,7 @@ use crate::store::{alerts, outbox, StoreError};
 /// Runs until shutdown.
 pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let idle = StdDuration::from_millis(state.settings.delivery.poll_interval_millis.max(100));
+    let idle = state.settings.delivery.poll_interval.std().max(StdDuration::from_millis(100));
     let mut last_purge = None;
     loop {
         if *shutdown.borrow() {
@@ -40,13 +40,13 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 
 /// Once a day, purge message contents past the configured retention.
 async fn retention_pass(state: &AppState, last: &mut Option<chrono::DateTime<chrono::Utc>>) {
-    let Some(days) = state.settings.retention.message_contents_days else { return };
+    let Some(keep) = state.settings.retention.message_contents else { return };
     let now = state.clock.now();
     if last.is_some_and(|l| now - l < Duration::hours(24)) {
         return;
     }
     *last = Some(now);
-    match crate::store::retention::purge(&state.store, now - Duration::days(days), "scheduler", now).await {
+    match crate::store::retention::purge(&state.store, now - keep.chrono(), "scheduler", now).await {
         Ok(r) => {
             tracing::info!(event = "purge", messages = r.messages_purged, certificates = r.certificates_purged, outbox = r.outbox_purged, cutoff = %r.cutoff, "retention purge")
         }
@@ -61,7 +61,7 @@ pub async fn step(
 ) -> Result<(), StoreError> {
     let now = state.clock.now();
     let webhook = state.settings.alerts.webhook_url.is_some();
-    let late = now - Duration::seconds(state.settings.delivery.undelivered_alert_seconds);
+    let late = now - state.settings.delivery.undelivered_alert.chrono();
     outbox::alert_late(&state.store, late, webhook, now).await?;
     let Some(url) = &state.settings.alerts.webhook_url else { return Ok(()) };
     let max_attempts = state.settings.alerts.webhook_max_attempts.unwrap_or(20);

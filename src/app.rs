@@ -112,7 +112,9 @@ impl App {
         Ok(App { state, soap_addr, api_addr, shutdown, tasks })
     }
 
-    /// Stops accepting, lets in-flight work finish, and waits for every task.
+    /// Stops accepting, lets in-flight work finish, and waits for every task. Each listener
+    /// cuts the connections still open after `[limits] shutdown_grace_seconds`; a worker
+    /// finishes the delivery it is in, which its own timeouts bound.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}

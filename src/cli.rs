@@ -1,5 +1,9 @@
-//! Command-line interface (clap derive types only; no I/O here).
+//! Command-line interface: the clap types, and the little terminal I/O the commands share
+//! (printing to a standard output that may be a closed pipe, reading a password).
+//!
+//! Must never: panic on what the operator types or on where the output goes.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -33,7 +37,8 @@ pub enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
-    /// Hash a password for a partner's inbound_auth.password_hash (reads it from stdin).
+    /// Hash a password for a partner's inbound_auth.password_hash (asks for it on a terminal,
+    /// else reads one line from stdin).
     HashPassword,
     /// Manual intervention on a running gateway, through its domestic API (every action is
     /// attributed to the token's name).
@@ -52,8 +57,8 @@ pub enum Command {
     Purge {
         #[arg(long)]
         config: PathBuf,
-        /// Override `[retention] message_contents_days`.
-        #[arg(long)]
+        /// Override `[retention] message_contents_days` (0 to 36500; 0 purges every closed message).
+        #[arg(long, value_parser = clap::value_parser!(i64).range(PURGE_DAYS_MIN..=PURGE_DAYS_MAX))]
         older_than_days: Option<i64>,
     },
     /// Audit trail tools.
@@ -118,4 +123,33 @@ pub enum AuditCommand {
         #[arg(long)]
         config: PathBuf,
     },
+}
+
+/// Range of `purge --older-than-days` (100 years at most, so the cutoff is a valid time).
+pub const PURGE_DAYS_MIN: i64 = 0;
+pub const PURGE_DAYS_MAX: i64 = 36_500;
+
+/// Prints `text` and a newline on standard output. A reader that went away (`coconnect ops
+/// outbox | head`) is not an error: the rest is dropped and the command ends as it would have.
+pub fn say(text: impl std::fmt::Display) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// The password for `hash-password`: asked twice without echo when stdin is a terminal, else
+/// the first line of stdin (its line end dropped).
+pub fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ");
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
 }

@@ -2,6 +2,13 @@
 //! loopback with their own SQLite files, printing each step. Succeeds only if the CO ends
 //! `acknowledged` on KR and `received` on ID.
 
+/// Prints a line of the demo; a reader that went away (`coconnect demo | head`) is not a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = crate::cli::say(format!($($arg)*));
+    }};
+}
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -30,7 +37,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
             temp.path().to_owned()
         }
     };
-    println!("1. Development PKI and configurations in {}", dir.display());
+    say!("1. Development PKI and configurations in {}", dir.display());
     let addrs = [(free_addr()?, free_addr()?), (free_addr()?, free_addr()?)];
     let urls = [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())];
     let [kr, id] = write_pair(&PairSpec {
@@ -41,10 +48,10 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
         profile: "sign-encrypt",
         tls: true,
     })?;
-    println!("   KR: SOAP {} API {} ({})", kr.soap_addr, kr.api_addr, kr.config.display());
-    println!("   ID: SOAP {} API {} ({})", id.soap_addr, id.api_addr, id.config.display());
+    say!("   KR: SOAP {} API {} ({})", kr.soap_addr, kr.api_addr, kr.config.display());
+    say!("   ID: SOAP {} API {} ({})", id.soap_addr, id.api_addr, id.config.display());
 
-    println!("2. Starting both gateways");
+    say!("2. Starting both gateways");
     let kr_app = App::start(crate::config::load(&kr.config)?).await?;
     let id_app = App::start(crate::config::load(&id.config)?).await?;
 
@@ -53,11 +60,11 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
     id_app.stop().await;
     match outcome {
         Ok(()) => {
-            println!("OK: the CO is acknowledged on KR and received on ID, looked up, and its treatment fed back.");
+            say!("OK: the CO is acknowledged on KR and received on ID, looked up, and its treatment fed back.");
             Ok(true)
         }
         Err(e) => {
-            println!("FAILED: {e:#}");
+            say!("FAILED: {e:#}");
             Ok(false)
         }
     }
@@ -65,16 +72,16 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
 
 async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    println!("3. KR's issuing system submits examples/co.xml for partner ID (domestic API)");
+    say!("3. KR's issuing system submits examples/co.xml for partner ID (domestic API)");
     let (status, body) = call(&client, kr, "POST", "/api/v1/certificates?partner=ID", EXAMPLE_CO).await?;
-    println!("   HTTP {status}: {body}");
+    say!("   HTTP {status}: {body}");
     anyhow::ensure!(status == 202, "submission refused");
     let cert_id = body["id"].as_str().ok_or_else(|| anyhow::anyhow!("no id in the answer"))?.to_owned();
     let code = body["reference_code"].as_str().unwrap_or_default().to_owned();
 
-    println!("4. KR's delivery worker signs (rsa-sha256), encrypts (AES-256-GCM, RSA-OAEP) and pushes SendCO to ID");
-    println!("   over mutual TLS (both gateways present their TLS certificates);");
-    println!("   ID decrypts, verifies, validates, stores and answers with a signed acknowledgement");
+    say!("4. KR's delivery worker signs (rsa-sha256), encrypts (AES-256-GCM, RSA-OAEP) and pushes SendCO to ID");
+    say!("   over mutual TLS (both gateways present their TLS certificates);");
+    say!("   ID decrypts, verifies, validates, stores and answers with a signed acknowledgement");
     let deadline = Instant::now() + Duration::from_secs(30);
     let cert = loop {
         let (_, cert) = call(&client, kr, "GET", &format!("/api/v1/certificates/{cert_id}"), "").await?;
@@ -84,9 +91,9 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    println!("5. KR's certificate {cert_id}: state {}", cert["state"]);
+    say!("5. KR's certificate {cert_id}: state {}", cert["state"]);
     for h in cert["history"].as_array().into_iter().flatten() {
-        println!(
+        say!(
             "   {} {} -> {}  ({})",
             h["at"].as_str().unwrap_or_default(),
             h["from"].as_str().unwrap_or("-"),
@@ -110,16 +117,13 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
     .await?;
     let received =
         found.as_array().and_then(|a| a.iter().find(|c| c["direction"] == "inbound")).cloned().unwrap_or(Value::Null);
-    println!("6. ID looks up KR/{reference}: state {}", received["state"]);
+    say!("6. ID looks up KR/{reference}: state {}", received["state"]);
     anyhow::ensure!(received["state"] == "received", "ID does not hold the CO as received");
 
     let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let path = format!("/api/v1/lookup?partner=KR&reference={}&code={}", encoded(reference), encoded(&code));
     let (status, looked_up) = call(&client, id, "GET", &path, "").await?;
-    println!(
-        "7. ID asks KR's gateway for it with GetCO (reference code {code}): HTTP {status}, {}",
-        looked_up["status"]
-    );
+    say!("7. ID asks KR's gateway for it with GetCO (reference code {code}): HTTP {status}, {}", looked_up["status"]);
     anyhow::ensure!(status == 200, "the look-up failed: {looked_up}");
 
     let received_id = received["id"].as_str().unwrap_or_default();
@@ -127,14 +131,15 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
     let (status, _) =
         call(&client, id, "POST", &format!("/api/v1/certificates/{received_id}/treatment"), treatment).await?;
     anyhow::ensure!(status == 202, "the treatment decision was refused");
-    println!("8. ID's clearance system grants preferential treatment; SendFeedback goes to KR");
+    say!("8. ID's clearance system grants preferential treatment; SendFeedback goes to KR");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (_, cert) = call(&client, kr, "GET", &format!("/api/v1/certificates/{cert_id}"), "").await?;
         if let Some(decision) = cert["treatment_decisions"].as_array().and_then(|d| d.first()) {
-            println!(
+            say!(
                 "   KR's certificate shows: {} on declaration {}",
-                decision["decision"], decision["declaration_reference"]
+                decision["decision"],
+                decision["declaration_reference"]
             );
             break;
         }

@@ -40,6 +40,15 @@ fn random_secret() -> String {
     crate::wssec::material::hex(&b)
 }
 
+/// Writes `text` to a file that only its owner may read (mode 0600, also when it existed).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())
+}
+
 /// Creates the PKI (under `dir/pki`) and one TOML configuration per party.
 pub fn write_pair(spec: &PairSpec<'_>) -> anyhow::Result<[GatewayFiles; 2]> {
     let pki_dir = spec.dir.join("pki");
@@ -124,7 +133,8 @@ inbound_auth = {{ username = "{other}", password_hash = "{in_hash}" }}
             in_hash = hash_password(&passwords[i])?,
         );
         let path = spec.dir.join(format!("{me}.toml"));
-        std::fs::write(&path, config)?;
+        // It holds secrets inline: the gateway refuses it readable by group or others.
+        write_private(&path, &config)?;
         out.push(GatewayFiles {
             party: me.to_owned(),
             config: path,

@@ -1,10 +1,11 @@
-//! `coconnect` binary: parses the command line, sets up logging, dispatches. No logic here.
+//! `coconnect` binary: parses the command line, sets up logging, dispatches. No logic here;
+//! everything printed goes through `cli::say`, which survives a closed pipe.
 
-use std::io::Read;
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use coconnect::cli::{AuditCommand, Cli, Command, PkiCommand};
+use coconnect::cli::{say, AuditCommand, Cli, Command, PkiCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -26,15 +27,15 @@ fn main() -> ExitCode {
             }
             Command::Pki { command: PkiCommand::Init { out, parties, force } } => {
                 let pki = coconnect::pki::init_dev_pki(&out, &parties, force)?;
-                println!("development CA: {}", pki.ca_cert.display());
+                say(format!("development CA: {}", pki.ca_cert.display()))?;
                 for p in &pki.parties {
-                    println!(
+                    say(format!(
                         "{}: {} {} {}",
                         p.party,
                         p.signing_cert.display(),
                         p.encryption_cert.display(),
                         p.tls_cert.display()
-                    );
+                    ))?;
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -42,9 +43,8 @@ fn main() -> ExitCode {
                 Ok(if coconnect::demo::run(keep).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Command::HashPassword => {
-                let mut password = String::new();
-                std::io::stdin().read_to_string(&mut password)?;
-                println!("{}", coconnect::config::hash_password(password.trim_end_matches(['\r', '\n']))?);
+                let password = coconnect::cli::read_password()?;
+                say(coconnect::config::hash_password(&password)?)?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Ops { api, token_env, command } => {
@@ -58,19 +58,23 @@ fn main() -> ExitCode {
             }
             Command::Purge { config, older_than_days } => {
                 let settings = coconnect::config::load(&config)?;
-                let days = older_than_days
-                    .or(settings.retention.message_contents_days)
-                    .ok_or_else(|| anyhow::anyhow!("give --older-than-days or [retention] message_contents_days"))?;
-                anyhow::ensure!(days >= 0, "the retention in days must not be negative");
+                let keep = match older_than_days {
+                    Some(days) => Some(coconnect::config::CheckedDuration::days(
+                        "--older-than-days",
+                        days,
+                        coconnect::cli::PURGE_DAYS_MIN..=coconnect::cli::PURGE_DAYS_MAX,
+                    )?),
+                    None => settings.retention.message_contents,
+                }
+                .ok_or_else(|| anyhow::anyhow!("give --older-than-days or [retention] message_contents_days"))?;
                 let store = coconnect::store::Store::connect(&settings.database_url).await?;
                 let now = chrono::Utc::now();
                 let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-                let r =
-                    coconnect::store::retention::purge(&store, now - chrono::Duration::days(days), &actor, now).await?;
-                println!(
+                let r = coconnect::store::retention::purge(&store, now - keep.chrono(), &actor, now).await?;
+                say(format!(
                     "purged before {}: {} messages, {} certificates, {} outbox bodies",
                     r.cutoff, r.messages_purged, r.certificates_purged, r.outbox_purged
-                );
+                ))?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Audit { command: AuditCommand::Verify { config } } => {
@@ -79,18 +83,19 @@ fn main() -> ExitCode {
                 let result = coconnect::store::audit::verify(&store).await?;
                 match &result.broken_at {
                     None => {
-                        println!("audit chain intact: {} records", result.records);
+                        say(format!("audit chain intact: {} records", result.records))?;
                         Ok(ExitCode::SUCCESS)
                     }
                     Some((seq, why)) => {
-                        println!("audit chain BROKEN at record {seq}: {why} ({} records)", result.records);
+                        say(format!("audit chain BROKEN at record {seq}: {why} ({} records)", result.records))?;
                         Ok(ExitCode::FAILURE)
                     }
                 }
             }
             Command::CheckConfig { config } => {
                 let settings = coconnect::config::load(&config)?;
-                println!("{settings:#?}");
+                say(format!("{}: loaded and checked", config.display()))?;
+                say(settings.summary().trim_end())?;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -98,7 +103,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Not eprintln!: it panics when stderr is closed.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
             ExitCode::FAILURE
         }
     }

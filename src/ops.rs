@@ -41,8 +41,8 @@ pub async fn run(api: &str, token: &str, command: &OpsCommand) -> anyhow::Result
     let ok = resp.status().is_success();
     let body = resp.into_body().collect().await?.to_bytes();
     match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(v) => println!("{}", serde_json::to_string_pretty(&v)?),
-        Err(_) => println!("{}", String::from_utf8_lossy(&body)),
+        Ok(v) => crate::cli::say(serde_json::to_string_pretty(&v)?)?,
+        Err(_) => crate::cli::say(String::from_utf8_lossy(&body))?,
     }
     Ok(ok)
 }

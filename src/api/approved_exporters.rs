@@ -18,7 +18,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -34,6 +33,9 @@ const CODE: &str = "API-APPROVED-EXPORTERS";
 
 /// Longest authorisation code: an..35, as `ApprovedExporterAuthorisationID` in `xsd/lpco-co.xsd`.
 const MAX_ID_CHARS: usize = 35;
+
+/// The methods of the resource, as its `Allow` header (`HEAD` is answered as `GET`).
+pub const ALLOW: &str = "GET, HEAD, PUT";
 
 /// The partner named by `path` if it is `/api/v1/partners/{party}/approved-exporters`.
 ///
@@ -60,14 +62,7 @@ pub async fn route(
     Some(match *method {
         Method::GET => approved_exporters::list(&state.store, party).await.map(|l| json(StatusCode::OK, &json!(l))),
         Method::PUT => replace(state, party, req, caller).await,
-        _ => {
-            let mut response = json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &json!({"error": "use GET or PUT on this resource", "code": "API-METHOD"}),
-            );
-            response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, PUT"));
-            Ok(response)
-        }
+        _ => Ok(super::method_not_allowed(ALLOW)),
     })
 }
 

@@ -12,6 +12,12 @@
 //!
 //! - Operator routes (outbox, partners, alerts): see [`operator`].
 //!
+//! Every route but `/healthz` and `/readyz` needs the bearer token (scheme name in any case):
+//! 401 `API-UNAUTHORIZED` with `WWW-Authenticate: Bearer realm="coconnect"` otherwise. A known
+//! resource asked with a method it does not answer gets 405 `API-METHOD` with `Allow`; `HEAD`
+//! is answered as `GET`. A body must arrive within `[limits] body_read_timeout_seconds` (408
+//! `API-READ-TIMEOUT`).
+//!
 //! Must never: build SOAP or touch keys; DTOs here are separate from the store's records.
 
 mod approved_exporters;
@@ -22,12 +28,13 @@ mod operator;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::AUTHORIZATION;
+use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::gateway::auth::scheme_credentials;
 use crate::gateway::http::{json, read_body, response, Body, BodyError};
 use crate::lifecycle::Direction;
 use crate::payload::DocumentKind;
@@ -38,22 +45,33 @@ use crate::store::messages::sha256_hex;
 use crate::store::{amendments, outbox, treatments, StoreError};
 use crate::wssec::limits::precheck;
 
+/// Routes the API listener. `HEAD` arrives here as `GET` (see `crate::gateway`).
 pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
-    if req.method() == Method::GET && req.uri().path() == "/healthz" {
-        return response(StatusCode::OK, "text/plain", "ok");
-    }
-    if req.method() == Method::GET && req.uri().path() == "/readyz" {
-        return crate::gateway::readiness(state).await;
+    match req.uri().path() {
+        "/healthz" | "/readyz" if req.method() != Method::GET => return method_not_allowed("GET, HEAD"),
+        "/healthz" => return response(StatusCode::OK, "text/plain", "ok"),
+        "/readyz" => return crate::gateway::readiness(state).await,
+        _ => {}
     }
     let Some(caller) = authorize(state, &req) else {
-        return json(
+        let mut refused = json(
             StatusCode::UNAUTHORIZED,
             &json!({"error": "a valid bearer token is required", "code": "API-UNAUTHORIZED"}),
         );
+        // RFC 7235 §3.1: a 401 names the scheme that would be accepted.
+        refused.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"coconnect\""));
+        return refused;
     };
     let path = req.uri().path().to_owned();
     let query = parse_query(req.uri().query().unwrap_or(""));
     let method = req.method().clone();
+    // A known resource asked with a method it does not answer: 405 naming the ones it does
+    // (checked once here, so the routers below only ever see methods they handle).
+    if let Some(allow) = allowed_methods(&path) {
+        if !allow.split(", ").any(|m| m == method.as_str()) {
+            return method_not_allowed(allow);
+        }
+    }
     // `approved_exporters::route` takes the request (it reads the body): decide by the path
     // first, so that `req` is still there for the routes below when the path is not its own.
     if approved_exporters::party_of(&path).is_some() {
@@ -102,9 +120,41 @@ pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Bo
     })
 }
 
-/// The name of the token the request presents, compared in constant time.
+/// The methods a known API resource answers, as its `Allow` header (`HEAD` wherever `GET`);
+/// `None` for a path that is no resource (answered 404).
+fn allowed_methods(path: &str) -> Option<&'static str> {
+    const GET: &str = "GET, HEAD";
+    const POST: &str = "POST";
+    let segments: Vec<&str> = path.strip_prefix("/api/v1/")?.split('/').collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    Some(match segments.as_slice() {
+        ["certificates"] => "GET, HEAD, POST",
+        ["declarations"] | ["claims"] => POST,
+        ["certificates", _] | ["certificates", _, "claims"] => GET,
+        ["certificates", _, "amendments" | "cancellation-decision" | "treatment"] => POST,
+        ["lookup"] | ["outbox"] | ["partners"] | ["alerts"] => GET,
+        ["outbox", _, "retry" | "cancel"] | ["partners", _, "pause" | "resume"] | ["alerts", _, "ack"] => POST,
+        ["partners", _, "approved-exporters"] => approved_exporters::ALLOW,
+        _ => return None,
+    })
+}
+
+/// 405 with the `Allow` header (RFC 9110 §15.5.6).
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({"error": format!("method not allowed here; use {allow}"), "code": "API-METHOD"}),
+    );
+    r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+/// The name of the token the request presents, compared in constant time. The scheme name
+/// `Bearer` is case-insensitive (RFC 7235 §2.1).
 fn authorize(state: &AppState, req: &Request<Incoming>) -> Option<String> {
-    let presented = req.headers().get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+    let presented = scheme_credentials(req.headers().get(AUTHORIZATION)?.to_str().ok()?, "Bearer")?;
     let presented = openssl::sha::sha256(presented.as_bytes());
     state
         .settings
@@ -199,13 +249,23 @@ async fn submit(
     }
 }
 
-/// The request body, at most `security.max_message_bytes`; or the error answer (413
-/// `API-TOO-LARGE`, 400 `API-READ`).
+/// The request body, at most `security.max_message_bytes`, received within `[limits]
+/// body_read_timeout_seconds`; or the error answer (413 `API-TOO-LARGE`, 408
+/// `API-READ-TIMEOUT`, 400 `API-READ`).
 pub(crate) async fn read_request_body(
     state: &AppState,
     req: Request<Incoming>,
 ) -> Result<bytes::Bytes, Response<Body>> {
-    read_body(req, state.settings.security.max_message_bytes).await.map_err(|e| match e {
+    let timeout = std::time::Duration::from_secs(state.settings.limits.body_read_timeout_seconds);
+    let Ok(read) = tokio::time::timeout(timeout, read_body(req, state.settings.security.max_message_bytes)).await
+    else {
+        tracing::warn!(event = "body_timeout", surface = "api", "request body not received in time");
+        return Err(json(
+            StatusCode::REQUEST_TIMEOUT,
+            &json!({"error": "request body not received in time", "code": "API-READ-TIMEOUT"}),
+        ));
+    };
+    read.map_err(|e| match e {
         BodyError::TooLarge => {
             json(StatusCode::PAYLOAD_TOO_LARGE, &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}))
         }

@@ -6,7 +6,8 @@
 //! pending under an expiring lease, so it is sent again with the same message ID and the
 //! partner answers with its original acknowledgement.
 //!
-//! Retries follow the partner's schedule (framework 4.3.3, marks after the first attempt);
+//! Retries follow the partner's schedule (framework 4.3.3: marks measured from the first
+//! attempt, so an early attempt — a backlog flush — uses up no mark);
 //! technical failures mark the partner down (one probe at a time until it answers, then its
 //! backlog is flushed at the partner's rate); business rejections end the message at once.
 //!
@@ -53,7 +54,7 @@ pub async fn secure_request(
             signer: &state.settings.signing,
             encrypt_for: partner.encrypt_to(),
             now,
-            ttl: Duration::seconds(state.settings.security.timestamp_ttl_seconds),
+            ttl: state.settings.security.timestamp_ttl.chrono(),
         })
         .map_err(|e| format!("securing the message failed: {e}"))
     })
@@ -114,7 +115,7 @@ impl RateLimiter {
 
 impl Worker {
     pub fn new(state: Arc<AppState>, owner: String) -> Self {
-        let timeout = StdDuration::from_secs(state.settings.delivery.request_timeout_seconds);
+        let timeout = state.settings.delivery.request_timeout.std();
         let tls = state.settings.tls.clone();
         Worker { state, owner, client: PartnerClient::new(timeout, tls) }
     }
@@ -122,7 +123,7 @@ impl Worker {
     /// Delivers until shutdown; between empty polls it waits the configured interval. A
     /// delivery in progress is finished before the loop looks at the shutdown signal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let idle = StdDuration::from_millis(self.state.settings.delivery.poll_interval_millis);
+        let idle = self.state.settings.delivery.poll_interval.std();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -160,9 +161,7 @@ impl Worker {
         let store = &self.state.store;
         let clock = &self.state.clock;
         let now = clock.now();
-        let Some(msg) =
-            outbox::claim_due(store, &self.owner, now, Duration::seconds(settings.delivery.lease_seconds)).await?
-        else {
+        let Some(msg) = outbox::claim_due(store, &self.owner, now, settings.delivery.lease.chrono()).await? else {
             return Ok(Step::Idle);
         };
         let Some(partner) = settings.partners.get(&msg.partner).cloned() else {
@@ -188,10 +187,13 @@ impl Worker {
                 return Ok(Step::Completed(to));
             }
         };
-        let lease = Duration::seconds(settings.delivery.lease_seconds);
+        let lease = settings.delivery.lease.chrono();
         let attempt = outbox::begin_attempt(store, &msg, &wire, now, lease).await?;
         inject_fault("before-send");
         tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, "sending");
+        // The latency of the HTTP exchange is real elapsed time, for operators, not a
+        // scheduling decision: it is measured on the monotonic clock, not `AppState::clock`.
+        let sent_at = Instant::now();
         let (status, body) = match self.client.post(&partner, operation, SoapVersion::V11, wire).await {
             Ok(r) => r,
             Err(e) => {
@@ -205,11 +207,21 @@ impl Worker {
                     .await
             }
         };
+        let latency_ms = u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX);
         match self.judge(&msg, &partner, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
                 let accepted = ack.status == AckStatus::Accepted;
+                tracing::info!(
+                    message_id = %msg.message_id,
+                    partner = %partner.party,
+                    attempt,
+                    latency_ms,
+                    ack_message_id = %ack.header.message_id,
+                    status = if accepted { "Accepted" } else { "Rejected" },
+                    "acknowledged"
+                );
                 let cause = if accepted {
                     format!("acknowledged by {} (ack {})", partner.party, ack.header.message_id)
                 } else {
@@ -234,6 +246,7 @@ impl Worker {
             Verdict::SenderFault(reason) => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
+                tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, %reason, "refused by the partner; final");
                 let to =
                     outbox::complete(store, &msg, attempt, &body, false, &reason, status, self.webhook(), clock.now())
                         .await?;
@@ -277,9 +290,10 @@ impl Worker {
         let store = &self.state.store;
         let now = self.state.clock.now();
         partners::mark_down(store, &partner.party, now).await?;
+        // The schedule counts time since the first attempt, not attempts: an early one (a
+        // backlog flush after the partner answered again) must not use up a later mark.
         let first = msg.first_attempt_at.unwrap_or(attempt_started);
-        let done_under_schedule = msg.schedule_attempt(failure.attempt);
-        match next_attempt(first, &partner.retry_marks, done_under_schedule, now) {
+        match next_attempt(first, &partner.retry_marks, now) {
             Some(at) => {
                 tracing::warn!(message_id = %msg.message_id, attempt = failure.attempt, error = failure.error, next_attempt_at = %at, "delivery failed; will retry");
                 outbox::fail_attempt(store, msg, &failure, at.max(now), now).await?;
@@ -379,17 +393,14 @@ fn is_transient_fault(code: &str) -> bool {
     )
 }
 
-/// When the next attempt is due: `first` plus the mark for the `attempts_made`-th retry, or
-/// `None` when every mark has been used. Marks already past at `now` (the gateway was down,
-/// or paused work piled up) are skipped rather than spent back to back.
-pub fn next_attempt(
-    first: DateTime<Utc>,
-    marks: &[Duration],
-    attempts_made: i64,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let index = usize::try_from(attempts_made.checked_sub(1)?).ok()?;
-    marks.iter().skip(index).map(|m| first + *m).find(|at| *at > now)
+/// When the next attempt after a technical failure at `now` is due: the first mark
+/// (`first` + mark) strictly after `now`, or `None` once `now` has reached the last mark (the
+/// schedule is over). Only time since the first attempt counts, never how many attempts were
+/// made: marks already past (the gateway was down, paused work piled up, or the message was
+/// sent early by a backlog flush) are skipped rather than spent back to back, and an early
+/// attempt uses up no later mark.
+pub fn next_attempt(first: DateTime<Utc>, marks: &[Duration], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    marks.iter().map(|m| first + *m).find(|at| *at > now)
 }
 
 enum Verdict {
@@ -406,13 +417,29 @@ mod tests {
     fn schedule_follows_the_marks_then_ends() {
         let t0 = DateTime::from_timestamp(0, 0).unwrap_or_default();
         let marks: Vec<Duration> = crate::config::DEFAULT_RETRY_MARKS.iter().map(|s| Duration::seconds(*s)).collect();
-        assert_eq!(next_attempt(t0, &marks, 1, t0), Some(t0 + Duration::minutes(10)));
-        assert_eq!(next_attempt(t0, &marks, 6, t0), Some(t0 + Duration::hours(1)));
-        assert_eq!(next_attempt(t0, &marks, 10, t0), Some(t0 + Duration::hours(16)));
-        assert_eq!(next_attempt(t0, &marks, 11, t0), None);
-        assert_eq!(next_attempt(t0, &marks, 0, t0), None);
+        assert_eq!(next_attempt(t0, &marks, t0), Some(t0 + Duration::minutes(10)));
+        // Each failure at a mark is followed by the next mark.
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::minutes(50)), Some(t0 + Duration::hours(1)));
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::hours(8)), Some(t0 + Duration::hours(16)));
+        // The attempt at the last mark failed: the schedule is over.
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::hours(16)), None);
         // After a 5-hour outage of our own, the 10-minute to 4-hour marks are gone: next is 8 h.
-        assert_eq!(next_attempt(t0, &marks, 1, t0 + Duration::hours(5)), Some(t0 + Duration::hours(8)));
-        assert_eq!(next_attempt(t0, &marks, 1, t0 + Duration::hours(17)), None);
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::hours(5)), Some(t0 + Duration::hours(8)));
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::hours(17)), None);
+        assert_eq!(next_attempt(t0, &[], t0), None);
+    }
+
+    #[test]
+    fn early_attempts_use_up_no_mark() {
+        let t0 = DateTime::from_timestamp(0, 0).unwrap_or_default();
+        let marks = [Duration::seconds(5), Duration::seconds(10), Duration::seconds(20)];
+        // However many attempts a backlog flush made before the 5 s mark, the next is that mark,
+        // and the schedule ends only once the last mark has been reached.
+        for early in [0, 100, 4_600, 4_999] {
+            assert_eq!(next_attempt(t0, &marks, t0 + Duration::milliseconds(early)), Some(t0 + marks[0]));
+        }
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::seconds(5)), Some(t0 + marks[1]));
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::milliseconds(19_999)), Some(t0 + marks[2]));
+        assert_eq!(next_attempt(t0, &marks, t0 + Duration::seconds(20)), None);
     }
 }

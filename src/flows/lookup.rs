@@ -119,7 +119,7 @@ pub async fn ask(
     };
     let body = request_xml(Operation::GetCo, &header, &lookup.to_xml());
     let wire = crate::delivery::secure_request(state, partner, body, now).await.map_err(AskError::Secure)?;
-    let timeout = std::time::Duration::from_secs(state.settings.delivery.request_timeout_seconds);
+    let timeout = state.settings.delivery.request_timeout.std();
     // Look-ups are rare, manual queries: a client of their own keeps them off the delivery
     // workers' connections and rate limits.
     let client = crate::delivery::PartnerClient::new(timeout, state.settings.tls.clone());

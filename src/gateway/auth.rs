@@ -53,12 +53,19 @@ impl AuthFailure {
     }
 }
 
+/// The credentials of an `Authorization` value in `scheme` (`Basic`, `Bearer`), trimmed; `None`
+/// for another scheme. The scheme name is case-insensitive (RFC 7235 §2.1) and is followed by
+/// one or more spaces.
+pub fn scheme_credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, credentials) = value.trim_start().split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then(|| credentials.trim())
+}
+
 /// The `(user, password)` of a Basic `Authorization` header.
 pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthFailure> {
     let value = headers.get(AUTHORIZATION).ok_or(AuthFailure::Missing)?.to_str().map_err(|_| AuthFailure::Malformed)?;
-    let encoded = value.strip_prefix("Basic ").ok_or(AuthFailure::Malformed)?;
-    let decoded =
-        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| AuthFailure::Malformed)?;
+    let encoded = scheme_credentials(value, "Basic").ok_or(AuthFailure::Malformed)?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| AuthFailure::Malformed)?;
     let text = String::from_utf8(decoded).map_err(|_| AuthFailure::Malformed)?;
     let (user, password) = text.split_once(':').ok_or(AuthFailure::Malformed)?;
     Ok((user.to_owned(), password.to_owned()))
@@ -114,5 +121,38 @@ impl CredentialCache {
         })
         .await
         .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::header::HeaderValue;
+
+    fn with_authorization(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(value).expect("header"));
+        h
+    }
+
+    #[test]
+    fn the_basic_scheme_is_matched_case_insensitively() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode("KR:secret");
+        for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+            let got = basic_credentials(&with_authorization(&format!("{scheme} {encoded}")));
+            assert_eq!(got, Ok(("KR".to_owned(), "secret".to_owned())), "{scheme}");
+        }
+        assert_eq!(basic_credentials(&with_authorization(&format!("Basic   {encoded}"))).map(|c| c.0), Ok("KR".into()));
+        assert_eq!(basic_credentials(&with_authorization(&format!("Bearer {encoded}"))), Err(AuthFailure::Malformed));
+        assert_eq!(basic_credentials(&with_authorization(&format!("Basic{encoded}"))), Err(AuthFailure::Malformed));
+        assert_eq!(basic_credentials(&HeaderMap::new()), Err(AuthFailure::Missing));
+    }
+
+    #[test]
+    fn scheme_credentials_needs_the_scheme_then_a_space() {
+        assert_eq!(scheme_credentials("bearer abc ", "Bearer"), Some("abc"));
+        assert_eq!(scheme_credentials("BEARER abc", "Bearer"), Some("abc"));
+        assert_eq!(scheme_credentials("Bearerabc", "Bearer"), None);
+        assert_eq!(scheme_credentials("Basic abc", "Bearer"), None);
     }
 }

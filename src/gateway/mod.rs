@@ -1,8 +1,11 @@
-//! The HTTP server (hyper, HTTP/1.1): accepts connections, routes requests to the SOAP endpoint
-//! or the domestic API, and stops accepting on shutdown while in-flight requests finish.
+//! The HTTP server (hyper, HTTP/1.1): accepts connections (at most `[limits] max_connections`
+//! per listener), routes requests to the SOAP endpoint or the domestic API (`HEAD` as `GET`),
+//! and on shutdown stops accepting while in-flight requests finish, for at most
+//! `[limits] shutdown_grace_seconds`.
 //!
 //! Must never: hold a libxml document across an `.await` (all XML security work runs inside
-//! `spawn_blocking` in the handlers), or read a request body before its sender is authenticated.
+//! `spawn_blocking` in the handlers), read a request body before its sender is authenticated,
+//! or wait on a client without a deadline.
 
 pub mod auth;
 pub mod http;
@@ -17,7 +20,8 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
 
 use crate::app::AppState;
 
@@ -32,6 +36,12 @@ pub enum Surface {
 
 /// Accept loop; one task per connection. On the SOAP surface with `[tls]`, each connection
 /// first completes a mutual-TLS handshake (bounded by the header timeout).
+///
+/// At most `[limits] max_connections` connections are open at once: when all slots are taken
+/// the loop stops accepting, and further clients wait in the kernel's backlog until one
+/// closes (rather than being accepted and dropped). A failing `accept` (EMFILE, ENFILE, ...)
+/// is retried after a growing pause. On shutdown, open connections finish their requests
+/// within `[limits] shutdown_grace_seconds`; then the rest are cut.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
@@ -39,42 +49,134 @@ pub async fn serve(
     acceptor: Option<Arc<openssl::ssl::SslAcceptor>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut connections = tokio::task::JoinSet::new();
-    let header_timeout = Duration::from_secs(state.settings.limits.header_read_timeout_seconds);
-    let max_header_bytes = state.settings.limits.max_header_bytes;
+    let limits = &state.settings.limits;
+    let header_timeout = Duration::from_secs(limits.header_read_timeout_seconds);
+    let max_header_bytes = limits.max_header_bytes;
+    let grace = Duration::from_secs(limits.shutdown_grace_seconds);
+    let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+    let mut connections = JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
     loop {
-        tokio::select! {
+        // Finished connections are reaped as we go: the set holds the open ones only.
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
             _ = shutdown.changed() => break,
-            accepted = listener.accept() => {
-                let (stream, remote) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = accept(|| listener.accept(), &mut backoff) => accepted,
+        };
+        let state = state.clone();
+        let conn_shutdown = shutdown.clone();
+        let acceptor = acceptor.clone();
+        connections.spawn(async move {
+            // The slot is held until the connection, TLS handshake included, is over.
+            let _slot = slot;
+            match acceptor {
+                Some(acceptor) => match tokio::time::timeout(header_timeout, tls::accept(&acceptor, stream)).await {
+                    Ok(Ok((tls_stream, cert))) => {
+                        serve_connection(
+                            TokioIo::new(tls_stream),
+                            state,
+                            surface,
+                            remote,
+                            Some(cert),
+                            header_timeout,
+                            max_header_bytes,
+                            conn_shutdown,
+                        )
+                        .await
                     }
-                };
-                let state = state.clone();
-                let conn_shutdown = shutdown.clone();
-                let acceptor = acceptor.clone();
-                connections.spawn(async move {
-                    match acceptor {
-                        Some(acceptor) => {
-                            match tokio::time::timeout(header_timeout, tls::accept(&acceptor, stream)).await {
-                                Ok(Ok((tls_stream, cert))) => {
-                                    serve_connection(TokioIo::new(tls_stream), state, surface, remote, Some(cert), header_timeout, max_header_bytes, conn_shutdown).await
-                                }
-                                Ok(Err(e)) => tracing::warn!(event = "tls_refused", %remote, error = %e, "TLS handshake failed"),
-                                Err(_) => tracing::warn!(event = "tls_timeout", %remote, "TLS handshake not completed in time"),
-                            }
-                        }
-                        None => serve_connection(TokioIo::new(stream), state, surface, remote, None, header_timeout, max_header_bytes, conn_shutdown).await,
-                    }
-                });
+                    Ok(Err(e)) => tracing::warn!(event = "tls_refused", %remote, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::warn!(event = "tls_timeout", %remote, "TLS handshake not completed in time"),
+                },
+                None => {
+                    serve_connection(
+                        TokioIo::new(stream),
+                        state,
+                        surface,
+                        remote,
+                        None,
+                        header_timeout,
+                        max_header_bytes,
+                        conn_shutdown,
+                    )
+                    .await
+                }
+            }
+        });
+    }
+    drain(connections, grace, surface).await;
+}
+
+/// Waits up to `grace` for the open connections to finish (each was told to stop after its
+/// request in flight), then aborts the rest: a stalled client must not hold up the stop.
+async fn drain(mut connections: JoinSet<()>, grace: Duration, surface: Surface) {
+    let finished = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        tracing::warn!(
+            event = "shutdown_forced",
+            ?surface,
+            open = connections.len(),
+            grace_seconds = grace.as_secs(),
+            "connections still open after the shutdown grace period: closing them"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// First pause after a failed `accept`; it doubles with every further failure.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// Longest pause between `accept` attempts.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Pauses between failing `accept` calls. Out of file descriptors, `accept` fails at once every
+/// time: retrying without a growing pause spins a core and floods the log.
+struct AcceptBackoff {
+    next: Duration,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff { next: ACCEPT_BACKOFF_FIRST }
+    }
+}
+
+impl AcceptBackoff {
+    fn pause(&mut self) -> Duration {
+        let pause = self.next;
+        self.next = (pause * 2).min(ACCEPT_BACKOFF_MAX);
+        pause
+    }
+
+    fn reset(&mut self) {
+        self.next = ACCEPT_BACKOFF_FIRST;
+    }
+}
+
+/// The next accepted connection; failures are logged and retried after the backoff's pause.
+async fn accept<S, F, Fut>(mut accept_once: F, backoff: &mut AcceptBackoff) -> (S, std::net::SocketAddr)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<(S, std::net::SocketAddr)>>,
+{
+    loop {
+        match accept_once().await {
+            Ok(accepted) => {
+                backoff.reset();
+                return accepted;
+            }
+            Err(e) => {
+                let pause = backoff.pause();
+                tracing::warn!(event = "accept_failed", error = %e, retry_in_ms = pause.as_millis() as u64, "accept failed");
+                tokio::time::sleep(pause).await;
             }
         }
     }
-    while connections.join_next().await.is_some() {}
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -90,10 +192,15 @@ async fn serve_connection<I>(
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
+    let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let state = state.clone();
         let client_cert = client_cert.clone();
         async move {
+            // HEAD is routed as GET; hyper knows the request was HEAD and sends the GET
+            // answer's status and headers (its Content-Length included) without the body.
+            if req.method() == hyper::Method::HEAD {
+                *req.method_mut() = hyper::Method::GET;
+            }
             Ok::<_, std::convert::Infallible>(match surface {
                 Surface::Soap => soap_endpoint::route(&state, req, remote, client_cert).await,
                 Surface::Api => crate::api::route(&state, req).await,
@@ -128,5 +235,45 @@ pub async fn readiness(state: &AppState) -> hyper::Response<http::Body> {
             tracing::warn!(error = %e, "not ready: database unavailable");
             http::response(hyper::StatusCode::SERVICE_UNAVAILABLE, "text/plain", "database unavailable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_accept_backoff_doubles_up_to_a_second_and_resets() {
+        let mut b = AcceptBackoff::default();
+        let pauses: Vec<u64> = (0..9).map(|_| b.pause().as_millis() as u64).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.pause(), Duration::from_millis(10));
+    }
+
+    /// Out of descriptors, `accept` fails at once every time: the loop must not spin. In 0.7 s
+    /// it tries about seven times (at 0, 10, 30, 70, 150, 310, 630 ms; a fixed 50 ms pause
+    /// would try fourteen), and after a success the pauses start small again.
+    #[tokio::test]
+    async fn a_failing_accept_is_retried_after_growing_pauses() {
+        let calls = std::cell::Cell::new(0u32);
+        let emfile = || {
+            calls.set(calls.get() + 1);
+            async { Err::<((), std::net::SocketAddr), _>(std::io::Error::from_raw_os_error(24)) }
+        };
+        let mut backoff = AcceptBackoff::default();
+        let gave_up = tokio::time::timeout(Duration::from_millis(700), accept(emfile, &mut backoff)).await;
+        assert!(gave_up.is_err());
+        assert!((5..=8).contains(&calls.get()), "{} attempts", calls.get());
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], 9).into();
+        let mut failures = 2;
+        let flaky = || {
+            failures -= 1;
+            let result = if failures >= 0 { Err(std::io::Error::from_raw_os_error(24)) } else { Ok(((), addr)) };
+            async move { result }
+        };
+        let (_, got) = accept(flaky, &mut backoff).await;
+        assert_eq!(got, addr);
+        assert_eq!(backoff.pause(), ACCEPT_BACKOFF_FIRST, "a success resets the backoff");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bytes::Bytes;
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -36,7 +36,8 @@ use crate::wssec::material::Certificate;
 use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::{SecurityError, SoapVersion};
 
-/// Routes the partner-facing listener.
+/// Routes the partner-facing listener. `HEAD` arrives here as `GET` (see `crate::gateway`); a
+/// known path asked with another method gets 405 with `Allow`, an unknown one 404.
 pub async fn route(
     state: &Arc<AppState>,
     req: Request<Incoming>,
@@ -45,18 +46,32 @@ pub async fn route(
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
+    let schema = path.strip_prefix("/xsd/").and_then(soap::wsdl::schema);
+    let allow = match path.as_str() {
+        "/soap/v1" => "GET, HEAD, POST",
+        "/healthz" | "/readyz" => "GET, HEAD",
+        _ if schema.is_some() => "GET, HEAD",
+        _ => return response(StatusCode::NOT_FOUND, "text/plain", "not found"),
+    };
     match (req.method(), path.as_str()) {
         (&Method::GET, "/soap/v1") if query.eq_ignore_ascii_case("wsdl") => {
             response(StatusCode::OK, "text/xml; charset=utf-8", soap::wsdl::wsdl_for(&state.settings.public_url))
         }
-        (&Method::GET, p) if p.starts_with("/xsd/") => match soap::wsdl::schema(&p[5..]) {
-            Some(xsd) => response(StatusCode::OK, "text/xml; charset=utf-8", xsd),
-            None => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
-        },
+        (&Method::GET, "/soap/v1") => response(StatusCode::NOT_FOUND, "text/plain", "not found; the WSDL is at ?wsdl"),
         (&Method::POST, "/soap/v1") => handle(state, req, remote, client_cert).await,
         (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
         (&Method::GET, "/readyz") => super::readiness(state).await,
-        _ => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
+        // The only other known paths are the schemas.
+        (&Method::GET, _) => match schema {
+            Some(xsd) => response(StatusCode::OK, "text/xml; charset=utf-8", xsd),
+            None => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
+        },
+        _ => {
+            let mut r =
+                response(StatusCode::METHOD_NOT_ALLOWED, "text/plain", format!("method not allowed; use {allow}"));
+            r.headers_mut().insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static(allow));
+            r
+        }
     }
 }
 
@@ -91,20 +106,42 @@ fn fault(
     reason: impl Into<String>,
     element: Option<String>,
 ) -> Fault {
-    Fault { side, subcode_ns, subcode: subcode.to_owned(), code: code.to_owned(), reason: reason.into(), element }
+    Fault {
+        side,
+        subcode_ns,
+        subcode: subcode.to_owned(),
+        code: code.to_owned(),
+        reason: reason.into(),
+        element,
+        not_understood: vec![],
+    }
 }
 
+/// The fault a partner gets for a security refusal: the code and its fixed sentence (the
+/// detail is in our log and audit record only); our own failures as a Receiver fault that the
+/// partner retries; a `MustUnderstand` fault naming the blocks.
 fn security_fault(e: &SecurityError) -> Fault {
-    fault(FaultSide::Sender, SubcodeNs::Wsse, e.fault_subcode(), e.code(), e.public_reason(), None)
+    if e.is_internal() {
+        return internal_fault(&format!("{}: {e}", e.code()));
+    }
+    let mut f = fault(FaultSide::Sender, SubcodeNs::Wsse, e.fault_subcode(), e.code(), e.public_reason(), None);
+    if let SecurityError::MustUnderstand(blocks) = e {
+        f.not_understood = blocks.clone();
+    }
+    f
 }
 
-fn internal_fault(what: &str) -> Fault {
+/// Our own failure: a Receiver fault `GW-INTERNAL` that a sender retries on its schedule. The
+/// sentence is fixed ("internal error of the receiving gateway; retry later"); `cause` is only
+/// logged, with the request it belongs to.
+fn internal_fault(cause: &str) -> Fault {
+    tracing::error!(%cause, "request failed on our side: answered GW-INTERNAL");
     fault(
         FaultSide::Receiver,
         SubcodeNs::Coconnect,
         "InternalError",
         "GW-INTERNAL",
-        format!("{what}; retry later"),
+        crate::wssec::error::public_reason("GW-INTERNAL"),
         None,
     )
 }
@@ -332,6 +369,11 @@ async fn process(
     let now = state.clock.now();
     let verified = match verify(state, partner, bytes.clone(), now).await {
         Ok(v) => v,
+        Err(e) if e.is_internal() => {
+            tracing::error!(event = "security_internal", partner = %partner.party, code = e.code(), error = %e, "WS-Security processing failed on our side");
+            audit(state, "security.internal", Some(&partner.party), remote, None, &format!("{}: {e}", e.code())).await;
+            return Err(security_fault(&e));
+        }
         Err(e) => {
             tracing::warn!(event = "security_refused", partner = %partner.party, code = e.code(), error = %e, "WS-Security check failed");
             audit(state, "security.refused", Some(&partner.party), remote, None, &format!("{}: {e}", e.code())).await;
@@ -340,7 +382,7 @@ async fn process(
     };
     let version = verified.version();
     // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
-    let keep_until = verified.expires() + Duration::seconds(state.settings.security.clock_skew_seconds);
+    let keep_until = verified.expires() + state.settings.security.clock_skew.chrono();
     let replay_key = format!("{}:{}", partner.party, verified.replay_key());
     let fresh = inbound::remember_signature(&state.store, &replay_key, keep_until, now).await.map_err(|e| {
         tracing::error!(error = %e, "replay cache unavailable");
@@ -560,7 +602,7 @@ async fn secure_response(
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<u8>, Fault> {
     let state = state.clone();
-    let ttl = Duration::seconds(state.settings.security.timestamp_ttl_seconds);
+    let ttl = state.settings.security.timestamp_ttl.chrono();
     tokio::task::spawn_blocking(move || {
         secure(&OutboundMessage {
             version,
@@ -572,7 +614,7 @@ async fn secure_response(
         })
     })
     .await
-    .map_err(|_| internal_fault("signing task failed"))?
+    .map_err(|e| internal_fault(&format!("signing task failed: {e}")))?
     .map_err(|e| {
         tracing::error!(error = %e, "response could not be secured");
         internal_fault("the response could not be secured")
@@ -593,14 +635,35 @@ async fn verify(
         crate::wssec::inbound::process(&bytes, &s.inbound_policy(&partner, Expect::Request, now))
     })
     .await
-    .map_err(|_| SecurityError::Build("security task failed".into()))?
+    .map_err(|e| SecurityError::Internal(format!("security task failed: {e}")))?
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_failures_are_receiver_faults_a_sender_retries() {
+        for e in [
+            SecurityError::KeyMaterial("our decryption key could not be loaded".into()),
+            SecurityError::Build("template".into()),
+            SecurityError::Internal("security task failed".into()),
+        ] {
+            let f = security_fault(&e);
+            assert_eq!((f.side, f.code.as_str()), (FaultSide::Receiver, "GW-INTERNAL"), "{e}");
+            assert!(!f.reason.contains("template") && !f.reason.contains("key"), "{}", f.reason);
+            let back = crate::soap::fault::read_fault(f.to_envelope(SoapVersion::V11).as_bytes()).expect("fault");
+            assert!(!back.sender_at_fault, "a sender must retry our failure");
+        }
+        let peer = security_fault(&SecurityError::UnsupportedToken("X509PKIPathv1".into()));
+        assert_eq!((peer.side, peer.code.as_str()), (FaultSide::Sender, "WSS-UNSUPPORTED-TOKEN"));
+        assert!(!peer.reason.contains("X509PKIPathv1"));
+        let mu = security_fault(&SecurityError::MustUnderstand(vec![("urn:x".into(), "Ext".into())]));
+        assert_eq!(mu.not_understood, vec![("urn:x".to_owned(), "Ext".to_owned())]);
+    }
+
     #[test]
     fn forwarded_header_gives_the_last_hop() {
-        use super::forwarded_for;
         assert_eq!(forwarded_for("for=192.0.2.60;proto=https"), "192.0.2.60".parse().ok());
         assert_eq!(forwarded_for("for=10.0.0.1, for=\"198.51.100.17:4711\""), "198.51.100.17".parse().ok());
         assert_eq!(forwarded_for("For=\"[2001:db8:cafe::17]:4711\""), "2001:db8:cafe::17".parse().ok());

@@ -36,7 +36,24 @@ pub fn acceptor(tls: &TlsSettings) -> Result<SslAcceptor, TlsError> {
         b.add_client_ca(&ca.x509()).map_err(err)?;
     }
     b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    // Session resumption (nginx egress and Java clients resume by default) needs a session id
+    // context once client certificates are verified; OpenSSL refuses every resumption without
+    // one. It names this trust configuration, so a session is only ever resumed under the
+    // client CAs and server certificate it was verified with. The partner identity is still
+    // checked on every request, against the certificate the session carries.
+    b.set_session_id_context(&session_id_context(tls)).map_err(err)?;
     Ok(b.build())
+}
+
+/// SHA-256 of our certificate and the client CAs: 32 bytes, OpenSSL's maximum.
+fn session_id_context(tls: &TlsSettings) -> [u8; 32] {
+    let mut h = openssl::sha::Sha256::new();
+    h.update(b"coconnect soap listener\0");
+    h.update(&tls.cert_pem);
+    for ca in &tls.client_cas {
+        h.update(&ca.der);
+    }
+    h.finish()
 }
 
 /// Completes the handshake; returns the stream and the verified client certificate.

@@ -31,6 +31,9 @@ pub struct Fault {
     pub code: String,
     /// The offending element, when known.
     pub element: Option<String>,
+    /// Mandatory header blocks not understood (namespace, local name): when not empty, this is
+    /// a SOAP `MustUnderstand` fault, and SOAP 1.2 lists them as `NotUnderstood` header blocks.
+    pub not_understood: Vec<(String, String)>,
 }
 
 impl Fault {
@@ -47,6 +50,9 @@ impl Fault {
             xml_escape(&self.code)
         );
         let reason = xml_escape(&self.reason);
+        if !self.not_understood.is_empty() {
+            return self.must_understand_envelope(version, &reason, &detail);
+        }
         match version {
             SoapVersion::V11 => {
                 let code = match self.side {
@@ -69,6 +75,38 @@ impl Fault {
                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Body><soap:Fault><soap:Code><soap:Value>{code}</soap:Value><soap:Subcode><soap:Value xmlns:sub=\"{sub_ns}\">sub:{}</soap:Value></soap:Subcode></soap:Code><soap:Reason><soap:Text xml:lang=\"en\">{reason}</soap:Text></soap:Reason><soap:Detail>{detail}</soap:Detail></soap:Fault></soap:Body></soap:Envelope>",
                     wsns::SOAP12,
                     xml_escape(&self.subcode),
+                )
+            }
+        }
+    }
+}
+
+impl Fault {
+    /// SOAP 1.1 §4.4.1 / SOAP 1.2 Part 1 §5.4.8: the fault code is `MustUnderstand` itself;
+    /// SOAP 1.2 names each block in a `NotUnderstood` header block.
+    fn must_understand_envelope(&self, version: SoapVersion, reason: &str, detail: &str) -> String {
+        match version {
+            SoapVersion::V11 => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Body><soap:Fault><faultcode>soap:MustUnderstand</faultcode><faultstring>{reason}</faultstring><detail>{detail}</detail></soap:Fault></soap:Body></soap:Envelope>",
+                wsns::SOAP11
+            ),
+            SoapVersion::V12 => {
+                let blocks: String = self
+                    .not_understood
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (ns, local))| {
+                        let qname = if ns.is_empty() {
+                            xml_escape(local)
+                        } else {
+                            format!("nu{i}:{}\" xmlns:nu{i}=\"{}", xml_escape(local), xml_escape(ns))
+                        };
+                        format!("<soap:NotUnderstood qname=\"{qname}\"/>")
+                    })
+                    .collect();
+                format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Header>{blocks}</soap:Header><soap:Body><soap:Fault><soap:Code><soap:Value>soap:MustUnderstand</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang=\"en\">{reason}</soap:Text></soap:Reason><soap:Detail>{detail}</soap:Detail></soap:Fault></soap:Body></soap:Envelope>",
+                    wsns::SOAP12
                 )
             }
         }
@@ -122,6 +160,7 @@ mod tests {
             reason: "not yet <supported>".into(),
             code: "OP-NOT-SUPPORTED".into(),
             element: Some("/Body/X".into()),
+            not_understood: vec![],
         }
     }
 
@@ -136,5 +175,25 @@ mod tests {
             assert!(!read_fault(fault(FaultSide::Receiver).to_envelope(v).as_bytes()).unwrap().sender_at_fault);
         }
         assert!(fault(FaultSide::Sender).to_envelope(SoapVersion::V12).contains(wsns::SOAP12));
+    }
+
+    #[test]
+    fn must_understand_faults_name_the_blocks_in_both_versions() {
+        let f = Fault {
+            not_understood: vec![("urn:x".into(), "Extension".into()), ("".into(), "Bare".into())],
+            code: "MSG-MUST-UNDERSTAND".into(),
+            ..fault(FaultSide::Sender)
+        };
+        let v11 = f.to_envelope(SoapVersion::V11);
+        assert!(v11.contains("<faultcode>soap:MustUnderstand</faultcode>"), "{v11}");
+        let v12 = f.to_envelope(SoapVersion::V12);
+        assert!(v12.contains("<soap:Value>soap:MustUnderstand</soap:Value>"), "{v12}");
+        assert!(v12.contains("<soap:NotUnderstood qname=\"nu0:Extension\" xmlns:nu0=\"urn:x\"/>"), "{v12}");
+        assert!(v12.contains("<soap:NotUnderstood qname=\"Bare\"/>"), "{v12}");
+        for xml in [v11, v12] {
+            let back = read_fault(xml.as_bytes()).expect("fault");
+            assert!(back.sender_at_fault, "a MustUnderstand fault is not retried unchanged");
+            assert_eq!(back.code.as_deref(), Some("MSG-MUST-UNDERSTAND"));
+        }
     }
 }

@@ -37,8 +37,14 @@ pub enum Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database URL {0:?} is neither sqlite: nor postgres:")]
+    /// The URL's scheme only: the rest may hold a password.
+    #[error("database URL scheme {0:?} is neither sqlite: nor postgres:")]
     Url(String),
+    /// PostgreSQL did not answer: `target` is host:port (never the URL, which may hold a password).
+    #[error("cannot connect to PostgreSQL at {target}: {cause}")]
+    Connect { target: String, cause: String },
+    #[error("cannot create the SQLite database {path}: {reason}")]
+    Create { path: String, reason: std::io::Error },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -110,7 +116,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Url(url.to_owned()));
+            return Err(StoreError::Url(url.split(':').next().unwrap_or_default().to_owned()));
         };
         let url = match backend {
             Backend::Sqlite if !url.contains("mode=") => {
@@ -123,12 +129,18 @@ impl Store {
             Backend::Sqlite => None,
             Backend::Postgres => None,
         };
+        if backend == Backend::Sqlite {
+            create_sqlite_file(&url)?;
+        }
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = match backend {
             // One connection: SQLite serialises writers anyway, and a single connection avoids
             // lock-upgrade failures between concurrent deferred transactions.
             Backend::Sqlite => AnyPoolOptions::new().max_connections(1).connect_with(options).await?,
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16).connect_with(options).await?,
+            Backend::Postgres => {
+                probe_postgres(&url, &options).await?;
+                AnyPoolOptions::new().max_connections(16).connect_with(options).await?
+            }
         };
         match backend {
             Backend::Sqlite => {
@@ -183,19 +195,73 @@ impl Store {
     }
 }
 
+/// How long PostgreSQL has to accept a connection at start: an unreachable server must be
+/// reported within seconds, not after the pool's retries.
+const POSTGRES_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One connection before the pool is built, so that a failure says where and why (the pool
+/// would only report a timeout, after retrying for 30 s).
+async fn probe_postgres(url: &str, options: &AnyConnectOptions) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let target = match sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(pg) => format!("{}:{}", pg.get_host(), pg.get_port()),
+        Err(_) => "(unparsable URL)".to_owned(),
+    };
+    match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, sqlx::AnyConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(StoreError::Connect { target, cause: e.to_string() }),
+        Err(_) => Err(StoreError::Connect {
+            target,
+            cause: format!("no answer within {} s", POSTGRES_CONNECT_TIMEOUT.as_secs()),
+        }),
+    }
+}
+
+/// The file of a `sqlite:` URL; `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory = path.is_empty() || path == ":memory:" || query.split('&').any(|q| q == "mode=memory");
+    (!memory).then_some(path)
+}
+
+/// The database holds personal data: its file is created here mode 0600, before the driver
+/// would create it with the umask's permissions (usually 0644). SQLite gives the `-wal` and
+/// `-shm` files the permissions of the database file.
+fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let Some(path) = sqlite_path(url) else { return Ok(()) };
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+                tracing::warn!(
+                    path,
+                    "the SQLite database is readable by group or others: chmod 600 it and its -wal and -shm files"
+                );
+            }
+            Ok(())
+        }
+        Err(reason) => Err(StoreError::Create { path: path.to_owned(), reason }),
+    }
+}
+
 /// SQLite is for one instance: a second process on the same file would race the first for the
 /// outbox. An exclusive lock on `<file>.lock` (released by the OS if the process dies) refuses it.
 fn lock_sqlite(url: &str) -> Result<std::fs::File, StoreError> {
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or(path);
-    if path.is_empty() || path == ":memory:" {
-        return std::fs::File::open("/dev/null").map_err(|source| StoreError::Lock { path: path.to_owned(), source });
-    }
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = sqlite_path(url) else {
+        return std::fs::File::open("/dev/null").map_err(|source| StoreError::Lock { path: url.to_owned(), source });
+    };
     let lock_path = format!("{path}.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .map_err(|source| StoreError::Lock { path: lock_path.clone(), source })?;
     match file.try_lock() {
@@ -216,3 +282,56 @@ pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod connect_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_and_its_journal_files_are_private() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("co.db");
+        let store = Store::connect(&format!("sqlite:{}", path.display())).await.expect("connect");
+        // A write, so that the WAL and the shared-memory file exist.
+        sqlx::query("CREATE TABLE probe (x INTEGER)").execute(store.pool()).await.expect("write");
+        let mut checked = 0;
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let file = format!("{}{suffix}", path.display());
+            if let Ok(meta) = std::fs::metadata(&file) {
+                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 3, "the database, its WAL and its lock file exist");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_postgresql_is_named_with_its_cause_within_seconds() {
+        let started = Instant::now();
+        let e = Store::connect("postgres://postgres:hunter2@127.0.0.1:1/x").await.expect_err("nothing listens");
+        let message = e.to_string();
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert!(message.starts_with("cannot connect to PostgreSQL at 127.0.0.1:1: "), "{message}");
+        assert!(message.contains("refused"), "the cause: {message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_postgresql_that_never_answers_is_given_up_after_the_timeout() {
+        // Accepts TCP connections (the kernel does, from the backlog) but never speaks.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = silent.local_addr().expect("addr");
+        let started = Instant::now();
+        let e = Store::connect(&format!("postgres://postgres@{addr}/x")).await.expect_err("no answer");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        assert_eq!(e.to_string(), format!("cannot connect to PostgreSQL at {addr}: no answer within 5 s"));
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_url_does_not_echo_its_password() {
+        let e = Store::connect("mysql://root:hunter2@db/x").await.expect_err("unsupported").to_string();
+        assert!(!e.contains("hunter2") && e.contains("mysql"), "{e}");
+    }
+}

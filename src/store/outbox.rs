@@ -33,19 +33,12 @@ pub struct OutboxMessage {
     pub operation: String,
     pub body_xml: String,
     pub attempts: i64,
-    /// Attempts made before the current retry schedule started (an operator retry restarts it).
-    pub schedule_start_attempt: i64,
+    /// The start of the current retry schedule (its marks count from here); an operator retry
+    /// clears it, so the next attempt starts a fresh schedule.
     pub first_attempt_at: Option<DateTime<Utc>>,
     /// Who claimed it: every later write about this attempt is conditional on still holding
     /// the claim.
     pub lease_owner: String,
-}
-
-impl OutboxMessage {
-    /// Attempts made under the current schedule, including the one about to happen.
-    pub fn schedule_attempt(&self, attempt: i64) -> i64 {
-        attempt - self.schedule_start_attempt
-    }
 }
 
 /// Creates the certificate (state `queued`) and its outbound message in one transaction.
@@ -112,7 +105,8 @@ pub async fn enqueue(
     Ok(())
 }
 
-const CLAIM_COLUMNS: &str = "message_id, certificate_id, partner, operation, body_xml, attempts, schedule_start_attempt, first_attempt_at, lease_owner";
+const CLAIM_COLUMNS: &str =
+    "message_id, certificate_id, partner, operation, body_xml, attempts, first_attempt_at, lease_owner";
 
 /// Claims the oldest due pending message that may go now, for `lease`: its partner is not
 /// paused, no earlier message about its certificate is pending or failed (a failed one waits
@@ -163,7 +157,6 @@ fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
         operation: r.try_get("operation")?,
         body_xml: r.try_get("body_xml")?,
         attempts: r.try_get("attempts")?,
-        schedule_start_attempt: r.try_get("schedule_start_attempt")?,
         first_attempt_at: r.try_get::<Option<i64>, _>("first_attempt_at")?.map(from_millis),
         lease_owner: r.try_get("lease_owner")?,
     })
@@ -364,7 +357,8 @@ async fn give_up(
 }
 
 /// The partner's verified acknowledgement (or a Sender fault): stored with the exact bytes, the
-/// outbox row closed and the certificate moved, in one transaction. A rejection raises an alert.
+/// outbox row closed (its `last_error` cleared) and the certificate moved, in one transaction.
+/// A rejection raises an alert.
 #[allow(clippy::too_many_arguments)]
 pub async fn complete(
     store: &Store,
@@ -424,8 +418,10 @@ pub async fn complete(
     Ok(to)
 }
 
-/// Moves a pending message to a final state, if its claim is still this worker's
-/// (`LeaseLost` otherwise: another worker or an operator decides what becomes of it).
+/// Moves a pending message to a final state with `last_error` = `error`, if its claim is still
+/// this worker's (`LeaseLost` otherwise: another worker or an operator decides what becomes of
+/// it). A completed message gets `None`: an earlier technical failure no longer describes it
+/// (its attempts keep their errors in `delivery_attempts`).
 async fn close(
     tx: &mut Tx<'_>,
     msg: &OutboxMessage,
@@ -433,7 +429,7 @@ async fn close(
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = COALESCE($2, last_error), updated_at = $3 WHERE message_id = $4 AND state = $5 AND lease_owner = $6")
+    let closed = sqlx::query("UPDATE outbox SET state = $1, lease_owner = NULL, lease_until = NULL, last_error = $2, updated_at = $3 WHERE message_id = $4 AND state = $5 AND lease_owner = $6")
         .bind(state)
         .bind(error)
         .bind(millis(now))
@@ -508,7 +504,9 @@ pub async fn alert_late(
     Ok(rows.len())
 }
 
-/// An operator asks for a failed message to be tried again now, with a fresh retry schedule.
+/// An operator asks for a failed message to be tried again now, with a fresh retry schedule:
+/// `first_attempt_at` is cleared, so the marks count from the next attempt
+/// (`schedule_start_attempt` keeps, for inspection, how many attempts came before).
 pub async fn operator_retry(
     store: &Store,
     message_id: &str,

@@ -3,13 +3,37 @@
 
 use super::{Store, StoreError};
 
-/// URLs of fresh, empty databases to run the same test against.
+/// The PostgreSQL server to test against (`DATABASE_URL`), or `None` after recording that
+/// `test` (or its PostgreSQL half, `whole` false) did not run: a line in the file named by
+/// `COCONNECT_SKIP_LOG` (which `scripts/test.sh` counts in its closing line) and on stderr.
+/// Under CI (`CI` set) a missing server is a failure, never a skip.
+pub fn postgres_or_skip(test: &str, whole: bool) -> Option<String> {
+    if let Some(url) = std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        return Some(url);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: CI must run the PostgreSQL variants, but DATABASE_URL is not a postgres:// URL"
+    );
+    let what = if whole { "skipped" } else { "postgres-half-skipped" };
+    eprintln!("{test}: {what}: DATABASE_URL is not set");
+    if let Some(log) = std::env::var_os("COCONNECT_SKIP_LOG") {
+        use std::io::Write;
+        // One short append per line: concurrent tests of one binary do not interleave them.
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(f, "{what}\t{test}\tDATABASE_URL is not set");
+        }
+    }
+    None
+}
+
+/// URLs of fresh, empty databases to run the same test against: SQLite always, PostgreSQL
+/// when `DATABASE_URL` names a server (otherwise recorded as a skipped half, see
+/// [`postgres_or_skip`]).
 pub async fn fresh_database_urls(dir: &std::path::Path) -> Result<Vec<String>, StoreError> {
     let mut urls = vec![format!("sqlite:{}", dir.join(format!("{}.db", uuid::Uuid::new_v4().simple())).display())];
-    if let Ok(base) = std::env::var("DATABASE_URL") {
-        if base.starts_with("postgres") {
-            urls.push(fresh_postgres(&base).await?);
-        }
+    if let Some(base) = postgres_or_skip("store test", false) {
+        urls.push(fresh_postgres(&base).await?);
     }
     Ok(urls)
 }

@@ -653,3 +653,40 @@ async fn a_later_message_waits_behind_a_failed_one_of_its_certificate() {
         assert_eq!(next.message_id, "m-first");
     }
 }
+
+/// A delivered (or business-rejected) message no longer shows the error of an earlier technical
+/// attempt as its `last_error`; the attempt keeps its error in `delivery_attempts`.
+#[tokio::test]
+async fn a_message_delivered_after_a_failure_has_no_last_error() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        for (n, accepted, state) in [(1, true, outbox::DELIVERED), (2, false, outbox::REJECTED)] {
+            let (reference, message_id) = (format!("CO-LAST-ERROR-{n}"), format!("m-last-error-{n}"));
+            outbox::submit(&store, &cert(&reference), "SendCO", &message_id, "<x/>", now).await.expect("submit");
+            let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+            let attempt =
+                outbox::begin_attempt(&store, &msg, b"<s1/>", now, Duration::seconds(30)).await.expect("attempt");
+            let failure = outbox::Failure { attempt, outcome: "http", http_status: Some(503), error: "HTTP 503" };
+            outbox::fail_attempt(&store, &msg, &failure, now, now).await.expect("fail");
+            let shown = outbox::list(&store, Some(outbox::PENDING), None).await.expect("list");
+            assert_eq!(shown[0].last_error.as_deref(), Some("HTTP 503"), "{shown:?}");
+            let retry = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+            let second =
+                outbox::begin_attempt(&store, &retry, b"<s2/>", now, Duration::seconds(30)).await.expect("attempt");
+            outbox::complete(&store, &retry, second, b"<ack/>", accepted, "answered", 200, false, now)
+                .await
+                .expect("complete");
+            let shown = outbox::list(&store, Some(state), None).await.expect("list");
+            assert_eq!(shown.len(), 1, "{shown:?}");
+            assert_eq!((shown[0].message_id.as_str(), shown[0].last_error.as_deref()), (message_id.as_str(), None));
+            let kept: Option<String> =
+                sqlx::query_scalar("SELECT error FROM delivery_attempts WHERE message_id = $1 AND attempt = 1")
+                    .bind(&message_id)
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("attempt 1");
+            assert_eq!(kept.as_deref(), Some("HTTP 503"), "the attempt history is kept");
+        }
+    }
+}

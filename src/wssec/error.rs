@@ -1,5 +1,7 @@
-//! Security failures, each with a stable code and the WS-Security fault QName it maps to.
-//! The detail string is for our logs; a partner gets the code and a short reason only.
+//! Security failures, each with a stable code, the WS-Security fault QName it maps to and who
+//! is at fault. The detail string is for our logs and audit records only: a partner gets the
+//! code and one fixed sentence per code ([`SecurityError::public_reason`]), never a library
+//! message, a configured value or an OpenSSL verification reason.
 
 use super::limits::LimitError;
 
@@ -42,6 +44,14 @@ pub enum SecurityError {
     BadTimestamp(String),
     #[error("message replayed (signature seen before)")]
     Replay,
+    #[error("mandatory header blocks not understood: {}", .0.iter().map(|(n, l)| format!("{{{n}}}{l}")).collect::<Vec<_>>().join(", "))]
+    MustUnderstand(Vec<(String, String)>),
+    #[error("security token or key reference not supported: {0}")]
+    UnsupportedToken(String),
+    #[error("encrypted content is not of the required form: {0}")]
+    EncryptedStructure(String),
+    #[error("internal failure: {0}")]
+    Internal(String),
     #[error("key or certificate problem: {0}")]
     KeyMaterial(String),
     #[error("could not build the secured message: {0}")]
@@ -73,6 +83,10 @@ impl SecurityError {
             SecurityError::FutureTimestamp(_) => "WSS-FUTURE-TIMESTAMP",
             SecurityError::BadTimestamp(_) => "WSS-BAD-TIMESTAMP",
             SecurityError::Replay => "WSS-REPLAY",
+            SecurityError::MustUnderstand(_) => "MSG-MUST-UNDERSTAND",
+            SecurityError::UnsupportedToken(_) => "WSS-UNSUPPORTED-TOKEN",
+            SecurityError::EncryptedStructure(_) => "WSS-ENCRYPTED-STRUCTURE",
+            SecurityError::Internal(_) => "GW-INTERNAL",
             SecurityError::KeyMaterial(_) => "WSS-KEY",
             SecurityError::Build(_) => "WSS-BUILD",
         }
@@ -82,6 +96,7 @@ impl SecurityError {
     pub fn fault_subcode(&self) -> &'static str {
         match self {
             SecurityError::Algorithm(_) => "UnsupportedAlgorithm",
+            SecurityError::UnsupportedToken(_) => "UnsupportedSecurityToken",
             SecurityError::UntrustedCertificate(_) => "InvalidSecurityToken",
             SecurityError::SignatureInvalid(_) | SecurityError::WrongNodeSigned(_) | SecurityError::Decrypt(_) => {
                 "FailedCheck"
@@ -91,15 +106,58 @@ impl SecurityError {
         }
     }
 
-    /// A short reason safe to send to a partner (no key material, no internal detail).
-    pub fn public_reason(&self) -> String {
-        match self {
-            // Internal library messages stay in our logs.
-            SecurityError::Decrypt(_) => "the message could not be decrypted".into(),
-            SecurityError::SignatureInvalid(_) => "the signature does not verify".into(),
-            SecurityError::KeyMaterial(_) | SecurityError::Build(_) => "internal security error".into(),
-            other => other.to_string(),
+    /// Whether the failure is ours (our key, a context or template we build, a task that
+    /// failed): the partner gets a Receiver fault `GW-INTERNAL` and retries, instead of a
+    /// Sender fault its gateway would take as a final rejection of the message.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, SecurityError::KeyMaterial(_) | SecurityError::Build(_) | SecurityError::Internal(_))
+    }
+
+    /// The code a partner is told: [`Self::code`], or `GW-INTERNAL` for our own failures.
+    pub fn public_code(&self) -> &'static str {
+        if self.is_internal() {
+            "GW-INTERNAL"
+        } else {
+            self.code()
         }
+    }
+
+    /// The one fixed, actionable sentence a partner gets for [`Self::public_code`]: never the
+    /// detail (library messages, configured subjects, OpenSSL's reasons), which this request's
+    /// log line and audit record carry.
+    pub fn public_reason(&self) -> &'static str {
+        public_reason(self.public_code())
+    }
+}
+
+/// The partner-facing sentence of each security code.
+pub fn public_reason(code: &str) -> &'static str {
+    match code {
+        "WSS-TOO-LARGE" => "the message is over the size limit",
+        "WSS-DTD" => "document type declarations are not allowed",
+        "WSS-ENTITY" => "entity references other than the predefined ones are not allowed",
+        "WSS-ENCODING" => "the message must be encoded in UTF-8",
+        "WSS-MALFORMED" => "the message is not well-formed XML",
+        "WSS-LIMIT" => "the message exceeds a structural limit (depth, attributes, elements) or has a processing instruction",
+        "WSS-NOT-SOAP" => "not a SOAP 1.1 or 1.2 envelope with an optional Header and one Body",
+        "WSS-DUPLICATE-ID" => "two elements carry the same ID",
+        "WSS-MISSING-SECURITY" => "no wsse:Security header for this receiver",
+        "WSS-UNEXPECTED-ELEMENT" => "the security header, signature or Body contains an element or reference that is not allowed",
+        "WSS-NOT-ENCRYPTED" => "the Body must be encrypted for this partner",
+        "WSS-ALGORITHM" => "an algorithm outside the agreed security profile was used",
+        "WSS-DECRYPT" => "the message could not be decrypted with our key; encrypt to our current encryption certificate",
+        "WSS-UNSIGNED" => "the message is not signed",
+        "WSS-SIGNATURE-INVALID" => "the signature does not verify",
+        "WSS-UNTRUSTED-CERT" => "the signing certificate is not trusted for this partner (not agreed, expired or not yet valid)",
+        "WSS-WRONG-NODE-SIGNED" => "the signature must cover the SOAP Body and the Timestamp",
+        "WSS-EXPIRED" => "the Timestamp has expired; check the sender's clock",
+        "WSS-FUTURE-TIMESTAMP" => "the Timestamp is in the future; check the sender's clock",
+        "WSS-BAD-TIMESTAMP" => "the message needs one wsu:Timestamp with Created and Expires within the allowed lifetime",
+        "WSS-REPLAY" => "this signed message was received before",
+        "MSG-MUST-UNDERSTAND" => "a header block marked mustUnderstand is not understood by this receiver",
+        "WSS-UNSUPPORTED-TOKEN" => "the security token type or key reference style is not supported; use an X.509 v3 BinarySecurityToken referenced from the signature",
+        "WSS-ENCRYPTED-STRUCTURE" => "the encrypted content must be one xenc:EncryptedData of Type Content in the Body, named in the EncryptedKey's ReferenceList",
+        _ => "internal error of the receiving gateway; retry later",
     }
 }
 
@@ -113,7 +171,8 @@ impl From<super::ffi::FfiError> for SecurityError {
             F::UnknownId(id) => SecurityError::UnexpectedElement(format!("reference to unknown ID {id}")),
             F::Verify(m) => SecurityError::SignatureInvalid(m),
             F::Decrypt(m) => SecurityError::Decrypt(m),
-            F::Key(m) | F::Init(m) => SecurityError::KeyMaterial(m),
+            F::Key(m) => SecurityError::KeyMaterial(m),
+            F::Init(m) | F::Context(m) => SecurityError::Internal(m),
             F::Sign(m) | F::Encrypt(m) => SecurityError::Build(m),
             F::TooLarge => SecurityError::Limits(LimitError::TooLarge(usize::MAX)),
         }

@@ -60,6 +60,9 @@ pub enum FfiError {
     Decrypt(String),
     #[error("input too large for libxml2")]
     TooLarge,
+    /// A context or template of ours could not be set up: our failure, not the message's.
+    #[error("libxmlsec1 context: {0}")]
+    Context(String),
 }
 
 static INIT: OnceLock<Result<(), String>> = OnceLock::new();
@@ -114,6 +117,29 @@ fn take_errors() -> String {
 
 fn clear_errors() {
     LAST_ERRORS.with(|e| e.borrow_mut().clear());
+}
+
+/// Forgets every error this thread recorded before: libxml2's last error and our libxmlsec1
+/// messages. Called before each parse, decryption and verification, so that what a request is
+/// told (and what its audit record says) is only what that request raised.
+fn reset_library_errors() {
+    // SAFETY: xmlResetLastError only clears libxml2's thread-local error structure.
+    unsafe { xs::xmlResetLastError() };
+    clear_errors();
+}
+
+/// libxml2's last error on this thread, if the call since [`reset_library_errors`] raised one.
+fn last_parse_error() -> Option<String> {
+    // SAFETY: xmlGetLastError returns NULL or a pointer to libxml2's thread-local error, read
+    // before any other libxml2 call on this thread can change it.
+    unsafe {
+        let err = xs::xmlGetLastError();
+        if err.is_null() || (*err).code == 0 {
+            None
+        } else {
+            Some(format!("line {}: {}", (*err).line, opt_str((*err).message).trim()))
+        }
+    }
 }
 
 /// Initialises libxml2 and libxmlsec1 (OpenSSL engine) once per process.
@@ -185,22 +211,17 @@ impl Document {
         init()?;
         let len = c_int::try_from(bytes.len()).map_err(|_| FfiError::TooLarge)?;
         let utf8 = c"UTF-8";
+        // libxml2's last error is per thread and outlives the call that raised it: a blocking
+        // thread that parsed another partner's broken message still holds that error, and an
+        // input that fails without raising one (an empty buffer) would be reported with it.
+        reset_library_errors();
         // SAFETY: the buffer is valid for `len` bytes for the duration of the call; libxml2
         // copies what it keeps. The URL may be NULL; the encoding is a static C string.
         let doc = unsafe {
             xs::xmlReadMemory(bytes.as_ptr().cast::<c_char>(), len, ptr::null(), utf8.as_ptr(), SAFE_PARSE_OPTIONS)
         };
         if doc.is_null() {
-            // SAFETY: xmlGetLastError returns NULL or a pointer to libxml2's thread-local error.
-            let msg = unsafe {
-                let err = xs::xmlGetLastError();
-                if err.is_null() {
-                    "unknown parse error".to_owned()
-                } else {
-                    format!("line {}: {}", (*err).line, opt_str((*err).message).trim())
-                }
-            };
-            return Err(FfiError::Malformed(msg));
+            return Err(FfiError::Malformed(last_parse_error().unwrap_or_else(|| "no XML document".to_owned())));
         }
         let doc = Document { ptr: doc };
         // SAFETY: `doc.ptr` is a valid document.
@@ -314,7 +335,7 @@ impl Document {
     /// sha256 references, same-document URIs only).
     pub fn sign(&mut self, signature_id: &str, key: &Key) -> Result<(), FfiError> {
         let node = self.node_ptr_by_id(signature_id)?;
-        clear_errors();
+        reset_library_errors();
         let ctx = DsigCtx::new(key)?;
         // SAFETY: ctx and node are valid; node is a ds:Signature template in this document.
         let rc = unsafe { xs::xmlSecDSigCtxSign(ctx.0, node) };
@@ -328,7 +349,7 @@ impl Document {
     /// Returns the URIs of the references that were digested and matched.
     pub fn verify(&mut self, signature: NodeHandle, key: &Key) -> Result<Vec<String>, FfiError> {
         let node = self.resolve(signature)?;
-        clear_errors();
+        reset_library_errors();
         let ctx = DsigCtx::new(key)?;
         // SAFETY: ctx and node are valid; xmlSecDSigCtxVerify only reads the tree and fills
         // ctx's own reference list, which is read before ctx is dropped.
@@ -372,7 +393,7 @@ impl Document {
         let mut session = [0u8; 32];
         openssl::rand::rand_bytes(&mut session).map_err(|e| FfiError::Encrypt(e.to_string()))?;
         let aes = Key::aes(&session)?;
-        clear_errors();
+        reset_library_errors();
         let cdata_id = CString::new(data_id).map_err(|_| FfiError::Encrypt("bad id".into()))?;
         let ctype = CString::new(TYPE_ENC_CONTENT).map_err(|_| FfiError::Encrypt("bad type".into()))?;
         // SAFETY: all pointers are valid for this document; the template is created unlinked
@@ -422,7 +443,7 @@ impl Document {
     /// (RSA-OAEP only) and returns the transported AES key bytes.
     pub fn decrypt_key(&mut self, encrypted_key: NodeHandle, private: &Key) -> Result<Vec<u8>, FfiError> {
         let node = self.resolve(encrypted_key)?;
-        clear_errors();
+        reset_library_errors();
         let ctx = EncCtx::new(private)?;
         // SAFETY: ctx/node valid; the result buffer belongs to ctx and is copied before drop.
         unsafe {
@@ -450,7 +471,7 @@ impl Document {
             return Err(FfiError::Decrypt(format!("transported key has {} bytes, AES-256 needs 32", aes_key.len())));
         }
         let key = Key::aes(aes_key)?;
-        clear_errors();
+        reset_library_errors();
         let ctx = EncCtx::new(&key)?;
         // SAFETY: ctx/node valid; the result buffer belongs to ctx and is copied before drop.
         unsafe {
@@ -484,6 +505,7 @@ impl Document {
                 return Err(FfiError::Decrypt("EncryptedData has no parent".into()));
             }
             let mut list: xs::xmlNodePtr = ptr::null_mut();
+            reset_library_errors();
             let rc = xs::xmlParseInNodeContext(
                 parent,
                 content.as_ptr().cast::<c_char>(),
@@ -779,7 +801,7 @@ impl Key {
         // SAFETY: self.ptr is a valid key; the duplicate is handed to a context that owns it.
         let dup = unsafe { xs::xmlSecKeyDuplicate(self.ptr) };
         if dup.is_null() {
-            return Err(FfiError::Key("duplicate failed".into()));
+            return Err(FfiError::Context("key duplicate failed".into()));
         }
         Ok(dup)
     }
@@ -797,7 +819,7 @@ impl DsigCtx {
         unsafe {
             let ctx = xs::xmlSecDSigCtxCreate(ptr::null_mut());
             if ctx.is_null() {
-                return Err(FfiError::Verify("cannot create signature context".into()));
+                return Err(FfiError::Context("cannot create signature context".into()));
             }
             let this = DsigCtx(ctx);
             (*ctx).enabledReferenceUris = xs::xmlSecTransformUriTypeSameDocument as _;
@@ -811,7 +833,7 @@ impl DsigCtx {
                 || xs::xmlSecDSigCtxEnableSignatureTransform(ctx, c14n) < 0
                 || xs::xmlSecDSigCtxEnableSignatureTransform(ctx, rsa_sha256) < 0
             {
-                return Err(FfiError::Verify(take_errors()));
+                return Err(FfiError::Context(take_errors()));
             }
             (*ctx).signKey = key.duplicate()?;
             Ok(this)
@@ -836,7 +858,7 @@ impl EncCtx {
         unsafe {
             let ctx = ext::xmlSecEncCtxCreate(ptr::null_mut());
             if ctx.is_null() {
-                return Err(FfiError::Encrypt("cannot create encryption context".into()));
+                return Err(FfiError::Context("cannot create encryption context".into()));
             }
             let this = EncCtx(ctx);
             (*ctx).transformCtx.enabledUris = xs::xmlSecTransformUriTypeNone as _;
@@ -850,7 +872,7 @@ impl EncCtx {
         // SAFETY: the list is the context's own; klass is a static descriptor.
         let rc = unsafe { xs::xmlSecPtrListAdd(&mut (*self.0).transformCtx.enabledTransforms, klass as *mut _) };
         if rc < 0 {
-            return Err(FfiError::Decrypt(take_errors()));
+            return Err(FfiError::Context(take_errors()));
         }
         Ok(())
     }

@@ -102,6 +102,9 @@ impl VerifiedMessage {
 pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessage, SecurityError> {
     precheck(bytes, &policy.limits)?;
     let mut doc = Document::parse(bytes)?;
+    // SOAP processing rules first (1.1 §4.2.3, 1.2 Part 1 §2.6): a mandatory header block we
+    // do not understand means nothing else of the message is processed.
+    must_understand(&Envelope::locate(&doc)?)?;
     doc.register_ids()?;
 
     let plan = read_header(&doc)?;
@@ -115,7 +118,8 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
                     "EncryptedKey is not addressed to our encryption certificate".into(),
                 ));
             }
-            let session = doc.decrypt_key(enc.key, &*ours.private_key()?)?;
+            let private = ours.private_key().map_err(|e| SecurityError::Internal(e.to_string()))?;
+            let session = doc.decrypt_key(enc.key, &private)?;
             let plaintext = doc.decrypt_data(&enc.data_id, &session)?;
             // The plaintext goes through the same structural checks as the message before
             // libxml2 parses it (no DTD, PI or entities; attribute, element and size limits).
@@ -145,7 +149,10 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     let signer = Certificate::from_der(&plan.token_der)
         .map_err(|e| SecurityError::UntrustedCertificate(format!("BinarySecurityToken: {e}")))?;
     policy.trust.check(&signer, policy.now)?;
-    let uris = doc.verify(plan.signature, &*signer.public_key()?)?;
+    let public = signer
+        .public_key()
+        .map_err(|e| SecurityError::UnsupportedToken(format!("the signing certificate's key cannot be used: {e}")))?;
+    let uris = doc.verify(plan.signature, &public)?;
 
     // What was signed: resolve each reference and compare node identity with the Body and the
     // Timestamp this pipeline will actually use.
@@ -305,7 +312,7 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
     let encryption = match keys.as_slice() {
         [] => {
             if envelope.body.child_elements().iter().any(|c| c.is(ns::XENC, "EncryptedData")) {
-                return Err(SecurityError::Decrypt("EncryptedData without EncryptedKey".into()));
+                return Err(SecurityError::EncryptedStructure("EncryptedData without EncryptedKey".into()));
             }
             None
         }
@@ -407,21 +414,79 @@ fn is_bare_id_reference(uri: &str) -> bool {
 }
 
 /// The BinarySecurityToken the signature's KeyInfo points to (by `wsse:Reference`), which must
-/// be an X.509 v3 token in this same Security header.
+/// be an X.509 v3 token in this same Security header. Another key reference style or token type
+/// is "unsupported", not "untrusted": the partner's stack needs another setting, not another
+/// certificate.
 fn token_for<'d>(signature: &Node<'d>, tokens: &[Node<'d>]) -> Result<Node<'d>, SecurityError> {
     let key_info = single_child(signature, ns::DS, "KeyInfo")?;
-    let str_ = single_child(&key_info, ns::WSSE, "SecurityTokenReference")?;
-    let reference = single_child(&str_, ns::WSSE, "Reference")?;
+    let str_ = match key_info.child_elements().as_slice() {
+        [only] if only.is(ns::WSSE, "SecurityTokenReference") => *only,
+        other => {
+            let names: Vec<String> = other.iter().map(|c| c.local_name()).collect();
+            return Err(SecurityError::UnsupportedToken(format!(
+                "signature KeyInfo must be one wsse:SecurityTokenReference, has {names:?}"
+            )));
+        }
+    };
+    let reference = match str_.child_elements().as_slice() {
+        [only] if only.is(ns::WSSE, "Reference") => *only,
+        other => {
+            let names: Vec<String> = other.iter().map(|c| c.local_name()).collect();
+            return Err(SecurityError::UnsupportedToken(format!(
+                "signature key reference must be a wsse:Reference to a BinarySecurityToken, is {names:?}"
+            )));
+        }
+    };
     let uri = reference.attribute("", "URI").unwrap_or_default();
     let id =
-        uri.strip_prefix('#').ok_or_else(|| SecurityError::UntrustedCertificate(format!("token reference {uri:?}")))?;
+        uri.strip_prefix('#').ok_or_else(|| SecurityError::UnsupportedToken(format!("token reference {uri:?}")))?;
     let token = tokens.iter().find(|t| t.attribute(ns::WSU, "Id").as_deref() == Some(id)).ok_or_else(|| {
-        SecurityError::UntrustedCertificate(format!("no BinarySecurityToken with wsu:Id {id} in the Security header"))
+        SecurityError::UnexpectedElement(format!("no BinarySecurityToken with wsu:Id {id} in the Security header"))
     })?;
-    if token.attribute("", "ValueType").as_deref() != Some(ns::X509V3) {
-        return Err(SecurityError::UntrustedCertificate("BinarySecurityToken is not X509v3".into()));
+    let value_type = token.attribute("", "ValueType").unwrap_or_default();
+    if value_type != ns::X509V3 {
+        return Err(SecurityError::UnsupportedToken(format!("BinarySecurityToken ValueType {value_type:?}")));
     }
     Ok(*token)
+}
+
+/// Refuses the message if a header block targeted at us (SOAP 1.1: no `actor` or the `next`
+/// actor; 1.2: no `role`, `next` or `ultimateReceiver`) carries `mustUnderstand` true and is
+/// not one we understand (`wsse:Security`). Blocks for other actors or roles are not ours.
+fn must_understand(envelope: &Envelope<'_>) -> Result<(), SecurityError> {
+    let Some(header) = envelope.header else { return Ok(()) };
+    let soap = envelope.version.namespace();
+    let mut not_understood = Vec::new();
+    for block in header.child_elements() {
+        let mandatory = block.attribute(soap, "mustUnderstand").is_some_and(|v| matches!(v.trim(), "1" | "true"));
+        if !mandatory || !targets_us(&block, envelope.version) {
+            continue;
+        }
+        if block.is(ns::WSSE, "Security") {
+            continue;
+        }
+        not_understood.push((block.namespace(), block.local_name()));
+    }
+    if not_understood.is_empty() {
+        Ok(())
+    } else {
+        Err(SecurityError::MustUnderstand(not_understood))
+    }
+}
+
+fn targets_us(block: &Node<'_>, version: SoapVersion) -> bool {
+    match version {
+        SoapVersion::V11 => block
+            .attribute(ns::SOAP11, "actor")
+            .is_none_or(|a| a.trim() == "http://schemas.xmlsoap.org/soap/actor/next"),
+        SoapVersion::V12 => block.attribute(ns::SOAP12, "role").is_none_or(|r| {
+            matches!(
+                r.trim(),
+                "http://www.w3.org/2003/05/soap-envelope/role/next"
+                    | "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
+            )
+        }),
+    }
 }
 
 fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, SecurityError> {
@@ -437,31 +502,47 @@ fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, Se
         }
     }
     let key_info = single_child(key, ns::DS, "KeyInfo")?;
-    let str_ = single_child(&key_info, ns::WSSE, "SecurityTokenReference")?;
-    let issuer_serial = single_child(&single_child(&str_, ns::DS, "X509Data")?, ns::DS, "X509IssuerSerial")?;
+    let issuer_serial = key_info
+        .child_elements()
+        .into_iter()
+        .find(|c| c.is(ns::WSSE, "SecurityTokenReference"))
+        .and_then(|str_| single_child(&str_, ns::DS, "X509Data").ok())
+        .and_then(|data| single_child(&data, ns::DS, "X509IssuerSerial").ok())
+        .ok_or_else(|| {
+            SecurityError::UnsupportedToken(
+                "EncryptedKey must reference our certificate by wsse:SecurityTokenReference/ds:X509Data/ds:X509IssuerSerial"
+                    .into(),
+            )
+        })?;
     let issuer = single_child(&issuer_serial, ns::DS, "X509IssuerName")?.text();
     let serial = single_child(&issuer_serial, ns::DS, "X509SerialNumber")?.text();
     let list = single_child(key, ns::XENC, "ReferenceList")?;
     let refs = list.child_elements();
     let [data_ref] = refs.as_slice() else {
-        return Err(SecurityError::Decrypt("ReferenceList must name exactly one EncryptedData".into()));
+        return Err(SecurityError::EncryptedStructure("ReferenceList must name exactly one EncryptedData".into()));
     };
     let uri = data_ref.attribute("", "URI").unwrap_or_default();
     if !data_ref.is(ns::XENC, "DataReference") || !is_bare_id_reference(&uri) {
-        return Err(SecurityError::Decrypt(format!("bad DataReference {uri:?}")));
+        return Err(SecurityError::EncryptedStructure(format!("bad DataReference {uri:?}")));
     }
     let data_id = uri[1..].to_owned();
     // The only thing we decrypt is the Body's content, and it must be nothing but that one
     // EncryptedData, of Type Content, AES-256-GCM, with an inline CipherValue.
     let children = body.child_elements();
     let [data] = children.as_slice() else {
-        return Err(SecurityError::Decrypt("encrypted Body must hold exactly one EncryptedData".into()));
+        return Err(SecurityError::EncryptedStructure("encrypted Body must hold exactly one EncryptedData".into()));
     };
     if !data.is(ns::XENC, "EncryptedData") || data.attribute("", "Id").as_deref() != Some(data_id.as_str()) {
-        return Err(SecurityError::Decrypt("DataReference does not point at the Body's EncryptedData".into()));
+        return Err(SecurityError::EncryptedStructure(
+            "DataReference does not point at the Body's EncryptedData".into(),
+        ));
     }
     if data.attribute("", "Type").as_deref() != Some(ns::ENC_CONTENT) {
-        return Err(SecurityError::Decrypt("EncryptedData Type must be Content".into()));
+        return Err(SecurityError::EncryptedStructure(format!(
+            "EncryptedData Type must be {}, is {:?}",
+            ns::ENC_CONTENT,
+            data.attribute("", "Type").unwrap_or_default()
+        )));
     }
     let data_alg = single_child(data, ns::XENC, "EncryptionMethod")?.attribute("", "Algorithm").unwrap_or_default();
     if data_alg != ns::AES256_GCM {

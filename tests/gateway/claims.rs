@@ -128,8 +128,9 @@ async fn declarations_are_reconciled_against_the_received_co_sqlite() {
 
 #[tokio::test]
 async fn declarations_are_reconciled_against_the_received_co_postgres() {
-    if postgres_url().is_none() {
-        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+    if coconnect::store::testdb::postgres_or_skip("declarations_are_reconciled_against_the_received_co_postgres", true)
+        .is_none()
+    {
         return;
     }
     claims_end_to_end(Db::Postgres).await;

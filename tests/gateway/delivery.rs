@@ -468,3 +468,55 @@ async fn certificates_out_of_step_between_partners_are_retried_not_rejected() {
     assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{second}"), "").await.1["state"], "acknowledged");
     assert!(alert_names(&p.kr).await.iter().all(|a| a != "co.rejected"));
 }
+
+/// Framework 4.3.3 counts the retry marks from the first attempt: the backlog flush after a
+/// partner answers again sends waiting messages early, and those early attempts must not use up
+/// later marks. With marks [5, 10, 20] s and a partner failing every other request, no CO may
+/// end `delivery_failed` before 20 s after its first attempt, and all go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_flush_to_a_flapping_partner_uses_up_no_retry_marks() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.kr.reconfigure(
+        "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]",
+        "retry_marks_seconds = [5, 10, 20]",
+    );
+    let clock = ManualClock::new(now());
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    let seen = flapping_partner(&p, clock.clone()).await;
+    let t0 = clock.now_for_test();
+    let mut certs = Vec::new();
+    for n in 1..=4 {
+        certs.push(p.kr.submit("ID", &co_with_reference(&format!("FLAP-{n}"))).await);
+    }
+    let worker = p.kr.worker("w");
+    let last_mark = Duration::seconds(20);
+    for tenth in 0..=400 {
+        clock.set(t0 + Duration::milliseconds(100 * tenth));
+        drain(&p.kr, &worker).await;
+        for failed in outbox::list(p.kr.store(), Some("failed"), None).await.expect("list") {
+            let times = outbox::attempt_times(p.kr.store(), &failed.message_id).await.expect("attempts");
+            let first = times.first().copied().expect("a failed message was attempted");
+            let after = clock.now_for_test() - first;
+            assert!(
+                after >= last_mark,
+                "{} ended failed {} ms after its first attempt, before the last mark (attempts at {times:?})",
+                failed.message_id,
+                after.num_milliseconds()
+            );
+        }
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert!(seen.iter().any(|(_, up)| !*up) && seen.iter().any(|(_, up)| *up), "the partner did flap: {seen:?}");
+    // The flush did send a message again before its first mark (the case that used up marks).
+    let mut early = false;
+    for entry in outbox::list(p.kr.store(), None, Some("ID")).await.expect("list") {
+        let times = outbox::attempt_times(p.kr.store(), &entry.message_id).await.expect("attempts");
+        early |= times.iter().filter(|t| **t < times[0] + Duration::seconds(5)).count() > 1;
+        assert_eq!(entry.state, "delivered", "{entry:?}, attempts at {times:?}");
+    }
+    assert!(early, "no attempt was made early by the backlog flush: {seen:?}");
+    for cert in &certs {
+        assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1["state"], "acknowledged");
+    }
+    assert!(alert_names(&p.kr).await.iter().all(|a| a != "co.delivery_failed"));
+}

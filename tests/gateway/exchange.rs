@@ -33,8 +33,9 @@ async fn co_travels_signed_and_encrypted_and_is_acknowledged_sqlite() {
 
 #[tokio::test]
 async fn co_travels_signed_and_encrypted_and_is_acknowledged_postgres() {
-    if postgres_url().is_none() {
-        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+    if coconnect::store::testdb::postgres_or_skip("co_travels_signed_and_encrypted_and_is_acknowledged_postgres", true)
+        .is_none()
+    {
         return;
     }
     end_to_end(Db::Postgres).await;

@@ -44,8 +44,12 @@ async fn amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_li
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_postgres() {
-    if postgres_url().is_none() {
-        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+    if coconnect::store::testdb::postgres_or_skip(
+        "amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_postgres",
+        true,
+    )
+    .is_none()
+    {
         return;
     }
     amendment_accepted_cancels_on_both_sides_and_the_replacement_arrives_linked_on(Db::Postgres).await;
@@ -256,8 +260,12 @@ async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels_postgres() {
-    if postgres_url().is_none() {
-        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+    if coconnect::store::testdb::postgres_or_skip(
+        "an_answer_names_its_notification_and_a_late_acceptance_still_cancels_postgres",
+        true,
+    )
+    .is_none()
+    {
         return;
     }
     an_answer_names_its_notification_and_a_late_acceptance_still_cancels_on(Db::Postgres).await;
@@ -503,8 +511,12 @@ async fn one_reference_claimed_at_once_by_two_amendments_and_a_submission_goes_t
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_reference_claimed_at_once_by_two_amendments_and_a_submission_goes_to_one_postgres() {
-    if postgres_url().is_none() {
-        eprintln!("DATABASE_URL not set: PostgreSQL variant skipped");
+    if coconnect::store::testdb::postgres_or_skip(
+        "one_reference_claimed_at_once_by_two_amendments_and_a_submission_goes_to_one_postgres",
+        true,
+    )
+    .is_none()
+    {
         return;
     }
     one_reference_claimed_at_once_goes_to_one_on(Db::Postgres).await;

@@ -2,10 +2,12 @@
 
 mod approved_exporters;
 mod claims;
+mod cli;
 mod common;
 mod crash;
 mod delivery;
 mod exchange;
+mod http;
 mod interop;
 mod lifecycle;
 mod limits;

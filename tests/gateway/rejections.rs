@@ -180,3 +180,83 @@ async fn an_unencrypted_message_is_refused_under_sign_encrypt_and_faults_follow_
     assert!(body.contains("http://www.w3.org/2003/05/soap-envelope") && body.contains("soap:Sender"), "{body}");
     assert_eq!(first_code(&body), "WSS-MISSING-SECURITY");
 }
+
+/// The fault's human-readable text (`faultstring`).
+fn fault_string(xml: &str) -> String {
+    let Some(s) = xml.find("<faultstring>") else { return String::new() };
+    let rest = &xml[s + "<faultstring>".len()..];
+    rest[..rest.find("</faultstring>").unwrap_or(0)].to_owned()
+}
+
+async fn audit_reasons(p: &Pair) -> Vec<String> {
+    sqlx::query_scalar("SELECT reason FROM audit_log ORDER BY seq").fetch_all(p.id.store().pool()).await.expect("audit")
+}
+
+#[tokio::test]
+async fn a_mandatory_header_block_we_do_not_understand_gets_a_must_understand_fault() {
+    let p = pair("sign", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let wire = String::from_utf8(c.secure(&fresh_body(), false, now())).expect("utf8");
+    let block = "<x:Routing xmlns:x=\"urn:example:routing\" soap:mustUnderstand=\"1\">to ID</x:Routing>";
+    let with_block = wire.replacen("<soap:Header>", &format!("<soap:Header>{block}"), 1);
+    let (status, fault) =
+        post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, with_block.into_bytes()).await;
+    assert_eq!((status, first_code(&fault).as_str()), (500, "MSG-MUST-UNDERSTAND"), "{fault}");
+    assert!(fault.contains("<faultcode>soap:MustUnderstand</faultcode>"), "{fault}");
+    assert_eq!(stored(p.id.store()).await, (0, 0), "nothing of the message is processed");
+    // The same block for another actor is not ours: the message is accepted.
+    let other_actor = wire.replacen(
+        "<soap:Header>",
+        "<soap:Header><x:Routing xmlns:x=\"urn:example:routing\" soap:mustUnderstand=\"1\" soap:actor=\"urn:example:hub\">hub</x:Routing>",
+        1,
+    );
+    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, other_actor.into_bytes()).await;
+    assert_eq!(status, 200, "{ack}");
+}
+
+#[tokio::test]
+async fn a_parse_error_of_one_request_never_reaches_another_requests_answer_or_audit_record() {
+    let p = pair("sign", Db::Sqlite).await;
+    let pw = p.id.files.inbound_password.clone();
+    // Alternate a message libxml2 refuses (its error names the element) with bodies that raise
+    // no parse error of their own, so that the blocking threads that parsed the first are reused.
+    for _ in 0..6 {
+        let broken = "<SECRET-OF-THE-FIRST-REQUEST>\u{1}</SECRET-OF-THE-FIRST-REQUEST>";
+        let (status, fault) = post_soap(&p.id.soap_url(), "KR", &pw, broken.as_bytes().to_vec()).await;
+        assert_eq!((status, first_code(&fault).as_str()), (500, "WSS-MALFORMED"), "{fault}");
+        for empty in ["", "  "] {
+            let (status, fault) = post_soap(&p.id.soap_url(), "KR", &pw, empty.as_bytes().to_vec()).await;
+            assert_eq!(status, 500, "{fault}");
+            assert!(!fault.contains("PCDATA") && !fault.contains("SECRET"), "{fault}");
+        }
+    }
+    let reasons = audit_reasons(&p).await;
+    assert_eq!(reasons.len(), 18, "{reasons:?}");
+    for (i, reason) in reasons.iter().enumerate() {
+        if i % 3 != 0 {
+            assert!(!reason.contains("PCDATA invalid Char"), "record {i} has another request's error: {reason}");
+        }
+    }
+    assert_eq!(stored(p.id.store()).await, (0, 0));
+}
+
+#[tokio::test]
+async fn partners_are_told_a_fixed_sentence_and_our_audit_record_keeps_the_detail() {
+    let p = pair("sign", Db::Sqlite).await;
+    let other = tempfile::tempdir().expect("tmp");
+    coconnect::pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
+    let stranger = Crafter::new(other.path(), "KR", "ID");
+    let (status, fault) =
+        post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, stranger.secure(&fresh_body(), false, now()))
+            .await;
+    assert_eq!((status, first_code(&fault).as_str()), (500, "WSS-UNTRUSTED-CERT"), "{fault}");
+    assert_eq!(fault_string(&fault), coconnect::wssec::error::public_reason("WSS-UNTRUSTED-CERT"), "{fault}");
+    for internal in ["CN=", "OpenSSL", "subject", "verify error", "libxml"] {
+        assert!(!fault.contains(internal), "internal detail {internal:?} sent to the partner: {fault}");
+    }
+    let reasons = audit_reasons(&p).await;
+    assert!(
+        reasons.iter().any(|r| r.starts_with("WSS-UNTRUSTED-CERT") && r.contains("CN=")),
+        "the audit record keeps the detail: {reasons:?}"
+    );
+}

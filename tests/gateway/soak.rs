@@ -156,8 +156,12 @@ async fn receiver_killed_ten_times_under_five_hundred_cos_stores_each_exactly_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_once() {
-    if postgres_url().is_none() {
-        eprintln!("DATABASE_URL not set: two-instance PostgreSQL test skipped");
+    if coconnect::store::testdb::postgres_or_skip(
+        "two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_once",
+        true,
+    )
+    .is_none()
+    {
         return;
     }
     let mut p = pair_stopped("sign-encrypt", Db::Postgres).await;
@@ -170,6 +174,8 @@ async fn two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_onc
         .replace(&format!("soap = \"{}\"", p.kr.files.soap_addr), &format!("soap = \"{soap2}\""))
         .replace(&format!("api = \"{}\"", p.kr.files.api_addr), &format!("api = \"{api2}\""));
     std::fs::write(&second_config, text).expect("write");
+    // It holds the pair's secrets inline: the gateway refuses it readable by group or others.
+    std::fs::set_permissions(&second_config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
     let mut files2 = p.kr.files.clone();
     files2.config = second_config;
     files2.soap_addr = soap2;
