@@ -15,11 +15,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 
-use crate::app::AppState;
+use crate::state::Core;
 use crate::store::{alerts, outbox, StoreError};
 
 /// Runs until shutdown.
-pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let idle = state.settings.delivery.poll_interval.std().max(StdDuration::from_millis(100));
     let mut last_purge = None;
@@ -39,7 +39,7 @@ pub async fn run(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
 }
 
 /// Once a day, purge message contents past the configured retention.
-async fn retention_pass(state: &AppState, last: &mut Option<chrono::DateTime<chrono::Utc>>) {
+async fn retention_pass(state: &Core, last: &mut Option<chrono::DateTime<chrono::Utc>>) {
     let Some(keep) = state.settings.retention.message_contents else { return };
     let now = state.clock.now();
     if last.is_some_and(|l| now - l < Duration::hours(24)) {
@@ -56,7 +56,7 @@ async fn retention_pass(state: &AppState, last: &mut Option<chrono::DateTime<chr
 
 /// One pass: late messages, then every alert due for the webhook.
 pub async fn step(
-    state: &AppState,
+    state: &Core,
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 ) -> Result<(), StoreError> {
     let now = state.clock.now();

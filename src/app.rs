@@ -12,23 +12,16 @@ use tokio::task::JoinSet;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::delivery::RateLimiter;
-use crate::gateway::auth::CredentialCache;
+use crate::gateway::{SoapState, Surface};
+use crate::state::Core;
 use crate::store::Store;
-
-/// What every request handler and worker shares.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Store,
-    pub credentials: CredentialCache,
-    /// Every scheduling and timestamp decision reads this clock.
-    pub clock: SharedClock,
-    pub limiter: RateLimiter,
-    pub gate: crate::gateway::limits::RequestGate,
-}
 
 /// A running gateway.
 pub struct App {
-    pub state: Arc<AppState>,
+    /// Settings, store and clock, shared by every part.
+    pub state: Arc<Core>,
+    /// The delivery workers' per-partner send rate, shared by this process's workers.
+    pub limiter: Arc<RateLimiter>,
     pub soap_addr: SocketAddr,
     pub api_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -71,29 +64,17 @@ impl App {
         let acceptor = settings.tls.as_ref().map(crate::gateway::tls::acceptor).transpose()?.map(Arc::new);
         let store = Store::connect(&settings.database_url).await?;
         let worker_count = if workers { settings.delivery.workers.max(1) } else { 0 };
-        let gate = crate::gateway::limits::RequestGate::new(settings.limits.max_concurrent_requests);
-        let state = Arc::new(AppState {
-            settings,
-            store,
-            credentials: CredentialCache::default(),
-            clock,
-            limiter: RateLimiter::default(),
-            gate,
-        });
+        let state = Arc::new(Core { settings, store, clock });
+        let limiter = Arc::new(RateLimiter::default());
         let (shutdown, watch_rx) = watch::channel(false);
         let soap_addr =
             soap.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.soap, source })?;
         let api_addr =
             api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
         let mut tasks = JoinSet::new();
-        tasks.spawn(crate::gateway::serve(
-            soap,
-            state.clone(),
-            crate::gateway::Surface::Soap,
-            acceptor,
-            watch_rx.clone(),
-        ));
-        tasks.spawn(crate::gateway::serve(api, state.clone(), crate::gateway::Surface::Api, None, watch_rx.clone()));
+        let soap_state = Arc::new(SoapState::new(state.clone()));
+        tasks.spawn(crate::gateway::serve(soap, Surface::Soap(soap_state), acceptor, watch_rx.clone()));
+        tasks.spawn(crate::gateway::serve(api, Surface::Api(state.clone()), None, watch_rx.clone()));
         // Names this process's claims and attempts (several instances may share PostgreSQL).
         let instance = format!(
             "{}-{}-{}",
@@ -102,14 +83,19 @@ impl App {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         for n in 0..worker_count {
-            let worker = crate::delivery::Worker::new(state.clone(), format!("{instance}-{n}"));
+            let worker = crate::delivery::Worker::new(state.clone(), limiter.clone(), format!("{instance}-{n}"));
             tasks.spawn(worker.run(watch_rx.clone()));
         }
         if workers {
             tasks.spawn(crate::alerts::run(state.clone(), watch_rx.clone()));
         }
         tracing::info!(party = %state.settings.party, %soap_addr, %api_addr, workers = worker_count, "gateway started");
-        Ok(App { state, soap_addr, api_addr, shutdown, tasks })
+        Ok(App { state, limiter, soap_addr, api_addr, shutdown, tasks })
+    }
+
+    /// A delivery worker of this process (tests drive [`crate::delivery::Worker::step`]).
+    pub fn worker(&self, owner: &str) -> crate::delivery::Worker {
+        crate::delivery::Worker::new(self.state.clone(), self.limiter.clone(), owner.to_owned())
     }
 
     /// Stops accepting, lets in-flight work finish, and waits for every task. Each listener

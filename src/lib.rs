@@ -10,7 +10,11 @@
 //! - [`lifecycle`]: the certificate state machine. [`store`]: sqlx persistence (SQLite or
 //!   PostgreSQL), outbox, replay cache, message log.
 //! - [`delivery`]: the workers that push queued messages to partners.
+//! - [`state`]: the core handed down to every part (settings, store, clock); [`http`]: HTTP
+//!   helpers of both listeners.
 //! - [`config`], [`app`], [`cli`], [`telemetry`]: configuration, wiring, command line, logging.
+//!   Nothing but `main` and the demo imports [`app`]; docs/architecture.md ("Layers") has the
+//!   dependency rule, which `tests/gateway/layers.rs` enforces.
 //! - [`pki`], [`devpair`], [`demo`]: development PKI and the two-gateway demo.
 #![deny(unsafe_code)]
 
@@ -25,12 +29,14 @@ pub mod demo;
 pub mod devpair;
 pub mod flows;
 pub mod gateway;
+pub mod http;
 pub mod lifecycle;
 pub mod ops;
 pub mod payload;
 pub mod pki;
 pub mod reconcile;
 pub mod soap;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod wssec;

@@ -22,9 +22,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::read_request_body;
-use crate::app::AppState;
-use crate::gateway::http::{json, Body};
+use crate::http::{json, Body};
 use crate::soap::text;
+use crate::state::Core;
 use crate::store::approved_exporters::{self, ApprovedExporter};
 use crate::store::StoreError;
 
@@ -49,7 +49,7 @@ pub fn party_of(path: &str) -> Option<&str> {
 /// Handles `GET` and `PUT /api/v1/partners/{party}/approved-exporters`; `None` when `path` is
 /// not that resource (see [`party_of`]), and then `req` is dropped unread.
 pub async fn route(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     method: &Method,
     path: &str,
     req: Request<Incoming>,
@@ -67,7 +67,7 @@ pub async fn route(
 }
 
 async fn replace(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     party: &str,
     req: Request<Incoming>,
     caller: &str,

@@ -17,11 +17,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use super::read_request_body;
-use crate::app::AppState;
-use crate::gateway::http::{json, Body};
+use crate::http::{json, Body};
 use crate::lifecycle::Direction;
 use crate::payload::Lpco;
 use crate::reconcile::{code, parse_declaration, ClaimStatus, Declaration};
+use crate::state::Core;
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::claims::{self, Against, NewClaim};
 use crate::store::StoreError;
@@ -47,7 +47,7 @@ fn target<'p>(method: &Method, path: &'p str) -> Option<Target<'p>> {
 
 /// Handles the claims routes; `None` (and `req` unused) if `path` is none of them.
 pub async fn route(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     method: &Method,
     path: &str,
     req: Request<Incoming>,
@@ -59,7 +59,7 @@ pub async fn route(
     })
 }
 
-async fn post(state: &Arc<AppState>, req: Request<Incoming>, caller: &str) -> Result<Response<Body>, StoreError> {
+async fn post(state: &Arc<Core>, req: Request<Incoming>, caller: &str) -> Result<Response<Body>, StoreError> {
     // A declaration summary is far smaller than a CO; the CO's limit bounds it all the same.
     let body = match read_request_body(state, req).await {
         Ok(b) => b,
@@ -103,7 +103,7 @@ async fn post(state: &Arc<AppState>, req: Request<Incoming>, caller: &str) -> Re
 }
 
 /// The certificate the declaration relies on: received from its issuer, a configured partner.
-async fn received(state: &AppState, d: &Declaration) -> Result<Option<CertificateRecord>, StoreError> {
+async fn received(state: &Core, d: &Declaration) -> Result<Option<CertificateRecord>, StoreError> {
     if !state.settings.partners.contains_key(&d.issuer) {
         return Ok(None);
     }
@@ -112,7 +112,7 @@ async fn received(state: &AppState, d: &Declaration) -> Result<Option<Certificat
 }
 
 /// Why a declaration has nothing to be reconciled with.
-fn unreconciled_status(state: &AppState, d: &Declaration) -> ClaimStatus {
+fn unreconciled_status(state: &Core, d: &Declaration) -> ClaimStatus {
     if state.settings.partners.contains_key(&d.issuer) {
         ClaimStatus::NotReceived
     } else {
@@ -130,7 +130,7 @@ fn document(c: &CertificateRecord) -> Result<Lpco, StoreError> {
     })
 }
 
-async fn list(state: &Arc<AppState>, id: &str) -> Result<Response<Body>, StoreError> {
+async fn list(state: &Arc<Core>, id: &str) -> Result<Response<Body>, StoreError> {
     // One snapshot, so the totals are those of the claims listed.
     let mut snapshot = state.store.begin_snapshot().await?;
     if certificates::get(&mut *snapshot, id).await?.is_none() {

@@ -20,12 +20,12 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::read_request_body;
-use crate::app::AppState;
 use crate::flows::lookup::AskError;
 use crate::flows::{domestic, FlowError};
-use crate::gateway::http::{json, Body};
+use crate::http::{json, Body};
 use crate::lifecycle::LC_UNKNOWN;
 use crate::soap::business::LookupResult;
+use crate::state::Core;
 use crate::store::StoreError;
 
 /// Whether `path` is a lifecycle route (checked before `req` is handed over).
@@ -39,7 +39,7 @@ pub fn is_lifecycle_route(method: &Method, path: &str) -> bool {
 }
 
 pub async fn route(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     path: &str,
     query: &[(String, String)],
     req: Request<Incoming>,
@@ -88,7 +88,7 @@ pub async fn route(
 }
 
 /// A JSON body, or the error response to send.
-async fn read_json<T: DeserializeOwned>(state: &AppState, req: Request<Incoming>) -> Result<T, Response<Body>> {
+async fn read_json<T: DeserializeOwned>(state: &Core, req: Request<Incoming>) -> Result<T, Response<Body>> {
     let body = read_request_body(state, req).await?;
     serde_json::from_slice(&body)
         .map_err(|e| json(StatusCode::BAD_REQUEST, &json!({"error": format!("invalid JSON: {e}"), "code": "API-JSON"})))
@@ -108,7 +108,7 @@ fn flow_response(result: Result<serde_json::Value, FlowError>) -> Result<Respons
     }
 }
 
-async fn lookup(state: &Arc<AppState>, query: &[(String, String)]) -> Response<Body> {
+async fn lookup(state: &Arc<Core>, query: &[(String, String)]) -> Response<Body> {
     let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let (Some(partner), Some(reference), Some(code)) = (param("partner"), param("reference"), param("code")) else {
         return json(

@@ -33,24 +33,24 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::AppState;
-use crate::gateway::auth::scheme_credentials;
-use crate::gateway::http::{json, read_body, response, Body, BodyError};
+use crate::http::scheme_credentials;
+use crate::http::{json, read_body, response, Body, BodyError};
 use crate::lifecycle::Direction;
 use crate::payload::DocumentKind;
 use crate::soap::messages::request_xml;
 use crate::soap::{MessageHeader, Operation};
+use crate::state::Core;
 use crate::store::certificates::{self, CertificateRecord, NewCertificate};
 use crate::store::messages::sha256_hex;
 use crate::store::{amendments, outbox, treatments, StoreError};
 use crate::wssec::limits::precheck;
 
 /// Routes the API listener. `HEAD` arrives here as `GET` (see `crate::gateway`).
-pub async fn route(state: &Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+pub async fn route(state: &Arc<Core>, req: Request<Incoming>) -> Response<Body> {
     match req.uri().path() {
         "/healthz" | "/readyz" if req.method() != Method::GET => return method_not_allowed("GET, HEAD"),
         "/healthz" => return response(StatusCode::OK, "text/plain", "ok"),
-        "/readyz" => return crate::gateway::readiness(state).await,
+        "/readyz" => return crate::http::readiness(&state.store).await,
         _ => {}
     }
     let Some(caller) = authorize(state, &req) else {
@@ -153,7 +153,7 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 /// The name of the token the request presents, compared in constant time. The scheme name
 /// `Bearer` is case-insensitive (RFC 7235 §2.1).
-fn authorize(state: &AppState, req: &Request<Incoming>) -> Option<String> {
+fn authorize(state: &Core, req: &Request<Incoming>) -> Option<String> {
     let presented = scheme_credentials(req.headers().get(AUTHORIZATION)?.to_str().ok()?, "Bearer")?;
     let presented = openssl::sha::sha256(presented.as_bytes());
     state
@@ -173,7 +173,7 @@ fn param<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 async fn submit(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     req: Request<Incoming>,
     query: &[(String, String)],
     caller: &str,
@@ -252,10 +252,7 @@ async fn submit(
 /// The request body, at most `security.max_message_bytes`, received within `[limits]
 /// body_read_timeout_seconds`; or the error answer (413 `API-TOO-LARGE`, 408
 /// `API-READ-TIMEOUT`, 400 `API-READ`).
-pub(crate) async fn read_request_body(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<bytes::Bytes, Response<Body>> {
+pub(crate) async fn read_request_body(state: &Core, req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
     let timeout = std::time::Duration::from_secs(state.settings.limits.body_read_timeout_seconds);
     let Ok(read) = tokio::time::timeout(timeout, read_body(req, state.settings.security.max_message_bytes)).await
     else {
@@ -298,7 +295,7 @@ fn certificate_json(c: &CertificateRecord, history: Option<Vec<certificates::His
     v
 }
 
-async fn show(state: &Arc<AppState>, id: &str) -> Result<Response<Body>, StoreError> {
+async fn show(state: &Arc<Core>, id: &str) -> Result<Response<Body>, StoreError> {
     // One snapshot: the certificate's state, history and amendments are read as one commit left them.
     let mut snapshot = state.store.begin_snapshot().await?;
     match certificates::get(&mut *snapshot, id).await? {
@@ -315,7 +312,7 @@ async fn show(state: &Arc<AppState>, id: &str) -> Result<Response<Body>, StoreEr
     }
 }
 
-async fn lookup(state: &Arc<AppState>, query: &[(String, String)]) -> Result<Response<Body>, StoreError> {
+async fn lookup(state: &Arc<Core>, query: &[(String, String)]) -> Result<Response<Body>, StoreError> {
     let (Some(issuer), Some(reference)) = (param(query, "issuer"), param(query, "reference")) else {
         return Ok(json(StatusCode::BAD_REQUEST, &json!({"error": "give issuer and reference", "code": "API-QUERY"})));
     };

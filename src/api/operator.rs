@@ -7,14 +7,14 @@ use std::sync::Arc;
 use hyper::{Method, Response, StatusCode};
 use serde_json::json;
 
-use crate::app::AppState;
-use crate::gateway::http::{json, Body};
+use crate::http::{json, Body};
+use crate::state::Core;
 use crate::store::{alerts, outbox, partners, StoreError};
 
 /// Handles `/api/v1/outbox...`, `/api/v1/partners...`, `/api/v1/alerts...`; `None` if the path
 /// is not an operator route.
 pub async fn route(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     method: &Method,
     path: &str,
     query: &[(String, String)],

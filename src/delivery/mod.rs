@@ -12,7 +12,7 @@
 //! backlog is flushed at the partner's rate); business rejections end the message at once.
 //!
 //! Must never: delete or complete a message without a verified acknowledgement or a business
-//! rejection; retry a business rejection; read the time other than through `AppState::clock`.
+//! rejection; retry a business rejection; read the time other than through `state::Core::clock`.
 
 mod client;
 
@@ -24,11 +24,11 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::config::{Expect, Partner};
 use crate::lifecycle::State;
 use crate::soap::fault::read_fault;
 use crate::soap::{AckStatus, Acknowledgement, Operation};
+use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
 use crate::store::outbox::{self, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
@@ -41,7 +41,7 @@ pub use client::PartnerClient;
 /// partner's `sign-encrypt` profile, encrypted to it. On a blocking thread: libxml documents
 /// must not be held across an `.await`.
 pub async fn secure_request(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     partner: &Arc<Partner>,
     body_xml: String,
     now: DateTime<Utc>,
@@ -77,7 +77,8 @@ pub enum Step {
 }
 
 pub struct Worker {
-    state: Arc<AppState>,
+    state: Arc<Core>,
+    limiter: Arc<RateLimiter>,
     owner: String,
     client: PartnerClient,
 }
@@ -114,10 +115,12 @@ impl RateLimiter {
 }
 
 impl Worker {
-    pub fn new(state: Arc<AppState>, owner: String) -> Self {
+    /// A worker named `owner` (its claims and attempts carry the name); the workers of one
+    /// process share `limiter`.
+    pub fn new(state: Arc<Core>, limiter: Arc<RateLimiter>, owner: String) -> Self {
         let timeout = state.settings.delivery.request_timeout.std();
         let tls = state.settings.tls.clone();
-        Worker { state, owner, client: PartnerClient::new(timeout, tls) }
+        Worker { state, limiter, owner, client: PartnerClient::new(timeout, tls) }
     }
 
     /// Delivers until shutdown; between empty polls it waits the configured interval. A
@@ -176,7 +179,7 @@ impl Worker {
             tracing::error!(message_id = %msg.message_id, "{reason}; manual intervention needed");
             return Ok(Step::Completed(outbox::unsendable(store, &msg, &reason, self.webhook(), now).await?));
         };
-        self.state.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
+        self.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
         let now = clock.now();
         let wire = match secure_request(&self.state, &partner, msg.body_xml.clone(), now).await {
             Ok(w) => w,
@@ -192,7 +195,7 @@ impl Worker {
         inject_fault("before-send");
         tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, "sending");
         // The latency of the HTTP exchange is real elapsed time, for operators, not a
-        // scheduling decision: it is measured on the monotonic clock, not `AppState::clock`.
+        // scheduling decision: it is measured on the monotonic clock, not `state::Core::clock`.
         let sent_at = Instant::now();
         let (status, body) = match self.client.post(&partner, operation, SoapVersion::V11, wire).await {
             Ok(r) => r,

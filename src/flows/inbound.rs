@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 
 use super::domestic::answer_cancellation;
 use super::{refused, unknown, validation_errors, FlowError};
-use crate::app::AppState;
 use crate::config::{CancellationDecision, Partner};
 use crate::lifecycle::{automatic_cancellation_answer, transition, Direction, Event, Role};
 use crate::payload::DocumentKind;
 use crate::soap::business::{Cancellation, CancellationStatus, DocumentId, Feedback};
 use crate::soap::{AckError, MessageHeader, Operation};
+use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
 use crate::store::amendments;
 use crate::store::certificates::{self, CertificateRecord, NewCertificate};
@@ -63,7 +63,7 @@ impl Decision {
 
 /// Decides a verified request of `operation` from `partner` (any operation but GetCO).
 pub async fn check(
-    state: &AppState,
+    state: &Core,
     partner: &Partner,
     operation: Operation,
     header: &MessageHeader,
@@ -146,7 +146,7 @@ pub async fn check(
 /// The certificate a partner's message is about, if it was exchanged with that partner, and
 /// whether the partner's role allows `event` in its current state.
 async fn resolve(
-    state: &AppState,
+    state: &Core,
     partner: &Partner,
     document: &DocumentId,
     event: Event,
@@ -166,7 +166,7 @@ async fn resolve(
 /// SendCO / SendDO: exactly one valid document of the right kind, not conflicting with one
 /// already received; a DO's approved exporter is checked against the partner's list.
 async fn check_document(
-    state: &AppState,
+    state: &Core,
     partner: &Partner,
     kind: DocumentKind,
     verified: &VerifiedMessage,
@@ -223,7 +223,7 @@ async fn check_document(
 /// Writes an accepted request's effect in `tx`. Returns the certificate it concerns.
 pub async fn apply(
     tx: &mut Tx<'_>,
-    state: &AppState,
+    state: &Core,
     partner: &Partner,
     effect: &Effect,
     message_id: &str,
@@ -404,7 +404,7 @@ pub async fn apply(
 /// answer (the cancellation itself stands).
 async fn reissue(
     tx: &mut Tx<'_>,
-    state: &AppState,
+    state: &Core,
     original_id: &str,
     amendment: &amendments::Amendment,
     now: DateTime<Utc>,

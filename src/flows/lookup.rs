@@ -11,13 +11,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::config::{Expect, Partner};
 use crate::lifecycle::State;
 use crate::payload::DocumentKind;
 use crate::soap::business::{lookup_response_xml, read_lookup_response, DocumentId, Lookup, LookupResult};
 use crate::soap::messages::request_xml;
 use crate::soap::{MessageHeader, Operation};
+use crate::state::Core;
 use crate::store::certificates;
 use crate::store::StoreError;
 use crate::wssec::SoapVersion;
@@ -57,7 +57,7 @@ fn codes_match(stored: &str, presented: &str) -> bool {
 
 /// What a partner's look-up finds: only a CO we issued for that partner, with the right code,
 /// that reached the partner's side or could have (not rejected or withdrawn).
-pub async fn find(state: &AppState, partner: &Partner, lookup: &Lookup) -> Result<LookupResult, StoreError> {
+pub async fn find(state: &Core, partner: &Partner, lookup: &Lookup) -> Result<LookupResult, StoreError> {
     let DocumentId { issuer, reference } = &lookup.document;
     if *issuer != state.settings.party {
         return Ok(LookupResult::NotFound);
@@ -105,7 +105,7 @@ pub enum AskError {
 
 /// Asks `partner` for its CO `reference` with `code` (the domestic side of Annex III).
 pub async fn ask(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     partner: &Arc<Partner>,
     reference: &str,
     code: &str,

@@ -12,6 +12,7 @@ use hyper::header::AUTHORIZATION;
 use hyper::HeaderMap;
 
 use crate::config::{Partner, Settings};
+use crate::http::scheme_credentials;
 
 pub struct CredentialCache {
     verified: Mutex<HashSet<[u8; 32]>>,
@@ -51,14 +52,6 @@ impl AuthFailure {
             AuthFailure::SourceAddress => "AUTH-SOURCE-ADDRESS",
         }
     }
-}
-
-/// The credentials of an `Authorization` value in `scheme` (`Basic`, `Bearer`), trimmed; `None`
-/// for another scheme. The scheme name is case-insensitive (RFC 7235 §2.1) and is followed by
-/// one or more spaces.
-pub fn scheme_credentials<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
-    let (name, credentials) = value.trim_start().split_once(' ')?;
-    name.eq_ignore_ascii_case(scheme).then(|| credentials.trim())
 }
 
 /// The `(user, password)` of a Basic `Authorization` header.
@@ -146,13 +139,5 @@ mod tests {
         assert_eq!(basic_credentials(&with_authorization(&format!("Bearer {encoded}"))), Err(AuthFailure::Malformed));
         assert_eq!(basic_credentials(&with_authorization(&format!("Basic{encoded}"))), Err(AuthFailure::Malformed));
         assert_eq!(basic_credentials(&HeaderMap::new()), Err(AuthFailure::Missing));
-    }
-
-    #[test]
-    fn scheme_credentials_needs_the_scheme_then_a_space() {
-        assert_eq!(scheme_credentials("bearer abc ", "Bearer"), Some("abc"));
-        assert_eq!(scheme_credentials("BEARER abc", "Bearer"), Some("abc"));
-        assert_eq!(scheme_credentials("Bearerabc", "Bearer"), None);
-        assert_eq!(scheme_credentials("Basic abc", "Bearer"), None);
     }
 }

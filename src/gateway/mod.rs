@@ -8,7 +8,6 @@
 //! or wait on a client without a deadline.
 
 pub mod auth;
-pub mod http;
 pub mod limits;
 pub mod soap_endpoint;
 pub mod tls;
@@ -23,15 +22,46 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::app::AppState;
+use crate::state::Core;
 
-/// Which face of the gateway a listener serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the partner-facing listener keeps beside the core: remembered credentials and the
+/// request gate (concurrency, per-partner rate, delays after failed authentications).
+pub struct SoapState {
+    pub core: Arc<Core>,
+    pub credentials: auth::CredentialCache,
+    pub gate: limits::RequestGate,
+}
+
+impl SoapState {
+    pub fn new(core: Arc<Core>) -> Self {
+        let gate = limits::RequestGate::new(core.settings.limits.max_concurrent_requests);
+        SoapState { core, credentials: auth::CredentialCache::default(), gate }
+    }
+}
+
+/// Which face of the gateway a listener serves, with what it needs.
+#[derive(Clone)]
 pub enum Surface {
     /// Partners: `/soap/v1`, the WSDL and its schemas, `/healthz`.
-    Soap,
+    Soap(Arc<SoapState>),
     /// Our own systems: `/api/v1/...`, `/healthz`.
-    Api,
+    Api(Arc<Core>),
+}
+
+impl Surface {
+    fn core(&self) -> &Core {
+        match self {
+            Surface::Soap(soap) => &soap.core,
+            Surface::Api(core) => core,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Surface::Soap(_) => "soap",
+            Surface::Api(_) => "api",
+        }
+    }
 }
 
 /// Accept loop; one task per connection. On the SOAP surface with `[tls]`, each connection
@@ -44,12 +74,11 @@ pub enum Surface {
 /// within `[limits] shutdown_grace_seconds`; then the rest are cut.
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
     surface: Surface,
     acceptor: Option<Arc<openssl::ssl::SslAcceptor>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let limits = &state.settings.limits;
+    let limits = &surface.core().settings.limits;
     let header_timeout = Duration::from_secs(limits.header_read_timeout_seconds);
     let max_header_bytes = limits.max_header_bytes;
     let grace = Duration::from_secs(limits.shutdown_grace_seconds);
@@ -70,7 +99,7 @@ pub async fn serve(
             _ = shutdown.changed() => break,
             accepted = accept(|| listener.accept(), &mut backoff) => accepted,
         };
-        let state = state.clone();
+        let surface = surface.clone();
         let conn_shutdown = shutdown.clone();
         let acceptor = acceptor.clone();
         connections.spawn(async move {
@@ -81,7 +110,6 @@ pub async fn serve(
                     Ok(Ok((tls_stream, cert))) => {
                         serve_connection(
                             TokioIo::new(tls_stream),
-                            state,
                             surface,
                             remote,
                             Some(cert),
@@ -97,7 +125,6 @@ pub async fn serve(
                 None => {
                     serve_connection(
                         TokioIo::new(stream),
-                        state,
                         surface,
                         remote,
                         None,
@@ -110,17 +137,17 @@ pub async fn serve(
             }
         });
     }
-    drain(connections, grace, surface).await;
+    drain(connections, grace, surface.name()).await;
 }
 
 /// Waits up to `grace` for the open connections to finish (each was told to stop after its
 /// request in flight), then aborts the rest: a stalled client must not hold up the stop.
-async fn drain(mut connections: JoinSet<()>, grace: Duration, surface: Surface) {
+async fn drain(mut connections: JoinSet<()>, grace: Duration, surface: &'static str) {
     let finished = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
     if finished.is_err() {
         tracing::warn!(
             event = "shutdown_forced",
-            ?surface,
+            surface,
             open = connections.len(),
             grace_seconds = grace.as_secs(),
             "connections still open after the shutdown grace period: closing them"
@@ -182,7 +209,6 @@ where
 #[allow(clippy::too_many_arguments)]
 async fn serve_connection<I>(
     io: I,
-    state: Arc<AppState>,
     surface: Surface,
     remote: std::net::SocketAddr,
     client_cert: Option<Arc<crate::wssec::material::Certificate>>,
@@ -193,7 +219,7 @@ async fn serve_connection<I>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-        let state = state.clone();
+        let surface = surface.clone();
         let client_cert = client_cert.clone();
         async move {
             // HEAD is routed as GET; hyper knows the request was HEAD and sends the GET
@@ -201,9 +227,9 @@ async fn serve_connection<I>(
             if req.method() == hyper::Method::HEAD {
                 *req.method_mut() = hyper::Method::GET;
             }
-            Ok::<_, std::convert::Infallible>(match surface {
-                Surface::Soap => soap_endpoint::route(&state, req, remote, client_cert).await,
-                Surface::Api => crate::api::route(&state, req).await,
+            Ok::<_, std::convert::Infallible>(match &surface {
+                Surface::Soap(soap) => soap_endpoint::route(soap, req, remote, client_cert).await,
+                Surface::Api(core) => crate::api::route(core, req).await,
             })
         }
     });
@@ -222,18 +248,6 @@ async fn serve_connection<I>(
         _ = shutdown.changed() => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
-        }
-    }
-}
-
-/// `/readyz`: the database answers (keys and configuration were loaded at start, or the
-/// process would not run). For orchestrators and the reverse proxy's health checks.
-pub async fn readiness(state: &AppState) -> hyper::Response<http::Body> {
-    match sqlx::query("SELECT 1").execute(state.store.pool()).await {
-        Ok(_) => http::response(hyper::StatusCode::OK, "text/plain", "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: database unavailable");
-            http::response(hyper::StatusCode::SERVICE_UNAVAILABLE, "text/plain", "database unavailable")
         }
     }
 }

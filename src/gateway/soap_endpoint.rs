@@ -21,10 +21,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use uuid::Uuid;
 
 use super::auth::AuthFailure;
-use super::http::{read_body, response, Body, BodyError};
-use crate::app::AppState;
+use super::SoapState;
 use crate::config::{Expect, Partner};
 use crate::flows::{self, FlowError};
+use crate::http::{read_body, response, Body, BodyError};
 use crate::soap::business::{Lookup, LookupResult};
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
@@ -39,7 +39,7 @@ use crate::wssec::{SecurityError, SoapVersion};
 /// Routes the partner-facing listener. `HEAD` arrives here as `GET` (see `crate::gateway`); a
 /// known path asked with another method gets 405 with `Allow`, an unknown one 404.
 pub async fn route(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     req: Request<Incoming>,
     remote: SocketAddr,
     client_cert: Option<Arc<Certificate>>,
@@ -55,12 +55,12 @@ pub async fn route(
     };
     match (req.method(), path.as_str()) {
         (&Method::GET, "/soap/v1") if query.eq_ignore_ascii_case("wsdl") => {
-            response(StatusCode::OK, "text/xml; charset=utf-8", soap::wsdl::wsdl_for(&state.settings.public_url))
+            response(StatusCode::OK, "text/xml; charset=utf-8", soap::wsdl::wsdl_for(&state.core.settings.public_url))
         }
         (&Method::GET, "/soap/v1") => response(StatusCode::NOT_FOUND, "text/plain", "not found; the WSDL is at ?wsdl"),
         (&Method::POST, "/soap/v1") => handle(state, req, remote, client_cert).await,
         (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
-        (&Method::GET, "/readyz") => super::readiness(state).await,
+        (&Method::GET, "/readyz") => crate::http::readiness(&state.core.store).await,
         // The only other known paths are the schemas.
         (&Method::GET, _) => match schema {
             Some(xsd) => response(StatusCode::OK, "text/xml; charset=utf-8", xsd),
@@ -78,7 +78,7 @@ pub async fn route(
 /// Records a security decision in the audit chain; a failing store is logged, not fatal (the
 /// request is refused either way).
 async fn audit(
-    state: &AppState,
+    state: &SoapState,
     kind: &str,
     partner: Option<&str>,
     remote: SocketAddr,
@@ -87,7 +87,7 @@ async fn audit(
 ) {
     let source = remote.ip().to_string();
     let event = AuditEvent { kind, partner, source: Some(&source), message_id, actor: None, reason };
-    if let Err(e) = crate::store::audit::append(&state.store, &event, state.clock.now()).await {
+    if let Err(e) = crate::store::audit::append(&state.core.store, &event, state.core.clock.now()).await {
         tracing::error!(error = %e, kind, "audit record could not be written");
     }
 }
@@ -150,12 +150,12 @@ fn internal_fault(cause: &str) -> Fault {
 /// trusted reverse proxy's headers, or from the connection itself. Forwarded headers from
 /// anyone but a configured proxy are ignored.
 fn effective_client(
-    state: &AppState,
+    state: &SoapState,
     req: &Request<Incoming>,
     remote: SocketAddr,
     direct_cert: Option<Arc<Certificate>>,
 ) -> (SocketAddr, Option<Arc<Certificate>>) {
-    let proxy = &state.settings.proxy;
+    let proxy = &state.core.settings.proxy;
     if !proxy.trusts(remote.ip()) {
         return (remote, direct_cert);
     }
@@ -200,12 +200,12 @@ fn forwarded_for(header: &str) -> Option<std::net::IpAddr> {
 /// Whether a TLS client identity is required: when we terminate TLS, or when a proxy is
 /// configured to pass certificates (then a request that bypasses the proxy has none, and is
 /// refused).
-fn tls_identity_required(state: &AppState) -> bool {
-    state.settings.tls.is_some() || state.settings.proxy.client_cert_header.is_some()
+fn tls_identity_required(state: &SoapState) -> bool {
+    state.core.settings.tls.is_some() || state.core.settings.proxy.client_cert_header.is_some()
 }
 
 async fn handle(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     req: Request<Incoming>,
     connection_peer: SocketAddr,
     direct_cert: Option<Arc<Certificate>>,
@@ -232,7 +232,7 @@ async fn handle(
         );
         return fault_response(version, StatusCode::SERVICE_UNAVAILABLE, &f);
     };
-    let partner = match state.credentials.authenticate(&state.settings, req.headers(), remote.ip()).await {
+    let partner = match state.credentials.authenticate(&state.core.settings, req.headers(), remote.ip()).await {
         Ok(p) => {
             state.gate.record_success(remote.ip());
             p
@@ -302,7 +302,7 @@ async fn handle(
         );
         return fault_response(version, StatusCode::TOO_MANY_REQUESTS, &f);
     }
-    let body_timeout = std::time::Duration::from_secs(state.settings.limits.body_read_timeout_seconds);
+    let body_timeout = std::time::Duration::from_secs(state.core.settings.limits.body_read_timeout_seconds);
     let read = tokio::time::timeout(body_timeout, read_body(req, partner.max_message_bytes)).await;
     let Ok(read) = read else {
         tracing::warn!(event = "body_timeout", %remote, partner = %partner.party, "request body not received in time");
@@ -361,12 +361,12 @@ async fn handle(
 /// Everything after the body is read. `Ok` carries the acknowledgement bytes (new or the one
 /// stored for an earlier copy of the same message).
 async fn process(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     partner: &Arc<Partner>,
     bytes: Bytes,
     remote: SocketAddr,
 ) -> Result<(SoapVersion, Vec<u8>), Fault> {
-    let now = state.clock.now();
+    let now = state.core.clock.now();
     let verified = match verify(state, partner, bytes.clone(), now).await {
         Ok(v) => v,
         Err(e) if e.is_internal() => {
@@ -382,9 +382,9 @@ async fn process(
     };
     let version = verified.version();
     // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
-    let keep_until = verified.expires() + state.settings.security.clock_skew.chrono();
+    let keep_until = verified.expires() + state.core.settings.security.clock_skew.chrono();
     let replay_key = format!("{}:{}", partner.party, verified.replay_key());
-    let fresh = inbound::remember_signature(&state.store, &replay_key, keep_until, now).await.map_err(|e| {
+    let fresh = inbound::remember_signature(&state.core.store, &replay_key, keep_until, now).await.map_err(|e| {
         tracing::error!(error = %e, "replay cache unavailable");
         internal_fault("store unavailable")
     })?;
@@ -457,7 +457,7 @@ async fn process(
         let ack = ack_for(state, partner, id, digest, errors, now);
         sign_ack(state, version, &ack, now).await.map(|a| (version, a))
     };
-    match inbound::find(&state.store, &partner.party, &message_id).await {
+    match inbound::find(&state.core.store, &partner.party, &message_id).await {
         Ok(Some(previous)) => return answer_earlier(previous).await,
         Ok(None) => {}
         Err(e) => {
@@ -466,7 +466,7 @@ async fn process(
         }
     }
 
-    let decision = flows::inbound::check(state, partner, operation, &header, &verified).await.map_err(|e| {
+    let decision = flows::inbound::check(&state.core, partner, operation, &header, &verified).await.map_err(|e| {
         tracing::error!(error = %e, "store unavailable");
         internal_fault("store unavailable")
     })?;
@@ -487,12 +487,12 @@ async fn process(
         ack_wire: &ack_wire,
     };
     let stored = async {
-        let mut tx = match inbound::open(&state.store, &receipt, now).await? {
+        let mut tx = match inbound::open(&state.core.store, &receipt, now).await? {
             Opened::New(tx) => tx,
             Opened::AlreadyReceived(previous) => return Ok::<_, FlowError>((Some(previous), None)),
         };
         let certificate = if accepted {
-            flows::inbound::apply(&mut tx, state, partner, &decision.effect, &message_id, now).await?
+            flows::inbound::apply(&mut tx, &state.core, partner, &decision.effect, &message_id, now).await?
         } else {
             None
         };
@@ -531,7 +531,7 @@ fn first_error_fault(errors: &[AckError]) -> Fault {
 /// GetCO (Annex III): the CO for the asking partner, or the same `NotFound` for anything else;
 /// signed, and encrypted under the partner's `sign-encrypt` profile.
 async fn lookup(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     partner: &Arc<Partner>,
     header: &MessageHeader,
     verified: &VerifiedMessage,
@@ -540,7 +540,7 @@ async fn lookup(
 ) -> Result<Vec<u8>, Fault> {
     let op_name = Operation::GetCo.request_element();
     let request = Lookup::read(verified.body_child()).map_err(|errors| first_error_fault(&errors))?;
-    if header.receiver != state.settings.party {
+    if header.receiver != state.core.settings.party {
         return Err(fault(
             FaultSide::Sender,
             SubcodeNs::Coconnect,
@@ -550,7 +550,7 @@ async fn lookup(
             Some(format!("/{op_name}/MessageHeader/ReceiverPartyID")),
         ));
     }
-    let result = flows::lookup::find(state, partner, &request).await.map_err(|e| {
+    let result = flows::lookup::find(&state.core, partner, &request).await.map_err(|e| {
         tracing::error!(error = %e, "store unavailable");
         internal_fault("store unavailable")
     })?;
@@ -561,12 +561,12 @@ async fn lookup(
         let reason = format!("GetCO {} {}: not found", request.document.issuer, request.document.reference);
         audit(state, "lookup.not_found", Some(&partner.party), remote, Some(&message_id), &reason).await;
     }
-    let body = flows::lookup::response_body(&state.settings, partner, &message_id, &result, now);
+    let body = flows::lookup::response_body(&state.core.settings, partner, &message_id, &result, now);
     secure_response(state, verified.version(), body, Some(partner.clone()), now).await
 }
 
 fn ack_for(
-    state: &AppState,
+    state: &SoapState,
     partner: &Partner,
     received_id: &str,
     digest: &str,
@@ -574,7 +574,7 @@ fn ack_for(
     now: chrono::DateTime<Utc>,
 ) -> Acknowledgement {
     Acknowledgement {
-        header: MessageHeader::new(&state.settings.party, &partner.party, Uuid::new_v4(), now),
+        header: MessageHeader::new(&state.core.settings.party, &partner.party, Uuid::new_v4(), now),
         received_message_id: received_id.to_owned(),
         receipt: now,
         received_digest: digest.to_owned(),
@@ -585,7 +585,7 @@ fn ack_for(
 
 /// Signs an acknowledgement (not encrypted, framework 4.4.3).
 async fn sign_ack(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     version: SoapVersion,
     ack: &Acknowledgement,
     now: chrono::DateTime<Utc>,
@@ -595,19 +595,19 @@ async fn sign_ack(
 
 /// Secures a response body on a blocking thread: signed, and encrypted to `encrypt_to` if given.
 async fn secure_response(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     version: SoapVersion,
     body_xml: String,
     encrypt_to: Option<Arc<Partner>>,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<u8>, Fault> {
     let state = state.clone();
-    let ttl = state.settings.security.timestamp_ttl.chrono();
+    let ttl = state.core.settings.security.timestamp_ttl.chrono();
     tokio::task::spawn_blocking(move || {
         secure(&OutboundMessage {
             version,
             body_xml: &body_xml,
-            signer: &state.settings.signing,
+            signer: &state.core.settings.signing,
             encrypt_for: encrypt_to.as_deref().and_then(Partner::encrypt_to),
             now,
             ttl,
@@ -623,7 +623,7 @@ async fn secure_response(
 
 /// WS-Security processing with the partner's profile, on a blocking thread.
 async fn verify(
-    state: &Arc<AppState>,
+    state: &Arc<SoapState>,
     partner: &Arc<Partner>,
     bytes: Bytes,
     now: chrono::DateTime<Utc>,
@@ -631,7 +631,7 @@ async fn verify(
     let state = state.clone();
     let partner = partner.clone();
     tokio::task::spawn_blocking(move || {
-        let s = &state.settings;
+        let s = &state.core.settings;
         crate::wssec::inbound::process(&bytes, &s.inbound_policy(&partner, Expect::Request, now))
     })
     .await

@@ -8,7 +8,6 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{millis, Backend, Store, StoreError, Tx};
-use crate::wssec::material::hex;
 
 /// The hash that precedes the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -42,7 +41,7 @@ fn record_hash(seq: i64, at: i64, e: &AuditEvent<'_>, prev: &str) -> String {
         material.extend_from_slice(&(field.len() as u64).to_be_bytes());
         material.extend_from_slice(field.as_bytes());
     }
-    hex(&openssl::sha::sha256(&material))
+    super::messages::sha256_hex(&material)
 }
 
 /// Appends a record in the caller's transaction (records are serialised: on PostgreSQL by a

@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{millis, Store, StoreError, Tx};
-use crate::wssec::material::hex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -33,7 +32,7 @@ pub struct LogEntry<'a> {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&openssl::sha::sha256(bytes))
+    openssl::sha::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn append(tx: &mut Tx<'_>, e: &LogEntry<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {

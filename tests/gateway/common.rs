@@ -119,7 +119,7 @@ impl Gateway {
     }
 
     pub fn worker(&self, name: &str) -> coconnect::delivery::Worker {
-        coconnect::delivery::Worker::new(self.app().state.clone(), name.to_owned())
+        self.app().worker(name)
     }
 
     /// Appends TOML to this gateway's configuration (takes effect at the next start).

@@ -9,6 +9,7 @@ mod delivery;
 mod exchange;
 mod http;
 mod interop;
+mod layers;
 mod lifecycle;
 mod limits;
 mod proxy;
