@@ -216,15 +216,6 @@ impl Worker {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
                 let accepted = ack.status == AckStatus::Accepted;
-                tracing::info!(
-                    message_id = %msg.message_id,
-                    partner = %partner.party,
-                    attempt,
-                    latency_ms,
-                    ack_message_id = %ack.header.message_id,
-                    status = if accepted { "Accepted" } else { "Rejected" },
-                    "acknowledged"
-                );
                 let cause = if accepted {
                     format!("acknowledged by {} (ack {})", partner.party, ack.header.message_id)
                 } else {
@@ -244,15 +235,25 @@ impl Worker {
                     clock.now(),
                 )
                 .await?;
+                // Logged once the outcome is committed: a lost claim logs nothing here.
+                tracing::info!(
+                    message_id = %msg.message_id,
+                    partner = %partner.party,
+                    attempt,
+                    latency_ms,
+                    ack_message_id = %ack.header.message_id,
+                    status = if accepted { "Accepted" } else { "Rejected" },
+                    "acknowledged"
+                );
                 Ok(Step::Completed(to))
             }
             Verdict::SenderFault(reason) => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
-                tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, %reason, "refused by the partner; final");
                 let to =
                     outbox::complete(store, &msg, attempt, &body, false, &reason, status, self.webhook(), clock.now())
                         .await?;
+                tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, %reason, "refused by the partner; final");
                 Ok(Step::Completed(to))
             }
             Verdict::Retry(outcome, reason) => {
@@ -295,11 +296,14 @@ impl Worker {
         partners::mark_down(store, &partner.party, now).await?;
         // The schedule counts time since the first attempt, not attempts: an early one (a
         // backlog flush after the partner answered again) must not use up a later mark.
+        // The mark is chosen by when this attempt started, not when it failed: an attempt that
+        // started before a mark and timed out after it still leaves that mark's retry (due at
+        // once), and only an attempt started after the last mark ends the schedule.
         let first = msg.first_attempt_at.unwrap_or(attempt_started);
-        match next_attempt(first, &partner.retry_marks, now) {
+        match retry_due(first, &partner.retry_marks, attempt_started, now) {
             Some(at) => {
                 tracing::warn!(message_id = %msg.message_id, attempt = failure.attempt, error = failure.error, next_attempt_at = %at, "delivery failed; will retry");
-                outbox::fail_attempt(store, msg, &failure, at.max(now), now).await?;
+                outbox::fail_attempt(store, msg, &failure, at, now).await?;
                 Ok(Step::WillRetry(failure.error.to_owned()))
             }
             None => {
@@ -391,6 +395,9 @@ fn is_transient_fault(code: &str) -> bool {
             | "WSS-UNTRUSTED-CERT"
             | "WSS-DECRYPT"
             | "GW-INTERNAL"
+            // A gateway of an earlier version answered its own key or build failures so.
+            | "WSS-KEY"
+            | "WSS-BUILD"
             | "AUTH-FAILED"
             | "AUTH-MISSING"
     )
@@ -404,6 +411,18 @@ fn is_transient_fault(code: &str) -> bool {
 /// attempt uses up no later mark.
 pub fn next_attempt(first: DateTime<Utc>, marks: &[Duration], now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     marks.iter().map(|m| first + *m).find(|at| *at > now)
+}
+
+/// After a technical failure at `now` of an attempt that started at `attempt_started`: when
+/// the retry is due (the next mark after the attempt's start, at the earliest now), or `None`
+/// when the attempt started at or after the last mark.
+pub fn retry_due(
+    first: DateTime<Utc>,
+    marks: &[Duration],
+    attempt_started: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    next_attempt(first, marks, attempt_started).map(|at| at.max(now))
 }
 
 enum Verdict {
@@ -444,5 +463,22 @@ mod tests {
         assert_eq!(next_attempt(t0, &marks, t0 + Duration::seconds(5)), Some(t0 + marks[1]));
         assert_eq!(next_attempt(t0, &marks, t0 + Duration::milliseconds(19_999)), Some(t0 + marks[2]));
         assert_eq!(next_attempt(t0, &marks, t0 + Duration::seconds(20)), None);
+    }
+
+    #[test]
+    fn a_slow_failure_keeps_the_mark_its_attempt_started_before() {
+        let t0 = DateTime::from_timestamp(0, 0).unwrap_or_default();
+        let marks = [Duration::seconds(5), Duration::seconds(10), Duration::seconds(20)];
+        let at = |s: i64| t0 + Duration::seconds(s);
+        // The first attempt times out after 30 s: the 5 s mark's retry is due at once.
+        assert_eq!(retry_due(t0, &marks, t0, at(30)), Some(at(30)));
+        // Started at 10 s, failed at 25 s: the 20 s mark's retry, due at once, not the end.
+        assert_eq!(retry_due(t0, &marks, at(10), at(25)), Some(at(25)));
+        // Started at 4.9 s, failed at 5.1 s: the retry of the 5 s mark, at once.
+        let ms = |m: i64| t0 + Duration::milliseconds(m);
+        assert_eq!(retry_due(t0, &marks, ms(4_900), ms(5_100)), Some(ms(5_100)));
+        // A quick failure waits for its mark; an attempt started at the last mark ends it.
+        assert_eq!(retry_due(t0, &marks, at(6), at(7)), Some(at(10)));
+        assert_eq!(retry_due(t0, &marks, at(20), at(21)), None);
     }
 }

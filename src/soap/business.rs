@@ -12,7 +12,13 @@ use crate::wssec::outbound::xml_escape;
 
 /// Reads the flat leaves of an operation element, or reports it malformed.
 fn flat(xml: &[u8]) -> Result<Flat, Vec<AckError>> {
-    read_flat(xml, NS).map_err(|e| vec![AckError::new("MSG-MALFORMED", e, "/")])
+    read_flat(xml, NS).map_err(|e| {
+        vec![{
+            // The parser's own message stays in our log: a partner gets a fixed sentence.
+            tracing::info!(error = %e, "operation element could not be read");
+            AckError::new("MSG-MALFORMED", "the operation element could not be read as XML", "/")
+        }]
+    })
 }
 
 /// Collects mandatory and optional fields under `group`, with checks on length and form.

@@ -83,11 +83,12 @@ impl Fault {
 
 impl Fault {
     /// SOAP 1.1 §4.4.1 / SOAP 1.2 Part 1 §5.4.8: the fault code is `MustUnderstand` itself;
-    /// SOAP 1.2 names each block in a `NotUnderstood` header block.
+    /// SOAP 1.2 names each block in a `NotUnderstood` header block. SOAP 1.1 §4.4 keeps error
+    /// information about header entries out of `detail`: our code goes into a header entry.
     fn must_understand_envelope(&self, version: SoapVersion, reason: &str, detail: &str) -> String {
         match version {
             SoapVersion::V11 => format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Body><soap:Fault><faultcode>soap:MustUnderstand</faultcode><faultstring>{reason}</faultstring><detail>{detail}</detail></soap:Fault></soap:Body></soap:Envelope>",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soap:Envelope xmlns:soap=\"{}\"><soap:Header>{detail}</soap:Header><soap:Body><soap:Fault><faultcode>soap:MustUnderstand</faultcode><faultstring>{reason}</faultstring></soap:Fault></soap:Body></soap:Envelope>",
                 wsns::SOAP11
             ),
             SoapVersion::V12 => {
@@ -186,6 +187,7 @@ mod tests {
         };
         let v11 = f.to_envelope(SoapVersion::V11);
         assert!(v11.contains("<faultcode>soap:MustUnderstand</faultcode>"), "{v11}");
+        assert!(!v11.contains("<detail>") && v11.contains("<soap:Header><cc:FaultDetail"), "{v11}");
         let v12 = f.to_envelope(SoapVersion::V12);
         assert!(v12.contains("<soap:Value>soap:MustUnderstand</soap:Value>"), "{v12}");
         assert!(v12.contains("<soap:NotUnderstood qname=\"nu0:Extension\" xmlns:nu0=\"urn:x\"/>"), "{v12}");

@@ -100,7 +100,13 @@ impl MessageHeader {
     /// Reads the `cc:MessageHeader` of a request or acknowledgement element, reporting every
     /// problem with its path.
     pub fn read(body_child: &[u8]) -> Result<Self, Vec<AckError>> {
-        let flat = read_flat(body_child, NS).map_err(|e| vec![AckError::new("MSG-MALFORMED", e, "/")])?;
+        let flat = read_flat(body_child, NS).map_err(|e| {
+            vec![{
+                // The parser's own message stays in our log: a partner gets a fixed sentence.
+                tracing::info!(error = %e, "operation element could not be read");
+                AckError::new("MSG-MALFORMED", "the operation element could not be read as XML", "/")
+            }]
+        })?;
         let root = format!("/{}", flat.root);
         let mut errors = Vec::new();
         let mut field = |name: &str| -> Option<String> {

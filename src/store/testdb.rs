@@ -19,9 +19,11 @@ pub fn postgres_or_skip(test: &str, whole: bool) -> Option<String> {
     eprintln!("{test}: {what}: DATABASE_URL is not set");
     if let Some(log) = std::env::var_os("COCONNECT_SKIP_LOG") {
         use std::io::Write;
-        // One short append per line: concurrent tests of one binary do not interleave them.
+        // One write(2) per line on an O_APPEND file: concurrent tests do not interleave lines
+        // (`writeln!` would write each formatted piece separately).
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = writeln!(f, "{what}\t{test}\tDATABASE_URL is not set");
+            let line = format!("{what}\t{test}\tDATABASE_URL is not set\n");
+            let _ = f.write_all(line.as_bytes());
         }
     }
     None

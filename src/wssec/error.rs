@@ -124,42 +124,54 @@ impl SecurityError {
 
     /// The one fixed, actionable sentence a partner gets for [`Self::public_code`]: never the
     /// detail (library messages, configured subjects, OpenSSL's reasons), which this request's
-    /// log line and audit record carry.
+    /// log line and audit record carry. Exhaustive, so a new variant needs its own sentence.
     pub fn public_reason(&self) -> &'static str {
-        public_reason(self.public_code())
+        use LimitError as L;
+        use SecurityError as E;
+        match self {
+            E::Limits(L::TooLarge(_)) => "the message is over the size limit",
+            E::Limits(L::Doctype) | E::Dtd => "document type declarations are not allowed",
+            E::Limits(L::Entity(_)) => "entity references other than the predefined ones are not allowed",
+            E::Limits(L::Encoding(_)) => "the message must be encoded in UTF-8",
+            E::Limits(L::Malformed(..)) | E::Malformed(_) => "the message is not well-formed XML",
+            E::Limits(_) => {
+                "the message exceeds a structural limit (depth, attributes, elements) or has a processing instruction"
+            }
+            E::NotSoap(_) => "not a SOAP 1.1 or 1.2 envelope with an optional Header of qualified blocks and one Body",
+            E::DuplicateId(_) => "two elements carry the same ID",
+            E::MissingSecurity => "no wsse:Security header for this receiver",
+            E::UnexpectedElement(_) => {
+                "the security header, signature or Body contains an element or reference that is not allowed"
+            }
+            E::NotEncrypted => "the Body must be encrypted for this partner",
+            E::Algorithm(_) => "an algorithm outside the agreed security profile was used",
+            E::Decrypt(_) => "the message could not be decrypted with our key; encrypt to our current encryption certificate",
+            E::Unsigned(_) => "the message is not signed",
+            E::SignatureInvalid(_) => "the signature does not verify",
+            E::UntrustedCertificate(_) => {
+                "the signing certificate is not trusted for this partner (not agreed, expired or not yet valid)"
+            }
+            E::WrongNodeSigned(_) => "the signature must cover the SOAP Body and the Timestamp",
+            E::Expired(_) => "the Timestamp has expired; check the sender's clock",
+            E::FutureTimestamp(_) => "the Timestamp is in the future; check the sender's clock",
+            E::BadTimestamp(_) => {
+                "the message needs one wsu:Timestamp with Created and Expires within the allowed lifetime"
+            }
+            E::Replay => "this signed message was received before",
+            E::MustUnderstand(_) => "a header block marked mustUnderstand is not understood by this receiver",
+            E::UnsupportedToken(_) => {
+                "the security token type or key reference style is not supported; use an X.509 v3 BinarySecurityToken referenced from the signature"
+            }
+            E::EncryptedStructure(_) => {
+                "the encrypted content must be one xenc:EncryptedData of Type Content in the Body, named in the EncryptedKey's ReferenceList"
+            }
+            E::KeyMaterial(_) | E::Build(_) | E::Internal(_) => INTERNAL_REASON,
+        }
     }
 }
 
-/// The partner-facing sentence of each security code.
-pub fn public_reason(code: &str) -> &'static str {
-    match code {
-        "WSS-TOO-LARGE" => "the message is over the size limit",
-        "WSS-DTD" => "document type declarations are not allowed",
-        "WSS-ENTITY" => "entity references other than the predefined ones are not allowed",
-        "WSS-ENCODING" => "the message must be encoded in UTF-8",
-        "WSS-MALFORMED" => "the message is not well-formed XML",
-        "WSS-LIMIT" => "the message exceeds a structural limit (depth, attributes, elements) or has a processing instruction",
-        "WSS-NOT-SOAP" => "not a SOAP 1.1 or 1.2 envelope with an optional Header and one Body",
-        "WSS-DUPLICATE-ID" => "two elements carry the same ID",
-        "WSS-MISSING-SECURITY" => "no wsse:Security header for this receiver",
-        "WSS-UNEXPECTED-ELEMENT" => "the security header, signature or Body contains an element or reference that is not allowed",
-        "WSS-NOT-ENCRYPTED" => "the Body must be encrypted for this partner",
-        "WSS-ALGORITHM" => "an algorithm outside the agreed security profile was used",
-        "WSS-DECRYPT" => "the message could not be decrypted with our key; encrypt to our current encryption certificate",
-        "WSS-UNSIGNED" => "the message is not signed",
-        "WSS-SIGNATURE-INVALID" => "the signature does not verify",
-        "WSS-UNTRUSTED-CERT" => "the signing certificate is not trusted for this partner (not agreed, expired or not yet valid)",
-        "WSS-WRONG-NODE-SIGNED" => "the signature must cover the SOAP Body and the Timestamp",
-        "WSS-EXPIRED" => "the Timestamp has expired; check the sender's clock",
-        "WSS-FUTURE-TIMESTAMP" => "the Timestamp is in the future; check the sender's clock",
-        "WSS-BAD-TIMESTAMP" => "the message needs one wsu:Timestamp with Created and Expires within the allowed lifetime",
-        "WSS-REPLAY" => "this signed message was received before",
-        "MSG-MUST-UNDERSTAND" => "a header block marked mustUnderstand is not understood by this receiver",
-        "WSS-UNSUPPORTED-TOKEN" => "the security token type or key reference style is not supported; use an X.509 v3 BinarySecurityToken referenced from the signature",
-        "WSS-ENCRYPTED-STRUCTURE" => "the encrypted content must be one xenc:EncryptedData of Type Content in the Body, named in the EncryptedKey's ReferenceList",
-        _ => "internal error of the receiving gateway; retry later",
-    }
-}
+/// What a partner is told of any failure of ours (`GW-INTERNAL`).
+pub const INTERNAL_REASON: &str = "internal error of the receiving gateway; retry later";
 
 impl From<super::ffi::FfiError> for SecurityError {
     fn from(e: super::ffi::FfiError) -> Self {

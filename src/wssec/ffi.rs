@@ -112,7 +112,10 @@ unsafe fn opt_str(p: *const c_char) -> String {
 }
 
 fn take_errors() -> String {
-    LAST_ERRORS.with(|e| e.borrow_mut().drain(..).collect::<Vec<_>>().join("; "))
+    let messages = LAST_ERRORS.with(|e| e.borrow_mut().drain(..).collect::<Vec<_>>().join("; "));
+    // What libxmlsec1 reported is taken; OpenSSL's queue must not carry it to the next call.
+    let _ = openssl::error::ErrorStack::get();
+    messages
 }
 
 fn clear_errors() {
@@ -122,10 +125,13 @@ fn clear_errors() {
 /// Forgets every error this thread recorded before: libxml2's last error and our libxmlsec1
 /// messages. Called before each parse, decryption and verification, so that what a request is
 /// told (and what its audit record says) is only what that request raised.
-fn reset_library_errors() {
+pub(crate) fn reset_library_errors() {
     // SAFETY: xmlResetLastError only clears libxml2's thread-local error structure.
     unsafe { xs::xmlResetLastError() };
     clear_errors();
+    // OpenSSL's error queue is per thread too, and libxmlsec1 only peeks at it: entries a
+    // previous request left would be read (by libxmlsec1 or the openssl crate) as this one's.
+    let _ = openssl::error::ErrorStack::get();
 }
 
 /// libxml2's last error on this thread, if the call since [`reset_library_errors`] raised one.
@@ -715,12 +721,12 @@ impl<'d> Node<'d> {
             let version = c"1.0";
             let new = xs::xmlNewDoc(version.as_ptr().cast());
             if new.is_null() {
-                return Err(FfiError::Malformed("out of memory".into()));
+                return Err(FfiError::Context("out of memory".into()));
             }
             let copy = Document { ptr: new };
             let node = xs::xmlDocCopyNode(self.ptr, copy.ptr, 1);
             if node.is_null() {
-                return Err(FfiError::Malformed("copy failed".into()));
+                return Err(FfiError::Context("copy failed".into()));
             }
             xs::xmlDocSetRootElement(copy.ptr, node);
             let mut out: *mut xs::xmlChar = ptr::null_mut();
@@ -733,7 +739,7 @@ impl<'d> Node<'d> {
                 &mut out,
             );
             if len < 0 {
-                return Err(FfiError::Malformed("canonicalisation failed".into()));
+                return Err(FfiError::Context("canonicalisation failed".into()));
             }
             Ok(take_xml_buffer(out, len))
         }
@@ -766,7 +772,7 @@ impl Key {
 
     fn load(data: &[u8], format: xs::xmlSecKeyDataFormat) -> Result<Self, FfiError> {
         init()?;
-        clear_errors();
+        reset_library_errors();
         // SAFETY: data is valid for its length; no password or callbacks are given.
         let key = unsafe {
             ext::xmlSecOpenSSLAppKeyLoadMemory(
@@ -787,6 +793,7 @@ impl Key {
     /// An AES key from raw bytes.
     fn aes(bytes: &[u8]) -> Result<Self, FfiError> {
         init()?;
+        reset_library_errors();
         // SAFETY: bytes are valid for their length; the returned key is owned by us.
         let key = unsafe {
             xs::xmlSecKeyReadMemory(ext::xmlSecOpenSSLKeyDataAesGetKlass(), bytes.as_ptr(), bytes.len() as c_uint)

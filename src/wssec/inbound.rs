@@ -100,6 +100,9 @@ impl VerifiedMessage {
 
 /// Runs the whole pipeline. libxml2 work: call it on a blocking thread.
 pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessage, SecurityError> {
+    // Whatever an earlier message left in this (reused) thread's library error state is not
+    // this message's: libxml2's last error, libxmlsec1's messages, OpenSSL's queue.
+    super::ffi::reset_library_errors();
     precheck(bytes, &policy.limits)?;
     let mut doc = Document::parse(bytes)?;
     // SOAP processing rules first (1.1 §4.2.3, 1.2 Part 1 §2.6): a mandatory header block we
@@ -239,21 +242,20 @@ impl<'d> Envelope<'d> {
         Ok(Envelope { version, header, body })
     }
 
-    /// The one `wsse:Security` header addressed to us (no actor/role).
+    /// The one `wsse:Security` header targeted at us: no actor/role, or the one that names us
+    /// ([`targets_us`], the same test as for `mustUnderstand`). Headers for other actors or
+    /// roles are not ours; two for us are refused (WSS 1.1 §6.1: one per role).
     fn security(&self) -> Result<Node<'d>, SecurityError> {
         let header = self.header.ok_or(SecurityError::MissingSecurity)?;
-        let soap = self.version.namespace();
         let mut found = None;
         for h in header.child_elements() {
-            if !h.is(ns::WSSE, "Security") {
-                continue;
-            }
-            let targeted = h.attribute(soap, "actor").or_else(|| h.attribute(soap, "role"));
-            if targeted.is_some() {
+            if !h.is(ns::WSSE, "Security") || !targets_us(&h, self.version) {
                 continue;
             }
             if found.replace(h).is_some() {
-                return Err(SecurityError::UnexpectedElement("more than one wsse:Security header".into()));
+                return Err(SecurityError::UnexpectedElement(
+                    "more than one wsse:Security header for this receiver".into(),
+                ));
             }
         }
         found.ok_or(SecurityError::MissingSecurity)
@@ -458,7 +460,20 @@ fn must_understand(envelope: &Envelope<'_>) -> Result<(), SecurityError> {
     let soap = envelope.version.namespace();
     let mut not_understood = Vec::new();
     for block in header.child_elements() {
-        let mandatory = block.attribute(soap, "mustUnderstand").is_some_and(|v| matches!(v.trim(), "1" | "true"));
+        // SOAP 1.1 §4.2 and 1.2 §5.2.1: every header block is namespace-qualified.
+        if block.namespace().is_empty() {
+            return Err(SecurityError::NotSoap(format!("header block {} has no namespace", block.local_name())));
+        }
+        let mandatory = match block.attribute(soap, "mustUnderstand").as_deref().map(str::trim) {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(SecurityError::NotSoap(format!(
+                    "mustUnderstand {other:?} on {} is not a boolean",
+                    block.local_name()
+                )))
+            }
+        };
         if !mandatory || !targets_us(&block, envelope.version) {
             continue;
         }

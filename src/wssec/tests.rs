@@ -390,36 +390,20 @@ fn partners_get_one_fixed_sentence_per_code_and_never_the_detail() {
     let e = receive(&send(true), true, &as_id).expect_err("untrusted");
     assert!(e.to_string().contains(&id_subject), "the log detail names it: {e}");
     assert!(!e.public_reason().contains(&id_subject));
-    assert_eq!(e.public_reason(), super::error::public_reason("WSS-UNTRUSTED-CERT"));
-    // Every code has its own sentence; only unknown codes fall back to the internal one.
-    let internal = super::error::public_reason("GW-INTERNAL");
-    for code in [
-        "WSS-TOO-LARGE",
-        "WSS-DTD",
-        "WSS-ENTITY",
-        "WSS-ENCODING",
-        "WSS-MALFORMED",
-        "WSS-LIMIT",
-        "WSS-NOT-SOAP",
-        "WSS-DUPLICATE-ID",
-        "WSS-MISSING-SECURITY",
-        "WSS-UNEXPECTED-ELEMENT",
-        "WSS-NOT-ENCRYPTED",
-        "WSS-ALGORITHM",
-        "WSS-DECRYPT",
-        "WSS-UNSIGNED",
-        "WSS-SIGNATURE-INVALID",
-        "WSS-UNTRUSTED-CERT",
-        "WSS-WRONG-NODE-SIGNED",
-        "WSS-EXPIRED",
-        "WSS-FUTURE-TIMESTAMP",
-        "WSS-BAD-TIMESTAMP",
-        "WSS-REPLAY",
-        "MSG-MUST-UNDERSTAND",
-        "WSS-UNSUPPORTED-TOKEN",
-        "WSS-ENCRYPTED-STRUCTURE",
+    assert_eq!(e.public_reason(), SecurityError::UntrustedCertificate(String::new()).public_reason());
+    // Only our own failures get the internal sentence.
+    let internal = super::error::INTERNAL_REASON;
+    for peer in [
+        SecurityError::Dtd,
+        SecurityError::Replay,
+        SecurityError::NotEncrypted,
+        SecurityError::MissingSecurity,
+        SecurityError::Decrypt("d".into()),
+        SecurityError::UnsupportedToken("t".into()),
+        SecurityError::EncryptedStructure("s".into()),
+        SecurityError::MustUnderstand(vec![]),
     ] {
-        assert_ne!(super::error::public_reason(code), internal, "{code}");
+        assert_ne!(peer.public_reason(), internal, "{peer}");
     }
     // Our own failures are told as ours.
     for e in
@@ -427,6 +411,71 @@ fn partners_get_one_fixed_sentence_per_code_and_never_the_detail() {
     {
         assert!(e.is_internal());
         assert_eq!(e.public_code(), "GW-INTERNAL");
+        assert_eq!(e.public_reason(), super::error::INTERNAL_REASON);
     }
     assert!(!SecurityError::Decrypt("d".into()).is_internal());
+}
+
+#[test]
+fn openssl_errors_of_one_message_do_not_reach_the_next_ones_detail() {
+    // A broken EncryptedKey leaves RSA/OAEP reasons in this thread's OpenSSL error queue.
+    let wire = send_version(SoapVersion::V11, true);
+    let start = wire.find("<xenc:CipherValue>").expect("key cipher value") + "<xenc:CipherValue>".len();
+    let broken = format!("{}AAAA{}", &wire[..start], &wire[start + 4..]);
+    assert_eq!(code(receive(broken.as_bytes(), true, &pinned_kr())), "WSS-DECRYPT");
+    // Then a signed message whose token is base64 but not a certificate: its detail comes
+    // from the openssl crate, which drains the whole queue.
+    let plain = send_version(SoapVersion::V11, false);
+    let token_start = plain.find("<wsse:BinarySecurityToken").expect("token");
+    let value_start = plain[token_start..].find('>').expect(">") + token_start + 1;
+    let value_end = plain[value_start..].find('<').expect("<") + value_start;
+    let not_der = format!("{}bm90IGEgY2VydGlmaWNhdGU={}", &plain[..value_start], &plain[value_end..]);
+    let e = receive(not_der.as_bytes(), false, &pinned_kr()).expect_err("not a certificate");
+    let detail = e.to_string().to_lowercase();
+    assert!(!detail.contains("oaep") && !detail.contains("rsa routines"), "{detail}");
+}
+
+#[test]
+fn the_security_header_for_us_is_the_one_our_role_names_and_there_is_one() {
+    let v11 = send_version(SoapVersion::V11, false);
+    // Our only Security header addressed to the `next` actor explicitly: still ours.
+    let next =
+        v11.replacen("<wsse:Security ", "<wsse:Security soap:actor=\"http://schemas.xmlsoap.org/soap/actor/next\" ", 1);
+    assert_ne!(next, v11);
+    assert_eq!(code(receive(next.as_bytes(), false, &pinned_kr())), "accepted");
+    // A second one for us (explicit ultimateReceiver in SOAP 1.2): refused, not ignored.
+    let v12 = send_version(SoapVersion::V12, false);
+    let second = with_header_block(
+        &v12,
+        "<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\" soap:role=\"http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver\" soap:mustUnderstand=\"true\"/>",
+    );
+    assert_eq!(code(receive(second.as_bytes(), false, &pinned_kr())), "WSS-UNEXPECTED-ELEMENT");
+    // One for another role is not ours.
+    let other = with_header_block(
+        &v12,
+        "<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\" soap:role=\"urn:example:hub\"/>",
+    );
+    assert_eq!(code(receive(other.as_bytes(), false, &pinned_kr())), "accepted");
+}
+
+#[test]
+fn header_blocks_must_be_qualified_and_must_understand_a_boolean() {
+    let v11 = send_version(SoapVersion::V11, false);
+    for block in [
+        "<Bare>x</Bare>",
+        "<x:Ext xmlns:x=\"urn:example:ext\" soap:mustUnderstand=\"yes\">v</x:Ext>",
+        "<x:Ext xmlns:x=\"urn:example:ext\" soap:mustUnderstand=\"TRUE\">v</x:Ext>",
+    ] {
+        assert_eq!(
+            code(receive(with_header_block(&v11, block).as_bytes(), false, &pinned_kr())),
+            "WSS-NOT-SOAP",
+            "{block}"
+        );
+    }
+}
+
+#[test]
+fn our_own_context_failures_are_internal() {
+    let e = SecurityError::from(super::ffi::FfiError::Context("xmlNewDoc returned NULL".into()));
+    assert!(e.is_internal(), "{e}");
 }

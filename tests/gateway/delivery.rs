@@ -475,7 +475,24 @@ async fn certificates_out_of_step_between_partners_are_retried_not_rejected() {
 /// end `delivery_failed` before 20 s after its first attempt, and all go through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_flush_to_a_flapping_partner_uses_up_no_retry_marks() {
-    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    backlog_flush_to_a_flapping_partner_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_flush_to_a_flapping_partner_uses_up_no_retry_marks_postgres() {
+    if coconnect::store::testdb::postgres_or_skip(
+        "a_backlog_flush_to_a_flapping_partner_uses_up_no_retry_marks_postgres",
+        true,
+    )
+    .is_none()
+    {
+        return;
+    }
+    backlog_flush_to_a_flapping_partner_on(Db::Postgres).await;
+}
+
+async fn backlog_flush_to_a_flapping_partner_on(db: Db) {
+    let mut p = pair_stopped("sign-encrypt", db).await;
     p.kr.reconfigure(
         "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]",
         "retry_marks_seconds = [5, 10, 20]",

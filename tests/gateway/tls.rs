@@ -120,7 +120,7 @@ fn soap_post(user: &str, password: &str, body: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resumed_tls_sessions_are_served_and_a_removed_certificate_cannot_resume_into_the_gateway() {
+async fn resumed_tls_sessions_are_served_and_a_removed_certificate_is_refused_after_the_restart() {
     let (dir, [_kr, id]) = pair_files_with("sign", Db::Sqlite, true).await;
     let mut id = Gateway { files: id, app: None };
     id.start().await;
@@ -146,7 +146,10 @@ async fn resumed_tls_sessions_are_served_and_a_removed_certificate_cannot_resume
     }
 
     // KR's TLS certificate is removed from the configuration (replaced by another one of the
-    // same CA) and the gateway restarted: KR's saved session does not get it in.
+    // same CA), which takes a restart: KR's saved session is not resumed by the new process
+    // (new session keys, and a session id context derived from the trust configuration), and
+    // the full handshake's certificate is refused as not KR's. Within one process, the
+    // resumed sessions above show that the partner check reads the session's certificate.
     let session = dir.path().join("session-removed.pem");
     let first = s_client(addr, client, &ca, "-tls1_3", &session, &request()).await;
     assert!(first.contains("HTTP/1.1 200"), "{first}");
