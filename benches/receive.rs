@@ -85,6 +85,7 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
                 body_xml: &body,
                 signer: &signer,
                 encrypt_for: Some(&recipient.certificate),
+                profile: &coconnect::wssec::Profile::strict(true),
                 now: Utc::now(),
                 ttl: chrono::Duration::minutes(30),
             })
@@ -107,7 +108,7 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
             &InboundPolicy {
                 limits: Default::default(),
                 decryption: Some(&recipient),
-                require_encryption: true,
+                profile: coconnect::wssec::Profile::strict(true),
                 trust: &trust,
                 now: Utc::now(),
                 clock_skew: chrono::Duration::seconds(60),

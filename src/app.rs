@@ -28,10 +28,12 @@ pub struct App {
     tasks: JoinSet<()>,
 }
 
+/// Why the gateway did not start. As in `ConfigError`, each cause is said once, in the message
+/// (no variant has a `source`): `main` prints the chain with `{:#}`.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot bind {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot bind {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -60,6 +62,8 @@ impl App {
         clock: SharedClock,
         workers: bool,
     ) -> Result<App, StartError> {
+        // Said at start, not found out as failing accepts under load.
+        crate::gateway::limits::warn_if_descriptors_short(settings.limits.max_connections);
         // A TLS misconfiguration stops the start, rather than leave a gateway without its listener.
         let acceptor = settings.tls.as_ref().map(crate::gateway::tls::acceptor).transpose()?.map(Arc::new);
         let store = Store::connect(&settings.database_url).await?;
@@ -68,9 +72,9 @@ impl App {
         let limiter = Arc::new(RateLimiter::default());
         let (shutdown, watch_rx) = watch::channel(false);
         let soap_addr =
-            soap.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.soap, source })?;
+            soap.local_addr().map_err(|reason| StartError::Bind { addr: state.settings.listen.soap, reason })?;
         let api_addr =
-            api.local_addr().map_err(|source| StartError::Bind { addr: state.settings.listen.api, source })?;
+            api.local_addr().map_err(|reason| StartError::Bind { addr: state.settings.listen.api, reason })?;
         let mut tasks = JoinSet::new();
         let soap_state = Arc::new(SoapState::new(state.clone()));
         tasks.spawn(crate::gateway::serve(soap, Surface::Soap(soap_state), acceptor, watch_rx.clone()));
@@ -99,8 +103,10 @@ impl App {
     }
 
     /// Stops accepting, lets in-flight work finish, and waits for every task. Each listener
-    /// cuts the connections still open after `[limits] shutdown_grace_seconds`; a worker
-    /// finishes the delivery it is in, which its own timeouts bound.
+    /// closes its socket, cuts the connections still open after `[limits]
+    /// shutdown_grace_seconds`, and the SOAP listener then waits for the requests it was
+    /// processing (bounded by their own timeouts); a worker finishes the delivery it is in,
+    /// which its own timeouts bound.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
@@ -115,7 +121,7 @@ impl App {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr).await.map_err(|reason| StartError::Bind { addr, reason })
 }
 
 async fn wait_for_signal() {

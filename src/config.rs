@@ -222,12 +222,13 @@ pub struct RawLimits {
     pub max_connections: usize,
     /// On shutdown, how long open connections have to finish before they are cut.
     pub shutdown_grace_seconds: u64,
+    /// Connections open at once from one address on the SOAP listener (a trusted proxy's are
+    /// not counted); more are closed at once.
+    pub max_connections_per_source: usize,
+    /// How long a client may go without taking any of the response we are sending before its
+    /// connection is closed (a client that never reads must not keep its connection).
+    pub write_timeout_seconds: u64,
 }
-
-/// Largest `[limits] max_connections` (far below what a semaphore can count).
-const MAX_CONNECTIONS: usize = 1_000_000;
-/// Largest `[limits] shutdown_grace_seconds`: an hour; a stop that takes longer is a hang.
-const MAX_SHUTDOWN_GRACE_SECONDS: u64 = 3600;
 
 impl Default for RawLimits {
     fn default() -> Self {
@@ -239,6 +240,8 @@ impl Default for RawLimits {
             requests_per_second: 50.0,
             max_connections: 1024,
             shutdown_grace_seconds: 30,
+            max_connections_per_source: 64,
+            write_timeout_seconds: 30,
         }
     }
 }
@@ -433,12 +436,22 @@ impl std::fmt::Debug for RawOutboundAuth {
     }
 }
 
-#[derive(Deserialize, Debug, Clone)]
+#[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawInboundAuth {
     pub username: String,
-    /// Argon2 PHC string (`coconnect hash-password` makes one).
-    pub password_hash: String,
+    /// Argon2 PHC string (`coconnect hash-password` makes one), or
+    pub password_hash: Option<String>,
+    /// the name of an environment variable holding it, or
+    pub password_hash_env: Option<String>,
+    /// a file holding it (permissions checked like a private key's).
+    pub password_hash_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RawInboundAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawInboundAuth").field("username", &self.username).finish_non_exhaustive()
+    }
 }
 
 /// Loaded, checked settings.
@@ -452,7 +465,7 @@ pub struct Settings {
     pub decryption: KeyPair,
     pub security: Security,
     pub delivery: Delivery,
-    pub limits: RawLimits,
+    pub limits: Limits,
     pub retention: Retention,
     pub alerts: RawAlerts,
     pub api_tokens: Vec<(String, String)>,
@@ -494,6 +507,21 @@ pub struct Delivery {
     pub workers: usize,
 }
 
+/// `[limits]`, checked: no value reaches a semaphore or a timer that panics on it.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub header_read_timeout: CheckedDuration,
+    pub body_read_timeout: CheckedDuration,
+    pub max_header_bytes: usize,
+    pub max_concurrent_requests: usize,
+    /// Each partner's default (`Partner::requests_per_second` is what is applied).
+    pub requests_per_second: f64,
+    pub max_connections: usize,
+    pub shutdown_grace: CheckedDuration,
+    pub max_connections_per_source: usize,
+    pub write_timeout: CheckedDuration,
+}
+
 /// `[retention]`, checked.
 #[derive(Clone, Debug, Default)]
 pub struct Retention {
@@ -521,13 +549,16 @@ impl Settings {
         expect: Expect,
         now: chrono::DateTime<chrono::Utc>,
     ) -> crate::wssec::inbound::InboundPolicy<'a> {
-        let encrypted = matches!(expect, Expect::Request | Expect::LookupResponse)
-            && partner.profile == SecurityProfile::SignEncrypt;
+        // Acknowledgements are signed only, whatever the partner's profile.
+        let profile = match expect {
+            Expect::Request | Expect::LookupResponse => partner.security,
+            Expect::Acknowledgement => partner.security.signed_only(),
+        };
         crate::wssec::inbound::InboundPolicy {
             limits: XmlLimits { max_bytes: partner.max_message_bytes, ..XmlLimits::default() },
             // Nothing is decrypted for a partner that has no business encrypting to us.
-            decryption: encrypted.then_some(&self.decryption),
-            require_encryption: encrypted,
+            decryption: profile.encryption.is_some().then_some(&self.decryption),
+            profile,
             trust: &partner.trust,
             now,
             clock_skew: self.security.clock_skew.chrono(),
@@ -555,6 +586,9 @@ pub struct Partner {
     pub signing_trust: String,
     pub encryption_cert: Option<Certificate>,
     pub profile: SecurityProfile,
+    /// The WS-Security profile `profile` names, as data for `wssec` (algorithms, references,
+    /// what is signed, encryption), built once at load.
+    pub security: crate::wssec::Profile,
     pub retry_marks: Vec<chrono::Duration>,
     pub flush_rate_per_second: f64,
     pub max_message_bytes: usize,
@@ -576,6 +610,7 @@ impl std::fmt::Debug for Partner {
             .field("party", &self.party)
             .field("endpoint", &self.endpoint)
             .field("profile", &self.profile)
+            .field("security", &self.security)
             .finish_non_exhaustive()
     }
 }
@@ -639,7 +674,7 @@ impl Settings {
             let _ = writeln!(out, "{label:<16}{value}");
         };
         line("party", &self.party);
-        line("public URL", &self.public_url);
+        line("public URL", &shown_url(&self.public_url).to_string());
         line("database", &describe_database(&self.database_url));
         let soap_mode = if self.tls.is_some() { "TLS, client certificate required" } else { "plain HTTP" };
         line("SOAP listener", &format!("{} ({soap_mode})", self.listen.soap));
@@ -683,15 +718,17 @@ impl Settings {
         line(
             "limits",
             &format!(
-                "header read {} s, body read {} s, request head {} bytes, {} requests at once, {} requests/s per \
-                 partner by default, {} connections per listener, shutdown grace {} s",
-                l.header_read_timeout_seconds,
-                l.body_read_timeout_seconds,
+                "header read {}, body read {}, request head {} bytes, {} requests at once, {} requests/s per \
+                 partner by default, {} connections per listener ({} per source on SOAP), write stall {}, shutdown grace {}",
+                l.header_read_timeout,
+                l.body_read_timeout,
                 l.max_header_bytes,
                 l.max_concurrent_requests.max(1),
                 l.requests_per_second,
                 l.max_connections,
-                l.shutdown_grace_seconds
+                l.max_connections_per_source,
+                l.write_timeout,
+                l.shutdown_grace
             ),
         );
         let retention = match self.retention.message_contents {
@@ -701,8 +738,8 @@ impl Settings {
         line("retention", &retention);
         let alerts = match &self.alerts.webhook_url {
             Some(url) => format!(
-                "stored, logged and POSTed to {} (at most {} attempts)",
-                without_password(url),
+                "stored, logged and POSTed to {}, at most {} attempts",
+                url_origin(url),
                 self.alerts.webhook_max_attempts.unwrap_or(20)
             ),
             None => "stored and logged; no webhook".to_owned(),
@@ -725,7 +762,7 @@ impl Settings {
             let mut field = |label: &str, value: &str| {
                 let _ = writeln!(out, "  {label:<16}{value}");
             };
-            field("endpoint", &p.endpoint);
+            field("endpoint", &shown_url(&p.endpoint).to_string());
             field(
                 "profile",
                 &match (p.profile, &p.encryption_cert) {
@@ -776,26 +813,78 @@ impl Settings {
     }
 }
 
-/// `database_url` without its password.
+/// `database_url` as the summary shows it: no password, no query.
 fn describe_database(url: &str) -> String {
-    if let Some(path) = url.strip_prefix("sqlite:") {
-        return format!("SQLite {path}");
+    if url.starts_with("sqlite:") {
+        return match crate::store::sqlite_target(url) {
+            Ok(crate::store::SqliteTarget::File { path, read_only }) => {
+                format!("SQLite {}{}", path.display(), if read_only { " (read-only)" } else { "" })
+            }
+            Ok(crate::store::SqliteTarget::Memory) => "SQLite in memory (nothing is kept)".to_owned(),
+            Err(_) => "SQLite (unparsable URL)".to_owned(),
+        };
     }
-    let given = url::Url::parse(url).is_ok_and(|u| u.password().is_some());
-    let password = if given { "password in the URL, not shown" } else { "password from PGPASSWORD or ~/.pgpass" };
-    format!("PostgreSQL {} ({password})", without_password(url))
+    let mut shown = shown_url(url);
+    let password =
+        if url_has_password(url) { "password in the URL, not shown" } else { "password from PGPASSWORD or ~/.pgpass" };
+    // The password in the query is already said.
+    shown.hidden.retain(|h| *h != "password");
+    let hidden =
+        if shown.hidden.is_empty() { String::new() } else { format!("; {} not shown", shown.hidden.join(", ")) };
+    format!("PostgreSQL {} ({password}{hidden})", shown.url)
 }
 
-/// A URL with its password (if any) left out.
-fn without_password(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(None);
-            u.to_string()
+/// A URL as the summary may show it, and what of it was left out.
+struct ShownUrl {
+    url: String,
+    hidden: Vec<&'static str>,
+}
+
+impl std::fmt::Display for ShownUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.hidden.as_slice() {
+            [] => f.write_str(&self.url),
+            hidden => write!(f, "{} ({} not shown)", self.url, hidden.join(", ")),
         }
-        Ok(_) => url.to_owned(),
-        Err(_) => "(not a URL)".to_owned(),
     }
+}
+
+/// `url` without the password of its userinfo, its query and its fragment: any of them may carry
+/// a secret (sqlx reads a PostgreSQL password from `?password=`; webhooks and proxies take tokens
+/// in the query).
+fn shown_url(url: &str) -> ShownUrl {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return ShownUrl { url: "(not a URL)".to_owned(), hidden: Vec::new() };
+    };
+    let mut hidden = Vec::new();
+    if u.password().is_some() {
+        let _ = u.set_password(None);
+        hidden.push("password");
+    }
+    if u.query().is_some() {
+        u.set_query(None);
+        hidden.push("query");
+    }
+    if u.fragment().is_some() {
+        u.set_fragment(None);
+        hidden.push("fragment");
+    }
+    ShownUrl { url: u.to_string(), hidden }
+}
+
+/// Only the origin (scheme, host, port) of `url`: for URLs whose path is itself a secret (a
+/// webhook's token is often in its path).
+fn url_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.has_host() => format!("{} (path not shown)", u.origin().ascii_serialization()),
+        _ => "(not a URL)".to_owned(),
+    }
+}
+
+/// True if `url` carries a password: in its userinfo, or as a `password` query parameter (which
+/// sqlx reads for PostgreSQL).
+fn url_has_password(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| u.password().is_some() || u.query_pairs().any(|(k, _)| k == "password"))
 }
 
 /// Top-level keys without a default. serde reports a missing one at whatever table the parser
@@ -832,7 +921,7 @@ pub fn parse(text: &str) -> Result<RawConfig, String> {
         // A top-level key written after a `[table]` header belongs to that table.
         let under = table.iter().find_map(|(name, value)| match value {
             toml::Value::Table(t) if t.contains_key(key) => Some(format!("[{name}]")),
-            toml::Value::Array(a) if a.last().and_then(|t| t.as_table()).is_some_and(|t| t.contains_key(key)) => {
+            toml::Value::Array(a) if a.iter().filter_map(|t| t.as_table()).any(|t| t.contains_key(key)) => {
                 Some(format!("[[{name}]]"))
             }
             _ => None,
@@ -865,9 +954,13 @@ mod range {
     pub const WORKERS: RangeInclusive<usize> = 0..=256;
     /// Messages or requests per second (`flush_rate_per_second`, `requests_per_second`).
     pub const MAX_RATE: f64 = 1_000_000.0;
-    pub const HTTP_TIMEOUT_SECONDS: RangeInclusive<u64> = 1..=3600;
+    pub const HTTP_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=3600;
     pub const HEADER_BYTES: RangeInclusive<usize> = 8192..=1024 * 1024;
     pub const CONCURRENT_REQUESTS: RangeInclusive<usize> = 0..=65_536;
+    /// Per listener; far below what a semaphore can count.
+    pub const CONNECTIONS: RangeInclusive<usize> = 1..=1_000_000;
+    /// An hour: a stop that takes longer is a hang.
+    pub const SHUTDOWN_GRACE_SECONDS: RangeInclusive<i64> = 0..=3600;
     /// 100 years.
     pub const RETENTION_DAYS: RangeInclusive<i64> = 1..=36_500;
     pub const WEBHOOK_ATTEMPTS: RangeInclusive<i64> = 1..=1000;
@@ -898,7 +991,8 @@ fn retry_marks(key: &str, marks: &[i64]) -> Result<Vec<chrono::Duration>, Config
 /// Which databases `database_url` may name; anything else would only fail at `serve`.
 fn check_database_url(url: &str) -> Result<(), ConfigError> {
     if url.starts_with("sqlite:") {
-        return Ok(());
+        // As the store will read it: an option sqlx refuses fails the check, not `serve`.
+        return crate::store::sqlite_target(url).map(|_| ()).map_err(|e| invalid("database_url", e.to_string()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return url::Url::parse(url)
@@ -915,23 +1009,27 @@ fn check_database_url(url: &str) -> Result<(), ConfigError> {
 impl RawConfig {
     /// The secrets written in the file itself (not by `…_env` or `…_file`), by key.
     pub fn inline_secrets(&self) -> Vec<String> {
-        let has_password = |u: &str| url::Url::parse(u).is_ok_and(|u| u.password().is_some());
         let mut found = Vec::new();
-        if has_password(&self.database_url) {
+        if url_has_password(&self.database_url) {
             found.push("database_url password".to_owned());
         }
-        if self.alerts.webhook_url.as_deref().is_some_and(has_password) {
+        if self.alerts.webhook_url.as_deref().is_some_and(url_has_password) {
             found.push("alerts.webhook_url password".to_owned());
         }
         for t in self.api_tokens.iter().filter(|t| t.token.is_some()) {
             found.push(format!("api token {}: token", t.name));
         }
         for p in &self.partners {
+            if url_has_password(&p.endpoint) {
+                found.push(format!("partner {}: endpoint password", p.party));
+            }
             if p.outbound_auth.password.is_some() {
                 found.push(format!("partner {}: outbound_auth.password", p.party));
             }
             // An Argon2 hash is no password, but it lets anyone who reads it guess offline.
-            found.push(format!("partner {}: inbound_auth.password_hash", p.party));
+            if p.inbound_auth.password_hash.is_some() {
+                found.push(format!("partner {}: inbound_auth.password_hash", p.party));
+            }
         }
         found
     }
@@ -1008,8 +1106,7 @@ impl RawConfig {
                 "must be longer than delivery.request_timeout_seconds, or a slow delivery could be claimed twice",
             ));
         }
-        self.check_limits()?;
-        let default_requests_rate = rate("limits.requests_per_second", self.limits.requests_per_second)?;
+        let limits = self.limits()?;
         let retention = Retention {
             message_contents: self
                 .retention
@@ -1084,7 +1181,15 @@ impl RawConfig {
                         .map_err(|e| invalid(key("allowed_networks"), format!("{n:?}: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            argon2::PasswordHash::new(&p.inbound_auth.password_hash)
+            let a = &p.inbound_auth;
+            let inbound_password_hash = secret(
+                &key("inbound_auth.password_hash"),
+                a.password_hash.as_deref(),
+                a.password_hash_env.as_deref(),
+                a.password_hash_file.as_deref(),
+                base,
+            )?;
+            argon2::PasswordHash::new(&inbound_password_hash)
                 .map_err(|e| invalid(key("inbound_auth.password_hash"), e.to_string()))?;
             let retry_marks = match &p.retry_marks_seconds {
                 Some(marks) => self::retry_marks(&key("retry_marks_seconds"), marks)?,
@@ -1096,7 +1201,7 @@ impl RawConfig {
             };
             let requests_per_second = match p.requests_per_second {
                 Some(r) => rate(&key("requests_per_second"), r)?,
-                None => default_requests_rate,
+                None => limits.requests_per_second,
             };
             let max_message_bytes = match p.max_message_bytes {
                 Some(n) => in_range(&key("max_message_bytes"), n, range::MESSAGE_BYTES)?,
@@ -1116,6 +1221,7 @@ impl RawConfig {
                 signing_trust,
                 encryption_cert,
                 profile: p.profile,
+                security: crate::wssec::Profile::strict(p.profile == SecurityProfile::SignEncrypt),
                 retry_marks,
                 flush_rate_per_second,
                 max_message_bytes,
@@ -1128,7 +1234,7 @@ impl RawConfig {
                 outbound_username: p.outbound_auth.username.clone(),
                 outbound_password,
                 inbound_username: p.inbound_auth.username.clone(),
-                inbound_password_hash: p.inbound_auth.password_hash.clone(),
+                inbound_password_hash,
             };
             if partners.values().any(|o: &Arc<Partner>| o.inbound_username == partner.inbound_username) {
                 return Err(invalid(key("inbound_auth.username"), "is used by another partner"));
@@ -1194,7 +1300,7 @@ impl RawConfig {
             decryption,
             security,
             delivery,
-            limits: self.limits,
+            limits,
             retention,
             alerts: self.alerts,
             api_tokens,
@@ -1204,23 +1310,33 @@ impl RawConfig {
         })
     }
 
-    /// `[limits]`: ranges, so that no value reaches a semaphore or a timer that panics on it.
-    fn check_limits(&self) -> Result<(), ConfigError> {
+    /// `[limits]`, each value in its range.
+    fn limits(&self) -> Result<Limits, ConfigError> {
         let l = &self.limits;
-        in_range("limits.header_read_timeout_seconds", l.header_read_timeout_seconds, range::HTTP_TIMEOUT_SECONDS)?;
-        in_range("limits.body_read_timeout_seconds", l.body_read_timeout_seconds, range::HTTP_TIMEOUT_SECONDS)?;
-        in_range("limits.max_header_bytes", l.max_header_bytes, range::HEADER_BYTES)?;
-        in_range("limits.max_concurrent_requests", l.max_concurrent_requests, range::CONCURRENT_REQUESTS)?;
-        if !(1..=MAX_CONNECTIONS).contains(&l.max_connections) {
-            return Err(invalid("limits.max_connections", format!("must be between 1 and {MAX_CONNECTIONS}")));
-        }
-        if l.shutdown_grace_seconds > MAX_SHUTDOWN_GRACE_SECONDS {
-            return Err(invalid(
+        let timeout = |key: &str, seconds: u64| CheckedDuration::seconds(key, seconds, range::HTTP_TIMEOUT_SECONDS);
+        Ok(Limits {
+            header_read_timeout: timeout("limits.header_read_timeout_seconds", l.header_read_timeout_seconds)?,
+            body_read_timeout: timeout("limits.body_read_timeout_seconds", l.body_read_timeout_seconds)?,
+            max_header_bytes: in_range("limits.max_header_bytes", l.max_header_bytes, range::HEADER_BYTES)?,
+            max_concurrent_requests: in_range(
+                "limits.max_concurrent_requests",
+                l.max_concurrent_requests,
+                range::CONCURRENT_REQUESTS,
+            )?,
+            requests_per_second: rate("limits.requests_per_second", l.requests_per_second)?,
+            max_connections: in_range("limits.max_connections", l.max_connections, range::CONNECTIONS)?,
+            shutdown_grace: CheckedDuration::seconds(
                 "limits.shutdown_grace_seconds",
-                format!("must be at most {MAX_SHUTDOWN_GRACE_SECONDS}"),
-            ));
-        }
-        Ok(())
+                l.shutdown_grace_seconds,
+                range::SHUTDOWN_GRACE_SECONDS,
+            )?,
+            max_connections_per_source: in_range(
+                "limits.max_connections_per_source",
+                l.max_connections_per_source,
+                range::CONNECTIONS,
+            )?,
+            write_timeout: timeout("limits.write_timeout_seconds", l.write_timeout_seconds)?,
+        })
     }
 }
 
@@ -1243,7 +1359,9 @@ fn resolve_sqlite_path(url: &str, base: &Path) -> String {
     match url.strip_prefix("sqlite:") {
         Some(rest) if !rest.starts_with('/') && !rest.starts_with(':') && !rest.is_empty() => {
             let rest = rest.trim_start_matches("./");
-            format!("sqlite:{}", base.join(rest).display())
+            // sqlx percent-decodes the path and ends it at `?`: the folder must not be misread.
+            let folder = base.display().to_string().replace('%', "%25").replace('?', "%3F");
+            format!("sqlite:{}", Path::new(&folder).join(rest).display())
         }
         _ => url.to_owned(),
     }
@@ -1388,6 +1506,20 @@ mod load_tests {
     }
 
     #[test]
+    fn limits_are_loaded_as_checked_values() {
+        let f = fixture(false);
+        let text = f.replaced(
+            "requests_per_second = 1000.0",
+            "requests_per_second = 1000.0\nheader_read_timeout_seconds = 7\nshutdown_grace_seconds = 0\nmax_connections = 5",
+        );
+        let l = f.load(&text).expect("loads").limits;
+        assert_eq!(l.header_read_timeout.std(), std::time::Duration::from_secs(7));
+        assert_eq!(l.body_read_timeout.std(), std::time::Duration::from_secs(30));
+        assert_eq!(l.shutdown_grace.std(), std::time::Duration::ZERO, "0: cut at once");
+        assert_eq!((l.max_connections, l.requests_per_second), (5, 1000.0));
+    }
+
+    #[test]
     fn out_of_range_numbers_are_refused_naming_the_key() {
         let f = fixture(false);
         let marks = "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]";
@@ -1441,6 +1573,24 @@ mod load_tests {
             (
                 f.replaced("requests_per_second = 1000.0", "requests_per_second = inf"),
                 "limits.requests_per_second: inf",
+            ),
+            (
+                f.replaced(
+                    "requests_per_second = 1000.0",
+                    "requests_per_second = 1000.0\nbody_read_timeout_seconds = 0",
+                ),
+                "limits.body_read_timeout_seconds: 0 is out of range (1..=3600)",
+            ),
+            (
+                f.replaced("requests_per_second = 1000.0", "requests_per_second = 1000.0\nmax_connections = 0"),
+                "limits.max_connections: 0 is out of range (1..=1000000)",
+            ),
+            (
+                f.replaced(
+                    "requests_per_second = 1000.0",
+                    "requests_per_second = 1000.0\nshutdown_grace_seconds = 3601",
+                ),
+                "limits.shutdown_grace_seconds: 3601 is out of range (0..=3600)",
             ),
             // The partner's table is the last one of the file: these keys land in it.
             (f.text.clone() + "retry_marks_seconds = [0]\n", "partner ID: retry_marks_seconds[0]: 0 is out of range"),
@@ -1564,6 +1714,13 @@ mod load_tests {
         assert!(e.contains("database_url password") && !e.contains("hunter2"), "{e}");
     }
 
+    /// The value of `key = "..."` in the fixture (inline tables included).
+    fn quoted_value(text: &str, key: &str) -> String {
+        let from = text.find(&format!("{key} = \"")).unwrap_or_else(|| panic!("{key} not in the configuration"));
+        let rest = &text[from + key.len() + 4..];
+        rest[..rest.find('"').expect("closing quote")].to_owned()
+    }
+
     #[test]
     fn the_summary_says_what_was_loaded_and_no_secret() {
         let f = fixture(true);
@@ -1585,6 +1742,7 @@ mod load_tests {
             "delivery        2 workers, request timeout 30 s, lease 120 s, idle poll 100 ms",
             "limits          header read 10 s, body read 30 s",
             "retention       contents of closed messages purged after 1825 days\n",
+            "alerts          stored and logged; no webhook\n",
             "API tokens      domestic-system\n",
             "partner ID\n",
             "  endpoint        https://127.0.0.1:3/soap/v1\n",
@@ -1598,11 +1756,139 @@ mod load_tests {
         ] {
             assert!(summary.contains(expected), "{expected:?} not in\n{summary}");
         }
-        let token = f.text.lines().find(|l| l.starts_with("token = ")).expect("token");
-        let token = token.trim_start_matches("token = ").trim_matches('"');
-        for secret in ["hunter2", token, "$argon2id", "Settings {", "Partner {"] {
+        // Every secret of the fixture, inline in the file: the API token, our outbound password,
+        // the partner's password hash.
+        let token = quoted_value(&f.text, "token");
+        let outbound_password = quoted_value(&f.text, "password");
+        let hash = quoted_value(&f.text, "password_hash");
+        assert!(outbound_password.len() >= 16 && hash.starts_with("$argon2id$"), "{outbound_password} {hash}");
+        for secret in ["hunter2", &token, &outbound_password, &hash, "$argon2id", "Settings {", "Partner {"] {
             assert!(!summary.contains(secret), "{secret:?} in\n{summary}");
         }
+    }
+
+    #[test]
+    fn the_summary_shows_no_secret_of_a_url() {
+        let f = fixture(true);
+        let db = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let text = f
+            .replaced(
+                &db,
+                "database_url = \"postgres://coconnect@db.internal:5432/coconnect?password=hunter3&sslmode=disable\"",
+            )
+            .replacen(
+                "public_url = \"https://127.0.0.1:1/soap/v1\"",
+                "public_url = \"https://kr:pubpass@127.0.0.1:1/soap/v1?key=pubquery#pubfragment\"",
+                1,
+            )
+            .replacen(
+                "endpoint = \"https://127.0.0.1:3/soap/v1\"",
+                "endpoint = \"https://kr:endpass@127.0.0.1:3/soap/v1?key=endquery\"",
+                1,
+            )
+            .replacen(
+                "[[api_tokens]]",
+                "[alerts]\nwebhook_url = \"http://hooks.internal:9099/services/T0/B0/pathsecret?token=hookquery\"\n\n\
+                 [[api_tokens]]",
+                1,
+            );
+        let summary = f.load(&text).expect("loads").summary();
+        for expected in [
+            "public URL      https://kr@127.0.0.1:1/soap/v1 (password, query, fragment not shown)\n",
+            "database        PostgreSQL postgres://coconnect@db.internal:5432/coconnect (password in the URL, not \
+             shown; query not shown)\n",
+            "alerts          stored, logged and POSTed to http://hooks.internal:9099 (path not shown), at most 20 \
+             attempts\n",
+            "  endpoint        https://kr@127.0.0.1:3/soap/v1 (password, query not shown)\n",
+        ] {
+            assert!(summary.contains(expected), "{expected:?} not in\n{summary}");
+        }
+        for secret in [
+            "hunter3",
+            "sslmode",
+            "pubpass",
+            "pubquery",
+            "pubfragment",
+            "endpass",
+            "endquery",
+            "pathsecret",
+            "hookquery",
+        ] {
+            assert!(!summary.contains(secret), "{secret:?} in\n{summary}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_urls_query_is_an_inline_secret() {
+        let f = fixture(false);
+        let db = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let raw = parse(&f.replaced(&db, "database_url = \"postgres://coconnect@db:5432/coconnect?password=hunter3\""))
+            .expect("parses");
+        let inline = raw.inline_secrets();
+        assert!(inline.contains(&"database_url password".to_owned()), "{inline:?}");
+        let raw = parse(&f.replaced(&db, "database_url = \"postgres://coconnect@db:5432/coconnect?sslmode=disable\""))
+            .expect("parses");
+        assert!(!raw.inline_secrets().contains(&"database_url password".to_owned()));
+        let raw = parse(&f.replaced(
+            "endpoint = \"http://127.0.0.1:3/soap/v1\"",
+            "endpoint = \"http://kr:endpass@127.0.0.1:3/soap/v1\"",
+        ))
+        .expect("parses");
+        assert!(raw.inline_secrets().contains(&"partner ID: endpoint password".to_owned()));
+    }
+
+    #[test]
+    fn an_inbound_password_hash_can_live_outside_the_configuration() {
+        let f = fixture(false);
+        let private = |name: &str, text: &str| {
+            let path = f.dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        };
+        let hash = quoted_value(&f.text, "password_hash");
+        let token = quoted_value(&f.text, "token");
+        let password = quoted_value(&f.text, "password");
+        private("id.hash", &format!("{hash}\n"));
+        private("token", &token);
+        private("id.password", &password);
+        // Every secret in a file of its own: the configuration itself may then be readable.
+        let text = f
+            .replaced(&format!("password_hash = \"{hash}\""), "password_hash_file = \"id.hash\"")
+            .replacen(&format!("token = \"{token}\""), "token_file = \"token\"", 1)
+            .replacen(&format!("password = \"{password}\""), "password_file = \"id.password\"", 1);
+        std::fs::write(&f.config, &text).expect("write");
+        std::fs::set_permissions(&f.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let settings = load(&f.config).expect("no inline secret: a readable file is fine");
+        assert_eq!(settings.partners["ID"].inbound_password_hash, hash);
+        // The hash file is held to a private key's permissions.
+        std::fs::set_permissions(f.dir.path().join("id.hash"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = load(&f.config).expect_err("readable hash file").to_string();
+        assert!(e.starts_with("partner ID: inbound_auth.password_hash: "), "{e}");
+        assert!(e.contains("is readable by group or others"), "{e}");
+        // From the environment; one source only.
+        let e = f.error(&text.replacen(
+            "password_hash_file = \"id.hash\"",
+            "password_hash_env = \"COCONNECT_TEST_UNSET_VARIABLE\"",
+            1,
+        ));
+        assert_eq!(
+            e,
+            "partner ID: inbound_auth.password_hash: environment variable COCONNECT_TEST_UNSET_VARIABLE is not set"
+        );
+        let e = f.error(&text.replacen(
+            "password_hash_file = \"id.hash\"",
+            &format!("password_hash_file = \"id.hash\", password_hash = \"{hash}\""),
+            1,
+        ));
+        assert!(e.starts_with("partner ID: inbound_auth.password_hash: give exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn a_top_level_key_under_any_partner_is_pointed_out() {
+        let text = "party = \"KR\"\npublic_url = \"https://kr/soap/v1\"\n\n[[partners]]\nparty = \"ID\"\n\
+                    database_url = \"sqlite:kr.db\"\n\n[[partners]]\nparty = \"JP\"\n";
+        let e = parse(text).expect_err("database_url is in the first partner's table");
+        assert!(e.starts_with("database_url: missing (top-level key; the database_url under [[partners]]"), "{e}");
     }
 
     #[test]

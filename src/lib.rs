@@ -23,6 +23,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod delivery;
 pub mod demo;

@@ -90,23 +90,13 @@ pub enum PkiError {
     #[error("development CA certificate {} has expired (notAfter {not_after})", path.display())]
     CaExpired { path: PathBuf, not_after: String },
 
-    #[error("{action} {}{}: {source}", path.display(), for_party(party))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        party: Option<String>,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is in the message and not also a `source`, so that a chain printed with `{:#}`
+    // (as `main` prints errors) says it once.
+    #[error("{action} {}{}: {reason}", path.display(), for_party(party))]
+    Io { action: &'static str, path: PathBuf, party: Option<String>, reason: io::Error },
 
-    #[error("OpenSSL failed while {action} {}{}: {source}", path.display(), for_party(party))]
-    Crypto {
-        action: &'static str,
-        path: PathBuf,
-        party: Option<String>,
-        #[source]
-        source: ErrorStack,
-    },
+    #[error("OpenSSL failed while {action} {}{}: {reason}", path.display(), for_party(party))]
+    Crypto { action: &'static str, path: PathBuf, party: Option<String>, reason: ErrorStack },
 }
 
 fn for_party(party: &Option<String>) -> String {
@@ -286,11 +276,11 @@ fn crypto<'a>(
     path: &'a Path,
     party: Option<&'a str>,
 ) -> impl FnOnce(ErrorStack) -> PkiError + 'a {
-    move |source| PkiError::Crypto { action, path: path.to_path_buf(), party: party.map(str::to_string), source }
+    move |reason| PkiError::Crypto { action, path: path.to_path_buf(), party: party.map(str::to_string), reason }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path, party: Option<&'a str>) -> impl FnOnce(io::Error) -> PkiError + 'a {
-    move |source| PkiError::Io { action, path: path.to_path_buf(), party: party.map(str::to_string), source }
+    move |reason| PkiError::Io { action, path: path.to_path_buf(), party: party.map(str::to_string), reason }
 }
 
 /// Like `Path::try_exists`, but without following a final symlink (a dangling symlink
@@ -703,6 +693,21 @@ mod tests {
 
         fs::write(out.join("ca.key.pem"), key).unwrap();
         init_dev_pki(out, &parties(&["KR"]), false).unwrap();
+    }
+
+    #[test]
+    fn a_file_error_says_its_cause_once() {
+        let dir = tempfile::tempdir().unwrap();
+        // The output folder would be inside a regular file.
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let err = init_dev_pki(&file.join("dev"), &parties(&["KR"]), false).unwrap_err();
+        assert!(matches!(err, PkiError::Io { .. }), "{err}");
+        let chained = format!("{:#}", anyhow::Error::from(err));
+        assert_eq!(chained.matches("os error").count(), 1, "{chained}");
+        // OpenSSL's errors likewise: in the message, not again as the source.
+        let crypto = crypto("signing", &file, None)(ErrorStack::get());
+        assert!(std::error::Error::source(&crypto).is_none(), "{crypto}");
     }
 
     fn country(cert: &X509) -> Option<String> {

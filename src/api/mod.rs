@@ -28,13 +28,13 @@ mod operator;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::http::scheme_credentials;
-use crate::http::{json, read_body, response, Body, BodyError};
+use crate::http::{json, read_body_within, response, with_allow, Body, BodyError};
 use crate::lifecycle::Direction;
 use crate::payload::DocumentKind;
 use crate::soap::messages::request_xml;
@@ -141,14 +141,15 @@ fn allowed_methods(path: &str) -> Option<&'static str> {
     })
 }
 
-/// 405 with the `Allow` header (RFC 9110 §15.5.6).
+/// 405 `API-METHOD` with the `Allow` header.
 pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut r = json(
-        StatusCode::METHOD_NOT_ALLOWED,
-        &json!({"error": format!("method not allowed here; use {allow}"), "code": "API-METHOD"}),
-    );
-    r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
-    r
+    with_allow(
+        json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"error": format!("method not allowed here; use {allow}"), "code": "API-METHOD"}),
+        ),
+        allow,
+    )
 }
 
 /// The name of the token the request presents, compared in constant time. The scheme name
@@ -253,16 +254,15 @@ async fn submit(
 /// body_read_timeout_seconds`; or the error answer (413 `API-TOO-LARGE`, 408
 /// `API-READ-TIMEOUT`, 400 `API-READ`).
 pub(crate) async fn read_request_body(state: &Core, req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
-    let timeout = std::time::Duration::from_secs(state.settings.limits.body_read_timeout_seconds);
-    let Ok(read) = tokio::time::timeout(timeout, read_body(req, state.settings.security.max_message_bytes)).await
-    else {
-        tracing::warn!(event = "body_timeout", surface = "api", "request body not received in time");
-        return Err(json(
-            StatusCode::REQUEST_TIMEOUT,
-            &json!({"error": "request body not received in time", "code": "API-READ-TIMEOUT"}),
-        ));
-    };
-    read.map_err(|e| match e {
+    let timeout = state.settings.limits.body_read_timeout.std();
+    read_body_within(req, state.settings.security.max_message_bytes, timeout).await.map_err(|e| match e {
+        BodyError::Timeout => {
+            tracing::warn!(event = "body_timeout", surface = "api", "request body not received in time");
+            json(
+                StatusCode::REQUEST_TIMEOUT,
+                &json!({"error": "request body not received in time", "code": "API-READ-TIMEOUT"}),
+            )
+        }
         BodyError::TooLarge => {
             json(StatusCode::PAYLOAD_TOO_LARGE, &json!({"error": "body over the size limit", "code": "API-TOO-LARGE"}))
         }

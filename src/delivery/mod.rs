@@ -47,19 +47,19 @@ pub async fn secure_request(
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, String> {
     let (state, partner) = (state.clone(), partner.clone());
-    tokio::task::spawn_blocking(move || {
+    crate::wssec::on_blocking_thread(move || {
         secure(&OutboundMessage {
             version: SoapVersion::V11,
             body_xml: &body_xml,
             signer: &state.settings.signing,
-            encrypt_for: partner.encrypt_to(),
+            encrypt_for: partner.security.encryption.and(partner.encrypt_to()),
+            profile: &partner.security,
             now,
             ttl: state.settings.security.timestamp_ttl.chrono(),
         })
-        .map_err(|e| format!("securing the message failed: {e}"))
     })
     .await
-    .map_err(|_| "securing task failed".to_owned())?
+    .map_err(|e| format!("securing the message failed: {e}"))
 }
 
 /// The result of one delivery step.
@@ -349,7 +349,7 @@ impl Worker {
         let state = self.state.clone();
         let partner_for_check = partner.clone();
         let bytes = body.to_vec();
-        let verified = tokio::task::spawn_blocking(move || {
+        let verified = crate::wssec::on_blocking_thread(move || {
             let s = &state.settings;
             crate::wssec::inbound::process(
                 &bytes,
@@ -357,7 +357,6 @@ impl Worker {
             )
         })
         .await
-        .map_err(|_| "verification task failed".to_owned())?
         .map_err(|e| format!("{}: {e}", e.code()))?;
         let ack = Acknowledgement::read(verified.body_child())?;
         if ack.received_message_id != msg.message_id {

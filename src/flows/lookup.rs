@@ -129,11 +129,10 @@ pub async fn ask(
         return Err(AskError::Http(status));
     }
     let (s, p) = (state.clone(), partner.clone());
-    let verified = tokio::task::spawn_blocking(move || {
+    let verified = crate::wssec::on_blocking_thread(move || {
         crate::wssec::inbound::process(&answer, &s.settings.inbound_policy(&p, Expect::LookupResponse, s.clock.now()))
     })
     .await
-    .map_err(|_| AskError::Unverified("verification task failed".into()))?
     .map_err(|e| AskError::Unverified(format!("{}: {e}", e.code())))?;
     let lpco = verified
         .parts()

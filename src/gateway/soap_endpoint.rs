@@ -5,7 +5,8 @@
 //! partner's identity → idempotency by message ID → the business decision (`flows::inbound`:
 //! validation, the certificate's lifecycle and the partner's role) → one transaction that
 //! stores the receipt and its effect → the signed acknowledgement. GetCO is answered with the
-//! CO itself (`flows::lookup`), signed, instead of an acknowledgement.
+//! CO itself (`flows::lookup`), signed, instead of an acknowledgement. Everything after the
+//! body read runs in a task of [`SoapState::processing`]: a cut connection does not stop it.
 //! Security failures get a SOAP Fault and leave nothing in the store; business failures get a
 //! signed acknowledgement with status Rejected and every error.
 
@@ -24,7 +25,7 @@ use super::auth::AuthFailure;
 use super::SoapState;
 use crate::config::{Expect, Partner};
 use crate::flows::{self, FlowError};
-use crate::http::{read_body, response, Body, BodyError};
+use crate::http::{read_body_within, response, Body, BodyError};
 use crate::soap::business::{Lookup, LookupResult};
 use crate::soap::fault::{Fault, FaultSide, SubcodeNs};
 use crate::soap::{self, AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
@@ -122,7 +123,15 @@ fn fault(
 /// partner retries; a `MustUnderstand` fault naming the blocks.
 fn security_fault(e: &SecurityError) -> Fault {
     if e.is_internal() {
-        return internal_fault(&format!("{}: {e}", e.code()));
+        // Already logged, with the partner, by the caller.
+        return fault(
+            FaultSide::Receiver,
+            SubcodeNs::Coconnect,
+            "InternalError",
+            "GW-INTERNAL",
+            crate::wssec::error::INTERNAL_REASON,
+            None,
+        );
     }
     let mut f = fault(FaultSide::Sender, SubcodeNs::Wsse, e.fault_subcode(), e.code(), e.public_reason(), None);
     if let SecurityError::MustUnderstand(blocks) = e {
@@ -141,7 +150,7 @@ fn internal_fault(cause: &str) -> Fault {
         SubcodeNs::Coconnect,
         "InternalError",
         "GW-INTERNAL",
-        crate::wssec::error::public_reason("GW-INTERNAL"),
+        crate::wssec::error::INTERNAL_REASON,
         None,
     )
 }
@@ -220,7 +229,7 @@ async fn handle(
     if !penalty.is_zero() {
         tokio::time::sleep(penalty).await;
     }
-    let Some(_slot) = state.gate.enter() else {
+    let Some(slot) = state.gate.enter() else {
         tracing::warn!(event = "busy", %remote, "concurrent request limit reached");
         let f = fault(
             FaultSide::Receiver,
@@ -302,24 +311,23 @@ async fn handle(
         );
         return fault_response(version, StatusCode::TOO_MANY_REQUESTS, &f);
     }
-    let body_timeout = std::time::Duration::from_secs(state.core.settings.limits.body_read_timeout_seconds);
-    let read = tokio::time::timeout(body_timeout, read_body(req, partner.max_message_bytes)).await;
-    let Ok(read) = read else {
-        tracing::warn!(event = "body_timeout", %remote, partner = %partner.party, "request body not received in time");
-        audit(state, "limit.body_timeout", Some(&partner.party), remote, None, "request body not received in time")
-            .await;
-        let f = fault(
-            FaultSide::Sender,
-            SubcodeNs::Coconnect,
-            "Timeout",
-            "MSG-READ-TIMEOUT",
-            "request body not received in time",
-            None,
-        );
-        return fault_response(version, StatusCode::REQUEST_TIMEOUT, &f);
-    };
-    let bytes = match read {
+    let body_timeout = state.core.settings.limits.body_read_timeout.std();
+    let bytes = match read_body_within(req, partner.max_message_bytes, body_timeout).await {
         Ok(b) => b,
+        Err(BodyError::Timeout) => {
+            tracing::warn!(event = "body_timeout", %remote, partner = %partner.party, "request body not received in time");
+            audit(state, "limit.body_timeout", Some(&partner.party), remote, None, "request body not received in time")
+                .await;
+            let f = fault(
+                FaultSide::Sender,
+                SubcodeNs::Coconnect,
+                "Timeout",
+                "MSG-READ-TIMEOUT",
+                "request body not received in time",
+                None,
+            );
+            return fault_response(version, StatusCode::REQUEST_TIMEOUT, &f);
+        }
         Err(BodyError::TooLarge) => {
             tracing::warn!(event = "too_large", %remote, partner = %partner.party, "request body over the limit");
             audit(state, "limit.too_large", Some(&partner.party), remote, None, "request body over the limit").await;
@@ -352,9 +360,25 @@ async fn handle(
             );
         }
     };
-    match process(state, &partner, bytes, remote).await {
-        Ok((version, ack)) => response(StatusCode::OK, version.content_type(), ack),
-        Err(f) => fault_response(version, StatusCode::INTERNAL_SERVER_ERROR, &f),
+    // From here on the request runs to its end even if its connection is cut (the client gone,
+    // or the shutdown grace over): stopped halfway, its signature could stay remembered as seen
+    // without its receipt, and the partner's retry of the same bytes would be refused as a
+    // replay. Shutdown waits for these tasks; the request slot is held until the end.
+    let processing = {
+        let (state, partner) = (state.clone(), partner.clone());
+        state.processing.clone().spawn(async move {
+            let _slot = slot;
+            process(&state, &partner, bytes, remote).await
+        })
+    };
+    match processing.await {
+        Ok(Ok((version, ack))) => response(StatusCode::OK, version.content_type(), ack),
+        Ok(Err(f)) => fault_response(version, StatusCode::INTERNAL_SERVER_ERROR, &f),
+        Err(e) => fault_response(
+            version,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &internal_fault(&format!("request task failed: {e}")),
+        ),
     }
 }
 
@@ -412,7 +436,7 @@ async fn process(
         Err(errors) => {
             // Without a usable message ID there is nothing to key idempotency on: answer, store nothing.
             let ack = ack_for(state, partner, "", &received_digest, errors, now);
-            return sign_ack(state, version, &ack, now).await.map(|a| (version, a));
+            return sign_ack(state, partner, version, &ack, now).await.map(|a| (version, a));
         }
     };
     if header.sender != partner.party {
@@ -455,7 +479,7 @@ async fn process(
             format!("/{op_name}/MessageHeader/MessageID"),
         )];
         let ack = ack_for(state, partner, id, digest, errors, now);
-        sign_ack(state, version, &ack, now).await.map(|a| (version, a))
+        sign_ack(state, partner, version, &ack, now).await.map(|a| (version, a))
     };
     match inbound::find(&state.core.store, &partner.party, &message_id).await {
         Ok(Some(previous)) => return answer_earlier(previous).await,
@@ -476,7 +500,7 @@ async fn process(
         tracing::info!(event = "request_rejected", partner = %partner.party, %message_id, operation = operation.name(), ?codes, "request answered Rejected");
     }
     let ack = ack_for(state, partner, &message_id, &received_digest, decision.errors, now);
-    let ack_wire = sign_ack(state, version, &ack, now).await?;
+    let ack_wire = sign_ack(state, partner, version, &ack, now).await?;
     let receipt = Receipt {
         partner: &partner.party,
         message_id: &message_id,
@@ -562,7 +586,7 @@ async fn lookup(
         audit(state, "lookup.not_found", Some(&partner.party), remote, Some(&message_id), &reason).await;
     }
     let body = flows::lookup::response_body(&state.core.settings, partner, &message_id, &result, now);
-    secure_response(state, verified.version(), body, Some(partner.clone()), now).await
+    secure_response(state, verified.version(), body, partner.clone(), partner.security, now).await
 }
 
 fn ack_for(
@@ -586,39 +610,39 @@ fn ack_for(
 /// Signs an acknowledgement (not encrypted, framework 4.4.3).
 async fn sign_ack(
     state: &Arc<SoapState>,
+    partner: &Arc<Partner>,
     version: SoapVersion,
     ack: &Acknowledgement,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<u8>, Fault> {
-    secure_response(state, version, ack.to_xml(), None, now).await
+    secure_response(state, version, ack.to_xml(), partner.clone(), partner.security.signed_only(), now).await
 }
 
-/// Secures a response body on a blocking thread: signed, and encrypted to `encrypt_to` if given.
+/// Secures a response body to `partner` with `profile` on a blocking thread: signed, and
+/// encrypted to the partner when the profile encrypts.
 async fn secure_response(
     state: &Arc<SoapState>,
     version: SoapVersion,
     body_xml: String,
-    encrypt_to: Option<Arc<Partner>>,
+    partner: Arc<Partner>,
+    profile: crate::wssec::Profile,
     now: chrono::DateTime<Utc>,
 ) -> Result<Vec<u8>, Fault> {
     let state = state.clone();
     let ttl = state.core.settings.security.timestamp_ttl.chrono();
-    tokio::task::spawn_blocking(move || {
+    crate::wssec::on_blocking_thread(move || {
         secure(&OutboundMessage {
             version,
             body_xml: &body_xml,
             signer: &state.core.settings.signing,
-            encrypt_for: encrypt_to.as_deref().and_then(Partner::encrypt_to),
+            encrypt_for: profile.encryption.and(partner.encrypt_to()),
+            profile: &profile,
             now,
             ttl,
         })
     })
     .await
-    .map_err(|e| internal_fault(&format!("signing task failed: {e}")))?
-    .map_err(|e| {
-        tracing::error!(error = %e, "response could not be secured");
-        internal_fault("the response could not be secured")
-    })
+    .map_err(|e| internal_fault(&format!("the response could not be secured: {e}")))
 }
 
 /// WS-Security processing with the partner's profile, on a blocking thread.
@@ -630,12 +654,11 @@ async fn verify(
 ) -> Result<VerifiedMessage, SecurityError> {
     let state = state.clone();
     let partner = partner.clone();
-    tokio::task::spawn_blocking(move || {
+    crate::wssec::on_blocking_thread(move || {
         let s = &state.core.settings;
         crate::wssec::inbound::process(&bytes, &s.inbound_policy(&partner, Expect::Request, now))
     })
     .await
-    .map_err(|e| SecurityError::Internal(format!("security task failed: {e}")))?
 }
 
 #[cfg(test)]

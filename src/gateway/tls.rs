@@ -9,7 +9,7 @@ use std::sync::Arc;
 use openssl::pkey::PKey;
 use openssl::ssl::{Ssl, SslAcceptor, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_openssl::SslStream;
 
 use crate::config::TlsSettings;
@@ -56,11 +56,12 @@ fn session_id_context(tls: &TlsSettings) -> [u8; 32] {
     h.finish()
 }
 
-/// Completes the handshake; returns the stream and the verified client certificate.
-pub async fn accept(
-    acceptor: &SslAcceptor,
-    tcp: TcpStream,
-) -> Result<(SslStream<TcpStream>, Arc<Certificate>), String> {
+/// Completes the handshake over `tcp` (the connection's socket, possibly wrapped); returns the
+/// stream and the verified client certificate.
+pub async fn accept<S>(acceptor: &SslAcceptor, tcp: S) -> Result<(SslStream<S>, Arc<Certificate>), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let ssl = Ssl::new(acceptor.context()).map_err(|e| e.to_string())?;
     let mut stream = SslStream::new(ssl, tcp).map_err(|e| e.to_string())?;
     Pin::new(&mut stream).accept().await.map_err(|e| e.to_string())?;

@@ -43,12 +43,17 @@ pub enum StoreError {
     /// PostgreSQL did not answer: `target` is host:port (never the URL, which may hold a password).
     #[error("cannot connect to PostgreSQL at {target}: {cause}")]
     Connect { target: String, cause: String },
-    #[error("cannot create the SQLite database {path}: {reason}")]
-    Create { path: String, reason: std::io::Error },
+    /// A `sqlite:` URL sqlx does not accept (such a URL holds no password).
+    #[error("invalid SQLite URL {url:?}: {reason}")]
+    SqliteUrl { url: String, reason: String },
+    #[error("cannot create the SQLite database {}: {reason}", path.display())]
+    Create { path: std::path::PathBuf, reason: std::io::Error },
+    /// The cause is in the message, not also a `source`: a chain printed with `{:#}` (as `main`
+    /// prints errors) would say it twice.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("already exists: {0}")]
     Duplicate(String),
     #[error("not found: {0}")]
@@ -63,8 +68,21 @@ pub enum StoreError {
     LeaseLost(String),
     #[error("another coconnect instance already uses the SQLite database {0} (SQLite allows one instance; use PostgreSQL to run several)")]
     SqliteInUse(String),
-    #[error("cannot lock the SQLite database {path}: {source}")]
-    Lock { path: String, source: std::io::Error },
+    #[error("cannot lock the SQLite database {}: {reason}", path.display())]
+    Lock { path: std::path::PathBuf, reason: std::io::Error },
+}
+
+// By hand, not `#[from]`, which would make the error also the `source` (see `Database`).
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
 }
 
 impl StoreError {
@@ -100,10 +118,11 @@ impl Store {
     /// instance lock. Tools must only read.
     pub async fn connect_for_inspection(url: &str) -> Result<Self, StoreError> {
         // An inspection must not create an empty database and call it intact.
-        if let Some(path) = url.strip_prefix("sqlite:") {
-            let path = path.trim_start_matches("//").split('?').next().unwrap_or(path);
-            if !std::path::Path::new(path).exists() {
-                return Err(StoreError::NotFound(format!("SQLite database {path}")));
+        if url.starts_with("sqlite:") {
+            if let SqliteTarget::File { path, .. } = sqlite_target(url)? {
+                if !path.exists() {
+                    return Err(StoreError::NotFound(format!("SQLite database {}", path.display())));
+                }
             }
         }
         Self::open(url, false).await
@@ -125,13 +144,20 @@ impl Store {
             _ => url.to_owned(),
         };
         let instance_lock = match backend {
-            Backend::Sqlite if take_instance_lock => Some(std::sync::Arc::new(lock_sqlite(&url)?)),
-            Backend::Sqlite => None,
+            Backend::Sqlite => {
+                // A read-only or in-memory database creates no file and cannot race another
+                // instance for the outbox: no lock.
+                match sqlite_target(&url)? {
+                    SqliteTarget::File { path, read_only: false } => {
+                        let lock = take_instance_lock.then(|| lock_sqlite(&path)).transpose()?;
+                        create_sqlite_file(&path)?;
+                        lock.map(std::sync::Arc::new)
+                    }
+                    SqliteTarget::File { read_only: true, .. } | SqliteTarget::Memory => None,
+                }
+            }
             Backend::Postgres => None,
         };
-        if backend == Backend::Sqlite {
-            create_sqlite_file(&url)?;
-        }
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = match backend {
             // One connection: SQLite serialises writers anyway, and a single connection avoids
@@ -220,26 +246,48 @@ async fn probe_postgres(url: &str, options: &AnyConnectOptions) -> Result<(), St
     }
 }
 
-/// The file of a `sqlite:` URL; `None` for an in-memory database.
-fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let memory = path.is_empty() || path == ":memory:" || query.split('&').any(|q| q == "mode=memory");
-    (!memory).then_some(path)
+/// Where a `sqlite:` URL's database is, as sqlx reads the URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteTarget {
+    /// `sqlite::memory:`, `sqlite://:memory:`, `?mode=memory`, or an empty path: no file.
+    Memory,
+    /// The file, percent-decoded as sqlx decodes it; `read_only` for `?mode=ro`.
+    File { path: std::path::PathBuf, read_only: bool },
+}
+
+/// The database of a `sqlite:` URL. The path is sqlx's own reading (`get_filename`: the scheme
+/// stripped, percent-decoded), so that the file made private and locked here is the one the
+/// driver opens; an option sqlx refuses is refused here.
+pub fn sqlite_target(url: &str) -> Result<SqliteTarget, StoreError> {
+    let invalid = |reason: String| StoreError::SqliteUrl { url: url.to_owned(), reason };
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(|e| invalid(e.to_string()))?;
+    // sqlx keeps the mode to itself: read it as sqlx does (the last `mode` wins).
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let mode = url::form_urlencoded::parse(query.as_bytes()).filter(|(k, _)| k == "mode").last().map(|(_, v)| v);
+    let database = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let database = database.split('?').next().unwrap_or_default();
+    let path = options.get_filename();
+    if database == ":memory:" || mode.as_deref() == Some("memory") || path.as_os_str().is_empty() {
+        return Ok(SqliteTarget::Memory);
+    }
+    Ok(SqliteTarget::File { path: path.to_owned(), read_only: mode.as_deref() == Some("ro") })
 }
 
 /// The database holds personal data: its file is created here mode 0600, before the driver
-/// would create it with the umask's permissions (usually 0644). SQLite gives the `-wal` and
-/// `-shm` files the permissions of the database file.
-fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
+/// would create it with the umask's permissions (usually 0644), and set to exactly 0600 (the
+/// umask cannot change it). SQLite gives the `-wal` and `-shm` files the permissions of the
+/// database file.
+fn create_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let Some(path) = sqlite_path(url) else { return Ok(()) };
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(_) => Ok(()),
+    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+    match created {
+        Ok(file) => file
+            .set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|reason| StoreError::Create { path: path.to_owned(), reason }),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             if std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
                 tracing::warn!(
-                    path,
+                    path = %path.display(),
                     "the SQLite database is readable by group or others: chmod 600 it and its -wal and -shm files"
                 );
             }
@@ -251,23 +299,24 @@ fn create_sqlite_file(url: &str) -> Result<(), StoreError> {
 
 /// SQLite is for one instance: a second process on the same file would race the first for the
 /// outbox. An exclusive lock on `<file>.lock` (released by the OS if the process dies) refuses it.
-fn lock_sqlite(url: &str) -> Result<std::fs::File, StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let Some(path) = sqlite_path(url) else {
-        return std::fs::File::open("/dev/null").map_err(|source| StoreError::Lock { path: url.to_owned(), source });
-    };
-    let lock_path = format!("{path}.lock");
+fn lock_sqlite(path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let lock_error = |reason| StoreError::Lock { path: lock_path.clone(), reason };
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
         .open(&lock_path)
-        .map_err(|source| StoreError::Lock { path: lock_path.clone(), source })?;
+        .map_err(lock_error)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(lock_error)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::SqliteInUse(path.to_owned())),
-        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Lock { path: lock_path, source }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::SqliteInUse(path.display().to_string())),
+        Err(std::fs::TryLockError::Error(reason)) => Err(lock_error(reason)),
     }
 }
 
@@ -289,22 +338,86 @@ mod connect_tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, Instant};
 
+    /// The permission bits of `file`, which must exist.
+    fn mode(file: &str) -> u32 {
+        std::fs::metadata(file).unwrap_or_else(|e| panic!("{file}: {e}")).permissions().mode() & 0o7777
+    }
+
     #[tokio::test]
     async fn a_new_sqlite_database_and_its_journal_files_are_private() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("co.db");
         let store = Store::connect(&format!("sqlite:{}", path.display())).await.expect("connect");
-        // A write, so that the WAL and the shared-memory file exist.
+        // Writes, with the checkpoint held off, so that the WAL and the shared-memory file exist
+        // and hold pages while they are looked at.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(store.pool()).await.expect("pragma");
         sqlx::query("CREATE TABLE probe (x INTEGER)").execute(store.pool()).await.expect("write");
-        let mut checked = 0;
+        sqlx::query("INSERT INTO probe VALUES (1)").execute(store.pool()).await.expect("write");
+        // Exactly 0600 whatever the process umask (which can only take bits away): the modes
+        // are set, not left to the umask.
         for suffix in ["", "-wal", "-shm", ".lock"] {
             let file = format!("{}{suffix}", path.display());
-            if let Ok(meta) = std::fs::metadata(&file) {
-                assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
-                checked += 1;
-            }
+            assert_eq!(mode(&file), 0o600, "{file}: {:o}", mode(&file));
         }
-        assert!(checked >= 3, "the database, its WAL and its lock file exist");
+        assert!(std::fs::metadata(format!("{}-wal", path.display())).expect("wal").len() > 0, "the WAL was written");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_path_is_read_as_sqlx_reads_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // Percent-decoded: the file made private and locked is the one the driver opens.
+        let url = format!("sqlite:{}/my%20co.db", dir.path().display());
+        let store = Store::connect(&url).await.expect("connect");
+        sqlx::query("CREATE TABLE probe (x INTEGER)").execute(store.pool()).await.expect("write");
+        let decoded = format!("{}/my co.db", dir.path().display());
+        assert_eq!(mode(&decoded), 0o600);
+        assert_eq!(mode(&format!("{decoded}.lock")), 0o600);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("%20")), "a file of the undecoded name: {names:?}");
+        drop(store);
+        // Inspection finds the same file.
+        Store::connect_for_inspection(&url).await.expect("the decoded file exists");
+
+        assert_eq!(
+            sqlite_target(&format!("sqlite://{}/a%3Fb.db?mode=ro", dir.path().display())).expect("url"),
+            SqliteTarget::File { path: dir.path().join("a?b.db"), read_only: true }
+        );
+        for memory in ["sqlite::memory:", "sqlite://:memory:", "sqlite:x.db?mode=memory", "sqlite:"] {
+            assert_eq!(sqlite_target(memory).expect("url"), SqliteTarget::Memory, "{memory}");
+        }
+        let e = sqlite_target("sqlite:x.db?mode=bogus").expect_err("sqlx refuses it").to_string();
+        assert!(e.starts_with("invalid SQLite URL \"sqlite:x.db?mode=bogus\": "), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_sqlite_url_creates_no_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("absent.db");
+        let url = format!("sqlite:{}?mode=ro", path.display());
+        assert!(Store::connect(&url).await.is_err(), "nothing to open read-only");
+        assert!(Store::connect_for_inspection(&url).await.is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+        assert!(left.is_empty(), "created: {left:?}");
+    }
+
+    #[tokio::test]
+    async fn store_errors_say_their_cause_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // The lock file's folder does not exist.
+        let missing = dir.path().join("missing").join("co.db");
+        let e = Store::connect(&format!("sqlite:{}", missing.display())).await.expect_err("no folder");
+        assert!(matches!(e, StoreError::Lock { .. }), "{e}");
+        let chained = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chained.matches("os error").count(), 1, "{chained}");
+
+        let store = Store::connect(&format!("sqlite:{}", dir.path().join("co.db").display())).await.expect("connect");
+        let e: StoreError =
+            sqlx::query("SELECT x FROM nowhere").execute(store.pool()).await.expect_err("no such table").into();
+        let chained = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chained.matches("no such table").count(), 1, "{chained}");
     }
 
     #[tokio::test]

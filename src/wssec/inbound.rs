@@ -16,6 +16,7 @@ use openssl::sha::sha256;
 use super::ffi::{Document, Node, NodeHandle};
 use super::limits::{precheck, XmlLimits};
 use super::material::{hex, Certificate, KeyPair};
+use super::profile::{EncryptionPolicy, Profile, SignaturePolicy};
 use super::trust::PartnerTrust;
 use super::{ns, SecurityError, SoapVersion};
 
@@ -27,7 +28,9 @@ pub struct InboundPolicy<'a> {
     pub limits: XmlLimits,
     /// Our decryption key; `None` if we never accept encrypted messages from this partner.
     pub decryption: Option<&'a KeyPair>,
-    pub require_encryption: bool,
+    /// What the partner's messages must look like (algorithms, references, what is signed,
+    /// encryption); its `encryption` set means the Body must be encrypted.
+    pub profile: Profile,
     pub trust: &'a PartnerTrust,
     pub now: DateTime<Utc>,
     /// Allowed clock difference for `Created` in the future and `Expires` in the past.
@@ -110,7 +113,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     must_understand(&Envelope::locate(&doc)?)?;
     doc.register_ids()?;
 
-    let plan = read_header(&doc)?;
+    let plan = read_header(&doc, &policy.profile)?;
     let was_encrypted = match &plan.encryption {
         Some(enc) => {
             let ours = policy
@@ -122,8 +125,8 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
                 ));
             }
             let private = ours.private_key().map_err(|e| SecurityError::Internal(e.to_string()))?;
-            let session = doc.decrypt_key(enc.key, &private)?;
-            let plaintext = doc.decrypt_data(&enc.data_id, &session)?;
+            let session = doc.decrypt_key(enc.key, &private, enc.policy.key_transport)?;
+            let plaintext = doc.decrypt_data(&enc.data_id, &session, enc.policy.data)?;
             // The plaintext goes through the same structural checks as the message before
             // libxml2 parses it (no DTD, PI or entities; attribute, element and size limits).
             let mut wrapped = Vec::with_capacity(plaintext.len() + 7);
@@ -145,7 +148,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
             doc.register_ids()?;
             true
         }
-        None if policy.require_encryption => return Err(SecurityError::NotEncrypted),
+        None if policy.profile.encryption.is_some() => return Err(SecurityError::NotEncrypted),
         None => false,
     };
 
@@ -155,7 +158,7 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
     let public = signer
         .public_key()
         .map_err(|e| SecurityError::UnsupportedToken(format!("the signing certificate's key cannot be used: {e}")))?;
-    let uris = doc.verify(plan.signature, &public)?;
+    let uris = doc.verify(plan.signature, &public, &policy.profile.signature)?;
 
     // What was signed: resolve each reference and compare node identity with the Body and the
     // Timestamp this pipeline will actually use.
@@ -271,6 +274,8 @@ struct HeaderPlan {
 
 struct EncryptionPlan {
     key: NodeHandle,
+    /// The profile's encryption, which the EncryptedKey and EncryptedData were checked against.
+    policy: EncryptionPolicy,
     data_id: String,
     issuer: String,
     serial: String,
@@ -282,7 +287,7 @@ impl EncryptionPlan {
     }
 }
 
-fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
+fn read_header(doc: &Document, profile: &Profile) -> Result<HeaderPlan, SecurityError> {
     let envelope = Envelope::locate(doc)?;
     let security = envelope.security()?;
     let mut timestamps = 0;
@@ -306,7 +311,7 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
         [] => return Err(SecurityError::Unsigned("no ds:Signature".into())),
         _ => return Err(SecurityError::UnexpectedElement("more than one ds:Signature".into())),
     };
-    check_signed_info(&signature)?;
+    check_signed_info(&signature, &profile.signature)?;
     let token = token_for(&signature, &tokens)?;
     let token_der = base64::engine::general_purpose::STANDARD
         .decode(token.text().split_whitespace().collect::<String>())
@@ -318,7 +323,15 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
             }
             None
         }
-        [k] => Some(encryption_plan(k, &envelope.body)?),
+        [k] => match &profile.encryption {
+            Some(expected) => Some(encryption_plan(k, &envelope.body, expected)?),
+            // Nothing is decrypted for a partner that has no business encrypting to us.
+            None => {
+                return Err(SecurityError::Algorithm(
+                    "encrypted message, but the partner's profile is signed only".into(),
+                ))
+            }
+        },
         _ => return Err(SecurityError::UnexpectedElement("more than one xenc:EncryptedKey".into())),
     };
     Ok(HeaderPlan { signature: signature.handle(), token_der, encryption })
@@ -330,7 +343,7 @@ fn read_header(doc: &Document) -> Result<HeaderPlan, SecurityError> {
 /// before it checks the SignatureValue, and each extra transform re-parses and
 /// re-canonicalises the referenced subtree, so a forged signature could otherwise buy
 /// unbounded work.
-fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
+fn check_signed_info(signature: &Node<'_>, expected: &SignaturePolicy) -> Result<(), SecurityError> {
     // Exactly SignedInfo, SignatureValue, KeyInfo: no ds:Object (and so no Manifest).
     let children: Vec<String> =
         signature
@@ -355,8 +368,8 @@ fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
     for child in signed_info.child_elements() {
         let alg = child.attribute("", "Algorithm").unwrap_or_default();
         match child.local_name().as_str() {
-            "CanonicalizationMethod" if alg != ns::EXC_C14N => return Err(SecurityError::Algorithm(alg)),
-            "SignatureMethod" if alg != ns::RSA_SHA256 => return Err(SecurityError::Algorithm(alg)),
+            "CanonicalizationMethod" if alg != expected.c14n.uri() => return Err(SecurityError::Algorithm(alg)),
+            "SignatureMethod" if alg != expected.method.uri() => return Err(SecurityError::Algorithm(alg)),
             "CanonicalizationMethod" | "SignatureMethod" => {}
             "Reference" => {
                 references += 1;
@@ -380,14 +393,14 @@ fn check_signed_info(signature: &Node<'_>) -> Result<(), SecurityError> {
                             }
                             for t in listed {
                                 let a = t.attribute("", "Algorithm").unwrap_or_default();
-                                if a != ns::EXC_C14N {
+                                if a != expected.c14n.uri() {
                                     return Err(SecurityError::Algorithm(a));
                                 }
                             }
                         }
                         "DigestMethod" => {
                             let a = part.attribute("", "Algorithm").unwrap_or_default();
-                            if a != ns::SHA256 {
+                            if a != expected.digest.uri() {
                                 return Err(SecurityError::Algorithm(a));
                             }
                         }
@@ -504,15 +517,19 @@ fn targets_us(block: &Node<'_>, version: SoapVersion) -> bool {
     }
 }
 
-fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, SecurityError> {
+fn encryption_plan(
+    key: &Node<'_>,
+    body: &Node<'_>,
+    expected: &EncryptionPolicy,
+) -> Result<EncryptionPlan, SecurityError> {
     let method = single_child(key, ns::XENC, "EncryptionMethod")?;
     let alg = method.attribute("", "Algorithm").unwrap_or_default();
-    if alg != ns::RSA_OAEP_MGF1P {
+    if alg != expected.key_transport.uri() {
         return Err(SecurityError::Algorithm(alg));
     }
     for d in method.child_elements() {
         let a = d.attribute("", "Algorithm").unwrap_or_default();
-        if !(d.is(ns::DS, "DigestMethod") && a == ns::SHA1) {
+        if !(d.is(ns::DS, "DigestMethod") && a == expected.key_transport.oaep_digest_uri()) {
             return Err(SecurityError::Algorithm(format!("OAEP parameter {a}")));
         }
     }
@@ -552,19 +569,19 @@ fn encryption_plan(key: &Node<'_>, body: &Node<'_>) -> Result<EncryptionPlan, Se
             "DataReference does not point at the Body's EncryptedData".into(),
         ));
     }
-    if data.attribute("", "Type").as_deref() != Some(ns::ENC_CONTENT) {
+    if data.attribute("", "Type").as_deref() != Some(expected.part.type_uri()) {
         return Err(SecurityError::EncryptedStructure(format!(
             "EncryptedData Type must be {}, is {:?}",
-            ns::ENC_CONTENT,
+            expected.part.type_uri(),
             data.attribute("", "Type").unwrap_or_default()
         )));
     }
     let data_alg = single_child(data, ns::XENC, "EncryptionMethod")?.attribute("", "Algorithm").unwrap_or_default();
-    if data_alg != ns::AES256_GCM {
+    if data_alg != expected.data.uri() {
         return Err(SecurityError::Algorithm(data_alg));
     }
     single_child(&single_child(data, ns::XENC, "CipherData")?, ns::XENC, "CipherValue")?;
-    Ok(EncryptionPlan { key: key.handle(), data_id, issuer, serial })
+    Ok(EncryptionPlan { key: key.handle(), policy: *expected, data_id, issuer, serial })
 }
 
 fn check_timestamp(ts: &Node<'_>, policy: &InboundPolicy<'_>) -> Result<DateTime<Utc>, SecurityError> {

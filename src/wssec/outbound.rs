@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 
 use super::ffi::Document;
 use super::material::{Certificate, KeyPair};
+use super::profile::{EncryptionPolicy, Profile};
 use super::{ns, SecurityError, SoapVersion};
 
 /// What to secure and how.
@@ -21,6 +22,9 @@ pub struct OutboundMessage<'a> {
     /// The partner's encryption certificate; `None` sends signed only (acknowledgements and
     /// partners whose profile is `sign`).
     pub encrypt_for: Option<&'a Certificate>,
+    /// The algorithms and forms agreed with the partner; with `encrypt_for`, its encryption
+    /// part must be set.
+    pub profile: &'a Profile,
     pub now: DateTime<Utc>,
     pub ttl: Duration,
 }
@@ -29,22 +33,35 @@ pub struct OutboundMessage<'a> {
 /// blocking thread.
 pub fn secure(msg: &OutboundMessage<'_>) -> Result<Vec<u8>, SecurityError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let template = envelope_template(msg, &id);
+    let encryption = match (msg.encrypt_for, msg.profile.encryption) {
+        (Some(recipient), Some(policy)) => Some((recipient, policy)),
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(SecurityError::Internal("a recipient to encrypt to, but no encryption in the profile".into()))
+        }
+    };
+    let template = envelope_template(msg, encryption, &id);
     let mut doc = Document::parse(template.as_bytes())?;
     doc.register_ids()?;
-    doc.sign(&format!("SIG-{id}"), &*msg.signer.private_key()?)?;
-    if let Some(recipient) = msg.encrypt_for {
+    doc.sign(&format!("SIG-{id}"), &*msg.signer.private_key()?, &msg.profile.signature)?;
+    if let Some((recipient, policy)) = encryption {
         doc.encrypt_content(
             &format!("Body-{id}"),
             &format!("ED-{id}"),
             &format!("EK-{id}"),
             &*recipient.public_key()?,
+            &policy,
         )?;
     }
     Ok(doc.to_bytes())
 }
 
-fn envelope_template(msg: &OutboundMessage<'_>, id: &str) -> String {
+fn envelope_template(
+    msg: &OutboundMessage<'_>,
+    encryption: Option<(&Certificate, EncryptionPolicy)>,
+    id: &str,
+) -> String {
+    let signature = &msg.profile.signature;
     let created = msg.now.to_rfc3339_opts(SecondsFormat::Millis, true);
     let expires = (msg.now + msg.ttl).to_rfc3339_opts(SecondsFormat::Millis, true);
     let bst = base64::engine::general_purpose::STANDARD.encode(msg.signer.certificate.der.as_slice());
@@ -52,12 +69,12 @@ fn envelope_template(msg: &OutboundMessage<'_>, id: &str) -> String {
         SoapVersion::V11 => "1",
         SoapVersion::V12 => "true",
     };
-    let encrypted_key = msg.encrypt_for.map(|cert| encrypted_key_template(cert, id)).unwrap_or_default();
+    let encrypted_key = encryption.map(|(cert, policy)| encrypted_key_template(cert, &policy, id)).unwrap_or_default();
     let reference = |uri: &str| {
         format!(
             r##"<ds:Reference URI="#{uri}"><ds:Transforms><ds:Transform Algorithm="{c14n}"/></ds:Transforms><ds:DigestMethod Algorithm="{sha256}"/><ds:DigestValue></ds:DigestValue></ds:Reference>"##,
-            c14n = ns::EXC_C14N,
-            sha256 = ns::SHA256
+            c14n = signature.c14n.uri(),
+            sha256 = signature.digest.uri()
         )
     };
     format!(
@@ -87,15 +104,15 @@ fn envelope_template(msg: &OutboundMessage<'_>, id: &str) -> String {
         bst = bst,
         encrypted_key = encrypted_key,
         ds = ns::DS,
-        c14n = ns::EXC_C14N,
-        rsa = ns::RSA_SHA256,
+        c14n = signature.c14n.uri(),
+        rsa = signature.method.uri(),
         ref_ts = reference(&format!("TS-{id}")),
         ref_body = reference(&format!("Body-{id}")),
         body = msg.body_xml,
     )
 }
 
-fn encrypted_key_template(cert: &Certificate, id: &str) -> String {
+fn encrypted_key_template(cert: &Certificate, policy: &EncryptionPolicy, id: &str) -> String {
     format!(
         concat!(
             r#"<xenc:EncryptedKey xmlns:xenc="{xenc}" Id="EK-{id}">"#,
@@ -109,9 +126,9 @@ fn encrypted_key_template(cert: &Certificate, id: &str) -> String {
         ),
         xenc = ns::XENC,
         id = id,
-        oaep = ns::RSA_OAEP_MGF1P,
+        oaep = policy.key_transport.uri(),
         ds = ns::DS,
-        sha1 = ns::SHA1,
+        sha1 = policy.key_transport.oaep_digest_uri(),
         issuer = xml_escape(&cert.issuer_rfc2253),
         serial = cert.serial_decimal,
     )

@@ -57,6 +57,7 @@ fn send(encrypt: bool) -> Vec<u8> {
         body_xml: BODY,
         signer: &f.kr.signing,
         encrypt_for: encrypt.then_some(&f.id.encryption.certificate),
+        profile: &super::Profile::strict(encrypt),
         now: Utc::now(),
         ttl: Duration::minutes(5),
     })
@@ -73,7 +74,7 @@ fn receive(
         &InboundPolicy {
             limits: XmlLimits::default(),
             decryption: Some(&fixture().id.encryption),
-            require_encryption,
+            profile: super::Profile::strict(require_encryption),
             trust,
             now: Utc::now(),
             clock_skew: Duration::seconds(60),
@@ -176,6 +177,7 @@ fn expired_and_future_timestamps_are_refused() {
             body_xml: BODY,
             signer: &f.kr.signing,
             encrypt_for: None,
+            profile: &super::Profile::strict(false),
             now: Utc::now() + offset,
             ttl: Duration::minutes(5),
         })
@@ -202,6 +204,7 @@ fn message_encrypted_for_someone_else_is_refused() {
         body_xml: BODY,
         signer: &f.kr.signing,
         encrypt_for: Some(&f.kr.encryption.certificate),
+        profile: &super::Profile::strict(true),
         now: Utc::now(),
         ttl: Duration::minutes(5),
     })
@@ -256,6 +259,7 @@ fn encrypted_content_gets_the_structural_checks_before_it_is_parsed() {
             body_xml: &body,
             signer: &f.kr.signing,
             encrypt_for: Some(&f.id.encryption.certificate),
+            profile: &super::Profile::strict(true),
             now: Utc::now(),
             ttl: Duration::minutes(5),
         })
@@ -282,6 +286,7 @@ fn send_version(version: SoapVersion, encrypt: bool) -> String {
         body_xml: BODY,
         signer: &f.kr.signing,
         encrypt_for: encrypt.then_some(&f.id.encryption.certificate),
+        profile: &super::Profile::strict(encrypt),
         now: Utc::now(),
         ttl: Duration::minutes(5),
     })

@@ -142,3 +142,24 @@ async fn purge_refuses_a_day_count_out_of_range() {
         assert!(stderr.contains("--older-than-days") && stderr.contains("0..=36500"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_taken_port_is_reported_with_its_os_error_once() {
+    let (_dir, [kr, _]) = pair_files("sign-encrypt", Db::Sqlite).await;
+    let _taken = std::net::TcpListener::bind(kr.soap_addr).expect("take the SOAP port");
+    // As the library returns it, rendered as main renders errors (the whole chain).
+    let settings = coconnect::config::load(&kr.config).expect("config");
+    let e = match coconnect::app::App::start(settings).await {
+        Ok(_) => panic!("started on a taken port"),
+        Err(e) => e,
+    };
+    let chained = format!("{:#}", anyhow::Error::from(e));
+    assert!(chained.starts_with(&format!("cannot bind {}: ", kr.soap_addr)), "{chained}");
+    assert_eq!(chained.matches("os error").count(), 1, "{chained}");
+    // As the operator sees it.
+    let out = coconnect().arg("serve").arg("--config").arg(&kr.config).output().await.expect("run");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(last, format!("error: {chained}"), "{stderr}");
+}

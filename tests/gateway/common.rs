@@ -257,6 +257,7 @@ impl Crafter {
             body_xml: body,
             signer: &self.signer,
             encrypt_for: encrypt.then_some(&self.recipient),
+            profile: &coconnect::wssec::Profile::strict(encrypt),
             now: at,
             ttl: chrono::Duration::minutes(5),
         })

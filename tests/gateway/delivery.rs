@@ -264,7 +264,7 @@ async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String
                             let policy = coconnect::wssec::inbound::InboundPolicy {
                                 limits: Default::default(),
                                 decryption: Some(&id_decrypt),
-                                require_encryption: true,
+                                profile: coconnect::wssec::Profile::strict(true),
                                 trust: &trust,
                                 now,
                                 clock_skew: chrono::Duration::seconds(60),
@@ -295,6 +295,7 @@ async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String
                                     body_xml: &xml,
                                     signer: &id_sign,
                                     encrypt_for: None,
+                                    profile: &coconnect::wssec::Profile::strict(false),
                                     now,
                                     ttl: chrono::Duration::minutes(5),
                                 })

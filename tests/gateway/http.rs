@@ -1,7 +1,8 @@
 //! HTTP conventions and connection handling of both listeners: 405 with `Allow` for a known
 //! path asked with the wrong method, `HEAD` wherever `GET`, case-insensitive `Basic`/`Bearer`,
-//! `WWW-Authenticate` on every 401, the API's body timeout, the connection limit, and a
-//! shutdown that a stalled client cannot hold up.
+//! `WWW-Authenticate` on every 401, the API's body timeout, the connection limits (per listener,
+//! per source, none for outsiders), the write timeout, and a shutdown that refuses new clients,
+//! that a stalled client cannot hold up, and that finishes the SOAP requests being processed.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -256,6 +257,8 @@ async fn connection_limits_out_of_range_are_refused_naming_the_key() {
         ("max_connections = 0", "limits.max_connections"),
         ("max_connections = 2000000", "limits.max_connections"),
         ("shutdown_grace_seconds = 3601", "limits.shutdown_grace_seconds"),
+        ("max_connections_per_source = 0", "limits.max_connections_per_source"),
+        ("write_timeout_seconds = 0", "limits.write_timeout_seconds"),
     ] {
         let original = std::fs::read_to_string(&p.id.files.config).expect("config");
         p.id.reconfigure("requests_per_second = 1000.0", &format!("requests_per_second = 1000.0\n{setting}"));
@@ -264,4 +267,253 @@ async fn connection_limits_out_of_range_are_refused_naming_the_key() {
         std::fs::write(&p.id.files.config, original).expect("restore");
     }
     assert!(coconnect::config::load(&p.id.files.config).is_ok());
+}
+
+/// True if the server closed `s` without answering within `wait` (EOF or a reset).
+async fn closed_unanswered(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 256];
+    matches!(tokio::time::timeout(wait, s.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
+/// A kept-alive connection from `source`, served `GET /healthz` once.
+async fn served_from(source: &str, addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut s = connect_from(source, addr).await;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let answer = read_answer(&mut s, PATIENCE).await.unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "from {source}: {answer:?}");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_outside_every_allow_list_is_closed_at_accept_and_takes_no_slot() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    // KR may call from 127.0.0.1 only; one connection slot; a slow-loris would keep its
+    // connection for 30 s.
+    p.id.reconfigure("allowed_networks = [\"127.0.0.0/8\", \"::1/128\"]", "allowed_networks = [\"127.0.0.1/32\"]");
+    p.id.reconfigure(
+        "requests_per_second = 1000.0",
+        "requests_per_second = 1000.0\nmax_connections = 1\nheader_read_timeout_seconds = 30",
+    );
+    p.id.start().await;
+    let soap = p.id.files.soap_addr;
+    // Outsiders, who say nothing: each is closed at once.
+    let mut outsiders = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect_from("127.0.0.2", soap).await;
+        let started = Instant::now();
+        assert!(closed_unanswered(&mut s, Duration::from_secs(5)).await, "an outsider's connection was kept");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        outsiders.push(s);
+    }
+    // The only slot is free for the partner meanwhile.
+    let started = Instant::now();
+    let partner = served_from("127.0.0.1", soap).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "the partner waited for an outsider's slot");
+    drop(partner);
+    // The domestic API has no allow-list: it is not filtered.
+    let api = served_from("127.0.0.2", p.id.files.api_addr).await;
+    drop((api, outsiders));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_source_gets_at_most_max_connections_per_source_but_a_trusted_proxy_is_not_counted() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.reconfigure("requests_per_second = 1000.0", "requests_per_second = 1000.0\nmax_connections_per_source = 2");
+    p.id.configure("\n[proxy]\ntrusted = [\"127.0.0.4/32\"]\n");
+    p.id.start().await;
+    let soap = p.id.files.soap_addr;
+    let mut held = vec![served_from("127.0.0.1", soap).await, served_from("127.0.0.1", soap).await];
+    let mut third = connect_from("127.0.0.1", soap).await;
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    assert!(closed_unanswered(&mut third, Duration::from_secs(5)).await, "a third connection from one source");
+    // Other sources are not affected.
+    let other = served_from("127.0.0.3", soap).await;
+    // A closed connection frees its source's count (the server notices the close first).
+    drop(held.remove(0));
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut s = connect_from("127.0.0.1", soap).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        if let Some(answer) = read_answer(&mut s, Duration::from_secs(2)).await {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            held.push(s);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the closed connection's count was never released");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A trusted proxy carries many clients: more than two connections from it are served.
+    let mut proxied = Vec::new();
+    for _ in 0..4 {
+        proxied.push(served_from("127.0.0.4", soap).await);
+    }
+    drop((held, other, proxied));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_responses_is_cut_after_the_write_timeout() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    // One slot, so that the next client is served only once the stalled one is cut; the
+    // header timer is long, so it is not the one that cuts it.
+    p.id.reconfigure(
+        "requests_per_second = 1000.0",
+        "requests_per_second = 1000.0\nmax_connections = 1\nwrite_timeout_seconds = 1\nheader_read_timeout_seconds = 60",
+    );
+    p.id.start().await;
+    let soap = p.id.files.soap_addr;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    // A small window: the server's send buffer fills after a few responses.
+    socket.set_recv_buffer_size(4096).expect("buffer");
+    let mut greedy = socket.connect(soap).await.expect("connect");
+    // About 35 MB of schemas asked for, far more than the sockets' buffers hold.
+    const ASKED: usize = 1000;
+    let requests = "GET /xsd/lpco-co.xsd HTTP/1.1\r\nHost: x\r\n\r\n".repeat(ASKED);
+    // The server stops reading when it cannot write: the requests may not all go out.
+    let _ = tokio::time::timeout(Duration::from_secs(2), greedy.write_all(requests.as_bytes())).await;
+    let started = Instant::now();
+    let mut next = tokio::net::TcpStream::connect(soap).await.expect("connect");
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let answer = read_answer(&mut next, Duration::from_secs(20)).await;
+    assert!(answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")), "never served: {answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "served {:?} later", started.elapsed());
+    // The greedy client was cut: it gets part of its answers, then the end.
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, greedy.read_to_end(&mut got)).await.expect("closed");
+    let answers = String::from_utf8_lossy(&got).matches("HTTP/1.1 200").count();
+    assert!(answers < ASKED, "all {answers} answers were sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_stop_begins_new_connections_are_refused_at_once() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.reconfigure(
+        "requests_per_second = 1000.0",
+        "requests_per_second = 1000.0\nbody_read_timeout_seconds = 60\nshutdown_grace_seconds = 3",
+    );
+    p.id.start().await;
+    let (soap, api) = (p.id.files.soap_addr, p.id.files.api_addr);
+    // A stalled client keeps each listener in its grace period: a body never sent to the API...
+    let mut stalled = tokio::net::TcpStream::connect(api).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/certificates?partner=KR HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 5000\r\n\r\n<?xml",
+        p.id.files.api_token
+    );
+    stalled.write_all(head.as_bytes()).await.expect("write");
+    // ...and a slow-loris on the SOAP listener (its header timer is longer than the grace period).
+    let mut slow = tokio::net::TcpStream::connect(soap).await.expect("connect");
+    slow.write_all(b"POST /soap/v1 HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut refused = Vec::new();
+        for addr in [api, soap] {
+            let started = Instant::now();
+            let connected = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await;
+            let refused_now = matches!(&connected, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused);
+            refused.push((addr, refused_now, started.elapsed()));
+        }
+        refused
+    };
+    let started = Instant::now();
+    let ((), refused) = tokio::join!(p.id.stop(), probe);
+    assert!(started.elapsed() >= Duration::from_secs(2), "the probe ran during the grace period");
+    for (addr, refused_now, took) in refused {
+        assert!(refused_now, "{addr}: a new connection was not refused during the drain");
+        assert!(took < Duration::from_secs(1), "{addr}: refused after {took:?}");
+    }
+}
+
+/// Rows of the replay cache and of received messages.
+async fn replay_keys_and_receipts(store: &coconnect::store::Store) -> (i64, i64) {
+    let count = |table: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(store.pool())
+            .await
+            .expect("count")
+    };
+    (count("replay_cache").await, count("inbound_messages").await)
+}
+
+/// Makes storing a receipt take seconds (a trigger on `inbound_messages`), so that a request
+/// is reliably in flight between its replay key and its receipt.
+async fn slow_down_receipts(store: &coconnect::store::Store, db: Db) {
+    let statements: &[&str] = match db {
+        // SQLite has no sleep: a trigger that counts a 400³-row cross join.
+        Db::Sqlite => &[
+            "CREATE TABLE slow_rows (n INTEGER)",
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 400) INSERT INTO slow_rows SELECT n FROM c",
+            "CREATE TABLE slow_sink (n INTEGER)",
+            "CREATE TRIGGER slow_receipt BEFORE INSERT ON inbound_messages BEGIN INSERT INTO slow_sink SELECT count(*) FROM slow_rows a, slow_rows b, slow_rows c; END",
+        ],
+        Db::Postgres => &[
+            "CREATE FUNCTION slow_receipt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$",
+            "CREATE TRIGGER slow_receipt BEFORE INSERT ON inbound_messages FOR EACH ROW EXECUTE FUNCTION slow_receipt()",
+        ],
+    };
+    for statement in statements {
+        sqlx::query(statement).execute(store.pool()).await.expect(statement);
+    }
+}
+
+/// A SOAP request whose body has been read is finished even when the shutdown grace (here
+/// none) ends first: cut halfway, its signature would stay remembered as seen without its
+/// receipt, and the partner's retry of the same bytes would be refused as a replay (final).
+async fn a_request_in_flight_when_the_grace_ends_is_finished_on(db: Db) {
+    let mut p = pair_stopped("sign-encrypt", db).await;
+    p.id.reconfigure("requests_per_second = 1000.0", "requests_per_second = 1000.0\nshutdown_grace_seconds = 0");
+    p.id.start().await;
+    let url = p.id.files.database_url.clone();
+    // Its own connection, so that it can look while the gateway's is busy in the trigger.
+    let inspect = coconnect::store::Store::connect_for_inspection(&url).await.expect("inspect");
+    slow_down_receipts(&inspect, db).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let body = send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO);
+    let request = c.secure(&body, true, now());
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("KR:{}", p.id.files.inbound_password),
+    );
+    let mut s = tokio::net::TcpStream::connect(p.id.files.soap_addr).await.expect("connect");
+    let head = format!(
+        "POST /soap/v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        request.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&request).await.expect("body");
+    // Its signature is remembered: it is past the replay check, on its way to the receipt.
+    let deadline = Instant::now() + PATIENCE;
+    while replay_keys_and_receipts(&inspect).await.0 == 0 {
+        assert!(Instant::now() < deadline, "the request never reached the replay check");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(replay_keys_and_receipts(&inspect).await, (1, 0), "in flight when the stop begins");
+    tokio::time::timeout(PATIENCE, p.id.stop()).await.expect("stopped");
+    assert_eq!(replay_keys_and_receipts(&inspect).await, (1, 1), "a replay key without its receipt");
+    // The partner, whose connection was cut, sends the message again (signed anew): the
+    // acknowledgement of the one that was stored.
+    for statement in ["DROP TRIGGER slow_receipt", "DROP TRIGGER slow_receipt ON inbound_messages"] {
+        let _ = sqlx::query(statement).execute(inspect.pool()).await;
+    }
+    p.id.start().await;
+    let retry = c.secure(&body, true, now());
+    let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, retry).await;
+    assert_eq!(status, 200, "{ack}");
+    assert!(ack.contains("Accepted"), "{ack}");
+    assert_eq!(replay_keys_and_receipts(p.id.store()).await, (2, 1), "one receipt, for both copies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_when_the_grace_ends_is_finished_sqlite() {
+    a_request_in_flight_when_the_grace_ends_is_finished_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_when_the_grace_ends_is_finished_postgres() {
+    if coconnect::store::testdb::postgres_or_skip("a_request_in_flight_when_the_grace_ends_is_finished_postgres", true)
+        .is_none()
+    {
+        return;
+    }
+    a_request_in_flight_when_the_grace_ends_is_finished_on(Db::Postgres).await;
 }

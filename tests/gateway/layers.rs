@@ -28,6 +28,7 @@ const LAYERS: &[&str] = &[
     "payload",
     "lifecycle",
     "clock",
+    "codes",
     "wssec",
     "pki",
 ];

@@ -3,6 +3,7 @@
 mod approved_exporters;
 mod claims;
 mod cli;
+mod codes;
 mod common;
 mod crash;
 mod delivery;
