@@ -167,12 +167,17 @@ impl<S> WriteStallTimeout<S> {
         &mut self,
         cx: &mut Context<'_>,
         poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<io::Result<T>>,
+        progressed: impl FnOnce(&io::Result<T>) -> bool,
     ) -> Poll<io::Result<T>>
     where
         S: Unpin,
     {
         if let Poll::Ready(done) = poll(Pin::new(&mut self.inner), cx) {
-            self.stalled = None;
+            // Only bytes the peer took (or an error) end a stall: a flush or shutdown that
+            // returns at once on TCP proves nothing about the reader.
+            if progressed(&done) {
+                self.stalled = None;
+            }
             return Poll::Ready(done);
         }
         let limit = self.limit;
@@ -191,9 +196,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for WriteStallTimeout<S> {
     }
 }
 
+/// A write that moved bytes, or failed: either ends a stall.
+fn wrote(result: &io::Result<usize>) -> bool {
+    result.as_ref().map_or(true, |n| *n > 0)
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallTimeout<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_progress(cx, |inner, cx| inner.poll_write(cx, buf))
+        self.poll_progress(cx, |inner, cx| inner.poll_write(cx, buf), wrote)
     }
 
     fn poll_write_vectored(
@@ -201,7 +211,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallTimeout<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_progress(cx, |inner, cx| inner.poll_write_vectored(cx, bufs))
+        self.poll_progress(cx, |inner, cx| inner.poll_write_vectored(cx, bufs), wrote)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -209,11 +219,11 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStallTimeout<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_progress(cx, |inner, cx| inner.poll_flush(cx))
+        self.poll_progress(cx, |inner, cx| inner.poll_flush(cx), |r| r.is_err())
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_progress(cx, |inner, cx| inner.poll_shutdown(cx))
+        self.poll_progress(cx, |inner, cx| inner.poll_shutdown(cx), |r| r.is_err())
     }
 }
 

@@ -116,6 +116,7 @@ pub async fn serve(
     let sources = Arc::new(limits::ConnectionsPerSource::default());
     let mut connections = JoinSet::new();
     let mut backoff = AcceptBackoff::default();
+    let (mut last_refusal_log, mut refused_since_log): (Option<std::time::Instant>, u64) = (None, 0);
     loop {
         // Finished connections are reaped as we go: the set holds the open ones only.
         while connections.try_join_next().is_some() {}
@@ -135,7 +136,13 @@ pub async fn serve(
                 Ok(source) => source,
                 // Dropping the stream closes it; dropping `slot` frees the slot for the next.
                 Err(refusal) => {
-                    tracing::debug!(event = "connection_refused", %remote, refusal, "connection closed at accept");
+                    // A warning at most once a second: a flood must not flood the log too.
+                    refused_since_log += 1;
+                    if last_refusal_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                        tracing::warn!(event = "ip_refused", %remote, refusal, refused = refused_since_log, "connection closed at accept");
+                        last_refusal_log = Some(std::time::Instant::now());
+                        refused_since_log = 0;
+                    }
                     continue;
                 }
             },
@@ -195,8 +202,13 @@ async fn connection(
     }
 }
 
-/// Waits for the SOAP requests still being processed once their connections are gone. Each is
-/// bounded by its own timeouts (the store's, the blocking security work), so this ends.
+/// How long, after the connections are gone, the SOAP requests still being processed may take
+/// to store their receipt; past it the process stops without them (a store that does not
+/// answer must not hold the stop forever; what was not committed is not there).
+pub const PROCESSING_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits for the SOAP requests still being processed once their connections are gone, for at
+/// most [`PROCESSING_DEADLINE`].
 async fn finish_processing(processing: &TaskTracker) {
     processing.close();
     if !processing.is_empty() {
@@ -206,7 +218,13 @@ async fn finish_processing(processing: &TaskTracker) {
             "waiting for requests being processed"
         );
     }
-    processing.wait().await;
+    if tokio::time::timeout(PROCESSING_DEADLINE, processing.wait()).await.is_err() {
+        tracing::warn!(
+            event = "shutdown_processing_forced",
+            requests = processing.len(),
+            "requests still being processed after the deadline: stopping without them"
+        );
+    }
 }
 
 /// Waits up to `grace` for the open connections to finish (each was told to stop after its
