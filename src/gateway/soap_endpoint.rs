@@ -124,14 +124,7 @@ fn fault(
 fn security_fault(e: &SecurityError) -> Fault {
     if e.is_internal() {
         // Already logged, with the partner, by the caller.
-        return fault(
-            FaultSide::Receiver,
-            SubcodeNs::Coconnect,
-            "InternalError",
-            "GW-INTERNAL",
-            crate::wssec::error::INTERNAL_REASON,
-            None,
-        );
+        return internal_reply();
     }
     let mut f = fault(FaultSide::Sender, SubcodeNs::Wsse, e.fault_subcode(), e.code(), e.public_reason(), None);
     if let SecurityError::MustUnderstand(blocks) = e {
@@ -145,6 +138,11 @@ fn security_fault(e: &SecurityError) -> Fault {
 /// logged, with the request it belongs to.
 fn internal_fault(cause: &str) -> Fault {
     tracing::error!(%cause, "request failed on our side: answered GW-INTERNAL");
+    internal_reply()
+}
+
+/// The Receiver fault `GW-INTERNAL` with its fixed sentence.
+fn internal_reply() -> Fault {
     fault(
         FaultSide::Receiver,
         SubcodeNs::Coconnect,

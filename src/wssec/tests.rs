@@ -51,17 +51,7 @@ fn fixture() -> &'static Fixture {
 }
 
 fn send(encrypt: bool) -> Vec<u8> {
-    let f = fixture();
-    secure(&OutboundMessage {
-        version: SoapVersion::V11,
-        body_xml: BODY,
-        signer: &f.kr.signing,
-        encrypt_for: encrypt.then_some(&f.id.encryption.certificate),
-        profile: &super::Profile::strict(encrypt),
-        now: Utc::now(),
-        ttl: Duration::minutes(5),
-    })
-    .expect("secure")
+    send_version(SoapVersion::V11, encrypt).into_bytes()
 }
 
 fn receive(
