@@ -11,8 +11,8 @@ use chrono::Utc;
 use coconnect::app::App;
 use coconnect::devpair::{free_addr, write_pair, PairSpec};
 use coconnect::lifecycle::Direction;
+use coconnect::message::{MessageHeader, Operation};
 use coconnect::soap::messages::request_xml;
-use coconnect::soap::{MessageHeader, Operation};
 use coconnect::store::certificates::NewCertificate;
 use coconnect::store::{outbox, Store};
 

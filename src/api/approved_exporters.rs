@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::read_request_body;
 use crate::http::{json, Body};
-use crate::soap::text;
+use crate::message::text;
 use crate::state::Core;
 use crate::store::approved_exporters::{self, ApprovedExporter};
 use crate::store::StoreError;

@@ -24,7 +24,7 @@ use crate::flows::lookup::AskError;
 use crate::flows::{domestic, FlowError};
 use crate::http::{json, Body};
 use crate::lifecycle::LC_UNKNOWN;
-use crate::soap::business::LookupResult;
+use crate::message::business::LookupResult;
 use crate::state::Core;
 use crate::store::StoreError;
 
@@ -127,7 +127,7 @@ async fn lookup(state: &Arc<Core>, query: &[(String, String)]) -> Response<Body>
         } else if value.chars().count() > max {
             Some(format!("is longer than {max} characters"))
         } else {
-            crate::soap::text::forbidden_char(value, true).map(crate::soap::text::describe)
+            crate::message::text::forbidden_char(value, true).map(crate::message::text::describe)
         };
         if let Some(problem) = problem {
             return json(

@@ -31,19 +31,14 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
-use uuid::Uuid;
 
+use crate::flows::domestic::SubmitError;
 use crate::http::scheme_credentials;
 use crate::http::{json, read_body_within, response, with_allow, Body, BodyError};
-use crate::lifecycle::Direction;
 use crate::payload::DocumentKind;
-use crate::soap::messages::request_xml;
-use crate::soap::{MessageHeader, Operation};
 use crate::state::Core;
-use crate::store::certificates::{self, CertificateRecord, NewCertificate};
-use crate::store::messages::sha256_hex;
-use crate::store::{amendments, outbox, treatments, StoreError};
-use crate::wssec::limits::precheck;
+use crate::store::certificates::{self, CertificateRecord};
+use crate::store::{amendments, treatments, StoreError};
 
 /// Routes the API listener. `HEAD` arrives here as `GET` (see `crate::gateway`).
 pub async fn route(state: &Arc<Core>, req: Request<Incoming>) -> Response<Body> {
@@ -191,62 +186,24 @@ async fn submit(
         Ok(b) => b,
         Err(refused) => return Ok(refused),
     };
-    if let Err(e) = precheck(&body, &settings.xml_limits()) {
-        return Ok(unprocessable(vec![json!({"code": "CO-XML-MALFORMED", "message": e.to_string(), "path": "/"})]));
-    }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        return Ok(unprocessable(vec![
-            json!({"code": "CO-XML-MALFORMED", "message": "body is not UTF-8", "path": "/"}),
-        ]));
-    };
-    let co = match crate::payload::parse_document(text, kind) {
-        Ok(co) => co,
-        Err(errors) => {
-            return Ok(unprocessable(
-                errors.iter().map(|e| json!({"code": e.code, "message": e.message, "path": e.path})).collect(),
-            ))
-        }
-    };
-    // The CO travels as the model serialises it: exactly what was validated.
-    let co_xml = match crate::payload::to_xml(&co) {
-        Ok(x) => x,
-        Err(e) => return Ok(unprocessable(vec![json!({"code": "CO-XML-MALFORMED", "message": e, "path": "/"})])),
-    };
     let now = state.clock.now();
-    let message_id = Uuid::new_v4();
-    let header = MessageHeader::new(&settings.party, &partner.party, message_id, now);
-    let operation = match kind {
-        DocumentKind::Co => Operation::SendCo,
-        DocumentKind::Do => Operation::SendDo,
-    };
-    let body_xml = request_xml(operation, &header, &co_xml);
-    // Annex III: the code printed on the CO, which a partner's GetCO must present.
-    let reference_code = (kind == DocumentKind::Co).then(crate::flows::lookup::new_reference_code);
-    let new = NewCertificate {
-        issuer: &settings.party,
-        reference: co.reference(),
-        direction: Direction::Outbound,
-        partner: &partner.party,
-        kind,
-        replaces: None,
-        reference_code: reference_code.as_deref(),
-        verification_flag: None,
-        content_sha256: &sha256_hex(co_xml.as_bytes()),
-        co_xml: &co_xml,
-    };
-    match outbox::submit(&state.store, &new, operation.name(), &message_id.to_string(), &body_xml, now).await {
-        Ok(record) => {
-            tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, kind = kind.as_str(), partner = %partner.party, caller, %message_id, "queued");
+    match crate::flows::domestic::submit(&state.store, settings, &partner.party, kind, &body, now).await {
+        Ok(submitted) => {
+            let record = &submitted.certificate;
+            tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, kind = kind.as_str(), partner = %partner.party, caller, message_id = %submitted.message_id, "queued");
             Ok(json(
                 StatusCode::ACCEPTED,
-                &json!({"id": record.id, "kind": record.kind, "state": record.state, "message_id": message_id.to_string(), "reference_code": reference_code}),
+                &json!({"id": record.id, "kind": record.kind, "state": record.state, "message_id": submitted.message_id, "reference_code": submitted.reference_code}),
             ))
         }
-        Err(StoreError::Duplicate(what)) => Ok(json(
+        Err(SubmitError::Invalid(errors)) => Ok(unprocessable(
+            errors.iter().map(|e| json!({"code": e.code, "message": e.description, "path": e.path})).collect(),
+        )),
+        Err(SubmitError::Duplicate(what)) => Ok(json(
             StatusCode::CONFLICT,
             &json!({"error": format!("{what} was already submitted"), "code": "CO-DUPLICATE"}),
         )),
-        Err(e) => Err(e),
+        Err(SubmitError::Store(e)) => Err(e),
     }
 }
 

@@ -21,7 +21,7 @@ use openssl::x509::store::X509StoreBuilder;
 use openssl::x509::X509;
 
 use crate::config::{Partner, TlsSettings};
-use crate::soap::Operation;
+use crate::message::Operation;
 use crate::wssec::SoapVersion;
 
 /// Largest response accepted from a partner.

@@ -26,11 +26,12 @@ use tokio::sync::watch;
 
 use crate::config::{Expect, Partner};
 use crate::lifecycle::State;
+use crate::message::{AckStatus, Acknowledgement, Operation};
+use crate::refusal::sender_may_retry;
 use crate::soap::fault::read_fault;
-use crate::soap::{AckStatus, Acknowledgement, Operation};
 use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
-use crate::store::outbox::{self, Failure, OutboxMessage};
+use crate::store::outbox::{self, FailedOutcome, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
 use crate::wssec::outbound::{secure, OutboundMessage};
 use crate::wssec::SoapVersion;
@@ -205,7 +206,12 @@ impl Worker {
                         &msg,
                         &partner,
                         now,
-                        Failure { attempt, outcome: "transport", http_status: None, error: &format!("transport: {e}") },
+                        Failure {
+                            attempt,
+                            outcome: FailedOutcome::Transport,
+                            http_status: None,
+                            error: &format!("transport: {e}"),
+                        },
                     )
                     .await
             }
@@ -247,7 +253,7 @@ impl Worker {
                 );
                 Ok(Step::Completed(to))
             }
-            Verdict::SenderFault(reason) => {
+            Verdict::Refused(reason) => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
                 let to =
@@ -257,7 +263,7 @@ impl Worker {
                 Ok(Step::Completed(to))
             }
             Verdict::Retry(outcome, reason) => {
-                if outcome == "ack-invalid" {
+                if outcome == FailedOutcome::AckInvalid {
                     let alert = NewAlert {
                         name: alerts::ACK_UNVERIFIED,
                         partner: Some(&partner.party),
@@ -321,22 +327,23 @@ impl Worker {
                 Ok(ack) => Verdict::Acknowledged(ack),
                 Err(reason) => {
                     tracing::warn!(event = "ack_unverified", message_id = %msg.message_id, partner = %partner.party, %reason, "acknowledgement does not verify");
-                    Verdict::Retry("ack-invalid", reason)
+                    Verdict::Retry(FailedOutcome::AckInvalid, reason)
                 }
             };
         }
         match read_fault(body) {
-            // A Sender fault is a business refusal: retrying won't help — unless it is one of the
-            // transient security refusals (clock skew, a replay of our own retry, a timestamp
-            // that expired in transit, the partner's own trouble), which a fresh attempt cures.
-            Some(f) if f.sender_at_fault && status == 500 && !f.code.as_deref().is_some_and(is_transient_fault) => {
-                Verdict::SenderFault(format!("SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason))
+            // A Sender fault is a business refusal: retrying won't help — unless its code is
+            // one a fresh attempt cures (the refusal registry says which: clock skew, a replay of
+            // our own retry, a timestamp that expired in transit, credentials or certificates
+            // out of step, the partner's own trouble).
+            Some(f) if f.sender_at_fault && status == 500 && !f.code.as_deref().is_some_and(sender_may_retry) => {
+                Verdict::Refused(format!("SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason))
             }
             Some(f) => Verdict::Retry(
-                "fault",
+                FailedOutcome::Fault,
                 format!("HTTP {status}, SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason),
             ),
-            None => Verdict::Retry("http", format!("HTTP {status}")),
+            None => Verdict::Retry(FailedOutcome::Http, format!("HTTP {status}")),
         }
     }
 
@@ -380,28 +387,6 @@ impl Worker {
     }
 }
 
-/// Fault codes that a new attempt can cure: a fresh Timestamp and signature (clock skew, a
-/// replay of our own retry), the partner's own trouble, or the two gateways' credentials and
-/// certificates out of step (a password or key roll-over the partner has not taken over
-/// yet) — a matter for the operators, not a verdict on the CO.
-fn is_transient_fault(code: &str) -> bool {
-    matches!(
-        code,
-        "WSS-EXPIRED"
-            | "WSS-FUTURE-TIMESTAMP"
-            | "WSS-BAD-TIMESTAMP"
-            | "WSS-REPLAY"
-            | "WSS-UNTRUSTED-CERT"
-            | "WSS-DECRYPT"
-            | "GW-INTERNAL"
-            // A gateway of an earlier version answered its own key or build failures so.
-            | "WSS-KEY"
-            | "WSS-BUILD"
-            | "AUTH-FAILED"
-            | "AUTH-MISSING"
-    )
-}
-
 /// When the next attempt after a technical failure at `now` is due: the first mark
 /// (`first` + mark) strictly after `now`, or `None` once `now` has reached the last mark (the
 /// schedule is over). Only time since the first attempt counts, never how many attempts were
@@ -424,10 +409,14 @@ pub fn retry_due(
     next_attempt(first, marks, attempt_started).map(|at| at.max(now))
 }
 
+/// What a partner's answer to one attempt means.
 enum Verdict {
+    /// A verified acknowledgement (Accepted or Rejected): the message is done.
     Acknowledged(Acknowledgement),
-    SenderFault(String),
-    Retry(&'static str, String),
+    /// A fault no new attempt cures: a final refusal of the message.
+    Refused(String),
+    /// A technical failure: retried on the schedule.
+    Retry(FailedOutcome, String),
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use serde::Deserialize;
 use super::{queue, refused, unknown, validation_errors, FlowError};
 use crate::config::Settings;
 use crate::lifecycle::{Direction, Event, Role};
-use crate::soap::business::{
+use crate::message::business::{
     Cancellation, CancellationStatus, DocumentId, Feedback, MAX_REASON_CODES, TREATMENT_DECISIONS,
 };
-use crate::soap::text::{describe, forbidden_char};
-use crate::soap::{AckError, Operation};
+use crate::message::text::{describe, forbidden_char};
+use crate::message::{AckError, Operation};
 use crate::store::amendments::{self, NewAmendment};
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::treatments::{self, NewDecision};
@@ -342,4 +342,70 @@ pub async fn record_treatment(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(message_id)
+}
+
+/// What the issuing system submitted, once queued.
+#[derive(Debug)]
+pub struct Submitted {
+    pub certificate: CertificateRecord,
+    pub message_id: String,
+    /// Annex III: the code printed on a CO, which a partner's GetCO must present.
+    pub reference_code: Option<String>,
+}
+
+/// Why a submission was not queued. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The document is not valid: every problem, with its path.
+    #[error("the document is not valid ({} errors)", .0.len())]
+    Invalid(Vec<AckError>),
+    /// A document with this identity was already submitted.
+    #[error("{0} was already submitted")]
+    Duplicate(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// A CO or DO from the issuing system for `partner` (Annex I A.1–A.6, Annex IV): screened,
+/// validated, stored as an outbound certificate and queued as `SendCO`/`SendDO`, in one
+/// transaction. The document travels as the model serialises it: exactly what was validated.
+pub async fn submit(
+    store: &Store,
+    settings: &Settings,
+    partner: &str,
+    kind: crate::payload::DocumentKind,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Submitted, SubmitError> {
+    use crate::payload::DocumentKind;
+    let malformed = |message: String| SubmitError::Invalid(vec![AckError::new("CO-XML-MALFORMED", message, "/")]);
+    crate::wssec::limits::precheck(body, &settings.xml_limits()).map_err(|e| malformed(e.to_string()))?;
+    let text = std::str::from_utf8(body).map_err(|_| malformed("body is not UTF-8".into()))?;
+    let document =
+        crate::payload::parse_document(text, kind).map_err(|e| SubmitError::Invalid(validation_errors(e)))?;
+    let xml = crate::payload::to_xml(&document).map_err(malformed)?;
+    let operation = match kind {
+        DocumentKind::Co => Operation::SendCo,
+        DocumentKind::Do => Operation::SendDo,
+    };
+    let (message_id, body_xml) = super::outgoing(settings, partner, operation, &xml, now);
+    let reference_code = (kind == DocumentKind::Co).then(super::lookup::new_reference_code);
+    let new = certificates::NewCertificate {
+        issuer: &settings.party,
+        reference: document.reference(),
+        direction: Direction::Outbound,
+        partner,
+        kind,
+        replaces: None,
+        reference_code: reference_code.as_deref(),
+        verification_flag: None,
+        content_sha256: &crate::store::messages::sha256_hex(xml.as_bytes()),
+        co_xml: &xml,
+    };
+    let message_id = message_id.to_string();
+    match crate::store::outbox::submit(store, &new, operation.name(), &message_id, &body_xml, now).await {
+        Ok(certificate) => Ok(Submitted { certificate, message_id, reference_code }),
+        Err(StoreError::Duplicate(what)) => Err(SubmitError::Duplicate(what)),
+        Err(e) => Err(SubmitError::Store(e)),
+    }
 }

@@ -9,16 +9,16 @@ use super::domestic::answer_cancellation;
 use super::{refused, unknown, validation_errors, FlowError};
 use crate::config::{CancellationDecision, Partner};
 use crate::lifecycle::{automatic_cancellation_answer, transition, Direction, Event, Role};
+use crate::message::business::{Cancellation, CancellationStatus, DocumentId, Feedback};
+use crate::message::request::{Content, InboundRequest};
+use crate::message::{AckError, Operation};
 use crate::payload::DocumentKind;
-use crate::soap::business::{Cancellation, CancellationStatus, DocumentId, Feedback};
-use crate::soap::{AckError, MessageHeader, Operation};
 use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
 use crate::store::amendments;
 use crate::store::certificates::{self, CertificateRecord, NewCertificate};
 use crate::store::messages::sha256_hex;
 use crate::store::{approved_exporters, inbound, outbox, treatments, StoreError, Tx};
-use crate::wssec::inbound::VerifiedMessage;
 
 /// What an accepted request will write.
 #[derive(Debug)]
@@ -61,60 +61,50 @@ impl Decision {
     }
 }
 
-/// Decides a verified request of `operation` from `partner` (any operation but GetCO).
-pub async fn check(
-    state: &Core,
-    partner: &Partner,
-    operation: Operation,
-    header: &MessageHeader,
-    verified: &VerifiedMessage,
-) -> Result<Decision, StoreError> {
-    let op_name = operation.request_element();
-    if header.receiver != state.settings.party {
+/// Decides a verified request from `partner` (any operation but GetCO).
+pub async fn check(core: &Core, partner: &Partner, request: &InboundRequest) -> Result<Decision, StoreError> {
+    let op_name = request.operation.request_element();
+    let header = &request.header;
+    if header.receiver != core.settings.party {
         return Ok(Decision::rejected(vec![AckError::new(
             "MSG-WRONG-RECEIVER",
-            format!("receiver {} is not this gateway ({})", header.receiver, state.settings.party),
+            format!("receiver {} is not this gateway ({})", header.receiver, core.settings.party),
             format!("/{op_name}/MessageHeader/ReceiverPartyID"),
         )]));
     }
-    let body = verified.body_child();
-    match operation {
-        Operation::SendCo => check_document(state, partner, DocumentKind::Co, verified, op_name).await,
-        Operation::SendDo => check_document(state, partner, DocumentKind::Do, verified, op_name).await,
-        Operation::SendCancellation => {
-            let cancellation = match Cancellation::read(body) {
-                Ok(c) => c,
-                Err(errors) => return Ok(Decision::rejected(errors)),
-            };
+    match &request.content {
+        Content::Invalid(errors) => Ok(Decision::rejected(errors.clone())),
+        Content::Document { kind, lpco_xml } => check_document(core, partner, *kind, lpco_xml).await,
+        Content::Cancellation(cancellation) => {
             let path = format!("/{op_name}/Cancellation/DocumentReference");
-            let resolved = resolve(state, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
+            let resolved = resolve(core, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
             Ok(match resolved {
                 Err(e) => Decision::rejected(vec![e]),
-                Ok(cert) => Decision::accepted(Effect::Cancellation { certificate_id: cert.id, cancellation }),
+                Ok(cert) => Decision::accepted(Effect::Cancellation {
+                    certificate_id: cert.id,
+                    cancellation: cancellation.clone(),
+                }),
             })
         }
-        Operation::SendCancellationStatus => {
-            let status = match CancellationStatus::read(body) {
-                Ok(s) => s,
-                Err(errors) => return Ok(Decision::rejected(errors)),
-            };
+        Content::CancellationStatus(status) => {
             let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
             let path = format!("/{op_name}/CancellationStatus/DocumentReference");
-            let cert = match resolve(state, partner, &status.document, event, &path).await? {
+            let cert = match resolve(core, partner, &status.document, event, &path).await? {
                 Err(e) => return Ok(Decision::rejected(vec![e])),
                 Ok(cert) => cert,
             };
             // The answer must name one of our notifications about this certificate that has
             // not been answered yet.
             let path = format!("/{op_name}/CancellationStatus/CancellationMessageID");
-            let mut tx = state.store.begin().await?;
+            let mut tx = core.store.begin().await?;
             let answered = amendments::by_message(&mut tx, &cert.id, &status.cancellation_message_id).await?;
             tx.rollback().await?;
             Ok(match answered {
                 Some(a) => match a.state.as_str() {
-                    amendments::REQUESTED | amendments::UNDELIVERED => {
-                        Decision::accepted(Effect::CancellationStatus { certificate_id: cert.id, status })
-                    }
+                    amendments::REQUESTED | amendments::UNDELIVERED => Decision::accepted(Effect::CancellationStatus {
+                        certificate_id: cert.id,
+                        status: status.clone(),
+                    }),
                     _ => Decision::rejected(vec![AckError::new(
                         crate::lifecycle::LC_STATE,
                         "this cancellation notification was already answered",
@@ -124,18 +114,16 @@ pub async fn check(
                 None => Decision::rejected(vec![unknown(&path)]),
             })
         }
-        Operation::SendFeedback => {
-            let feedback = match Feedback::read(body) {
-                Ok(f) => f,
-                Err(errors) => return Ok(Decision::rejected(errors)),
-            };
+        Content::Feedback(feedback) => {
             let path = format!("/{op_name}/Feedback/DocumentReference");
-            Ok(match resolve(state, partner, &feedback.document, Event::TreatmentDecided, &path).await? {
+            Ok(match resolve(core, partner, &feedback.document, Event::TreatmentDecided, &path).await? {
                 Err(e) => Decision::rejected(vec![e]),
-                Ok(cert) => Decision::accepted(Effect::Feedback { certificate_id: cert.id, feedback }),
+                Ok(cert) => {
+                    Decision::accepted(Effect::Feedback { certificate_id: cert.id, feedback: feedback.clone() })
+                }
             })
         }
-        Operation::GetCo => Ok(Decision::rejected(vec![AckError::new(
+        Content::Lookup(_) => Ok(Decision::rejected(vec![AckError::new(
             "MSG-UNKNOWN-OPERATION",
             "GetCO is answered by a GetCOResponse, not an acknowledgement",
             format!("/{op_name}"),
@@ -163,34 +151,21 @@ async fn resolve(
     })
 }
 
-/// SendCO / SendDO: exactly one valid document of the right kind, not conflicting with one
-/// already received; a DO's approved exporter is checked against the partner's list.
+/// SendCO / SendDO: a valid document of the right kind, not conflicting with one already
+/// received; a DO's approved exporter is checked against the partner's list.
 async fn check_document(
     state: &Core,
     partner: &Partner,
     kind: DocumentKind,
-    verified: &VerifiedMessage,
-    op_name: &str,
+    lpco_xml: &[u8],
 ) -> Result<Decision, StoreError> {
-    let lpcos: Vec<_> = verified
-        .parts()
-        .iter()
-        .filter(|p| p.local_name == "LPCO" && p.namespace == crate::payload::LPCO_NAMESPACE)
-        .collect();
-    let [lpco] = lpcos.as_slice() else {
-        return Ok(Decision::rejected(vec![AckError::new(
-            "MSG-MISSING",
-            format!("{op_name} must contain exactly one LPCO"),
-            format!("/{op_name}/LPCO"),
-        )]));
-    };
-    let xml = String::from_utf8_lossy(&lpco.xml).into_owned();
+    let xml = String::from_utf8_lossy(lpco_xml).into_owned();
     let doc = match crate::payload::parse_document(&xml, kind) {
         Ok(doc) => doc,
         Err(errors) => return Ok(Decision::rejected(validation_errors(errors))),
     };
     let reference = doc.reference().to_owned();
-    let content_sha256 = sha256_hex(lpco.xml.as_slice());
+    let content_sha256 = sha256_hex(lpco_xml);
     match inbound::received_certificate(&state.store, &partner.party, &reference).await? {
         Some(existing) if existing.content_sha256 == content_sha256 => return Ok(Decision::accepted(Effect::None)),
         Some(_) => {
@@ -433,9 +408,7 @@ async fn reissue(
         DocumentKind::Co => Operation::SendCo,
         DocumentKind::Do => Operation::SendDo,
     };
-    let message_id = uuid::Uuid::new_v4();
-    let header = MessageHeader::new(&settings.party, &original.partner, message_id, now);
-    let body = crate::soap::messages::request_xml(operation, &header, xml);
+    let (message_id, body) = super::outgoing(settings, &original.partner, operation, xml, now);
     let code = super::lookup::new_reference_code();
     let new = NewCertificate {
         issuer: &settings.party,

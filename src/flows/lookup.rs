@@ -8,15 +8,14 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::config::{Expect, Partner};
 use crate::lifecycle::State;
+use crate::message::business::{DocumentId, Lookup, LookupResult};
+use crate::message::Operation;
 use crate::payload::DocumentKind;
-use crate::soap::business::{lookup_response_xml, read_lookup_response, DocumentId, Lookup, LookupResult};
-use crate::soap::messages::request_xml;
-use crate::soap::{MessageHeader, Operation};
+use crate::soap::business::read_lookup_response;
 use crate::state::Core;
 use crate::store::certificates;
 use crate::store::StoreError;
@@ -78,18 +77,6 @@ pub async fn find(state: &Core, partner: &Partner, lookup: &Lookup) -> Result<Lo
     })
 }
 
-/// The signed (and, under `sign-encrypt`, encrypted) GetCO response.
-pub fn response_body(
-    settings: &crate::config::Settings,
-    partner: &Partner,
-    request_id: &str,
-    result: &LookupResult,
-    now: DateTime<Utc>,
-) -> String {
-    let header = MessageHeader::new(&settings.party, &partner.party, Uuid::new_v4(), now);
-    lookup_response_xml(&header.to_xml(), request_id, result)
-}
-
 /// Why asking a partner failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AskError {
@@ -111,13 +98,11 @@ pub async fn ask(
     code: &str,
 ) -> Result<LookupResult, AskError> {
     let now = state.clock.now();
-    let message_id = Uuid::new_v4();
-    let header = MessageHeader::new(&state.settings.party, &partner.party, message_id, now);
     let lookup = Lookup {
         document: DocumentId { issuer: partner.party.clone(), reference: reference.to_owned() },
         reference_code: code.to_owned(),
     };
-    let body = request_xml(Operation::GetCo, &header, &lookup.to_xml());
+    let (message_id, body) = super::outgoing(&state.settings, &partner.party, Operation::GetCo, &lookup.to_xml(), now);
     let wire = crate::delivery::secure_request(state, partner, body, now).await.map_err(AskError::Secure)?;
     let timeout = state.settings.delivery.request_timeout.std();
     // Look-ups are rare, manual queries: a client of their own keeps them off the delivery

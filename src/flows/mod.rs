@@ -21,9 +21,8 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::lifecycle::{Refusal, LC_UNKNOWN};
+use crate::message::{AckError, MessageHeader, Operation};
 use crate::payload::ValidationError;
-use crate::soap::messages::request_xml;
-use crate::soap::{AckError, MessageHeader, Operation};
 use crate::store::{outbox, StoreError, Tx};
 
 /// Why a flow did not happen. Nothing was written.
@@ -64,6 +63,22 @@ pub fn validation_errors(errors: Vec<ValidationError>) -> Vec<AckError> {
     errors.into_iter().map(|v| AckError::new(v.code, v.message, v.path)).collect()
 }
 
+/// A new message of `operation` from us to `partner` carrying `payload_xml`: its message ID
+/// and the document the outbox keeps (the operation element with its header, in our
+/// vocabulary; security and envelope are added when it is sent). The one place the flows
+/// give an outgoing message its form.
+pub(crate) fn outgoing(
+    settings: &Settings,
+    partner: &str,
+    operation: Operation,
+    payload_xml: &str,
+    now: DateTime<Utc>,
+) -> (Uuid, String) {
+    let message_id = Uuid::new_v4();
+    let header = MessageHeader::new(&settings.party, partner, message_id, now);
+    (message_id, crate::soap::messages::request_xml(operation, &header, payload_xml))
+}
+
 /// Queues a message of `operation` about certificate `certificate_id` to `partner`, in `tx`.
 /// Returns its message ID.
 pub(crate) async fn queue(
@@ -75,9 +90,7 @@ pub(crate) async fn queue(
     payload_xml: &str,
     now: DateTime<Utc>,
 ) -> Result<String, StoreError> {
-    let message_id = Uuid::new_v4();
-    let header = MessageHeader::new(&settings.party, partner, message_id, now);
-    let body = request_xml(operation, &header, payload_xml);
+    let (message_id, body) = outgoing(settings, partner, operation, payload_xml, now);
     let message_id = message_id.to_string();
     outbox::enqueue(tx, certificate_id, partner, operation.name(), &message_id, &body, now).await?;
     Ok(message_id)

@@ -16,6 +16,7 @@
 
 pub mod auth;
 pub mod limits;
+pub mod proxy;
 pub mod soap_endpoint;
 pub mod tls;
 

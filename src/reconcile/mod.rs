@@ -47,10 +47,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::message::text;
 use crate::payload::codes::{is_country_code, is_hs_code, is_unit_code};
 use crate::payload::model::{ConsignmentItem, Measure};
 use crate::payload::Lpco;
-use crate::soap::text;
 
 /// Stable codes of claim results and declaration faults.
 pub mod code {

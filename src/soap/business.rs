@@ -1,13 +1,15 @@
-//! The business content of the lifecycle operations (seed 3.6 data clusters): the cancellation
-//! notification, its answer, the origin-treatment feedback, and the look-up (Annex III) request
-//! and response. Each is read from the verified operation element, reporting every problem with
-//! its path, and written back as XML for the outbox.
+//! The SOAP form of the lifecycle operations' business content (`crate::message::business`):
+//! each is read from the verified operation element, reporting every problem with its path, and
+//! written as XML for the outbox.
 //!
 //! Must never: decide whether the content is allowed (that is the lifecycle's) or touch keys.
 
-use super::messages::AckError;
 use super::xmlread::{read_flat, Flat};
 use super::NS;
+use crate::message::business::{
+    Cancellation, CancellationStatus, DocumentId, Feedback, Lookup, LookupResult, MAX_REASON_CODES, TREATMENT_DECISIONS,
+};
+use crate::message::AckError;
 use crate::wssec::outbound::xml_escape;
 
 /// Reads the flat leaves of an operation element, or reports it malformed.
@@ -104,21 +106,6 @@ fn optional_element(name: &str, value: Option<&str>) -> String {
     value.map(|v| element(name, v)).unwrap_or_default()
 }
 
-/// Identifies a certificate across gateways: its issuer and its reference number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DocumentId {
-    pub issuer: String,
-    pub reference: String,
-}
-
-/// T2: the exporter notifies the cancellation of a certificate, to be replaced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cancellation {
-    pub document: DocumentId,
-    pub reason: String,
-    pub replacement_reference: Option<String>,
-}
-
 impl Cancellation {
     pub const GROUP: &'static str = "Cancellation";
 
@@ -146,17 +133,6 @@ impl Cancellation {
             optional_element("ReplacementReference", self.replacement_reference.as_deref()),
         )
     }
-}
-
-/// T2 answer: the importer accepts or declines the cancellation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CancellationStatus {
-    pub document: DocumentId,
-    /// The MessageID of the SendCancellation answered: an answer applies to that notification
-    /// only, never to a later one about the same certificate.
-    pub cancellation_message_id: String,
-    pub accepted: bool,
-    pub reason: Option<String>,
 }
 
 impl CancellationStatus {
@@ -191,22 +167,6 @@ impl CancellationStatus {
             optional_element("Reason", self.reason.as_deref()),
         )
     }
-}
-
-/// The origin-based treatment decisions of the schema.
-pub const TREATMENT_DECISIONS: [&str; 3] = ["Granted", "Rejected", "PartiallyGranted"];
-
-/// At most this many reason codes in one origin-treatment decision (the schema's maxOccurs).
-pub const MAX_REASON_CODES: usize = 99;
-
-/// T3: the importer's origin-based treatment decision on a certificate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Feedback {
-    pub document: DocumentId,
-    pub decision: String,
-    pub declaration_reference: Option<String>,
-    pub reason_codes: Vec<String>,
-    pub remarks: Option<String>,
 }
 
 impl Feedback {
@@ -254,13 +214,6 @@ impl Feedback {
     }
 }
 
-/// Annex III: a look-up of a certificate by reference number and reference code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookup {
-    pub document: DocumentId,
-    pub reference_code: String,
-}
-
 impl Lookup {
     pub const GROUP: &'static str = "Lookup";
 
@@ -286,16 +239,6 @@ impl Lookup {
             element("ReferenceCode", &self.reference_code),
         )
     }
-}
-
-/// The outcome of a look-up, as carried by `cc:GetCOResponse`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LookupResult {
-    /// The certificate (its `LPCO` element) and whether it is still valid or was cancelled.
-    Found { status: String, lpco_xml: String },
-    /// No certificate with this reference and code for the asking partner — the same answer
-    /// whether the reference exists or not.
-    NotFound,
 }
 
 /// Response element of GetCO: message header (answering the request), the result.

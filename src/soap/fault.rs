@@ -1,25 +1,11 @@
 //! SOAP Faults, written in the version of the request (1.1 `faultcode`/`faultstring`, 1.2
-//! `Code/Subcode/Reason`). A fault carries a stable coconnect error code in its detail, and
-//! never internal detail: causes are logged, not sent.
+//! `Code/Subcode/Reason`), from a [`crate::refusal::Refusal`]. A fault carries a stable
+//! coconnect error code in its detail, and never internal detail: causes are logged, not sent.
 
 use crate::wssec::outbound::xml_escape;
 use crate::wssec::{ns as wsns, SoapVersion};
 
-/// Who is at fault, in SOAP terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultSide {
-    /// The request is wrong (SOAP 1.1 `Client`, 1.2 `Sender`): retrying it unchanged won't help.
-    Sender,
-    /// We failed (SOAP 1.1 `Server`, 1.2 `Receiver`): a retry may succeed.
-    Receiver,
-}
-
-/// A qualified subcode: WS-Security faults use the wsse namespace, ours the coconnect one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubcodeNs {
-    Wsse,
-    Coconnect,
-}
+pub use crate::refusal::{FaultSide, SubcodeNs};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fault {
@@ -37,6 +23,21 @@ pub struct Fault {
 }
 
 impl Fault {
+    /// The fault a refusal is answered with: its code, side, subcode, fixed sentence and
+    /// element (`crate::refusal` is the one mapping).
+    pub fn from_refusal(refusal: &crate::refusal::Refusal) -> Fault {
+        let (subcode_ns, subcode) = refusal.subcode();
+        Fault {
+            side: refusal.fault_side(),
+            subcode_ns,
+            subcode: subcode.to_owned(),
+            reason: refusal.public_reason(),
+            code: refusal.code().to_owned(),
+            element: refusal.element().map(str::to_owned),
+            not_understood: refusal.not_understood().to_vec(),
+        }
+    }
+
     pub fn to_envelope(&self, version: SoapVersion) -> String {
         let sub_ns = match self.subcode_ns {
             SubcodeNs::Wsse => wsns::WSSE,

@@ -1,61 +1,17 @@
-//! The coconnect message vocabulary: operations, the message header every request carries, and
-//! the acknowledgement (BR.5) every request gets back.
+//! The SOAP binding of the message vocabulary (`crate::message`): the request element and
+//! SOAPAction of each operation, the message header and the acknowledgement as
+//! `urn:coconnect:soap:v1` XML, read and written.
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
-use serde::Serialize;
+use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use super::xmlread::read_flat;
 use super::NS;
+use crate::message::{AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 use crate::wssec::outbound::xml_escape;
 
-/// The operations of the framework's data cluster (seed 3.6) in the WSDL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    SendCo,
-    SendCancellation,
-    SendCancellationStatus,
-    SendFeedback,
-    /// Annex IV: a declaration of origin by an approved exporter.
-    SendDo,
-    /// Annex III: look-up of a CO by reference number and reference code.
-    GetCo,
-}
-
+/// The SOAP binding of the operations: SOAPAction, and the request element in our namespace.
 impl Operation {
-    pub const ALL: [Operation; 6] = [
-        Operation::SendCo,
-        Operation::SendCancellation,
-        Operation::SendCancellationStatus,
-        Operation::SendFeedback,
-        Operation::SendDo,
-        Operation::GetCo,
-    ];
-
-    /// Local name of the request element in the Body.
-    pub fn request_element(self) -> &'static str {
-        match self {
-            Operation::SendCo => "SendCORequest",
-            Operation::SendCancellation => "SendCancellationRequest",
-            Operation::SendCancellationStatus => "SendCancellationStatusRequest",
-            Operation::SendFeedback => "SendFeedbackRequest",
-            Operation::SendDo => "SendDORequest",
-            Operation::GetCo => "GetCORequest",
-        }
-    }
-
-    /// The WSDL operation name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::SendCo => "SendCO",
-            Operation::SendCancellation => "SendCancellation",
-            Operation::SendCancellationStatus => "SendCancellationStatus",
-            Operation::SendFeedback => "SendFeedback",
-            Operation::SendDo => "SendDO",
-            Operation::GetCo => "GetCO",
-        }
-    }
-
     pub fn soap_action(self) -> String {
         format!("{NS}/{}", self.name())
     }
@@ -63,40 +19,10 @@ impl Operation {
     pub fn from_request_element(ns: &str, local: &str) -> Option<Self> {
         (ns == NS).then(|| Self::ALL.into_iter().find(|o| o.request_element() == local)).flatten()
     }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|o| o.name() == name)
-    }
 }
 
-/// The header inside every request and acknowledgement body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageHeader {
-    pub message_id: Uuid,
-    pub sent: DateTime<FixedOffset>,
-    pub sender: String,
-    pub receiver: String,
-}
-
-/// One error in a rejection: stable code, human description, element path.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AckError {
-    pub code: String,
-    pub description: String,
-    pub path: String,
-}
-
-impl AckError {
-    pub fn new(code: &str, description: impl Into<String>, path: impl Into<String>) -> Self {
-        AckError { code: code.to_owned(), description: description.into(), path: path.into() }
-    }
-}
-
+/// The SOAP binding of the message header.
 impl MessageHeader {
-    pub fn new(sender: &str, receiver: &str, message_id: Uuid, now: DateTime<Utc>) -> Self {
-        MessageHeader { message_id, sent: now.fixed_offset(), sender: sender.to_owned(), receiver: receiver.to_owned() }
-    }
-
     /// Reads the `cc:MessageHeader` of a request or acknowledgement element, reporting every
     /// problem with its path.
     pub fn read(body_child: &[u8]) -> Result<Self, Vec<AckError>> {
@@ -166,24 +92,6 @@ impl MessageHeader {
 /// Builds a request element: header plus the operation's payload (already serialised XML).
 pub fn request_xml(op: Operation, header: &MessageHeader, payload_xml: &str) -> String {
     format!("<cc:{el} xmlns:cc=\"{NS}\">{}{payload_xml}</cc:{el}>", header.to_xml(), el = op.request_element())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum AckStatus {
-    Accepted,
-    Rejected,
-}
-
-/// BR.5: the answer to every request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Acknowledgement {
-    pub header: MessageHeader,
-    pub received_message_id: String,
-    pub receipt: DateTime<Utc>,
-    /// Base64 SHA-256 of the exact HTTP body received.
-    pub received_digest: String,
-    pub status: AckStatus,
-    pub errors: Vec<AckError>,
 }
 
 impl Acknowledgement {

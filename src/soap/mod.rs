@@ -8,11 +8,9 @@
 pub mod business;
 pub mod fault;
 pub mod messages;
-pub mod text;
+pub mod request;
 pub mod wsdl;
 mod xmlread;
-
-pub use messages::{AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 
 /// Namespace of coconnect's SOAP messages.
 pub const NS: &str = "urn:coconnect:soap:v1";

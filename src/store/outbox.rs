@@ -227,10 +227,34 @@ pub async fn begin_attempt(
     Ok(attempt)
 }
 
+/// What kind of technical failure ended an attempt (`delivery_attempts.outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedOutcome {
+    /// No HTTP answer (connection, TLS, timeout).
+    Transport,
+    /// An HTTP status other than 200, without a SOAP fault.
+    Http,
+    /// A SOAP fault a new attempt can cure.
+    Fault,
+    /// An HTTP 200 whose acknowledgement does not verify.
+    AckInvalid,
+}
+
+impl FailedOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailedOutcome::Transport => "transport",
+            FailedOutcome::Http => "http",
+            FailedOutcome::Fault => "fault",
+            FailedOutcome::AckInvalid => "ack-invalid",
+        }
+    }
+}
+
 /// How an attempt failed, as recorded.
 pub struct Failure<'a> {
     pub attempt: i64,
-    pub outcome: &'a str,
+    pub outcome: FailedOutcome,
     pub http_status: Option<u16>,
     pub error: &'a str,
 }
@@ -450,8 +474,16 @@ async fn finish_failed_attempt(
     failure: &Failure<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    finish_attempt(tx, message_id, failure.attempt, failure.outcome, failure.http_status, Some(failure.error), now)
-        .await
+    finish_attempt(
+        tx,
+        message_id,
+        failure.attempt,
+        failure.outcome.as_str(),
+        failure.http_status,
+        Some(failure.error),
+        now,
+    )
+    .await
 }
 
 async fn finish_attempt(

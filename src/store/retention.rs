@@ -398,7 +398,12 @@ mod tests {
             receive(&store, None, "m-rejected", old).await;
             let fresh = deliver(&store, "CO-NEW", "m-new", recent).await;
             let failing = send(&store, "CO-FAIL", "m-fail", old).await;
-            let failure = outbox::Failure { attempt: 1, outcome: "transport", http_status: None, error: "down" };
+            let failure = outbox::Failure {
+                attempt: 1,
+                outcome: outbox::FailedOutcome::Transport,
+                http_status: None,
+                error: "down",
+            };
             outbox::exhaust(&store, &failing, &failure, false, old).await.expect("exhaust");
             let in_flight = send(&store, "CO-SENT", "m-sent", old).await;
             let queued = outbox::submit(

@@ -108,7 +108,12 @@ async fn failed_attempt_reschedules_and_releases() {
         outbox::fail_attempt(
             &store,
             &msg,
-            &outbox::Failure { attempt, outcome: "connect", http_status: None, error: "refused" },
+            &outbox::Failure {
+                attempt,
+                outcome: outbox::FailedOutcome::Transport,
+                http_status: None,
+                error: "refused",
+            },
             now + Duration::minutes(10),
             now,
         )
@@ -192,7 +197,7 @@ async fn messages_about_one_certificate_never_overtake_each_other() {
         outbox::fail_attempt(
             &store,
             &first,
-            &outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" },
+            &outbox::Failure { attempt, outcome: outbox::FailedOutcome::Transport, http_status: None, error: "down" },
             now + Duration::minutes(10),
             now,
         )
@@ -222,7 +227,8 @@ async fn a_paused_partner_gets_nothing_and_its_schedule_moves_by_the_pause() {
         let a = claim(t0).await.expect("claim").expect("due");
         let attempt =
             outbox::begin_attempt(&store, &a, b"<signed/>", t0, chrono::Duration::seconds(30)).await.expect("attempt");
-        let failure = outbox::Failure { attempt, outcome: "transport", http_status: None, error: "refused" };
+        let failure =
+            outbox::Failure { attempt, outcome: outbox::FailedOutcome::Transport, http_status: None, error: "refused" };
         outbox::fail_attempt(&store, &a, &failure, t0 + Duration::minutes(10), t0).await.expect("failed");
 
         let paused_at = t0 + Duration::minutes(5);
@@ -333,7 +339,7 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
         outbox::fail_attempt(
             &store,
             &probe,
-            &outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" },
+            &outbox::Failure { attempt, outcome: outbox::FailedOutcome::Transport, http_status: None, error: "down" },
             now + Duration::minutes(10),
             now,
         )
@@ -570,7 +576,12 @@ async fn a_stale_claim_records_nothing_and_an_attempt_renews_the_claim() {
         // b's claim now runs 30 s from its attempt: nobody else gets the message meanwhile.
         assert!(outbox::claim_due(&store, "c", t0 + Duration::seconds(62), lease).await.expect("claim").is_none());
         // a's late records are refused: no failure over b's attempt, no completion.
-        let failure = outbox::Failure { attempt: 1, outcome: "transport", http_status: None, error: "stale" };
+        let failure = outbox::Failure {
+            attempt: 1,
+            outcome: outbox::FailedOutcome::Transport,
+            http_status: None,
+            error: "stale",
+        };
         assert!(lost(outbox::fail_attempt(&store, &stale, &failure, t0 + Duration::minutes(10), t0).await));
         assert!(lost(
             outbox::complete(&store, &stale, 1, b"<ack/>", true, "stale", 200, false, t0 + Duration::seconds(40))
@@ -639,7 +650,8 @@ async fn a_later_message_waits_behind_a_failed_one_of_its_certificate() {
         let first = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         let attempt =
             outbox::begin_attempt(&store, &first, b"<s/>", now, Duration::seconds(30)).await.expect("attempt");
-        let failure = outbox::Failure { attempt, outcome: "transport", http_status: None, error: "down" };
+        let failure =
+            outbox::Failure { attempt, outcome: outbox::FailedOutcome::Transport, http_status: None, error: "down" };
         outbox::exhaust(&store, &first, &failure, false, now).await.expect("exhaust");
         let mut tx = store.begin().await.expect("tx");
         outbox::enqueue(&mut tx, &record.id, "ID", "SendCancellation", "m-later", "<x/>", now + Duration::seconds(1))
@@ -667,7 +679,12 @@ async fn a_message_delivered_after_a_failure_has_no_last_error() {
             let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
             let attempt =
                 outbox::begin_attempt(&store, &msg, b"<s1/>", now, Duration::seconds(30)).await.expect("attempt");
-            let failure = outbox::Failure { attempt, outcome: "http", http_status: Some(503), error: "HTTP 503" };
+            let failure = outbox::Failure {
+                attempt,
+                outcome: outbox::FailedOutcome::Http,
+                http_status: Some(503),
+                error: "HTTP 503",
+            };
             outbox::fail_attempt(&store, &msg, &failure, now, now).await.expect("fail");
             let shown = outbox::list(&store, Some(outbox::PENDING), None).await.expect("list");
             assert_eq!(shown[0].last_error.as_deref(), Some("HTTP 503"), "{shown:?}");

@@ -42,8 +42,6 @@ pub enum SecurityError {
     FutureTimestamp(String),
     #[error("invalid timestamp: {0}")]
     BadTimestamp(String),
-    #[error("message replayed (signature seen before)")]
-    Replay,
     #[error("mandatory header blocks not understood: {}", .0.iter().map(|(n, l)| format!("{{{n}}}{l}")).collect::<Vec<_>>().join(", "))]
     MustUnderstand(Vec<(String, String)>),
     #[error("security token or key reference not supported: {0}")]
@@ -82,7 +80,6 @@ impl SecurityError {
             SecurityError::Expired(_) => "WSS-EXPIRED",
             SecurityError::FutureTimestamp(_) => "WSS-FUTURE-TIMESTAMP",
             SecurityError::BadTimestamp(_) => "WSS-BAD-TIMESTAMP",
-            SecurityError::Replay => "WSS-REPLAY",
             SecurityError::MustUnderstand(_) => "MSG-MUST-UNDERSTAND",
             SecurityError::UnsupportedToken(_) => "WSS-UNSUPPORTED-TOKEN",
             SecurityError::EncryptedStructure(_) => "WSS-ENCRYPTED-STRUCTURE",
@@ -101,7 +98,7 @@ impl SecurityError {
             SecurityError::SignatureInvalid(_) | SecurityError::WrongNodeSigned(_) | SecurityError::Decrypt(_) => {
                 "FailedCheck"
             }
-            SecurityError::Expired(_) | SecurityError::FutureTimestamp(_) | SecurityError::Replay => "MessageExpired",
+            SecurityError::Expired(_) | SecurityError::FutureTimestamp(_) => "MessageExpired",
             _ => "InvalidSecurity",
         }
     }
@@ -111,6 +108,74 @@ impl SecurityError {
     /// Sender fault its gateway would take as a final rejection of the message.
     pub fn is_internal(&self) -> bool {
         matches!(self, SecurityError::KeyMaterial(_) | SecurityError::Build(_) | SecurityError::Internal(_))
+    }
+
+    /// Whether a fresh attempt of the same message can succeed: our own failures, a clock or
+    /// transit problem with the Timestamp, or certificates out of step between the two gateways
+    /// (a key roll-over not yet taken over), which the operators put right.
+    pub fn retry_cures(&self) -> bool {
+        use SecurityError as E;
+        match self {
+            E::Expired(_)
+            | E::FutureTimestamp(_)
+            | E::BadTimestamp(_)
+            | E::UntrustedCertificate(_)
+            | E::Decrypt(_)
+            | E::KeyMaterial(_)
+            | E::Build(_)
+            | E::Internal(_) => true,
+            E::Limits(_)
+            | E::Malformed(_)
+            | E::Dtd
+            | E::NotSoap(_)
+            | E::DuplicateId(_)
+            | E::MissingSecurity
+            | E::UnexpectedElement(_)
+            | E::NotEncrypted
+            | E::Algorithm(_)
+            | E::Unsigned(_)
+            | E::SignatureInvalid(_)
+            | E::WrongNodeSigned(_)
+            | E::MustUnderstand(_)
+            | E::UnsupportedToken(_)
+            | E::EncryptedStructure(_) => false,
+        }
+    }
+
+    /// One error of every code (details empty), for the registry of refusals.
+    pub fn every_kind() -> Vec<SecurityError> {
+        use SecurityError as E;
+        let s = String::new;
+        vec![
+            E::Limits(LimitError::TooLarge(0)),
+            E::Limits(LimitError::Doctype),
+            E::Limits(LimitError::Entity(s())),
+            E::Limits(LimitError::Encoding(s())),
+            E::Limits(LimitError::Malformed(0, s())),
+            E::Limits(LimitError::TooDeep(0)),
+            E::Malformed(s()),
+            E::Dtd,
+            E::NotSoap(s()),
+            E::DuplicateId(s()),
+            E::MissingSecurity,
+            E::UnexpectedElement(s()),
+            E::NotEncrypted,
+            E::Algorithm(s()),
+            E::Decrypt(s()),
+            E::Unsigned(s()),
+            E::SignatureInvalid(s()),
+            E::UntrustedCertificate(s()),
+            E::WrongNodeSigned(""),
+            E::Expired(s()),
+            E::FutureTimestamp(s()),
+            E::BadTimestamp(s()),
+            E::MustUnderstand(Vec::new()),
+            E::UnsupportedToken(s()),
+            E::EncryptedStructure(s()),
+            E::Internal(s()),
+            E::KeyMaterial(s()),
+            E::Build(s()),
+        ]
     }
 
     /// The code a partner is told: [`Self::code`], or `GW-INTERNAL` for our own failures.
@@ -157,7 +222,6 @@ impl SecurityError {
             E::BadTimestamp(_) => {
                 "the message needs one wsu:Timestamp with Created and Expires within the allowed lifetime"
             }
-            E::Replay => "this signed message was received before",
             E::MustUnderstand(_) => "a header block marked mustUnderstand is not understood by this receiver",
             E::UnsupportedToken(_) => {
                 "the security token type or key reference style is not supported; use an X.509 v3 BinarySecurityToken referenced from the signature"

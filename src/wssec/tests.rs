@@ -390,7 +390,6 @@ fn partners_get_one_fixed_sentence_per_code_and_never_the_detail() {
     let internal = super::error::INTERNAL_REASON;
     for peer in [
         SecurityError::Dtd,
-        SecurityError::Replay,
         SecurityError::NotEncrypted,
         SecurityError::MissingSecurity,
         SecurityError::Decrypt("d".into()),

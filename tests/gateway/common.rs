@@ -225,8 +225,8 @@ pub fn now() -> chrono::DateTime<Utc> {
     chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("now")
 }
 
+use coconnect::message::{MessageHeader, Operation};
 use coconnect::soap::messages::request_xml;
-use coconnect::soap::{MessageHeader, Operation};
 use coconnect::wssec::material::{Certificate, KeyPair};
 use coconnect::wssec::outbound::{secure, OutboundMessage};
 use coconnect::wssec::SoapVersion;

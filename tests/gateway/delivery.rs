@@ -218,7 +218,7 @@ async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
 /// A partner that fails every other request (HTTP 503) and otherwise verifies, records and
 /// acknowledges like a gateway would, on the test's clock.
 async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String, bool)>>> {
-    use coconnect::soap::{AckStatus, Acknowledgement, MessageHeader};
+    use coconnect::message::{AckStatus, Acknowledgement, MessageHeader};
     use coconnect::wssec::material::{Certificate, KeyPair};
     let pki = p.dir.path().join("pki");
     let load = |party: &str, signing: bool| {
@@ -330,9 +330,9 @@ async fn a_co_and_its_cancellation_arrive_in_order_at_a_flapping_partner() {
     let seen = flapping_partner(&p, clock.clone()).await;
     let cert = p.kr.submit("ID", EXAMPLE_CO).await;
     // The cancellation of the same CO, queued right behind it.
-    let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), clock.now_for_test());
+    let header = coconnect::message::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), clock.now_for_test());
     let body = coconnect::soap::messages::request_xml(
-        coconnect::soap::Operation::SendCancellation,
+        coconnect::message::Operation::SendCancellation,
         &header,
         "<cc:Cancellation><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>KRIDCEPA-2025-PUS-000417</cc:DocumentReference><cc:Reason>amendment</cc:Reason></cc:Cancellation>",
     );

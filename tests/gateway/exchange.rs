@@ -157,8 +157,8 @@ async fn wsdl_is_served_with_the_public_address_and_feedback_on_an_unknown_co_is
     }
 
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
-    let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
-    let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::SendFeedback, &header, "<cc:Feedback><cc:IssuerPartyID>ID</cc:IssuerPartyID><cc:DocumentReference>X</cc:DocumentReference><cc:Decision>Granted</cc:Decision></cc:Feedback>");
+    let header = coconnect::message::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
+    let body = coconnect::soap::messages::request_xml(coconnect::message::Operation::SendFeedback, &header, "<cc:Feedback><cc:IssuerPartyID>ID</cc:IssuerPartyID><cc:DocumentReference>X</cc:DocumentReference><cc:Decision>Granted</cc:Decision></cc:Feedback>");
     let (status, fault) =
         post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&body, true, now())).await;
     // Feedback about a CO never exchanged with KR: a signed rejection, and nothing changes.

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "gateway",
     "api",
     "http",
+    "receive",
     "alerts",
     "flows",
     "delivery",
@@ -25,6 +26,8 @@ const LAYERS: &[&str] = &[
     "store",
     "reconcile",
     "soap",
+    "message",
+    "refusal",
     "payload",
     "lifecycle",
     "clock",
@@ -38,13 +41,14 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
     ("store", "soap", "the store knows neither envelopes nor SOAP"),
     ("store", "wssec", "the store knows no keys or WS-Security"),
     ("store", "http", "the store knows no HTTP"),
+    ("api", "soap", "the domestic API speaks JSON; what a flow sends is given its form in flows"),
+    ("api", "wssec", "the domestic API touches no keys"),
+    ("flows", "gateway", "the flows know no listener"),
+    ("receive", "http", "the receive pipeline is handed a body, it reads no HTTP"),
 ];
 
 /// Known breaches, each to be removed by the step named; no new entry without one.
-const KNOWN: &[(&str, &str, &str)] = &[
-    ("api", "soap", "the API builds SOAP bodies for the outbox: goes with the binding-neutral request"),
-    ("api", "wssec", "the API prechecks submitted XML with wssec::limits: goes with the binding-neutral request"),
-];
+const KNOWN: &[(&str, &str, &str)] = &[];
 
 /// `crate::<module>` references of the non-test code of one file.
 fn references(text: &str) -> BTreeSet<String> {

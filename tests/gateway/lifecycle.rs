@@ -169,8 +169,8 @@ async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_ch
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let (_kr_cert, id_cert) = exchanged(&p).await;
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
-    let send = |op: coconnect::soap::Operation, payload: String| {
-        let header = coconnect::soap::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
+    let send = |op: coconnect::message::Operation, payload: String| {
+        let header = coconnect::message::MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), now());
         c.secure(&coconnect::soap::messages::request_xml(op, &header, &payload), true, now())
     };
     let doc =
@@ -179,11 +179,11 @@ async fn a_partner_acting_outside_its_role_gets_a_coded_rejection_and_nothing_ch
     let outbox_before = p.id.api("GET", "/api/v1/outbox", "").await.1;
     let cases = [
         // KR issued this CO: it cannot send origin-treatment feedback on it ...
-        (coconnect::soap::Operation::SendFeedback, format!("<cc:Feedback>{doc}<cc:Decision>Granted</cc:Decision></cc:Feedback>"), "LC-NOT-AUTHORISED"),
+        (coconnect::message::Operation::SendFeedback, format!("<cc:Feedback>{doc}<cc:Decision>Granted</cc:Decision></cc:Feedback>"), "LC-NOT-AUTHORISED"),
         // ... nor answer a cancellation of it ...
-        (coconnect::soap::Operation::SendCancellationStatus, format!("<cc:CancellationStatus>{doc}<cc:CancellationMessageID>{}</cc:CancellationMessageID><cc:Status>Accepted</cc:Status></cc:CancellationStatus>", uuid::Uuid::new_v4()), "LC-NOT-AUTHORISED"),
+        (coconnect::message::Operation::SendCancellationStatus, format!("<cc:CancellationStatus>{doc}<cc:CancellationMessageID>{}</cc:CancellationMessageID><cc:Status>Accepted</cc:Status></cc:CancellationStatus>", uuid::Uuid::new_v4()), "LC-NOT-AUTHORISED"),
         // ... nor cancel a CO it never sent.
-        (coconnect::soap::Operation::SendCancellation, "<cc:Cancellation><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>NOPE-1</cc:DocumentReference><cc:Reason>x</cc:Reason></cc:Cancellation>".to_owned(), "LC-UNKNOWN"),
+        (coconnect::message::Operation::SendCancellation, "<cc:Cancellation><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>NOPE-1</cc:DocumentReference><cc:Reason>x</cc:Reason></cc:Cancellation>".to_owned(), "LC-UNKNOWN"),
     ];
     for (op, payload, code) in cases {
         let (status, ack) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, send(op, payload)).await;
@@ -304,10 +304,10 @@ async fn an_answer_names_its_notification_and_a_late_acceptance_still_cancels_on
     // notification only.
     let c = Crafter::new(&p.dir.path().join("pki"), "ID", "KR");
     let answer = |answered: &str| {
-        let header = coconnect::soap::MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now());
+        let header = coconnect::message::MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now());
         let payload = format!("<cc:CancellationStatus><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference><cc:CancellationMessageID>{answered}</cc:CancellationMessageID><cc:Status>Accepted</cc:Status></cc:CancellationStatus>");
         let body = coconnect::soap::messages::request_xml(
-            coconnect::soap::Operation::SendCancellationStatus,
+            coconnect::message::Operation::SendCancellationStatus,
             &header,
             &payload,
         );
@@ -449,9 +449,9 @@ async fn bad_lifecycle_requests_get_coded_errors_and_change_nothing() {
 
     // A GetCO without its reference code: a Sender fault naming the element, nothing stored.
     let c = Crafter::new(&p.dir.path().join("pki"), "ID", "KR");
-    let header = coconnect::soap::MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now());
+    let header = coconnect::message::MessageHeader::new("ID", "KR", uuid::Uuid::new_v4(), now());
     let payload = format!("<cc:Lookup><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:DocumentReference>{REFERENCE}</cc:DocumentReference></cc:Lookup>");
-    let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::GetCo, &header, &payload);
+    let body = coconnect::soap::messages::request_xml(coconnect::message::Operation::GetCo, &header, &payload);
     let (status, fault) =
         post_soap(&p.kr.soap_url(), "ID", &p.kr.files.inbound_password, c.secure(&body, true, now())).await;
     assert_eq!(status, 500, "{fault}");

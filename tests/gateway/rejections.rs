@@ -143,9 +143,9 @@ async fn wrong_password_unknown_partner_and_borrowed_identity_are_refused() {
     assert_eq!((status, first_code(&body).as_str()), (401, "AUTH-MISSING"));
 
     // KR's credentials and signature, but the message header claims to come from ID.
-    let header = coconnect::soap::MessageHeader::new("ID", "ID", uuid::Uuid::new_v4(), now());
+    let header = coconnect::message::MessageHeader::new("ID", "ID", uuid::Uuid::new_v4(), now());
     let co = coconnect::payload::to_xml(&coconnect::payload::parse_co(EXAMPLE_CO).expect("co")).expect("xml");
-    let body = coconnect::soap::messages::request_xml(coconnect::soap::Operation::SendCo, &header, &co);
+    let body = coconnect::soap::messages::request_xml(coconnect::message::Operation::SendCo, &header, &co);
     refused(&p, c.secure(&body, true, now()), 500, "AUTH-PARTY-MISMATCH").await;
 }
 

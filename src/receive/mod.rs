@@ -1,0 +1,252 @@
+//! The receive pipeline: an authenticated partner's request body in, the bytes of its answer
+//! out (a signed acknowledgement, or the GetCO response), or the [`Refusal`] it gets.
+//!
+//! Order: WS-Security (on a blocking thread) → replay cache → the request read into the
+//! binding-neutral [`InboundRequest`] (operation, message header) → the sender is the
+//! authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by message ID → the
+//! business decision (`flows::inbound::check`) → the signed acknowledgement → one transaction
+//! that stores the receipt and its effect. Refusals leave nothing in the store but their audit
+//! record; business failures get a signed acknowledgement with status Rejected and every error.
+//!
+//! Owns: this order, the replay and idempotency decisions, and recording refusals (log line and
+//! audit record) for every surface, the gateway's own included ([`refused`]).
+//!
+//! Must never: read HTTP (the gateway hands in an authenticated partner and the body), hold a
+//! libxml document across an `.await` (all XML security work goes through
+//! `wssec::on_blocking_thread`), or store anything for a refused request but its audit record.
+
+mod answer;
+mod lookup;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Expect, Partner};
+use crate::flows::{self, FlowError};
+use crate::message::request::InboundRequest;
+use crate::message::{AckError, Operation};
+use crate::refusal::Refusal;
+use crate::soap::request::Unreadable;
+use crate::state::Core;
+use crate::store::audit::AuditEvent;
+use crate::store::inbound::{self, Opened, Receipt};
+use crate::wssec::inbound::VerifiedMessage;
+use crate::wssec::SoapVersion;
+
+/// An answer to send back: its SOAP version and bytes.
+pub struct Answer {
+    pub version: SoapVersion,
+    pub wire: Vec<u8>,
+}
+
+/// Logs a refusal and writes its audit record (a failing store is logged, not fatal: the
+/// request is refused either way). `partner` is the authenticated partner, if any.
+pub async fn refused(
+    core: &Core,
+    refusal: &Refusal,
+    partner: Option<&str>,
+    remote: SocketAddr,
+    message_id: Option<&str>,
+) {
+    let code = refusal.detail_code();
+    let event = refusal.event();
+    match refusal.blame() {
+        // Our load is no failure of ours; everything else we are to blame for is.
+        crate::refusal::Blame::Ours if !matches!(refusal, Refusal::Busy) => {
+            tracing::error!(event, %remote, partner, code, error = %refusal, "request refused: our failure")
+        }
+        _ => {
+            tracing::warn!(event, %remote, partner, code, error = %refusal, "request refused")
+        }
+    }
+    let Some(kind) = refusal.audit_kind() else { return };
+    let source = remote.ip().to_string();
+    let reason = format!("{code}: {refusal}");
+    let record = AuditEvent { kind, partner, source: Some(&source), message_id, actor: None, reason: &reason };
+    if let Err(e) = crate::store::audit::append(&core.store, &record, core.clock.now()).await {
+        tracing::error!(error = %e, kind, "audit record could not be written");
+    }
+}
+
+/// Processes one request body from `partner` (authenticated, its body read). Runs to its end
+/// once started: the caller spawns it so that a cut connection cannot stop it halfway.
+pub async fn process(
+    core: &Arc<Core>,
+    partner: &Arc<Partner>,
+    bytes: Bytes,
+    remote: SocketAddr,
+) -> Result<Answer, Refusal> {
+    let mut message_id = None;
+    let result = pipeline(core, partner, bytes, remote, &mut message_id).await;
+    if let Err(refusal) = &result {
+        refused(core, refusal, Some(&partner.party), remote, message_id.as_deref()).await;
+    }
+    result
+}
+
+/// [`process`] without the recording of its refusal; `message_id` is set once known.
+async fn pipeline(
+    core: &Arc<Core>,
+    partner: &Arc<Partner>,
+    bytes: Bytes,
+    remote: SocketAddr,
+    message_id: &mut Option<String>,
+) -> Result<Answer, Refusal> {
+    let now = core.clock.now();
+    let verified = verify(core, partner, bytes.clone(), now).await?;
+    let version = verified.version();
+    // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
+    let keep_until = verified.expires() + core.settings.security.clock_skew.chrono();
+    let replay_key = format!("{}:{}", partner.party, verified.replay_key());
+    let fresh = inbound::remember_signature(&core.store, &replay_key, keep_until, now)
+        .await
+        .map_err(|e| Refusal::Internal(format!("replay cache unavailable: {e}")))?;
+    if !fresh {
+        return Err(Refusal::Replay);
+    }
+    let request = match crate::soap::request::read(&verified, bytes.clone()) {
+        Ok(r) => r,
+        Err(Unreadable::UnknownOperation { namespace, name }) => {
+            return Err(Refusal::UnknownOperation { namespace, name })
+        }
+        Err(Unreadable::Header { operation: Operation::GetCo, errors }) => return Err(invalid_request(&errors)),
+        Err(Unreadable::Header { errors, .. }) => {
+            // Without a usable message ID there is nothing to key idempotency on: answer,
+            // store nothing.
+            let digest = crate::message::request::wire_digest(&bytes);
+            let ack = answer::acknowledgement(core, partner, "", &digest, errors, now);
+            return answer::sign_ack(core, partner, version, &ack, now).await;
+        }
+    };
+    drop(verified);
+    *message_id = Some(request.header.message_id.to_string());
+    if request.header.sender != partner.party {
+        return Err(Refusal::PartyMismatch {
+            sender: request.header.sender.clone(),
+            element: format!("/{}/MessageHeader/SenderPartyID", request.operation.request_element()),
+        });
+    }
+    if request.operation == Operation::GetCo {
+        return lookup::answer(core, partner, &request, version, remote, now).await;
+    }
+    receive(core, partner, &request, version, now).await
+}
+
+/// A request other than GetCO, from its idempotency check to its stored receipt.
+async fn receive(
+    core: &Arc<Core>,
+    partner: &Arc<Partner>,
+    request: &InboundRequest,
+    version: SoapVersion,
+    now: DateTime<Utc>,
+) -> Result<Answer, Refusal> {
+    let message_id = request.header.message_id.to_string();
+    let evidence = &request.evidence;
+    let op_name = request.operation.request_element();
+    // The answer to a message ID already received: the original acknowledgement for a retry
+    // of the same content, MSG-ID-REUSED for anything else.
+    let answer_earlier = |previous: inbound::ReceivedMessage| async move {
+        if previous.body_sha256 == evidence.content_sha256 {
+            tracing::info!(partner = %partner.party, message_id = %request.header.message_id, "retry of a received message: original acknowledgement returned");
+            return Ok(Answer { version, wire: previous.ack_wire });
+        }
+        let errors = vec![AckError::new(
+            "MSG-ID-REUSED",
+            "this message ID was already used for a different message",
+            format!("/{op_name}/MessageHeader/MessageID"),
+        )];
+        let ack = answer::acknowledgement(
+            core,
+            partner,
+            &request.header.message_id.to_string(),
+            &evidence.wire_digest,
+            errors,
+            now,
+        );
+        answer::sign_ack(core, partner, version, &ack, now).await
+    };
+    let earlier = inbound::find(&core.store, &partner.party, &message_id)
+        .await
+        .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
+    if let Some(previous) = earlier {
+        return answer_earlier(previous).await;
+    }
+
+    let decision = flows::inbound::check(core, partner, request)
+        .await
+        .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
+    let accepted = decision.errors.is_empty();
+    if !accepted {
+        let codes: Vec<&str> = decision.errors.iter().map(|e| e.code.as_str()).collect();
+        tracing::info!(event = "request_rejected", partner = %partner.party, %message_id, operation = request.operation.name(), ?codes, "request answered Rejected");
+    }
+    let ack = answer::acknowledgement(core, partner, &message_id, &evidence.wire_digest, decision.errors, now);
+    let ack_wire = answer::sign_ack(core, partner, version, &ack, now).await?.wire;
+    let receipt = Receipt {
+        partner: &partner.party,
+        message_id: &message_id,
+        operation: request.operation.name(),
+        body_sha256: &evidence.content_sha256,
+        accepted,
+        request_wire: &evidence.wire,
+        ack_wire: &ack_wire,
+    };
+    let stored = async {
+        let mut tx = match inbound::open(&core.store, &receipt, now).await? {
+            Opened::New(tx) => tx,
+            Opened::AlreadyReceived(previous) => return Ok::<_, FlowError>((Some(previous), None)),
+        };
+        let certificate = if accepted {
+            flows::inbound::apply(&mut tx, core, partner, &decision.effect, &message_id, now).await?
+        } else {
+            None
+        };
+        inbound::close(tx, &receipt, certificate.as_deref(), now).await?;
+        Ok((None, certificate))
+    };
+    match stored.await {
+        Ok((None, certificate)) => {
+            tracing::info!(event = "received", partner = %partner.party, %message_id, operation = request.operation.name(), accepted, ?certificate, "request acknowledged");
+            Ok(Answer { version, wire: ack_wire })
+        }
+        // A copy that was stored while this one was being checked.
+        Ok((Some(previous), _)) => answer_earlier(previous).await,
+        // A refusal here means the certificate changed between the check and the write (a
+        // concurrent message): nothing was stored, and the partner's retry gets the answer.
+        Err(e) => Err(Refusal::Internal(format!("the receipt of {message_id} could not be stored: {e}"))),
+    }
+}
+
+/// A request that cannot get its own kind of answer, refused with its first problem.
+fn invalid_request(errors: &[AckError]) -> Refusal {
+    match errors.first() {
+        Some(e) => Refusal::InvalidRequest {
+            code: e.code.clone(),
+            description: e.description.clone(),
+            element: e.path.clone(),
+        },
+        None => Refusal::InvalidRequest {
+            code: "MSG-MALFORMED".into(),
+            description: "invalid look-up".into(),
+            element: "/".into(),
+        },
+    }
+}
+
+/// WS-Security processing with the partner's profile, on a blocking thread.
+async fn verify(
+    core: &Arc<Core>,
+    partner: &Arc<Partner>,
+    bytes: Bytes,
+    now: DateTime<Utc>,
+) -> Result<VerifiedMessage, Refusal> {
+    let (core, partner) = (core.clone(), partner.clone());
+    crate::wssec::on_blocking_thread(move || {
+        crate::wssec::inbound::process(&bytes, &core.settings.inbound_policy(&partner, Expect::Request, now))
+    })
+    .await
+    .map_err(Refusal::from)
+}
