@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use coconnect::app::App;
-use coconnect::devpair::{free_addr, write_pair, PairSpec};
+use coconnect::dev::pair::{free_addr, write_pair, PairSpec};
 use coconnect::lifecycle::Direction;
 use coconnect::message::{MessageHeader, Operation};
 use coconnect::soap::messages::request_xml;

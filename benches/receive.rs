@@ -11,7 +11,7 @@ use base64::Engine;
 use bytes::Bytes;
 use chrono::Utc;
 use coconnect::app::App;
-use coconnect::devpair::{free_addr, write_pair, PairSpec};
+use coconnect::dev::pair::{free_addr, write_pair, PairSpec};
 use coconnect::message::{MessageHeader, Operation};
 use coconnect::soap::messages::request_xml;
 use coconnect::wssec::inbound::{process, InboundPolicy};
@@ -26,7 +26,7 @@ const CO: &str = include_str!("../examples/co.xml");
 const MESSAGES: usize = 400;
 
 fn pair_of(dir: &std::path::Path, party: &str, purpose: &str) -> KeyPair {
-    let f = coconnect::pki::party_files(&dir.join("pki"), party);
+    let f = coconnect::dev::pki::party_files(&dir.join("pki"), party);
     let (k, c) = match purpose {
         "signing" => (f.signing_key, f.signing_cert),
         _ => (f.encryption_key, f.encryption_cert),

@@ -78,7 +78,7 @@ impl App {
         let mut tasks = JoinSet::new();
         let soap_state = Arc::new(SoapState::new(state.clone()));
         tasks.spawn(crate::gateway::serve(soap, Surface::Soap(soap_state), acceptor, watch_rx.clone()));
-        tasks.spawn(crate::gateway::serve(api, Surface::Api(state.clone()), None, watch_rx.clone()));
+        tasks.spawn(crate::gateway::serve(api, Surface::api(state.clone()), None, watch_rx.clone()));
         // Names this process's claims and attempts (several instances may share PostgreSQL).
         let instance = format!(
             "{}-{}-{}",

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Pki { command: PkiCommand::Init { out, parties, force } } => {
-                let pki = coconnect::pki::init_dev_pki(&out, &parties, force)?;
+                let pki = coconnect::dev::pki::init_dev_pki(&out, &parties, force)?;
                 say(format!("development CA: {}", pki.ca_cert.display()))?;
                 for p in &pki.parties {
                     say(format!(
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Demo { keep } => {
-                Ok(if coconnect::demo::run(keep).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+                Ok(if coconnect::dev::demo::run(keep).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
             }
             Command::HashPassword => {
                 let password = coconnect::cli::read_password()?;

@@ -17,12 +17,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use serde_json::json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
 
-use super::read_request_body;
-use crate::http::{json, Body};
+use super::error::ApiError;
+use super::extract::{Caller, PathParams};
 use crate::message::text;
 use crate::state::Core;
 use crate::store::approved_exporters::{self, ApprovedExporter};
@@ -34,70 +36,45 @@ const CODE: &str = "API-APPROVED-EXPORTERS";
 /// Longest authorisation code: an..35, as `ApprovedExporterAuthorisationID` in `xsd/lpco-co.xsd`.
 const MAX_ID_CHARS: usize = 35;
 
-/// The methods of the resource, as its `Allow` header (`HEAD` is answered as `GET`).
-pub const ALLOW: &str = "GET, HEAD, PUT";
-
-/// The partner named by `path` if it is `/api/v1/partners/{party}/approved-exporters`.
-///
-/// The API router calls this before handing over the request: [`route`] consumes the request,
-/// so whether the path is ours must be known first.
-pub fn party_of(path: &str) -> Option<&str> {
-    let party = path.strip_prefix("/api/v1/partners/")?.strip_suffix("/approved-exporters")?;
-    (!party.is_empty() && !party.contains('/')).then_some(party)
-}
-
-/// Handles `GET` and `PUT /api/v1/partners/{party}/approved-exporters`; `None` when `path` is
-/// not that resource (see [`party_of`]), and then `req` is dropped unread.
-pub async fn route(
-    state: &Arc<Core>,
-    method: &Method,
-    path: &str,
-    req: Request<Incoming>,
-    caller: &str,
-) -> Option<Result<Response<Body>, StoreError>> {
-    let party = party_of(path)?;
-    if !state.settings.partners.contains_key(party) {
-        return Some(Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such partner", "code": "API-PARTNER"}))));
+/// `GET`: the partner's list, ordered by authorisation code.
+pub async fn list(
+    State(core): State<Arc<Core>>,
+    PathParams(party): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !core.settings.partners.contains_key(&party) {
+        return Err(ApiError::no_such_partner());
     }
-    Some(match *method {
-        Method::GET => approved_exporters::list(&state.store, party).await.map(|l| json(StatusCode::OK, &json!(l))),
-        Method::PUT => replace(state, party, req, caller).await,
-        _ => Ok(super::method_not_allowed(ALLOW)),
-    })
+    Ok(Json(json!(approved_exporters::list(&core.store, &party).await?)))
 }
 
-async fn replace(
-    state: &Arc<Core>,
-    party: &str,
-    req: Request<Incoming>,
-    caller: &str,
-) -> Result<Response<Body>, StoreError> {
-    let body = match read_request_body(state, req).await {
-        Ok(b) => b,
-        Err(refused) => return Ok(refused),
-    };
-    let exporters = match parse_list(&body) {
-        Ok(list) => list,
-        Err(fault) => return Ok(json(StatusCode::BAD_REQUEST, &fault.to_json())),
-    };
-    let actor = format!("api:{caller}");
-    let now = state.clock.now();
-    match approved_exporters::replace_list_as(&state.store, party, &exporters, &actor, now).await {
+/// `PUT`: replaces the partner's whole list, or refuses it whole.
+pub async fn replace(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(party): PathParams<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    if !core.settings.partners.contains_key(&party) {
+        return Err(ApiError::no_such_partner());
+    }
+    let exporters = parse_list(&body).map_err(|fault| ApiError::with_body(StatusCode::BAD_REQUEST, fault.to_json()))?;
+    let actor = caller.actor();
+    match approved_exporters::replace_list_as(&core.store, &party, &exporters, &actor, core.clock.now()).await {
         Ok(count) => {
             tracing::info!(
                 event = "approved_exporters_imported",
-                partner = party,
+                partner = %party,
                 count,
                 actor,
                 "approved exporters list replaced"
             );
-            Ok(json(StatusCode::OK, &json!({"partner": party, "count": count})))
+            Ok(Json(json!({"partner": party, "count": count})))
         }
         // parse_list refuses duplicates already; this is the store saying the same.
         Err(StoreError::Duplicate(what)) => {
-            Ok(json(StatusCode::BAD_REQUEST, &json!({"error": format!("{what} occurs twice"), "code": CODE})))
+            Err(ApiError::new(StatusCode::BAD_REQUEST, CODE, format!("{what} occurs twice")))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -175,21 +152,6 @@ fn check_authorisation_id(id: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_approved_exporters_resource_is_ours() {
-        assert_eq!(party_of("/api/v1/partners/ID/approved-exporters"), Some("ID"));
-        for other in [
-            "/api/v1/partners/ID",
-            "/api/v1/partners/ID/pause",
-            "/api/v1/partners//approved-exporters",
-            "/api/v1/partners/a/b/approved-exporters",
-            "/api/v1/partners/ID/approved-exporters/x",
-            "/api/v1/certificates",
-        ] {
-            assert_eq!(party_of(other), None, "{other}");
-        }
-    }
 
     #[test]
     fn a_good_list_is_read_whole() {

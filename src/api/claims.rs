@@ -12,12 +12,14 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use serde_json::json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
 
-use super::read_request_body;
-use crate::http::{json, Body};
+use super::error::ApiError;
+use super::extract::{Caller, PathParams};
 use crate::lifecycle::Direction;
 use crate::payload::Lpco;
 use crate::reconcile::{code, parse_declaration, ClaimStatus, Declaration};
@@ -26,65 +28,24 @@ use crate::store::certificates::{self, CertificateRecord};
 use crate::store::claims::{self, Against, NewClaim};
 use crate::store::StoreError;
 
-/// Whether `path` with `method` is a claims route (then [`route`] answers it).
-pub fn handles(method: &Method, path: &str) -> bool {
-    target(method, path).is_some()
-}
-
-enum Target<'p> {
-    Post,
-    List(&'p str),
-}
-
-fn target<'p>(method: &Method, path: &'p str) -> Option<Target<'p>> {
-    let segments: Vec<&str> = path.strip_prefix("/api/v1/")?.split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["claims"]) => Some(Target::Post),
-        (&Method::GET, ["certificates", id, "claims"]) if !id.is_empty() => Some(Target::List(id)),
-        _ => None,
-    }
-}
-
-/// Handles the claims routes; `None` (and `req` unused) if `path` is none of them.
-pub async fn route(
-    state: &Arc<Core>,
-    method: &Method,
-    path: &str,
-    req: Request<Incoming>,
-    caller: &str,
-) -> Option<Result<Response<Body>, StoreError>> {
-    Some(match target(method, path)? {
-        Target::Post => post(state, req, caller).await,
-        Target::List(id) => list(state, id).await,
-    })
-}
-
-async fn post(state: &Arc<Core>, req: Request<Incoming>, caller: &str) -> Result<Response<Body>, StoreError> {
-    // A declaration summary is far smaller than a CO; the CO's limit bounds it all the same.
-    let body = match read_request_body(state, req).await {
-        Ok(b) => b,
-        Err(refused) => return Ok(refused),
-    };
-    let declaration = match parse_declaration(&body) {
-        Ok(d) => d,
-        Err(errors) => {
-            return Ok(json(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "the declaration is not acceptable", "code": code::INVALID, "errors": errors}),
-            ))
-        }
-    };
-    let certificate = received(state, &declaration).await?;
+/// `POST /api/v1/claims`. A declaration summary is far smaller than a CO; the CO's limit
+/// bounds it all the same (the body layer).
+pub async fn post(State(core): State<Arc<Core>>, caller: Caller, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let declaration = parse_declaration(&body).map_err(|errors| {
+        ApiError::new(StatusCode::BAD_REQUEST, code::INVALID, "the declaration is not acceptable")
+            .with("errors", errors)
+    })?;
+    let certificate = received(&core, &declaration).await?;
     let co = match &certificate {
         Some(c) => Some(document(c)?),
         None => None,
     };
     let against = match (&certificate, &co) {
         (Some(c), Some(co)) => Against::Certificate { id: &c.id, co },
-        _ => Against::Nothing { status: unreconciled_status(state, &declaration), certificate_id: None },
+        _ => Against::Nothing { status: unreconciled_status(&core, &declaration), certificate_id: None },
     };
-    let new = NewClaim { declaration: &declaration, claimed_by: caller, against };
-    let record = claims::record(&state.store, &new, state.clock.now()).await?;
+    let new = NewClaim { declaration: &declaration, claimed_by: &caller.0, against };
+    let record = claims::record(&core.store, &new, core.clock.now()).await?;
     tracing::info!(
         event = "claim",
         claim = %record.id,
@@ -94,12 +55,12 @@ async fn post(state: &Arc<Core>, req: Request<Incoming>, caller: &str) -> Result
         status = record.result.status.as_str(),
         mismatches = record.result.mismatches.len(),
         over_utilised = record.result.over_utilised.len(),
-        caller,
+        caller = %caller.0,
         "claim reconciled"
     );
     let mut answer = json!(record.result);
     answer["claim_id"] = json!(record.id);
-    Ok(json(StatusCode::OK, &answer))
+    Ok(Json(answer))
 }
 
 /// The certificate the declaration relies on: received from its issuer, a configured partner.
@@ -130,18 +91,19 @@ fn document(c: &CertificateRecord) -> Result<Lpco, StoreError> {
     })
 }
 
-async fn list(state: &Arc<Core>, id: &str) -> Result<Response<Body>, StoreError> {
+/// `GET /api/v1/certificates/{id}/claims`.
+pub async fn list(State(core): State<Arc<Core>>, PathParams(id): PathParams<String>) -> Result<Json<Value>, ApiError> {
     // One snapshot, so the totals are those of the claims listed.
-    let mut snapshot = state.store.begin_snapshot().await?;
-    if certificates::get(&mut *snapshot, id).await?.is_none() {
-        return Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such certificate", "code": "API-NOT-FOUND"})));
+    let mut snapshot = core.store.begin_snapshot().await?;
+    if certificates::get(&mut *snapshot, &id).await?.is_none() {
+        return Err(ApiError::not_found("certificate"));
     }
-    let records = claims::list_for_certificate(&mut *snapshot, id).await?;
-    let utilisation: Vec<_> = claims::utilisation_of(&mut *snapshot, id)
+    let records = claims::list_for_certificate(&mut *snapshot, &id).await?;
+    let utilisation: Vec<_> = claims::utilisation_of(&mut *snapshot, &id)
         .await?
         .into_iter()
         .map(|(co_item, u)| json!({"co_item": co_item, "quantity": u.quantity, "weight": u.weight}))
         .collect();
-    snapshot.rollback().await?;
-    Ok(json(StatusCode::OK, &json!({"certificate_id": id, "claims": records, "utilisation": utilisation})))
+    snapshot.rollback().await.map_err(StoreError::from)?;
+    Ok(Json(json!({"certificate_id": id, "claims": records, "utilisation": utilisation})))
 }

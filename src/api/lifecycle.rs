@@ -14,110 +14,69 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
-use serde::de::DeserializeOwned;
-use serde_json::json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
 
-use super::read_request_body;
+use super::error::ApiError;
+use super::extract::{Caller, JsonBody, PathParams, Query};
+use crate::flows::domestic;
 use crate::flows::lookup::AskError;
-use crate::flows::{domestic, FlowError};
-use crate::http::{json, Body};
-use crate::lifecycle::LC_UNKNOWN;
 use crate::message::business::LookupResult;
 use crate::state::Core;
-use crate::store::StoreError;
 
-/// Whether `path` is a lifecycle route (checked before `req` is handed over).
-pub fn is_lifecycle_route(method: &Method, path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    matches!(
-        (method, segments.as_slice()),
-        (&Method::POST, ["certificates", _, "amendments" | "cancellation-decision" | "treatment"])
-            | (&Method::GET, ["lookup"])
-    )
+type Accepted = (StatusCode, Json<Value>);
+
+pub async fn amend(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    JsonBody(request): JsonBody<domestic::AmendmentRequest>,
+) -> Result<Accepted, ApiError> {
+    let actor = caller.actor();
+    let queued =
+        domestic::request_amendment(&core.store, &core.settings, &id, &request, &actor, core.clock.now()).await?;
+    tracing::info!(event = "amendment_requested", certificate = %id, message_id = %queued.message_id, %actor, "cancellation notification queued");
+    Ok((StatusCode::ACCEPTED, Json(json!(queued))))
 }
 
-pub async fn route(
-    state: &Arc<Core>,
-    path: &str,
-    query: &[(String, String)],
-    req: Request<Incoming>,
-    caller: &str,
-) -> Result<Response<Body>, StoreError> {
-    let actor = format!("api:{caller}");
-    let now = state.clock.now();
-    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    let (store, settings) = (&state.store, &state.settings);
-    match segments.as_slice() {
-        ["certificates", id, "amendments"] => {
-            let request: domestic::AmendmentRequest = match read_json(state, req).await {
-                Ok(r) => r,
-                Err(response) => return Ok(response),
-            };
-            flow_response(domestic::request_amendment(store, settings, id, &request, &actor, now).await.map(|q| {
-                tracing::info!(event = "amendment_requested", certificate = %id, message_id = %q.message_id, %actor, "cancellation notification queued");
-                json!(q)
-            }))
-        }
-        ["certificates", id, "cancellation-decision"] => {
-            let answer: domestic::CancellationAnswer = match read_json(state, req).await {
-                Ok(r) => r,
-                Err(response) => return Ok(response),
-            };
-            flow_response(
-                domestic::decide_cancellation(store, settings, id, &answer, &actor, now)
-                    .await
-                    .map(|m| json!({"certificate_id": id, "decision": answer.decision, "message_id": m})),
-            )
-        }
-        ["certificates", id, "treatment"] => {
-            let request: domestic::TreatmentRequest = match read_json(state, req).await {
-                Ok(r) => r,
-                Err(response) => return Ok(response),
-            };
-            flow_response(
-                domestic::record_treatment(store, settings, id, &request, &actor, now)
-                    .await
-                    .map(|m| json!({"certificate_id": id, "decision": request.decision, "message_id": m})),
-            )
-        }
-        ["lookup"] => Ok(lookup(state, query).await),
-        _ => Ok(json(StatusCode::NOT_FOUND, &json!({"error": "no such resource", "code": "API-NOT-FOUND"}))),
-    }
+pub async fn decide_cancellation(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    JsonBody(answer): JsonBody<domestic::CancellationAnswer>,
+) -> Result<Accepted, ApiError> {
+    let (actor, now) = (caller.actor(), core.clock.now());
+    let message_id = domestic::decide_cancellation(&core.store, &core.settings, &id, &answer, &actor, now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"certificate_id": id, "decision": answer.decision, "message_id": message_id})),
+    ))
 }
 
-/// A JSON body, or the error response to send.
-async fn read_json<T: DeserializeOwned>(state: &Core, req: Request<Incoming>) -> Result<T, Response<Body>> {
-    let body = read_request_body(state, req).await?;
-    serde_json::from_slice(&body)
-        .map_err(|e| json(StatusCode::BAD_REQUEST, &json!({"error": format!("invalid JSON: {e}"), "code": "API-JSON"})))
+pub async fn record_treatment(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    JsonBody(request): JsonBody<domestic::TreatmentRequest>,
+) -> Result<Accepted, ApiError> {
+    let (actor, now) = (caller.actor(), core.clock.now());
+    let message_id = domestic::record_treatment(&core.store, &core.settings, &id, &request, &actor, now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"certificate_id": id, "decision": request.decision, "message_id": message_id})),
+    ))
 }
 
-fn flow_response(result: Result<serde_json::Value, FlowError>) -> Result<Response<Body>, StoreError> {
-    match result {
-        Ok(v) => Ok(json(StatusCode::ACCEPTED, &v)),
-        Err(FlowError::Refused(e)) => {
-            let status = if e.code == LC_UNKNOWN { StatusCode::NOT_FOUND } else { StatusCode::CONFLICT };
-            Ok(json(status, &json!({"error": e.description, "code": e.code, "path": e.path})))
-        }
-        Err(FlowError::Invalid(errors)) => {
-            Ok(json(StatusCode::UNPROCESSABLE_ENTITY, &json!({"error": "the request is not valid", "errors": errors})))
-        }
-        Err(FlowError::Store(e)) => Err(e),
-    }
-}
-
-async fn lookup(state: &Arc<Core>, query: &[(String, String)]) -> Response<Body> {
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let (Some(partner), Some(reference), Some(code)) = (param("partner"), param("reference"), param("code")) else {
-        return json(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": "give partner, reference and code", "code": "API-QUERY"}),
-        );
+pub async fn lookup(State(core): State<Arc<Core>>, query: Query) -> Result<Json<Value>, ApiError> {
+    let (Some(partner), Some(reference), Some(code)) =
+        (query.get("partner"), query.get("reference"), query.get("code"))
+    else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "API-QUERY", "give partner, reference and code"));
     };
-    let Some(partner) = state.settings.partners.get(partner) else {
-        return json(StatusCode::BAD_REQUEST, &json!({"error": "no such partner", "code": "API-PARTNER"}));
+    let Some(partner) = core.settings.partners.get(partner) else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "API-PARTNER", "no such partner"));
     };
     // What the request would carry: checked here, so a bad value is the caller's 400 and not
     // the partner's refusal reported as unavailable.
@@ -130,27 +89,26 @@ async fn lookup(state: &Arc<Core>, query: &[(String, String)]) -> Response<Body>
             crate::message::text::forbidden_char(value, true).map(crate::message::text::describe)
         };
         if let Some(problem) = problem {
-            return json(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("{field} {problem}"), "code": "API-QUERY", "path": field}),
+            return Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "API-QUERY", format!("{field} {problem}")).with("path", field)
             );
         }
     }
-    match crate::flows::lookup::ask(state, partner, reference, code).await {
+    match crate::flows::lookup::ask(&core, partner, reference, code).await {
         Ok(LookupResult::Found { status, lpco_xml }) => {
-            json(StatusCode::OK, &json!({"found": true, "status": status, "co_xml": lpco_xml}))
+            Ok(Json(json!({"found": true, "status": status, "co_xml": lpco_xml})))
         }
-        Ok(LookupResult::NotFound) => json(
+        Ok(LookupResult::NotFound) => Err(ApiError::with_body(
             StatusCode::NOT_FOUND,
-            &json!({"found": false, "error": "the partner holds no CO with this reference and code", "code": "LOOKUP-NOT-FOUND"}),
-        ),
+            json!({"found": false, "error": "the partner holds no CO with this reference and code", "code": "LOOKUP-NOT-FOUND"}),
+        )),
         Err(e) => {
             tracing::warn!(event = "lookup_failed", partner = %partner.party, error = %e, "GetCO failed");
             let code = match e {
                 AskError::Unverified(_) => "LOOKUP-UNVERIFIED",
                 _ => "LOOKUP-UNAVAILABLE",
             };
-            json(StatusCode::BAD_GATEWAY, &json!({"error": e.to_string(), "code": code}))
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, code, e.to_string()))
         }
     }
 }

@@ -4,100 +4,102 @@
 
 use std::sync::Arc;
 
-use hyper::{Method, Response, StatusCode};
-use serde_json::json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
 
-use crate::http::{json, Body};
+use super::error::ApiError;
+use super::extract::{Caller, PathParams, Query};
 use crate::state::Core;
 use crate::store::{alerts, outbox, partners, StoreError};
 
-/// Handles `/api/v1/outbox...`, `/api/v1/partners...`, `/api/v1/alerts...`; `None` if the path
-/// is not an operator route.
-pub async fn route(
-    state: &Arc<Core>,
-    method: &Method,
-    path: &str,
-    query: &[(String, String)],
-    caller: &str,
-) -> Option<Result<Response<Body>, StoreError>> {
-    let actor = format!("api:{caller}");
-    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    let now = state.clock.now();
-    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let result = match (method, segments.as_slice()) {
-        (&Method::GET, ["outbox"]) => {
-            outbox::list(&state.store, param("state"), param("partner")).await.map(|l| json(StatusCode::OK, &json!(l)))
-        }
-        (&Method::POST, ["outbox", id, "retry"]) => outcome(
-            outbox::operator_retry(&state.store, id, &actor, now)
-                .await
-                .map(|s| json!({"message_id": id, "certificate_state": s})),
-        ),
-        (&Method::POST, ["outbox", id, "cancel"]) => outcome(
-            outbox::operator_cancel(&state.store, id, &actor, now)
-                .await
-                .map(|s| json!({"message_id": id, "certificate_state": s})),
-        ),
-        (&Method::GET, ["partners"]) => {
-            let mut out = Vec::new();
-            let mut names: Vec<&String> = state.settings.partners.keys().collect();
-            names.sort();
-            for p in names {
-                match partners::status(&state.store, p).await {
-                    Ok(s) => out.push(s),
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-            Ok(json(StatusCode::OK, &json!(out)))
-        }
-        (&Method::POST, ["partners", party, action @ ("pause" | "resume")]) => {
-            if !state.settings.partners.contains_key(*party) {
-                return Some(Ok(json(
-                    StatusCode::NOT_FOUND,
-                    &json!({"error": "no such partner", "code": "API-PARTNER"}),
-                )));
-            }
-            let changed = if *action == "pause" {
-                partners::pause(&state.store, party, &actor, now).await
-            } else {
-                partners::resume(&state.store, party, &actor, now).await
-            };
-            changed
-                .map(|changed| json(StatusCode::OK, &json!({"partner": party, "action": action, "changed": changed})))
-        }
-        (&Method::GET, ["alerts"]) => alerts::list(&state.store, param("unacknowledged") == Some("true"))
-            .await
-            .map(|a| json(StatusCode::OK, &json!(a))),
-        (&Method::POST, ["alerts", id, "ack"]) => match id.parse::<i64>() {
-            Ok(n) => alerts::acknowledge(&state.store, n, &actor, now).await.map(|done| {
-                if done {
-                    json(StatusCode::OK, &json!({"alert": n, "acknowledged_by": actor}))
-                } else {
-                    json(
-                        StatusCode::NOT_FOUND,
-                        &json!({"error": "no such unacknowledged alert", "code": "API-NOT-FOUND"}),
-                    )
-                }
-            }),
-            Err(_) => {
-                Ok(json(StatusCode::BAD_REQUEST, &json!({"error": "alert id must be a number", "code": "API-QUERY"})))
-            }
-        },
-        _ => return None,
+pub async fn outbox_list(State(core): State<Arc<Core>>, query: Query) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(outbox::list(&core.store, query.get("state"), query.get("partner")).await?)))
+}
+
+pub async fn retry(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let state = outbox::operator_retry(&core.store, &id, &caller.actor(), core.clock.now()).await.map_err(operator)?;
+    Ok(Json(json!({"message_id": id, "certificate_state": state})))
+}
+
+pub async fn cancel(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let state = outbox::operator_cancel(&core.store, &id, &caller.actor(), core.clock.now()).await.map_err(operator)?;
+    Ok(Json(json!({"message_id": id, "certificate_state": state})))
+}
+
+pub async fn partner_list(State(core): State<Arc<Core>>) -> Result<Json<Value>, ApiError> {
+    let mut names: Vec<&String> = core.settings.partners.keys().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for p in names {
+        out.push(partners::status(&core.store, p).await?);
+    }
+    Ok(Json(json!(out)))
+}
+
+pub async fn pause(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(party): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    pause_or_resume(&core, &caller, &party, "pause").await
+}
+
+pub async fn resume(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(party): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    pause_or_resume(&core, &caller, &party, "resume").await
+}
+
+async fn pause_or_resume(core: &Core, caller: &Caller, party: &str, action: &str) -> Result<Json<Value>, ApiError> {
+    if !core.settings.partners.contains_key(party) {
+        return Err(ApiError::no_such_partner());
+    }
+    let (actor, now) = (caller.actor(), core.clock.now());
+    let changed = if action == "pause" {
+        partners::pause(&core.store, party, &actor, now).await?
+    } else {
+        partners::resume(&core.store, party, &actor, now).await?
     };
-    Some(result)
+    Ok(Json(json!({"partner": party, "action": action, "changed": changed})))
+}
+
+pub async fn alert_list(State(core): State<Arc<Core>>, query: Query) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(alerts::list(&core.store, query.get("unacknowledged") == Some("true")).await?)))
+}
+
+pub async fn acknowledge_alert(
+    State(core): State<Arc<Core>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Ok(n) = id.parse::<i64>() else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "API-QUERY", "alert id must be a number"));
+    };
+    let actor = caller.actor();
+    if alerts::acknowledge(&core.store, n, &actor, core.clock.now()).await? {
+        Ok(Json(json!({"alert": n, "acknowledged_by": actor})))
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "API-NOT-FOUND", "no such unacknowledged alert"))
+    }
 }
 
 /// Not-found and illegal-transition errors are the operator's, not the store's.
-fn outcome(r: Result<serde_json::Value, StoreError>) -> Result<Response<Body>, StoreError> {
-    match r {
-        Ok(v) => Ok(json(StatusCode::OK, &v)),
-        Err(StoreError::NotFound(what)) => {
-            Ok(json(StatusCode::CONFLICT, &json!({"error": format!("no {what}"), "code": "API-STATE"})))
-        }
-        Err(StoreError::Illegal(e)) => {
-            Ok(json(StatusCode::CONFLICT, &json!({"error": e.to_string(), "code": "API-STATE"})))
-        }
-        Err(e) => Err(e),
+fn operator(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(what) => ApiError::new(StatusCode::CONFLICT, "API-STATE", format!("no {what}")),
+        StoreError::Illegal(e) => ApiError::new(StatusCode::CONFLICT, "API-STATE", e.to_string()),
+        e => e.into(),
     }
 }

@@ -85,13 +85,18 @@ pub struct Worker {
 }
 
 /// Test hook: `COCONNECT_FAULT_INJECTION=before-send|after-send` aborts the process at that
-/// point of a delivery, to prove crash safety. Never set in production.
+/// point of a delivery, to prove crash safety. Compiled only into test builds (feature
+/// `test-support`): a production binary has no such hook.
+#[cfg(feature = "test-support")]
 fn inject_fault(point: &str) {
     if std::env::var("COCONNECT_FAULT_INJECTION").is_ok_and(|v| v == point) {
         eprintln!("fault injection: aborting at {point}");
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "test-support"))]
+fn inject_fault(_point: &str) {}
 
 /// Bounds the send rate per partner (a recovering partner's backlog is flushed at this pace).
 /// Shared by the workers of one process; it measures real time, not the scheduling clock.

@@ -66,22 +66,27 @@ impl SoapState {
 pub enum Surface {
     /// Partners: `/soap/v1`, the WSDL and its schemas, `/healthz`.
     Soap(Arc<SoapState>),
-    /// Our own systems: `/api/v1/...`, `/healthz`.
-    Api(Arc<Core>),
+    /// Our own systems: `/api/v1/...`, `/healthz`, served by the API's router.
+    Api { core: Arc<Core>, service: crate::api::Service },
 }
 
 impl Surface {
+    /// The domestic API's surface.
+    pub fn api(core: Arc<Core>) -> Self {
+        Surface::Api { service: crate::api::service(core.clone()), core }
+    }
+
     fn core(&self) -> &Core {
         match self {
             Surface::Soap(soap) => &soap.core,
-            Surface::Api(core) => core,
+            Surface::Api { core, .. } => core,
         }
     }
 
     fn name(&self) -> &'static str {
         match self {
             Surface::Soap(_) => "soap",
-            Surface::Api(_) => "api",
+            Surface::Api { .. } => "api",
         }
     }
 }
@@ -147,7 +152,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            Surface::Api(_) => None,
+            Surface::Api { .. } => None,
         };
         let held = Held { _slot: slot, _source: source };
         connections.spawn(connection(stream, remote, surface.clone(), acceptor.clone(), shutdown.clone(), held));
@@ -315,8 +320,13 @@ async fn serve_connection<I>(
                 *req.method_mut() = hyper::Method::GET;
             }
             Ok::<_, std::convert::Infallible>(match &surface {
-                Surface::Soap(soap) => soap_endpoint::route(soap, req, remote, client_cert).await,
-                Surface::Api(core) => crate::api::route(core, req).await,
+                Surface::Soap(soap) => {
+                    soap_endpoint::route(soap, req, remote, client_cert).await.map(axum::body::Body::new)
+                }
+                Surface::Api { service, .. } => match tower::ServiceExt::oneshot(service.clone(), req).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                },
             })
         }
     });

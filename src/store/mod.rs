@@ -18,6 +18,7 @@ pub mod operator;
 pub mod outbox;
 pub mod partners;
 pub mod retention;
+#[cfg(any(test, feature = "test-support"))]
 pub mod testdb;
 pub mod treatments;
 

@@ -168,7 +168,7 @@ async fn two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_onc
     // A second KR instance: same configuration and database, its own listeners.
     let second_config = p.dir.path().join("KR-2.toml");
     let (soap2, api2) =
-        (coconnect::devpair::free_addr().expect("port"), coconnect::devpair::free_addr().expect("port"));
+        (coconnect::dev::pair::free_addr().expect("port"), coconnect::dev::pair::free_addr().expect("port"));
     let text = std::fs::read_to_string(&p.kr.files.config).expect("config");
     let text = text
         .replace(&format!("soap = \"{}\"", p.kr.files.soap_addr), &format!("soap = \"{soap2}\""))

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::config::hash_password;
-use crate::pki::{init_dev_pki, party_files};
+use crate::dev::pki::{init_dev_pki, party_files};
 
 /// One generated gateway.
 #[derive(Debug, Clone)]

@@ -20,9 +20,9 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::devpair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use crate::dev::pair::{free_addr, write_pair, GatewayFiles, PairSpec};
 
-const EXAMPLE_CO: &str = include_str!("../examples/co.xml");
+const EXAMPLE_CO: &str = include_str!("../../examples/co.xml");
 
 /// Runs the demo; `Ok(true)` when the CO was delivered and acknowledged.
 pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {

@@ -29,6 +29,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::config::is_valid_party_code;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::error::ErrorStack;
@@ -138,15 +139,6 @@ pub struct DevPki {
     pub ca_cert: PathBuf,
     pub ca_key: PathBuf,
     pub parties: Vec<PartyFiles>,
-}
-
-/// True if `code` matches `[A-Z]{2}[A-Z0-9]{0,8}`. Such a code is also a safe
-/// directory name.
-pub fn is_valid_party_code(code: &str) -> bool {
-    let b = code.as_bytes();
-    (2..=10).contains(&b.len())
-        && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[2..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 /// The paths of `party`'s files under `out`, without creating anything.

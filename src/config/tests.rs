@@ -1,0 +1,488 @@
+//! Tests of loading a configuration.
+
+mod secrets {
+    use std::path::Path;
+
+    use super::super::load::secret;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secrets_come_inline_from_the_environment_or_from_a_private_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        assert_eq!(secret("t", Some("abc"), None, None, dir.path()).expect("inline"), "abc");
+        // A variable every process has: setting one here would race with other test threads.
+        let path = std::env::var("PATH").expect("PATH is set");
+        assert_eq!(secret("t", None, Some("PATH"), None, dir.path()).expect("env"), path);
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "from-file\n").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(secret("t", None, None, Some(Path::new("pw")), dir.path()).expect("file"), "from-file");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(secret("t", None, None, Some(&f), dir.path()).is_err(), "a world-readable secret file is refused");
+        assert!(secret("t", Some("a"), Some("B"), None, dir.path()).is_err(), "exactly one source");
+        assert!(secret("t", None, Some("COCONNECT_TEST_UNSET_VARIABLE"), None, dir.path()).is_err());
+    }
+}
+
+mod loading {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
+    use super::super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A generated pair's KR configuration (as the tests and the demo use), and its folder.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        text: String,
+    }
+
+    fn fixture(tls: bool) -> Fixture {
+        let dir = tempfile::tempdir().expect("tmp");
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let [kr, _] = crate::dev::pair::write_pair(&crate::dev::pair::PairSpec {
+            dir: dir.path(),
+            parties: ["KR", "ID"],
+            addrs: [(addr(1), addr(2)), (addr(3), addr(4))],
+            database_urls: ["sqlite:kr.db".into(), "sqlite:id.db".into()],
+            profile: "sign-encrypt",
+            tls,
+        })
+        .expect("pair");
+        let text = std::fs::read_to_string(&kr.config).expect("config");
+        Fixture { dir, config: kr.config, text }
+    }
+
+    impl Fixture {
+        /// Loads `text` as the configuration file (mode 0600).
+        fn load(&self, text: &str) -> Result<Settings, ConfigError> {
+            std::fs::write(&self.config, text).expect("write");
+            std::fs::set_permissions(&self.config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+            load(&self.config)
+        }
+
+        fn replaced(&self, from: &str, to: &str) -> String {
+            assert!(self.text.contains(from), "{from} not in the configuration");
+            self.text.replacen(from, to, 1)
+        }
+
+        fn error(&self, text: &str) -> String {
+            match self.load(text) {
+                Ok(_) => panic!("accepted:\n{text}"),
+                Err(e) => e.to_string(),
+            }
+        }
+    }
+
+    #[test]
+    fn the_generated_configuration_loads() {
+        let f = fixture(false);
+        f.load(&f.text).expect("loads");
+    }
+
+    #[test]
+    fn limits_are_loaded_as_checked_values() {
+        let f = fixture(false);
+        let text = f.replaced(
+            "requests_per_second = 1000.0",
+            "requests_per_second = 1000.0\nheader_read_timeout_seconds = 7\nshutdown_grace_seconds = 0\nmax_connections = 5",
+        );
+        let l = f.load(&text).expect("loads").limits;
+        assert_eq!(l.header_read_timeout.std(), std::time::Duration::from_secs(7));
+        assert_eq!(l.body_read_timeout.std(), std::time::Duration::from_secs(30));
+        assert_eq!(l.shutdown_grace.std(), std::time::Duration::ZERO, "0: cut at once");
+        assert_eq!((l.max_connections, l.requests_per_second), (5, 1000.0));
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_naming_the_key() {
+        let f = fixture(false);
+        let marks = "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]";
+        let cases = [
+            (
+                f.text.clone() + "\n[security]\nclock_skew_seconds = 99999999999\n",
+                "security.clock_skew_seconds: 99999999999 is out of range (0..=86400)",
+            ),
+            (
+                f.text.clone() + "\n[security]\ntimestamp_ttl_seconds = -5\n",
+                "security.timestamp_ttl_seconds: -5 is out of range",
+            ),
+            (
+                f.text.clone() + "\n[security]\nmax_timestamp_age_seconds = 9223372036854775807\n",
+                "security.max_timestamp_age_seconds: 9223372036854775807 is out of range",
+            ),
+            (
+                f.replaced(marks, "retry_marks_seconds = [2, 99999999999]"),
+                "delivery.retry_marks_seconds[1]: 99999999999",
+            ),
+            (f.replaced(marks, &format!("{marks}\nlease_seconds = 9223372036854775807")), "delivery.lease_seconds:"),
+            (
+                f.replaced(marks, &format!("{marks}\nundelivered_alert_seconds = -1")),
+                "delivery.undelivered_alert_seconds:",
+            ),
+            (
+                f.replaced(marks, &format!("{marks}\nrequest_timeout_seconds = 99999999999")),
+                "delivery.request_timeout_seconds:",
+            ),
+            (f.replaced("poll_interval_millis = 100", "poll_interval_millis = 0"), "delivery.poll_interval_millis: 0"),
+            (f.replaced(marks, &format!("{marks}\nworkers = 100000")), "delivery.workers: 100000 is out of range"),
+            (
+                f.text.clone() + "\n[retention]\nmessage_contents_days = 99999999999999\n",
+                "retention.message_contents_days: 99999999999999 is out of range (1..=36500)",
+            ),
+            (f.text.clone() + "\n[alerts]\nwebhook_max_attempts = 0\n", "alerts.webhook_max_attempts: 0"),
+            (
+                f.replaced(
+                    "requests_per_second = 1000.0",
+                    "requests_per_second = 1000.0\nheader_read_timeout_seconds = 99999999999",
+                ),
+                "limits.header_read_timeout_seconds: 99999999999",
+            ),
+            (
+                f.replaced(
+                    "requests_per_second = 1000.0",
+                    "requests_per_second = 1000.0\nmax_concurrent_requests = 4611686018427387904",
+                ),
+                "limits.max_concurrent_requests: 4611686018427387904",
+            ),
+            (
+                f.replaced("requests_per_second = 1000.0", "requests_per_second = inf"),
+                "limits.requests_per_second: inf",
+            ),
+            (
+                f.replaced(
+                    "requests_per_second = 1000.0",
+                    "requests_per_second = 1000.0\nbody_read_timeout_seconds = 0",
+                ),
+                "limits.body_read_timeout_seconds: 0 is out of range (1..=3600)",
+            ),
+            (
+                f.replaced("requests_per_second = 1000.0", "requests_per_second = 1000.0\nmax_connections = 0"),
+                "limits.max_connections: 0 is out of range (1..=1000000)",
+            ),
+            (
+                f.replaced(
+                    "requests_per_second = 1000.0",
+                    "requests_per_second = 1000.0\nshutdown_grace_seconds = 3601",
+                ),
+                "limits.shutdown_grace_seconds: 3601 is out of range (0..=3600)",
+            ),
+            // The partner's table is the last one of the file: these keys land in it.
+            (f.text.clone() + "retry_marks_seconds = [0]\n", "partner ID: retry_marks_seconds[0]: 0 is out of range"),
+            (f.text.clone() + "max_message_bytes = 0\n", "partner ID: max_message_bytes: 0 is out of range"),
+        ];
+        for (text, expected) in cases {
+            let e = f.error(&text);
+            assert!(e.contains(expected), "expected {expected:?}, got {e:?}");
+        }
+    }
+
+    #[test]
+    fn delivery_errors_are_not_blamed_on_a_partner() {
+        let f = fixture(false);
+        let marks = "retry_marks_seconds = [2, 4, 6, 8, 10, 20, 40, 80, 160, 320]";
+        let e = f.error(&f.replaced(marks, "retry_marks_seconds = [5, 3]"));
+        assert!(e.starts_with("delivery.retry_marks_seconds: must be strictly increasing"), "{e}");
+        let e = f.error(&f.replaced("flush_rate_per_second = 500.0", "flush_rate_per_second = -1.0"));
+        assert!(e.starts_with("delivery.flush_rate_per_second: -1 is out of range"), "{e}");
+        // A partner's own value is the partner's.
+        let e = f.error(&(f.text.clone() + "flush_rate_per_second = 0.0\n"));
+        assert!(e.starts_with("partner ID: flush_rate_per_second:"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_top_level_key_is_named_as_such() {
+        let f = fixture(false);
+        let line = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url line").to_owned();
+        let without = f.text.replacen(&format!("{line}\n"), "", 1);
+        let e = f.error(&without);
+        assert!(e.ends_with("database_url: missing (top-level key)"), "{e}");
+        assert!(!e.contains("[[partners]]"), "{e}");
+        // Written below a table header, it belongs to that table: say so.
+        let e = f.error(&format!("{without}{line}\n"));
+        assert!(e.contains("database_url: missing (top-level key; the database_url under [[partners]]"), "{e}");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named_by_its_key_and_its_cause_said_once() {
+        let f = fixture(false);
+        let sk = f.text.lines().find(|l| l.starts_with("signing_key")).expect("signing_key").to_owned();
+        let e = f.error(&f.text.replacen(&sk, "signing_key = \"missing.pem\"", 1));
+        let path = f.dir.path().join("missing.pem");
+        assert_eq!(
+            e,
+            format!("keys.signing_key: cannot read {}: No such file or directory (os error 2)", path.display())
+        );
+        // As main prints it (the whole chain): the OS error once.
+        let chained = format!(
+            "{:#}",
+            anyhow::Error::from(
+                f.load(&f.text.replacen(&sk, "signing_key = \"missing.pem\"", 1)).expect_err("refused")
+            )
+        );
+        assert_eq!(chained.matches("os error 2").count(), 1, "{chained}");
+        let e =
+            f.error(&(f.text.clone() + "encryption_cert = \"nowhere.pem\"\n").replacen("encryption_cert", "# was", 1));
+        assert!(e.starts_with("partner ID: encryption_cert: cannot read"), "{e}");
+    }
+
+    #[test]
+    fn an_unsupported_database_url_fails_the_check() {
+        let f = fixture(false);
+        let line = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let e = f.error(&f.text.replacen(&line, "database_url = \"mysql://u:secret@db/x\"", 1));
+        assert!(e.starts_with("database_url: mysql: is not supported"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn a_proxy_certificate_header_needs_each_partners_tls_identity() {
+        let f = fixture(false);
+        let proxy = "\n[proxy]\ntrusted = [\"127.0.0.1/32\"]\nclient_cert_header = \"X-SSL-Client-Cert\"\n";
+        // [proxy] goes before [[partners]], whose keys follow it.
+        let with_proxy = f.replaced("[[partners]]", &format!("{proxy}\n[[partners]]"));
+        let e = f.error(&with_proxy);
+        assert!(
+            e.starts_with("partner ID: with [proxy] client_cert_header, give tls_client_certs or tls_client_subject"),
+            "{e}"
+        );
+        let bound = with_proxy + "tls_client_subject = \"CN=ID tls,C=ID\"\n";
+        f.load(&bound).expect("a partner with a TLS identity is accepted");
+        // Believed from no one, the header would bind nobody.
+        let e = f.error(&bound.replace("trusted = [\"127.0.0.1/32\"]", "trusted = []"));
+        assert!(e.starts_with("proxy.client_cert_header:"), "{e}");
+    }
+
+    #[test]
+    fn a_config_file_with_inline_secrets_must_be_private() {
+        let f = fixture(false);
+        std::fs::write(&f.config, &f.text).expect("write");
+        std::fs::set_permissions(&f.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = load(&f.config).expect_err("a world-readable file with secrets").to_string();
+        assert!(e.starts_with(&format!("{}: holds secrets", f.config.display())), "{e}");
+        assert!(e.contains("api token domestic-system: token"), "{e}");
+        assert!(e.contains("partner ID: outbound_auth.password"), "{e}");
+        assert!(e.contains(&format!("chmod 600 {}", f.config.display())), "{e}");
+        std::fs::set_permissions(&f.config, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        assert!(load(&f.config).is_err(), "readable by the group is refused too");
+        std::fs::set_permissions(&f.config, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        load(&f.config).expect("private");
+
+        // Without inline secrets (token from a file, no partner), a readable file is fine.
+        let token_file = f.dir.path().join("token");
+        std::fs::write(&token_file, "0123456789abcdef0123\n").expect("write");
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let head = &f.text[..f.text.find("[[partners]]").expect("partners")];
+        let token_line = head.lines().find(|l| l.starts_with("token = ")).expect("token").to_owned();
+        std::fs::write(&f.config, head.replacen(&token_line, "token_file = \"token\"", 1)).expect("write");
+        std::fs::set_permissions(&f.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        load(&f.config).expect("no inline secret: readable is fine");
+        // A password in the database URL is a secret too.
+        let line = head.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let with_password = head.replacen(&token_line, "token_file = \"token\"", 1).replacen(
+            &line,
+            "database_url = \"postgres://coconnect:hunter2@db:5432/coconnect\"",
+            1,
+        );
+        std::fs::write(&f.config, with_password).expect("write");
+        let e = load(&f.config).expect_err("password in the URL").to_string();
+        assert!(e.contains("database_url password") && !e.contains("hunter2"), "{e}");
+    }
+
+    /// The value of `key = "..."` in the fixture (inline tables included).
+    fn quoted_value(text: &str, key: &str) -> String {
+        let from = text.find(&format!("{key} = \"")).unwrap_or_else(|| panic!("{key} not in the configuration"));
+        let rest = &text[from + key.len() + 4..];
+        rest[..rest.find('"').expect("closing quote")].to_owned()
+    }
+
+    #[test]
+    fn the_summary_says_what_was_loaded_and_no_secret() {
+        let f = fixture(true);
+        let line = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let text =
+            f.text.replacen(&line, "database_url = \"postgres://coconnect:hunter2@db.internal:5432/coconnect\"", 1)
+                + "\n[retention]\nmessage_contents_days = 1825\n";
+        let settings = f.load(&text).expect("loads");
+        let summary = settings.summary();
+        for expected in [
+            "party           KR\n",
+            "public URL      https://127.0.0.1:1/soap/v1\n",
+            "database        PostgreSQL postgres://coconnect@db.internal:5432/coconnect (password in the URL, not shown)\n",
+            "SOAP listener   127.0.0.1:1 (TLS, client certificate required)\n",
+            "API listener    127.0.0.1:2 (plain HTTP, bearer tokens)\n",
+            "TLS             certificate CN=KR tls",
+            "proxy           none trusted\n",
+            "security        clock skew 120 s, our Timestamps live 300 s, longest accepted Timestamp 3600 s",
+            "delivery        2 workers, request timeout 30 s, lease 120 s, idle poll 100 ms",
+            "limits          header read 10 s, body read 30 s",
+            "retention       contents of closed messages purged after 1825 days\n",
+            "alerts          stored and logged; no webhook\n",
+            "API tokens      domestic-system\n",
+            "partner ID\n",
+            "  endpoint        https://127.0.0.1:3/soap/v1\n",
+            "  profile         sign-encrypt (we encrypt to CN=ID encryption",
+            "  signing trust   pinned CN=ID signing",
+            "  inbound auth    Basic user ID (Argon2 hash); TLS client certificate pinned CN=ID tls",
+            "  outbound auth   Basic user KR\n",
+            "  networks        127.0.0.0/8, ::1/128\n",
+            "  retry marks     2, 4, 6, 8, 10, 20, 40, 80, 160, 320 s after the first attempt\n",
+            "  rates           send 500/s, accept 1000/s",
+        ] {
+            assert!(summary.contains(expected), "{expected:?} not in\n{summary}");
+        }
+        // Every secret of the fixture, inline in the file: the API token, our outbound password,
+        // the partner's password hash.
+        let token = quoted_value(&f.text, "token");
+        let outbound_password = quoted_value(&f.text, "password");
+        let hash = quoted_value(&f.text, "password_hash");
+        assert!(outbound_password.len() >= 16 && hash.starts_with("$argon2id$"), "{outbound_password} {hash}");
+        for secret in ["hunter2", &token, &outbound_password, &hash, "$argon2id", "Settings {", "Partner {"] {
+            assert!(!summary.contains(secret), "{secret:?} in\n{summary}");
+        }
+    }
+
+    #[test]
+    fn the_summary_shows_no_secret_of_a_url() {
+        let f = fixture(true);
+        let db = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let text = f
+            .replaced(
+                &db,
+                "database_url = \"postgres://coconnect@db.internal:5432/coconnect?password=hunter3&sslmode=disable\"",
+            )
+            .replacen(
+                "public_url = \"https://127.0.0.1:1/soap/v1\"",
+                "public_url = \"https://kr:pubpass@127.0.0.1:1/soap/v1?key=pubquery#pubfragment\"",
+                1,
+            )
+            .replacen(
+                "endpoint = \"https://127.0.0.1:3/soap/v1\"",
+                "endpoint = \"https://kr:endpass@127.0.0.1:3/soap/v1?key=endquery\"",
+                1,
+            )
+            .replacen(
+                "[[api_tokens]]",
+                "[alerts]\nwebhook_url = \"http://hooks.internal:9099/services/T0/B0/pathsecret?token=hookquery\"\n\n\
+                 [[api_tokens]]",
+                1,
+            );
+        let summary = f.load(&text).expect("loads").summary();
+        for expected in [
+            "public URL      https://kr@127.0.0.1:1/soap/v1 (password, query, fragment not shown)\n",
+            "database        PostgreSQL postgres://coconnect@db.internal:5432/coconnect (password in the URL, not \
+             shown; query not shown)\n",
+            "alerts          stored, logged and POSTed to http://hooks.internal:9099 (path not shown), at most 20 \
+             attempts\n",
+            "  endpoint        https://kr@127.0.0.1:3/soap/v1 (password, query not shown)\n",
+        ] {
+            assert!(summary.contains(expected), "{expected:?} not in\n{summary}");
+        }
+        for secret in [
+            "hunter3",
+            "sslmode",
+            "pubpass",
+            "pubquery",
+            "pubfragment",
+            "endpass",
+            "endquery",
+            "pathsecret",
+            "hookquery",
+        ] {
+            assert!(!summary.contains(secret), "{secret:?} in\n{summary}");
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_urls_query_is_an_inline_secret() {
+        let f = fixture(false);
+        let db = f.text.lines().find(|l| l.starts_with("database_url")).expect("database_url").to_owned();
+        let raw = parse(&f.replaced(&db, "database_url = \"postgres://coconnect@db:5432/coconnect?password=hunter3\""))
+            .expect("parses");
+        let inline = raw.inline_secrets();
+        assert!(inline.contains(&"database_url password".to_owned()), "{inline:?}");
+        let raw = parse(&f.replaced(&db, "database_url = \"postgres://coconnect@db:5432/coconnect?sslmode=disable\""))
+            .expect("parses");
+        assert!(!raw.inline_secrets().contains(&"database_url password".to_owned()));
+        let raw = parse(&f.replaced(
+            "endpoint = \"http://127.0.0.1:3/soap/v1\"",
+            "endpoint = \"http://kr:endpass@127.0.0.1:3/soap/v1\"",
+        ))
+        .expect("parses");
+        assert!(raw.inline_secrets().contains(&"partner ID: endpoint password".to_owned()));
+    }
+
+    #[test]
+    fn an_inbound_password_hash_can_live_outside_the_configuration() {
+        let f = fixture(false);
+        let private = |name: &str, text: &str| {
+            let path = f.dir.path().join(name);
+            std::fs::write(&path, text).expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        };
+        let hash = quoted_value(&f.text, "password_hash");
+        let token = quoted_value(&f.text, "token");
+        let password = quoted_value(&f.text, "password");
+        private("id.hash", &format!("{hash}\n"));
+        private("token", &token);
+        private("id.password", &password);
+        // Every secret in a file of its own: the configuration itself may then be readable.
+        let text = f
+            .replaced(&format!("password_hash = \"{hash}\""), "password_hash_file = \"id.hash\"")
+            .replacen(&format!("token = \"{token}\""), "token_file = \"token\"", 1)
+            .replacen(&format!("password = \"{password}\""), "password_file = \"id.password\"", 1);
+        std::fs::write(&f.config, &text).expect("write");
+        std::fs::set_permissions(&f.config, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let settings = load(&f.config).expect("no inline secret: a readable file is fine");
+        assert_eq!(settings.partners["ID"].inbound_password_hash, hash);
+        // The hash file is held to a private key's permissions.
+        std::fs::set_permissions(f.dir.path().join("id.hash"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let e = load(&f.config).expect_err("readable hash file").to_string();
+        assert!(e.starts_with("partner ID: inbound_auth.password_hash: "), "{e}");
+        assert!(e.contains("is readable by group or others"), "{e}");
+        // From the environment; one source only.
+        let e = f.error(&text.replacen(
+            "password_hash_file = \"id.hash\"",
+            "password_hash_env = \"COCONNECT_TEST_UNSET_VARIABLE\"",
+            1,
+        ));
+        assert_eq!(
+            e,
+            "partner ID: inbound_auth.password_hash: environment variable COCONNECT_TEST_UNSET_VARIABLE is not set"
+        );
+        let e = f.error(&text.replacen(
+            "password_hash_file = \"id.hash\"",
+            &format!("password_hash_file = \"id.hash\", password_hash = \"{hash}\""),
+            1,
+        ));
+        assert!(e.starts_with("partner ID: inbound_auth.password_hash: give exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn a_top_level_key_under_any_partner_is_pointed_out() {
+        let text = "party = \"KR\"\npublic_url = \"https://kr/soap/v1\"\n\n[[partners]]\nparty = \"ID\"\n\
+                    database_url = \"sqlite:kr.db\"\n\n[[partners]]\nparty = \"JP\"\n";
+        let e = parse(text).expect_err("database_url is in the first partner's table");
+        assert!(e.starts_with("database_url: missing (top-level key; the database_url under [[partners]]"), "{e}");
+    }
+
+    #[test]
+    fn checked_durations_keep_to_their_range() {
+        let d = CheckedDuration::seconds("k", 120, 0..=86_400).expect("in range");
+        assert_eq!((d.as_secs(), d.chrono(), d.to_string()), (120, chrono::Duration::seconds(120), "120 s".into()));
+        assert_eq!(CheckedDuration::millis("k", 500, 1..=1000).expect("ms").to_string(), "500 ms");
+        assert_eq!(CheckedDuration::days("k", 2, 1..=10).expect("days").to_string(), "2 days");
+        let e = CheckedDuration::seconds("a.b", i64::MAX, 0..=i64::MAX).expect_err("past 100 years").to_string();
+        assert!(e.starts_with("a.b: 9223372036854775807 is out of range"), "{e}");
+        assert!(CheckedDuration::days("k", i64::MAX, 0..=i64::MAX).is_err());
+        assert!(CheckedDuration::seconds("k", -1, -5..=5).is_err(), "no negative duration");
+        assert!(CheckedDuration::seconds("k", u64::MAX, 0..=10).is_err());
+    }
+
+    #[test]
+    fn an_empty_password_is_not_hashed() {
+        assert!(hash_password("").is_err());
+        assert!(hash_password("x").is_ok());
+    }
+}

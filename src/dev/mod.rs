@@ -1,0 +1,9 @@
+//! Development and demonstration: the development PKI (`coconnect pki init`), a pair of
+//! gateway configurations on loopback, and the two-gateway demo (`coconnect demo`).
+//!
+//! Must never: be used by `coconnect serve` or any module it runs: nothing outside `main`
+//! imports this module (tests/gateway/layers.rs). Keys made here are for development only.
+
+pub mod demo;
+pub mod pair;
+pub mod pki;
