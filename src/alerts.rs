@@ -46,7 +46,15 @@ async fn retention_pass(state: &Core, last: &mut Option<chrono::DateTime<chrono:
         return;
     }
     *last = Some(now);
-    match crate::store::retention::purge(&state.store, now - keep.chrono(), "scheduler", now).await {
+    match crate::store::retention::purge(
+        &state.store,
+        now - keep.chrono(),
+        "scheduler",
+        now,
+        crate::soap::evidence::without_body_content,
+    )
+    .await
+    {
         Ok(r) => {
             tracing::info!(event = "purge", messages = r.messages_purged, certificates = r.certificates_purged, outbox = r.outbox_purged, cutoff = %r.cutoff, "retention purge")
         }

@@ -70,7 +70,14 @@ fn main() -> ExitCode {
                 let store = coconnect::store::Store::connect(&settings.database_url).await?;
                 let now = chrono::Utc::now();
                 let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-                let r = coconnect::store::retention::purge(&store, now - keep.chrono(), &actor, now).await?;
+                let r = coconnect::store::retention::purge(
+                    &store,
+                    now - keep.chrono(),
+                    &actor,
+                    now,
+                    coconnect::soap::evidence::without_body_content,
+                )
+                .await?;
                 say(format!(
                     "purged before {}: {} messages, {} certificates, {} outbox bodies",
                     r.cutoff, r.messages_purged, r.certificates_purged, r.outbox_purged

@@ -6,6 +6,7 @@
 //! Must never: do cryptography, touch the database or decide business outcomes.
 
 pub mod business;
+pub mod evidence;
 pub mod fault;
 pub mod messages;
 pub mod request;

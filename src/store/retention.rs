@@ -22,7 +22,8 @@
 //!   message ID, partner, kind, operation and time stay; `evidence` receives the wire without
 //!   the content of its SOAP Body (envelope, headers, the WS-Security timestamp, token and
 //!   signature with its signed digests: the signature stays verifiable over SignedInfo and
-//!   commits to a Body digest); NULL when the wire is not a SOAP envelope.
+//!   commits to a Body digest), as the caller's [`Evidence`] function cuts it (the store
+//!   parses no envelope); NULL when the wire is not a SOAP envelope.
 //!
 //! What it keeps, deliberately:
 //! - Acknowledgements, in `message_log` (both directions) and `inbound_messages.ack_wire`. They
@@ -81,15 +82,22 @@ pub struct PurgeReport {
     pub cutoff: DateTime<Utc>,
 }
 
+/// What a purged request keeps of its wire: the wire without its payload, as the binding that
+/// carried it cuts it (`soap::evidence::without_body_content`), or `None` when it cannot. The
+/// store is handed this: it knows no envelope itself.
+pub type Evidence = fn(&[u8]) -> Option<Vec<u8>>;
+
 /// Erases the contents described in the module documentation for everything older than
-/// `older_than`, in batches of at most [`BATCH`] rows, each with its audit record by `actor`.
+/// `older_than`, in batches of at most [`BATCH`] rows, each with its audit record by `actor`;
+/// a purged request keeps what `evidence` gives of its wire.
 pub async fn purge(
     store: &Store,
     older_than: DateTime<Utc>,
     actor: &str,
     now: DateTime<Utc>,
+    evidence: Evidence,
 ) -> Result<PurgeReport, StoreError> {
-    purge_in_batches(store, older_than, actor, now, BATCH).await
+    purge_in_batches(store, older_than, actor, now, BATCH, evidence).await
 }
 
 async fn purge_in_batches(
@@ -98,6 +106,7 @@ async fn purge_in_batches(
     actor: &str,
     now: DateTime<Utc>,
     batch: i64,
+    evidence: Evidence,
 ) -> Result<PurgeReport, StoreError> {
     let mut report = PurgeReport { messages_purged: 0, certificates_purged: 0, outbox_purged: 0, cutoff: older_than };
     for number in 1.. {
@@ -114,7 +123,8 @@ async fn purge_in_batches(
         let mut left = batch - certificates;
         let outbox = if left > 0 { purge_outbox(&mut tx, older_than, now, left).await? } else { 0 };
         left -= outbox;
-        let messages = if left > 0 { purge_messages(&mut tx, store, older_than, now, left).await? } else { 0 };
+        let messages =
+            if left > 0 { purge_messages(&mut tx, store, older_than, now, left, evidence).await? } else { 0 };
         let total = certificates + outbox + messages;
         if total == 0 && number > 1 {
             // The previous batch was full and took the last rows: nothing to record.
@@ -193,6 +203,7 @@ async fn purge_messages(
     older_than: DateTime<Utc>,
     now: DateTime<Utc>,
     limit: i64,
+    evidence: Evidence,
 ) -> Result<i64, StoreError> {
     // Outgoing: its outbox message was purged (so it is closed and its certificate final).
     // Incoming: its certificate was purged, or it created none.
@@ -214,7 +225,7 @@ async fn purge_messages(
             "UPDATE message_log SET wire = $1, evidence = $2, purged_at = $3 WHERE id = $4 AND purged_at IS NULL",
         )
         .bind(Vec::<u8>::new())
-        .bind(signature_evidence(&wire))
+        .bind(evidence(&wire))
         .bind(millis(now))
         .bind(id)
         .execute(&mut **tx)
@@ -222,41 +233,6 @@ async fn purge_messages(
         purged += done.rows_affected() as i64;
     }
     Ok(purged)
-}
-
-/// The wire without the content of the SOAP Body (a child of the root named `Body`): the
-/// envelope, its headers and the Body start and end tags stay byte for byte. None when the wire
-/// is not well-formed XML with such a Body.
-fn signature_evidence(wire: &[u8]) -> Option<Vec<u8>> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(wire);
-    let mut depth = 0usize;
-    let mut content_start = None;
-    loop {
-        match reader.read_event().ok()? {
-            Event::Start(e) => {
-                depth += 1;
-                if depth == 2 && content_start.is_none() && e.local_name().as_ref() == b"Body" {
-                    content_start = Some(usize::try_from(reader.buffer_position()).ok()?);
-                }
-            }
-            Event::End(e) => {
-                if depth == 2 && e.local_name().as_ref() == b"Body" {
-                    let start = content_start?;
-                    let after = usize::try_from(reader.buffer_position()).ok()?;
-                    // The end tag is the last `</` before its end: it holds no other `<`.
-                    let close = start + wire.get(start..after)?.windows(2).rposition(|w| w == b"</")?;
-                    let mut evidence = wire[..start].to_vec();
-                    evidence.extend_from_slice(&wire[close..]);
-                    return Some(evidence);
-                }
-                depth = depth.checked_sub(1)?;
-            }
-            Event::Empty(e) if depth == 1 && e.local_name().as_ref() == b"Body" => return Some(wire.to_vec()),
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
 }
 
 #[cfg(test)]
@@ -268,6 +244,9 @@ mod tests {
     use super::super::inbound::{self, Receipt, Recorded};
     use super::super::messages::{self, Kind};
     use super::super::testdb::fresh_stores;
+
+    /// What the SOAP binding gives a purge (the store's own tests use the real one).
+    const EVIDENCE: super::Evidence = crate::soap::evidence::without_body_content;
     use super::super::{audit, outbox, Store};
     use super::*;
     use crate::lifecycle::Direction;
@@ -419,7 +398,7 @@ mod tests {
             let history_before = certificates::history(store.pool(), &delivered).await.expect("history").len();
             let received = inbound::received_certificate(&store, "KR", "CO-IN").await.expect("find").expect("received");
 
-            let report = purge(&store, cutoff, ACTOR, now).await.expect("purge");
+            let report = purge(&store, cutoff, ACTOR, now, EVIDENCE).await.expect("purge");
             assert_eq!(
                 report,
                 PurgeReport { messages_purged: 3, certificates_purged: 2, outbox_purged: 1, cutoff },
@@ -490,13 +469,13 @@ mod tests {
             assert_eq!(audit::verify(&store).await.expect("verify").broken_at, None);
 
             // Again: nothing new, one more (empty) record.
-            let again = purge(&store, cutoff, ACTOR, now).await.expect("purge again");
+            let again = purge(&store, cutoff, ACTOR, now, EVIDENCE).await.expect("purge again");
             assert_eq!(again, PurgeReport { messages_purged: 0, certificates_purged: 0, outbox_purged: 0, cutoff });
             assert_eq!(purge_records(&store).await.len(), 2);
 
             // Cancelled by an operator (before the cutoff), the failed CO becomes purgeable.
             outbox::operator_cancel(&store, "m-fail", "test:operator", old + Duration::hours(1)).await.expect("cancel");
-            let cancelled = purge(&store, cutoff, ACTOR, now).await.expect("purge cancelled");
+            let cancelled = purge(&store, cutoff, ACTOR, now, EVIDENCE).await.expect("purge cancelled");
             assert_eq!(cancelled, PurgeReport { messages_purged: 1, certificates_purged: 1, outbox_purged: 1, cutoff });
             assert_eq!(body(&store, "m-fail").await, "");
             assert!(!logged_request(&store, "m-sent", false).await.3, "still in flight");
@@ -515,7 +494,7 @@ mod tests {
                 deliver(&store, &format!("CO-{n}"), &format!("m-{n}"), old + Duration::seconds(n)).await;
             }
             // 3 certificates, 3 outbox bodies, 3 logged requests: five batches of at most 2 rows.
-            let report = purge_in_batches(&store, now, ACTOR, now, 2).await.expect("purge");
+            let report = purge_in_batches(&store, now, ACTOR, now, 2, EVIDENCE).await.expect("purge");
             assert_eq!(
                 report,
                 PurgeReport { messages_purged: 3, certificates_purged: 3, outbox_purged: 3, cutoff: now }
@@ -524,23 +503,8 @@ mod tests {
             assert_eq!(records.len(), 5, "{records:?}");
             assert!(records[4].1.ends_with("(batch 5)"), "{records:?}");
             assert_eq!(audit::verify(&store).await.expect("verify").broken_at, None);
-            let again = purge_in_batches(&store, now, ACTOR, now, 2).await.expect("again");
+            let again = purge_in_batches(&store, now, ACTOR, now, 2, EVIDENCE).await.expect("again");
             assert_eq!((again.messages_purged, again.certificates_purged, again.outbox_purged), (0, 0, 0));
         }
-    }
-
-    #[test]
-    fn evidence_keeps_the_envelope_and_drops_only_the_body_content() {
-        assert_eq!(
-            signature_evidence(
-                b"<e:Envelope><e:Header><s>sig</s></e:Header><e:Body a=\"1\"><p>x</p>text</e:Body ></e:Envelope>"
-            )
-            .as_deref(),
-            Some(&b"<e:Envelope><e:Header><s>sig</s></e:Header><e:Body a=\"1\"></e:Body ></e:Envelope>"[..])
-        );
-        assert_eq!(signature_evidence(b"<E><B/><Body/></E>").as_deref(), Some(&b"<E><B/><Body/></E>"[..]));
-        assert_eq!(signature_evidence(b"<ack/>"), None);
-        assert_eq!(signature_evidence(b"<E><Body><x></Body></E>"), None);
-        assert_eq!(signature_evidence(b"not xml"), None);
     }
 }

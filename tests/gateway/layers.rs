@@ -163,3 +163,18 @@ fn the_reader_finds_grouped_paths_and_skips_comments_and_tests() {
     let found: Vec<String> = references(text).into_iter().collect();
     assert_eq!(found, ["flows", "soap", "store", "wssec"]);
 }
+
+#[test]
+fn the_store_parses_no_xml() {
+    // The store keeps bytes and digests; a binding reads or cuts them (retention is handed
+    // `soap::evidence::without_body_content`).
+    let mut files = Vec::new();
+    rust_files(&crate::common::repo_root().join("src/store"), &mut files);
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for parser in ["quick_xml", "libxml", "yaserde", "crate::wssec", "crate::soap"] {
+            assert!(!code.contains(parser), "{} uses {parser}", file.display());
+        }
+    }
+}
