@@ -85,7 +85,8 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
                 body_xml: &body,
                 signer: &signer,
                 encrypt_for: Some(&recipient.certificate),
-                profile: &coconnect::wssec::Profile::strict(true),
+                profile: &coconnect::wssec::Profile::strict(true).outbound,
+                addressing: None,
                 now: Utc::now(),
                 ttl: chrono::Duration::minutes(30),
             })
@@ -108,12 +109,13 @@ async fn run(db_label: &str, database_url: impl Fn(&std::path::Path) -> String) 
             &InboundPolicy {
                 limits: Default::default(),
                 decryption: Some(&recipient),
-                profile: coconnect::wssec::Profile::strict(true),
+                profile: coconnect::wssec::Profile::strict(true).inbound,
                 trust: &trust,
                 now: Utc::now(),
                 clock_skew: chrono::Duration::seconds(60),
                 max_ttl: chrono::Duration::hours(1),
                 require_fresh_timestamp: true,
+                replay_retention: chrono::Duration::days(7),
             },
         )
         .unwrap();

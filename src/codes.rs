@@ -89,6 +89,7 @@ pub const ALL: &[&str] = &[
     "WSS-ALGORITHM",
     "WSS-BAD-TIMESTAMP",
     "WSS-BUILD",
+    "WSS-CHECK-FAILED",
     "WSS-DECRYPT",
     "WSS-DTD",
     "WSS-DUPLICATE-ID",

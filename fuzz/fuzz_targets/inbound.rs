@@ -144,6 +144,7 @@ fn policy(f: &Fixture) -> InboundPolicy<'_> {
         clock_skew: Duration::seconds(60),
         max_ttl: Duration::hours(1),
         require_fresh_timestamp: false,
+        replay_retention: chrono::Duration::days(7),
     }
 }
 

@@ -21,6 +21,8 @@ mod range {
     pub const CLOCK_SKEW_SECONDS: RangeInclusive<i64> = 0..=86_400;
     pub const TIMESTAMP_TTL_SECONDS: RangeInclusive<i64> = 1..=86_400;
     pub const MAX_TIMESTAMP_AGE_SECONDS: RangeInclusive<i64> = 1..=86_400;
+    /// A minute to a year: without a Timestamp, the replay cache is all that refuses a replay.
+    pub const REPLAY_RETENTION_SECONDS: RangeInclusive<i64> = 60..=366 * 86_400;
     pub const MESSAGE_BYTES: RangeInclusive<usize> = 1024..=1024 * 1024 * 1024;
     /// 30 days: a message is not retried for longer.
     pub const RETRY_MARK_SECONDS: RangeInclusive<i64> = 1..=30 * 86_400;
@@ -151,6 +153,11 @@ impl RawConfig {
                 "security.max_timestamp_age_seconds",
                 s.max_timestamp_age_seconds,
                 range::MAX_TIMESTAMP_AGE_SECONDS,
+            )?,
+            replay_retention: CheckedDuration::seconds(
+                "security.replay_retention_seconds",
+                s.replay_retention_seconds,
+                range::REPLAY_RETENTION_SECONDS,
             )?,
             max_message_bytes: in_range("security.max_message_bytes", s.max_message_bytes, range::MESSAGE_BYTES)?,
         };
@@ -291,6 +298,37 @@ impl RawConfig {
                 p.outbound_auth.password_file.as_deref(),
                 base,
             )?;
+            let encrypt = p.profile == SecurityProfile::SignEncrypt;
+            let security_key = key("security");
+            let profile = super::security::build(
+                &p.security,
+                &super::security::Context {
+                    key: &security_key,
+                    encrypt,
+                    has_pinned: trust.has_pinned(),
+                    our_key_is_ec: signing.certificate.is_ec,
+                },
+            )?;
+            let timestamp_ttl = match p.security.timestamp_ttl_seconds {
+                Some(n) => {
+                    CheckedDuration::seconds(&key("security.timestamp_ttl_seconds"), n, range::TIMESTAMP_TTL_SECONDS)?
+                }
+                None => security.timestamp_ttl,
+            };
+            let clock_skew = match p.security.clock_skew_seconds {
+                Some(n) => CheckedDuration::seconds(&key("security.clock_skew_seconds"), n, range::CLOCK_SKEW_SECONDS)?,
+                None => security.clock_skew,
+            };
+            let weak = profile.weaknesses();
+            if !weak.is_empty() {
+                tracing::warn!(
+                    event = "weak_profile",
+                    partner = %p.party,
+                    preset = profile.preset.name(),
+                    weak = %weak.join(", "),
+                    "partner profile accepts algorithms weaker than the strict profile (opted in with allow_weak)"
+                );
+            }
             let partner = Partner {
                 party: p.party.clone(),
                 endpoint: p.endpoint.clone(),
@@ -298,7 +336,9 @@ impl RawConfig {
                 signing_trust,
                 encryption_cert,
                 profile: p.profile,
-                security: crate::wssec::Profile::strict(p.profile == SecurityProfile::SignEncrypt),
+                security: profile,
+                timestamp_ttl,
+                clock_skew,
                 retry_marks,
                 flush_rate_per_second,
                 max_message_bytes,

@@ -11,6 +11,7 @@
 
 mod load;
 mod raw;
+pub mod security;
 mod settings;
 mod summary;
 #[cfg(test)]

@@ -150,6 +150,9 @@ pub struct RawSecurity {
     pub timestamp_ttl_seconds: i64,
     pub max_timestamp_age_seconds: i64,
     pub max_message_bytes: usize,
+    /// How long the replay cache keeps a signed message that had no Timestamp (partners whose
+    /// profile makes the Timestamp optional).
+    pub replay_retention_seconds: i64,
 }
 
 impl Default for RawSecurity {
@@ -159,6 +162,7 @@ impl Default for RawSecurity {
             timestamp_ttl_seconds: 300,
             max_timestamp_age_seconds: 3600,
             max_message_bytes: 4 * 1024 * 1024,
+            replay_retention_seconds: 7 * 86_400,
         }
     }
 }
@@ -257,6 +261,9 @@ pub struct RawPartner {
     pub encryption_cert: Option<PathBuf>,
     #[serde(default)]
     pub profile: SecurityProfile,
+    /// The WS-Security profile: preset, options, opt-ins (`[partners.security]`).
+    #[serde(default)]
+    pub security: super::security::RawPartnerSecurity,
     /// This partner's retry marks (seconds after the first attempt); default `[delivery]`'s.
     pub retry_marks_seconds: Option<Vec<i64>>,
     /// This partner's send rate limit; default `[delivery]`'s.

@@ -51,6 +51,8 @@ pub struct Security {
     pub timestamp_ttl: CheckedDuration,
     /// Longest accepted lifetime of a received Timestamp.
     pub max_timestamp_age: CheckedDuration,
+    /// How long the replay cache keeps a message without a Timestamp.
+    pub replay_retention: CheckedDuration,
     pub max_message_bytes: usize,
 }
 
@@ -109,8 +111,8 @@ impl Settings {
     ) -> crate::wssec::inbound::InboundPolicy<'a> {
         // Acknowledgements are signed only, whatever the partner's profile.
         let profile = match expect {
-            Expect::Request | Expect::LookupResponse => partner.security,
-            Expect::Acknowledgement => partner.security.signed_only(),
+            Expect::Request | Expect::LookupResponse => partner.security.inbound.clone(),
+            Expect::Acknowledgement => partner.security.signed_only().inbound,
         };
         crate::wssec::inbound::InboundPolicy {
             limits: XmlLimits { max_bytes: partner.max_message_bytes, ..XmlLimits::default() },
@@ -119,9 +121,10 @@ impl Settings {
             profile,
             trust: &partner.trust,
             now,
-            clock_skew: self.security.clock_skew.chrono(),
+            clock_skew: partner.clock_skew.chrono(),
             max_ttl: self.security.max_timestamp_age.chrono(),
             require_fresh_timestamp: matches!(expect, Expect::Request | Expect::LookupResponse),
+            replay_retention: self.security.replay_retention.chrono(),
         }
     }
 
@@ -144,9 +147,13 @@ pub struct Partner {
     pub signing_trust: String,
     pub encryption_cert: Option<Certificate>,
     pub profile: SecurityProfile,
-    /// The WS-Security profile `profile` names, as data for `wssec` (algorithms, references,
-    /// what is signed, encryption), built once at load.
+    /// The WS-Security profile (`[partners.security]`: preset and options; encrypted or not by
+    /// `profile`), as data for `wssec`, built once at load.
     pub security: crate::wssec::Profile,
+    /// The lifetime of the Timestamps we send this partner.
+    pub timestamp_ttl: CheckedDuration,
+    /// The clock difference allowed with this partner.
+    pub clock_skew: CheckedDuration,
     pub retry_marks: Vec<chrono::Duration>,
     pub flush_rate_per_second: f64,
     pub max_message_bytes: usize,

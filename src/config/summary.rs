@@ -112,6 +112,9 @@ impl Settings {
                     (SecurityProfile::Sign, _) => "sign (signed only)".to_owned(),
                 },
             );
+            for (label, value) in security_lines(p) {
+                field(label, &value);
+            }
             field("signing trust", &p.signing_trust);
             let tls_identity = match (&p.tls_client_subject, p.tls_client_certs.is_empty()) {
                 (Some(subject), _) => format!("; TLS client subject {subject}"),
@@ -152,6 +155,106 @@ impl Settings {
         }
         out
     }
+}
+
+/// The partner's WS-Security profile as `check-config` shows it: preset, opt-ins, what we
+/// accept, what we send.
+fn security_lines(p: &Partner) -> Vec<(&'static str, String)> {
+    use crate::wssec::profile::TimestampRule;
+    let s = &p.security;
+    let names = |v: Vec<&str>| v.join(", ");
+    let weak = s.weaknesses();
+    let mut out = vec![(
+        "security preset",
+        format!(
+            "{}{}",
+            s.preset.name(),
+            if weak.is_empty() { String::new() } else { format!(" (WEAK, opted in: {})", weak.join(", ")) }
+        ),
+    )];
+    let a = &s.inbound.signature;
+    out.push((
+        "accept signature",
+        format!(
+            "{}; digests {}; c14n {}; transforms {}; key references {}",
+            names(a.methods.iter().map(|m| m.name()).collect()),
+            names(a.digests.iter().map(|d| d.name()).collect()),
+            names(a.c14n.iter().map(|c| c.name()).collect()),
+            names(a.transforms.iter().map(|t| t.name()).collect()),
+            names(a.key_references.iter().map(|k| k.name()).collect()),
+        ),
+    ));
+    let mut signed = vec!["Body"];
+    if a.timestamp_signed {
+        signed.push("Timestamp");
+    }
+    if a.addressing_signed {
+        signed.push("WS-Addressing headers");
+    }
+    if a.token_signed {
+        signed.push("token");
+    }
+    let timestamp = match s.inbound.timestamp {
+        TimestampRule::Required => "Timestamp required",
+        TimestampRule::Optional => "Timestamp optional (without one: replay cache and message-ID idempotency)",
+    };
+    out.push(("accept signed", format!("{}; {timestamp}", signed.join(", "))));
+    out.push((
+        "accept encryption",
+        match &s.inbound.encryption {
+            None => "none (nothing is decrypted)".to_owned(),
+            Some(e) => format!(
+                "{}; key transport {}; key references {}; parts {}{}",
+                names(e.data.iter().map(|d| d.name()).collect()),
+                names(e.key_transport.iter().map(|k| k.name()).collect()),
+                names(e.key_references.iter().map(|k| k.name()).collect()),
+                names(e.parts.iter().map(|p| p.name()).collect()),
+                if e.encrypted_signature { "; encrypted signature" } else { "" },
+            ),
+        },
+    ));
+    let o = &s.outbound;
+    out.push((
+        "send",
+        format!(
+            "SOAP {}; {}, {}, {}, {}; key reference {}{}{}",
+            match o.soap_version {
+                crate::wssec::SoapVersion::V11 => "1.1",
+                crate::wssec::SoapVersion::V12 => "1.2",
+            },
+            o.signature.method.name(),
+            o.signature.digest.name(),
+            o.signature.c14n.name(),
+            o.signature.transforms.name(),
+            o.signature.key_reference.name(),
+            if o.timestamp { format!("; Timestamp {}", p.timestamp_ttl) } else { "; no Timestamp".to_owned() },
+            if o.addressing {
+                if o.signature.sign_addressing {
+                    "; WS-Addressing, signed"
+                } else {
+                    "; WS-Addressing"
+                }
+            } else {
+                ""
+            },
+        ),
+    ));
+    out.push((
+        "send encryption",
+        match &o.encryption {
+            None => "none (signed only)".to_owned(),
+            Some(e) => format!(
+                "{}; {}; key reference {}; part {}{}",
+                e.data.name(),
+                e.key_transport.name(),
+                e.key_reference.name(),
+                e.part.name(),
+                if e.encrypt_signature { "; signature encrypted" } else { "" },
+            ),
+        },
+    ));
+    out.push(("clock skew", p.clock_skew.to_string()));
+    out
 }
 
 /// `database_url` as the summary shows it: no password, no query.

@@ -82,6 +82,90 @@ mod loading {
     }
 
     #[test]
+    fn every_preset_loads_with_its_opt_ins_and_is_shown() {
+        use crate::wssec::profile::Preset;
+        let f = fixture(false);
+        for preset in Preset::ALL {
+            let weak = preset.profile(true).weaknesses();
+            let profile = if preset == Preset::Zeep { "sign" } else { "sign-encrypt" };
+            let allow: Vec<String> = weak.iter().map(|w| format!("\"{w}\"")).collect();
+            let text = format!(
+                "{}\n[partners.security]\npreset = \"{}\"\nallow_weak = [{}]\n",
+                f.replaced("profile = \"sign-encrypt\"", &format!("profile = \"{profile}\"")),
+                preset.name(),
+                allow.join(", ")
+            );
+            let settings = f.load(&text).unwrap_or_else(|e| panic!("{preset:?}: {e}"));
+            let partner = &settings.partners["ID"];
+            assert_eq!(partner.security.preset, preset);
+            let summary = settings.summary();
+            assert!(summary.contains(&format!("security preset {}", preset.name())), "{summary}");
+            assert_eq!(summary.contains("WEAK"), !weak.is_empty(), "{preset:?}: {summary}");
+        }
+    }
+
+    #[test]
+    fn weak_algorithms_need_the_partners_opt_in_by_name() {
+        let f = fixture(false);
+        let e = f.error(&format!("{}\n[partners.security]\npreset = \"wss4j-defaults\"\n", f.text));
+        assert!(e.contains("partner ID: security.allow_weak") && e.contains("allow_weak = [\"sha1\", \"cbc\"]"), "{e}");
+        let e = f.error(&format!("{}\n[partners.security.inbound]\nsignature_algorithms = [\"rsa-sha1\"]\n", f.text));
+        assert!(e.contains("allow_weak = [\"sha1\"]"), "{e}");
+        let e = f.error(&format!("{}\n[partners.security.outbound]\ndata_encryption = \"aes128-cbc\"\n", f.text));
+        assert!(e.contains("allow_weak = [\"cbc\"]"), "{e}");
+        let e = f.error(&format!("{}\n[partners.security.inbound]\nkey_transport = [\"rsa-1_5\"]\n", f.text));
+        assert!(e.contains("security.inbound.key_transport") && e.contains("never accepted"), "{e}");
+        let e = f.error(&format!("{}\n[partners.security]\npreset = \"wcf\"\n", f.text));
+        assert!(e.contains("security.preset") && e.contains("wcf-basic256sha256"), "{e}");
+        let e = f.error(&format!("{}\n[partners.security]\nallow_weak = [\"md5\"]\n", f.text));
+        assert!(e.contains("allow_weak") && e.contains("md5"), "{e}");
+        let e = f.error(&format!("{}\n[partners.security]\npreset = \"zeep\"\nallow_weak = [\"sha1\"]\n", f.text));
+        assert!(e.contains("zeep does not encrypt"), "{e}");
+    }
+
+    #[test]
+    fn references_that_only_name_a_certificate_need_pinned_certificates() {
+        let f = fixture(false);
+        // The generated partner pins its signing certificate: issuer-serial resolves.
+        let with_pins =
+            format!("{}\n[partners.security.inbound]\nkey_references = [\"issuer-serial\", \"ski\"]\n", f.text);
+        f.load(&with_pins).expect("pinned");
+        // Trusted by CA and subject only: refused, naming the styles.
+        // The global trust_anchors (the dev CA) apply to a partner with no pins of its own.
+        let by_ca = f.replaced("signing_certs = [", "signing_subject = \"CN=x\"\n#signing_certs = [");
+        let e = f.error(&format!("{by_ca}\n[partners.security.inbound]\nkey_references = [\"thumbprint\"]\n"));
+        assert!(e.contains("security.inbound.key_references") && e.contains("thumbprint"), "{e}");
+    }
+
+    #[test]
+    fn profile_options_are_checked_by_name_and_combination() {
+        let f = fixture(false);
+        let cases = [
+            ("[partners.security.outbound]\nkey_reference = \"pkipath\"", "outbound.key_reference"),
+            ("[partners.security.outbound]\nsignature_algorithm = \"ecdsa-sha256\"", "needs an EC signing key"),
+            ("[partners.security.outbound]\nsoap_version = \"1.3\"", "outbound.soap_version"),
+            ("[partners.security.outbound]\nsign_addressing = true", "needs outbound.addressing"),
+            ("[partners.security.inbound]\nc14n = []", "at least one"),
+            ("[partners.security.inbound]\ntimestamp = \"never\"", "inbound.timestamp"),
+        ];
+        for (section, expected) in cases {
+            let e = f.error(&format!("{}\n{section}\n", f.text));
+            assert!(e.contains(expected), "{section}: {e}");
+        }
+        let signed_only = f.replaced("profile = \"sign-encrypt\"", "profile = \"sign\"");
+        let e = f.error(&format!("{signed_only}\n[partners.security.inbound]\ndata_encryption = [\"aes256-gcm\"]\n"));
+        assert!(e.contains("profile is sign"), "{e}");
+        let ok = format!(
+            "{}\n[partners.security]\ntimestamp_ttl_seconds = 60\nclock_skew_seconds = 5\n[partners.security.outbound]\nsoap_version = \"1.2\"\naddressing = true\nsign_addressing = true\n",
+            f.text
+        );
+        let settings = f.load(&ok).expect("loads");
+        let p = &settings.partners["ID"];
+        assert_eq!((p.timestamp_ttl.as_secs(), p.clock_skew.as_secs()), (60, 5));
+        assert!(p.security.outbound.addressing && p.security.outbound.signature.sign_addressing);
+    }
+
+    #[test]
     fn limits_are_loaded_as_checked_values() {
         let f = fixture(false);
         let text = f.replaced(

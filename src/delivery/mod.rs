@@ -33,30 +33,41 @@ use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
 use crate::store::outbox::{self, FailedOutcome, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
-use crate::wssec::outbound::{secure, OutboundMessage};
-use crate::wssec::SoapVersion;
+use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
 
 pub use client::PartnerClient;
 
-/// `body_xml` as a request to `partner`: signed with a Timestamp from `now` and, under the
-/// partner's `sign-encrypt` profile, encrypted to it. On a blocking thread: libxml documents
-/// must not be held across an `.await`.
+/// `body_xml` (a request of `operation`) as the partner's profile says we send it: in its
+/// SOAP version, signed (with a Timestamp from `now` unless the profile sends none),
+/// encrypted to the partner when its profile encrypts, with WS-Addressing headers when it
+/// uses them. On a blocking thread: libxml documents must not be held across an `.await`.
 pub async fn secure_request(
     state: &Arc<Core>,
     partner: &Arc<Partner>,
+    operation: Operation,
     body_xml: String,
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, String> {
     let (state, partner) = (state.clone(), partner.clone());
+    let outbound = partner.security.outbound;
+    let addressing = outbound.addressing.then(|| AddressingHeaders {
+        namespace: crate::wssec::ns::WSA,
+        action: operation.soap_action(),
+        message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        to: Some(partner.endpoint.clone()),
+        relates_to: None,
+        reply_to_anonymous: true,
+    });
     crate::wssec::on_blocking_thread(move || {
         secure(&OutboundMessage {
-            version: SoapVersion::V11,
+            version: outbound.soap_version,
             body_xml: &body_xml,
             signer: &state.settings.signing,
-            encrypt_for: partner.security.encryption.and(partner.encrypt_to()),
-            profile: &partner.security,
+            encrypt_for: outbound.encryption.and(partner.encrypt_to()),
+            profile: &outbound,
+            addressing: addressing.as_ref(),
             now,
-            ttl: state.settings.security.timestamp_ttl.chrono(),
+            ttl: partner.timestamp_ttl.chrono(),
         })
     })
     .await
@@ -187,7 +198,7 @@ impl Worker {
         };
         self.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
         let now = clock.now();
-        let wire = match secure_request(&self.state, &partner, msg.body_xml.clone(), now).await {
+        let wire = match secure_request(&self.state, &partner, operation, msg.body_xml.clone(), now).await {
             Ok(w) => w,
             Err(reason) => {
                 // Releasing it would hand the same message back at once, forever.
@@ -203,24 +214,25 @@ impl Worker {
         // The latency of the HTTP exchange is real elapsed time, for operators, not a
         // scheduling decision: it is measured on the monotonic clock, not `state::Core::clock`.
         let sent_at = Instant::now();
-        let (status, body) = match self.client.post(&partner, operation, SoapVersion::V11, wire).await {
-            Ok(r) => r,
-            Err(e) => {
-                return self
-                    .retry_later(
-                        &msg,
-                        &partner,
-                        now,
-                        Failure {
-                            attempt,
-                            outcome: FailedOutcome::Transport,
-                            http_status: None,
-                            error: &format!("transport: {e}"),
-                        },
-                    )
-                    .await
-            }
-        };
+        let (status, body) =
+            match self.client.post(&partner, operation, partner.security.outbound.soap_version, wire).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return self
+                        .retry_later(
+                            &msg,
+                            &partner,
+                            now,
+                            Failure {
+                                attempt,
+                                outcome: FailedOutcome::Transport,
+                                http_status: None,
+                                error: &format!("transport: {e}"),
+                            },
+                        )
+                        .await
+                }
+            };
         let latency_ms = u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX);
         match self.judge(&msg, &partner, status, &body).await {
             Verdict::Acknowledged(ack) => {

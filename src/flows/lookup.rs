@@ -19,7 +19,6 @@ use crate::soap::business::read_lookup_response;
 use crate::state::Core;
 use crate::store::certificates;
 use crate::store::StoreError;
-use crate::wssec::SoapVersion;
 
 /// Digits and capital letters without the easily misread 0, 1, I and O: 32 of them, so the low
 /// five bits of a random byte pick one without bias.
@@ -103,13 +102,16 @@ pub async fn ask(
         reference_code: code.to_owned(),
     };
     let (message_id, body) = super::outgoing(&state.settings, &partner.party, Operation::GetCo, &lookup.to_xml(), now);
-    let wire = crate::delivery::secure_request(state, partner, body, now).await.map_err(AskError::Secure)?;
+    let wire =
+        crate::delivery::secure_request(state, partner, Operation::GetCo, body, now).await.map_err(AskError::Secure)?;
     let timeout = state.settings.delivery.request_timeout.std();
     // Look-ups are rare, manual queries: a client of their own keeps them off the delivery
     // workers' connections and rate limits.
     let client = crate::delivery::PartnerClient::new(timeout, state.settings.tls.clone());
-    let (status, answer) =
-        client.post(partner, Operation::GetCo, SoapVersion::V11, wire).await.map_err(AskError::Transport)?;
+    let (status, answer) = client
+        .post(partner, Operation::GetCo, partner.security.outbound.soap_version, wire)
+        .await
+        .map_err(AskError::Transport)?;
     if status != 200 {
         return Err(AskError::Http(status));
     }

@@ -11,8 +11,10 @@ use crate::config::Partner;
 use crate::message::{AckError, AckStatus, Acknowledgement, MessageHeader};
 use crate::refusal::Refusal;
 use crate::state::Core;
-use crate::wssec::outbound::{secure, OutboundMessage};
-use crate::wssec::{Profile, SoapVersion};
+use crate::wssec::inbound::Addressing;
+use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
+use crate::wssec::profile::Outbound;
+use crate::wssec::{ns, SoapVersion};
 
 /// Our acknowledgement of message `received_id` (empty when it had no usable ID) whose bytes
 /// had the digest `digest`: Accepted without errors, Rejected with every one.
@@ -34,29 +36,62 @@ pub fn acknowledgement(
     }
 }
 
+/// How an answer goes back: in the request's SOAP version, and with WS-Addressing headers
+/// answering the request's when the partner's profile uses WS-Addressing.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub version: SoapVersion,
+    /// The request's WS-Addressing headers, when it had any.
+    pub request_addressing: Option<Addressing>,
+}
+
+impl Reply {
+    /// The answer's WS-Addressing headers: `RelatesTo` the request's `MessageID`, the
+    /// operation's response action, to the request's `ReplyTo` unless it is anonymous.
+    fn addressing(&self, partner: &Partner) -> Option<AddressingHeaders> {
+        if !partner.security.outbound.addressing {
+            return None;
+        }
+        let request = self.request_addressing.as_ref()?;
+        let namespace = if request.namespace == ns::WSA_2004 { ns::WSA_2004 } else { ns::WSA };
+        let to = request.reply_to.clone().filter(|r| !r.ends_with("/anonymous"));
+        Some(AddressingHeaders {
+            namespace,
+            action: format!("{}Response", request.action.clone().unwrap_or_default()),
+            message_id: format!("urn:uuid:{}", Uuid::new_v4()),
+            to,
+            relates_to: request.message_id.clone(),
+            reply_to_anonymous: false,
+        })
+    }
+}
+
 /// Signs an acknowledgement (not encrypted, framework 4.4.3).
 pub async fn sign_ack(
     core: &Arc<Core>,
     partner: &Arc<Partner>,
-    version: SoapVersion,
+    reply: &Reply,
     ack: &Acknowledgement,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
-    secure_response(core, version, ack.to_xml(), partner.clone(), partner.security.signed_only(), now).await
+    let profile = partner.security.signed_only().outbound;
+    secure_response(core, reply, ack.to_xml(), partner.clone(), profile, now).await
 }
 
 /// Secures a response body to `partner` with `profile` on a blocking thread: signed, and
 /// encrypted to the partner when the profile encrypts.
 pub async fn secure_response(
     core: &Arc<Core>,
-    version: SoapVersion,
+    reply: &Reply,
     body_xml: String,
     partner: Arc<Partner>,
-    profile: Profile,
+    profile: Outbound,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
     let core = core.clone();
-    let ttl = core.settings.security.timestamp_ttl.chrono();
+    let ttl = partner.timestamp_ttl.chrono();
+    let version = reply.version;
+    let addressing = reply.addressing(&partner);
     let wire = crate::wssec::on_blocking_thread(move || {
         secure(&OutboundMessage {
             version,
@@ -64,6 +99,7 @@ pub async fn secure_response(
             signer: &core.settings.signing,
             encrypt_for: profile.encryption.and(partner.encrypt_to()),
             profile: &profile,
+            addressing: addressing.as_ref(),
             now,
             ttl,
         })

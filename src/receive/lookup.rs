@@ -16,14 +16,13 @@ use crate::message::{AckError, MessageHeader};
 use crate::refusal::Refusal;
 use crate::state::Core;
 use crate::store::audit::AuditEvent;
-use crate::wssec::SoapVersion;
 
 /// The signed GetCO response to `request` (a GetCO from `partner`).
 pub async fn answer(
     core: &Arc<Core>,
     partner: &Arc<Partner>,
     request: &InboundRequest,
-    version: SoapVersion,
+    reply: &super::answer::Reply,
     remote: SocketAddr,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
@@ -63,5 +62,5 @@ pub async fn answer(
     }
     let header = MessageHeader::new(&core.settings.party, &partner.party, Uuid::new_v4(), now);
     let body = crate::soap::business::lookup_response_xml(&header.to_xml(), &message_id, &result);
-    super::answer::secure_response(core, version, body, partner.clone(), partner.security, now).await
+    super::answer::secure_response(core, reply, body, partner.clone(), partner.security.outbound, now).await
 }

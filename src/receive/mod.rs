@@ -97,14 +97,19 @@ async fn pipeline(
 ) -> Result<Answer, Refusal> {
     let now = core.clock.now();
     let verified = verify(core, partner, bytes.clone(), now).await?;
-    let version = verified.version();
+    let reply = answer::Reply { version: verified.version(), request_addressing: verified.addressing().cloned() };
     // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
     let keep_until = verified.expires() + core.settings.security.clock_skew.chrono();
     let replay_key = format!("{}:{}", partner.party, verified.replay_key());
     let fresh = inbound::remember_signature(&core.store, &replay_key, keep_until, now)
         .await
         .map_err(|e| Refusal::Internal(format!("replay cache unavailable: {e}")))?;
-    if !fresh {
+    // A signed message seen before is a replay. Without a Timestamp, a partner's own retry of
+    // a message is byte for byte the same (its signature is deterministic): it is answered by
+    // message-ID idempotency (its first acknowledgement, nothing stored twice) when its
+    // receipt is stored, and refused as a replay otherwise.
+    let repeat = !fresh;
+    if repeat && verified.timestamped() {
         return Err(Refusal::Replay);
     }
     let request = match crate::soap::request::read(&verified, bytes.clone()) {
@@ -118,7 +123,7 @@ async fn pipeline(
             // store nothing.
             let digest = crate::message::request::wire_digest(&bytes);
             let ack = answer::acknowledgement(core, partner, "", &digest, errors, now);
-            return answer::sign_ack(core, partner, version, &ack, now).await;
+            return answer::sign_ack(core, partner, &reply, &ack, now).await;
         }
     };
     drop(verified);
@@ -130,9 +135,12 @@ async fn pipeline(
         });
     }
     if request.operation == Operation::GetCo {
-        return lookup::answer(core, partner, &request, version, remote, now).await;
+        if repeat {
+            return Err(Refusal::Replay);
+        }
+        return lookup::answer(core, partner, &request, &reply, remote, now).await;
     }
-    receive(core, partner, &request, version, now).await
+    receive(core, partner, &request, &reply, repeat, now).await
 }
 
 /// A request other than GetCO, from its idempotency check to its stored receipt.
@@ -140,9 +148,11 @@ async fn receive(
     core: &Arc<Core>,
     partner: &Arc<Partner>,
     request: &InboundRequest,
-    version: SoapVersion,
+    reply: &answer::Reply,
+    repeat: bool,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
+    let version = reply.version;
     let message_id = request.header.message_id.to_string();
     let evidence = &request.evidence;
     let op_name = request.operation.request_element();
@@ -166,13 +176,18 @@ async fn receive(
             errors,
             now,
         );
-        answer::sign_ack(core, partner, version, &ack, now).await
+        answer::sign_ack(core, partner, reply, &ack, now).await
     };
     let earlier = inbound::find(&core.store, &partner.party, &message_id)
         .await
         .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
-    if let Some(previous) = earlier {
-        return answer_earlier(previous).await;
+    match earlier {
+        Some(previous) if !repeat || previous.body_sha256 == evidence.content_sha256 => {
+            return answer_earlier(previous).await
+        }
+        // A repeat of signed content whose receipt is not stored (or stored for other content).
+        _ if repeat => return Err(Refusal::Replay),
+        _ => {}
     }
 
     let decision = flows::inbound::check(core, partner, request)
@@ -184,7 +199,7 @@ async fn receive(
         tracing::info!(event = "request_rejected", partner = %partner.party, %message_id, operation = request.operation.name(), ?codes, "request answered Rejected");
     }
     let ack = answer::acknowledgement(core, partner, &message_id, &evidence.wire_digest, decision.errors, now);
-    let ack_wire = answer::sign_ack(core, partner, version, &ack, now).await?.wire;
+    let ack_wire = answer::sign_ack(core, partner, reply, &ack, now).await?.wire;
     let receipt = Receipt {
         partner: &partner.party,
         message_id: &message_id,

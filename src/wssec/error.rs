@@ -48,6 +48,10 @@ pub enum SecurityError {
     UnsupportedToken(String),
     #[error("encrypted content is not of the required form: {0}")]
     EncryptedStructure(String),
+    /// Under a profile that accepts AES-CBC: the message failed to decrypt or its signature
+    /// failed, answered alike (the detail says which, in our log only).
+    #[error("decryption or signature check failed: {0}")]
+    CheckFailed(String),
     #[error("internal failure: {0}")]
     Internal(String),
     #[error("key or certificate problem: {0}")]
@@ -83,6 +87,7 @@ impl SecurityError {
             SecurityError::MustUnderstand(_) => "MSG-MUST-UNDERSTAND",
             SecurityError::UnsupportedToken(_) => "WSS-UNSUPPORTED-TOKEN",
             SecurityError::EncryptedStructure(_) => "WSS-ENCRYPTED-STRUCTURE",
+            SecurityError::CheckFailed(_) => "WSS-CHECK-FAILED",
             SecurityError::Internal(_) => "GW-INTERNAL",
             SecurityError::KeyMaterial(_) => "WSS-KEY",
             SecurityError::Build(_) => "WSS-BUILD",
@@ -95,9 +100,10 @@ impl SecurityError {
             SecurityError::Algorithm(_) => "UnsupportedAlgorithm",
             SecurityError::UnsupportedToken(_) => "UnsupportedSecurityToken",
             SecurityError::UntrustedCertificate(_) => "InvalidSecurityToken",
-            SecurityError::SignatureInvalid(_) | SecurityError::WrongNodeSigned(_) | SecurityError::Decrypt(_) => {
-                "FailedCheck"
-            }
+            SecurityError::SignatureInvalid(_)
+            | SecurityError::WrongNodeSigned(_)
+            | SecurityError::Decrypt(_)
+            | SecurityError::CheckFailed(_) => "FailedCheck",
             SecurityError::Expired(_) | SecurityError::FutureTimestamp(_) => "MessageExpired",
             _ => "InvalidSecurity",
         }
@@ -138,8 +144,24 @@ impl SecurityError {
             | E::WrongNodeSigned(_)
             | E::MustUnderstand(_)
             | E::UnsupportedToken(_)
-            | E::EncryptedStructure(_) => false,
+            | E::EncryptedStructure(_)
+            | E::CheckFailed(_) => false,
         }
+    }
+
+    /// Whether, under the CBC countermeasures, this failure is answered as
+    /// [`SecurityError::CheckFailed`]: everything that could depend on a decrypted plaintext.
+    /// The Timestamp (in the clear) and our own failures keep their own answer.
+    pub fn cbc_uniform(&self) -> bool {
+        !matches!(
+            self,
+            SecurityError::Expired(_)
+                | SecurityError::FutureTimestamp(_)
+                | SecurityError::BadTimestamp(_)
+                | SecurityError::Internal(_)
+                | SecurityError::KeyMaterial(_)
+                | SecurityError::Build(_)
+        )
     }
 
     /// One error of every code (details empty), for the registry of refusals.
@@ -172,6 +194,7 @@ impl SecurityError {
             E::MustUnderstand(Vec::new()),
             E::UnsupportedToken(s()),
             E::EncryptedStructure(s()),
+            E::CheckFailed(s()),
             E::Internal(s()),
             E::KeyMaterial(s()),
             E::Build(s()),
@@ -216,7 +239,9 @@ impl SecurityError {
             E::UntrustedCertificate(_) => {
                 "the signing certificate is not trusted for this partner (not agreed, expired or not yet valid)"
             }
-            E::WrongNodeSigned(_) => "the signature must cover the SOAP Body and the Timestamp",
+            E::WrongNodeSigned(_) => {
+                "the signature must cover the SOAP Body and the Timestamp (and what else the security profile requires)"
+            }
             E::Expired(_) => "the Timestamp has expired; check the sender's clock",
             E::FutureTimestamp(_) => "the Timestamp is in the future; check the sender's clock",
             E::BadTimestamp(_) => {
@@ -224,11 +249,12 @@ impl SecurityError {
             }
             E::MustUnderstand(_) => "a header block marked mustUnderstand is not understood by this receiver",
             E::UnsupportedToken(_) => {
-                "the security token type or key reference style is not supported; use an X.509 v3 BinarySecurityToken referenced from the signature"
+                "the security token type or key reference style is not the one agreed in this partner's security profile"
             }
             E::EncryptedStructure(_) => {
-                "the encrypted content must be one xenc:EncryptedData of Type Content in the Body, named in the EncryptedKey's ReferenceList"
+                "the encrypted content must be the Body's one xenc:EncryptedData (and, where agreed, the signature), named in the EncryptedKey's ReferenceList"
             }
+            E::CheckFailed(_) => "the message could not be decrypted with our key or its signature does not verify",
             E::KeyMaterial(_) | E::Build(_) | E::Internal(_) => INTERNAL_REASON,
         }
     }

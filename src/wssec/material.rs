@@ -61,6 +61,13 @@ pub struct Certificate {
     pub serial_decimal: String,
     /// SHA-256 fingerprint, hex, for pinning and logs.
     pub fingerprint_sha256: String,
+    /// SHA-1 of the DER (WS-Security 1.1 `ThumbprintSHA1`).
+    pub thumbprint_sha1: [u8; 20],
+    /// The Subject Key Identifier: the extension's value, or (without one) the SHA-1 of the
+    /// subject public key's bit string (RFC 5280 §4.2.1.2 method 1), as WSS4J and WCF compute it.
+    pub subject_key_identifier: Vec<u8>,
+    /// Whether the key is an EC key (else RSA): which signature method it can make.
+    pub is_ec: bool,
     public_pem: Arc<Vec<u8>>,
 }
 
@@ -80,8 +87,18 @@ impl Certificate {
         let der = x.to_der().map_err(err)?;
         let serial = x.serial_number().to_bn().and_then(|b| b.to_dec_str().map(|s| s.to_string())).map_err(err)?;
         let fingerprint = x.digest(MessageDigest::sha256()).map_err(err)?;
-        let public_pem = x.public_key().and_then(|k| k.public_key_to_pem()).map_err(err)?;
+        let public = x.public_key().map_err(err)?;
+        let public_pem = public.public_key_to_pem().map_err(err)?;
+        let thumbprint_sha1 = openssl::sha::sha1(&der);
+        let subject_key_identifier = match x.subject_key_id() {
+            Some(ski) => ski.as_slice().to_vec(),
+            None => openssl::sha::sha1(&subject_public_key_bits(&public.public_key_to_der().map_err(err)?)).to_vec(),
+        };
+        let is_ec = public.id() == openssl::pkey::Id::EC;
         Ok(Certificate {
+            thumbprint_sha1,
+            subject_key_identifier,
+            is_ec,
             der: Arc::new(der),
             subject: rfc2253(x.subject_name()),
             issuer_rfc2253: rfc2253(x.issuer_name()),
@@ -104,6 +121,70 @@ impl Certificate {
     pub fn matches_issuer_serial(&self, issuer: &str, serial: &str) -> bool {
         serial.trim() == self.serial_decimal && normalize_dn(issuer) == normalize_dn(&self.issuer_rfc2253)
     }
+}
+
+/// The contents of the BIT STRING of a DER `SubjectPublicKeyInfo` (the key bits the SKI hashes),
+/// or the whole input when it does not read as one.
+fn subject_public_key_bits(spki: &[u8]) -> Vec<u8> {
+    der_children(spki)
+        .and_then(|parts| parts.into_iter().nth(1))
+        .filter(|(tag, _)| *tag == 0x03)
+        .and_then(|(_, bits)| bits.get(1..).map(<[u8]>::to_vec)) // skip the unused-bits byte
+        .unwrap_or_else(|| spki.to_vec())
+}
+
+/// The (tag, contents) of the elements of a DER SEQUENCE, or `None` if it is not one.
+pub(crate) fn der_children(der: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let (tag, contents, rest) = der_element(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut left = contents;
+    while !left.is_empty() {
+        let (tag, body, rest) = der_element(left)?;
+        out.push((tag, body));
+        left = rest;
+    }
+    Some(out)
+}
+
+/// The elements of a DER SEQUENCE as whole encodings (tag and length included).
+pub(crate) fn der_sequence_elements(der: &[u8]) -> Option<Vec<&[u8]>> {
+    let (tag, contents, rest) = der_element(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut left = contents;
+    while !left.is_empty() {
+        let (_, body, rest) = der_element(left)?;
+        let whole = left.len() - rest.len();
+        debug_assert!(whole >= body.len());
+        out.push(&left[..whole]);
+        left = rest;
+    }
+    Some(out)
+}
+
+/// One DER element: its tag, its contents and what follows it.
+fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -199,6 +280,19 @@ fn cached_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn der_sequences_are_split_and_bad_ones_refused() {
+        // SEQUENCE { INTEGER 1, BIT STRING 00 ff }
+        let seq = [0x30, 0x07, 0x02, 0x01, 0x01, 0x03, 0x02, 0x00, 0xff];
+        let parts = der_children(&seq).expect("sequence");
+        assert_eq!(parts, vec![(0x02, &[1u8][..]), (0x03, &[0u8, 0xff][..])]);
+        assert_eq!(der_sequence_elements(&seq).expect("elements"), vec![&seq[2..5], &seq[5..]]);
+        assert_eq!(subject_public_key_bits(&seq), vec![0xff]);
+        assert!(der_children(&[0x30, 0x05, 0x02]).is_none(), "length past the end");
+        assert!(der_children(&[0x31, 0x00]).is_none(), "not a SEQUENCE");
+        assert!(der_children(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
+    }
 
     #[test]
     fn dn_comparison_ignores_order_space_and_case() {

@@ -43,15 +43,37 @@ pub mod ns {
     pub const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
     pub const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
     pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+    pub const WSSE11: &str = "http://docs.oasis-open.org/wss/oasis-wss-wssecurity-secext-1.1.xsd";
+    pub const C14N11: &str = "http://www.w3.org/2006/12/xml-c14n11";
+    pub const C14N10: &str = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315";
+    pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
     pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+    pub const RSA_SHA1: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+    pub const ECDSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256";
     pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
     pub const SHA1: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
     pub const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
+    pub const AES128_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes128-gcm";
+    pub const AES256_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes256-cbc";
+    pub const AES128_CBC: &str = "http://www.w3.org/2001/04/xmlenc#aes128-cbc";
     pub const RSA_OAEP_MGF1P: &str = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p";
     pub const ENC_CONTENT: &str = "http://www.w3.org/2001/04/xmlenc#Content";
+    pub const ENC_ELEMENT: &str = "http://www.w3.org/2001/04/xmlenc#Element";
+    pub const ENC_KEY_TYPE: &str = "http://www.w3.org/2001/04/xmlenc#EncryptedKey";
     pub const X509V3: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
+    pub const X509_PKIPATH: &str =
+        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509PKIPathv1";
+    pub const X509_SKI: &str =
+        "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509SubjectKeyIdentifier";
+    pub const THUMBPRINT_SHA1: &str =
+        "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#ThumbprintSHA1";
+    pub const ENCRYPTED_KEY_TOKEN: &str =
+        "http://docs.oasis-open.org/wss/oasis-wss-soap-message-security-1.1#EncryptedKey";
     pub const BASE64_BINARY: &str =
         "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
+    /// WS-Addressing 1.0 (W3C), and the 2004/08 submission WCF and older stacks use.
+    pub const WSA: &str = "http://www.w3.org/2005/08/addressing";
+    pub const WSA_2004: &str = "http://schemas.xmlsoap.org/ws/2004/08/addressing";
 }
 
 /// SOAP version of an envelope; faults and `mustUnderstand` are written to match it.

@@ -64,12 +64,13 @@ fn receive(
         &InboundPolicy {
             limits: XmlLimits::default(),
             decryption: Some(&fixture().id.encryption),
-            profile: super::Profile::strict(require_encryption),
+            profile: super::Profile::strict(require_encryption).inbound,
             trust,
             now: Utc::now(),
             clock_skew: Duration::seconds(60),
             max_ttl: Duration::hours(1),
             require_fresh_timestamp: true,
+            replay_retention: chrono::Duration::days(7),
         },
     )
 }
@@ -167,7 +168,8 @@ fn expired_and_future_timestamps_are_refused() {
             body_xml: BODY,
             signer: &f.kr.signing,
             encrypt_for: None,
-            profile: &super::Profile::strict(false),
+            profile: &super::Profile::strict(false).outbound,
+            addressing: None,
             now: Utc::now() + offset,
             ttl: Duration::minutes(5),
         })
@@ -194,7 +196,8 @@ fn message_encrypted_for_someone_else_is_refused() {
         body_xml: BODY,
         signer: &f.kr.signing,
         encrypt_for: Some(&f.kr.encryption.certificate),
-        profile: &super::Profile::strict(true),
+        profile: &super::Profile::strict(true).outbound,
+        addressing: None,
         now: Utc::now(),
         ttl: Duration::minutes(5),
     })
@@ -249,7 +252,8 @@ fn encrypted_content_gets_the_structural_checks_before_it_is_parsed() {
             body_xml: &body,
             signer: &f.kr.signing,
             encrypt_for: Some(&f.id.encryption.certificate),
-            profile: &super::Profile::strict(true),
+            profile: &super::Profile::strict(true).outbound,
+            addressing: None,
             now: Utc::now(),
             ttl: Duration::minutes(5),
         })
@@ -276,7 +280,8 @@ fn send_version(version: SoapVersion, encrypt: bool) -> String {
         body_xml: BODY,
         signer: &f.kr.signing,
         encrypt_for: encrypt.then_some(&f.id.encryption.certificate),
-        profile: &super::Profile::strict(encrypt),
+        profile: &super::Profile::strict(encrypt).outbound,
+        addressing: None,
         now: Utc::now(),
         ttl: Duration::minutes(5),
     })
@@ -472,4 +477,269 @@ fn header_blocks_must_be_qualified_and_must_understand_a_boolean() {
 fn our_own_context_failures_are_internal() {
     let e = SecurityError::from(super::ffi::FfiError::Context("xmlNewDoc returned NULL".into()));
     assert!(e.is_internal(), "{e}");
+}
+
+// ---- Profiles: every preset and key-reference style round trips; nothing weaker gets in ----
+
+use super::outbound::AddressingHeaders;
+use super::profile::{
+    Canonicalization, DataEncryption, DigestAlgorithm, EncryptedKeyReference, EncryptedPart, Preset, Profile,
+    ReferenceTransforms, SignatureAlgorithm, SignatureKeyReference, TimestampRule,
+};
+
+fn addressing() -> AddressingHeaders {
+    AddressingHeaders {
+        namespace: super::ns::WSA,
+        action: "urn:coconnect:soap:v1/SendCO".into(),
+        message_id: format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+        to: Some("https://id.example/soap/v1".into()),
+        relates_to: None,
+        reply_to_anonymous: true,
+    }
+}
+
+/// KR's message to ID under `profile`'s outbound side.
+fn send_with(profile: &Profile) -> Vec<u8> {
+    let f = fixture();
+    let a = addressing();
+    secure(&OutboundMessage {
+        version: profile.outbound.soap_version,
+        body_xml: BODY,
+        signer: &f.kr.signing,
+        encrypt_for: profile.outbound.encryption.map(|_| &f.id.encryption.certificate),
+        profile: &profile.outbound,
+        addressing: profile.outbound.addressing.then_some(&a),
+        now: Utc::now(),
+        ttl: Duration::minutes(5),
+    })
+    .expect("secure")
+}
+
+/// ID receiving under `profile`'s inbound side, KR's signing certificate pinned.
+fn receive_with(bytes: &[u8], profile: &Profile) -> Result<super::inbound::VerifiedMessage, SecurityError> {
+    receive_trusting(bytes, profile, &pinned_kr())
+}
+
+fn receive_trusting(
+    bytes: &[u8],
+    profile: &Profile,
+    trust: &PartnerTrust,
+) -> Result<super::inbound::VerifiedMessage, SecurityError> {
+    process(
+        bytes,
+        &InboundPolicy {
+            limits: XmlLimits::default(),
+            decryption: Some(&fixture().id.encryption),
+            profile: profile.inbound.clone(),
+            trust,
+            now: Utc::now(),
+            clock_skew: Duration::seconds(60),
+            max_ttl: Duration::hours(1),
+            require_fresh_timestamp: true,
+            replay_retention: Duration::days(7),
+        },
+    )
+}
+
+#[test]
+fn every_preset_round_trips_signed_and_encrypted() {
+    for preset in Preset::ALL {
+        for encrypt in [false, true] {
+            let p = preset.profile(encrypt);
+            let wire = send_with(&p);
+            let m = receive_with(&wire, &p).unwrap_or_else(|e| panic!("{preset:?} encrypt={encrypt}: {e}"));
+            assert_eq!(m.was_encrypted(), p.encrypts(), "{preset:?}");
+            assert!(String::from_utf8_lossy(m.body_child()).contains("genuine"), "{preset:?}");
+            if p.encrypts() {
+                assert!(!String::from_utf8_lossy(&wire).contains("genuine"), "{preset:?}: the Body travels encrypted");
+            }
+            assert_eq!(m.addressing().is_some(), p.outbound.addressing, "{preset:?}");
+        }
+    }
+}
+
+#[test]
+fn every_key_reference_style_is_sent_and_resolved_against_the_pinned_certificate() {
+    let mut p = Profile::strict(true);
+    p.inbound.signature.key_references = SignatureKeyReference::ALL.to_vec();
+    p.inbound.encryption.as_mut().expect("encrypts").key_references = EncryptedKeyReference::ALL.to_vec();
+    for style in SignatureKeyReference::ALL.into_iter().filter(|s| *s != SignatureKeyReference::PkiPath) {
+        for key_style in EncryptedKeyReference::ALL {
+            let mut q = p.clone();
+            q.outbound.signature.key_reference = style;
+            q.outbound.encryption.as_mut().expect("encrypts").key_reference = key_style;
+            let wire = send_with(&q);
+            receive_with(&wire, &q).unwrap_or_else(|e| panic!("{style:?}/{key_style:?}: {e}"));
+            // A partner that did not agree to the style is refused with "unsupported", not trusted.
+            let strict = Profile::strict(true);
+            if style != SignatureKeyReference::BinarySecurityToken {
+                assert_eq!(code(receive_with(&wire, &strict)), "WSS-UNSUPPORTED-TOKEN", "{style:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reference_that_only_names_a_certificate_never_reaches_beyond_the_pinned_ones() {
+    let f = fixture();
+    let mut p = Profile::strict(false);
+    p.inbound.signature.key_references = SignatureKeyReference::ALL.to_vec();
+    // Trusted by CA and subject, nothing pinned: a name alone cannot be resolved.
+    let kr_subject = f.kr.signing.certificate.subject.clone();
+    let by_ca = PartnerTrust::new(vec![], &[f.ca.clone()], Some(kr_subject)).expect("trust");
+    for style in [
+        SignatureKeyReference::IssuerSerial,
+        SignatureKeyReference::SubjectKeyIdentifier,
+        SignatureKeyReference::Thumbprint,
+    ] {
+        let mut q = p.clone();
+        q.outbound.signature.key_reference = style;
+        let wire = send_with(&q);
+        assert_eq!(code(receive_trusting(&wire, &q, &by_ca)), "WSS-UNTRUSTED-CERT", "{style:?}");
+        // ID's certificate is pinned, KR signed: the name matches nothing pinned.
+        let only_id = PartnerTrust::new(vec![f.id.signing.certificate.clone()], &[], None).expect("trust");
+        assert_eq!(code(receive_trusting(&wire, &q, &only_id)), "WSS-UNTRUSTED-CERT", "{style:?}");
+    }
+    // A certificate carried in the message is checked like a token's.
+    let mut q = p.clone();
+    q.outbound.signature.key_reference = SignatureKeyReference::X509KeyIdentifier;
+    let wire = send_with(&q);
+    let only_id = PartnerTrust::new(vec![f.id.signing.certificate.clone()], &[], None).expect("trust");
+    assert_eq!(code(receive_trusting(&wire, &q, &only_id)), "WSS-UNTRUSTED-CERT");
+}
+
+#[test]
+fn a_strict_partner_gets_nothing_weaker_than_the_default() {
+    let strict = Profile::strict(true);
+    let variants: Vec<(&str, Box<dyn Fn(&mut Profile)>)> = vec![
+        ("rsa-sha1", Box::new(|p| p.outbound.signature.method = SignatureAlgorithm::RsaSha1)),
+        ("sha1 digests", Box::new(|p| p.outbound.signature.digest = DigestAlgorithm::Sha1)),
+        ("c14n 1.1", Box::new(|p| p.outbound.signature.c14n = Canonicalization::C14n11)),
+        ("enveloped transform", Box::new(|p| p.outbound.signature.transforms = ReferenceTransforms::EnvelopedThenC14n)),
+        ("aes128-cbc", Box::new(|p| p.outbound.encryption.as_mut().expect("enc").data = DataEncryption::Aes128Cbc)),
+        ("aes256-cbc", Box::new(|p| p.outbound.encryption.as_mut().expect("enc").data = DataEncryption::Aes256Cbc)),
+        ("aes128-gcm", Box::new(|p| p.outbound.encryption.as_mut().expect("enc").data = DataEncryption::Aes128Gcm)),
+        ("Element type", Box::new(|p| p.outbound.encryption.as_mut().expect("enc").part = EncryptedPart::BodyElement)),
+        ("encrypted signature", Box::new(|p| p.outbound.encryption.as_mut().expect("enc").encrypt_signature = true)),
+        ("no Timestamp", Box::new(|p| p.outbound.timestamp = false)),
+    ];
+    for (what, change) in variants {
+        let mut p = Profile::strict(true);
+        change(&mut p);
+        let wire = send_with(&p);
+        let got = code(receive_with(&wire, &strict));
+        assert_ne!(got, "accepted", "{what} was accepted by a strict partner");
+        assert!(got.starts_with("WSS-"), "{what}: {got}");
+    }
+}
+
+#[test]
+fn under_cbc_a_failed_decryption_and_a_failed_signature_get_the_same_answer() {
+    let p = Preset::WcfBasic256Sha256.profile(true);
+    let wire = String::from_utf8(send_with(&p)).expect("utf8");
+    let cipher_values: Vec<usize> = wire.match_indices("<xenc:CipherValue>").map(|(i, _)| i + 18).collect();
+    let flip = |at: usize| {
+        let mut bytes = wire.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        bytes
+    };
+    // The EncryptedKey's value, the encrypted signature and the Body's ciphertext, each
+    // damaged; and the signed content changed under a valid encryption is impossible to reach
+    // without the key, so a wrong signature is shown by another signer's certificate pinned.
+    let mut answers = Vec::new();
+    for at in &cipher_values {
+        for offset in [0, 40] {
+            answers.push(receive_with(&flip(at + offset), &p).expect_err("damaged"));
+        }
+    }
+    let stranger = PartnerTrust::new(vec![fixture().id.signing.certificate.clone()], &[], None).expect("trust");
+    for e in &answers {
+        assert_eq!(
+            (e.code(), e.public_reason()),
+            ("WSS-CHECK-FAILED", SecurityError::CheckFailed(String::new()).public_reason()),
+            "{e}"
+        );
+    }
+    // An encrypted signature's signer is known only after decryption: its refusal is uniform
+    // too. A signature in the clear is checked before anything is decrypted, and told as such.
+    assert_eq!(code(receive_trusting(wire.as_bytes(), &p, &stranger)), "WSS-CHECK-FAILED");
+    let clear = Preset::Wss4jDefaults.profile(true);
+    let clear_wire = send_with(&clear);
+    assert_eq!(code(receive_trusting(&clear_wire, &clear, &stranger)), "WSS-UNTRUSTED-CERT");
+    // Without CBC, the same damage is told precisely.
+    let gcm = Profile::strict(true);
+    let wire = String::from_utf8(send_with(&gcm)).expect("utf8");
+    let at = wire.rfind("<xenc:CipherValue>").expect("data") + 18 + 10;
+    let mut bytes = wire.into_bytes();
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    assert_eq!(code(receive_with(&bytes, &gcm)), "WSS-DECRYPT");
+}
+
+#[test]
+fn an_encrypted_signature_is_decrypted_before_it_is_verified() {
+    let p = Preset::WcfBasic256.profile(true);
+    let wire = String::from_utf8(send_with(&p)).expect("utf8");
+    assert!(!wire.contains("<ds:SignedInfo>"), "the signature travels encrypted");
+    assert_eq!(wire.matches("<xenc:DataReference").count(), 2);
+    let m = receive_with(wire.as_bytes(), &p).expect("accepted");
+    assert!(m.was_encrypted());
+    // A profile that does not expect it refuses it.
+    let mut no = p.clone();
+    no.inbound.encryption.as_mut().expect("enc").encrypted_signature = false;
+    assert_eq!(code(receive_with(wire.as_bytes(), &no)), "WSS-UNEXPECTED-ELEMENT", "seen before any decryption");
+}
+
+#[test]
+fn signed_addressing_headers_are_required_where_the_profile_says_so() {
+    let p = Preset::WcfBasic256Sha256.profile(false);
+    let wire = String::from_utf8(send_with(&p)).expect("utf8");
+    let m = receive_with(wire.as_bytes(), &p).expect("accepted");
+    let a = m.addressing().expect("addressing");
+    assert_eq!(a.action.as_deref(), Some("urn:coconnect:soap:v1/SendCO"));
+    assert_eq!(a.namespace, super::ns::WSA);
+    // Sent without signing them: refused by a profile that requires it.
+    let mut unsigned = p.clone();
+    unsigned.outbound.signature.sign_addressing = false;
+    unsigned.inbound.signature.addressing_signed = false;
+    let wire = send_with(&unsigned);
+    assert_eq!(code(receive_with(&wire, &p)), "WSS-WRONG-NODE-SIGNED");
+    // A mandatory wsa:Action is understood, not refused as an unknown mandatory header.
+    assert!(String::from_utf8_lossy(&wire).contains("mustUnderstand"));
+    assert_eq!(code(receive_with(&wire, &unsigned)), "accepted");
+}
+
+#[test]
+fn without_a_timestamp_the_replay_cache_keeps_the_message_for_the_retention() {
+    let mut p = Preset::Zeep.profile(false);
+    p.outbound.timestamp = false;
+    let wire = send_with(&p);
+    let m = receive_with(&wire, &p).expect("accepted");
+    assert!(!m.timestamped());
+    assert!(m.expires() > Utc::now() + Duration::days(6), "kept for the replay retention");
+    p.inbound.timestamp = TimestampRule::Required;
+    assert_eq!(code(receive_with(&wire, &p)), "WSS-BAD-TIMESTAMP");
+}
+
+#[test]
+fn wrapping_is_refused_under_every_preset() {
+    for preset in Preset::ALL {
+        let p = preset.profile(false);
+        let wire = String::from_utf8(send_with(&p)).expect("utf8");
+        let (open, close) = match p.outbound.soap_version {
+            SoapVersion::V11 | SoapVersion::V12 => ("<soap:Body", "</soap:Envelope>"),
+        };
+        let start = wire.find(open).expect("body");
+        let end = wire.find(close).expect("end");
+        let signed_body = &wire[start..end];
+        let forged = signed_body.replace("genuine", "forged!").replace("wsu:Id=\"Body-", "wsu:Id=\"Evil-");
+        let wrapped = format!(
+            "{}<Wrapper xmlns=\"urn:evil\">{}</Wrapper></soap:Header>{}</soap:Envelope>",
+            &wire[..wire.find("</soap:Header>").expect("hdr")],
+            signed_body,
+            forged
+        );
+        assert_eq!(code(receive_with(wrapped.as_bytes(), &p)), "WSS-WRONG-NODE-SIGNED", "{preset:?}");
+        let tampered = wire.replace("genuine", "forged!");
+        assert_eq!(code(receive_with(tampered.as_bytes(), &p)), "WSS-SIGNATURE-INVALID", "{preset:?}");
+    }
 }

@@ -58,8 +58,32 @@ impl PartnerTrust {
         Ok(PartnerTrust { pinned, anchors, subject })
     }
 
+    /// The pinned certificate `names` picks (a reference that carries no certificate: issuer
+    /// and serial, SKI, thumbprint). Only pinned certificates can be found so: never a key the
+    /// message brings.
+    pub fn pinned(&self, names: impl Fn(&Certificate) -> bool) -> Option<&Certificate> {
+        self.pinned.iter().find(|c| names(c))
+    }
+
+    /// Whether any certificate is pinned (a profile that accepts references without a
+    /// certificate needs them).
+    pub fn has_pinned(&self) -> bool {
+        !self.pinned.is_empty()
+    }
+
     /// Accepts `cert` if it is pinned and currently valid, or chains to an anchor at `now`.
     pub fn check(&self, cert: &Certificate, now: DateTime<Utc>) -> Result<(), SecurityError> {
+        self.check_with_chain(cert, &[], now)
+    }
+
+    /// [`Self::check`], with intermediate certificates the message brought (an `X509PKIPathv1`
+    /// token) offered for the chain to an anchor; they are never trusted themselves.
+    pub fn check_with_chain(
+        &self,
+        cert: &Certificate,
+        intermediates: &[Certificate],
+        now: DateTime<Utc>,
+    ) -> Result<(), SecurityError> {
         let x = cert.x509();
         check_validity(&x, now)?;
         if self.pinned.iter().any(|p| p.der == cert.der) {
@@ -81,7 +105,10 @@ impl PartnerTrust {
                 )));
             }
         }
-        let chain = Stack::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+        let mut chain = Stack::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+        for i in intermediates {
+            chain.push(i.x509()).map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
+        }
         let mut ctx = X509StoreContext::new().map_err(|e| SecurityError::KeyMaterial(e.to_string()))?;
         let (ok, reason) = ctx
             .init(store, &x, &chain, |c| {

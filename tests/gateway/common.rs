@@ -257,7 +257,8 @@ impl Crafter {
             body_xml: body,
             signer: &self.signer,
             encrypt_for: encrypt.then_some(&self.recipient),
-            profile: &coconnect::wssec::Profile::strict(encrypt),
+            profile: &coconnect::wssec::Profile::strict(encrypt).outbound,
+            addressing: None,
             now: at,
             ttl: chrono::Duration::minutes(5),
         })

@@ -264,12 +264,13 @@ async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String
                             let policy = coconnect::wssec::inbound::InboundPolicy {
                                 limits: Default::default(),
                                 decryption: Some(&id_decrypt),
-                                profile: coconnect::wssec::Profile::strict(true),
+                                profile: coconnect::wssec::Profile::strict(true).inbound,
                                 trust: &trust,
                                 now,
                                 clock_skew: chrono::Duration::seconds(60),
                                 max_ttl: chrono::Duration::hours(1),
                                 require_fresh_timestamp: true,
+                                replay_retention: chrono::Duration::days(7),
                             };
                             let m = coconnect::wssec::inbound::process(&body, &policy).expect("a genuine message");
                             let header = MessageHeader::read(m.body_child()).expect("header");
@@ -295,7 +296,8 @@ async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String
                                     body_xml: &xml,
                                     signer: &id_sign,
                                     encrypt_for: None,
-                                    profile: &coconnect::wssec::Profile::strict(false),
+                                    profile: &coconnect::wssec::Profile::strict(false).outbound,
+                                    addressing: None,
                                     now,
                                     ttl: chrono::Duration::minutes(5),
                                 })
