@@ -73,6 +73,8 @@ pub struct RawOutboundSecurity {
     pub encrypted_key_reference: Option<String>,
     pub encrypted_part: Option<String>,
     pub encrypt_signature: Option<bool>,
+    /// Give the EncryptedData a KeyInfo naming the EncryptedKey (for xmlsec1, xml-encryption).
+    pub encrypted_data_key_info: Option<bool>,
     /// `1.1` or `1.2`.
     pub soap_version: Option<String>,
     pub addressing: Option<bool>,
@@ -250,6 +252,7 @@ fn apply_outbound(
         ("encrypted_key_reference", raw.encrypted_key_reference.is_some()),
         ("encrypted_part", raw.encrypted_part.is_some()),
         ("encrypt_signature", raw.encrypt_signature.is_some()),
+        ("encrypted_data_key_info", raw.encrypted_data_key_info.is_some()),
     ];
     let Some(enc) = p.outbound.encryption.as_mut() else {
         if let Some((name, _)) = encryption_keys.iter().find(|(_, set)| *set) {
@@ -273,6 +276,9 @@ fn apply_outbound(
     }
     if let Some(v) = raw.encrypt_signature {
         enc.encrypt_signature = v;
+    }
+    if let Some(v) = raw.encrypted_data_key_info {
+        enc.data_key_info = v;
     }
     Ok(())
 }

@@ -584,11 +584,17 @@ impl Document {
         }
     }
 
-    /// Decrypts the `xenc:EncryptedData` with ID `data_id` (with `data` only) with `aes_key`
+    /// Decrypts the `xenc:EncryptedData` element `data` (with `algorithm` only) with `aes_key`
     /// and returns the plaintext, leaving the tree as it is: libxmlsec1's own replacement
     /// would parse the plaintext with its default options before any of our checks ran.
-    pub fn decrypt_data(&mut self, data_id: &str, aes_key: &[u8], data: DataEncryption) -> Result<Vec<u8>, FfiError> {
-        let node = self.node_ptr_by_id(data_id)?;
+    pub fn decrypt_data(
+        &mut self,
+        data: NodeHandle,
+        aes_key: &[u8],
+        algorithm: DataEncryption,
+    ) -> Result<Vec<u8>, FfiError> {
+        let node = self.resolve(data)?;
+        let data = algorithm;
         if aes_key.len() != data.key_bytes() {
             return Err(FfiError::Decrypt(format!(
                 "transported key has {} bytes, {} needs {}",
@@ -616,11 +622,11 @@ impl Document {
         }
     }
 
-    /// Replaces the element with ID `id` by `content` (a sequence of nodes, as an `xenc`
+    /// Replaces `element` by `content` (a sequence of nodes, as an `xenc`
     /// Content EncryptedData holds), parsed in its place with the same safe options as the
     /// document, namespaces in scope there. `content` must have passed the precheck.
-    pub fn replace_with_content(&mut self, id: &str, content: &[u8]) -> Result<(), FfiError> {
-        let node = self.node_ptr_by_id(id)?;
+    pub fn replace_with_content(&mut self, element: NodeHandle, content: &[u8]) -> Result<(), FfiError> {
+        let node = self.resolve(element)?;
         let len = c_int::try_from(content.len()).map_err(|_| FfiError::TooLarge)?;
         // SAFETY: `node` is an element of this document with a parent (the Body); the parsed
         // list is owned by us until each node is linked into the tree; `next` is read before a

@@ -219,22 +219,37 @@ fn escape_dn_value(v: &str) -> String {
 /// Order-insensitive, case- and space-insensitive form of a DN, for comparing what different
 /// stacks write (`CN=x, O=y` vs `O=y,CN=x`, `emailAddress` vs `E`).
 fn normalize_dn(dn: &str) -> Vec<String> {
+    // RFC 4514: `\,` escapes one character, `\E2\80\94` a byte of the UTF-8 value (what
+    // libxmlsec1 and OpenSSL write for non-ASCII text). Bytes are gathered, then read as UTF-8.
     let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut escaped = false;
-    for c in dn.chars() {
-        if escaped {
-            current.push(c);
-            escaped = false;
-        } else if c == '\\' {
-            escaped = true;
+    let mut current: Vec<u8> = Vec::new();
+    let mut chars = dn.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let mut hex = String::new();
+            while hex.len() < 2 && chars.peek().is_some_and(|h| h.is_ascii_hexdigit()) {
+                hex.push(chars.next().unwrap_or('0'));
+            }
+            match (hex.len(), u8::from_str_radix(&hex, 16)) {
+                (2, Ok(byte)) => current.push(byte),
+                _ => {
+                    current.extend_from_slice(hex.as_bytes());
+                    if hex.is_empty() {
+                        if let Some(next) = chars.next() {
+                            let mut buf = [0u8; 4];
+                            current.extend_from_slice(next.encode_utf8(&mut buf).as_bytes());
+                        }
+                    }
+                }
+            }
         } else if c == ',' || c == ';' {
-            parts.push(std::mem::take(&mut current));
+            parts.push(String::from_utf8_lossy(&std::mem::take(&mut current)).into_owned());
         } else {
-            current.push(c);
+            let mut buf = [0u8; 4];
+            current.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
         }
     }
-    parts.push(current);
+    parts.push(String::from_utf8_lossy(&current).into_owned());
     let mut parts: Vec<String> = parts
         .into_iter()
         .filter(|p| !p.trim().is_empty())
@@ -299,5 +314,7 @@ mod tests {
         assert_eq!(normalize_dn("CN=Dev CA, O=coconnect"), normalize_dn("o=coconnect,cn=dev ca"));
         assert_ne!(normalize_dn("CN=Dev CA,O=a"), normalize_dn("CN=Dev CA,O=b"));
         assert_eq!(normalize_dn("CN=a\\,b"), vec!["CN=a,b".to_owned()]);
+        // Non-ASCII as escaped UTF-8 bytes (libxmlsec1, OpenSSL) or as itself (ours).
+        assert_eq!(normalize_dn("O=dev \\E2\\80\\94 x,CN=ca"), normalize_dn("CN=ca,O=dev \u{2014} x"));
     }
 }

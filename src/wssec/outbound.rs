@@ -93,10 +93,14 @@ pub fn secure(msg: &OutboundMessage<'_>) -> Result<Vec<u8>, SecurityError> {
             EncryptedPart::BodyElement => EncryptTarget::OnlyChildOf(&body_id),
         };
         doc.encrypt_node(body, &format!("ED-{id}"), policy.data, &session)?;
-        doc.insert_before(&format!("ED-{id}"), "CipherData", &key_info)?;
+        if policy.data_key_info {
+            doc.insert_before(&format!("ED-{id}"), "CipherData", &key_info)?;
+        }
         if policy.encrypt_signature {
             doc.encrypt_node(EncryptTarget::Element(&format!("SIG-{id}")), &format!("ES-{id}"), policy.data, &session)?;
-            doc.insert_before(&format!("ES-{id}"), "CipherData", &key_info)?;
+            if policy.data_key_info {
+                doc.insert_before(&format!("ES-{id}"), "CipherData", &key_info)?;
+            }
         }
         doc.transport_key(&format!("EK-{id}"), &*recipient.public_key()?, &session, policy.key_transport)?;
     }

@@ -172,6 +172,10 @@ pub struct Encrypting {
     pub part: EncryptedPart,
     /// Also encrypt the `ds:Signature` (WCF's `SignBeforeEncryptAndEncryptSignature`).
     pub encrypt_signature: bool,
+    /// Give each EncryptedData a `ds:KeyInfo` naming the EncryptedKey (a token reference and a
+    /// `ds:RetrievalMethod`), for tools that decrypt one EncryptedData at a time (xmlsec1,
+    /// xml-encryption). WCF writes none and is not given one.
+    pub data_key_info: bool,
 }
 
 /// The encryption we accept (the Body must be encrypted when the partner's profile has one).
@@ -184,6 +188,9 @@ pub struct EncryptionAccept {
     /// An encrypted `ds:Signature` in the header is accepted (and decrypted before it is
     /// verified).
     pub encrypted_signature: bool,
+    /// The EncryptedKey may sit inside the Body's EncryptedData (its `ds:KeyInfo`), without a
+    /// ReferenceList, instead of in the Security header (xml-encryption, python-xmlsec).
+    pub embedded_key: bool,
 }
 
 /// What we accept from the partner.
@@ -286,13 +293,13 @@ impl Preset {
         use SignatureAlgorithm as S;
         use SignatureKeyReference as K;
         let strict = Profile::strict(encrypt);
-        let accept = |methods: Vec<S>, digests: Vec<H>, keys: Vec<K>| SignatureAccept {
+        let accept = |methods: Vec<S>, digests: Vec<H>, keys: Vec<K>, timestamp_signed: bool| SignatureAccept {
             methods,
             digests,
             c14n: vec![Exc],
             transforms: vec![ReferenceTransforms::C14n],
             key_references: keys,
-            timestamp_signed: true,
+            timestamp_signed,
             addressing_signed: false,
             token_signed: false,
         };
@@ -302,6 +309,7 @@ impl Preset {
             key_references: keys,
             parts,
             encrypted_signature: signature,
+            embedded_key: false,
         };
         let sending = |method, digest, key_reference| Signing {
             method,
@@ -317,6 +325,7 @@ impl Preset {
             key_reference,
             part,
             encrypt_signature,
+            data_key_info: true,
         };
         let with = |inbound: Inbound, outbound: Outbound| Profile { preset: self, inbound, outbound };
         let content = EncryptedPart::BodyContent;
@@ -334,6 +343,7 @@ impl Preset {
                             K::Thumbprint,
                             K::X509KeyIdentifier,
                         ],
+                        false,
                     ),
                     timestamp: TimestampRule::Optional,
                     encryption: encrypt.then(|| {
@@ -371,8 +381,9 @@ impl Preset {
                             K::Thumbprint,
                             K::X509KeyIdentifier,
                         ],
+                        false,
                     ),
-                    timestamp: TimestampRule::Required,
+                    timestamp: TimestampRule::Optional,
                     encryption: encrypt.then(|| {
                         enc_accept(
                             vec![D::Aes128Cbc, D::Aes256Cbc, D::Aes128Gcm, D::Aes256Gcm],
@@ -397,12 +408,17 @@ impl Preset {
                 },
             ),
             Preset::WcfBasic256Sha256 | Preset::WcfBasic256 => {
+                // BasicHttpBinding, Message security, certificates: asymmetric WS-Security 1.0,
+                // sign then encrypt Body and signature, exactly the suite's algorithms; SOAP 1.1
+                // without WS-Addressing (addressing headers, when a binding adds them, must be
+                // signed).
                 let (method, digest) =
                     if self == Preset::WcfBasic256 { (S::RsaSha1, H::Sha1) } else { (S::RsaSha256, H::Sha256) };
                 let mut signature = accept(
                     vec![method],
                     vec![digest],
-                    vec![K::Thumbprint, K::SubjectKeyIdentifier, K::IssuerSerial, K::BinarySecurityToken],
+                    vec![K::BinarySecurityToken, K::SubjectKeyIdentifier, K::Thumbprint, K::IssuerSerial],
+                    true,
                 );
                 signature.addressing_signed = true;
                 with(
@@ -412,18 +428,21 @@ impl Preset {
                         encryption: encrypt.then(|| {
                             enc_accept(
                                 vec![D::Aes256Cbc],
-                                vec![EK::Thumbprint, EK::SubjectKeyIdentifier, EK::IssuerSerial],
+                                vec![EK::SubjectKeyIdentifier, EK::Thumbprint, EK::IssuerSerial],
                                 vec![content],
                                 true,
                             )
                         }),
                     },
                     Outbound {
-                        signature: Signing { sign_addressing: true, ..sending(method, digest, K::Thumbprint) },
+                        signature: sending(method, digest, K::BinarySecurityToken),
                         timestamp: true,
-                        encryption: encrypt.then(|| encrypting(D::Aes256Cbc, EK::Thumbprint, content, true)),
-                        soap_version: SoapVersion::V12,
-                        addressing: true,
+                        encryption: encrypt.then(|| Encrypting {
+                            data_key_info: false,
+                            ..encrypting(D::Aes256Cbc, EK::SubjectKeyIdentifier, content, true)
+                        }),
+                        soap_version: SoapVersion::V11,
+                        addressing: false,
                     },
                 )
             }
@@ -433,6 +452,7 @@ impl Preset {
                         vec![S::RsaSha1, S::RsaSha256],
                         vec![H::Sha1, H::Sha256],
                         vec![K::IssuerSerial, K::BinarySecurityToken],
+                        true,
                     ),
                     timestamp: TimestampRule::Optional,
                     encryption: None,
@@ -446,19 +466,22 @@ impl Preset {
                 },
             ),
             Preset::NodeSoap => {
-                let mut signature = accept(vec![S::RsaSha256], vec![H::Sha256], vec![K::BinarySecurityToken]);
+                let mut signature = accept(vec![S::RsaSha256], vec![H::Sha256], vec![K::BinarySecurityToken], true);
                 signature.transforms = vec![ReferenceTransforms::EnvelopedThenC14n, ReferenceTransforms::C14n];
                 with(
                     Inbound {
                         signature,
                         timestamp: TimestampRule::Optional,
                         encryption: encrypt.then(|| {
-                            enc_accept(
-                                vec![D::Aes256Cbc, D::Aes128Cbc, D::Aes256Gcm, D::Aes128Gcm],
+                            let mut e = enc_accept(
+                                vec![D::Aes256Gcm, D::Aes128Gcm],
                                 vec![EK::X509Certificate, EK::IssuerSerial, EK::BinarySecurityToken],
                                 vec![EncryptedPart::BodyElement, EncryptedPart::BodyContent],
                                 false,
-                            )
+                            );
+                            // xml-encryption writes the EncryptedKey into the EncryptedData.
+                            e.embedded_key = true;
+                            e
                         }),
                     },
                     Outbound {
@@ -468,7 +491,7 @@ impl Preset {
                         },
                         timestamp: true,
                         encryption: encrypt
-                            .then(|| encrypting(D::Aes256Cbc, EK::X509Certificate, EncryptedPart::BodyElement, false)),
+                            .then(|| encrypting(D::Aes256Gcm, EK::X509Certificate, EncryptedPart::BodyElement, false)),
                         soap_version: SoapVersion::V11,
                         addressing: false,
                     },
@@ -503,6 +526,7 @@ impl Profile {
                     key_references: vec![EncryptedKeyReference::IssuerSerial],
                     parts: vec![EncryptedPart::BodyContent],
                     encrypted_signature: false,
+                    embedded_key: false,
                 }),
             },
             outbound: Outbound {
@@ -521,6 +545,7 @@ impl Profile {
                     key_reference: EncryptedKeyReference::IssuerSerial,
                     part: EncryptedPart::BodyContent,
                     encrypt_signature: false,
+                    data_key_info: true,
                 }),
                 soap_version: SoapVersion::V11,
                 addressing: false,

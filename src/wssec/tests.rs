@@ -691,7 +691,11 @@ fn an_encrypted_signature_is_decrypted_before_it_is_verified() {
 
 #[test]
 fn signed_addressing_headers_are_required_where_the_profile_says_so() {
-    let p = Preset::WcfBasic256Sha256.profile(false);
+    // A WCF binding with WS-Addressing (e.g. a custom binding on SOAP 1.2): headers signed.
+    let mut p = Preset::WcfBasic256Sha256.profile(false);
+    p.outbound.addressing = true;
+    p.outbound.signature.sign_addressing = true;
+    p.outbound.soap_version = SoapVersion::V12;
     let wire = String::from_utf8(send_with(&p)).expect("utf8");
     let m = receive_with(wire.as_bytes(), &p).expect("accepted");
     let a = m.addressing().expect("addressing");

@@ -13,20 +13,20 @@ use tokio::process::Command;
 
 use crate::common::*;
 
-const STOREPASS: &str = "changeit";
-const WSU: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
+pub(crate) const STOREPASS: &str = "changeit";
+pub(crate) const WSU: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub(crate) const SOAP11: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub(crate) const XENC: &str = "http://www.w3.org/2001/04/xmlenc#";
 /// The WSDL's operations, sorted as zeep lists them.
 const OPERATIONS: [&str; 6] =
     ["GetCO", "SendCO", "SendCancellation", "SendCancellationStatus", "SendDO", "SendFeedback"];
 
-fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     repo_root().join("target/interop/venv/bin/python")
 }
 
 /// True when the peers are installed; panics when they are not, unless COCONNECT_SKIP_INTEROP=1.
-fn peers_ready() -> bool {
+pub(crate) fn peers_ready() -> bool {
     let root = repo_root();
     let mut missing = Vec::new();
     if !venv_python().exists() {
@@ -52,7 +52,7 @@ fn peers_ready() -> bool {
 }
 
 /// Runs a peer with a deadline (killed when it passes).
-async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], timeout_s: u64) -> Output {
+pub(crate) async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], timeout_s: u64) -> Output {
     let mut cmd = Command::new(program.as_ref());
     cmd.args(args).current_dir(repo_root()).kill_on_drop(true);
     let what = format!("{} {}", program.as_ref().to_string_lossy(), args.join(" "));
@@ -64,7 +64,7 @@ async fn run(program: impl AsRef<std::ffi::OsStr>, args: &[&str], timeout_s: u64
 }
 
 /// The peer's JSON line (the last line on stdout), with its exit code.
-fn peer_json(out: &Output) -> (i32, Value) {
+pub(crate) fn peer_json(out: &Output) -> (i32, Value) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).unwrap_or("");
     let json = serde_json::from_str(line).unwrap_or_else(|e| {
@@ -73,11 +73,11 @@ fn peer_json(out: &Output) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), json)
 }
 
-fn stderr(out: &Output) -> String {
+pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-async fn wss4j(args: &[&str]) -> (i32, Value, String) {
+pub(crate) async fn wss4j(args: &[&str]) -> (i32, Value, String) {
     let out = run(repo_root().join("tests/interop/wss4j/run.sh"), args, 120).await;
     let (code, json) = peer_json(&out);
     (code, json, stderr(&out))
@@ -93,7 +93,7 @@ async fn zeep(args: &[&str]) -> (i32, Value, String) {
 }
 
 /// JKS keystores of the pair's dev PKI (`<dir>/ks/{KR,ID,truststore}.jks`).
-async fn keystores(p: &Pair) -> PathBuf {
+pub(crate) async fn keystores(p: &Pair) -> PathBuf {
     let ks = p.dir.path().join("ks");
     let pki = p.dir.path().join("pki");
     let out = run(repo_root().join("tests/interop/make_keystores.sh"), &[s(&pki), s(&ks), STOREPASS], 180).await;
@@ -101,23 +101,23 @@ async fn keystores(p: &Pair) -> PathBuf {
     ks
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
 
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).expect("write");
     path
 }
 
-fn unique_reference(tag: &str) -> String {
+pub(crate) fn unique_reference(tag: &str) -> String {
     format!("KR-IOP-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
 /// Submits a CO from KR to ID and waits for the acknowledgement; returns the request KR sent and
 /// the acknowledgement it received, exactly as logged.
-async fn exchange(p: &Pair, reference: &str) -> (Vec<u8>, Vec<u8>) {
+pub(crate) async fn exchange(p: &Pair, reference: &str) -> (Vec<u8>, Vec<u8>) {
     let (status, body) = p.kr.api("POST", "/api/v1/certificates?partner=ID", &co_with_reference(reference)).await;
     assert_eq!(status, 202, "submission refused: {body}");
     let id = body["id"].as_str().expect("id");

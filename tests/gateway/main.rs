@@ -13,6 +13,7 @@ mod interop;
 mod layers;
 mod lifecycle;
 mod limits;
+mod matrix;
 mod proxy;
 mod rejections;
 mod soak;

@@ -5,6 +5,8 @@
 #   2. <repo>/target/interop/venv with tests/interop/requirements.txt (re-installed when the
 #      requirements file changes)
 #   3. the WSS4J peer compiled into <repo>/target/interop/wss4j (tests/interop/wss4j/build.sh)
+#   4. the node peer's packages (tests/interop/node/package-lock.json) in <repo>/target/interop/node
+#      xml-security-c-utils (Apache Santuario C++ tools) and nodejs/npm come with step 1.
 # Env: PYTHON (default python3) creates the venv.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +21,9 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok
 command -v javac >/dev/null && command -v keytool >/dev/null || missing+=(default-jdk-headless)
 [ -f /usr/share/java/wss4j.jar ] && [ -f /usr/share/java/xmlsec.jar ] || missing+=(libwss4j-java)
 command -v xmlsec1 >/dev/null || missing+=(xmlsec1)
+command -v xsec-checksig >/dev/null || missing+=(xml-security-c-utils)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 if command -v pkg-config >/dev/null; then
@@ -55,13 +60,24 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
-   || ! "$VENV/bin/python" -c 'import zeep, xmlsec, lxml' 2>/dev/null; then
+   || ! "$VENV/bin/python" -c 'import zeep, xmlsec, lxml, signxml' 2>/dev/null; then
   log "installing $REQ"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" >&2
-  "$VENV/bin/python" -c 'import zeep, xmlsec, lxml.etree' >&2  # fails on a libxml2 version mismatch
+  "$VENV/bin/python" -c 'import zeep, xmlsec, lxml.etree, signxml' >&2  # fails on a libxml2 version mismatch
   echo "$want" > "$stamp"
 fi
 
 # ---- 3. WSS4J peer
 "$HERE/wss4j/build.sh"
+
+# ---- 4. node peer: exactly the locked packages (re-installed when the lockfile changes)
+NODE_DIR=$ROOT/target/interop/node
+node_want=$(sha256sum "$HERE/node/package-lock.json" | cut -d' ' -f1)
+if [ "$(cat "$NODE_DIR/.lock.sha256" 2>/dev/null)" != "$node_want" ] || [ ! -d "$NODE_DIR/node_modules/soap" ]; then
+  log "installing the node peer's packages"
+  mkdir -p "$NODE_DIR"
+  cp "$HERE/node/package.json" "$HERE/node/package-lock.json" "$NODE_DIR/"
+  (cd "$NODE_DIR" && npm ci --no-audit --no-fund --silent >&2)
+  echo "$node_want" > "$NODE_DIR/.lock.sha256"
+fi
 log "ready: $VENV/bin/python $HERE/zeep_peer.py ... | $HERE/wss4j/run.sh ..."

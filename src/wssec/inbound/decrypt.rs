@@ -24,7 +24,7 @@ pub(super) struct Plan {
 }
 
 struct Target {
-    id: String,
+    element: NodeHandle,
     data: DataEncryption,
 }
 
@@ -35,14 +35,38 @@ impl Plan {
     }
 }
 
-/// Reads and checks the EncryptedKey `key` against the profile and our certificate.
+/// Where the EncryptedKey is.
+pub(super) enum KeyPlace<'d> {
+    /// In the Security header, naming what it encrypted in its ReferenceList.
+    Header(Node<'d>),
+    /// Inside the Body's EncryptedData (its KeyInfo), for that EncryptedData only.
+    Embedded(Node<'d>),
+}
+
+/// The EncryptedKey embedded in the Body's one EncryptedData, if there is one.
+pub(super) fn embedded_key<'d>(body: &Node<'d>) -> Option<Node<'d>> {
+    let children = body.child_elements();
+    let [data] = children.as_slice() else { return None };
+    if !data.is(ns::XENC, "EncryptedData") {
+        return None;
+    }
+    let key_info = data.child_elements().into_iter().find(|c| c.is(ns::DS, "KeyInfo"))?;
+    key_info.child_elements().into_iter().find(|c| c.is(ns::XENC, "EncryptedKey"))
+}
+
+/// Reads and checks the EncryptedKey against the profile and our certificate.
 pub(super) fn plan(
-    key: &Node<'_>,
+    place: KeyPlace<'_>,
     security: &Node<'_>,
     body: &Node<'_>,
     expected: &EncryptionAccept,
     ours: &Certificate,
 ) -> Result<Plan, SecurityError> {
+    let (key, embedded) = match place {
+        KeyPlace::Header(k) => (k, false),
+        KeyPlace::Embedded(k) => (k, true),
+    };
+    let key = &key;
     let method = single_child(key, ns::XENC, "EncryptionMethod")?;
     let alg = method.attribute("", "Algorithm").unwrap_or_default();
     let key_transport = KeyTransport::ALL
@@ -66,6 +90,21 @@ pub(super) fn plan(
     if !names_us {
         return Err(SecurityError::Decrypt("EncryptedKey is not addressed to our encryption certificate".into()));
     }
+    let children = body.child_elements();
+    let [body_data] = children.as_slice() else {
+        return Err(SecurityError::EncryptedStructure("encrypted Body must hold exactly one EncryptedData".into()));
+    };
+    if !body_data.is(ns::XENC, "EncryptedData") {
+        return Err(SecurityError::EncryptedStructure("the encrypted Body's child is not an EncryptedData".into()));
+    }
+    let parts: Vec<EncryptedPart> = expected.parts.clone();
+    if embedded {
+        if key.child_elements().iter().any(|c| c.is(ns::XENC, "ReferenceList")) {
+            return Err(SecurityError::EncryptedStructure("an embedded EncryptedKey names no other data".into()));
+        }
+        let target = Target { element: body_data.handle(), data: data_form(body_data, &parts, expected)? };
+        return Ok(Plan { key: key.handle(), key_transport, targets: vec![target] });
+    }
     let list = single_child(key, ns::XENC, "ReferenceList")?;
     let mut ids = Vec::new();
     for data_ref in list.child_elements() {
@@ -76,16 +115,11 @@ pub(super) fn plan(
         ids.push(uri[1..].to_owned());
     }
     // The Body's content (or its one element) must be nothing but one EncryptedData, named here.
-    let children = body.child_elements();
-    let [body_data] = children.as_slice() else {
-        return Err(SecurityError::EncryptedStructure("encrypted Body must hold exactly one EncryptedData".into()));
-    };
     let body_id = body_data.attribute("", "Id").unwrap_or_default();
-    if !body_data.is(ns::XENC, "EncryptedData") || !ids.contains(&body_id) {
+    if !ids.contains(&body_id) {
         return Err(SecurityError::EncryptedStructure("no DataReference points at the Body's EncryptedData".into()));
     }
-    let parts: Vec<EncryptedPart> = expected.parts.clone();
-    let mut targets = vec![Target { id: body_id.clone(), data: data_form(body_data, &parts, expected)? }];
+    let mut targets = vec![Target { element: body_data.handle(), data: data_form(body_data, &parts, expected)? }];
     // Anything else named must be the encrypted signature in the Security header.
     let header_data: Vec<Node<'_>> =
         security.child_elements().into_iter().filter(|c| c.is(ns::XENC, "EncryptedData")).collect();
@@ -97,7 +131,8 @@ pub(super) fn plan(
             .ok_or_else(|| {
                 SecurityError::EncryptedStructure(format!("DataReference #{id} names neither the Body nor a signature"))
             })?;
-        targets.push(Target { id: id.clone(), data: data_form(data, &[EncryptedPart::BodyElement], expected)? });
+        targets
+            .push(Target { element: data.handle(), data: data_form(data, &[EncryptedPart::BodyElement], expected)? });
     }
     if header_data.len() + 1 != targets.len() {
         return Err(SecurityError::EncryptedStructure(
@@ -204,7 +239,7 @@ pub(super) fn decrypt(
         Err(e) => return Err(e.into()),
     };
     for target in &plan.targets {
-        let plaintext = doc.decrypt_data(&target.id, &session, target.data)?;
+        let plaintext = doc.decrypt_data(target.element, &session, target.data)?;
         // The plaintext goes through the same structural checks as the message before
         // libxml2 parses it (no DTD, PI or entities; attribute, element and size limits).
         let mut wrapped = Vec::with_capacity(plaintext.len() + 7);
@@ -212,7 +247,7 @@ pub(super) fn decrypt(
         wrapped.extend_from_slice(&plaintext);
         wrapped.extend_from_slice(b"</x>");
         precheck(&wrapped, limits)?;
-        doc.replace_with_content(&target.id, &plaintext)?;
+        doc.replace_with_content(target.element, &plaintext)?;
         let (depth, elements) = doc.shape();
         if depth > limits.max_depth {
             return Err(SecurityError::Limits(LimitError::TooDeep(limits.max_depth)));

@@ -110,7 +110,7 @@ impl VerifiedMessage {
     pub fn expires(&self) -> DateTime<Utc> {
         self.expires
     }
-    /// Whether the message carried a (signed, checked) Timestamp.
+    /// Whether the message carried a signed (and checked) Timestamp.
     pub fn timestamped(&self) -> bool {
         self.timestamped
     }
@@ -147,27 +147,42 @@ pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessa
             let signer = signature::signer(&signature, &security, &profile.signature.key_references, policy.trust)?;
             policy.trust.check_with_chain(&signer.certificate, &signer.intermediates, policy.now)?;
         }
-        match (found.encrypted_keys, &profile.encryption) {
-            (0, _) if found.header_encrypted_data > 0 => {
+        let embedded = decrypt::embedded_key(&envelope.body);
+        match (found.encrypted_keys, embedded, &profile.encryption) {
+            (1.., Some(_), _) => {
+                return Err(SecurityError::EncryptedStructure(
+                    "two EncryptedKeys: in the header and in the Body".into(),
+                ))
+            }
+            (0, None, _) if found.header_encrypted_data > 0 => {
                 return Err(SecurityError::EncryptedStructure("EncryptedData without EncryptedKey".into()))
             }
-            (0, _) if envelope.body.child_elements().iter().any(|c| c.is(ns::XENC, "EncryptedData")) => {
+            (0, None, _) if envelope.body.child_elements().iter().any(|c| c.is(ns::XENC, "EncryptedData")) => {
                 return Err(SecurityError::EncryptedStructure("EncryptedData without EncryptedKey".into()))
             }
-            (0, Some(_)) => return Err(SecurityError::NotEncrypted),
-            (0, None) => None,
+            (0, None, Some(_)) => return Err(SecurityError::NotEncrypted),
+            (0, None, None) => None,
             // Nothing is decrypted for a partner that has no business encrypting to us.
-            (_, None) => {
+            (_, _, None) => {
                 return Err(SecurityError::Algorithm(
                     "encrypted message, but the partner's profile is signed only".into(),
                 ))
             }
-            (_, Some(expected)) => {
+            (_, Some(_), Some(expected)) if !expected.embedded_key => {
+                return Err(SecurityError::EncryptedStructure(
+                    "the EncryptedKey must be in the Security header, naming the EncryptedData in its ReferenceList"
+                        .into(),
+                ))
+            }
+            (_, embedded, Some(expected)) => {
                 let ours = policy
                     .decryption
                     .ok_or(SecurityError::Algorithm("encrypted message but no decryption key configured".into()))?;
-                let key = single_child(&security, ns::XENC, "EncryptedKey")?;
-                Some((decrypt::plan(&key, &security, &envelope.body, expected, &ours.certificate)?, ours))
+                let place = match embedded {
+                    Some(key) => decrypt::KeyPlace::Embedded(key),
+                    None => decrypt::KeyPlace::Header(single_child(&security, ns::XENC, "EncryptedKey")?),
+                };
+                Some((decrypt::plan(place, &security, &envelope.body, expected, &ours.certificate)?, ours))
             }
         }
     };
@@ -259,8 +274,16 @@ fn verify_and_read(
             return Err(SecurityError::WrongNodeSigned("the BinarySecurityToken"));
         }
     }
+    // Only a signed Timestamp dates the message: an unsigned one (WSS4J's and CXF's default
+    // signature covers the Body only) is checked, but the replay cache then keeps the message
+    // for the replay retention, as if it had none.
+    let timestamp_signed = timestamp.as_ref().is_some_and(|ts| is_signed(ts));
     let expires = match &timestamp {
-        Some(ts) => check_timestamp(ts, policy)?,
+        Some(ts) if timestamp_signed => check_timestamp(ts, policy)?,
+        Some(ts) => {
+            check_timestamp(ts, policy)?;
+            policy.now + policy.replay_retention
+        }
         None => policy.now + policy.replay_retention,
     };
 
@@ -298,7 +321,7 @@ fn verify_and_read(
         signer: certificate,
         replay_key: hex(&sha256(&replay_material)),
         expires,
-        timestamped: timestamp.is_some(),
+        timestamped: timestamp_signed,
         was_encrypted,
         addressing,
     })

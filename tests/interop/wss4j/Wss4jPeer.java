@@ -142,6 +142,9 @@ public final class Wss4jPeer {
             "                      [--timeout SECONDS] [--tls-client-alias ALIAS] [--no-timestamp-check]",
             "       Wss4jPeer sign-only --out SECURED.xml --keystore ... --sign-alias A --enc-cert-alias B [--trust ...]",
             "                      --in UNSIGNED.xml [--no-encrypt] [--sym-alg ...] [--ttl ...] [--layout ...]",
+            "  send, sign-only: [--style ours|wss4j-defaults] [--key-id K] [--enc-key-id K] [--no-timestamp]",
+            "    wss4j-defaults: WSS4J 1.6's own defaults (Timestamp, Body-only signature, default algorithms",
+            "    and references); K = issuer-serial|bst|x509|ski|thumbprint changes just that reference.",
             "  --enc-cert-alias is looked up in --keystore, then in --trust. Key password defaults to --storepass.",
             "  exit: 0 ok, 1 verification/processing failure, 2 usage error; one JSON line on stdout.");
     }
@@ -203,7 +206,7 @@ public final class Wss4jPeer {
         if (argv.length == 0) throw new UsageException("missing sub-command");
         String cmd = argv[0];
         Set<String> flags = new HashSet<>(Arrays.asList(
-            "no-encrypt", "require-encryption", "no-timestamp-check", "help"));
+            "no-encrypt", "require-encryption", "no-timestamp-check", "no-timestamp", "help"));
         Args a = Args.parse(argv, 1, flags);
         if (a.flags.contains("help") || cmd.equals("--help") || cmd.equals("-h") || cmd.equals("help")) {
             ERR.println(usage());
@@ -561,7 +564,18 @@ public final class Wss4jPeer {
         String trustPath = post ? a.req("trust") : a.opt("trust", null);
         String trustPass = a.opt("trustpass", storePass);
         String in = a.req("in");
-        String symAlg = symAlgorithm(a.opt("sym-alg", "gcm"));
+        // --style wss4j-defaults: WSS4J 1.6's own defaults (no algorithm or reference setter is
+        // called); --key-id / --enc-key-id / --sym-alg then change just that one setting.
+        String style = a.opt("style", "ours");
+        if (!style.equals("ours") && !style.equals("wss4j-defaults")) {
+            throw new UsageException("--style must be ours or wss4j-defaults");
+        }
+        boolean defaults = style.equals("wss4j-defaults");
+        String symArg = a.opt("sym-alg", defaults ? null : "gcm");
+        String symAlg = symArg == null ? null : symAlgorithm(symArg);
+        Integer keyId = keyIdentifier(a.opt("key-id", null));
+        Integer encKeyId = keyIdentifier(a.opt("enc-key-id", null));
+        boolean timestamp = !a.flag("no-timestamp");
         int ttl;
         try {
             ttl = Integer.parseInt(a.opt("ttl", "300"));
@@ -622,7 +636,11 @@ public final class Wss4jPeer {
         Map<String, Object> j = new LinkedHashMap<>();
         j.put("ok", true);
         try {
-            secure(doc, signCrypto, signAlias, keyPass, encrypt ? encCert : null, symAlg, ttl, layout);
+            if (defaults) {
+                secureWithDefaults(doc, signCrypto, signAlias, keyPass, encrypt ? encCert : null, symAlg, keyId, encKeyId, timestamp);
+            } else {
+                secure(doc, signCrypto, signAlias, keyPass, encrypt ? encCert : null, symAlg, ttl, layout);
+            }
         } catch (FailException e) {
             throw e;
         } catch (Exception e) {
@@ -638,8 +656,8 @@ public final class Wss4jPeer {
         j.put("payload", localNameOf(payload));
         j.put("encrypted", encrypt);
         if (encrypt) {
-            j.put("symmetricAlgorithm", symAlg);
-            j.put("keyTransport", WSConstants.KEYTRANSPORT_RSAOEP);
+            j.put("symmetricAlgorithm", symAlg == null ? "wss4j-default" : symAlg);
+            j.put("keyTransport", defaults ? "wss4j-default" : WSConstants.KEYTRANSPORT_RSAOEP);
             j.put("encryptedFor", encCert.getSubjectX500Principal().getName());
         }
         byte[] secured = serialize(doc);
@@ -795,6 +813,47 @@ public final class Wss4jPeer {
             Element tsEl = ts.getElement();
             sec.removeChild(tsEl);
             sec.insertBefore(tsEl, sec.getFirstChild());
+        }
+    }
+
+    static Integer keyIdentifier(String s) throws UsageException {
+        if (s == null) return null;
+        switch (s) {
+            case "issuer-serial": return WSConstants.ISSUER_SERIAL;
+            case "bst": return WSConstants.BST_DIRECT_REFERENCE;
+            case "x509": return WSConstants.X509_KEY_IDENTIFIER;
+            case "ski": return WSConstants.SKI_KEY_IDENTIFIER;
+            case "thumbprint": return WSConstants.THUMBPRINT_IDENTIFIER;
+            default: throw new UsageException("key identifier must be issuer-serial, bst, x509, ski or thumbprint");
+        }
+    }
+
+    /**
+     * WSS4J's own action chain "Timestamp Signature Encrypt" with its defaults: a Timestamp
+     * (unsigned: the default signature parts are the Body only), the signature with
+     * WSSecSignature's defaults (key identifier, algorithms), the Body content encrypted with
+     * WSSecEncrypt's defaults. Only the settings given on the command line are changed.
+     */
+    static void secureWithDefaults(Document doc, Merlin crypto, String signAlias, String keyPass, X509Certificate encCert,
+                                   String symAlg, Integer keyId, Integer encKeyId, boolean timestamp) throws Exception {
+        WSSConfig cfg = WSSConfig.getNewInstance();
+        WSSecHeader secHeader = new WSSecHeader();
+        secHeader.setMustUnderstand(true);
+        secHeader.insertSecurityHeader(doc);
+        if (timestamp) {
+            WSSecTimestamp ts = new WSSecTimestamp(cfg);
+            ts.build(doc, secHeader);
+        }
+        WSSecSignature sig = new WSSecSignature(cfg);
+        sig.setUserInfo(signAlias, keyPass);
+        if (keyId != null) sig.setKeyIdentifierType(keyId);
+        sig.build(doc, crypto, secHeader);
+        if (encCert != null) {
+            WSSecEncrypt enc = new WSSecEncrypt(cfg);
+            enc.setUseThisCert(encCert);
+            if (encKeyId != null) enc.setKeyIdentifierType(encKeyId);
+            if (symAlg != null) enc.setSymmetricEncAlgorithm(symAlg);
+            enc.build(doc, crypto, secHeader);
         }
     }
 
