@@ -71,6 +71,24 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Conformance check of a partner's endpoint (or ours) with a security profile: fetch the
+    /// WSDL, send a signed (and encrypted) look-up that finds nothing, verify the signed answer;
+    /// each step is printed, with what did not match. Exit status 0 only if the exchange worked.
+    Probe {
+        /// Our configuration: keys, and the partner's certificates and credentials.
+        #[arg(long)]
+        config: PathBuf,
+        /// The configured partner to probe.
+        #[arg(long)]
+        partner: String,
+        /// The profile to try (strict, wss4j-defaults, cxf, wcf-basic256sha256, wcf-basic256,
+        /// zeep, node-soap); default: the partner's configured profile.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Another endpoint than the configured one.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

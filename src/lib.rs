@@ -34,6 +34,7 @@ pub mod lifecycle;
 pub mod message;
 pub mod ops;
 pub mod payload;
+pub mod probe;
 pub mod receive;
 pub mod reconcile;
 pub mod refusal;

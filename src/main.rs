@@ -99,6 +99,19 @@ fn main() -> ExitCode {
                     }
                 }
             }
+            Command::Probe { config, partner, preset, endpoint } => {
+                let settings = coconnect::config::load(&config)?;
+                let preset = match preset {
+                    Some(name) => Some(coconnect::wssec::profile::Preset::from_name(&name).ok_or_else(|| {
+                        let names: Vec<&str> =
+                            coconnect::wssec::profile::Preset::ALL.iter().map(|p| p.name()).collect();
+                        anyhow::anyhow!("--preset {name:?} is not one of {}", names.join(", "))
+                    })?),
+                    None => None,
+                };
+                let probe = coconnect::probe::Probe { settings, partner: &partner, endpoint, preset };
+                Ok(if coconnect::probe::run(probe).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            }
             Command::CheckConfig { config } => {
                 let settings = coconnect::config::load(&config)?;
                 say(format!("{}: loaded and checked", config.display()))?;

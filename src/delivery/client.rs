@@ -54,9 +54,26 @@ impl PartnerClient {
         version: SoapVersion,
         wire: Vec<u8>,
     ) -> Result<(u16, Vec<u8>), String> {
+        self.post_to(partner, &partner.endpoint, operation, version, wire).await
+    }
+
+    /// GETs `url` (the partner's WSDL) with the partner's TLS settings; the status and body.
+    pub async fn get(&self, partner: &Partner, url: &str) -> Result<(u16, Vec<u8>), String> {
+        self.exchange(partner, url, Request::get(url), Bytes::new()).await
+    }
+
+    /// [`Self::post`] to `endpoint` instead of the partner's configured one (`coconnect probe`).
+    pub async fn post_to(
+        &self,
+        partner: &Partner,
+        endpoint: &str,
+        operation: Operation,
+        version: SoapVersion,
+        wire: Vec<u8>,
+    ) -> Result<(u16, Vec<u8>), String> {
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", partner.outbound_username, partner.outbound_password));
-        let mut builder = Request::post(&partner.endpoint).header(AUTHORIZATION, format!("Basic {credentials}"));
+        let mut builder = Request::post(endpoint).header(AUTHORIZATION, format!("Basic {credentials}"));
         builder = match version {
             SoapVersion::V11 => builder
                 .header(CONTENT_TYPE, version.content_type())
@@ -64,18 +81,29 @@ impl PartnerClient {
             SoapVersion::V12 => builder
                 .header(CONTENT_TYPE, format!("{}; action=\"{}\"", version.content_type(), operation.soap_action())),
         };
-        let url = url::Url::parse(&partner.endpoint).map_err(|e| format!("endpoint: {e}"))?;
+        self.exchange(partner, endpoint, builder, Bytes::from(wire)).await
+    }
+
+    /// One request to `endpoint` over HTTP, or mutual TLS for `https://`, within the timeout.
+    async fn exchange(
+        &self,
+        partner: &Partner,
+        endpoint: &str,
+        builder: hyper::http::request::Builder,
+        wire: Bytes,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let url = url::Url::parse(endpoint).map_err(|e| format!("endpoint: {e}"))?;
         let exchange = async {
             let response = if url.scheme() == "https" {
                 let host = url.host_str().ok_or("endpoint has no host")?.to_owned();
                 let port = url.port_or_known_default().unwrap_or(443);
                 let request = builder
                     .header(HOST, format!("{host}:{port}"))
-                    .body(Full::new(Bytes::from(wire)))
+                    .body(Full::new(wire))
                     .map_err(|e| format!("bad request: {e}"))?;
                 self.send_tls(partner, &host, port, request).await?
             } else {
-                let request = builder.body(Full::new(Bytes::from(wire))).map_err(|e| format!("bad request: {e}"))?;
+                let request = builder.body(Full::new(wire)).map_err(|e| format!("bad request: {e}"))?;
                 self.client.request(request).await.map_err(|e| format!("{e}: {}", source_chain(&e)))?
             };
             let status = response.status().as_u16();

@@ -49,7 +49,24 @@ pub async fn secure_request(
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, String> {
     let (state, partner) = (state.clone(), partner.clone());
-    let outbound = partner.security.outbound;
+    crate::wssec::on_blocking_thread(move || {
+        secured_request(&state.settings, &partner, &partner.security, operation, &body_xml, now)
+    })
+    .await
+    .map_err(|e| format!("securing the message failed: {e}"))
+}
+
+/// [`secure_request`]'s work under `profile` (the partner's, or one a probe tries), for a
+/// caller already on a blocking thread.
+pub fn secured_request(
+    settings: &crate::config::Settings,
+    partner: &Partner,
+    profile: &crate::wssec::Profile,
+    operation: Operation,
+    body_xml: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, crate::wssec::SecurityError> {
+    let outbound = profile.outbound;
     let addressing = outbound.addressing.then(|| AddressingHeaders {
         namespace: crate::wssec::ns::WSA,
         action: operation.soap_action(),
@@ -58,20 +75,16 @@ pub async fn secure_request(
         relates_to: None,
         reply_to_anonymous: true,
     });
-    crate::wssec::on_blocking_thread(move || {
-        secure(&OutboundMessage {
-            version: outbound.soap_version,
-            body_xml: &body_xml,
-            signer: &state.settings.signing,
-            encrypt_for: outbound.encryption.and(partner.encrypt_to()),
-            profile: &outbound,
-            addressing: addressing.as_ref(),
-            now,
-            ttl: partner.timestamp_ttl.chrono(),
-        })
+    secure(&OutboundMessage {
+        version: outbound.soap_version,
+        body_xml,
+        signer: &settings.signing,
+        encrypt_for: outbound.encryption.and(partner.encrypt_to()),
+        profile: &outbound,
+        addressing: addressing.as_ref(),
+        now,
+        ttl: partner.timestamp_ttl.chrono(),
     })
-    .await
-    .map_err(|e| format!("securing the message failed: {e}"))
 }
 
 /// The result of one delivery step.

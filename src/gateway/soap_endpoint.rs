@@ -46,9 +46,22 @@ pub async fn route(
         _ => return response(StatusCode::NOT_FOUND, "text/plain", "not found"),
     };
     match (req.method(), path.as_str()) {
-        (&Method::GET, "/soap/v1") if query.eq_ignore_ascii_case("wsdl") => {
-            response(StatusCode::OK, "text/xml; charset=utf-8", soap::wsdl::wsdl_for(&state.core.settings.public_url))
-        }
+        (&Method::GET, "/soap/v1") if wsdl_query(&query).is_some() => match wsdl_query(&query).flatten() {
+            // The default profile, or one partner's (`?wsdl&partner=XX`), as WS-SecurityPolicy.
+            None => response(
+                StatusCode::OK,
+                "text/xml; charset=utf-8",
+                soap::wsdl::wsdl_for(&state.core.settings.public_url, &crate::wssec::Profile::strict(true)),
+            ),
+            Some(party) => match state.core.settings.partners.get(&party) {
+                Some(partner) => response(
+                    StatusCode::OK,
+                    "text/xml; charset=utf-8",
+                    soap::wsdl::wsdl_for(&state.core.settings.public_url, &partner.security),
+                ),
+                None => response(StatusCode::NOT_FOUND, "text/plain", "no such partner"),
+            },
+        },
         (&Method::GET, "/soap/v1") => response(StatusCode::NOT_FOUND, "text/plain", "not found; the WSDL is at ?wsdl"),
         (&Method::POST, "/soap/v1") => handle(state, req, remote, client_cert).await,
         (&Method::GET, "/healthz") => response(StatusCode::OK, "text/plain", "ok"),
@@ -60,6 +73,23 @@ pub async fn route(
         },
         _ => crate::http::method_not_allowed(allow),
     }
+}
+
+/// `Some(partner)` for a WSDL query (`wsdl`, or `wsdl&partner=XX`, in any order and case of
+/// `wsdl`), `None` for any other query.
+fn wsdl_query(query: &str) -> Option<Option<String>> {
+    let mut wsdl = false;
+    let mut partner = None;
+    for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        if key.eq_ignore_ascii_case("wsdl") && value.is_empty() {
+            wsdl = true;
+        } else if key == "partner" {
+            partner = Some(value.into_owned());
+        } else {
+            return None;
+        }
+    }
+    wsdl.then_some(partner)
 }
 
 /// The answer to a refusal: its SOAP Fault in the request's version, with its HTTP status (and

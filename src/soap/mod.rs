@@ -9,6 +9,7 @@ pub mod business;
 pub mod evidence;
 pub mod fault;
 pub mod messages;
+pub mod policy;
 pub mod request;
 pub mod wsdl;
 mod xmlread;

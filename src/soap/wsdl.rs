@@ -8,11 +8,53 @@ const WSDL: &str = include_str!("../../wsdl/coconnect.wsdl");
 const MESSAGES_XSD: &str = include_str!("../../xsd/coconnect-messages.xsd");
 const LPCO_XSD: &str = include_str!("../../xsd/lpco-co.xsd");
 
-/// The WSDL with its service address set to `public_url`, and its schema import pointing at
-/// the schemas served next to it.
-pub fn wsdl_for(public_url: &str) -> String {
+/// The WSDL with its service address set to `public_url`, its schema import pointing at the
+/// schemas served next to it, and `profile` as WS-SecurityPolicy (`soap::policy`) attached to
+/// each binding and operation.
+pub fn wsdl_for(public_url: &str, profile: &crate::wssec::Profile) -> String {
     let base = public_url.trim_end_matches('/');
     let schema_base = base.strip_suffix("/soap/v1").unwrap_or(base);
+    with_policy(&addressed(base, schema_base), profile)
+}
+
+/// The policies placed before the first binding, and referenced from each binding and from each
+/// operation's input and output: requests signed (and encrypted when the profile encrypts),
+/// acknowledgements signed, GetCO's answer like a request.
+fn with_policy(wsdl: &str, profile: &crate::wssec::Profile) -> String {
+    use super::policy::{BINDING_POLICY, SIGNED_AND_ENCRYPTED, SIGNED_ONLY, WSP};
+    let reference = |id: &str| format!("<wsp:PolicyReference xmlns:wsp=\"{WSP}\" URI=\"#{id}\"/>");
+    let Some(first_binding) = wsdl.find("<wsdl:binding ") else { return wsdl.to_owned() };
+    let mut out = String::with_capacity(wsdl.len() + 4096);
+    out.push_str(&wsdl[..first_binding]);
+    out.push_str(&super::policy::policies(profile));
+    out.push_str("\n  ");
+    let mut operation = "";
+    for line in wsdl[first_binding..].split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if let Some(name) = trimmed.strip_prefix("<wsdl:operation name=\"") {
+            operation = name.split('"').next().unwrap_or("");
+        }
+        if trimmed.starts_with("<wsdl:binding ") {
+            out.push_str(line.trim_end());
+            out.push_str(&reference(BINDING_POLICY));
+            out.push('\n');
+        } else if trimmed.starts_with("<wsdl:input>") {
+            out.push_str(&line.replacen(
+                "<wsdl:input>",
+                &format!("<wsdl:input>{}", reference(SIGNED_AND_ENCRYPTED)),
+                1,
+            ));
+        } else if trimmed.starts_with("<wsdl:output>") {
+            let id = if operation == "GetCO" { SIGNED_AND_ENCRYPTED } else { SIGNED_ONLY };
+            out.push_str(&line.replacen("<wsdl:output>", &format!("<wsdl:output>{}", reference(id)), 1));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn addressed(base: &str, schema_base: &str) -> String {
     // Only the address attributes: a placeholder URL anywhere else (prose) is left as written.
     WSDL.replace(
         &format!("location=\"{PLACEHOLDER}\""),
@@ -36,8 +78,33 @@ pub fn schema(name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn the_policy_is_attached_to_every_binding_and_operation() {
+        let w = super::wsdl_for("https://x.example/soap/v1", &crate::wssec::Profile::strict(true));
+        assert_eq!(w.matches("URI=\"#CoConnectBindingPolicy\"").count(), 2, "both bindings");
+        // Six operations in two bindings: every input, and GetCO's output, signed and encrypted.
+        assert_eq!(w.matches("URI=\"#CoConnectSignedEncryptedParts\"").count(), 2 * (6 + 1));
+        assert_eq!(w.matches("URI=\"#CoConnectSignedParts\"").count(), 2 * 5);
+        // Still well-formed, one definitions element.
+        let doc = roxmltree_like_check(&w);
+        assert!(doc, "not well-formed");
+    }
+
+    /// Whether quick-xml reads the whole document without an error.
+    fn roxmltree_like_check(xml: &str) -> bool {
+        let mut reader = quick_xml::Reader::from_str(xml);
+        reader.config_mut().check_end_names = true;
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Eof) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    #[test]
     fn address_comes_from_public_url() {
-        let w = super::wsdl_for("https://co.customs.example/gw/soap/v1");
+        let w = super::wsdl_for("https://co.customs.example/gw/soap/v1", &crate::wssec::Profile::strict(true));
         assert!(!w.contains(super::PLACEHOLDER));
         assert_eq!(w.matches("location=\"https://co.customs.example/gw/soap/v1\"").count(), 2);
         assert!(w.contains("schemaLocation=\"https://co.customs.example/gw/xsd/coconnect-messages.xsd\""));
@@ -48,7 +115,7 @@ mod tests {
     #[test]
     fn the_served_documentation_tells_the_truth() {
         let flat = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
-        let served = super::wsdl_for("https://co.customs.example/gw/soap/v1");
+        let served = super::wsdl_for("https://co.customs.example/gw/soap/v1", &crate::wssec::Profile::strict(true));
         let start = served.find("<wsdl:documentation>").expect("documentation");
         let end = served[start..].find("</wsdl:documentation>").expect("end") + start;
         let doc = flat(&served[start..end]);

@@ -747,3 +747,62 @@ fn wrapping_is_refused_under_every_preset() {
         assert_eq!(code(receive_with(tampered.as_bytes(), &p)), "WSS-SIGNATURE-INVALID", "{preset:?}");
     }
 }
+
+#[test]
+fn ecdsa_p256_signatures_round_trip_and_need_the_partners_agreement() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve");
+    let key = PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("pkey");
+    let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", "KR ecdsa signing").expect("cn");
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("t")).expect("nb");
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).expect("t")).expect("na");
+    b.sign(&key, openssl::hash::MessageDigest::sha256()).expect("sign");
+    let cert = Certificate::from_der(&b.build().to_der().expect("der")).expect("cert");
+    assert!(cert.is_ec);
+    let signer = KeyPair::from_pem(key.private_key_to_pem_pkcs8().expect("pem"), cert.clone()).expect("pair");
+    let mut p = Profile::strict(false);
+    p.outbound.signature.method = SignatureAlgorithm::EcdsaSha256;
+    let wire = secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: BODY,
+        signer: &signer,
+        encrypt_for: None,
+        profile: &p.outbound,
+        addressing: None,
+        now: Utc::now(),
+        ttl: Duration::minutes(5),
+    })
+    .expect("secure");
+    assert!(String::from_utf8_lossy(&wire).contains(super::ns::ECDSA_SHA256));
+    let trust = PartnerTrust::new(vec![cert], &[], None).expect("trust");
+    // A partner that agreed to ECDSA.
+    p.inbound.signature.methods = vec![SignatureAlgorithm::RsaSha256, SignatureAlgorithm::EcdsaSha256];
+    receive_trusting(&wire, &p, &trust).expect("ecdsa-sha256 accepted");
+    // The strict profile has not.
+    assert_eq!(code(receive_trusting(&wire, &Profile::strict(false), &trust)), "WSS-ALGORITHM");
+    // An RSA key cannot make an ECDSA signature, nor the reverse.
+    let mut rsa = Profile::strict(false);
+    rsa.outbound.signature.method = SignatureAlgorithm::EcdsaSha256;
+    let f = fixture();
+    let e = secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: BODY,
+        signer: &f.kr.signing,
+        encrypt_for: None,
+        profile: &rsa.outbound,
+        addressing: None,
+        now: Utc::now(),
+        ttl: Duration::minutes(5),
+    })
+    .expect_err("an RSA key");
+    assert_eq!(e.code(), "WSS-KEY");
+}

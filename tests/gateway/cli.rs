@@ -163,3 +163,32 @@ async fn a_taken_port_is_reported_with_its_os_error_once() {
     let last = stderr.lines().last().unwrap_or_default();
     assert_eq!(last, format!("error: {chained}"), "{stderr}");
 }
+
+/// `coconnect probe` against a running gateway: with the profile the gateway has for us the
+/// exchange works (exit 0); with another it names what did not match (exit 1); nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_passes_with_the_agreed_profile_and_names_the_mismatch_otherwise() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let probe = |extra: &[&str]| {
+        let mut c = coconnect();
+        c.arg("probe").arg("--config").arg(&p.kr.files.config).args(["--partner", "ID"]).args(extra);
+        c.output()
+    };
+    let out = probe(&[]).await.expect("run");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("policy names the algorithm suite Basic256Sha256"), "{stdout}");
+    assert!(stdout.contains("the exchange works"), "{stdout}");
+    // KR tries WSS4J's defaults (rsa-sha1, issuer-serial, aes128-cbc) on ID, which expects strict.
+    let out = probe(&["--preset", "wss4j-defaults"]).await.expect("run");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  3. the partner refused the look-up"), "{stdout}");
+    assert!(stdout.contains("WSS-ALGORITHM") && stdout.contains("rsa-sha1"), "{stdout}");
+    // A preset name that does not exist is the operator's error.
+    let out = probe(&["--preset", "wcf"]).await.expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not one of strict"), "{}", text(&out.stderr));
+    let stored = crate::common::stored(p.id.store()).await;
+    assert_eq!(stored.0, 0, "a probe stores no certificate");
+}

@@ -194,6 +194,20 @@ pub async fn pair(profile: &str, db: Db) -> Pair {
     Pair { dir, kr, id }
 }
 
+/// A pair whose gateways use `preset` for each other (`encrypt`: profile sign-encrypt), with
+/// the opt-ins the preset needs.
+pub async fn preset_pair(preset: coconnect::wssec::profile::Preset, encrypt: bool) -> Pair {
+    let mut p = pair_stopped(if encrypt { "sign-encrypt" } else { "sign" }, Db::Sqlite).await;
+    let weak: Vec<String> = preset.profile(encrypt).weaknesses().iter().map(|w| format!("\"{w}\"")).collect();
+    let section =
+        format!("\n[partners.security]\npreset = \"{}\"\nallow_weak = [{}]\n", preset.name(), weak.join(", "));
+    p.kr.configure(&section);
+    p.id.configure(&section);
+    p.kr.start().await;
+    p.id.start().await;
+    p
+}
+
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -249,6 +263,21 @@ impl Crafter {
         .expect("pair");
         let recipient = Certificate::from_pem(&std::fs::read(&t.encryption_cert).expect("cert")).expect("cert");
         Crafter { signer, recipient }
+    }
+
+    /// Secured as `profile`'s outbound side says (as a partner's stack with that profile would).
+    pub fn secure_as(&self, body: &str, profile: &coconnect::wssec::Profile, at: chrono::DateTime<Utc>) -> Vec<u8> {
+        secure(&OutboundMessage {
+            version: profile.outbound.soap_version,
+            body_xml: body,
+            signer: &self.signer,
+            encrypt_for: profile.outbound.encryption.map(|_| &self.recipient),
+            profile: &profile.outbound,
+            addressing: None,
+            now: at,
+            ttl: chrono::Duration::minutes(5),
+        })
+        .expect("secure")
     }
 
     pub fn secure(&self, body: &str, encrypt: bool, at: chrono::DateTime<Utc>) -> Vec<u8> {

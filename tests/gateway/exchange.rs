@@ -165,3 +165,38 @@ async fn wsdl_is_served_with_the_public_address_and_feedback_on_an_unknown_co_is
     assert_eq!(status, 200);
     assert!(fault.contains("<cc:Status>Rejected</cc:Status>") && first_code(&fault) == "LC-UNKNOWN", "{fault}");
 }
+
+/// `?wsdl&partner=XX` serves that partner's profile as WS-SecurityPolicy; `?wsdl` the default.
+#[tokio::test]
+async fn each_partner_gets_its_profile_as_ws_security_policy() {
+    let p = preset_pair(coconnect::wssec::profile::Preset::WcfBasic256, true).await;
+    let get = |query: &str| {
+        let url = format!("{}?{query}", p.id.soap_url());
+        async move {
+            let resp = client()
+                .request(hyper::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).expect("req"))
+                .await
+                .expect("get");
+            let status = resp.status().as_u16();
+            let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, default) = get("wsdl").await;
+    assert_eq!(status, 200);
+    assert!(
+        default.contains("<sp:Basic256Sha256/>") && default.contains("Security profile strict"),
+        "the default profile"
+    );
+    let (status, kr) = get("wsdl&partner=KR").await;
+    assert_eq!(status, 200);
+    assert!(
+        kr.contains("<sp:Basic256/>")
+            && kr.contains("<sp:EncryptSignature/>")
+            && kr.contains("Security profile wcf-basic256"),
+        "{kr}"
+    );
+    assert!(kr.contains("http://www.w3.org/2000/09/xmldsig#rsa-sha1"), "what the partner's profile accepts");
+    assert_eq!(get("wsdl&partner=XX").await.0, 404);
+    assert_eq!(get("wsdl&other=1").await.0, 404, "not a WSDL query");
+}

@@ -11,6 +11,7 @@ const LAYERS: &[&str] = &[
     "dev",
     "app",
     "ops",
+    "probe",
     "cli",
     "telemetry",
     "gateway",

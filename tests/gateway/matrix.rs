@@ -51,19 +51,6 @@ struct Row {
     cells: Vec<(Direction, Outcome)>,
 }
 
-/// A pair whose gateways use `preset` for each other (`encrypt`: profile sign-encrypt).
-async fn matrix_pair(preset: Preset, encrypt: bool) -> Pair {
-    let mut p = pair_stopped(if encrypt { "sign-encrypt" } else { "sign" }, Db::Sqlite).await;
-    let weak: Vec<String> = preset.profile(encrypt).weaknesses().iter().map(|w| format!("\"{w}\"")).collect();
-    let section =
-        format!("\n[partners.security]\npreset = \"{}\"\nallow_weak = [{}]\n", preset.name(), weak.join(", "));
-    p.kr.configure(&section);
-    p.id.configure(&section);
-    p.kr.start().await;
-    p.id.start().await;
-    p
-}
-
 /// An unsigned SOAP 1.1 envelope with a fresh SendCO from KR to ID (`reference` its LPCO/ID).
 fn unsigned_send_co(reference: &str) -> String {
     let body = send_co_body(uuid::Uuid::new_v4(), &co_with_reference(reference));
@@ -193,7 +180,7 @@ async fn wss4j_processes(k: &Keys, file: &Path, encrypted: bool) -> Outcome {
 async fn wss4j_rows(rows: &mut Vec<Row>) {
     // Its own defaults, and each key reference style on top of them.
     let (signed, encrypted) =
-        (matrix_pair(Preset::Wss4jDefaults, false).await, matrix_pair(Preset::Wss4jDefaults, true).await);
+        (preset_pair(Preset::Wss4jDefaults, false).await, preset_pair(Preset::Wss4jDefaults, true).await);
     let (ks, ke) = (Keys::of(&signed).await, Keys::of(&encrypted).await);
     let defaults = ["--style", "wss4j-defaults"];
     let ours_signed = our_request(&signed, "WSS4JD").await;
@@ -232,7 +219,7 @@ async fn wss4j_rows(rows: &mut Vec<Row>) {
         });
     }
     // rsa-sha256, a token reference, a signed Timestamp, AES-256-GCM: how CXF is usually set up.
-    let (signed, encrypted) = (matrix_pair(Preset::Cxf, false).await, matrix_pair(Preset::Cxf, true).await);
+    let (signed, encrypted) = (preset_pair(Preset::Cxf, false).await, preset_pair(Preset::Cxf, true).await);
     let (ks, ke) = (Keys::of(&signed).await, Keys::of(&encrypted).await);
     let ours_signed = our_request(&signed, "CXF").await;
     let ours_encrypted = our_request(&encrypted, "CXFE").await;
@@ -248,7 +235,7 @@ async fn wss4j_rows(rows: &mut Vec<Row>) {
         ],
     });
     // The strict profile (ours) read by WSS4J, and WSS4J set to send it.
-    let (signed, encrypted) = (matrix_pair(Preset::Strict, false).await, matrix_pair(Preset::Strict, true).await);
+    let (signed, encrypted) = (preset_pair(Preset::Strict, false).await, preset_pair(Preset::Strict, true).await);
     let (ks, ke) = (Keys::of(&signed).await, Keys::of(&encrypted).await);
     let ours_signed = our_request(&signed, "STRICT").await;
     let ours_encrypted = our_request(&encrypted, "STRICTE").await;
@@ -319,7 +306,7 @@ fn with_x509data_key_info(message: &str, cert_pem: &str) -> String {
 }
 
 async fn libxmlsec1_rows(rows: &mut Vec<Row>) {
-    let (signed, encrypted) = (matrix_pair(Preset::Strict, false).await, matrix_pair(Preset::Strict, true).await);
+    let (signed, encrypted) = (preset_pair(Preset::Strict, false).await, preset_pair(Preset::Strict, true).await);
     let (ks, ke) = (Keys::of(&signed).await, Keys::of(&encrypted).await);
     let body_id = format!("{SOAP11}:Body");
     let ts_id = format!("{WSU}:Timestamp");
@@ -540,7 +527,7 @@ async fn node_peer(args: &[&str]) -> std::process::Output {
 }
 
 async fn zeep_rows(rows: &mut Vec<Row>) {
-    let signed = matrix_pair(Preset::Zeep, false).await;
+    let signed = preset_pair(Preset::Zeep, false).await;
     let k = Keys::of(&signed).await;
     let ours = our_request(&signed, "ZEEP").await;
     for class in ["Signature", "BinarySignature"] {
@@ -586,7 +573,7 @@ async fn zeep_rows(rows: &mut Vec<Row>) {
 }
 
 async fn node_rows(rows: &mut Vec<Row>) {
-    let (signed, encrypted) = (matrix_pair(Preset::NodeSoap, false).await, matrix_pair(Preset::NodeSoap, true).await);
+    let (signed, encrypted) = (preset_pair(Preset::NodeSoap, false).await, preset_pair(Preset::NodeSoap, true).await);
     let (ks, ke) = (Keys::of(&signed).await, Keys::of(&encrypted).await);
     let mut cells = Vec::new();
     for (pair, k, encrypt) in [(&signed, &ks, false), (&encrypted, &ke, true)] {
@@ -629,7 +616,7 @@ async fn node_rows(rows: &mut Vec<Row>) {
 
 async fn wcf_rows(rows: &mut Vec<Row>) {
     for (preset, suite) in [(Preset::WcfBasic256Sha256, "basic256sha256"), (Preset::WcfBasic256, "basic256")] {
-        let encrypted = matrix_pair(preset, true).await;
+        let encrypted = preset_pair(preset, true).await;
         let k = Keys::of(&encrypted).await;
         let reference = unique_reference("WCF");
         let unsigned = write(encrypted.dir.path(), "wcf-unsigned.xml", unsigned_send_co(&reference).as_bytes());

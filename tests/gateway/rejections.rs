@@ -264,3 +264,65 @@ async fn partners_are_told_a_fixed_sentence_and_our_audit_record_keeps_the_detai
         "the audit record keeps the detail: {reasons:?}"
     );
 }
+
+/// A weaker preset must not let a wrapping, a replay or an untrusted key through: each attack,
+/// under every preset, through the gateway. Under AES-CBC the answer to what depends on the
+/// decrypted content is the uniform `WSS-CHECK-FAILED`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrapping_replay_and_untrusted_keys_are_refused_under_every_preset() {
+    use coconnect::wssec::profile::Preset;
+    let other = tempfile::tempdir().expect("tmp");
+    coconnect::dev::pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
+    for preset in Preset::ALL {
+        let encrypt = preset != Preset::Zeep;
+        let p = preset_pair(preset, encrypt).await;
+        let profile = preset.profile(encrypt);
+        let cbc = profile.accepts_cbc();
+        let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+        let pw = p.id.files.inbound_password.clone();
+        let code_of = |body: &str| first_code(body);
+
+        // Replay: the first copy is stored, the second refused, nothing stored twice.
+        let wire = c.secure_as(&fresh_body(), &profile, now());
+        let (status, ack) = post_soap(&p.id.soap_url(), "KR", &pw, wire.clone()).await;
+        assert_eq!(status, 200, "{preset:?}: {ack}");
+        let after_first = stored(p.id.store()).await;
+        let (status, fault) = post_soap(&p.id.soap_url(), "KR", &pw, wire).await;
+        assert_eq!((status, code_of(&fault).as_str()), (500, "WSS-REPLAY"), "{preset:?}: {fault}");
+        assert_eq!(stored(p.id.store()).await, after_first, "{preset:?}: a replay stored something");
+
+        // An untrusted key: another CA's "KR", encrypting to ID's real certificate.
+        let stranger = Crafter { recipient: c.recipient.clone(), ..Crafter::new(other.path(), "KR", "ID") };
+        let (status, fault) =
+            post_soap(&p.id.soap_url(), "KR", &pw, stranger.secure_as(&fresh_body(), &profile, now())).await;
+        let expected = if cbc
+            && profile.inbound.encryption.as_ref().is_some_and(|e| e.encrypted_signature)
+            && profile.outbound.encryption.is_some_and(|e| e.encrypt_signature)
+        {
+            "WSS-CHECK-FAILED"
+        } else {
+            "WSS-UNTRUSTED-CERT"
+        };
+        assert_eq!((status, code_of(&fault).as_str()), (500, expected), "{preset:?}: {fault}");
+
+        // Wrapping: the signed Body moved into a header, a forged one in its place.
+        let signed_only = profile.signed_only();
+        let wire = String::from_utf8(c.secure_as(&fresh_body(), &signed_only, now())).expect("utf8");
+        let start = wire.find("<soap:Body").expect("body");
+        let end = wire.find("</soap:Envelope>").expect("end");
+        let signed_body = &wire[start..end];
+        let forged = signed_body.replace("KRPUS", "KRINC").replace("wsu:Id=\"Body-", "wsu:Id=\"Evil-");
+        let wrapped = format!(
+            "{}<Wrapper xmlns=\"urn:evil\">{signed_body}</Wrapper></soap:Header>{forged}</soap:Envelope>",
+            &wire[..wire.find("</soap:Header>").expect("hdr")]
+        );
+        let (status, fault) = post_soap(&p.id.soap_url(), "KR", &pw, wrapped.into_bytes()).await;
+        let code = code_of(&fault);
+        assert_eq!(status, 500, "{preset:?}: {fault}");
+        assert!(
+            ["WSS-WRONG-NODE-SIGNED", "WSS-NOT-ENCRYPTED", "WSS-CHECK-FAILED"].contains(&code.as_str()),
+            "{preset:?}: a wrapped message got {code}: {fault}"
+        );
+        assert_eq!(stored(p.id.store()).await, after_first, "{preset:?}: an attack stored something");
+    }
+}
