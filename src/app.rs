@@ -1,5 +1,5 @@
-//! Wiring: loads the store, binds the listeners, starts the SOAP server, the domestic API and
-//! the delivery workers, and stops them on shutdown. Tests and the demo build an [`App`] on
+//! Wiring: loads the store, binds the listeners, starts the SOAP server, the domestic API, the
+//! delivery workers, the alert loop and the back-end push workers, and stops them on shutdown. Tests and the demo build an [`App`] on
 //! port 0.
 
 use std::net::SocketAddr;
@@ -92,6 +92,7 @@ impl App {
         }
         if workers {
             tasks.spawn(crate::alerts::run(state.clone(), watch_rx.clone()));
+            crate::backend::start(state.clone(), &instance, watch_rx.clone(), &mut tasks).await?;
         }
         tracing::info!(party = %state.settings.party, %soap_addr, %api_addr, workers = worker_count, "gateway started");
         Ok(App { state, limiter, soap_addr, api_addr, shutdown, tasks })

@@ -132,6 +132,23 @@ pub enum OpsCommand {
     },
     /// Acknowledge an alert.
     AckAlert { id: i64 },
+    /// Look at the back-end event feed: the events after --after (in order), optionally of
+    /// some kinds and partners (comma-separated).
+    Events {
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        partner: Option<String>,
+        /// Only the events no back-end acknowledged yet.
+        #[arg(long)]
+        unacknowledged: bool,
+    },
+    /// The push subscribers (webhook, AMQP): position, backlog, failures.
+    Subscribers,
 }
 
 #[derive(Subcommand, Debug)]

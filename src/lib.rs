@@ -9,7 +9,8 @@
 //! - [`payload`]: the CO as WCO DM LPCO XML (yaserde) and its validation (Annex II).
 //! - [`lifecycle`]: the certificate state machine. [`store`]: sqlx persistence (SQLite or
 //!   PostgreSQL), outbox, replay cache, message log.
-//! - [`delivery`]: the workers that push queued messages to partners.
+//! - [`delivery`]: the workers that push queued messages to partners; [`backend`]: the event
+//!   log pushed to the administration's own systems (webhook, AMQP).
 //! - [`state`]: the core handed down to every part (settings, store, clock); [`http`]: HTTP
 //!   helpers of both listeners.
 //! - [`config`], [`app`], [`cli`], [`telemetry`]: configuration, wiring, command line, logging.
@@ -21,6 +22,7 @@
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod codes;

@@ -30,6 +30,20 @@ pub async fn run(api: &str, token: &str, command: &OpsCommand) -> anyhow::Result
         OpsCommand::Resume { partner } => ("POST", format!("/api/v1/partners/{}/resume", enc(partner))),
         OpsCommand::Alerts { all } => ("GET", format!("/api/v1/alerts?unacknowledged={}", !all)),
         OpsCommand::AckAlert { id } => ("POST", format!("/api/v1/alerts/{id}/ack")),
+        OpsCommand::Events { after, limit, kind, partner, unacknowledged } => {
+            let mut q = vec![format!("after={after}"), format!("limit={limit}")];
+            if let Some(k) = kind {
+                q.push(format!("kind={}", enc(k)));
+            }
+            if let Some(p) = partner {
+                q.push(format!("partner={}", enc(p)));
+            }
+            if *unacknowledged {
+                q.push("unacknowledged=true".to_owned());
+            }
+            ("GET", format!("/api/v1/events?{}", q.join("&")))
+        }
+        OpsCommand::Subscribers => ("GET", "/api/v1/backend/subscribers".to_owned()),
     };
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let req = Request::builder()

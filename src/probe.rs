@@ -371,10 +371,8 @@ fn observe(bytes: &[u8]) -> Observed {
                     _ => "x509-key-identifier",
                 })
             }
-            "EncryptedData" => {
-                if depth_in_security.is_some() {
-                    seen.encrypted_signature = true;
-                }
+            "EncryptedData" if depth_in_security.is_some() => {
+                seen.encrypted_signature = true;
             }
             "EncryptionMethod" => {
                 if let Some(a) = algorithm {

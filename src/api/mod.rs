@@ -2,8 +2,9 @@
 //! operators (bearer tokens from the configuration), on its own listener, separate from the
 //! partner-facing SOAP endpoint. An axum [`Router`] served by the gateway's accept loop.
 //!
-//! - [`certificates`]: submitting a CO or DO, a certificate's view, the certificates of one
-//!   identity.
+//! - [`certificates`]: submitting a CO or DO, a certificate's view and its document (XML or
+//!   JSON), the certificates of one identity, a listing.
+//! - [`events`]: the back-end's event feed (long poll), acknowledgements, push subscribers.
 //! - [`lifecycle`]: amendment, cancellation decision, treatment, look-up at a partner.
 //! - [`claims`]: declarations reconciled against received certificates.
 //! - [`approved_exporters`]: a partner's list of approved exporters.
@@ -24,6 +25,7 @@ mod approved_exporters;
 mod certificates;
 mod claims;
 mod error;
+mod events;
 mod extract;
 mod lifecycle;
 mod operator;
@@ -58,6 +60,10 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/certificates", get(certificates::find).post(certificates::submit_co))
         .route("/api/v1/declarations", post(certificates::submit_do))
         .route("/api/v1/certificates/{id}", get(certificates::show))
+        .route("/api/v1/certificates/{id}/document", get(certificates::document))
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/events/{id}/ack", post(events::acknowledge))
+        .route("/api/v1/backend/subscribers", get(events::subscribers))
         .route("/api/v1/certificates/{id}/claims", get(claims::list))
         .route("/api/v1/certificates/{id}/amendments", post(lifecycle::amend))
         .route("/api/v1/certificates/{id}/cancellation-decision", post(lifecycle::decide_cancellation))

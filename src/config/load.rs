@@ -95,6 +95,7 @@ impl RawConfig {
         if self.alerts.webhook_url.as_deref().is_some_and(url_has_password) {
             found.push("alerts.webhook_url password".to_owned());
         }
+        found.extend(self.backend.inline_secrets());
         for t in self.api_tokens.iter().filter(|t| t.token.is_some()) {
             found.push(format!("api token {}: token", t.name));
         }
@@ -408,6 +409,8 @@ impl RawConfig {
                 "is believed only from proxy.trusted, which is empty: list the proxy's address there",
             ));
         }
+        let party_codes: std::collections::HashSet<&str> = partners.keys().map(String::as_str).collect();
+        let backend = self.backend.load(&party_codes, base)?;
         Ok(Settings {
             party: self.party,
             public_url: self.public_url,
@@ -420,6 +423,7 @@ impl RawConfig {
             limits,
             retention,
             alerts: self.alerts,
+            backend,
             api_tokens,
             tls,
             proxy,

@@ -9,6 +9,7 @@
 //! `Debug` and left out of [`Settings::summary`]), accept a partner without a way to
 //! authenticate it, or pass on a value that could make later arithmetic overflow or panic.
 
+pub mod backend;
 mod load;
 mod raw;
 pub mod security;
@@ -128,9 +129,9 @@ impl CheckedDuration {
 impl std::fmt::Display for CheckedDuration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = self.0.as_millis();
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             write!(f, "{ms} ms")
-        } else if ms >= 86_400_000 && ms % 86_400_000 == 0 {
+        } else if ms >= 86_400_000 && ms.is_multiple_of(86_400_000) {
             let days = ms / 86_400_000;
             write!(f, "{days} {}", if days == 1 { "day" } else { "days" })
         } else {

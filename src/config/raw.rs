@@ -33,6 +33,9 @@ pub struct RawConfig {
     pub retention: RawRetention,
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// Push delivery of the event log to the administration's own systems.
+    #[serde(default)]
+    pub backend: super::backend::RawBackend,
     #[serde(default)]
     pub api_tokens: Vec<RawToken>,
     #[serde(default)]

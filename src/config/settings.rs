@@ -26,6 +26,7 @@ pub struct Settings {
     pub limits: Limits,
     pub retention: Retention,
     pub alerts: RawAlerts,
+    pub backend: super::backend::Backend,
     pub api_tokens: Vec<(String, String)>,
     pub tls: Option<TlsSettings>,
     pub proxy: ProxySettings,

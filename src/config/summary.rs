@@ -86,6 +86,9 @@ impl Settings {
             None => "stored and logged; no webhook".to_owned(),
         };
         line("alerts", &alerts);
+        for (label, value) in self.backend.summary_lines() {
+            line(&label, &value);
+        }
         let tokens: Vec<&str> = self.api_tokens.iter().map(|(name, _)| name.as_str()).collect();
         line(
             "API tokens",

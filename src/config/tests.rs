@@ -105,6 +105,79 @@ mod loading {
     }
 
     #[test]
+    fn backend_subscribers_are_checked_without_connecting_and_shown_without_secrets() {
+        let f = fixture(false);
+        let ca = f.dir.path().join("pki").join("ca.cert.pem");
+        let webhook = |extra: &str| {
+            format!(
+                "{}\n[[backend.subscribers]]\nname = \"clearance\"\ntype = \"webhook\"\nurl = \"https://clearance.example:8443/hooks/s3cr3t-path\"\nsecret = \"{}\"\n{extra}",
+                f.text,
+                "k".repeat(40)
+            )
+        };
+        let amqp = |extra: &str| {
+            format!(
+                "{}\n[[backend.subscribers]]\nname = \"broker\"\ntype = \"amqp\"\nurl = \"amqp://coconnect:hunter2@broker.example:5672/%2f\"\nexchange = \"customs.events\"\n{extra}",
+                f.text
+            )
+        };
+        // Nothing listens at these addresses: loading connects to nothing.
+        let settings = f
+            .load(&format!(
+                "{}kinds = [\"document.received\"]\npartners = [\"ID\"]\nca_file = \"{}\"\n",
+                webhook(""),
+                ca.display()
+            ))
+            .expect("webhook");
+        let s = &settings.backend.subscribers[0];
+        assert_eq!((s.name.as_str(), s.kinds.len(), s.partners.as_slice()), ("clearance", 1, &["ID".to_owned()][..]));
+        let summary = settings.summary();
+        assert!(
+            summary.contains("subscriber clearance")
+                && summary.contains("https://clearance.example:8443 (path not shown)"),
+            "{summary}"
+        );
+        assert!(!summary.contains("s3cr3t") && !summary.contains("kkkk"), "{summary}");
+        let summary = f.load(&amqp("queue = \"clearance.inbox\"\n")).expect("amqp").summary();
+        assert!(
+            summary.contains("AMQP amqp://broker.example:5672, exchange customs.events (topic), queue clearance.inbox"),
+            "{summary}"
+        );
+        assert!(!summary.contains("hunter2"), "{summary}");
+        let feed_only = f.load(&f.text).expect("loads").summary();
+        assert!(feed_only.contains("feed only"), "{feed_only}");
+
+        for (text, expected) in [
+            (webhook("kinds = [\"document.lost\"]\n"), "backend subscriber clearance: kinds: \"document.lost\" is not an event kind"),
+            (webhook("partners = [\"XX\"]\n"), "backend subscriber clearance: partners: \"XX\" is not a configured partner"),
+            (webhook("exchange = \"x\"\n"), "backend subscriber clearance: exchange: is not a key of a subscriber of type webhook"),
+            (webhook("").replace("https://clearance.example:8443", "http://clearance.example"), "must be https://"),
+            (webhook("").replace(&"k".repeat(40), "short"), "secret: must have at least 32 characters"),
+            (webhook("").replace("name = \"clearance\"", "name = \"Clearance System\""), "a name is 1 to 64 of a-z"),
+            (webhook("").replace("type = \"webhook\"", "type = \"kafka\""), "type: \"kafka\" is neither webhook nor amqp"),
+            (format!("{}{}", webhook(""), "\n[[backend.subscribers]]\nname = \"clearance\"\ntype = \"webhook\"\nurl = \"https://b.example\"\nsecret_env = \"COCONNECT_TEST_UNSET_SECRET\"\n"), "COCONNECT_TEST_UNSET_SECRET is not set"),
+            (amqp("").replace("amqp://", "http://"), "is neither amqp nor amqps"),
+            (amqp("").replace("exchange = \"customs.events\"", "exchange = \"amq.topic\""), "not amq.*"),
+            (amqp("exchange_type = \"x-delayed\"\n"), "exchange_type: \"x-delayed\" is not one of"),
+            (amqp("batch = 0\n"), "batch: 0 is out of range"),
+            (amqp("secret = \"x\"\n"), "secret: is not a key of a subscriber of type amqp"),
+            (amqp(&format!("ca_file = \"{}\"\n", ca.display())), "ca_file: is for an amqps:// URL"),
+            (amqp("timeout_seconds = 60\n"), "backend.lease_seconds: 30 s must be longer than subscriber broker's timeout (60 s)"),
+            (format!("{}\n[backend]\nretry_initial_seconds = 10\nretry_max_seconds = 5\n", f.text), "backend.retry_max_seconds: must not be below"),
+        ] {
+            let e = f.error(&text);
+            assert!(e.contains(expected), "expected {expected:?}, got {e:?}");
+        }
+        // Inline secrets make the file's permissions matter, like the other inline secrets.
+        let raw: RawConfig = toml::from_str(&amqp("")).expect("parse");
+        assert!(
+            raw.inline_secrets().iter().any(|s| s.contains("backend subscriber broker: url password")),
+            "{:?}",
+            raw.inline_secrets()
+        );
+    }
+
+    #[test]
     fn weak_algorithms_need_the_partners_opt_in_by_name() {
         let f = fixture(false);
         let e = f.error(&format!("{}\n[partners.security]\npreset = \"wss4j-defaults\"\n", f.text));

@@ -259,18 +259,16 @@ impl Worker {
                         ack.errors.iter().map(|e| format!("{} {} at {}", e.code, e.description, e.path)).collect();
                     format!("rejected by {}: {}", partner.party, errors.join("; "))
                 };
-                let to = outbox::complete(
-                    store,
-                    &msg,
-                    attempt,
-                    &body,
-                    accepted,
-                    &cause,
-                    status,
-                    self.webhook(),
-                    clock.now(),
-                )
-                .await?;
+                let detail = serde_json::json!({
+                    "status": if accepted { "accepted" } else { "rejected" },
+                    "acknowledgement_message_id": ack.header.message_id.to_string(),
+                    "receipt": ack.receipt,
+                    "errors": ack.errors,
+                    "fault": null,
+                });
+                let answer =
+                    outbox::Answer { attempt, wire: &body, accepted, cause: &cause, http_status: status, detail };
+                let to = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
                 // Logged once the outcome is committed: a lost claim logs nothing here.
                 tracing::info!(
                     message_id = %msg.message_id,
@@ -283,13 +281,26 @@ impl Worker {
                 );
                 Ok(Step::Completed(to))
             }
-            Verdict::Refused(reason) => {
+            Verdict::Refused { code, reason } => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
-                let to =
-                    outbox::complete(store, &msg, attempt, &body, false, &reason, status, self.webhook(), clock.now())
-                        .await?;
-                tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, %reason, "refused by the partner; final");
+                let cause = format!("SOAP fault {}: {reason}", code.as_deref().unwrap_or_default());
+                let detail = serde_json::json!({
+                    "status": "refused",
+                    "acknowledgement_message_id": null,
+                    "errors": [],
+                    "fault": {"code": code, "reason": reason},
+                });
+                let answer = outbox::Answer {
+                    attempt,
+                    wire: &body,
+                    accepted: false,
+                    cause: &cause,
+                    http_status: status,
+                    detail,
+                };
+                let to = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
+                tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, reason = %cause, "refused by the partner; final");
                 Ok(Step::Completed(to))
             }
             Verdict::Retry(outcome, reason) => {
@@ -367,7 +378,7 @@ impl Worker {
             // our own retry, a timestamp that expired in transit, credentials or certificates
             // out of step, the partner's own trouble).
             Some(f) if f.sender_at_fault && status == 500 && !f.code.as_deref().is_some_and(sender_may_retry) => {
-                Verdict::Refused(format!("SOAP fault {}: {}", f.code.unwrap_or_default(), f.reason))
+                Verdict::Refused { code: f.code, reason: f.reason }
             }
             Some(f) => Verdict::Retry(
                 FailedOutcome::Fault,
@@ -443,8 +454,9 @@ pub fn retry_due(
 enum Verdict {
     /// A verified acknowledgement (Accepted or Rejected): the message is done.
     Acknowledged(Acknowledgement),
-    /// A fault no new attempt cures: a final refusal of the message.
-    Refused(String),
+    /// A fault no new attempt cures: a final refusal of the message, with the fault's code
+    /// and reason.
+    Refused { code: Option<String>, reason: String },
     /// A technical failure: retried on the schedule.
     Retry(FailedOutcome, String),
 }

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::{queue, refused, unknown, validation_errors, FlowError};
 use crate::config::Settings;
@@ -16,6 +17,7 @@ use crate::message::text::{describe, forbidden_char};
 use crate::message::{AckError, Operation};
 use crate::store::amendments::{self, NewAmendment};
 use crate::store::certificates::{self, CertificateRecord};
+use crate::store::events::{self, EventKind, NewEvent};
 use crate::store::treatments::{self, NewDecision};
 use crate::store::{Store, StoreError, Tx};
 
@@ -226,6 +228,17 @@ pub(crate) async fn answer_cancellation(
         .map_err(refused_at_id)?;
     let state = if accept { amendments::ACCEPTED } else { amendments::DECLINED };
     amendments::decide(tx, &open.id, state, reason, decided_by, None, now).await?;
+    let kind = if accept { EventKind::CancellationAccepted } else { EventKind::CancellationDeclined };
+    let detail = json!({
+        "amendment_id": open.id,
+        "decided_by": decided_by,
+        "reason": reason,
+        "replacement_reference": open.replacement_reference,
+        "answer_message_id": message_id,
+        "late": false,
+    });
+    let event = NewEvent { kind, certificate_id: &cert.id, message_id: Some(&open.message_id), detail };
+    events::append(tx, store, &event, now).await?;
     Ok(message_id)
 }
 

@@ -4,6 +4,7 @@
 //! every transition, so a concurrent change cannot slip between the two.
 
 use chrono::{DateTime, Utc};
+use serde_json::json;
 
 use super::domestic::answer_cancellation;
 use super::{refused, unknown, validation_errors, FlowError};
@@ -17,6 +18,7 @@ use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
 use crate::store::amendments;
 use crate::store::certificates::{self, CertificateRecord, NewCertificate};
+use crate::store::events::{self, EventKind, NewEvent};
 use crate::store::messages::sha256_hex;
 use crate::store::{approved_exporters, inbound, outbox, treatments, StoreError, Tx};
 
@@ -232,10 +234,23 @@ pub async fn apply(
                 now,
             )
             .await?;
-            if let Some(original) = amendments::link_replacement(tx, &partner.party, &doc.reference, &cert.id).await? {
+            let replaces = amendments::link_replacement(tx, &partner.party, &doc.reference, &cert.id).await?;
+            if let Some(original) = &replaces {
                 let cause = format!("replaces {original} (announced by its accepted cancellation)");
                 certificates::note(tx, &cert.id, &cause, Some(message_id), now).await?;
             }
+            let detail = json!({
+                "replaces": replaces,
+                "verification_flag": doc.verification_flag,
+                "content_sha256": doc.content_sha256,
+            });
+            let event = NewEvent {
+                kind: EventKind::DocumentReceived,
+                certificate_id: &cert.id,
+                message_id: Some(message_id),
+                detail,
+            };
+            events::append(tx, store, &event, now).await?;
             if let Some(flag) = &doc.verification_flag {
                 tracing::warn!(event = "do_unlisted_exporter", partner = %partner.party, reference = %doc.reference, "{flag}");
                 let alert = NewAlert {
@@ -263,7 +278,7 @@ pub async fn apply(
                 now,
             )
             .await?;
-            amendments::insert(
+            let amendment_id = amendments::insert(
                 tx,
                 &amendments::NewAmendment {
                     certificate_id,
@@ -275,6 +290,19 @@ pub async fn apply(
                 now,
             )
             .await?;
+            let detail = json!({
+                "amendment_id": amendment_id,
+                "reason": cancellation.reason,
+                "replacement_reference": cancellation.replacement_reference,
+                "decision": if partner.cancellation_decision == CancellationDecision::Officer { "officer" } else { "automatic" },
+            });
+            let event = NewEvent {
+                kind: EventKind::CancellationNotified,
+                certificate_id,
+                message_id: Some(message_id),
+                detail,
+            };
+            events::append(tx, store, &event, now).await?;
             let officer = partner.cancellation_decision == CancellationDecision::Officer;
             let decided = treatments::any_for(tx, certificate_id).await?;
             if let Some(answer) = automatic_cancellation_answer(officer, decided) {
@@ -315,9 +343,23 @@ pub async fn apply(
             let decided = if status.accepted { amendments::ACCEPTED } else { amendments::DECLINED };
             let by = partner.party.as_str();
             amendments::decide(tx, &answered.id, decided, status.reason.as_deref(), by, None, now).await?;
+            let kind = if status.accepted { EventKind::CancellationAccepted } else { EventKind::CancellationDeclined };
+            let detail = |replacement: Option<&str>| {
+                json!({
+                    "amendment_id": answered.id,
+                    "decided_by": partner.party,
+                    "reason": status.reason,
+                    "replacement_reference": answered.replacement_reference,
+                    "replacement_certificate_id": replacement,
+                    "cancellation_message_id": status.cancellation_message_id,
+                    "late": late,
+                })
+            };
             if late && !status.accepted {
                 // The certificate already went back to valid (or moved on to a later amendment).
                 certificates::note(tx, certificate_id, &cause, Some(message_id), now).await?;
+                let event = NewEvent { kind, certificate_id, message_id: Some(message_id), detail: detail(None) };
+                events::append(tx, store, &event, now).await?;
                 return Ok(Some(certificate_id.clone()));
             }
             let event = if status.accepted { Event::CancellationAccepted } else { Event::CancellationDeclined };
@@ -332,12 +374,17 @@ pub async fn apply(
                 now,
             )
             .await?;
+            let mut replacement = None;
             if status.accepted {
                 amendments::close_superseded(tx, certificate_id, &answered.id, now).await?;
-                if let Some(replacement) = reissue(tx, state, certificate_id, &answered, now).await? {
-                    amendments::set_replacement(tx, &answered.id, &replacement).await?;
+                replacement = reissue(tx, state, certificate_id, &answered, now).await?;
+                if let Some(replacement) = &replacement {
+                    amendments::set_replacement(tx, &answered.id, replacement).await?;
                 }
             }
+            let event =
+                NewEvent { kind, certificate_id, message_id: Some(message_id), detail: detail(replacement.as_deref()) };
+            events::append(tx, store, &event, now).await?;
             Ok(Some(certificate_id.clone()))
         }
         Effect::Feedback { certificate_id, feedback } => {
@@ -368,6 +415,15 @@ pub async fn apply(
                 now,
             )
             .await?;
+            let detail = json!({
+                "decision": feedback.decision,
+                "declaration_reference": feedback.declaration_reference,
+                "reason_codes": feedback.reason_codes,
+                "remarks": feedback.remarks,
+            });
+            let event =
+                NewEvent { kind: EventKind::TreatmentReceived, certificate_id, message_id: Some(message_id), detail };
+            events::append(tx, store, &event, now).await?;
             Ok(Some(certificate_id.clone()))
         }
     }

@@ -18,6 +18,7 @@ use crate::payload::DocumentKind;
 use crate::soap::business::read_lookup_response;
 use crate::state::Core;
 use crate::store::certificates;
+use crate::store::events::{self, EventKind, NewEvent};
 use crate::store::StoreError;
 
 /// Digits and capital letters without the easily misread 0, 1, I and O: 32 of them, so the low
@@ -54,26 +55,51 @@ fn codes_match(stored: &str, presented: &str) -> bool {
 }
 
 /// What a partner's look-up finds: only a CO we issued for that partner, with the right code,
-/// that reached the partner's side or could have (not rejected or withdrawn).
-pub async fn find(state: &Core, partner: &Partner, lookup: &Lookup) -> Result<LookupResult, StoreError> {
+/// that reached the partner's side or could have (not rejected or withdrawn); with the
+/// certificate's ID when found.
+pub async fn find(
+    state: &Core,
+    partner: &Partner,
+    lookup: &Lookup,
+) -> Result<(LookupResult, Option<String>), StoreError> {
+    let not_found = Ok((LookupResult::NotFound, None));
     let DocumentId { issuer, reference } = &lookup.document;
     if *issuer != state.settings.party {
-        return Ok(LookupResult::NotFound);
+        return not_found;
     }
     // The CO's contents are read only once the code matched.
     let candidate =
         certificates::lookup_candidate(&state.store, issuer, reference, &partner.party, DocumentKind::Co).await?;
-    let Some((id, Some(code))) = candidate else { return Ok(LookupResult::NotFound) };
+    let Some((id, Some(code))) = candidate else { return not_found };
     if !codes_match(&code, &lookup.reference_code) {
-        return Ok(LookupResult::NotFound);
+        return not_found;
     }
-    let Some(cert) = certificates::get(state.store.pool(), &id).await? else { return Ok(LookupResult::NotFound) };
-    Ok(match cert.state {
-        _ if cert.co_xml.is_empty() => LookupResult::NotFound,
-        State::Rejected | State::Withdrawn => LookupResult::NotFound,
-        State::Cancelled => LookupResult::Found { status: "Cancelled".into(), lpco_xml: cert.co_xml },
-        _ => LookupResult::Found { status: "Valid".into(), lpco_xml: cert.co_xml },
-    })
+    let Some(cert) = certificates::get(state.store.pool(), &id).await? else { return not_found };
+    let status = match cert.state {
+        _ if cert.co_xml.is_empty() => return not_found,
+        State::Rejected | State::Withdrawn => return not_found,
+        State::Cancelled => "Cancelled",
+        _ => "Valid",
+    };
+    Ok((LookupResult::Found { status: status.into(), lpco_xml: cert.co_xml }, Some(cert.id)))
+}
+
+/// Records that `partner` looked certificate `certificate_id` up and was answered with it
+/// (`lookup.answered`, for the issuing system).
+pub async fn answered(
+    state: &Core,
+    partner: &Partner,
+    certificate_id: &str,
+    message_id: &str,
+    status: &str,
+) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let detail = serde_json::json!({ "asked_by": partner.party, "document_status": status });
+    let event = NewEvent { kind: EventKind::LookupAnswered, certificate_id, message_id: Some(message_id), detail };
+    events::append(&mut tx, &state.store, &event, now).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Why asking a partner failed.

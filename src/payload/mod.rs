@@ -12,7 +12,8 @@
 //! - [`parse_co`], [`parse_do`], [`parse_document`] / [`to_xml`]: XML text to model and back;
 //! - [`validate`] / [`validate_document`]: every rule of the schema plus those it cannot
 //!   express, reported all at once as [`ValidationError`]s with stable codes;
-//! - [`codes`]: the code lists the checks use (ISO 3166-1, UN/EDIFACT 1001).
+//! - [`codes`]: the code lists the checks use (ISO 3166-1, UN/EDIFACT 1001);
+//! - [`json`]: the document as JSON under the WCO data-element names, for back-end systems.
 //!
 //! What it must never do: no SOAP envelope or WS-Security (the caller hands in the `LPCO`
 //! element, already taken out of a message that was parsed safely, without DTDs), no
@@ -46,6 +47,7 @@
 //! | `CO-DECIMAL`           | Amount or measure not a non-negative decimal. |
 
 pub mod codes;
+pub mod json;
 pub mod model;
 mod validate;
 

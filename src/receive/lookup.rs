@@ -1,6 +1,6 @@
 //! GetCO (Annex III) answered: the CO for the asking partner, or the same `NotFound` for
 //! anything else, signed (under `sign-encrypt` also encrypted). Nothing is stored but the
-//! audit record `lookup.not_found` of a miss.
+//! audit record `lookup.not_found` of a miss, and the `lookup.answered` event of a hit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub async fn answer(
             format!("/{op_name}/MessageHeader/ReceiverPartyID"),
         )]));
     }
-    let result = crate::flows::lookup::find(core, partner, lookup)
+    let (result, certificate_id) = crate::flows::lookup::find(core, partner, lookup)
         .await
         .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
     let message_id = request.header.message_id.to_string();
@@ -62,5 +62,14 @@ pub async fn answer(
     }
     let header = MessageHeader::new(&core.settings.party, &partner.party, Uuid::new_v4(), now);
     let body = crate::soap::business::lookup_response_xml(&header.to_xml(), &message_id, &result);
-    super::answer::secure_response(core, reply, body, partner.clone(), partner.security.outbound, now).await
+    let answer =
+        super::answer::secure_response(core, reply, body, partner.clone(), partner.security.outbound, now).await?;
+    // Recorded once the answer is ready to go: a failure here is answered as ours (the
+    // partner asks again), never with a CO whose look-up the issuing system does not learn.
+    if let (Some(id), LookupResult::Found { status, .. }) = (&certificate_id, &result) {
+        crate::flows::lookup::answered(core, partner, id, &message_id, status)
+            .await
+            .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
+    }
+    Ok(answer)
 }

@@ -32,6 +32,8 @@ pub struct CertificateRecord {
     pub co_xml: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When retention erased `co_xml` (digest, identity and history stay).
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 /// One transition, as written.
@@ -117,6 +119,7 @@ pub async fn insert(
         co_xml: new.co_xml.to_owned(),
         created_at: now,
         updated_at: now,
+        purged_at: None,
     })
 }
 
@@ -247,7 +250,7 @@ fn parse_direction(s: &str) -> Result<Direction, StoreError> {
     Direction::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown direction {s:?}")))
 }
 
-const COLUMNS: &str = "id, issuer, reference, direction, partner, state, kind, replaces, reference_code, verification_flag, content_sha256, co_xml, created_at, updated_at";
+const COLUMNS: &str = "id, issuer, reference, direction, partner, state, kind, replaces, reference_code, verification_flag, content_sha256, co_xml, created_at, updated_at, purged_at";
 
 fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
     Ok(CertificateRecord {
@@ -265,6 +268,7 @@ fn record(row: &sqlx::any::AnyRow) -> Result<CertificateRecord, StoreError> {
         co_xml: row.try_get("co_xml")?,
         created_at: from_millis(row.try_get("created_at")?),
         updated_at: from_millis(row.try_get("updated_at")?),
+        purged_at: row.try_get::<Option<i64>, _>("purged_at")?.map(from_millis),
     })
 }
 
@@ -384,6 +388,51 @@ pub async fn history<'e>(db: impl Executor<'e, Database = Any>, id: &str) -> Res
             })
         })
         .collect()
+}
+
+/// Which certificates a listing wants (every field optional).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub direction: Option<Direction>,
+    pub partner: Option<String>,
+    pub state: Option<State>,
+    pub kind: Option<DocumentKind>,
+    /// Only those after this one in the listing's order (creation time, then ID).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// Certificates in the order they were created (then by ID), without their content.
+pub async fn list<'e, E>(db: E, filter: &ListFilter) -> Result<Vec<CertificateRecord>, StoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let mut sql = format!("SELECT {} FROM certificates c WHERE 1 = 1", COLUMNS.replace("co_xml", "'' AS co_xml"));
+    let mut values: Vec<String> = Vec::new();
+    let mut condition = |sql: &mut String, column: &str, value: Option<String>| {
+        if let Some(v) = value {
+            values.push(v);
+            sql.push_str(&format!(" AND {column} = ${}", values.len()));
+        }
+    };
+    condition(&mut sql, "direction", filter.direction.map(|d| d.as_str().to_owned()));
+    condition(&mut sql, "partner", filter.partner.clone());
+    condition(&mut sql, "state", filter.state.map(|s| s.as_str().to_owned()));
+    condition(&mut sql, "kind", filter.kind.map(|k| k.as_str().to_owned()));
+    if let Some(after) = &filter.after {
+        values.push(after.clone());
+        let n = values.len();
+        sql.push_str(&format!(
+            " AND (c.created_at, c.id) > (SELECT a.created_at, a.id FROM certificates a WHERE a.id = ${n})"
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY c.created_at, c.id LIMIT {}", filter.limit.clamp(1, 1000)));
+    let mut query = sqlx::query(&sql);
+    for v in &values {
+        query = query.bind(v.as_str());
+    }
+    let rows = query.fetch_all(db).await?;
+    rows.iter().map(record).collect()
 }
 
 /// Number of certificates (for tests and health checks).

@@ -2,7 +2,8 @@
 //! or PostgreSQL (production), through one `Any` pool and the same queries on both.
 //!
 //! Owns: the schema (migrations/{sqlite,postgres}), transactions, and the repositories
-//! [`certificates`], [`outbox`], [`inbound`] and [`messages`].
+//! ([`certificates`], [`outbox`], [`inbound`], [`messages`], the back-end [`events`] and their
+//! [`subscribers`], ...).
 //! Must never: know about hyper, SOAP envelopes or keys; decide transitions (that is
 //! `crate::lifecycle`, which [`certificates::apply`] consults).
 
@@ -12,12 +13,14 @@ pub mod approved_exporters;
 pub mod audit;
 pub mod certificates;
 pub mod claims;
+pub mod events;
 pub mod inbound;
 pub mod messages;
 pub mod operator;
 pub mod outbox;
 pub mod partners;
 pub mod retention;
+pub mod subscribers;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testdb;
 pub mod treatments;
@@ -330,6 +333,8 @@ pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
+#[cfg(test)]
+mod backend_tests;
 #[cfg(test)]
 mod tests;
 

@@ -13,6 +13,7 @@ use sqlx::Row;
 
 use super::alerts::{self, NewAlert};
 use super::certificates::{self, NewCertificate};
+use super::events::{self, EventKind, NewEvent};
 use super::messages::{self, Kind, LogEntry};
 use super::{from_millis, millis, Store, StoreError, Tx};
 use crate::lifecycle::{DeliveryOutcome, Event, Role, State};
@@ -377,32 +378,75 @@ async fn give_up(
         detail: cause,
     };
     alerts::raise(tx, &alert, webhook, now).await?;
+    let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM outbox WHERE message_id = $1")
+        .bind(&msg.message_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    let detail = serde_json::json!({
+        "operation": msg.operation,
+        "attempts": attempts,
+        "error": error,
+        "certificate_state": to.as_str(),
+    });
+    let event = NewEvent {
+        kind: EventKind::DeliveryFailed,
+        certificate_id: &msg.certificate_id,
+        message_id: Some(&msg.message_id),
+        detail,
+    };
+    events::append(tx, store, &event, now).await?;
     Ok(to)
 }
 
+/// A partner's final answer to a message, as [`complete`] records it.
+pub struct Answer<'a> {
+    pub attempt: i64,
+    /// The exact bytes of the answer (acknowledgement or fault).
+    pub wire: &'a [u8],
+    pub accepted: bool,
+    /// The certificate history's cause ("acknowledged by ID (ack ...)", "rejected by ID: ...").
+    pub cause: &'a str,
+    pub http_status: u16,
+    /// The `acknowledgement.received` event's detail (status, acknowledgement ID, errors).
+    pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+impl<'a> Answer<'a> {
+    /// An HTTP 200 answer `wire` with an empty event detail.
+    pub(crate) fn for_test(attempt: i64, wire: &'a [u8], accepted: bool, cause: &'a str) -> Self {
+        Answer { attempt, wire, accepted, cause, http_status: 200, detail: serde_json::json!({}) }
+    }
+}
+
 /// The partner's verified acknowledgement (or a Sender fault): stored with the exact bytes, the
-/// outbox row closed (its `last_error` cleared) and the certificate moved, in one transaction.
-/// A rejection raises an alert.
-#[allow(clippy::too_many_arguments)]
+/// outbox row closed (its `last_error` cleared), the certificate moved and the
+/// `acknowledgement.received` event appended, in one transaction. A rejection raises an alert.
 pub async fn complete(
     store: &Store,
     msg: &OutboxMessage,
-    attempt: i64,
-    response_wire: &[u8],
-    accepted: bool,
-    cause: &str,
-    http_status: u16,
+    answer: &Answer<'_>,
     webhook: bool,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let mut tx = store.begin().await?;
+    let accepted = answer.accepted;
     let (outcome, state, event) = if accepted {
         ("accepted", DELIVERED, DeliveryOutcome::Accepted)
     } else {
         ("rejected", REJECTED, DeliveryOutcome::Rejected)
     };
-    finish_attempt(&mut tx, &msg.message_id, attempt, outcome, Some(http_status), (!accepted).then_some(cause), now)
-        .await?;
+    let cause = answer.cause;
+    finish_attempt(
+        &mut tx,
+        &msg.message_id,
+        answer.attempt,
+        outcome,
+        Some(answer.http_status),
+        (!accepted).then_some(cause),
+        now,
+    )
+    .await?;
     messages::append(
         &mut tx,
         &LogEntry {
@@ -411,7 +455,7 @@ pub async fn complete(
             kind: Kind::Acknowledgement,
             partner: &msg.partner,
             operation: &msg.operation,
-            wire: response_wire,
+            wire: answer.wire,
         },
         now,
     )
@@ -428,6 +472,18 @@ pub async fn complete(
         now,
     )
     .await?;
+    let mut detail = answer.detail.clone();
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("operation".into(), msg.operation.clone().into());
+        d.insert("certificate_state".into(), to.as_str().into());
+    }
+    let event = NewEvent {
+        kind: EventKind::AcknowledgementReceived,
+        certificate_id: &msg.certificate_id,
+        message_id: Some(&msg.message_id),
+        detail,
+    };
+    events::append(&mut tx, store, &event, now).await?;
     if !accepted {
         let alert = NewAlert {
             name: alerts::REJECTED,

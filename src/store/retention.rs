@@ -34,6 +34,10 @@
 //!   (`payload::validate::shown`; free-text fields such as names are reported by length only).
 //!   `inbound::find` answers a retried message ID with `ack_wire`: emptying it would make the
 //!   endpoint answer with an empty body, so it stays.
+//! - The content of a received document whose `document.received` event an active push
+//!   subscriber has not confirmed yet (`backend_subscribers.position`): the event carries it,
+//!   and a back-end that was down must still get it. (A back-end that only pulls the feed must
+//!   read within the retention.)
 //! - `delivery_failed` certificates and `failed` outbox messages: an operator may still retry
 //!   them (`delivery_failed -> queued`), and the retry sends `body_xml` again. They become
 //!   purgeable once cancelled (or, after a retry, acknowledged or rejected).
@@ -173,6 +177,8 @@ async fn purge_certificates(
            SELECT c.id FROM certificates c \
            WHERE c.purged_at IS NULL AND c.updated_at < $2 AND c.state IN ({finals}) \
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.certificate_id = c.id AND o.state IN ({busy})) \
+           AND NOT EXISTS (SELECT 1 FROM events e WHERE e.certificate_id = c.id AND e.kind = 'document.received' \
+             AND (e.seq IS NULL OR e.seq > COALESCE((SELECT MIN(b.position) FROM backend_subscribers b WHERE b.active = 1), e.seq))) \
            ORDER BY c.updated_at, c.id LIMIT {limit})"
     );
     let done = sqlx::query(&sql).bind(millis(now)).bind(millis(older_than)).execute(&mut **tx).await?;
@@ -299,7 +305,9 @@ mod tests {
     /// Sends and gets it acknowledged: returns the certificate ID.
     async fn deliver(store: &Store, reference: &str, message_id: &str, at: DateTime<Utc>) -> String {
         let msg = send(store, reference, message_id, at).await;
-        outbox::complete(store, &msg, 1, b"<partner-ack/>", true, "accepted", 200, false, at).await.expect("complete");
+        outbox::complete(store, &msg, &outbox::Answer::for_test(1, b"<partner-ack/>", true, "accepted"), false, at)
+            .await
+            .expect("complete");
         msg.certificate_id
     }
 

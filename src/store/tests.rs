@@ -49,9 +49,10 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
             outbox::sent_digests(&store, "m-1").await.expect("digests"),
             vec![messages::sha256_hex(b"<signed/>")]
         );
-        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", true, "accepted", 200, false, now)
-            .await
-            .expect("complete");
+        let to =
+            outbox::complete(&store, &msg, &outbox::Answer::for_test(attempt, b"<ack/>", true, "accepted"), false, now)
+                .await
+                .expect("complete");
         assert_eq!(to, State::Acknowledged);
         let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
@@ -61,7 +62,15 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         );
         assert!(history.iter().all(|h| h.message_id.as_deref() == Some("m-1")));
         // Completing again is refused and changes nothing.
-        assert!(outbox::complete(&store, &msg, attempt, b"<ack/>", true, "again", 200, false, now).await.is_err());
+        assert!(outbox::complete(
+            &store,
+            &msg,
+            &outbox::Answer::for_test(attempt, b"<ack/>", true, "again"),
+            false,
+            now
+        )
+        .await
+        .is_err());
         assert_eq!(certificates::history(store.pool(), &rec.id).await.expect("history").len(), 3);
         assert_eq!(messages::count(&store).await.expect("count"), 2);
     }
@@ -495,9 +504,15 @@ async fn a_crossed_cancellation_notification_still_closes_its_outbox_row() {
         assert_eq!(msg.message_id, "m-cancel");
         let attempt =
             outbox::begin_attempt(&store, &msg, b"<wire/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
-        let to = outbox::complete(&store, &msg, attempt, b"<ack/>", false, "LC-STATE", 200, false, now)
-            .await
-            .expect("the rejection is recorded although the certificate moved on");
+        let to = outbox::complete(
+            &store,
+            &msg,
+            &outbox::Answer::for_test(attempt, b"<ack/>", false, "LC-STATE"),
+            false,
+            now,
+        )
+        .await
+        .expect("the rejection is recorded although the certificate moved on");
         assert_eq!(to, State::Cancelled);
         assert_eq!(outbox::status(&store, "m-cancel").await.expect("status").map(|s| s.0).as_deref(), Some("rejected"));
         let history = certificates::history(store.pool(), &rec.id).await.expect("history");
@@ -584,13 +599,25 @@ async fn a_stale_claim_records_nothing_and_an_attempt_renews_the_claim() {
         };
         assert!(lost(outbox::fail_attempt(&store, &stale, &failure, t0 + Duration::minutes(10), t0).await));
         assert!(lost(
-            outbox::complete(&store, &stale, 1, b"<ack/>", true, "stale", 200, false, t0 + Duration::seconds(40))
-                .await
-                .map(|_| ())
-        ));
-        let done = outbox::complete(&store, &fresh, attempt, b"<ack/>", true, "acknowledged", 200, false, t0)
+            outbox::complete(
+                &store,
+                &stale,
+                &outbox::Answer::for_test(1, b"<ack/>", true, "stale"),
+                false,
+                t0 + Duration::seconds(40)
+            )
             .await
-            .expect("b completes");
+            .map(|_| ())
+        ));
+        let done = outbox::complete(
+            &store,
+            &fresh,
+            &outbox::Answer::for_test(attempt, b"<ack/>", true, "acknowledged"),
+            false,
+            t0,
+        )
+        .await
+        .expect("b completes");
         assert_eq!(done, State::Acknowledged);
         assert_eq!(outbox::attempt_times(&store, "m-l").await.expect("attempts").len(), 1);
 
@@ -691,9 +718,15 @@ async fn a_message_delivered_after_a_failure_has_no_last_error() {
             let retry = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
             let second =
                 outbox::begin_attempt(&store, &retry, b"<s2/>", now, Duration::seconds(30)).await.expect("attempt");
-            outbox::complete(&store, &retry, second, b"<ack/>", accepted, "answered", 200, false, now)
-                .await
-                .expect("complete");
+            outbox::complete(
+                &store,
+                &retry,
+                &outbox::Answer::for_test(second, b"<ack/>", accepted, "answered"),
+                false,
+                now,
+            )
+            .await
+            .expect("complete");
             let shown = outbox::list(&store, Some(state), None).await.expect("list");
             assert_eq!(shown.len(), 1, "{shown:?}");
             assert_eq!((shown[0].message_id.as_str(), shown[0].last_error.as_deref()), (message_id.as_str(), None));

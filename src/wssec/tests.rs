@@ -586,7 +586,7 @@ fn a_reference_that_only_names_a_certificate_never_reaches_beyond_the_pinned_one
     p.inbound.signature.key_references = SignatureKeyReference::ALL.to_vec();
     // Trusted by CA and subject, nothing pinned: a name alone cannot be resolved.
     let kr_subject = f.kr.signing.certificate.subject.clone();
-    let by_ca = PartnerTrust::new(vec![], &[f.ca.clone()], Some(kr_subject)).expect("trust");
+    let by_ca = PartnerTrust::new(vec![], std::slice::from_ref(&f.ca), Some(kr_subject)).expect("trust");
     for style in [
         SignatureKeyReference::IssuerSerial,
         SignatureKeyReference::SubjectKeyIdentifier,

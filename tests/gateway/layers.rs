@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "http",
     "receive",
     "alerts",
+    "backend",
     "flows",
     "delivery",
     "state",
@@ -44,6 +45,8 @@ const FORBIDDEN: &[(&str, &str, &str)] = &[
     ("api", "wssec", "the domestic API touches no keys"),
     ("flows", "gateway", "the flows know no listener"),
     ("receive", "http", "the receive pipeline is handed a body, it reads no HTTP"),
+    ("backend", "soap", "the back-end is told events, never partner messages"),
+    ("backend", "wssec", "the back-end channels use no WS-Security"),
 ];
 
 /// Known breaches, each to be removed by the step named; no new entry without one.

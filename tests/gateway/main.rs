@@ -1,6 +1,7 @@
 //! Integration tests: two real gateways on loopback (one test binary).
 
 mod approved_exporters;
+mod backend;
 mod claims;
 mod cli;
 mod codes;

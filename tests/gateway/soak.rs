@@ -1,5 +1,6 @@
 //! Crash and concurrency soak tests: hundreds of COs while one side is killed (SIGKILL) at
-//! random moments, and two instances sharing one PostgreSQL database.
+//! random moments (the receiver's back-end broker cut meanwhile), and two instances sharing
+//! one PostgreSQL database.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -130,28 +131,110 @@ async fn sender_killed_ten_times_under_five_hundred_cos_delivers_each_exactly_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn receiver_killed_ten_times_under_five_hundred_cos_stores_each_exactly_once() {
+async fn receiver_killed_ten_times_under_five_hundred_cos_with_its_broker_down_stores_and_publishes_each() {
+    receiver_killed_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_killed_ten_times_under_five_hundred_cos_with_its_broker_down_stores_and_publishes_each_postgres() {
+    if coconnect::store::testdb::postgres_or_skip(
+        "receiver_killed_ten_times_under_five_hundred_cos_with_its_broker_down_stores_and_publishes_each_postgres",
+        true,
+    )
+    .is_none()
+    {
+        return;
+    }
+    receiver_killed_on(Db::Postgres).await;
+}
+
+/// The importing gateway is SIGKILLed ten times while 500 COs arrive, and the broker its
+/// back-end subscriber publishes to goes away and comes back (a loopback proxy cut) three
+/// times meanwhile and once more after: every CO is stored once, and every `document.received` event reaches the
+/// broker, in order, with repeats only as at-least-once allows (counted and printed).
+async fn receiver_killed_on(db: Db) {
+    use crate::backend::{BrokerQueue, Proxy};
     let started = Instant::now();
-    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let mut p = pair_stopped("sign-encrypt", db).await;
     make_fast(&p.kr);
     make_fast(&p.id);
+    let queue = BrokerQueue::new("kill").await;
+    let proxy = Proxy::start().await;
+    // Short backend lease and timeout: a restarted process takes a killed one's subscriber
+    // over within seconds.
+    p.id.configure(
+        "\n[backend]\npoll_interval_millis = 50\nretry_initial_seconds = 1\nretry_max_seconds = 1\nlease_seconds = 3\n",
+    );
+    p.id.configure(&queue.subscriber("broker", &proxy.url(), "batch = 50\ntimeout_seconds = 2\n"));
     p.kr.start().await;
     let child = spawn(&p.id);
     wait_ready(&p.id).await;
     submit_all(&p.kr, "KILLID").await;
     let mut moments = Moments::new();
+    let outages: Vec<(u64, u64)> =
+        (0..3).map(|_| (moments.next_millis(300, 1500), moments.next_millis(500, 2500))).collect();
+    let outage = tokio::spawn(async move {
+        for (before, during) in outages {
+            tokio::time::sleep(Duration::from_millis(before)).await;
+            proxy.down();
+            tokio::time::sleep(Duration::from_millis(during)).await;
+            proxy.up();
+        }
+        proxy
+    });
     let mut child = kill_repeatedly(&p.id, child, &mut moments).await;
+    let proxy = outage.await.expect("outages");
+    // One more while the last process catches up: it keeps retrying a broker that is gone.
+    proxy.down();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    proxy.up();
+    let (cut, refused) =
+        (proxy.cut.load(std::sync::atomic::Ordering::SeqCst), proxy.refused.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(cut + refused > 0, "the outages were felt: connections cut or refused");
     wait_delivered(&p.kr, COS, Duration::from_secs(240)).await;
+
+    // The last process runs on until its subscriber has published everything.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (_, subs) = p.id.api("GET", "/api/v1/backend/subscribers", "").await;
+        let (_, page) = p.id.api("GET", "/api/v1/events?kind=document.received&limit=1000", "").await;
+        let received = page["events"].as_array().map(Vec::len).unwrap_or(0);
+        if received == COS && subs["subscribers"][0]["backlog"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{received} events; subscriber {subs}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, page) = p.id.api("GET", "/api/v1/events?limit=1000", "").await;
+    let feed: Vec<String> = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(feed.len(), COS, "one event per CO in the feed");
     child.kill().expect("kill");
     let _ = child.wait();
     p.kr.stop().await;
+
+    let published = queue.drain().await;
+    let mut seen = std::collections::HashSet::new();
+    let first_of_each: Vec<String> =
+        published.iter().map(|(id, _, _)| id.clone()).filter(|id| seen.insert(id.clone())).collect();
+    let repeats = published.len() - first_of_each.len();
+    assert_eq!(first_of_each, feed, "every event published, none missing, in order");
+    queue.delete().await;
     let id_store = coconnect::store::Store::connect(&p.id.files.database_url).await.expect("receiver store");
     assert_eq!(
         coconnect::store::certificates::count(&id_store).await.expect("count"),
         COS as i64,
         "every CO stored exactly once"
     );
-    eprintln!("receiver kill test: {COS} COs, {KILLS} SIGKILLs, {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "receiver kill test ({db:?}): {COS} COs, {KILLS} SIGKILLs, 4 broker outages ({cut} connections cut, {refused} refused), {} messages published for {COS} events ({repeats} repeats), {:.1} s",
+        published.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,7 +60,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] \
-   || ! "$VENV/bin/python" -c 'import zeep, xmlsec, lxml, signxml' 2>/dev/null; then
+   || ! "$VENV/bin/python" -c 'import zeep, xmlsec, lxml, signxml, pika' 2>/dev/null; then
   log "installing $REQ"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ" >&2
   "$VENV/bin/python" -c 'import zeep, xmlsec, lxml.etree, signxml' >&2  # fails on a libxml2 version mismatch

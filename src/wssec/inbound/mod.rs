@@ -264,20 +264,20 @@ fn verify_and_read(
         }
     }
     let addressing_blocks = envelope.addressing_blocks();
-    if profile.signature.addressing_signed && !addressing_blocks.iter().all(|b| is_signed(b)) {
+    if profile.signature.addressing_signed && !addressing_blocks.iter().all(&is_signed) {
         return Err(SecurityError::WrongNodeSigned("the WS-Addressing headers"));
     }
     let addressing = read_addressing(&addressing_blocks)?;
     if profile.signature.token_signed {
         let token_node = token.and_then(|t| doc.node(t));
-        if !token_node.as_ref().is_some_and(|t| is_signed(t)) {
+        if !token_node.as_ref().is_some_and(&is_signed) {
             return Err(SecurityError::WrongNodeSigned("the BinarySecurityToken"));
         }
     }
     // Only a signed Timestamp dates the message: an unsigned one (WSS4J's and CXF's default
     // signature covers the Body only) is checked, but the replay cache then keeps the message
     // for the replay retention, as if it had none.
-    let timestamp_signed = timestamp.as_ref().is_some_and(|ts| is_signed(ts));
+    let timestamp_signed = timestamp.as_ref().is_some_and(is_signed);
     let expires = match &timestamp {
         Some(ts) if timestamp_signed => check_timestamp(ts, policy)?,
         Some(ts) => {
