@@ -62,6 +62,10 @@ impl App {
         clock: SharedClock,
         workers: bool,
     ) -> Result<App, StartError> {
+        if cfg!(feature = "test-support") {
+            // `cargo build --all-targets` unifies dev-dependency features: say so loudly.
+            tracing::warn!("built with the test-support feature (test seams compiled in): not a production build");
+        }
         // Said at start, not found out as failing accepts under load.
         crate::gateway::limits::warn_if_descriptors_short(settings.limits.max_connections);
         // A TLS misconfiguration stops the start, rather than leave a gateway without its listener.

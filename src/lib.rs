@@ -1,22 +1,26 @@
 //! coconnect: a gateway for the WCO Interconnectivity Framework for Certificates of Origin.
 //!
-//! Module map, outside in:
-//! - [`gateway`]: the HTTP server; [`gateway::soap_endpoint`] is the partner-facing receive
-//!   pipeline, [`api`] the domestic JSON API.
-//! - [`soap`]: the message vocabulary (operations, message header, acknowledgement), faults, WSDL.
-//! - [`wssec`]: WS-Security (X.509 token profile) over libxmlsec1; [`wssec::ffi`] holds every
+//! Module map, outside in (docs/architecture.md has the layers and the rule that
+//! `tests/gateway/layers.rs` enforces; nothing but `main` and [`dev`] imports [`app`]):
+//! - [`gateway`]: the HTTP server (accept loop, TLS, proxy trust, the SOAP endpoint's gate
+//!   before the body); [`api`]: the domestic JSON API; [`http`]: helpers of both.
+//! - [`receive`]: the partner request pipeline after the body is read; [`refusal`]: every way a
+//!   request is refused, with its code.
+//! - [`flows`]: what each operation and domestic request does, in one transaction.
+//! - [`delivery`]: the workers that push queued messages to partners, and GetCO asked of one;
+//!   [`backend`]: the event log pushed to the administration's own systems (webhook, AMQP).
+//! - [`alerts`]: late-delivery alerts, the alert webhook, the retention schedule.
+//! - [`state`]: the core handed down to every part (settings, store, clock); [`config`]: the
+//!   configuration file.
+//! - [`store`]: sqlx persistence (SQLite or PostgreSQL): certificates, outbox, receipts and
+//!   replay cache, message log, event log, audit chain, retention.
+//! - [`message`]: the binding-neutral vocabulary; [`soap`]: its SOAP binding, faults, WSDL.
+//! - [`payload`]: the CO and DO as WCO DM LPCO XML (yaserde), validation (Annex II), JSON.
+//! - [`lifecycle`]: the certificate state machine; [`reconcile`]: claims.
+//! - [`wssec`]: WS-Security (X.509 token profile) over libxmlsec1; `wssec::ffi` holds every
 //!   `unsafe` block of the crate.
-//! - [`payload`]: the CO as WCO DM LPCO XML (yaserde) and its validation (Annex II).
-//! - [`lifecycle`]: the certificate state machine. [`store`]: sqlx persistence (SQLite or
-//!   PostgreSQL), outbox, replay cache, message log.
-//! - [`delivery`]: the workers that push queued messages to partners; [`backend`]: the event
-//!   log pushed to the administration's own systems (webhook, AMQP).
-//! - [`state`]: the core handed down to every part (settings, store, clock); [`http`]: HTTP
-//!   helpers of both listeners.
-//! - [`config`], [`app`], [`cli`], [`telemetry`]: configuration, wiring, command line, logging.
-//!   Nothing but `main` and the demo imports [`app`]; docs/architecture.md ("Layers") has the
-//!   dependency rule, which `tests/gateway/layers.rs` enforces.
-//! - [`pki`], [`devpair`], [`demo`]: development PKI and the two-gateway demo.
+//! - [`app`], [`cli`], [`ops`], [`probe`], [`telemetry`]: wiring, command line, the operator
+//!   client, the conformance probe, logging; [`dev`]: development PKI, pair and demo.
 #![deny(unsafe_code)]
 
 pub mod alerts;

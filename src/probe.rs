@@ -21,7 +21,7 @@ use quick_xml::events::Event;
 use crate::cli::say;
 use crate::config::Settings;
 use crate::message::business::{DocumentId, Lookup, LookupResult};
-use crate::message::{MessageHeader, Operation};
+use crate::message::{Operation, Outgoing};
 use crate::wssec::profile::{Preset, Profile};
 use crate::wssec::SecurityError;
 
@@ -92,8 +92,8 @@ pub async fn run(probe: Probe<'_>) -> anyhow::Result<bool> {
         },
         reference_code: "PROBE-0000-0000".into(),
     };
-    let header = MessageHeader::new(&settings.party, &partner.party, message_id, now);
-    let body = crate::soap::messages::request_xml(Operation::GetCo, &header, &lookup.to_xml());
+    let (message_id, body) =
+        crate::soap::messages::new_request(&settings.party, &partner.party, &Outgoing::Lookup(&lookup), now);
     let (s, p, prof) = (settings.clone(), partner.clone(), profile.clone());
     let wire = crate::wssec::on_blocking_thread(move || {
         crate::delivery::secured_request(&s, &p, &prof, Operation::GetCo, &body, now)

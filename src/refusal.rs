@@ -9,10 +9,22 @@
 //!
 //! Must never: act (write a response, a log line or an audit record): it describes, the layers
 //! that refuse act on it; or put internal detail into what a partner is told
-//! ([`Refusal::public_reason`] is a fixed sentence, the detail is the `Display` form, for our
-//! log and audit record only).
+//! ([`Refusal::public_reason`] is a fixed sentence, or the description of one of our content
+//! checks naming the field; the detail is the `Display` form, for our log and audit record
+//! only, with a partner's own values cut to [`MAX_ECHOED_CHARS`]).
 
 use crate::wssec::SecurityError;
+
+/// Most characters of a partner's own value (an element name, a namespace) repeated in a fault
+/// or a log line: a name can be megabytes long.
+pub const MAX_ECHOED_CHARS: usize = 128;
+
+fn bounded(value: &str) -> String {
+    match value.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+        None => value.to_owned(),
+    }
+}
 
 /// Whose fault a refusal is: the peer's (its request, credentials, pace or address) or ours
 /// (load, a failure of our own). Not the same as the SOAP fault side: a request over its
@@ -84,8 +96,10 @@ pub enum Refusal {
     Replay,
     #[error("message header sender {sender} is not the authenticated partner")]
     PartyMismatch { sender: String, element: String },
+    /// The Body's element is no operation of ours: its namespace and name, each cut to
+    /// [`MAX_ECHOED_CHARS`] (built by [`Refusal::unknown_operation`]), and the element's path.
     #[error("{{{namespace}}}{name} is not an operation of this service")]
-    UnknownOperation { namespace: String, name: String },
+    UnknownOperation { namespace: String, name: String, element: String },
     #[error("mandatory header blocks not understood: {}", .0.iter().map(|(n, l)| format!("{{{n}}}{l}")).collect::<Vec<_>>().join(", "))]
     MustUnderstand(Vec<(String, String)>),
     /// A request that cannot get its own kind of answer (a look-up whose header or content is
@@ -217,10 +231,7 @@ impl Refusal {
             Refusal::Security(e) => e.public_reason().into(),
             Refusal::Replay => "this signed message was received before".into(),
             Refusal::PartyMismatch { .. } => "sender party does not match the authenticated partner".into(),
-            // Names what the partner sent, nothing of ours.
-            Refusal::UnknownOperation { namespace, name } => {
-                format!("{{{namespace}}}{name} is not an operation of this service")
-            }
+            Refusal::UnknownOperation { .. } => "the Body's element is not an operation of this service".into(),
             Refusal::MustUnderstand(_) => SecurityError::MustUnderstand(Vec::new()).public_reason().into(),
             // The description of a content check of ours (fixed per check, naming the field).
             Refusal::InvalidRequest { description, .. } => description.clone(),
@@ -228,11 +239,17 @@ impl Refusal {
         }
     }
 
+    /// [`Refusal::UnknownOperation`] for the Body element `{namespace}name`.
+    pub fn unknown_operation(namespace: &str, name: &str) -> Self {
+        let name = bounded(name);
+        Refusal::UnknownOperation { namespace: bounded(namespace), element: format!("/Envelope/Body/{name}"), name }
+    }
+
     /// The offending element, when the refusal is about one.
     pub fn element(&self) -> Option<&str> {
         match self {
             Refusal::PartyMismatch { element, .. } | Refusal::InvalidRequest { element, .. } => Some(element),
-            Refusal::UnknownOperation { name, .. } => Some(name),
+            Refusal::UnknownOperation { element, .. } => Some(element),
             _ => None,
         }
     }
@@ -316,6 +333,33 @@ impl Refusal {
 
     /// One refusal of every kind and every security code (details empty): what
     /// [`sender_may_retry`] reads, and what the tests check against the registry.
+    /// The variant's place in [`Refusal::every_kind`]'s coverage: the match is exhaustive, so a
+    /// new variant must be given one, and a test checks that `every_kind` has every place.
+    #[cfg(test)]
+    fn ordinal(&self) -> usize {
+        match self {
+            Refusal::Authentication(_) => 0,
+            Refusal::SourceAddress => 1,
+            Refusal::TlsMismatch { .. } => 2,
+            Refusal::Busy => 3,
+            Refusal::RateLimited => 4,
+            Refusal::TooLarge => 5,
+            Refusal::BodyTimeout => 6,
+            Refusal::BodyUnreadable(_) => 7,
+            Refusal::Security(_) => 8,
+            Refusal::Replay => 9,
+            Refusal::PartyMismatch { .. } => 10,
+            Refusal::UnknownOperation { .. } => 11,
+            Refusal::MustUnderstand(_) => 12,
+            Refusal::InvalidRequest { .. } => 13,
+            Refusal::Internal(_) => 14,
+        }
+    }
+
+    /// One past the highest [`Refusal::ordinal`].
+    #[cfg(test)]
+    const KINDS: usize = 15;
+
     pub fn every_kind() -> Vec<Refusal> {
         let mut all = vec![
             Refusal::Authentication(Credentials::Missing),
@@ -331,8 +375,9 @@ impl Refusal {
             Refusal::BodyUnreadable(String::new()),
             Refusal::Replay,
             Refusal::PartyMismatch { sender: String::new(), element: String::new() },
-            Refusal::UnknownOperation { namespace: String::new(), name: String::new() },
+            Refusal::unknown_operation("urn:x", "Foo"),
             Refusal::MustUnderstand(Vec::new()),
+            Refusal::InvalidRequest { code: "MSG-MALFORMED".into(), description: String::new(), element: "/".into() },
             Refusal::Internal(String::new()),
         ];
         all.extend(SecurityError::every_kind().into_iter().map(Refusal::from));
@@ -354,6 +399,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kind_covers_every_variant() {
+        let places: std::collections::BTreeSet<usize> = Refusal::every_kind().iter().map(Refusal::ordinal).collect();
+        assert_eq!(places, (0..Refusal::KINDS).collect(), "a variant is missing from every_kind");
+    }
+
+    #[test]
+    fn an_unknown_operation_names_its_element_and_echoes_at_most_a_bounded_name() {
+        let r = Refusal::unknown_operation("urn:x", "Foo");
+        assert_eq!(r.element(), Some("/Envelope/Body/Foo"));
+        assert_eq!(r.public_reason(), "the Body's element is not an operation of this service");
+        let huge = "n".repeat(100_000);
+        let r = Refusal::unknown_operation(&huge, &huge);
+        assert!(r.to_string().chars().count() < 400, "{} characters", r.to_string().len());
+        assert!(r.element().is_some_and(|e| e.chars().count() < 200));
+    }
+
+    #[test]
     fn every_refusal_code_is_registered_and_every_registered_refusal_family_code_is_a_refusal() {
         let kinds = Refusal::every_kind();
         for r in &kinds {
@@ -370,8 +432,10 @@ mod tests {
     #[test]
     fn the_retry_verdict_is_the_one_the_gateway_used_before_the_registry() {
         // The set the sending side retried on before refusals were one type, plus the
-        // refusals that were always answered with a retryable HTTP status.
+        // refusals that were always answered with a retryable HTTP status, plus WSS-CHECK-FAILED
+        // (under CBC a partner's key roll-over looks like it).
         let retried = [
+            "WSS-CHECK-FAILED",
             "WSS-EXPIRED",
             "WSS-FUTURE-TIMESTAMP",
             "WSS-BAD-TIMESTAMP",

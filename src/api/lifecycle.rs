@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Caller, JsonBody, PathParams, Query};
+use crate::delivery::lookup::AskError;
 use crate::flows::domestic;
-use crate::flows::lookup::AskError;
 use crate::message::business::LookupResult;
 use crate::state::Core;
 
@@ -94,7 +94,7 @@ pub async fn lookup(State(core): State<Arc<Core>>, query: Query) -> Result<Json<
             );
         }
     }
-    match crate::flows::lookup::ask(&core, partner, reference, code).await {
+    match crate::delivery::lookup::ask(&core, partner, reference, code).await {
         Ok(LookupResult::Found { status, lpco_xml }) => {
             Ok(Json(json!({"found": true, "status": status, "co_xml": lpco_xml})))
         }
@@ -104,11 +104,20 @@ pub async fn lookup(State(core): State<Arc<Core>>, query: Query) -> Result<Json<
         )),
         Err(e) => {
             tracing::warn!(event = "lookup_failed", partner = %partner.party, error = %e, "GetCO failed");
-            let code = match e {
-                AskError::Unverified(_) => "LOOKUP-UNVERIFIED",
-                _ => "LOOKUP-UNAVAILABLE",
+            // The detail (our key, a TLS or parser message) is in the log line above.
+            let (code, sentence) = match &e {
+                AskError::Secure(_) => {
+                    ("LOOKUP-UNAVAILABLE", "our gateway could not secure the look-up (see its log)".to_owned())
+                }
+                AskError::Transport(_) => {
+                    ("LOOKUP-UNAVAILABLE", "the partner's gateway could not be reached".to_owned())
+                }
+                AskError::Http(status) => {
+                    ("LOOKUP-UNAVAILABLE", format!("the partner's gateway answered HTTP {status}"))
+                }
+                AskError::Unverified(_) => ("LOOKUP-UNVERIFIED", "the partner's answer did not verify".to_owned()),
             };
-            Err(ApiError::new(StatusCode::BAD_GATEWAY, code, e.to_string()))
+            Err(ApiError::new(StatusCode::BAD_GATEWAY, code, sentence))
         }
     }
 }

@@ -84,13 +84,17 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/api/v1/alerts/{id}/ack", post(operator::acknowledge_alert))
         // Only a routed request with an allowed method has its body read.
         .route_layer(from_fn_with_state(core.clone(), extract::read_body))
+        // `read_body` bounds the body by `max_message_bytes` and time; axum's own 2 MiB default
+        // for the extractors after it would refuse what it let through, and not as an ApiError.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(not_found)
         .layer(from_fn_with_state(core.clone(), extract::authenticate));
     Router::new().route("/healthz", get(healthy)).route("/readyz", get(ready)).merge(protected).with_state(core)
 }
 
-async fn healthy() -> &'static str {
-    "ok"
+async fn healthy() -> Response {
+    // The same type as `/readyz` and the SOAP listener's `/healthz`.
+    ([(header::CONTENT_TYPE, "text/plain")], "ok").into_response()
 }
 
 async fn ready(State(core): State<Arc<Core>>) -> Response {

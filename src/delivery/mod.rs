@@ -15,6 +15,7 @@
 //! rejection; retry a business rejection; read the time other than through `state::Core::clock`.
 
 mod client;
+pub mod lookup;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -14,7 +14,7 @@ use crate::message::business::{
     Cancellation, CancellationStatus, DocumentId, Feedback, MAX_REASON_CODES, TREATMENT_DECISIONS,
 };
 use crate::message::text::{describe, forbidden_char};
-use crate::message::{AckError, Operation};
+use crate::message::{AckError, Outgoing};
 use crate::store::amendments::{self, NewAmendment};
 use crate::store::certificates::{self, CertificateRecord};
 use crate::store::events::{self, EventKind, NewEvent};
@@ -142,16 +142,8 @@ pub async fn request_amendment(
         reason: request.reason.trim().to_owned(),
         replacement_reference: Some(replacement_reference.clone()),
     };
-    let message_id = queue(
-        &mut tx,
-        settings,
-        &original.id,
-        &original.partner,
-        Operation::SendCancellation,
-        &cancellation.to_xml(),
-        now,
-    )
-    .await?;
+    let message_id =
+        queue(&mut tx, settings, &original.id, &original.partner, &Outgoing::Cancellation(&cancellation), now).await?;
     // The transition comes after queueing only for the message ID in its history; a refusal
     // rolls everything back.
     certificates::apply(
@@ -216,8 +208,7 @@ pub(crate) async fn answer_cancellation(
         accepted: accept,
         reason: reason.map(str::to_owned),
     };
-    let message_id =
-        queue(tx, settings, &cert.id, &cert.partner, Operation::SendCancellationStatus, &status.to_xml(), now).await?;
+    let message_id = queue(tx, settings, &cert.id, &cert.partner, &Outgoing::CancellationStatus(&status), now).await?;
     let cause = format!(
         "cancellation {} by {decided_by}{}",
         if accept { "accepted" } else { "declined" },
@@ -324,8 +315,7 @@ pub async fn record_treatment(
         reason_codes,
         remarks,
     };
-    let message_id =
-        queue(&mut tx, settings, &cert.id, &cert.partner, Operation::SendFeedback, &feedback.to_xml(), now).await?;
+    let message_id = queue(&mut tx, settings, &cert.id, &cert.partner, &Outgoing::Feedback(&feedback), now).await?;
     let cause = format!("origin-based treatment {} recorded by {actor}", request.decision);
     certificates::apply(
         &mut tx,
@@ -397,11 +387,9 @@ pub async fn submit(
     let document =
         crate::payload::parse_document(text, kind).map_err(|e| SubmitError::Invalid(validation_errors(e)))?;
     let xml = crate::payload::to_xml(&document).map_err(malformed)?;
-    let operation = match kind {
-        DocumentKind::Co => Operation::SendCo,
-        DocumentKind::Do => Operation::SendDo,
-    };
-    let (message_id, body_xml) = super::outgoing(settings, partner, operation, &xml, now);
+    let message = Outgoing::Document { kind, lpco_xml: &xml };
+    let operation = message.operation();
+    let (message_id, body_xml) = super::outgoing(settings, partner, &message, now);
     let reference_code = (kind == DocumentKind::Co).then(super::lookup::new_reference_code);
     let new = certificates::NewCertificate {
         issuer: &settings.party,

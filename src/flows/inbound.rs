@@ -12,7 +12,7 @@ use crate::config::{CancellationDecision, Partner};
 use crate::lifecycle::{automatic_cancellation_answer, transition, Direction, Event, Role};
 use crate::message::business::{Cancellation, CancellationStatus, DocumentId, Feedback};
 use crate::message::request::{Content, InboundRequest};
-use crate::message::{AckError, Operation};
+use crate::message::{AckError, Outgoing};
 use crate::payload::DocumentKind;
 use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
@@ -460,11 +460,9 @@ async fn reissue(
         alerts::raise(tx, &alert, settings.alerts.webhook_url.is_some(), now).await?;
         return Ok(None);
     }
-    let operation = match original.kind {
-        DocumentKind::Co => Operation::SendCo,
-        DocumentKind::Do => Operation::SendDo,
-    };
-    let (message_id, body) = super::outgoing(settings, &original.partner, operation, xml, now);
+    let message = Outgoing::Document { kind: original.kind, lpco_xml: xml };
+    let operation = message.operation();
+    let (message_id, body) = super::outgoing(settings, &original.partner, &message, now);
     let code = super::lookup::new_reference_code();
     let new = NewCertificate {
         issuer: &settings.party,

@@ -7,9 +7,11 @@
 //! - [`inbound`]: SendCO, SendDO, SendCancellation, SendCancellationStatus, SendFeedback from a
 //!   partner: checked before the acknowledgement is signed, applied when it is stored.
 //! - [`domestic`]: amendment requests, the officer's cancellation answer, treatment decisions.
-//! - [`lookup`]: GetCO, answering a partner and asking one (Annex III).
+//! - [`lookup`]: GetCO answered for a partner, reference codes (Annex III); asking a partner
+//!   is `delivery::lookup`'s.
 //!
-//! Must never: parse SOAP or touch keys (the SOAP layer hands in typed content), or change a
+//! Must never: parse SOAP, verify or sign anything, or touch keys (the SOAP layer hands in
+//! typed content; [`outgoing`] asks the binding for a message's form), or change a
 //! certificate's state other than through `store::certificates::apply`.
 
 pub mod domestic;
@@ -21,7 +23,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::lifecycle::{Refusal, LC_UNKNOWN};
-use crate::message::{AckError, MessageHeader, Operation};
+use crate::message::{AckError, Outgoing};
 use crate::payload::ValidationError;
 use crate::store::{outbox, StoreError, Tx};
 
@@ -63,35 +65,31 @@ pub fn validation_errors(errors: Vec<ValidationError>) -> Vec<AckError> {
     errors.into_iter().map(|v| AckError::new(v.code, v.message, v.path)).collect()
 }
 
-/// A new message of `operation` from us to `partner` carrying `payload_xml`: its message ID
-/// and the document the outbox keeps (the operation element with its header, in our
-/// vocabulary; security and envelope are added when it is sent). The one place the flows
-/// give an outgoing message its form.
+/// A new message from us to `partner` carrying `outgoing`: its message ID and the document the
+/// outbox keeps (the operation element with its header, in our vocabulary; security and
+/// envelope are added when it is sent). The one place the flows give an outgoing message its
+/// form.
 pub(crate) fn outgoing(
     settings: &Settings,
     partner: &str,
-    operation: Operation,
-    payload_xml: &str,
+    outgoing: &Outgoing<'_>,
     now: DateTime<Utc>,
 ) -> (Uuid, String) {
-    let message_id = Uuid::new_v4();
-    let header = MessageHeader::new(&settings.party, partner, message_id, now);
-    (message_id, crate::soap::messages::request_xml(operation, &header, payload_xml))
+    crate::soap::messages::new_request(&settings.party, partner, outgoing, now)
 }
 
-/// Queues a message of `operation` about certificate `certificate_id` to `partner`, in `tx`.
-/// Returns its message ID.
+/// Queues `outgoing` about certificate `certificate_id` to `partner`, in `tx`. Returns its
+/// message ID.
 pub(crate) async fn queue(
     tx: &mut Tx<'_>,
     settings: &Settings,
     certificate_id: &str,
     partner: &str,
-    operation: Operation,
-    payload_xml: &str,
+    message: &Outgoing<'_>,
     now: DateTime<Utc>,
 ) -> Result<String, StoreError> {
-    let (message_id, body) = outgoing(settings, partner, operation, payload_xml, now);
+    let (message_id, body) = outgoing(settings, partner, message, now);
     let message_id = message_id.to_string();
-    outbox::enqueue(tx, certificate_id, partner, operation.name(), &message_id, &body, now).await?;
+    outbox::enqueue(tx, certificate_id, partner, message.operation().name(), &message_id, &body, now).await?;
     Ok(message_id)
 }

@@ -43,17 +43,6 @@ pub enum AuthFailure {
     SourceAddress,
 }
 
-impl AuthFailure {
-    pub fn code(&self) -> &'static str {
-        match self {
-            AuthFailure::Missing => "AUTH-MISSING",
-            AuthFailure::Malformed => "AUTH-MALFORMED",
-            AuthFailure::UnknownUser | AuthFailure::WrongPassword => "AUTH-FAILED",
-            AuthFailure::SourceAddress => "AUTH-SOURCE-ADDRESS",
-        }
-    }
-}
-
 /// The `(user, password)` of a Basic `Authorization` header.
 pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), AuthFailure> {
     let value = headers.get(AUTHORIZATION).ok_or(AuthFailure::Missing)?.to_str().map_err(|_| AuthFailure::Malformed)?;

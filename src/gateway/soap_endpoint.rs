@@ -53,14 +53,7 @@ pub async fn route(
                 "text/xml; charset=utf-8",
                 soap::wsdl::wsdl_for(&state.core.settings.public_url, &crate::wssec::Profile::strict(true)),
             ),
-            Some(party) => match state.core.settings.partners.get(&party) {
-                Some(partner) => response(
-                    StatusCode::OK,
-                    "text/xml; charset=utf-8",
-                    soap::wsdl::wsdl_for(&state.core.settings.public_url, &partner.security),
-                ),
-                None => response(StatusCode::NOT_FOUND, "text/plain", "no such partner"),
-            },
+            Some(party) => partner_wsdl(state, &req, &party, remote, client_cert).await,
         },
         (&Method::GET, "/soap/v1") => response(StatusCode::NOT_FOUND, "text/plain", "not found; the WSDL is at ?wsdl"),
         (&Method::POST, "/soap/v1") => handle(state, req, remote, client_cert).await,
@@ -72,6 +65,54 @@ pub async fn route(
             None => response(StatusCode::NOT_FOUND, "text/plain", "not found"),
         },
         _ => crate::http::method_not_allowed(allow),
+    }
+}
+
+/// A partner's own profile as WS-SecurityPolicy, for that partner only: its source address,
+/// Basic credentials (and TLS identity, where required) must be those of the partner named.
+/// Any other caller, and a name that is no partner, get the same 401: one partner does not
+/// learn another's profile, nor which partners exist.
+async fn partner_wsdl(
+    state: &Arc<SoapState>,
+    req: &Request<Incoming>,
+    party: &str,
+    connection_peer: SocketAddr,
+    direct_cert: Option<Arc<Certificate>>,
+) -> Response<Body> {
+    let (remote, tls_cert) =
+        super::proxy::effective_client(&state.core.settings.proxy, req, connection_peer, direct_cert);
+    let penalty = state.gate.penalty(remote.ip());
+    if !penalty.is_zero() {
+        tokio::time::sleep(penalty).await;
+    }
+    let authenticated = match state.credentials.authenticate(&state.core.settings, req.headers(), remote.ip()).await {
+        Ok(partner) => {
+            state.gate.record_success(remote.ip());
+            Some(partner)
+        }
+        Err(AuthFailure::SourceAddress) => None,
+        Err(_) => {
+            state.gate.record_failure(remote.ip());
+            None
+        }
+    };
+    let tls_ok =
+        |p: &Partner| !tls_identity_required(state) || tls_cert.as_deref().is_some_and(|c| p.tls_identity_matches(c));
+    match authenticated {
+        Some(partner) if partner.party == party && tls_ok(&partner) => response(
+            StatusCode::OK,
+            "text/xml; charset=utf-8",
+            soap::wsdl::wsdl_for(&state.core.settings.public_url, &partner.security),
+        ),
+        _ => {
+            let mut r = response(
+                StatusCode::UNAUTHORIZED,
+                "text/plain",
+                "a partner's own WSDL needs that partner's credentials (the default one is at ?wsdl)",
+            );
+            r.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"coconnect\""));
+            r
+        }
     }
 }
 

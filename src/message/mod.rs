@@ -17,6 +17,33 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+/// What we send a partner, before a binding gives it its form (`soap::messages::new_request`).
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing<'a> {
+    /// A CO (`SendCO`) or DO (`SendDO`): the LPCO XML as submitted.
+    Document {
+        kind: crate::payload::DocumentKind,
+        lpco_xml: &'a str,
+    },
+    Cancellation(&'a business::Cancellation),
+    CancellationStatus(&'a business::CancellationStatus),
+    Feedback(&'a business::Feedback),
+    Lookup(&'a business::Lookup),
+}
+
+impl Outgoing<'_> {
+    pub fn operation(&self) -> Operation {
+        match self {
+            Outgoing::Document { kind: crate::payload::DocumentKind::Co, .. } => Operation::SendCo,
+            Outgoing::Document { kind: crate::payload::DocumentKind::Do, .. } => Operation::SendDo,
+            Outgoing::Cancellation(_) => Operation::SendCancellation,
+            Outgoing::CancellationStatus(_) => Operation::SendCancellationStatus,
+            Outgoing::Feedback(_) => Operation::SendFeedback,
+            Outgoing::Lookup(_) => Operation::GetCo,
+        }
+    }
+}
+
 /// The operations of the framework's data cluster (seed 3.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {

@@ -43,6 +43,8 @@ pub struct Reply {
     pub version: SoapVersion,
     /// The request's WS-Addressing headers, when it had any.
     pub request_addressing: Option<Addressing>,
+    /// The request's operation's action, for an answer to a request that named none.
+    pub operation_action: Option<String>,
 }
 
 impl Reply {
@@ -57,7 +59,10 @@ impl Reply {
         let to = request.reply_to.clone().filter(|r| !r.ends_with("/anonymous"));
         Some(AddressingHeaders {
             namespace,
-            action: format!("{}Response", request.action.clone().unwrap_or_default()),
+            action: format!(
+                "{}Response",
+                request.action.clone().or_else(|| self.operation_action.clone()).unwrap_or_default()
+            ),
             message_id: format!("urn:uuid:{}", Uuid::new_v4()),
             to,
             relates_to: request.message_id.clone(),

@@ -6,14 +6,17 @@
 //! authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by message ID → the
 //! business decision (`flows::inbound::check`) → the signed acknowledgement → one transaction
 //! that stores the receipt and its effect. Refusals leave nothing in the store but their audit
-//! record; business failures get a signed acknowledgement with status Rejected and every error.
+//! record and, once the signature was checked, its replay-cache entry (so that the same bytes
+//! stay refused); business failures get a signed acknowledgement with status Rejected and every
+//! error.
 //!
 //! Owns: this order, the replay and idempotency decisions, and recording refusals (log line and
 //! audit record) for every surface, the gateway's own included ([`refused`]).
 //!
 //! Must never: read HTTP (the gateway hands in an authenticated partner and the body), hold a
 //! libxml document across an `.await` (all XML security work goes through
-//! `wssec::on_blocking_thread`), or store anything for a refused request but its audit record.
+//! `wssec::on_blocking_thread`), or store anything for a refused request but its audit record
+//! and the replay-cache entry of a checked signature.
 
 mod answer;
 mod lookup;
@@ -97,7 +100,12 @@ async fn pipeline(
 ) -> Result<Answer, Refusal> {
     let now = core.clock.now();
     let verified = verify(core, partner, bytes.clone(), now).await?;
-    let reply = answer::Reply { version: verified.version(), request_addressing: verified.addressing().cloned() };
+    let (namespace, name) = verified.operation();
+    let reply = answer::Reply {
+        version: verified.version(),
+        request_addressing: verified.addressing().cloned(),
+        operation_action: crate::message::Operation::from_request_element(namespace, name).map(|o| o.soap_action()),
+    };
     // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
     let keep_until = verified.expires() + core.settings.security.clock_skew.chrono();
     let replay_key = format!("{}:{}", partner.party, verified.replay_key());
@@ -115,7 +123,7 @@ async fn pipeline(
     let request = match crate::soap::request::read(&verified, bytes.clone()) {
         Ok(r) => r,
         Err(Unreadable::UnknownOperation { namespace, name }) => {
-            return Err(Refusal::UnknownOperation { namespace, name })
+            return Err(Refusal::unknown_operation(&namespace, &name))
         }
         Err(Unreadable::Header { operation: Operation::GetCo, errors }) => return Err(invalid_request(&errors)),
         Err(Unreadable::Header { errors, .. }) => {

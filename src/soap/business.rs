@@ -9,8 +9,20 @@ use super::NS;
 use crate::message::business::{
     Cancellation, CancellationStatus, DocumentId, Feedback, Lookup, LookupResult, MAX_REASON_CODES, TREATMENT_DECISIONS,
 };
-use crate::message::AckError;
+use crate::message::{AckError, Outgoing};
 use crate::wssec::outbound::xml_escape;
+
+/// The payload of an outgoing request in our vocabulary (the operation element's content after
+/// its header).
+pub fn payload_xml(outgoing: &Outgoing<'_>) -> String {
+    match outgoing {
+        Outgoing::Document { lpco_xml, .. } => (*lpco_xml).to_owned(),
+        Outgoing::Cancellation(c) => cancellation_xml(c),
+        Outgoing::CancellationStatus(s) => cancellation_status_xml(s),
+        Outgoing::Feedback(f) => feedback_xml(f),
+        Outgoing::Lookup(l) => lookup_xml(l),
+    }
+}
 
 /// Reads the flat leaves of an operation element, or reports it malformed.
 fn flat(xml: &[u8]) -> Result<Flat, Vec<AckError>> {
@@ -123,16 +135,16 @@ impl Cancellation {
         };
         f.finish(value)
     }
+}
 
-    pub fn to_xml(&self) -> String {
-        format!(
-            "<cc:Cancellation>{}{}{}{}</cc:Cancellation>",
-            element("IssuerPartyID", &self.document.issuer),
-            element("DocumentReference", &self.document.reference),
-            element("Reason", &self.reason),
-            optional_element("ReplacementReference", self.replacement_reference.as_deref()),
-        )
-    }
+fn cancellation_xml(value: &Cancellation) -> String {
+    format!(
+        "<cc:Cancellation>{}{}{}{}</cc:Cancellation>",
+        element("IssuerPartyID", &value.document.issuer),
+        element("DocumentReference", &value.document.reference),
+        element("Reason", &value.reason),
+        optional_element("ReplacementReference", value.replacement_reference.as_deref()),
+    )
 }
 
 impl CancellationStatus {
@@ -156,17 +168,17 @@ impl CancellationStatus {
         };
         f.finish(value)
     }
+}
 
-    pub fn to_xml(&self) -> String {
-        format!(
-            "<cc:CancellationStatus>{}{}{}{}{}</cc:CancellationStatus>",
-            element("IssuerPartyID", &self.document.issuer),
-            element("DocumentReference", &self.document.reference),
-            element("CancellationMessageID", &self.cancellation_message_id),
-            element("Status", if self.accepted { "Accepted" } else { "Declined" }),
-            optional_element("Reason", self.reason.as_deref()),
-        )
-    }
+fn cancellation_status_xml(value: &CancellationStatus) -> String {
+    format!(
+        "<cc:CancellationStatus>{}{}{}{}{}</cc:CancellationStatus>",
+        element("IssuerPartyID", &value.document.issuer),
+        element("DocumentReference", &value.document.reference),
+        element("CancellationMessageID", &value.cancellation_message_id),
+        element("Status", if value.accepted { "Accepted" } else { "Declined" }),
+        optional_element("Reason", value.reason.as_deref()),
+    )
 }
 
 impl Feedback {
@@ -200,18 +212,18 @@ impl Feedback {
         };
         f.finish(value)
     }
+}
 
-    pub fn to_xml(&self) -> String {
-        let codes: String = self.reason_codes.iter().map(|c| element("ReasonCode", c)).collect();
-        format!(
-            "<cc:Feedback>{}{}{}{}{codes}{}</cc:Feedback>",
-            element("IssuerPartyID", &self.document.issuer),
-            element("DocumentReference", &self.document.reference),
-            element("Decision", &self.decision),
-            optional_element("DeclarationReference", self.declaration_reference.as_deref()),
-            optional_element("Remarks", self.remarks.as_deref()),
-        )
-    }
+fn feedback_xml(value: &Feedback) -> String {
+    let codes: String = value.reason_codes.iter().map(|c| element("ReasonCode", c)).collect();
+    format!(
+        "<cc:Feedback>{}{}{}{}{codes}{}</cc:Feedback>",
+        element("IssuerPartyID", &value.document.issuer),
+        element("DocumentReference", &value.document.reference),
+        element("Decision", &value.decision),
+        optional_element("DeclarationReference", value.declaration_reference.as_deref()),
+        optional_element("Remarks", value.remarks.as_deref()),
+    )
 }
 
 impl Lookup {
@@ -230,15 +242,15 @@ impl Lookup {
         };
         f.finish(value)
     }
+}
 
-    pub fn to_xml(&self) -> String {
-        format!(
-            "<cc:Lookup>{}{}{}</cc:Lookup>",
-            element("IssuerPartyID", &self.document.issuer),
-            element("DocumentReference", &self.document.reference),
-            element("ReferenceCode", &self.reference_code),
-        )
-    }
+fn lookup_xml(value: &Lookup) -> String {
+    format!(
+        "<cc:Lookup>{}{}{}</cc:Lookup>",
+        element("IssuerPartyID", &value.document.issuer),
+        element("DocumentReference", &value.document.reference),
+        element("ReferenceCode", &value.reference_code),
+    )
 }
 
 /// Response element of GetCO: message header (answering the request), the result.
@@ -290,7 +302,7 @@ mod tests {
             reason: "wrong <consignee>".into(),
             replacement_reference: Some("A-2".into()),
         };
-        assert_eq!(Cancellation::read(&wrap("SendCancellationRequest", &c.to_xml())).unwrap(), c);
+        assert_eq!(Cancellation::read(&wrap("SendCancellationRequest", &cancellation_xml(&c))).unwrap(), c);
     }
 
     #[test]
@@ -302,7 +314,7 @@ mod tests {
             reason_codes: vec!["R01".into(), "R02".into()],
             remarks: None,
         };
-        assert_eq!(Feedback::read(&wrap("SendFeedbackRequest", &f.to_xml())).unwrap(), f);
+        assert_eq!(Feedback::read(&wrap("SendFeedbackRequest", &feedback_xml(&f))).unwrap(), f);
         let bad = wrap(
             "SendFeedbackRequest",
             "<cc:Feedback><cc:IssuerPartyID>KR</cc:IssuerPartyID><cc:Decision>Maybe</cc:Decision></cc:Feedback>",
@@ -326,11 +338,15 @@ mod tests {
             accepted: false,
             reason: Some("treatment granted".into()),
         };
-        assert_eq!(CancellationStatus::read(&wrap("SendCancellationStatusRequest", &s.to_xml())).unwrap(), s);
+        assert_eq!(
+            CancellationStatus::read(&wrap("SendCancellationStatusRequest", &cancellation_status_xml(&s))).unwrap(),
+            s
+        );
         // Another spelling of the same UUID names the same notification; a non-UUID is refused.
-        let upper = s.to_xml().replace(&s.cancellation_message_id, "urn:uuid:0B6C1A4E-2F1D-4A39-9D8E-5C7B3A2E1F00");
+        let upper = cancellation_status_xml(&s)
+            .replace(&s.cancellation_message_id, "urn:uuid:0B6C1A4E-2F1D-4A39-9D8E-5C7B3A2E1F00");
         assert_eq!(CancellationStatus::read(&wrap("SendCancellationStatusRequest", &upper)).unwrap(), s);
-        let bad = s.to_xml().replace(&s.cancellation_message_id, "not-a-uuid");
+        let bad = cancellation_status_xml(&s).replace(&s.cancellation_message_id, "not-a-uuid");
         let errs = CancellationStatus::read(&wrap("SendCancellationStatusRequest", &bad)).unwrap_err();
         let codes: Vec<_> = errs.iter().map(|e| (e.code.as_str(), e.path.as_str())).collect();
         assert_eq!(
@@ -339,7 +355,7 @@ mod tests {
         );
         let l =
             Lookup { document: DocumentId { issuer: "KR".into(), reference: "R1".into() }, reference_code: "X".into() };
-        assert_eq!(Lookup::read(&wrap("GetCORequest", &l.to_xml())).unwrap(), l);
+        assert_eq!(Lookup::read(&wrap("GetCORequest", &lookup_xml(&l))).unwrap(), l);
         let r = lookup_response_xml("<cc:MessageHeader/>", "id-1", &LookupResult::NotFound);
         assert_eq!(read_lookup_response(r.as_bytes(), None).unwrap(), ("id-1".to_owned(), LookupResult::NotFound));
     }

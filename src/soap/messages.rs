@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::xmlread::read_flat;
 use super::NS;
-use crate::message::{AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
+use crate::message::{AckError, AckStatus, Acknowledgement, MessageHeader, Operation, Outgoing};
 use crate::wssec::outbound::xml_escape;
 
 /// The SOAP binding of the operations: SOAPAction, and the request element in our namespace.
@@ -87,6 +87,15 @@ impl MessageHeader {
             xml_escape(&self.receiver)
         )
     }
+}
+
+/// A new request from `from` to `to` carrying `outgoing`: its message ID and the operation
+/// element (header and payload, in our vocabulary; security and envelope are added when it is
+/// sent).
+pub fn new_request(from: &str, to: &str, outgoing: &Outgoing<'_>, now: DateTime<Utc>) -> (Uuid, String) {
+    let message_id = Uuid::new_v4();
+    let header = MessageHeader::new(from, to, message_id, now);
+    (message_id, request_xml(outgoing.operation(), &header, &super::business::payload_xml(outgoing)))
 }
 
 /// Builds a request element: header plus the operation's payload (already serialised XML).

@@ -1,6 +1,7 @@
-//! The SOAP layer: the coconnect message vocabulary (`urn:coconnect:soap:v1`), the business
-//! content of each operation, acknowledgements (BR.5), SOAP 1.1/1.2 faults and the WSDL served
-//! to partners.
+//! The SOAP binding: the message vocabulary of `crate::message` as `urn:coconnect:soap:v1`
+//! XML (requests, the business content of each operation, acknowledgements), a verified
+//! request read into `message::request::InboundRequest`, SOAP 1.1/1.2 faults from a
+//! `Refusal`, the WSDL with its WS-SecurityPolicy, and the evidence cut retention keeps.
 //!
 //! Owns: reading request elements into typed values and writing acknowledgements and faults.
 //! Must never: do cryptography, touch the database or decide business outcomes.

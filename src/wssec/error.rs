@@ -129,6 +129,9 @@ impl SecurityError {
             | E::Decrypt(_)
             | E::KeyMaterial(_)
             | E::Build(_)
+            // Under CBC a decryption failure (a key roll-over out of step, like `Decrypt`)
+            // cannot be told from a bad signature: retried, as `Decrypt` is.
+            | E::CheckFailed(_)
             | E::Internal(_) => true,
             E::Limits(_)
             | E::Malformed(_)
@@ -144,8 +147,7 @@ impl SecurityError {
             | E::WrongNodeSigned(_)
             | E::MustUnderstand(_)
             | E::UnsupportedToken(_)
-            | E::EncryptedStructure(_)
-            | E::CheckFailed(_) => false,
+            | E::EncryptedStructure(_) => false,
         }
     }
 

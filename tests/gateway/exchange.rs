@@ -1,5 +1,7 @@
 //! End-to-end exchange, idempotent receipt, business rejections, the domestic API and the WSDL.
 
+use base64::Engine;
+
 use crate::common::*;
 
 async fn end_to_end(db: Db) {
@@ -166,29 +168,38 @@ async fn wsdl_is_served_with_the_public_address_and_feedback_on_an_unknown_co_is
     assert!(fault.contains("<cc:Status>Rejected</cc:Status>") && first_code(&fault) == "LC-UNKNOWN", "{fault}");
 }
 
-/// `?wsdl&partner=XX` serves that partner's profile as WS-SecurityPolicy; `?wsdl` the default.
+/// `?wsdl&partner=XX` serves that partner's profile as WS-SecurityPolicy, to that partner
+/// only; `?wsdl` the default, to anyone the listener admits.
 #[tokio::test]
 async fn each_partner_gets_its_profile_as_ws_security_policy() {
     let p = preset_pair(coconnect::wssec::profile::Preset::WcfBasic256, true).await;
-    let get = |query: &str| {
+    let get = |query: &str, credentials: Option<(&str, &str)>| {
         let url = format!("{}?{query}", p.id.soap_url());
+        let auth = credentials
+            .map(|(u, pw)| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{pw}"))));
         async move {
+            let mut req = hyper::Request::get(url);
+            if let Some(auth) = auth {
+                req = req.header("Authorization", auth);
+            }
             let resp = client()
-                .request(hyper::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).expect("req"))
+                .request(req.body(http_body_util::Full::new(bytes::Bytes::new())).expect("req"))
                 .await
                 .expect("get");
             let status = resp.status().as_u16();
+            let challenge = resp.headers().contains_key("www-authenticate");
             let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("body").to_bytes();
-            (status, String::from_utf8_lossy(&body).into_owned())
+            (status, String::from_utf8_lossy(&body).into_owned(), challenge)
         }
     };
-    let (status, default) = get("wsdl").await;
+    let (status, default, _) = get("wsdl", None).await;
     assert_eq!(status, 200);
     assert!(
         default.contains("<sp:Basic256Sha256/>") && default.contains("Security profile strict"),
         "the default profile"
     );
-    let (status, kr) = get("wsdl&partner=KR").await;
+    let kr_credentials = Some(("KR", p.id.files.inbound_password.as_str()));
+    let (status, kr, _) = get("wsdl&partner=KR", kr_credentials).await;
     assert_eq!(status, 200);
     assert!(
         kr.contains("<sp:Basic256/>")
@@ -197,6 +208,14 @@ async fn each_partner_gets_its_profile_as_ws_security_policy() {
         "{kr}"
     );
     assert!(kr.contains("http://www.w3.org/2000/09/xmldsig#rsa-sha1"), "what the partner's profile accepts");
-    assert_eq!(get("wsdl&partner=XX").await.0, 404);
-    assert_eq!(get("wsdl&other=1").await.0, 404, "not a WSDL query");
+    // Without KR's credentials, or for another name, the same refusal: nothing is disclosed.
+    let anonymous = get("wsdl&partner=KR", None).await;
+    let wrong = get("wsdl&partner=KR", Some(("KR", "not-the-password"))).await;
+    let other = get("wsdl&partner=XX", kr_credentials).await;
+    for (status, body, challenge) in [&anonymous, &wrong, &other] {
+        assert_eq!((*status, *challenge), (401, true), "{body}");
+        assert!(!body.contains("Basic256"), "{body}");
+    }
+    assert_eq!(anonymous.1, other.1, "an unknown partner is not told apart");
+    assert_eq!(get("wsdl&other=1", None).await.0, 404, "not a WSDL query");
 }

@@ -517,3 +517,34 @@ async fn a_request_in_flight_when_the_grace_ends_is_finished_postgres() {
     }
     a_request_in_flight_when_the_grace_ends_is_finished_on(Db::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_bodies_up_to_the_message_limit_reach_their_handler_and_larger_ones_get_api_too_large() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    // A 3 MiB CO (over axum's 2 MiB default, under the 4 MiB `max_message_bytes`): it reaches
+    // the validator, which refuses the over-long statement with its own code.
+    let long = "x".repeat(3 * 1024 * 1024);
+    let big = EXAMPLE_CO.replacen("<StatementDescription>", &format!("<StatementDescription>{long}"), 1);
+    let (status, body) = p.kr.api("POST", "/api/v1/certificates?partner=ID", &big).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"].as_array().is_some_and(|e| e.iter().any(|e| e["code"] == "CO-LENGTH")), "{body}");
+    // The same through a JSON route (an amendment carries a whole CO).
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    p.kr.wait_state(&cert, "acknowledged").await;
+    let amendment = serde_json::json!({"reason": "big", "replacement": big}).to_string();
+    let (status, body) = p.kr.api("POST", &format!("/api/v1/certificates/{cert}/amendments"), &amendment).await;
+    assert_eq!(status, 422, "{body}");
+    // Over the limit: refused unread (the declared length is enough), as an ApiError.
+    let mut tcp = tokio::net::TcpStream::connect(p.kr.files.api_addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/certificates?partner=ID HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        p.kr.files.api_token,
+        4 * 1024 * 1024 + 1
+    );
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, tcp.read(&mut answer)).await.expect("answered").expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"code\":\"API-TOO-LARGE\"") && answer.contains("application/json"), "{answer}");
+}

@@ -558,3 +558,13 @@ async fn one_reference_claimed_at_once_goes_to_one_on(db: Db) {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_look_up_of_a_partner_that_is_down_says_so_without_our_internals() {
+    let mut p = pair("sign-encrypt", Db::Sqlite).await;
+    p.kr.stop().await;
+    let (status, body) =
+        p.id.api("GET", &format!("/api/v1/lookup?partner=KR&reference={REFERENCE}&code=AAAA-BBBB-CCCC"), "").await;
+    assert_eq!((status, body["code"].as_str()), (502, Some("LOOKUP-UNAVAILABLE")), "{body}");
+    assert_eq!(body["error"], "the partner's gateway could not be reached", "a fixed sentence: {body}");
+}

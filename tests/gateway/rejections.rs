@@ -326,3 +326,22 @@ async fn wrapping_replay_and_untrusted_keys_are_refused_under_every_preset() {
         assert_eq!(stored(p.id.store()).await, after_first, "{preset:?}: an attack stored something");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_operation_is_refused_naming_its_element_with_a_bounded_echo_and_stores_nothing() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    let wire = c.secure("<x:Foo xmlns:x=\"urn:x\"/>", true, now());
+    let (status, body) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(first_code(&body), "MSG-UNKNOWN-OPERATION");
+    assert!(body.contains("/Envelope/Body/Foo"), "the element's path: {body}");
+    assert!(!body.contains("urn:x"), "a fixed sentence: {body}");
+    assert_eq!(stored(p.id.store()).await, (0, 0));
+    // A very long element name is not sent back whole.
+    let long = "F".repeat(20_000);
+    let wire = c.secure(&format!("<x:{long} xmlns:x=\"urn:x\"/>"), true, now());
+    let (status, body) = post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, wire).await;
+    assert_eq!((status, first_code(&body).as_str()), (500, "MSG-UNKNOWN-OPERATION"));
+    assert!(body.len() < 5_000, "{} bytes", body.len());
+}
