@@ -119,6 +119,8 @@ fn certificate_json(c: &CertificateRecord, history: Vec<certificates::HistoryEnt
 }
 
 pub async fn show(State(core): State<Arc<Core>>, PathParams(id): PathParams<String>) -> Result<Json<Value>, ApiError> {
+    // Every committed event numbered first, so that the view shows them all.
+    events::sequence(&core.store).await?;
     // One snapshot: the certificate's state, history and amendments are read as one commit left them.
     let mut snapshot = core.store.begin_snapshot().await?;
     let Some(c) = certificates::get(&mut *snapshot, &id).await? else {
@@ -160,31 +162,33 @@ fn backend_view(events: &[events::Event]) -> Value {
 }
 
 /// How a caller wants the document.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
     Xml,
     Json,
 }
 
-/// The first acceptable form in the caller's `Accept` (in the order listed, `q=0` excluded);
-/// XML without the header.
+/// The form the caller's `Accept` ranks highest (by `q`, then in the order listed; `q=0`
+/// refuses a form); XML without the header.
 fn negotiate(headers: &HeaderMap) -> Option<Form> {
     let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else { return Some(Form::Xml) };
-    for item in accept.split(',') {
+    let mut offered: Vec<(f32, usize, Form)> = Vec::new();
+    for (position, item) in accept.split(',').enumerate() {
         let mut params = item.split(';').map(str::trim);
         let media = params.next().unwrap_or("").to_ascii_lowercase();
-        let refused = params
-            .any(|p| p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().map(|q| q <= 0.0).unwrap_or(false)));
-        if refused {
-            continue;
-        }
-        match media.as_str() {
-            "application/json" => return Some(Form::Json),
-            "application/xml" | "text/xml" | "application/*" | "text/*" | "*/*" => return Some(Form::Xml),
-            _ => {}
+        let q =
+            params.find_map(|p| p.strip_prefix("q=").map(|q| q.trim().parse::<f32>().unwrap_or(0.0))).unwrap_or(1.0);
+        let form = match media.as_str() {
+            "application/json" => Form::Json,
+            "application/xml" | "text/xml" | "application/*" | "text/*" | "*/*" => Form::Xml,
+            _ => continue,
+        };
+        if q > 0.0 {
+            offered.push((q, position, form));
         }
     }
-    None
+    offered.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap_or(std::cmp::Ordering::Equal).then(a.1.cmp(&b.1)));
+    offered.into_iter().next().map(|(_, _, form)| form)
 }
 
 pub async fn document(
@@ -296,4 +300,27 @@ async fn list(core: &Core, query: &Query) -> Result<Json<Value>, ApiError> {
         })
         .collect();
     Ok(Json(json!({"certificates": listed, "next_after": next_after})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(value: &str) -> Option<Form> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_str(value).expect("header"));
+        negotiate(&headers)
+    }
+
+    #[test]
+    fn the_form_is_the_one_the_accept_header_ranks_highest() {
+        assert_eq!(negotiate(&HeaderMap::new()), Some(Form::Xml), "no header: XML");
+        assert_eq!(accept("application/json"), Some(Form::Json));
+        assert_eq!(accept("application/xml;q=0.1, application/json"), Some(Form::Json), "by q");
+        assert_eq!(accept("application/json, application/xml"), Some(Form::Json), "equal q: as listed");
+        assert_eq!(accept("text/html, */*;q=0.5"), Some(Form::Xml));
+        assert_eq!(accept("application/json;q=0, application/xml"), Some(Form::Xml), "q=0 refuses");
+        assert_eq!(accept("text/html"), None);
+        assert_eq!(accept("application/json;q=0"), None);
+    }
 }

@@ -3,8 +3,9 @@
 //!
 //! - `GET /api/v1/events?after=SEQ&limit=N&kind=K[,K]&partner=P[,P]&certificate=ID&unacknowledged=true&wait=S`
 //!   → `{"events": [...], "next_after": N, "head": H}`: the events numbered after `after`, in
-//!   order, at most `limit` (default 100, at most 1000). `next_after` is where to continue
-//!   from (events the filter skipped are not offered again). With `wait` (seconds, at most 60),
+//!   order, at most `limit` (default 100, at most 1000) and about 16 MiB (documents travel
+//!   inline). `next_after` is where to continue from (events the filter skipped are not
+//!   offered again). With `wait` (seconds, at most 60),
 //!   an empty answer is held until an event arrives or the time is up (long poll).
 //! - `POST /api/v1/events/{event_id}/ack` → the event with its acknowledgement: the back-end
 //!   processed it (the certificate's view then shows it downloaded). The first acknowledgement
@@ -35,6 +36,8 @@ const MAX_WAIT_SECONDS: u64 = 60;
 const LONG_POLL_STEP: Duration = Duration::from_millis(100);
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
+/// Most bytes of events in one page (documents travel inline).
+const MAX_PAGE_BYTES: usize = 16 * 1024 * 1024;
 
 fn bad_query(message: impl Into<String>, parameter: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "API-QUERY", message).with("parameter", parameter)
@@ -97,8 +100,23 @@ pub async fn list(State(core): State<Arc<Core>>, query: Query) -> Result<Json<Va
         }
         tokio::time::sleep(LONG_POLL_STEP.min(deadline - tokio::time::Instant::now())).await;
     };
-    let rendered = feed::render(&core.store, &core.settings.party, &page.events, true).await?;
-    Ok(Json(json!({"events": rendered, "next_after": page.next_after, "head": page.head})))
+    let mut rendered = feed::render(&core.store, &core.settings.party, &page.events, true).await?;
+    // Documents travel inline: a page stops before the event that would take it past
+    // MAX_PAGE_BYTES (at least one event), and continues from there.
+    let mut total = 0;
+    let keep = rendered
+        .iter()
+        .position(|e| {
+            total += e.to_string().len();
+            total > MAX_PAGE_BYTES
+        })
+        .map_or(rendered.len(), |over| over.max(1));
+    let next_after = match page.events.get(keep.wrapping_sub(1)) {
+        Some(last) if keep < rendered.len() => last.seq,
+        _ => page.next_after,
+    };
+    rendered.truncate(keep);
+    Ok(Json(json!({"events": rendered, "next_after": next_after, "head": page.head})))
 }
 
 pub async fn acknowledge(

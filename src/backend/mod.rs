@@ -54,7 +54,7 @@ pub async fn start(
     let backend = &core.settings.backend;
     let names: Vec<String> = backend.subscribers.iter().map(|s| s.name.clone()).collect();
     subscribers::register(&core.store, &names, core.clock.now()).await?;
-    tasks.spawn(sequencer(core.clone(), shutdown.clone()));
+    tasks.spawn(sequencer(core.clone(), names, shutdown.clone()));
     for subscriber in &backend.subscribers {
         let owner = format!("{instance}/{}", subscriber.name);
         tasks.spawn(serve(core.clone(), subscriber.clone(), owner, shutdown.clone()));
@@ -62,12 +62,33 @@ pub async fn start(
     Ok(())
 }
 
-/// Numbers committed events every poll interval (readers and workers also number on demand).
-async fn sequencer(core: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
+/// How long a subscriber may go unserved by every instance before it counts as removed from
+/// the configuration (its position then no longer holds retention).
+const UNSERVED_RETIREMENT: Duration = Duration::hours(24);
+
+/// Numbers committed events every poll interval (readers and workers also number on demand),
+/// and once an hour retires the subscribers no instance serves any more.
+async fn sequencer(core: Arc<Core>, names: Vec<String>, mut shutdown: watch::Receiver<bool>) {
     let idle = core.settings.backend.poll_interval.std();
+    let mut last_retirement: Option<DateTime<Utc>> = None;
     while !*shutdown.borrow() {
         if let Err(e) = events::sequence(&core.store).await {
             tracing::error!(error = %e, "event sequencer failed; will retry");
+        }
+        let now = core.clock.now();
+        if last_retirement.is_none_or(|t| now - t >= Duration::hours(1)) {
+            last_retirement = Some(now);
+            match subscribers::retire_unserved(&core.store, &names, now - UNSERVED_RETIREMENT).await {
+                Ok(retired) if !retired.is_empty() => {
+                    tracing::warn!(
+                        event = "subscribers_retired",
+                        ?retired,
+                        "back-end subscribers no instance serves any more are inactive now"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retiring unserved subscribers failed"),
+            }
         }
         tokio::select! {
             _ = shutdown.changed() => {},
@@ -206,27 +227,29 @@ async fn serve_once(
         let error = "the subscriber could not be set up (see the log at start)";
         return fail(core, subscriber, &claim, error).await;
     };
-    let filter = Filter {
-        kinds: subscriber.kinds.clone(),
-        partners: subscriber.partners.clone(),
-        limit: sink.batch(subscriber),
-        ..Filter::default()
-    };
+    let filter = Filter { kinds: subscriber.kinds.clone(), partners: subscriber.partners.clone(), ..Filter::default() };
     while !*shutdown.borrow() {
         events::sequence(&core.store).await?;
-        let page = events::list(&core.store, &Filter { after: claim.position, ..filter.clone() }).await?;
+        // While failing, one event at a time: a message the sink refuses is then not followed
+        // by copies of the rest of its batch on every retry.
+        let limit = if claim.failures > 0 { 1 } else { sink.batch(subscriber) };
+        let page = events::list(&core.store, &Filter { after: claim.position, limit, ..filter.clone() }).await?;
         if page.events.is_empty() {
             if page.next_after > claim.position {
                 subscribers::advance(&core.store, &mut claim, page.next_after, 0, core.clock.now(), lease).await?;
             }
             return Ok(());
         }
-        let rendered = render(core, &page.events).await?;
+        let mut rendered = render(core, &page.events).await?;
+        let whole_page = within_batch_bytes(&mut rendered);
         let recovering = claim.failures > 0;
+        // Renewed right before the push, which then has the whole lease (longer than twice the
+        // push's timeout) before another instance could take the subscriber over.
+        subscribers::renew(&core.store, &claim, core.clock.now(), lease).await?;
         let pushed = sink.push(&rendered, subscriber.timeout.std()).await;
         if pushed.confirmed > 0 {
             let to = match rendered.get(pushed.confirmed - 1) {
-                Some(last) if pushed.confirmed < rendered.len() => last.seq,
+                Some(last) if pushed.confirmed < rendered.len() || !whole_page => last.seq,
                 _ => page.next_after,
             };
             subscribers::advance(
@@ -268,6 +291,25 @@ async fn fail(core: &Core, subscriber: &Subscriber, claim: &subscribers::Claim, 
         "back-end push failed; will retry"
     );
     Ok(())
+}
+
+/// Most bytes of event bodies pushed at once (documents travel inline): a batch stops before
+/// the event that would pass it, but always holds at least one.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// Cuts `batch` to [`MAX_BATCH_BYTES`]; whether it was left whole.
+fn within_batch_bytes(batch: &mut Vec<Rendered>) -> bool {
+    let mut total = 0;
+    let keep = batch
+        .iter()
+        .position(|r| {
+            total += r.body.len();
+            total > MAX_BATCH_BYTES
+        })
+        .map_or(batch.len(), |over| over.max(1));
+    let whole = keep == batch.len();
+    batch.truncate(keep);
+    whole
 }
 
 /// The events in their pushed form.

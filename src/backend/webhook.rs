@@ -67,10 +67,11 @@ impl Client {
             signature(self.target.secret.as_bytes(), timestamp, &body).map_err(|e| format!("signing: {e}"))?;
         let body = Bytes::from(body);
         let result = tokio::time::timeout(timeout, async {
-            // A kept connection the server has closed meanwhile fails at once: try a fresh one.
+            // A kept connection the server closed meanwhile fails before any answer: try a fresh
+            // one, once. An answer (whatever its status) is never sent again at once.
             let reused = self.connection.is_some();
             match self.send(event_id, seq, timestamp, &signature, body.clone()).await {
-                Err(e) if reused => {
+                Err(Failure::Connection(e)) if reused => {
                     tracing::debug!(error = %e, "webhook: kept connection failed; reconnecting");
                     self.connection = None;
                     self.send(event_id, seq, timestamp, &signature, body).await
@@ -80,7 +81,8 @@ impl Client {
         })
         .await;
         let outcome = match result {
-            Ok(outcome) => outcome,
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(Failure::Connection(e) | Failure::Answer(e))) => Err(e),
             Err(_) => Err(format!("no answer within {timeout:?}")),
         };
         if outcome.is_err() {
@@ -96,21 +98,21 @@ impl Client {
         timestamp: i64,
         signature: &str,
         body: Bytes,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let url = &self.target.url;
-        let host = url.host_str().ok_or("the URL has no host")?.to_owned();
-        let port = url.port_or_known_default().unwrap_or(443);
+        let (host, port) = host_and_port(url).map_err(Failure::Connection)?;
         if self.connection.as_ref().is_none_or(|c| c.is_closed()) {
-            self.connection = Some(self.connect(&host, port).await?);
+            self.connection = Some(self.connect(&host, port).await.map_err(Failure::Connection)?);
         }
-        let sender = self.connection.as_mut().ok_or("no connection")?;
-        sender.ready().await.map_err(|e| format!("connection: {e}"))?;
+        let sender = self.connection.as_mut().ok_or(Failure::Connection("no connection".into()))?;
+        sender.ready().await.map_err(|e| Failure::Connection(format!("connection: {e}")))?;
         let path = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         };
+        let authority = url.host_str().unwrap_or_default();
         let request = Request::post(path)
-            .header(HOST, if url.port().is_some() { format!("{host}:{port}") } else { host.clone() })
+            .header(HOST, if url.port().is_some() { format!("{authority}:{port}") } else { authority.to_owned() })
             .header(CONTENT_TYPE, "application/json")
             .header(USER_AGENT, concat!("coconnect/", env!("CARGO_PKG_VERSION")))
             .header("Idempotency-Key", event_id)
@@ -119,8 +121,9 @@ impl Client {
             .header("X-Coconnect-Timestamp", timestamp.to_string())
             .header("X-Coconnect-Signature", format!("sha256={signature}"))
             .body(Full::new(body))
-            .map_err(|e| format!("request: {e}"))?;
-        let response = sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))?;
+            .map_err(|e| Failure::Connection(format!("request: {e}")))?;
+        // Sent on a connection that turned out closed: no answer came, so a retry is safe.
+        let response = sender.send_request(request).await.map_err(|e| Failure::Connection(format!("HTTP: {e}")))?;
         let status = response.status();
         let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES).collect().await.map(|b| b.to_bytes());
         if status.is_success() {
@@ -129,11 +132,11 @@ impl Client {
         let excerpt: String = answer
             .map(|b| String::from_utf8_lossy(&b).chars().filter(|c| !c.is_control()).take(200).collect())
             .unwrap_or_default();
-        Err(format!(
+        Err(Failure::Answer(format!(
             "HTTP {}{}",
             status.as_u16(),
             if excerpt.is_empty() { String::new() } else { format!(": {excerpt}") }
-        ))
+        )))
     }
 
     async fn connect(&self, host: &str, port: u16) -> Result<SendRequest<Full<Bytes>>, String> {
@@ -150,6 +153,24 @@ impl Client {
             None => handshake(tcp).await,
         }
     }
+}
+
+/// Why a POST did not get a 2xx: no answer came (a retry on a fresh connection is safe), or
+/// the receiver answered otherwise.
+enum Failure {
+    Connection(String),
+    Answer(String),
+}
+
+/// The host to connect to (an IPv6 literal without its brackets) and the port.
+fn host_and_port(url: &url::Url) -> Result<(String, u16), String> {
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err("the URL has no host".into()),
+    };
+    Ok((host, url.port_or_known_default().unwrap_or(443)))
 }
 
 async fn handshake<S>(stream: S) -> Result<SendRequest<Full<Bytes>>, String>

@@ -218,11 +218,12 @@ impl RawBackend {
             .collect::<Result<Vec<_>, ConfigError>>()?;
         let lease = seconds("lease_seconds", self.lease_seconds, range::LEASE_SECONDS)?;
         // A push outlasting the lease would let another instance take the subscriber over
-        // mid-push and deliver out of order.
-        if let Some(s) = subscribers.iter().find(|s| s.timeout >= lease) {
+        // mid-push and deliver out of order: the lease covers the push twice over (database
+        // time, clocks a little apart).
+        if let Some(s) = subscribers.iter().find(|s| s.timeout.std() * 2 > lease.std()) {
             return Err(invalid(
                 "backend.lease_seconds",
-                format!("{lease} must be longer than subscriber {}'s timeout ({})", s.name, s.timeout),
+                format!("{lease} must be at least twice subscriber {}'s timeout ({})", s.name, s.timeout),
             ));
         }
         Ok(Backend {
@@ -361,9 +362,21 @@ impl RawSubscriber {
             }
             "amqp" => {
                 refuse_keys(&webhook_only, "amqp")?;
+                // Errors name no part of the URL: it holds the broker password.
                 let parsed = url::Url::parse(&url).map_err(|_| invalid(key("url"), "not a URL"))?;
                 if !matches!(parsed.scheme(), "amqp" | "amqps") {
                     return Err(invalid(key("url"), format!("{}: is neither amqp nor amqps", parsed.scheme())));
+                }
+                if url.parse::<lapin::uri::AMQPUri>().is_err() {
+                    return Err(invalid(key("url"), "not an AMQP URL (amqp://user:password@host:5672/vhost)"));
+                }
+                match parsed.host_str() {
+                    None | Some("") => return Err(invalid(key("url"), "has no host")),
+                    // The AMQP client reads an IPv6 literal as localhost: refused, not misrouted.
+                    Some(h) if h.starts_with('[') => {
+                        return Err(invalid(key("url"), "an IPv6 address literal is not supported: give a host name"))
+                    }
+                    Some(_) => {}
                 }
                 if ca_pem.is_some() && parsed.scheme() != "amqps" {
                     return Err(invalid(key("ca_file"), "is for an amqps:// URL"));
@@ -385,6 +398,24 @@ impl RawSubscriber {
                 if self.queue.as_deref().is_some_and(|q| q.is_empty() || q.len() > 255 || q.starts_with("amq.")) {
                     return Err(invalid(key("queue"), "1 to 255 characters, not amq.*"));
                 }
+                if self.routing_key.as_deref() == Some("") {
+                    return Err(invalid(key("routing_key"), "is empty: leave it out to route by event kind"));
+                }
+                if self.binding_key.is_some() && self.queue.is_none() {
+                    return Err(invalid(key("binding_key"), "binds the queue: give queue too"));
+                }
+                // A direct exchange routes by exact key: one binding can take one routing key.
+                let binding_key = match (exchange_type.as_str(), &self.binding_key, &self.routing_key) {
+                    ("direct", None, Some(routing)) => routing.clone(),
+                    ("direct", None, None) if self.queue.is_some() => {
+                        return Err(invalid(
+                            key("exchange_type"),
+                            "a direct exchange routes by exact key and each event kind is its own key: set routing_key (the queue is bound with it), or use topic",
+                        ))
+                    }
+                    (_, Some(b), _) => b.clone(),
+                    _ => "#".to_owned(),
+                };
                 let ca_pem = ca_pem
                     .map(|pem| String::from_utf8(pem).map_err(|_| invalid(key("ca_file"), "is not PEM text")))
                     .transpose()?;
@@ -393,7 +424,7 @@ impl RawSubscriber {
                     exchange,
                     exchange_type,
                     queue: self.queue.clone(),
-                    binding_key: self.binding_key.clone().unwrap_or_else(|| "#".to_owned()),
+                    binding_key,
                     routing_key: self.routing_key.clone(),
                     ca_pem,
                     batch: in_range(&key("batch"), self.batch.unwrap_or(100), range::BATCH)?,
@@ -440,7 +471,8 @@ impl Backend {
                 Target::Amqp(a) => {
                     let host = url::Url::parse(&a.url)
                         .map(|u| {
-                            format!("{}://{}:{}", u.scheme(), u.host_str().unwrap_or(""), u.port().unwrap_or(5672))
+                            let port = u.port().unwrap_or(if u.scheme() == "amqps" { 5671 } else { 5672 });
+                            format!("{}://{}:{port}", u.scheme(), u.host_str().unwrap_or(""))
                         })
                         .unwrap_or_default();
                     format!(

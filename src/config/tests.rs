@@ -162,11 +162,31 @@ mod loading {
             (amqp("batch = 0\n"), "batch: 0 is out of range"),
             (amqp("secret = \"x\"\n"), "secret: is not a key of a subscriber of type amqp"),
             (amqp(&format!("ca_file = \"{}\"\n", ca.display())), "ca_file: is for an amqps:// URL"),
-            (amqp("timeout_seconds = 60\n"), "backend.lease_seconds: 30 s must be longer than subscriber broker's timeout (60 s)"),
+            (amqp("timeout_seconds = 16\n"), "backend.lease_seconds: 30 s must be at least twice subscriber broker's timeout (16 s)"),
+            (amqp("routing_key = \"\"\n"), "routing_key: is empty"),
+            (amqp("binding_key = \"document.*\"\n"), "binding_key: binds the queue: give queue too"),
+            (amqp("exchange_type = \"direct\"\nqueue = \"q\"\n"), "a direct exchange routes by exact key"),
+            (amqp("").replace("broker.example", "[::1]"), "an IPv6 address literal is not supported"),
+            (amqp("").replace("amqp://coconnect:hunter2@broker.example:5672/%2f", "amqp:coconnect:hunter2@broker"), "not an AMQP URL"),
             (format!("{}\n[backend]\nretry_initial_seconds = 10\nretry_max_seconds = 5\n", f.text), "backend.retry_max_seconds: must not be below"),
         ] {
             let e = f.error(&text);
             assert!(e.contains(expected), "expected {expected:?}, got {e:?}");
+        }
+        // A direct exchange with a routing key binds its queue with that key.
+        let direct =
+            f.load(&amqp("exchange_type = \"direct\"\nqueue = \"q\"\nrouting_key = \"coconnect\"\n")).expect("direct");
+        match &direct.backend.subscribers[0].target {
+            crate::config::backend::Target::Amqp(a) => assert_eq!(a.binding_key, "coconnect"),
+            other => panic!("{other:?}"),
+        }
+        // No error shows the broker password.
+        for text in [
+            amqp("").replace("amqp://coconnect:hunter2@broker.example:5672/%2f", "amqp:coconnect:hunter2@broker"),
+            amqp("").replace("broker.example", "[::1]"),
+        ] {
+            let e = f.error(&text);
+            assert!(!e.contains("hunter2"), "{e}");
         }
         // Inline secrets make the file's permissions matter, like the other inline secrets.
         let raw: RawConfig = toml::from_str(&amqp("")).expect("parse");

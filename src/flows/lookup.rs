@@ -92,6 +92,10 @@ pub async fn answered(
 ) -> Result<(), StoreError> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
+    // A partner repeating the same GetCO (same message ID) is one look-up for the back-end.
+    if events::recorded(&mut tx, EventKind::LookupAnswered, certificate_id, message_id).await? {
+        return Ok(());
+    }
     let detail = serde_json::json!({ "asked_by": partner.party, "document_status": status });
     let event = NewEvent { kind: EventKind::LookupAnswered, certificate_id, message_id: Some(message_id), detail };
     events::append(&mut tx, &state.store, &event, now).await?;

@@ -65,13 +65,14 @@ async fn concurrent_writers_produce_a_feed_without_gaps_in_each_certificates_ord
     for store in stores {
         const WRITERS: i64 = 6;
         const EACH: i64 = 20;
+        // Two writers per certificate: their changes serialise on its row.
         let mut certs = Vec::new();
-        for w in 0..WRITERS {
-            certs.push(received(&store, &format!("CERT-{w}")).await);
+        for c in 0..WRITERS / 2 {
+            certs.push(received(&store, &format!("CERT-{c}")).await);
         }
         let mut writers = Vec::new();
-        for (w, cert) in certs.iter().enumerate() {
-            let (store, cert) = (store.clone(), cert.clone());
+        for w in 0..WRITERS as usize {
+            let (store, cert) = (store.clone(), certs[w / 2].clone());
             writers.push(tokio::spawn(async move {
                 for n in 0..EACH {
                     let mut tx = store.begin().await.expect("tx");
@@ -79,7 +80,7 @@ async fn concurrent_writers_produce_a_feed_without_gaps_in_each_certificates_ord
                         kind: EventKind::TreatmentReceived,
                         certificate_id: &cert,
                         message_id: None,
-                        detail: json!({ "n": n }),
+                        detail: json!({ "n": n, "w": w }),
                     };
                     events::append(&mut tx, &store, &event, Utc::now()).await.expect("append");
                     // Commits land in another order than the inserts, across writers.
@@ -88,6 +89,19 @@ async fn concurrent_writers_produce_a_feed_without_gaps_in_each_certificates_ord
                 }
             }));
         }
+        // Other sequencers run at the same time (several instances, workers, long polls).
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sequencers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, done) = (store.clone(), done.clone());
+                tokio::spawn(async move {
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                        events::sequence(&store).await.expect("sequence");
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
         // A reader pages through the feed while the writers run, as a back-end would.
         let reader = {
             let store = store.clone();
@@ -115,15 +129,25 @@ async fn concurrent_writers_produce_a_feed_without_gaps_in_each_certificates_ord
             w.await.expect("writer");
         }
         let seen = reader.await.expect("reader");
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in sequencers {
+            s.await.expect("sequencer");
+        }
         assert_eq!(seen.len() as i64, WRITERS * EACH);
         let ids: HashSet<&str> = seen.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids.len(), seen.len(), "each event once");
-        let mut per_cert: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        let mut per_writer: BTreeMap<(&str, i64), Vec<i64>> = BTreeMap::new();
         for e in &seen {
-            per_cert.entry(&e.certificate_id).or_default().push(e.detail["n"].as_i64().expect("n"));
+            let w = e.detail["w"].as_i64().expect("w");
+            per_writer.entry((&e.certificate_id, w)).or_default().push(e.detail["n"].as_i64().expect("n"));
         }
-        for (cert, ns) in per_cert {
-            assert_eq!(ns, (0..EACH).collect::<Vec<_>>(), "certificate {cert}: its events in the order of its changes");
+        assert_eq!(per_writer.len() as i64, WRITERS);
+        for ((cert, w), ns) in per_writer {
+            assert_eq!(
+                ns,
+                (0..EACH).collect::<Vec<_>>(),
+                "certificate {cert}, writer {w}: in the order of its changes"
+            );
         }
         assert!(seen.iter().all(|e| e.issuer == "KR" && e.partner == "KR" && e.direction == "inbound"));
     }
@@ -279,18 +303,31 @@ async fn a_subscriber_is_served_by_one_owner_at_a_time_and_alerts_once_when_it_s
         assert_eq!((clearance.position, clearance.delivered, clearance.failures), (9, 3 + 4, 0));
         assert!(clearance.last_error.is_none() && clearance.failing_since.is_none());
 
-        // Removed from the configuration: inactive, its position kept for its return.
+        // Two instances registering at once, the subscriber new: no error.
+        let fresh = vec!["fresh".to_owned()];
+        let (a, b) = tokio::join!(subscribers::register(&store, &fresh, t2), subscribers::register(&store, &fresh, t2));
+        a.expect("first");
+        b.expect("second");
+        // Registering never deactivates another instance's subscriber; one no instance served
+        // for the retirement period is retired (keeping its position), and comes back active
+        // when an instance serves it again.
         subscribers::register(&store, &["broker".into()], t2).await.expect("register");
-        assert!(subscribers::claim(&store, "clearance", "c", t2 + Duration::hours(1), lease)
-            .await
-            .expect("claim")
-            .is_none());
+        assert!(
+            subscribers::retire_unserved(&store, &["broker".into()], t2 - Duration::hours(1))
+                .await
+                .expect("retire")
+                .is_empty(),
+            "served recently"
+        );
+        let retired =
+            subscribers::retire_unserved(&store, &["broker".into()], t2 + Duration::hours(25)).await.expect("retire");
+        assert!(retired.contains(&"clearance".to_owned()) && !retired.contains(&"broker".to_owned()), "{retired:?}");
         assert_eq!(subscribers::lowest_active_position(store.pool()).await.expect("lowest"), Some(0));
-        subscribers::register(&store, &["broker".into(), "clearance".into()], t2).await.expect("register");
-        let returned = subscribers::claim(&store, "clearance", "c", t2 + Duration::hours(1), lease)
+        let returned = subscribers::claim(&store, "clearance", "c", t2 + Duration::hours(26), lease)
             .await
             .expect("claim")
-            .expect("active");
+            .expect("served again");
         assert_eq!(returned.position, 9);
+        assert!(subscribers::list(&store).await.expect("list").iter().any(|s| s.name == "clearance" && s.active));
     }
 }

@@ -147,6 +147,24 @@ pub async fn append(
     Ok(event_id)
 }
 
+/// Whether an event of `kind` about `certificate_id` caused by `message_id` was appended
+/// (a partner's retried request records its event once).
+pub async fn recorded(
+    tx: &mut Tx<'_>,
+    kind: EventKind,
+    certificate_id: &str,
+    message_id: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM events WHERE kind = $1 AND certificate_id = $2 AND message_id = $3 LIMIT 1")
+            .bind(kind.as_str())
+            .bind(certificate_id)
+            .bind(message_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(found.is_some())
+}
+
 /// PostgreSQL advisory lock key of the sequencer ("coconnect events").
 const SEQUENCER_LOCK: i64 = 0x636f_636f_6e65_7631;
 

@@ -101,6 +101,8 @@ pub async fn purge(
     now: DateTime<Utc>,
     evidence: Evidence,
 ) -> Result<PurgeReport, StoreError> {
+    // Committed events numbered first: an event not yet numbered holds its document.
+    super::events::sequence(store).await?;
     purge_in_batches(store, older_than, actor, now, BATCH, evidence).await
 }
 

@@ -8,7 +8,7 @@
 //!
 //! Owns: `backend_subscribers` (migration 0007).
 //! Must never: move a position backwards, or move it for a worker whose lease is gone; delete
-//! a subscriber's row (a subscriber removed from the configuration is only made inactive, and
+//! a subscriber's row (a subscriber no instance serves any more is only made inactive, and
 //! keeps its position should it come back).
 
 use chrono::{DateTime, Duration, Utc};
@@ -21,30 +21,50 @@ use super::{from_millis, millis, Store, StoreError};
 /// Alert raised when a subscriber has failed for longer than its alert delay.
 pub const ALERT_DOWN: &str = "backend.subscriber_down";
 
-/// Makes `names` the active subscribers: new ones start at the beginning of the log, known
-/// ones keep their position; rows of subscribers no longer configured become inactive.
+/// Registers this instance's subscribers `names` as active: new ones start at the beginning of
+/// the log, known ones keep their position. Safe when several instances start at once.
 pub async fn register(store: &Store, names: &[String], now: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut tx = store.begin().await?;
-    sqlx::query("UPDATE backend_subscribers SET active = 0, updated_at = $1 WHERE active = 1")
-        .bind(millis(now))
-        .execute(&mut *tx)
-        .await?;
     for name in names {
-        let updated = sqlx::query("UPDATE backend_subscribers SET active = 1, updated_at = $1 WHERE name = $2")
-            .bind(millis(now))
-            .bind(name)
-            .execute(&mut *tx)
+        sqlx::query(
+            "INSERT INTO backend_subscribers (name, created_at, updated_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (name) DO UPDATE SET active = 1, updated_at = $2",
+        )
+        .bind(name)
+        .bind(millis(now))
+        .execute(store.pool())
+        .await?;
+    }
+    Ok(())
+}
+
+/// Makes inactive the subscribers that no instance has served since `unserved_since` and that
+/// are not among `names` (this instance's): removed from every configuration, their position
+/// no longer holds retention. An instance with an older configuration during a rolling
+/// change does not stop a subscriber the others serve (they keep touching it). Returns the
+/// names retired.
+pub async fn retire_unserved(
+    store: &Store,
+    names: &[String],
+    unserved_since: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let candidates: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM backend_subscribers WHERE active = 1 AND updated_at < $1")
+            .bind(millis(unserved_since))
+            .fetch_all(store.pool())
             .await?;
-        if updated.rows_affected() == 0 {
-            sqlx::query("INSERT INTO backend_subscribers (name, created_at, updated_at) VALUES ($1, $2, $2)")
-                .bind(name)
-                .bind(millis(now))
-                .execute(&mut *tx)
+    let mut retired = Vec::new();
+    for name in candidates.into_iter().filter(|n| !names.contains(n)) {
+        let done =
+            sqlx::query("UPDATE backend_subscribers SET active = 0 WHERE name = $1 AND active = 1 AND updated_at < $2")
+                .bind(&name)
+                .bind(millis(unserved_since))
+                .execute(store.pool())
                 .await?;
+        if done.rows_affected() == 1 {
+            retired.push(name);
         }
     }
-    tx.commit().await?;
-    Ok(())
+    Ok(retired)
 }
 
 /// A subscriber as claimed by a worker.
@@ -59,7 +79,8 @@ pub struct Claim {
 }
 
 /// Takes (or renews) the lease on subscriber `name` for `owner` until `now + lease`, if it is
-/// active, not leased by another live owner, and due (`next_attempt_at` passed).
+/// not leased by another live owner and is due (`next_attempt_at` passed). An instance serves
+/// the subscribers of its configuration; claiming one marks it active (served).
 pub async fn claim(
     store: &Store,
     name: &str,
@@ -68,8 +89,8 @@ pub async fn claim(
     lease: Duration,
 ) -> Result<Option<Claim>, StoreError> {
     let row = sqlx::query(
-        "UPDATE backend_subscribers SET lease_owner = $1, lease_until = $2, updated_at = $3 \
-         WHERE name = $4 AND active = 1 AND next_attempt_at <= $3 \
+        "UPDATE backend_subscribers SET lease_owner = $1, lease_until = $2, updated_at = $3, active = 1 \
+         WHERE name = $4 AND next_attempt_at <= $3 \
          AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $3) \
          RETURNING position, failures, failing_since, down_alerted",
     )
@@ -88,6 +109,24 @@ pub async fn claim(
         failing_since: row.try_get::<Option<i64>, _>("failing_since")?.map(from_millis),
         down_alerted: row.try_get::<i64, _>("down_alerted")? != 0,
     }))
+}
+
+/// Extends the lease to `now + lease` before a push, so that no other instance takes the
+/// subscriber over while it is under way. `LeaseLost` if it is no longer this owner's.
+pub async fn renew(store: &Store, claim: &Claim, now: DateTime<Utc>, lease: Duration) -> Result<(), StoreError> {
+    let renewed = sqlx::query(
+        "UPDATE backend_subscribers SET lease_until = $1, updated_at = $2 WHERE name = $3 AND lease_owner = $4",
+    )
+    .bind(millis(now + lease))
+    .bind(millis(now))
+    .bind(&claim.name)
+    .bind(&claim.owner)
+    .execute(store.pool())
+    .await?;
+    if renewed.rows_affected() != 1 {
+        return Err(StoreError::LeaseLost(format!("subscriber {}", claim.name)));
+    }
+    Ok(())
 }
 
 /// The subscriber confirmed everything up to `position` (`delivered` of them were pushed, the

@@ -909,3 +909,86 @@ async fn the_documented_webhook_receiver_and_amqp_consumer_work_as_written() {
     p.id.stop().await;
     queue.delete().await;
 }
+
+/// Waits until `gw`'s subscriber `name` reports a failure whose error contains `what`.
+async fn failing_with(gw: &Gateway, name: &str, what: &str) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (_, subs) = gw.api("GET", "/api/v1/backend/subscribers", "").await;
+        if let Some(s) = subs["subscribers"].as_array().and_then(|l| l.iter().find(|s| s["name"] == name)) {
+            if s["last_error"].as_str().is_some_and(|e| e.contains(what)) {
+                return s.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "subscriber {name} never failed with {what:?}: {subs}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_no_queue_takes_stops_its_subscriber_without_repeating_the_rest_of_its_batch() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let queue = BrokerQueue::new("unroutable").await;
+    let proxy = Proxy::start().await;
+    p.id.configure(FAST_BACKEND);
+    // The queue takes documents only; the subscriber sends every kind.
+    p.id.configure(&queue.subscriber("broker", &proxy.url(), "binding_key = \"document.*\"\n"));
+    proxy.down();
+    p.kr.start().await;
+    p.id.start().await;
+    let first = p.kr.submit("ID", &co_with_reference("ROUTE-1")).await;
+    p.kr.wait_state(&first, "acknowledged").await;
+    let id_first = wait_received(&p.id, "ROUTE-1").await["id"].as_str().expect("id").to_owned();
+    let treatment = json!({"decision": "Granted"}).to_string();
+    let (status, body) = p.id.api("POST", &format!("/api/v1/certificates/{id_first}/treatment"), &treatment).await;
+    assert_eq!(status, 202, "{body}");
+    p.id.wait_for(&id_first, "had its feedback acknowledged", |c| {
+        c["backend"]["events"].as_array().is_some_and(|e| e.iter().any(|e| e["kind"] == "acknowledgement.received"))
+    })
+    .await;
+    let second = p.kr.submit("ID", &co_with_reference("ROUTE-2")).await;
+    p.kr.wait_state(&second, "acknowledged").await;
+    wait_received(&p.id, "ROUTE-2").await;
+    // document, acknowledgement (no queue takes it), document: one batch when the broker is back.
+    proxy.up();
+    let stuck = failing_with(&p.id, "broker", "unroutable").await;
+    assert!(
+        stuck["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("acknowledgement.received") && e.contains("set the subscriber's kinds")),
+        "{stuck}"
+    );
+    // Several retries later, nothing was published twice.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, subs) = p.id.api("GET", "/api/v1/backend/subscribers", "").await;
+    assert!(subs["subscribers"][0]["failures"].as_i64().is_some_and(|f| f >= 2), "retried: {subs}");
+    let messages = queue.drain().await;
+    let ids: Vec<&str> = messages.iter().map(|(id, _, _)| id.as_str()).collect();
+    let unique: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no copies: {ids:?}");
+    assert!(messages.iter().all(|(_, kind, _)| kind == "document.received"), "{messages:?}");
+    assert_eq!(subs["subscribers"][0]["position"], 1, "held at the event no queue takes: {subs}");
+    p.kr.stop().await;
+    p.id.stop().await;
+    queue.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_whose_certificate_the_trust_store_does_not_know_gets_nothing() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let pki = p.dir.path().join("pki");
+    let hook = WebhookReceiver::start(&pki, "ID").await;
+    p.id.configure(FAST_BACKEND);
+    // No ca_file: the system's trust store, which does not know the development CA.
+    p.id.configure(&format!(
+        "\n[[backend.subscribers]]\nname = \"clearance\"\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\ntimeout_seconds = 5\n",
+        hook.url
+    ));
+    p.kr.start().await;
+    p.id.start().await;
+    let cert = p.kr.submit("ID", EXAMPLE_CO).await;
+    p.kr.wait_state(&cert, "acknowledged").await;
+    let failing = failing_with(&p.id, "clearance", "certificate verify failed").await;
+    assert_eq!(failing["backlog"], 1, "{failing}");
+    assert!(hook.deliveries().is_empty());
+}

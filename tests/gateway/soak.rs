@@ -163,7 +163,7 @@ async fn receiver_killed_on(db: Db) {
     // Short backend lease and timeout: a restarted process takes a killed one's subscriber
     // over within seconds.
     p.id.configure(
-        "\n[backend]\npoll_interval_millis = 50\nretry_initial_seconds = 1\nretry_max_seconds = 1\nlease_seconds = 3\n",
+        "\n[backend]\npoll_interval_millis = 50\nretry_initial_seconds = 1\nretry_max_seconds = 1\nlease_seconds = 4\n",
     );
     p.id.configure(&queue.subscriber("broker", &proxy.url(), "batch = 50\ntimeout_seconds = 2\n"));
     p.kr.start().await;
