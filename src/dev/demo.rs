@@ -119,6 +119,19 @@ async fn exchange(kr: &GatewayFiles, id: &GatewayFiles) -> anyhow::Result<()> {
         found.as_array().and_then(|a| a.iter().find(|c| c["direction"] == "inbound")).cloned().unwrap_or(Value::Null);
     say!("6. ID looks up KR/{reference}: state {}", received["state"]);
     anyhow::ensure!(received["state"] == "received", "ID does not hold the CO as received");
+    let (_, feed) = call(&client, id, "GET", "/api/v1/events?kind=document.received&wait=10", "").await?;
+    let event = feed["events"].get(0).cloned().unwrap_or(Value::Null);
+    say!(
+        "   ID's clearance system reads its event feed (GET /api/v1/events): seq {} {} with the CO ({} bytes of XML)",
+        event["seq"],
+        event["kind"],
+        event["document"]["xml"].as_str().map_or(0, str::len)
+    );
+    anyhow::ensure!(event["kind"] == "document.received", "no document.received event in ID's feed: {feed}");
+    let event_id = event["event_id"].as_str().unwrap_or_default();
+    let (status, _) = call(&client, id, "POST", &format!("/api/v1/events/{event_id}/ack"), "").await?;
+    anyhow::ensure!(status == 200, "the event could not be acknowledged");
+    say!("   and acknowledges it: the certificate's view on ID now shows it downloaded");
 
     let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let path = format!("/api/v1/lookup?partner=KR&reference={}&code={}", encoded(reference), encoded(&code));
