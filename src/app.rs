@@ -72,7 +72,7 @@ impl App {
         let acceptor = settings.tls.as_ref().map(crate::gateway::tls::acceptor).transpose()?.map(Arc::new);
         let store = Store::connect(&settings.database_url).await?;
         let worker_count = if workers { settings.delivery.workers.max(1) } else { 0 };
-        let state = Arc::new(Core { settings, store, clock });
+        let state = Arc::new(Core::new(settings, store, clock));
         let limiter = Arc::new(RateLimiter::default());
         let (shutdown, watch_rx) = watch::channel(false);
         let soap_addr =

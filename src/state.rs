@@ -15,4 +15,18 @@ pub struct Core {
     pub store: Store,
     /// Every scheduling and timestamp decision reads this clock.
     pub clock: SharedClock,
+    /// Wakes this process's idle delivery workers when work was committed (they also look
+    /// every `[delivery] poll_interval_millis`, for work another instance queued).
+    pub delivery_wakeup: tokio::sync::Notify,
+}
+
+impl Core {
+    pub fn new(settings: Settings, store: Store, clock: SharedClock) -> Self {
+        Core { settings, store, clock, delivery_wakeup: tokio::sync::Notify::new() }
+    }
+
+    /// Says that the outbox may hold new work (call after the commit that queued it).
+    pub fn outbox_changed(&self) {
+        self.delivery_wakeup.notify_waiters();
+    }
 }

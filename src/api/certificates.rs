@@ -70,6 +70,7 @@ async fn submit(
     let now = core.clock.now();
     match crate::flows::domestic::submit(&core.store, &core.settings, &partner.party, kind, body, now).await {
         Ok(submitted) => {
+            core.outbox_changed();
             let record = &submitted.certificate;
             tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, kind = kind.as_str(), partner = %partner.party, caller = %caller.0, message_id = %submitted.message_id, "queued");
             Ok((

@@ -37,6 +37,7 @@ pub async fn amend(
     let actor = caller.actor();
     let queued =
         domestic::request_amendment(&core.store, &core.settings, &id, &request, &actor, core.clock.now()).await?;
+    core.outbox_changed();
     tracing::info!(event = "amendment_requested", certificate = %id, message_id = %queued.message_id, %actor, "cancellation notification queued");
     Ok((StatusCode::ACCEPTED, Json(json!(queued))))
 }
@@ -49,6 +50,7 @@ pub async fn decide_cancellation(
 ) -> Result<Accepted, ApiError> {
     let (actor, now) = (caller.actor(), core.clock.now());
     let message_id = domestic::decide_cancellation(&core.store, &core.settings, &id, &answer, &actor, now).await?;
+    core.outbox_changed();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"certificate_id": id, "decision": answer.decision, "message_id": message_id})),
@@ -63,6 +65,7 @@ pub async fn record_treatment(
 ) -> Result<Accepted, ApiError> {
     let (actor, now) = (caller.actor(), core.clock.now());
     let message_id = domestic::record_treatment(&core.store, &core.settings, &id, &request, &actor, now).await?;
+    core.outbox_changed();
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"certificate_id": id, "decision": request.decision, "message_id": message_id})),

@@ -24,6 +24,7 @@ pub async fn retry(
     PathParams(id): PathParams<String>,
 ) -> Result<Json<Value>, ApiError> {
     let state = outbox::operator_retry(&core.store, &id, &caller.actor(), core.clock.now()).await.map_err(operator)?;
+    core.outbox_changed();
     Ok(Json(json!({"message_id": id, "certificate_state": state})))
 }
 

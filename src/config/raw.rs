@@ -201,7 +201,7 @@ impl Default for RawDelivery {
             request_timeout_seconds: 30,
             lease_seconds: 120,
             poll_interval_millis: 500,
-            workers: 2,
+            workers: 8,
         }
     }
 }

@@ -492,7 +492,7 @@ mod loading {
             "TLS             certificate CN=KR tls",
             "proxy           none trusted\n",
             "security        clock skew 120 s, our Timestamps live 300 s, longest accepted Timestamp 3600 s",
-            "delivery        2 workers, request timeout 30 s, lease 120 s, idle poll 100 ms",
+            "delivery        8 workers, request timeout 30 s, lease 120 s, idle poll 100 ms",
             "limits          header read 10 s, body read 30 s",
             "retention       contents of closed messages purged after 1825 days\n",
             "alerts          stored and logged; no webhook\n",

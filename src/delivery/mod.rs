@@ -125,23 +125,33 @@ fn inject_fault(_point: &str) {}
 
 /// Bounds the send rate per partner (a recovering partner's backlog is flushed at this pace).
 /// Shared by the workers of one process; it measures real time, not the scheduling clock.
+///
+/// A GCRA bucket: a worker waits only when the partner is ahead of its rate by more than a
+/// tenth of a second's worth of messages (the burst), so under the rate nobody waits, and over
+/// any second a partner receives at most its rate plus that burst.
 #[derive(Default)]
 pub struct RateLimiter {
+    /// Per partner: the theoretical arrival time of its next message.
     next_slot: Mutex<HashMap<String, Instant>>,
 }
 
 impl RateLimiter {
-    /// Waits for the next free slot of `partner` at `per_second`.
+    /// Waits until `partner` may receive one more message at `per_second`.
     pub async fn acquire(&self, partner: &str, per_second: f64) {
-        let interval = StdDuration::from_secs_f64(1.0 / per_second.max(0.001));
-        let slot = {
+        let per_second = per_second.max(0.001);
+        let interval = StdDuration::from_secs_f64(1.0 / per_second);
+        let burst = (per_second / 10.0).floor().max(1.0);
+        let tolerance = interval.mul_f64(burst - 1.0);
+        let send_at = {
             let Ok(mut slots) = self.next_slot.lock() else { return };
             let now = Instant::now();
-            let slot = slots.get(partner).copied().filter(|s| *s > now).unwrap_or(now);
-            slots.insert(partner.to_owned(), slot + interval);
-            slot
+            let due = slots.get(partner).copied().filter(|s| *s > now).unwrap_or(now);
+            slots.insert(partner.to_owned(), due + interval);
+            due.checked_sub(tolerance).map_or(now, |at| at.max(now))
         };
-        tokio::time::sleep_until(slot.into()).await;
+        if send_at > Instant::now() {
+            tokio::time::sleep_until(send_at.into()).await;
+        }
     }
 }
 
@@ -154,14 +164,23 @@ impl Worker {
         Worker { state, limiter, owner, client: PartnerClient::new(timeout, tls) }
     }
 
-    /// Delivers until shutdown; between empty polls it waits the configured interval. A
-    /// delivery in progress is finished before the loop looks at the shutdown signal.
+    /// Delivers until shutdown. A worker that finished a message takes the next at once; one
+    /// that found nothing waits for new work to be committed in this process
+    /// ([`Core::outbox_changed`]) or the configured interval (work queued by another
+    /// instance, or a retry coming due). A delivery in progress is finished before the loop
+    /// looks at the shutdown signal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let idle = self.state.settings.delivery.poll_interval.std();
+        let state = self.state.clone();
         loop {
             if *shutdown.borrow() {
                 break;
             }
+            // Registered before looking, so that work committed while this worker looks is
+            // not missed.
+            let wakeup = state.delivery_wakeup.notified();
+            tokio::pin!(wakeup);
+            wakeup.as_mut().enable();
             let wait = match self.step().await {
                 Ok(Step::Idle) => idle,
                 Ok(_) => StdDuration::ZERO,
@@ -174,6 +193,7 @@ impl Worker {
                 tokio::select! {
                     _ = shutdown.changed() => {},
                     _ = tokio::time::sleep(wait) => {},
+                    _ = &mut wakeup => {},
                 }
             }
         }
@@ -465,6 +485,17 @@ enum Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_rate_limiter_keeps_the_rate_beyond_its_burst() {
+        // 100 per second with a burst of 10: 30 messages take at least 190 ms.
+        let limiter = RateLimiter::default();
+        let t = Instant::now();
+        for _ in 0..30 {
+            limiter.acquire("ID", 100.0).await;
+        }
+        assert!(t.elapsed() >= StdDuration::from_millis(190), "30 messages at 100/s with a burst of 10");
+    }
 
     #[test]
     fn schedule_follows_the_marks_then_ends() {

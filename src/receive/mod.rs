@@ -1,7 +1,8 @@
 //! The receive pipeline: an authenticated partner's request body in, the bytes of its answer
 //! out (a signed acknowledgement, or the GetCO response), or the [`Refusal`] it gets.
 //!
-//! Order: WS-Security (on a blocking thread) → replay cache → the request read into the
+//! Order: WS-Security (on a blocking thread) → replay cache (a read; the signature is
+//! remembered in the receipt's transaction, or on its own when no receipt is stored) → the request read into the
 //! binding-neutral [`InboundRequest`] (operation, message header) → the sender is the
 //! authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by message ID → the
 //! business decision (`flows::inbound::check`) → the signed acknowledgement → one transaction
@@ -101,17 +102,55 @@ async fn pipeline(
     let now = core.clock.now();
     let verified = verify(core, partner, bytes.clone(), now).await?;
     let (namespace, name) = verified.operation();
+    // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
+    let keep_until = verified.expires() + core.settings.security.clock_skew.chrono();
+    let replay_key = format!("{}:{}", partner.party, verified.replay_key());
+    // A request that stores a receipt remembers its signature in the receipt's transaction
+    // (one commit per message); a look-up, which stores none, remembers it first. Whatever
+    // else ends without a stored receipt remembers it on the way out (below).
+    let operation = Operation::from_request_element(namespace, name);
+    let with_receipt = operation.is_some_and(|o| o != Operation::GetCo);
+    let fresh = if with_receipt {
+        inbound::signature_seen(&core.store, &replay_key).await.map(|seen| !seen)
+    } else {
+        inbound::remember_signature(&core.store, &replay_key, keep_until, now).await
+    }
+    .map_err(|e| Refusal::Internal(format!("replay cache unavailable: {e}")))?;
+    let mut remembered = !with_receipt;
+    let signature = (replay_key.as_str(), keep_until);
+    let result =
+        after_replay_check(core, partner, verified, bytes, remote, message_id, fresh, signature, &mut remembered, now)
+            .await;
+    if !remembered {
+        if let Err(e) = inbound::remember_signature(&core.store, &replay_key, keep_until, now).await {
+            tracing::error!(error = %e, partner = %partner.party, "the signature of an answered request could not be remembered");
+        }
+    }
+    result
+}
+
+/// [`pipeline`] after the replay cache was consulted; sets `remembered` once a stored receipt
+/// holds `signature`.
+#[allow(clippy::too_many_arguments)]
+async fn after_replay_check(
+    core: &Arc<Core>,
+    partner: &Arc<Partner>,
+    verified: VerifiedMessage,
+    bytes: Bytes,
+    remote: SocketAddr,
+    message_id: &mut Option<String>,
+    fresh: bool,
+    signature: (&str, DateTime<Utc>),
+    remembered: &mut bool,
+    now: DateTime<Utc>,
+) -> Result<Answer, Refusal> {
+    let (namespace, name) = verified.operation();
     let reply = answer::Reply {
         version: verified.version(),
         request_addressing: verified.addressing().cloned(),
         operation_action: crate::message::Operation::from_request_element(namespace, name).map(|o| o.soap_action()),
     };
-    // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
-    let keep_until = verified.expires() + core.settings.security.clock_skew.chrono();
-    let replay_key = format!("{}:{}", partner.party, verified.replay_key());
-    let fresh = inbound::remember_signature(&core.store, &replay_key, keep_until, now)
-        .await
-        .map_err(|e| Refusal::Internal(format!("replay cache unavailable: {e}")))?;
+
     // A signed message seen before is a replay. Without a Timestamp, a partner's own retry of
     // a message is byte for byte the same (its signature is deterministic): it is answered by
     // message-ID idempotency (its first acknowledgement, nothing stored twice) when its
@@ -148,16 +187,20 @@ async fn pipeline(
         }
         return lookup::answer(core, partner, &request, &reply, remote, now).await;
     }
-    receive(core, partner, &request, &reply, repeat, now).await
+    receive(core, partner, &request, &reply, repeat, signature, remembered, now).await
 }
 
-/// A request other than GetCO, from its idempotency check to its stored receipt.
+/// A request other than GetCO, from its idempotency check to its stored receipt, which
+/// remembers `signature` (then `remembered` is set).
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     core: &Arc<Core>,
     partner: &Arc<Partner>,
     request: &InboundRequest,
     reply: &answer::Reply,
     repeat: bool,
+    signature: (&str, DateTime<Utc>),
+    remembered: &mut bool,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
     let version = reply.version;
@@ -216,11 +259,13 @@ async fn receive(
         accepted,
         request_wire: &evidence.wire,
         ack_wire: &ack_wire,
+        signature: Some(signature),
     };
     let stored = async {
         let mut tx = match inbound::open(&core.store, &receipt, now).await? {
             Opened::New(tx) => tx,
-            Opened::AlreadyReceived(previous) => return Ok::<_, FlowError>((Some(previous), None)),
+            Opened::AlreadyReceived(previous) => return Ok::<_, FlowError>(Stored::Earlier(previous)),
+            Opened::Replayed => return Ok(Stored::Replayed),
         };
         let certificate = if accepted {
             flows::inbound::apply(&mut tx, core, partner, &decision.effect, &message_id, now).await?
@@ -228,19 +273,39 @@ async fn receive(
             None
         };
         inbound::close(tx, &receipt, certificate.as_deref(), now).await?;
-        Ok((None, certificate))
+        Ok(Stored::New(certificate))
     };
     match stored.await {
-        Ok((None, certificate)) => {
+        Ok(Stored::New(certificate)) => {
+            *remembered = true;
+            // An accepted message may have queued an answer (a replacement, a cancellation status).
+            if accepted {
+                core.outbox_changed();
+            }
             tracing::info!(event = "received", partner = %partner.party, %message_id, operation = request.operation.name(), accepted, ?certificate, "request acknowledged");
             Ok(Answer { version, wire: ack_wire })
         }
         // A copy that was stored while this one was being checked.
-        Ok((Some(previous), _)) => answer_earlier(previous).await,
+        Ok(Stored::Earlier(previous)) => answer_earlier(previous).await,
+        // The same signed bytes got in first under a receipt of their own (or none).
+        Ok(Stored::Replayed) => {
+            *remembered = true;
+            Err(Refusal::Replay)
+        }
         // A refusal here means the certificate changed between the check and the write (a
         // concurrent message): nothing was stored, and the partner's retry gets the answer.
         Err(e) => Err(Refusal::Internal(format!("the receipt of {message_id} could not be stored: {e}"))),
     }
+}
+
+/// What became of a receipt being stored.
+enum Stored {
+    /// Stored now, about this certificate (if any).
+    New(Option<String>),
+    /// The same message ID was stored first.
+    Earlier(inbound::ReceivedMessage),
+    /// The same signature was remembered first.
+    Replayed,
 }
 
 /// A request that cannot get its own kind of answer, refused with its first problem.

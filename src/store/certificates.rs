@@ -355,13 +355,23 @@ pub(crate) async fn find_in(
     reference: &str,
     direction: Direction,
 ) -> Result<Option<CertificateRecord>, StoreError> {
+    find_by(&mut **tx, issuer, reference, direction).await
+}
+
+/// [`find_in`] on any executor (a pool for a read outside a transaction).
+pub(crate) async fn find_by<'e>(
+    db: impl Executor<'e, Database = Any>,
+    issuer: &str,
+    reference: &str,
+    direction: Direction,
+) -> Result<Option<CertificateRecord>, StoreError> {
     let row = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM certificates WHERE issuer = $1 AND reference = $2 AND direction = $3"
     ))
     .bind(issuer)
     .bind(reference)
     .bind(direction.as_str())
-    .fetch_optional(&mut **tx)
+    .fetch_optional(db)
     .await?;
     row.as_ref().map(record).transpose()
 }

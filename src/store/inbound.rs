@@ -17,16 +17,34 @@ pub async fn remember_signature(
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    // Expired entries can no longer be replayed (the timestamp check refuses them): prune.
-    sqlx::query("DELETE FROM replay_cache WHERE expires_at < $1").bind(millis(now)).execute(store.pool()).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING",
-    )
-    .bind(signature_key)
-    .bind(millis(expires_at))
-    .execute(store.pool())
-    .await?;
+    prune_replay_cache(store, now).await?;
+    let inserted = sqlx::query(REMEMBER).bind(signature_key).bind(millis(expires_at)).execute(store.pool()).await?;
     Ok(inserted.rows_affected() == 1)
+}
+
+const PRUNE: &str = "DELETE FROM replay_cache WHERE expires_at < $1";
+
+const REMEMBER: &str =
+    "INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING";
+
+/// Expired entries can no longer be replayed (the timestamp check refuses them): pruned once a
+/// minute (an expired entry kept a while longer refuses nothing that is not refused anyway; a
+/// delete per message cost as much as the insert).
+async fn prune_replay_cache(store: &Store, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if store.replay_prune_due(millis(now)) {
+        sqlx::query(PRUNE).bind(millis(now)).execute(store.pool()).await?;
+    }
+    Ok(())
+}
+
+/// Whether `signature_key` is in the replay cache (a read: the key is remembered with the
+/// receipt, see [`Receipt::signature`], or by [`remember_signature`]).
+pub async fn signature_seen(store: &Store, signature_key: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 AS seen FROM replay_cache WHERE signature_key = $1")
+        .bind(signature_key)
+        .fetch_optional(store.readers())
+        .await?;
+    Ok(row.is_some())
 }
 
 /// A message already received from a partner.
@@ -43,7 +61,7 @@ pub async fn find(store: &Store, partner: &str, message_id: &str) -> Result<Opti
     )
     .bind(partner)
     .bind(message_id)
-    .fetch_optional(store.pool())
+    .fetch_optional(store.readers())
     .await?;
     row.map(|r| {
         Ok(ReceivedMessage {
@@ -64,6 +82,10 @@ pub struct Receipt<'a> {
     pub accepted: bool,
     pub request_wire: &'a [u8],
     pub ack_wire: &'a [u8],
+    /// The replay-cache key of the request's signature and until when to keep it, remembered
+    /// in the receipt's transaction (one commit per message instead of two); `None` when the
+    /// caller remembered it already.
+    pub signature: Option<(&'a str, DateTime<Utc>)>,
 }
 
 /// Outcome of [`record`].
@@ -87,6 +109,7 @@ pub async fn record(
     let mut tx = match open(store, r, now).await? {
         Opened::New(tx) => tx,
         Opened::AlreadyReceived(previous) => return Ok(Recorded::AlreadyReceived(previous)),
+        Opened::Replayed => return Err(StoreError::Duplicate("signature (replay)".into())),
     };
     let certificate = match certificate {
         Some(c) if r.accepted => Some(
@@ -114,6 +137,9 @@ pub enum Opened {
     New(Tx<'static>),
     /// The same message ID was stored first (a concurrent copy): answer with its ack.
     AlreadyReceived(ReceivedMessage),
+    /// The same signature was remembered first (a concurrent replay of the same bytes, under
+    /// another message ID's receipt or none): nothing was stored.
+    Replayed,
 }
 
 /// Starts storing a receipt: its row comes first in the transaction, so a concurrent copy of
@@ -134,7 +160,20 @@ pub async fn open(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<
     .execute(&mut *tx)
     .await;
     match inserted {
-        Ok(_) => Ok(Opened::New(tx)),
+        Ok(_) => {
+            if let Some((key, expires_at)) = r.signature {
+                // In this transaction: the store's one SQLite connection is this one.
+                if store.replay_prune_due(millis(now)) {
+                    sqlx::query(PRUNE).bind(millis(now)).execute(&mut *tx).await?;
+                }
+                let remembered = sqlx::query(REMEMBER).bind(key).bind(millis(expires_at)).execute(&mut *tx).await?;
+                if remembered.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(Opened::Replayed);
+                }
+            }
+            Ok(Opened::New(tx))
+        }
         Err(e) if is_unique_violation(&e) => {
             drop(tx);
             match find(store, r.partner, r.message_id).await? {
@@ -177,8 +216,6 @@ pub async fn received_certificate(
     issuer: &str,
     reference: &str,
 ) -> Result<Option<CertificateRecord>, StoreError> {
-    let mut tx = store.begin().await?;
-    let found = certificates::find_in(&mut tx, issuer, reference, Direction::Inbound).await?;
-    tx.commit().await?;
-    Ok(found)
+    // One statement: no transaction needed, and on the read connections.
+    certificates::find_by(store.readers(), issuer, reference, Direction::Inbound).await
 }

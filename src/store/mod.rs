@@ -103,7 +103,13 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Reads outside a transaction on the hot paths. SQLite: connections of their own, so that
+    /// a read does not wait behind the one writer connection (which waits for each commit's
+    /// fsync); in WAL mode they see every committed transaction. PostgreSQL: the same pool.
+    readers: AnyPool,
     backend: Backend,
+    /// When the replay cache was last pruned (ms since the epoch): once a minute is enough.
+    replay_pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// SQLite: the exclusive lock on `<database>.lock`, held while any clone of the store lives.
     _instance_lock: Option<std::sync::Arc<std::fs::File>>,
 }
@@ -163,6 +169,8 @@ impl Store {
             Backend::Postgres => None,
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let file_backed =
+            backend == Backend::Sqlite && matches!(sqlite_target(&url)?, SqliteTarget::File { read_only: false, .. });
         let pool = match backend {
             // One connection: SQLite serialises writers anyway, and a single connection avoids
             // lock-upgrade failures between concurrent deferred transactions.
@@ -181,7 +189,24 @@ impl Store {
             }
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }
-        Ok(Store { pool, backend, _instance_lock: instance_lock })
+        let readers = if file_backed {
+            // After the migrations: a reader must never see a half-made schema. query_only: a
+            // write by mistake through this pool fails instead of racing the writer.
+            AnyPoolOptions::new()
+                .max_connections(SQLITE_READERS)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(AnyConnectOptions::from_str(&url)?)
+                .await?
+        } else {
+            // PostgreSQL, or an in-memory SQLite database that a second connection would not see.
+            pool.clone()
+        };
+        Ok(Store { pool, readers, backend, replay_pruned_at: Default::default(), _instance_lock: instance_lock })
     }
 
     pub fn backend(&self) -> Backend {
@@ -190,6 +215,20 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// For a read outside any transaction that must not wait behind writes (see `readers`).
+    pub(crate) fn readers(&self) -> &AnyPool {
+        &self.readers
+    }
+
+    /// True at most once a minute per store (shared by its clones): time to prune the replay
+    /// cache.
+    pub(crate) fn replay_prune_due(&self, now_millis: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        let last = self.replay_pruned_at.load(Ordering::Relaxed);
+        now_millis - last >= 60_000
+            && self.replay_pruned_at.compare_exchange(last, now_millis, Ordering::Relaxed, Ordering::Relaxed).is_ok()
     }
 
     pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {
@@ -224,6 +263,9 @@ impl Store {
         }
     }
 }
+
+/// Read connections of a SQLite store (beside its one writer).
+const SQLITE_READERS: u32 = 4;
 
 /// How long PostgreSQL has to accept a connection at start: an unreachable server must be
 /// reported within seconds, not after the pool's retries.

@@ -57,6 +57,15 @@ pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result
 /// later retry mark) becomes due now, to be flushed in the original order at the bounded rate.
 /// Returns true if the partner was down.
 pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    // Called after every answer: a read first (on the read connections), so that the usual
+    // case — the partner was up — takes no write transaction.
+    let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
+        .bind(party)
+        .fetch_optional(store.readers())
+        .await?;
+    if !matches!(down, Some(Some(_))) {
+        return Ok(false);
+    }
     let mut tx = store.begin().await?;
     let was_down = sqlx::query(
         "UPDATE partner_status SET down_since = NULL, updated_at = $1 WHERE party = $2 AND down_since IS NOT NULL",

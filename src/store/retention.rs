@@ -323,6 +323,7 @@ mod tests {
             accepted: reference.is_some(),
             request_wire: &wire,
             ack_wire: b"<our-ack/>",
+            signature: None,
         };
         let certificate = reference.map(|r| new_cert(r, Direction::Inbound, "KR"));
         assert!(matches!(

@@ -171,6 +171,7 @@ async fn inbound_receipt_is_idempotent_and_replay_cache_refuses_repeats() {
             accepted: true,
             request_wire: b"<req/>",
             ack_wire: b"<ack/>",
+            signature: None,
         };
         match inbound::record(&store, &receipt, Some(&new), now).await.expect("record") {
             Recorded::New(Some(c)) => assert_eq!(c.state, State::Received),
@@ -738,5 +739,63 @@ async fn a_message_delivered_after_a_failure_has_no_last_error() {
                     .expect("attempt 1");
             assert_eq!(kept.as_deref(), Some("HTTP 503"), "the attempt history is kept");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_claim_looks_past_a_window_of_messages_that_may_not_go() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t0 = Utc::now();
+        // 40 older messages to a paused partner (more than one claim window), then one to
+        // another partner: that one is claimed, nothing of the paused partner's is.
+        for n in 0..40 {
+            let reference = format!("CO-WIN-{n:02}");
+            outbox::submit(&store, &cert(&reference), "SendCO", &format!("m-win-{n:02}"), "<x/>", t0)
+                .await
+                .expect("submit");
+        }
+        assert!(super::partners::pause(&store, "ID", "test:operator", t0).await.expect("pause"));
+        let mut other = cert("CO-WIN-OTHER");
+        other.partner = "TH";
+        outbox::submit(&store, &other, "SendCO", "m-win-other", "<x/>", t0 + Duration::seconds(1))
+            .await
+            .expect("submit");
+        let claimed = outbox::claim_due(&store, "w", t0 + Duration::seconds(2), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("the message behind the blocked window");
+        assert_eq!(claimed.message_id, "m-win-other");
+        assert!(outbox::claim_due(&store, "w2", t0 + Duration::seconds(2), Duration::seconds(30))
+            .await
+            .expect("claim")
+            .is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_receipt_remembers_its_signature_and_a_second_copy_of_the_bytes_is_a_replay() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        assert!(!inbound::signature_seen(&store, "KR:sig-r").await.expect("seen"));
+        let mut receipt = Receipt {
+            partner: "KR",
+            message_id: "m-r1",
+            operation: "SendCO",
+            body_sha256: "b",
+            accepted: false,
+            request_wire: b"<req/>",
+            ack_wire: b"<ack/>",
+            signature: Some(("KR:sig-r", now + Duration::minutes(5))),
+        };
+        assert!(matches!(inbound::record(&store, &receipt, None, now).await.expect("record"), Recorded::New(None)));
+        assert!(inbound::signature_seen(&store, "KR:sig-r").await.expect("seen"));
+        // The same signature under another message ID's receipt: refused, nothing stored.
+        receipt.message_id = "m-r2";
+        assert!(inbound::record(&store, &receipt, None, now).await.is_err());
+        assert!(inbound::find(&store, "KR", "m-r2").await.expect("find").is_none());
+        // Remembered, so a look-up or an unstored answer with it is refused too.
+        assert!(!inbound::remember_signature(&store, "KR:sig-r", now + Duration::minutes(5), now).await.expect("r"));
     }
 }

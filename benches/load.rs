@@ -1,0 +1,734 @@
+//! The load generator: drives real `coconnect serve` processes over loopback and prints
+//! throughput, latency percentiles, each gateway's CPU use and peak RSS, beside a same-run
+//! bound — the WS-Security work alone, through our own `wssec` layer, on all cores — and the
+//! ratio of the whole pipeline to that bound. Absolute times on a shared machine are noise;
+//! the ratio is the figure. Asserts that nothing was lost or stored twice; nothing about speed.
+//!
+//!     cargo bench --bench load                                 # both modes, SQLite (+ PostgreSQL with DATABASE_URL)
+//!     cargo bench --bench load -- receive --db sqlite --count 2000 --clients 8
+//!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2
+//!
+//! `receive`: N unique COs, signed and encrypted beforehand as KR would, posted to ID's SOAP
+//! endpoint by `--clients` keep-alive connections as fast as they are answered, then the same
+//! number again open-loop at half the rate reached (latency measured from each message's
+//! scheduled time, so a stall is not hidden). `e2e`: KR's outbox holds a backlog of N COs (a
+//! partner back after an outage, framework 4.3.3) and KR's workers deliver it to ID (sign +
+//! encrypt, send, decrypt + verify, validate, store, signed ack, ack verified and stored);
+//! then COs are submitted through KR's domestic API open-loop at half that rate and each one's
+//! latency is submission to stored acknowledgement.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use bytes::Bytes;
+use chrono::Utc;
+use coconnect::dev::pair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use coconnect::message::{MessageHeader, Operation};
+use coconnect::soap::messages::request_xml;
+use coconnect::store::Store;
+use coconnect::wssec::inbound::{process, InboundPolicy};
+use coconnect::wssec::material::{Certificate, KeyPair};
+use coconnect::wssec::outbound::{secure, OutboundMessage};
+use coconnect::wssec::{Profile, SoapVersion};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sqlx::Row;
+
+const CO: &str = include_str!("../examples/co.xml");
+const CORES: usize = 2;
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+#[derive(Debug, Clone)]
+struct Options {
+    modes: Vec<String>,
+    dbs: Vec<String>,
+    count: usize,
+    clients: usize,
+    instances: usize,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let mut o = Options { modes: vec![], dbs: vec![], count: 2000, clients: 8, instances: 1 };
+    let mut i = 0;
+    while i < args.len() {
+        let value = || args.get(i + 1).cloned().unwrap_or_else(|| panic!("{} needs a value", args[i]));
+        match args[i].as_str() {
+            "receive" | "e2e" => o.modes.push(args[i].clone()),
+            "--db" => {
+                o.dbs.push(value());
+                i += 1;
+            }
+            "--count" => {
+                o.count = value().parse().expect("--count N");
+                i += 1;
+            }
+            "--clients" => {
+                o.clients = value().parse().expect("--clients N");
+                i += 1;
+            }
+            "--instances" => {
+                o.instances = value().parse().expect("--instances 1|2");
+                i += 1;
+            }
+            other => panic!(
+                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances)"
+            ),
+        }
+        i += 1;
+    }
+    if o.modes.is_empty() {
+        o.modes = vec!["receive".into(), "e2e".into()];
+    }
+    if o.dbs.is_empty() {
+        o.dbs.push("sqlite".into());
+        if std::env::var("DATABASE_URL").is_ok() {
+            o.dbs.push("postgres".into());
+        }
+    }
+    o
+}
+
+// ---- processes ------------------------------------------------------------------------------
+
+/// A running `coconnect serve`.
+struct Gateway {
+    child: Child,
+    label: String,
+}
+
+impl Gateway {
+    fn start(label: &str, config: &Path, log: &Path) -> Gateway {
+        let log = std::fs::File::create(log).expect("gateway log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_coconnect"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("coconnect serve");
+        Gateway { child, label: label.to_owned() }
+    }
+
+    /// User + system CPU seconds used so far (from /proc; clock ticks of 1/100 s).
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (tick(11) + tick(12)) / 100.0
+    }
+
+    /// Peak resident set size so far, in MB (VmHWM).
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("{} did not stop on SIGTERM; killed", self.label);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_ready(client: &HttpClient, api: std::net::SocketAddr) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let req = hyper::Request::get(format!("http://{api}/readyz")).body(Full::new(Bytes::new())).unwrap();
+        if let Ok(resp) = client.request(req).await {
+            if resp.status() == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < until, "gateway at {api} not ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---- messages and the WS-Security bound ----------------------------------------------------
+
+fn key_pair(dir: &Path, party: &str, purpose: &str) -> KeyPair {
+    let f = coconnect::dev::pki::party_files(&dir.join("pki"), party);
+    let (k, c) = match purpose {
+        "signing" => (f.signing_key, f.signing_cert),
+        _ => (f.encryption_key, f.encryption_cert),
+    };
+    KeyPair::from_pem(std::fs::read(k).unwrap(), Certificate::from_pem(&std::fs::read(c).unwrap()).unwrap()).unwrap()
+}
+
+fn co_xml(reference: &str) -> String {
+    let co = CO.replace("KRIDCEPA-2025-PUS-000417", reference);
+    coconnect::payload::to_xml(&coconnect::payload::parse_co(&co).unwrap()).unwrap()
+}
+
+/// A request body KR sends ID: a CO with its own reference and message ID.
+fn request_body(reference: &str) -> String {
+    request_xml(
+        Operation::SendCo,
+        &MessageHeader::new("KR", "ID", uuid::Uuid::new_v4(), Utc::now()),
+        &co_xml(reference),
+    )
+}
+
+/// About the size and shape of ID's acknowledgement body (what its signature costs).
+fn ack_body() -> String {
+    format!(
+        "<AcknowledgementMessage xmlns=\"urn:wco:datamodel:WCO:ECO:1\"><MessageHeader><MessageID>{}</MessageID>\
+         <SenderPartyID>ID</SenderPartyID><RecipientPartyID>KR</RecipientPartyID><SentDateTime>{}</SentDateTime>\
+         </MessageHeader><ReceivedMessageID>{}</ReceivedMessageID><ReceivedMessageDigest>\
+         W6ph5Mm5Pz8GgiULbPgzG37mj9g=W6ph5Mm5Pz8GgiULbPgzG37mj9g</ReceivedMessageDigest>\
+         <Status>Accepted</Status></AcknowledgementMessage>",
+        uuid::Uuid::new_v4(),
+        Utc::now().to_rfc3339(),
+        uuid::Uuid::new_v4()
+    )
+}
+
+struct Keys {
+    kr_signing: KeyPair,
+    id_signing: KeyPair,
+    id_encryption: KeyPair,
+}
+
+impl Keys {
+    fn load(dir: &Path) -> Keys {
+        Keys {
+            kr_signing: key_pair(dir, "KR", "signing"),
+            id_signing: key_pair(dir, "ID", "signing"),
+            id_encryption: key_pair(dir, "ID", "encryption"),
+        }
+    }
+}
+
+/// KR's side of a request: signed and encrypted to ID under the strict profile.
+fn secure_request(keys: &Keys, body: &str) -> Vec<u8> {
+    secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: body,
+        signer: &keys.kr_signing,
+        encrypt_for: Some(&keys.id_encryption.certificate),
+        profile: &Profile::strict(true).outbound,
+        addressing: None,
+        now: Utc::now(),
+        ttl: chrono::Duration::minutes(30),
+    })
+    .unwrap()
+}
+
+fn sign_ack(keys: &Keys) -> Vec<u8> {
+    secure(&OutboundMessage {
+        version: SoapVersion::V11,
+        body_xml: &ack_body(),
+        signer: &keys.id_signing,
+        encrypt_for: None,
+        profile: &Profile::strict(false).outbound,
+        addressing: None,
+        now: Utc::now(),
+        ttl: chrono::Duration::minutes(30),
+    })
+    .unwrap()
+}
+
+fn check(wire: &[u8], decryption: Option<&KeyPair>, signer: &KeyPair, encrypted: bool, fresh: bool) {
+    let trust = coconnect::wssec::trust::PartnerTrust::new(vec![signer.certificate.clone()], &[], None).unwrap();
+    process(
+        wire,
+        &InboundPolicy {
+            limits: Default::default(),
+            decryption,
+            profile: Profile::strict(encrypted).inbound,
+            trust: &trust,
+            now: Utc::now(),
+            clock_skew: chrono::Duration::seconds(60),
+            max_ttl: chrono::Duration::hours(1),
+            require_fresh_timestamp: fresh,
+            replay_retention: chrono::Duration::days(7),
+        },
+    )
+    .unwrap();
+}
+
+/// Runs `work(i)` for i in 0..n on `CORES` threads; returns items per second.
+fn on_all_cores(dir: &Path, n: usize, work: impl Fn(&Keys, usize) + Sync) -> f64 {
+    let next = AtomicUsize::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..CORES {
+            s.spawn(|| {
+                let keys = Keys::load(dir);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    work(&keys, i);
+                }
+            });
+        }
+    });
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// `n` wires for ID, built on all cores.
+fn build_wires(dir: &Path, prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    let slots: Vec<std::sync::Mutex<Vec<u8>>> = (0..n).map(|_| Default::default()).collect();
+    on_all_cores(dir, n, |keys, i| {
+        *slots[i].lock().unwrap() = secure_request(keys, &request_body(&format!("{prefix}-{i:06}")));
+    });
+    slots.into_iter().map(|m| m.into_inner().unwrap()).collect()
+}
+
+/// The receiving side's WS-Security work alone for `wires`: decrypt + verify + sign an ack.
+fn receive_bound(dir: &Path, wires: &[Vec<u8>]) -> f64 {
+    on_all_cores(dir, wires.len(), |keys, i| {
+        check(&wires[i], Some(&keys.id_encryption), &keys.kr_signing, true, true);
+        sign_ack(keys);
+    })
+}
+
+/// Both sides' WS-Security work alone per CO: sign + encrypt, decrypt + verify, sign the ack,
+/// verify the ack.
+fn e2e_bound(dir: &Path, n: usize) -> f64 {
+    let bodies: Vec<String> = (0..n).map(|i| request_body(&format!("BOUND-{i:06}"))).collect();
+    on_all_cores(dir, n, |keys, i| {
+        let wire = secure_request(keys, &bodies[i]);
+        check(&wire, Some(&keys.id_encryption), &keys.kr_signing, true, true);
+        let ack = sign_ack(keys);
+        check(&ack, None, &keys.id_signing, false, false);
+    })
+}
+
+// ---- figures --------------------------------------------------------------------------------
+
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn line(mut self) -> String {
+        self.0.sort();
+        let ms = |q: f64| {
+            let i = ((self.0.len() as f64 * q).ceil() as usize).clamp(1, self.0.len()) - 1;
+            self.0[i].as_secs_f64() * 1000.0
+        };
+        format!("p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms", ms(0.50), ms(0.99), ms(0.999))
+    }
+}
+
+/// Prints a progress line every second until `done` reaches `total`.
+fn progress(label: String, done: Arc<AtomicUsize>, total: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let t = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let d = done.load(Ordering::Relaxed);
+            eprint!("\r  {label}: {d}/{total}  {:.0}/s    ", d as f64 / t.elapsed().as_secs_f64());
+            if d >= total {
+                eprintln!();
+                return;
+            }
+        }
+    })
+}
+
+fn gateway_line(g: &Gateway, cpu: f64, wall: f64) -> String {
+    format!("{} CPU {:.0} % of one core, peak RSS {:.0} MB", g.label, 100.0 * cpu / wall, g.peak_rss_mb())
+}
+
+// ---- receive ------------------------------------------------------------------------------
+
+async fn post(client: &HttpClient, url: &str, auth: &str, wire: Vec<u8>) -> Result<(), String> {
+    let req = hyper::Request::post(url)
+        .header("Authorization", auth)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(Full::new(Bytes::from(wire)))
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    if status != 200 || !body.windows(8).any(|w| w == b"Accepted") {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    Ok(())
+}
+
+async fn receive(db: &str, o: &Options) {
+    let dir = work_dir();
+    let pair = pair(dir.path(), db, 1).await;
+    let id = &pair.files[1];
+    let n = o.count;
+    let t = Instant::now();
+    let warm = build_wires(dir.path(), "WARM", 50);
+    let closed = build_wires(dir.path(), "MAX", n);
+    let open = build_wires(dir.path(), "HALF", n);
+    eprintln!(
+        "[{db}] receive: {} messages of {} bytes built in {:.1} s",
+        2 * n + 50,
+        closed[0].len(),
+        t.elapsed().as_secs_f64()
+    );
+
+    let gateway = Gateway::start("ID", &id.config, &dir.path().join("id.log"));
+    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
+    wait_ready(&client, id.api_addr).await;
+    let url = Arc::new(format!("http://{}/soap/v1", id.soap_addr));
+    let auth = Arc::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("KR:{}", id.inbound_password))
+    ));
+    for w in warm {
+        if let Err(e) = post(&client, &url, &auth, w).await {
+            let log = std::fs::read_to_string(dir.path().join("id.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(10).collect();
+            panic!(
+                "warm-up message refused: {e}\nID's log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+    }
+
+    // The bound, measured now (the gateway is idle) over messages like the measured ones.
+    let bound = receive_bound(dir.path(), &closed[..n.min(400)]);
+
+    // Closed loop: `clients` connections, each sends its next message once answered.
+    let closed = Arc::new(closed);
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress_line = progress(format!("[{db}] receive, {} clients", o.clients), done.clone(), n);
+    let cpu0 = gateway.cpu_seconds();
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..o.clients {
+        let (client, url, auth, closed, next, done) =
+            (client.clone(), url.clone(), auth.clone(), closed.clone(), next.clone(), done.clone());
+        tasks.spawn(async move {
+            let mut samples = Vec::new();
+            while let Some(wire) = closed.get(next.fetch_add(1, Ordering::Relaxed)).cloned() {
+                let s = Instant::now();
+                post(&client, &url, &auth, wire).await.expect("message refused");
+                samples.push(s.elapsed());
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            samples
+        });
+    }
+    let mut samples = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        samples.extend(s.unwrap());
+    }
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = gateway.cpu_seconds() - cpu0;
+    let _ = progress_line.await;
+    let rate = n as f64 / wall;
+    println!(
+        "[{db}] receive, {} clients: {rate:.0} COs/s  {}  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}",
+        o.clients,
+        Latencies(samples).line(),
+        100.0 * rate / bound,
+        gateway_line(&gateway, cpu, wall)
+    );
+
+    // Open loop at half that rate: latency from each message's scheduled time.
+    let half = rate / 2.0;
+    let done = Arc::new(AtomicUsize::new(0));
+    let progress_line = progress(format!("[{db}] receive at {half:.0}/s"), done.clone(), n);
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, wire) in open.into_iter().enumerate() {
+        let at = t + Duration::from_secs_f64(i as f64 / half);
+        tokio::time::sleep_until(at.into()).await;
+        let (client, url, auth, done) = (client.clone(), url.clone(), auth.clone(), done.clone());
+        tasks.spawn(async move {
+            post(&client, &url, &auth, wire).await.expect("message refused");
+            done.fetch_add(1, Ordering::Relaxed);
+            at.elapsed()
+        });
+    }
+    let mut samples = Vec::new();
+    while let Some(s) = tasks.join_next().await {
+        samples.push(s.unwrap());
+    }
+    let _ = progress_line.await;
+    println!("[{db}] receive at {half:.0} COs/s (half): {}", Latencies(samples).line());
+    gateway.stop();
+
+    let store = Store::connect(&id.database_url).await.unwrap();
+    let stored = coconnect::store::certificates::count(&store).await.unwrap();
+    let receipts: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM inbound_messages").fetch_one(store.pool()).await.unwrap().get("n");
+    let expected = (2 * n + 50) as i64;
+    assert_eq!((stored, receipts), (expected, expected), "COs stored, receipts: each message exactly once");
+    println!("[{db}] receive: {expected} COs sent, {stored} stored, {receipts} receipts: none lost, none twice");
+}
+
+// ---- two gateways ---------------------------------------------------------------------------
+
+/// The gateway refuses a configuration file readable by others.
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A temporary directory, kept (and named on stderr) with `COCONNECT_BENCH_KEEP=1`, to read the
+/// gateways' logs afterwards.
+struct WorkDir {
+    path: PathBuf,
+    _removed_on_drop: Option<tempfile::TempDir>,
+}
+
+impl WorkDir {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn work_dir() -> WorkDir {
+    let dir = tempfile::tempdir().unwrap();
+    if std::env::var("COCONNECT_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        let path = dir.keep();
+        eprintln!("work directory (kept): {}", path.display());
+        return WorkDir { path, _removed_on_drop: None };
+    }
+    WorkDir { path: dir.path().to_owned(), _removed_on_drop: Some(dir) }
+}
+
+struct Pair {
+    files: [GatewayFiles; 2],
+    /// KR's extra instances: configuration file (same database, other ports) and API address.
+    extra_kr: Vec<(PathBuf, std::net::SocketAddr)>,
+}
+
+async fn pair(dir: &Path, db: &str, kr_instances: usize) -> Pair {
+    let urls = match db {
+        "sqlite" => {
+            [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())]
+        }
+        "postgres" => {
+            let base = std::env::var("DATABASE_URL").expect("--db postgres needs DATABASE_URL");
+            [
+                coconnect::store::testdb::fresh_postgres(&base).await.unwrap(),
+                coconnect::store::testdb::fresh_postgres(&base).await.unwrap(),
+            ]
+        }
+        other => panic!("--db {other}: sqlite or postgres"),
+    };
+    assert!(kr_instances == 1 || db == "postgres", "several instances need PostgreSQL");
+    let addrs = [(free_addr().unwrap(), free_addr().unwrap()), (free_addr().unwrap(), free_addr().unwrap())];
+    let files = write_pair(&PairSpec {
+        dir,
+        parties: ["KR", "ID"],
+        addrs,
+        database_urls: urls,
+        profile: "sign-encrypt",
+        tls: false,
+    })
+    .unwrap();
+    let kr_config = std::fs::read_to_string(&files[0].config).unwrap();
+    let extra_kr = (1..kr_instances)
+        .map(|i| {
+            let path = dir.join(format!("kr-{i}.toml"));
+            let api = free_addr().unwrap();
+            let text = kr_config
+                .replace(&files[0].soap_addr.to_string(), &free_addr().unwrap().to_string())
+                .replace(&files[0].api_addr.to_string(), &api.to_string());
+            std::fs::write(&path, text).unwrap();
+            set_private(&path);
+            (path, api)
+        })
+        .collect();
+    Pair { files, extra_kr }
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    sqlx::query(sql).fetch_one(store.pool()).await.unwrap().get::<i64, _>(0)
+}
+
+async fn e2e(db: &str, o: &Options) {
+    let dir = work_dir();
+    let pair = pair(dir.path(), db, o.instances).await;
+    let [kr, id] = &pair.files;
+    let n = o.count;
+
+    // KR's backlog, written before KR starts (SQLite admits one process).
+    let t = Instant::now();
+    {
+        let store = Store::connect(&kr.database_url).await.unwrap();
+        for i in 0..n {
+            let reference = format!("BACKLOG-{i:06}");
+            let co_xml = co_xml(&reference);
+            let message_id = uuid::Uuid::new_v4();
+            let body = request_xml(Operation::SendCo, &MessageHeader::new("KR", "ID", message_id, Utc::now()), &co_xml);
+            let new = coconnect::store::certificates::NewCertificate {
+                issuer: "KR",
+                reference: &reference,
+                direction: coconnect::lifecycle::Direction::Outbound,
+                partner: "ID",
+                kind: coconnect::payload::DocumentKind::Co,
+                replaces: None,
+                reference_code: None,
+                verification_flag: None,
+                content_sha256: "bench",
+                co_xml: &co_xml,
+            };
+            coconnect::store::outbox::submit(&store, &new, "SendCO", &message_id.to_string(), &body, Utc::now())
+                .await
+                .unwrap();
+        }
+    }
+    eprintln!("[{db}] e2e: backlog of {n} COs written in {:.1} s", t.elapsed().as_secs_f64());
+    let bound = e2e_bound(dir.path(), n.min(300));
+
+    let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
+    let id_gw = Gateway::start("ID", &id.config, &dir.path().join("id.log"));
+    wait_ready(&client, id.api_addr).await;
+    let (id_cpu0, t) = (id_gw.cpu_seconds(), Instant::now());
+    let mut krs = vec![Gateway::start("KR", &kr.config, &dir.path().join("kr.log"))];
+    for (i, (c, _)) in pair.extra_kr.iter().enumerate() {
+        krs.push(Gateway::start(&format!("KR#{}", i + 2), c, &dir.path().join(format!("kr-{i}.log"))));
+    }
+    wait_ready(&client, kr.api_addr).await;
+    for (_, api) in &pair.extra_kr {
+        wait_ready(&client, *api).await;
+    }
+    let kr_store = Store::connect_for_inspection(&kr.database_url).await.unwrap();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let progress_line = progress(format!("[{db}] e2e backlog, {} KR instance(s)", krs.len()), delivered.clone(), n);
+    loop {
+        let d = count(&kr_store, "SELECT COUNT(*) FROM outbox WHERE state = 'delivered'").await as usize;
+        delivered.store(d, Ordering::Relaxed);
+        if d >= n {
+            break;
+        }
+        let pending_or_failed =
+            count(&kr_store, "SELECT COUNT(*) FROM outbox WHERE state <> 'delivered' AND state <> 'pending'").await;
+        assert_eq!(pending_or_failed, 0, "a message ended other than delivered");
+        assert!(t.elapsed() < Duration::from_secs(900), "only {d} of {n} delivered in 15 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = progress_line.await;
+    let wall_poll = t.elapsed().as_secs_f64();
+    // The rate between the first attempt and the last acknowledgement stored, from KR's store
+    // (start-up and the polling interval of this loop are not counted).
+    let first = count(&kr_store, "SELECT MIN(started_at) FROM delivery_attempts").await;
+    let last = count(&kr_store, "SELECT MAX(updated_at) FROM outbox WHERE state = 'delivered'").await;
+    let wall = ((last - first) as f64 / 1000.0).max(0.001);
+    let rate = n as f64 / wall;
+    let id_cpu = id_gw.cpu_seconds() - id_cpu0;
+    let kr_lines: Vec<String> = krs.iter().map(|g| gateway_line(g, g.cpu_seconds(), wall_poll)).collect();
+    println!(
+        "[{db}] e2e backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}",
+        krs.len(),
+        100.0 * rate / bound,
+        kr_lines.join("; "),
+        gateway_line(&id_gw, id_cpu, wall_poll)
+    );
+
+    // Open loop through KR's domestic API at half that rate for about ten seconds.
+    let half = (rate / 2.0).max(1.0);
+    let m = ((half * 10.0) as usize).clamp(50, n);
+    let submitted = Arc::new(AtomicUsize::new(0));
+    let progress_line = progress(format!("[{db}] e2e at {half:.0}/s"), submitted.clone(), m);
+    let api = Arc::new(format!("http://{}/api/v1/certificates?partner=ID", kr.api_addr));
+    let bearer = Arc::new(format!("Bearer {}", kr.api_token));
+    let since = chrono::Utc::now().timestamp_millis();
+    let t = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..m {
+        let at = t + Duration::from_secs_f64(i as f64 / half);
+        tokio::time::sleep_until(at.into()).await;
+        let (client, api, bearer, submitted) = (client.clone(), api.clone(), bearer.clone(), submitted.clone());
+        let body = co_xml(&format!("LIVE-{i:06}"));
+        tasks.spawn(async move {
+            let req = hyper::Request::post(api.as_str())
+                .header("Authorization", bearer.as_str())
+                .header("Content-Type", "application/xml")
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            let resp = client.request(req).await.expect("KR's API");
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert!(status.is_success(), "submission refused: {status} {}", String::from_utf8_lossy(&body));
+            submitted.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let _ = progress_line.await;
+    let until = Instant::now() + Duration::from_secs(300);
+    while count(&kr_store, "SELECT COUNT(*) FROM outbox WHERE state = 'delivered'").await < (n + m) as i64 {
+        assert!(Instant::now() < until, "the submitted COs were not all delivered within 5 minutes");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = sqlx::query("SELECT created_at, updated_at FROM outbox WHERE created_at >= $1 AND state = 'delivered'")
+        .bind(since)
+        .fetch_all(kr_store.pool())
+        .await
+        .unwrap();
+    let samples: Vec<Duration> =
+        rows.iter().map(|r| Duration::from_millis((r.get::<i64, _>(1) - r.get::<i64, _>(0)).max(0) as u64)).collect();
+    assert_eq!(samples.len(), m);
+    println!(
+        "[{db}] e2e at {half:.0} COs/s (half), submission to stored acknowledgement: {}  | peak RSS {}",
+        Latencies(samples).line(),
+        krs.iter()
+            .chain([&id_gw])
+            .map(|g| format!("{} {:.0} MB", g.label, g.peak_rss_mb()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    drop(kr_store);
+    for g in krs {
+        g.stop();
+    }
+    id_gw.stop();
+
+    let id_store = Store::connect(&id.database_url).await.unwrap();
+    let stored = coconnect::store::certificates::count(&id_store).await.unwrap();
+    let receipts = count(&id_store, "SELECT COUNT(*) FROM inbound_messages").await;
+    let events = count(&id_store, "SELECT COUNT(*) FROM events WHERE kind = 'document.received'").await;
+    let total = (n + m) as i64;
+    assert_eq!(
+        (stored, receipts, events),
+        (total, total, total),
+        "COs stored, receipts, events at ID: each exactly once"
+    );
+    println!("[{db}] e2e: {total} COs sent, {stored} stored at ID, {receipts} receipts, {events} events: none lost, none twice");
+}
+
+fn main() {
+    // `cargo test --all-targets` runs bench targets without `--bench`: nothing to measure then.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("load generator: run with `cargo bench --bench load [-- receive|e2e --db sqlite|postgres ...]`");
+        return;
+    }
+    let o = options();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        for db in &o.dbs {
+            for mode in &o.modes {
+                match mode.as_str() {
+                    "receive" => receive(db, &o).await,
+                    _ => e2e(db, &o).await,
+                }
+            }
+        }
+    });
+}
