@@ -6,7 +6,7 @@
 //!
 //!     cargo bench --bench load                                 # both modes, SQLite (+ PostgreSQL with DATABASE_URL)
 //!     cargo bench --bench load -- receive --db sqlite --count 2000 --clients 8
-//!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2
+//!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2 --workers 16
 //!
 //! `receive`: N unique COs, signed and encrypted beforehand as KR would, posted to ID's SOAP
 //! endpoint by `--clients` keep-alive connections as fast as they are answered, then the same
@@ -51,11 +51,13 @@ struct Options {
     count: usize,
     clients: usize,
     instances: usize,
+    /// `[delivery] workers` of KR (its default when not given).
+    workers: Option<usize>,
 }
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let mut o = Options { modes: vec![], dbs: vec![], count: 2000, clients: 8, instances: 1 };
+    let mut o = Options { modes: vec![], dbs: vec![], count: 2000, clients: 8, instances: 1, workers: None };
     let mut i = 0;
     while i < args.len() {
         let value = || args.get(i + 1).cloned().unwrap_or_else(|| panic!("{} needs a value", args[i]));
@@ -73,12 +75,16 @@ fn options() -> Options {
                 o.clients = value().parse().expect("--clients N");
                 i += 1;
             }
+            "--workers" => {
+                o.workers = Some(value().parse().expect("--workers N"));
+                i += 1;
+            }
             "--instances" => {
                 o.instances = value().parse().expect("--instances 1|2");
                 i += 1;
             }
             other => panic!(
-                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances)"
+                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers)"
             ),
         }
         i += 1;
@@ -147,6 +153,16 @@ impl Gateway {
         eprintln!("{} did not stop on SIGTERM; killed", self.label);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    /// A panicking run leaves no gateway behind.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -371,7 +387,7 @@ async fn post(client: &HttpClient, url: &str, auth: &str, wire: Vec<u8>) -> Resu
 
 async fn receive(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, 1).await;
+    let pair = pair(dir.path(), db, 1, None).await;
     let id = &pair.files[1];
     let n = o.count;
     let t = Instant::now();
@@ -515,7 +531,7 @@ struct Pair {
     extra_kr: Vec<(PathBuf, std::net::SocketAddr)>,
 }
 
-async fn pair(dir: &Path, db: &str, kr_instances: usize) -> Pair {
+async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usize>) -> Pair {
     let urls = match db {
         "sqlite" => {
             [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())]
@@ -540,7 +556,12 @@ async fn pair(dir: &Path, db: &str, kr_instances: usize) -> Pair {
         tls: false,
     })
     .unwrap();
-    let kr_config = std::fs::read_to_string(&files[0].config).unwrap();
+    let mut kr_config = std::fs::read_to_string(&files[0].config).unwrap();
+    if let Some(n) = kr_workers {
+        kr_config = kr_config.replacen("[delivery]\n", &format!("[delivery]\nworkers = {n}\n"), 1);
+        std::fs::write(&files[0].config, &kr_config).unwrap();
+        set_private(&files[0].config);
+    }
     let extra_kr = (1..kr_instances)
         .map(|i| {
             let path = dir.join(format!("kr-{i}.toml"));
@@ -562,7 +583,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 
 async fn e2e(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, o.instances).await;
+    let pair = pair(dir.path(), db, o.instances, o.workers).await;
     let [kr, id] = &pair.files;
     let n = o.count;
 

@@ -175,8 +175,9 @@ const SEQUENCE_BATCH: i64 = 1000;
 /// number given so far. Returns how many it numbered. Safe to call from any number of tasks
 /// and instances at once: one numbers at a time, the others wait and find nothing left.
 pub async fn sequence(store: &Store) -> Result<usize, StoreError> {
+    // On the read connections: the usual answer, nothing to number, takes no write transaction.
     let pending: Option<i64> = sqlx::query_scalar("SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 1")
-        .fetch_optional(store.pool())
+        .fetch_optional(store.readers())
         .await?;
     if pending.is_none() {
         return Ok(0);
@@ -188,20 +189,18 @@ pub async fn sequence(store: &Store) -> Result<usize, StoreError> {
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEQUENCER_LOCK).execute(&mut *tx).await?;
     }
     let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events").fetch_one(&mut *tx).await?;
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT $1")
-        .bind(SEQUENCE_BATCH)
-        .fetch_all(&mut *tx)
-        .await?;
-    for (n, id) in ids.iter().enumerate() {
-        let seq = head + 1 + i64::try_from(n).unwrap_or(i64::MAX - head - 1);
-        sqlx::query("UPDATE events SET seq = $1 WHERE id = $2 AND seq IS NULL")
-            .bind(seq)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // One statement for the batch (it was one per event): head + 1, head + 2, ... in id order.
+    let numbered = sqlx::query(
+        "UPDATE events SET seq = numbered.seq FROM \
+         (SELECT id, $1 + ROW_NUMBER() OVER (ORDER BY id) AS seq FROM events WHERE seq IS NULL ORDER BY id LIMIT $2) AS numbered \
+         WHERE events.id = numbered.id",
+    )
+    .bind(head)
+    .bind(SEQUENCE_BATCH)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(ids.len())
+    Ok(usize::try_from(numbered.rows_affected()).unwrap_or(usize::MAX))
 }
 
 /// Which events a reader wants.

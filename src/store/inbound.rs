@@ -201,11 +201,17 @@ pub async fn close(
             .execute(&mut *tx)
             .await?;
     }
-    for (incoming, kind, wire) in [(true, Kind::Request, r.request_wire), (false, Kind::Acknowledgement, r.ack_wire)] {
-        let entry =
-            LogEntry { message_id: r.message_id, incoming, kind, partner: r.partner, operation: r.operation, wire };
-        messages::append(&mut tx, &entry, now).await?;
-    }
+    let entry = |incoming, kind, wire| LogEntry {
+        message_id: r.message_id,
+        incoming,
+        kind,
+        partner: r.partner,
+        operation: r.operation,
+        wire,
+    };
+    let request = entry(true, Kind::Request, r.request_wire);
+    let ack = entry(false, Kind::Acknowledgement, r.ack_wire);
+    messages::append_both(&mut tx, &request, &ack, now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -50,6 +50,29 @@ pub async fn append(tx: &mut Tx<'_>, e: &LogEntry<'_>, now: DateTime<Utc>) -> Re
     Ok(())
 }
 
+/// [`append`] of two entries in one statement (a request and our answer to it).
+pub async fn append_both(
+    tx: &mut Tx<'_>,
+    first: &LogEntry<'_>,
+    second: &LogEntry<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut query = sqlx::query("INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10, $11, $12, $13, $14, $15, $16)");
+    for e in [first, second] {
+        query = query
+            .bind(e.message_id)
+            .bind(if e.incoming { "in" } else { "out" })
+            .bind(e.kind.as_str())
+            .bind(e.partner)
+            .bind(e.operation)
+            .bind(sha256_hex(e.wire))
+            .bind(e.wire.to_vec())
+            .bind(millis(now));
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Counts log entries (tests, metrics).
 pub async fn count(store: &Store) -> Result<i64, StoreError> {
     Ok(sqlx::query("SELECT COUNT(*) AS n FROM message_log").fetch_one(store.pool()).await?.try_get("n")?)

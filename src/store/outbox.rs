@@ -147,6 +147,15 @@ pub async fn claim_due(
     let sql = format!(
         "UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) AND state = 'pending' RETURNING {CLAIM_COLUMNS}"
     );
+    // On the read connections first: an idle worker's look takes no write transaction (on
+    // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
+    let any_due: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM outbox o WHERE {due} LIMIT 1"))
+        .bind(millis(now))
+        .fetch_optional(store.readers())
+        .await?;
+    if any_due.is_none() {
+        return Ok(None);
+    }
     let mut tx = store.begin().await?;
     if store.backend() == super::Backend::Postgres {
         // One claim at a time across workers and instances: a claim's conditions (one probe
