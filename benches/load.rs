@@ -7,6 +7,7 @@
 //!     cargo bench --bench load                                 # both modes, SQLite (+ PostgreSQL with DATABASE_URL)
 //!     cargo bench --bench load -- receive --db sqlite --count 2000 --clients 8
 //!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2 --workers 16
+//!     cargo bench --bench load -- e2e --tls          # the gateways over mutual TLS
 //!
 //! `receive`: N unique COs, signed and encrypted beforehand as KR would, posted to ID's SOAP
 //! endpoint by `--clients` keep-alive connections as fast as they are answered, then the same
@@ -53,11 +54,14 @@ struct Options {
     instances: usize,
     /// `[delivery] workers` of KR (its default when not given).
     workers: Option<usize>,
+    /// Mutual TLS between the gateways (the e2e mode).
+    tls: bool,
 }
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let mut o = Options { modes: vec![], dbs: vec![], count: 2000, clients: 8, instances: 1, workers: None };
+    let mut o =
+        Options { modes: vec![], dbs: vec![], count: 2000, clients: 8, instances: 1, workers: None, tls: false };
     let mut i = 0;
     while i < args.len() {
         let value = || args.get(i + 1).cloned().unwrap_or_else(|| panic!("{} needs a value", args[i]));
@@ -75,6 +79,7 @@ fn options() -> Options {
                 o.clients = value().parse().expect("--clients N");
                 i += 1;
             }
+            "--tls" => o.tls = true,
             "--workers" => {
                 o.workers = Some(value().parse().expect("--workers N"));
                 i += 1;
@@ -84,7 +89,7 @@ fn options() -> Options {
                 i += 1;
             }
             other => panic!(
-                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers)"
+                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers, --tls)"
             ),
         }
         i += 1;
@@ -387,7 +392,7 @@ async fn post(client: &HttpClient, url: &str, auth: &str, wire: Vec<u8>) -> Resu
 
 async fn receive(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, 1, None).await;
+    let pair = pair(dir.path(), db, 1, None, false).await;
     let id = &pair.files[1];
     let n = o.count;
     let t = Instant::now();
@@ -531,7 +536,7 @@ struct Pair {
     extra_kr: Vec<(PathBuf, std::net::SocketAddr)>,
 }
 
-async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usize>) -> Pair {
+async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usize>, tls: bool) -> Pair {
     let urls = match db {
         "sqlite" => {
             [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())]
@@ -547,15 +552,9 @@ async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usiz
     };
     assert!(kr_instances == 1 || db == "postgres", "several instances need PostgreSQL");
     let addrs = [(free_addr().unwrap(), free_addr().unwrap()), (free_addr().unwrap(), free_addr().unwrap())];
-    let files = write_pair(&PairSpec {
-        dir,
-        parties: ["KR", "ID"],
-        addrs,
-        database_urls: urls,
-        profile: "sign-encrypt",
-        tls: false,
-    })
-    .unwrap();
+    let files =
+        write_pair(&PairSpec { dir, parties: ["KR", "ID"], addrs, database_urls: urls, profile: "sign-encrypt", tls })
+            .unwrap();
     let mut kr_config = std::fs::read_to_string(&files[0].config).unwrap();
     if let Some(n) = kr_workers {
         kr_config = kr_config.replacen("[delivery]\n", &format!("[delivery]\nworkers = {n}\n"), 1);
@@ -583,7 +582,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 
 async fn e2e(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, o.instances, o.workers).await;
+    let pair = pair(dir.path(), db, o.instances, o.workers, o.tls).await;
     let [kr, id] = &pair.files;
     let n = o.count;
 
@@ -654,7 +653,8 @@ async fn e2e(db: &str, o: &Options) {
     let id_cpu = id_gw.cpu_seconds() - id_cpu0;
     let kr_lines: Vec<String> = krs.iter().map(|g| gateway_line(g, g.cpu_seconds(), wall_poll)).collect();
     println!(
-        "[{db}] e2e backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}",
+        "[{db}] e2e{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}",
+        if o.tls { " (mutual TLS)" } else { "" },
         krs.len(),
         100.0 * rate / bound,
         kr_lines.join("; "),

@@ -1,7 +1,10 @@
 //! The HTTP client that calls partners: Basic credentials, SOAPAction, a timeout; over plain
 //! HTTP (to a local TLS-originating proxy) or over mutual TLS with our `[tls]` certificate,
 //! verifying the partner's server certificate against its configured CAs only, and its host
-//! name. No retries here: the outbox owns them.
+//! name. Connections are kept alive and reused (one pool per partner for TLS, since its trust
+//! differs), so a partner's handshake is paid once, not per message. No retries here: the
+//! outbox owns them (the pool itself only resends a request its reused connection closed
+//! before any byte of it was written).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,7 +34,8 @@ pub struct PartnerClient {
     client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
     tls: Option<TlsSettings>,
-    connectors: Mutex<HashMap<String, Arc<SslConnector>>>,
+    /// Per partner: the pooled client over its mutual-TLS connector.
+    tls_clients: Mutex<HashMap<String, Client<TlsConnector, Full<Bytes>>>>,
 }
 
 impl PartnerClient {
@@ -42,7 +46,7 @@ impl PartnerClient {
             client: Client::builder(TokioExecutor::new()).build(connector),
             timeout,
             tls,
-            connectors: Mutex::default(),
+            tls_clients: Mutex::default(),
         }
     }
 
@@ -101,7 +105,8 @@ impl PartnerClient {
                     .header(HOST, format!("{host}:{port}"))
                     .body(Full::new(wire))
                     .map_err(|e| format!("bad request: {e}"))?;
-                self.send_tls(partner, &host, port, request).await?
+                let client = self.tls_client(partner)?;
+                client.request(request).await.map_err(|e| format!("{e}: {}", source_chain(&e)))?
             } else {
                 let request = builder.body(Full::new(wire)).map_err(|e| format!("bad request: {e}"))?;
                 self.client.request(request).await.map_err(|e| format!("{e}: {}", source_chain(&e)))?
@@ -119,31 +124,20 @@ impl PartnerClient {
             .map_err(|_| format!("no answer within {:?}", self.timeout))?
     }
 
-    /// One request over a fresh mutual-TLS connection.
-    async fn send_tls(
-        &self,
-        partner: &Partner,
-        host: &str,
-        port: u16,
-        request: Request<Full<Bytes>>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
-        let connector = self.connector(partner)?;
-        let tcp = tokio::net::TcpStream::connect((host, port)).await.map_err(|e| format!("connect: {e}"))?;
-        let ssl = connector.configure().and_then(|c| c.into_ssl(host)).map_err(|e| format!("TLS: {e}"))?;
-        let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| format!("TLS: {e}"))?;
-        std::pin::Pin::new(&mut stream).connect().await.map_err(|e| format!("TLS handshake: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("HTTP: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        sender.send_request(request).await.map_err(|e| format!("HTTP: {e}"))
+    /// The pooled mutual-TLS client of `partner`.
+    fn tls_client(&self, partner: &Partner) -> Result<Client<TlsConnector, Full<Bytes>>, String> {
+        if let Some(c) = self.tls_clients.lock().ok().and_then(|m| m.get(&partner.party).cloned()) {
+            return Ok(c);
+        }
+        let connector = TlsConnector { ssl: self.connector(partner)? };
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        if let Ok(mut m) = self.tls_clients.lock() {
+            m.insert(partner.party.clone(), client.clone());
+        }
+        Ok(client)
     }
 
     fn connector(&self, partner: &Partner) -> Result<Arc<SslConnector>, String> {
-        if let Some(c) = self.connectors.lock().ok().and_then(|m| m.get(&partner.party).cloned()) {
-            return Ok(c);
-        }
         let tls = self.tls.as_ref().ok_or("an https endpoint needs [tls]")?;
         let e = |e: openssl::error::ErrorStack| format!("TLS configuration: {e}");
         let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(e)?;
@@ -158,11 +152,83 @@ impl PartnerClient {
         }
         b.set_verify_cert_store(store.build()).map_err(e)?;
         b.set_verify(SslVerifyMode::PEER);
-        let connector = Arc::new(b.build());
-        if let Ok(mut m) = self.connectors.lock() {
-            m.insert(partner.party.clone(), connector.clone());
-        }
-        Ok(connector)
+        Ok(Arc::new(b.build()))
+    }
+}
+
+/// Opens mutual-TLS connections to a partner for the pool: TCP, then the handshake with our
+/// certificate, the partner's CAs and its host name checked.
+#[derive(Clone)]
+pub struct TlsConnector {
+    ssl: Arc<SslConnector>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl tower::Service<hyper::Uri> for TlsConnector {
+    type Response = TlsConnection;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<TlsConnection, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let ssl = self.ssl.clone();
+        Box::pin(async move {
+            let host = uri.host().ok_or("endpoint has no host")?.trim_matches(['[', ']']).to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp =
+                tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| format!("connect: {e}"))?;
+            let ssl = ssl.configure().and_then(|c| c.into_ssl(&host)).map_err(|e| format!("TLS: {e}"))?;
+            let mut stream = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| format!("TLS: {e}"))?;
+            std::pin::Pin::new(&mut stream).connect().await.map_err(|e| format!("TLS handshake: {e}"))?;
+            Ok(TlsConnection(TokioIo::new(stream)))
+        })
+    }
+}
+
+/// One mutual-TLS connection, as the pool sees it.
+pub struct TlsConnection(TokioIo<tokio_openssl::SslStream<tokio::net::TcpStream>>);
+
+impl hyper_util::client::legacy::connect::Connection for TlsConnection {
+    fn connected(&self) -> hyper_util::client::legacy::connect::Connected {
+        hyper_util::client::legacy::connect::Connected::new()
+    }
+}
+
+impl hyper::rt::Read for TlsConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for TlsConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
