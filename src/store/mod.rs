@@ -174,7 +174,21 @@ impl Store {
         let pool = match backend {
             // One connection: SQLite serialises writers anyway, and a single connection avoids
             // lock-upgrade failures between concurrent deferred transactions.
-            Backend::Sqlite => AnyPoolOptions::new().max_connections(1).connect_with(options).await?,
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(1)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Every connection, also one that replaces an expired one: these are
+                            // per connection in SQLite.
+                            sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
             Backend::Postgres => {
                 probe_postgres(&url, &options).await?;
                 AnyPoolOptions::new().max_connections(16).connect_with(options).await?
@@ -183,8 +197,6 @@ impl Store {
         match backend {
             Backend::Sqlite => {
                 sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
-                sqlx::query("PRAGMA synchronous = FULL").execute(&pool).await?;
-                sqlx::query("PRAGMA foreign_keys = ON").execute(&pool).await?;
                 MIGRATE_SQLITE.run(&pool).await?;
             }
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,

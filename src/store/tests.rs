@@ -799,3 +799,17 @@ async fn a_receipt_remembers_its_signature_and_a_second_copy_of_the_bytes_is_a_r
         assert!(!inbound::remember_signature(&store, "KR:sig-r", now + Duration::minutes(5), now).await.expect("r"));
     }
 }
+
+#[tokio::test]
+async fn the_sqlite_writer_is_durable_and_checks_foreign_keys() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite:{}", dir.path().join("d.db").display());
+    let store = Store::connect(&url).await.expect("store");
+    // Set on every connection the pool opens (after_connect), not once on the first.
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(store.pool()).await.expect("pragma");
+    let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(store.pool()).await.expect("pragma");
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.expect("pragma");
+    assert_eq!((synchronous, foreign_keys, journal.as_str()), (2, 1, "wal"), "FULL, ON, WAL");
+    // The read connections refuse writes.
+    assert!(sqlx::query("DELETE FROM replay_cache").execute(store.readers()).await.is_err());
+}
