@@ -2,8 +2,8 @@
 //! out (a signed acknowledgement, or the GetCO response), or the [`Refusal`] it gets.
 //!
 //! Order: WS-Security (on a blocking thread) → replay cache (a read; the signature is
-//! remembered in the receipt's transaction, or on its own when no receipt is stored) → the request read into the
-//! binding-neutral [`InboundRequest`] (operation, message header) → the sender is the
+//! remembered in the receipt's transaction, or on its own when no receipt is stored) → the
+//! request read into the binding-neutral [`InboundRequest`] (operation, message header) → the sender is the
 //! authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by message ID → the
 //! business decision (`flows::inbound::check`) → the signed acknowledgement → one transaction
 //! that stores the receipt and its effect. Refusals leave nothing in the store but their audit
@@ -118,9 +118,8 @@ async fn pipeline(
     .map_err(|e| Refusal::Internal(format!("replay cache unavailable: {e}")))?;
     let mut remembered = !with_receipt;
     let signature = (replay_key.as_str(), keep_until);
-    let result =
-        after_replay_check(core, partner, verified, bytes, remote, message_id, fresh, signature, &mut remembered, now)
-            .await;
+    let checked = Checked { verified, bytes, operation, fresh, signature };
+    let result = after_replay_check(core, partner, checked, remote, message_id, &mut remembered, now).await;
     if !remembered {
         if let Err(e) = inbound::remember_signature(&core.store, &replay_key, keep_until, now).await {
             tracing::error!(error = %e, partner = %partner.party, "the signature of an answered request could not be remembered");
@@ -129,28 +128,36 @@ async fn pipeline(
     result
 }
 
+/// A verified request as the replay cache found it.
+struct Checked<'a> {
+    verified: VerifiedMessage,
+    /// The request's body as received.
+    bytes: Bytes,
+    /// Its operation, if it is one we know.
+    operation: Option<Operation>,
+    /// Its signature was not in the replay cache.
+    fresh: bool,
+    /// Its replay-cache key and until when to keep it.
+    signature: (&'a str, DateTime<Utc>),
+}
+
 /// [`pipeline`] after the replay cache was consulted; sets `remembered` once a stored receipt
-/// holds `signature`.
-#[allow(clippy::too_many_arguments)]
+/// holds the signature.
 async fn after_replay_check(
     core: &Arc<Core>,
     partner: &Arc<Partner>,
-    verified: VerifiedMessage,
-    bytes: Bytes,
+    checked: Checked<'_>,
     remote: SocketAddr,
     message_id: &mut Option<String>,
-    fresh: bool,
-    signature: (&str, DateTime<Utc>),
     remembered: &mut bool,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
-    let (namespace, name) = verified.operation();
+    let Checked { verified, bytes, operation, fresh, signature } = checked;
     let reply = answer::Reply {
         version: verified.version(),
         request_addressing: verified.addressing().cloned(),
-        operation_action: crate::message::Operation::from_request_element(namespace, name).map(|o| o.soap_action()),
+        operation_action: operation.map(|o| o.soap_action()),
     };
-
     // A signed message seen before is a replay. Without a Timestamp, a partner's own retry of
     // a message is byte for byte the same (its signature is deterministic): it is answered by
     // message-ID idempotency (its first acknowledgement, nothing stored twice) when its

@@ -17,12 +17,10 @@ pub async fn remember_signature(
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    prune_replay_cache(store, now).await?;
+    prune_replay_cache(store.pool(), store, now).await?;
     let inserted = sqlx::query(REMEMBER).bind(signature_key).bind(millis(expires_at)).execute(store.pool()).await?;
     Ok(inserted.rows_affected() == 1)
 }
-
-const PRUNE: &str = "DELETE FROM replay_cache WHERE expires_at < $1";
 
 const REMEMBER: &str =
     "INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING";
@@ -30,9 +28,15 @@ const REMEMBER: &str =
 /// Expired entries can no longer be replayed (the timestamp check refuses them): pruned once a
 /// minute (an expired entry kept a while longer refuses nothing that is not refused anyway; a
 /// delete per message cost as much as the insert).
-async fn prune_replay_cache(store: &Store, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// Runs on `db`: inside a transaction that holds the store's one SQLite connection, the pool
+/// would wait for itself.
+async fn prune_replay_cache<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if store.replay_prune_due(millis(now)) {
-        sqlx::query(PRUNE).bind(millis(now)).execute(store.pool()).await?;
+        sqlx::query("DELETE FROM replay_cache WHERE expires_at < $1").bind(millis(now)).execute(db).await?;
     }
     Ok(())
 }
@@ -162,10 +166,7 @@ pub async fn open(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<
     match inserted {
         Ok(_) => {
             if let Some((key, expires_at)) = r.signature {
-                // In this transaction: the store's one SQLite connection is this one.
-                if store.replay_prune_due(millis(now)) {
-                    sqlx::query(PRUNE).bind(millis(now)).execute(&mut *tx).await?;
-                }
+                prune_replay_cache(&mut *tx, store, now).await?;
                 let remembered = sqlx::query(REMEMBER).bind(key).bind(millis(expires_at)).execute(&mut *tx).await?;
                 if remembered.rows_affected() != 1 {
                     tx.rollback().await?;
@@ -211,7 +212,7 @@ pub async fn close(
     };
     let request = entry(true, Kind::Request, r.request_wire);
     let ack = entry(false, Kind::Acknowledgement, r.ack_wire);
-    messages::append_both(&mut tx, &request, &ack, now).await?;
+    messages::append_all(&mut tx, &[&request, &ack], now).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -36,29 +36,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub async fn append(tx: &mut Tx<'_>, e: &LogEntry<'_>, now: DateTime<Utc>) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(e.message_id)
-        .bind(if e.incoming { "in" } else { "out" })
-        .bind(e.kind.as_str())
-        .bind(e.partner)
-        .bind(e.operation)
-        .bind(sha256_hex(e.wire))
-        .bind(e.wire.to_vec())
-        .bind(millis(now))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
+    append_all(tx, &[e], now).await
 }
 
-/// [`append`] of two entries in one statement (a request and our answer to it).
-pub async fn append_both(
-    tx: &mut Tx<'_>,
-    first: &LogEntry<'_>,
-    second: &LogEntry<'_>,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let mut query = sqlx::query("INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8), ($9, $10, $11, $12, $13, $14, $15, $16)");
-    for e in [first, second] {
+/// [`append`] of several entries in one statement (a request and our answer to it).
+pub async fn append_all(tx: &mut Tx<'_>, entries: &[&LogEntry<'_>], now: DateTime<Utc>) -> Result<(), StoreError> {
+    const COLUMNS: usize = 8;
+    let rows: Vec<String> = (0..entries.len())
+        .map(|row| {
+            let params: Vec<String> = (1..=COLUMNS).map(|c| format!("${}", row * COLUMNS + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) VALUES {}",
+        rows.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for e in entries {
         query = query
             .bind(e.message_id)
             .bind(if e.incoming { "in" } else { "out" })

@@ -124,15 +124,9 @@ pub async fn claim_due(
     // on the whole outbox, every claim cost time in proportion to the backlog (10 ms per claim
     // behind 1,500 pending messages on PostgreSQL, claims being serialised). A window with
     // nothing claimable moves on to the next, so nothing behind a blocked window starves.
-    let due = "o.state = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)";
-    let window = format!(
-        "SELECT o.created_at, o.message_id FROM outbox o WHERE {due} \
-         AND (o.created_at > $2 OR (o.created_at = $2 AND o.message_id > $3)) \
-         ORDER BY o.created_at, o.message_id LIMIT {CLAIM_WINDOW}"
-    );
     let pick = format!(
         "SELECT o.message_id FROM outbox o \
-         WHERE {due} \
+         WHERE {DUE} \
          AND (o.created_at > $4 OR (o.created_at = $4 AND o.message_id >= $5)) \
          AND (o.created_at < $6 OR (o.created_at = $6 AND o.message_id <= $7)) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
@@ -149,10 +143,7 @@ pub async fn claim_due(
     );
     // On the read connections first: an idle worker's look takes no write transaction (on
     // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
-    let any_due: Option<i64> = sqlx::query_scalar(&format!("SELECT 1 FROM outbox o WHERE {due} LIMIT 1"))
-        .bind(millis(now))
-        .fetch_optional(store.readers())
-        .await?;
+    let any_due: Option<i64> = sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
     if any_due.is_none() {
         return Ok(None);
     }
@@ -166,7 +157,8 @@ pub async fn claim_due(
     }
     let mut after = (i64::MIN, String::new());
     let row = loop {
-        let rows = sqlx::query(&window).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut *tx).await?;
+        let rows =
+            sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut *tx).await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break None };
         let first: (i64, String) = (first.try_get(0)?, first.try_get(1)?);
         let last: (i64, String) = (last.try_get(0)?, last.try_get(1)?);
@@ -191,6 +183,22 @@ pub async fn claim_due(
 
 /// How many due messages a claim looks at in one step.
 const CLAIM_WINDOW: usize = 32;
+
+/// A pending message whose time has come and whose lease is free (`$1`: now).
+const DUE: &str = "o.state = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)";
+
+/// Whether anything is due at all.
+static ANY_DUE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT 1 FROM outbox o WHERE {DUE} LIMIT 1"));
+
+/// The next window of due messages after (`$2`, `$3`) = (created_at, message_id), oldest first.
+static CLAIM_WINDOW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT o.created_at, o.message_id FROM outbox o WHERE {DUE} \
+         AND (o.created_at > $2 OR (o.created_at = $2 AND o.message_id > $3)) \
+         ORDER BY o.created_at, o.message_id LIMIT {CLAIM_WINDOW}"
+    )
+});
 
 /// The advisory lock key that serialises claims on PostgreSQL ("coconnec" in ASCII).
 const CLAIM_LOCK: i64 = 0x636f_636f_6e6e_6563;
