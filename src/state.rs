@@ -25,8 +25,11 @@ impl Core {
         Core { settings, store, clock, delivery_wakeup: tokio::sync::Notify::new() }
     }
 
-    /// Says that the outbox may hold new work (call after the commit that queued it).
+    /// Says that the outbox may hold new work (call after the commit that queued it). One
+    /// idle worker looks, and a worker that claims a message calls this again, so a batch
+    /// fans out over the idle workers while a single message costs one look, not one per
+    /// worker. A busy worker's wake-up is passed on to another when it drops it unused.
     pub fn outbox_changed(&self) {
-        self.delivery_wakeup.notify_waiters();
+        self.delivery_wakeup.notify_one();
     }
 }

@@ -177,31 +177,59 @@ impl Worker {
                 break;
             }
             // Registered before looking, so that work committed while this worker looks is
-            // not missed.
-            let wakeup = state.delivery_wakeup.notified();
-            tokio::pin!(wakeup);
+            // not missed; given up (and a wake-up it got passed on to another idle worker)
+            // as soon as the look found work, so that no wake-up waits for a delivery.
+            let mut wakeup = Box::pin(state.delivery_wakeup.notified());
             wakeup.as_mut().enable();
-            let wait = match self.step().await {
-                Ok(Step::Idle) => idle,
-                Ok(_) => StdDuration::ZERO,
+            let wait = match self.claim().await {
+                Ok(Some(msg)) => {
+                    drop(wakeup);
+                    if let Err(e) = self.deliver_claimed(msg).await {
+                        tracing::error!(error = %e, "delivery step failed");
+                        tokio::select! {
+                            _ = shutdown.changed() => {},
+                            _ = tokio::time::sleep(idle) => {},
+                        }
+                    }
+                    continue;
+                }
+                Ok(None) => idle,
                 Err(e) => {
                     tracing::error!(error = %e, "delivery step failed");
                     idle
                 }
             };
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = shutdown.changed() => {},
-                    _ = tokio::time::sleep(wait) => {},
-                    _ = &mut wakeup => {},
-                }
+            tokio::select! {
+                _ = shutdown.changed() => {},
+                _ = tokio::time::sleep(wait) => {},
+                _ = &mut wakeup => {},
             }
         }
     }
 
     /// Claims one due message and delivers it once.
     pub async fn step(&self) -> Result<Step, StoreError> {
-        match self.deliver_one().await {
+        match self.claim().await? {
+            Some(msg) => self.deliver_claimed(msg).await,
+            None => Ok(Step::Idle),
+        }
+    }
+
+    /// Claims the oldest message that may go now, if any; then wakes another idle worker,
+    /// since more may be due.
+    async fn claim(&self) -> Result<Option<OutboxMessage>, StoreError> {
+        let now = self.state.clock.now();
+        let lease = self.state.settings.delivery.lease.chrono();
+        let claimed = outbox::claim_due(&self.state.store, &self.owner, now, lease).await?;
+        if claimed.is_some() {
+            self.state.outbox_changed();
+        }
+        Ok(claimed)
+    }
+
+    /// Delivers a claimed message once.
+    async fn deliver_claimed(&self, msg: OutboxMessage) -> Result<Step, StoreError> {
+        match self.deliver(msg).await {
             Err(StoreError::LeaseLost(message_id)) => {
                 tracing::warn!(%message_id, worker = %self.owner, "claim lost before the attempt was recorded; left to whoever holds it now");
                 Ok(Step::ClaimLost)
@@ -210,14 +238,11 @@ impl Worker {
         }
     }
 
-    async fn deliver_one(&self) -> Result<Step, StoreError> {
+    async fn deliver(&self, msg: OutboxMessage) -> Result<Step, StoreError> {
         let settings = &self.state.settings;
         let store = &self.state.store;
         let clock = &self.state.clock;
         let now = clock.now();
-        let Some(msg) = outbox::claim_due(store, &self.owner, now, settings.delivery.lease.chrono()).await? else {
-            return Ok(Step::Idle);
-        };
         let Some(partner) = settings.partners.get(&msg.partner).cloned() else {
             // Not configured (any more): keep the message; an operator must restore the partner.
             let reason = format!("partner {} is not configured", msg.partner);

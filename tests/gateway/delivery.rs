@@ -541,3 +541,50 @@ async fn backlog_flush_to_a_flapping_partner_on(db: Db) {
     }
     assert!(alert_names(&p.kr).await.iter().all(|a| a != "co.delivery_failed"));
 }
+
+/// Submits `count` COs at once (concurrent API calls) and then one at a time, to a KR whose
+/// workers look for work only every 60 s on their own: each CO must be acknowledged within
+/// 20 s, so none may wait for a poll. A wake-up lost while every worker is busy, or one that
+/// reaches only one worker when several COs are queued, fails here.
+async fn wake_ups_deliver_without_polling(workers: usize, count: usize) {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.kr.reconfigure("poll_interval_millis = 100", &format!("poll_interval_millis = 60000\nworkers = {workers}"));
+    p.id.start().await;
+    p.kr.start().await;
+    // Every worker has made its first look and sleeps now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let kr = &p.kr;
+    let burst = futures_util::future::join_all(
+        (0..count)
+            .map(|n| async move { kr.submit("ID", &co_with_reference(&format!("WAKE-{workers}-B{n:03}"))).await }),
+    )
+    .await;
+    let mut ids = burst;
+    for n in 0..count {
+        ids.push(kr.submit("ID", &co_with_reference(&format!("WAKE-{workers}-S{n:03}"))).await);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for id in &ids {
+        loop {
+            let (_, cert) = kr.api("GET", &format!("/api/v1/certificates/{id}"), "").await;
+            if cert["state"] == "acknowledged" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "certificate {id} not acknowledged within 20 s with a 60 s poll interval ({workers} workers): {cert}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_work_wakes_idle_workers_without_waiting_for_a_poll() {
+    wake_ups_deliver_without_polling(8, 12).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_committed_while_the_only_worker_is_busy_is_not_left_for_the_poll() {
+    wake_ups_deliver_without_polling(1, 6).await;
+}
