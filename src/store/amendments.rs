@@ -199,14 +199,29 @@ pub async fn link_replacement(
     replacement_reference: &str,
     replacement_id: &str,
 ) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT a.id, a.certificate_id FROM amendments a JOIN certificates c ON c.id = a.certificate_id WHERE c.partner = $1 AND c.direction = 'inbound' AND a.replacement_reference = $2 AND a.state = $3 AND a.replacement_id IS NULL ORDER BY a.created_at, a.id LIMIT 1")
-        .bind(partner)
+    // From the amendments (index on the reference; usually none), then each one's certificate
+    // by its key: as a join, a plan made while the tables were empty scanned every inbound
+    // certificate of the partner for each CO received.
+    let candidates = sqlx::query("SELECT id, certificate_id FROM amendments WHERE replacement_reference = $1 AND state = $2 AND replacement_id IS NULL ORDER BY created_at, id")
         .bind(replacement_reference)
         .bind(ACCEPTED)
-        .fetch_optional(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let (amendment_id, original): (String, String) = (row.try_get("id")?, row.try_get("certificate_id")?);
+    let mut found = None;
+    for row in &candidates {
+        let (amendment_id, original): (String, String) = (row.try_get("id")?, row.try_get("certificate_id")?);
+        let from_partner: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM certificates WHERE id = $1 AND partner = $2 AND direction = 'inbound'")
+                .bind(&original)
+                .bind(partner)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if from_partner.is_some() {
+            found = Some((amendment_id, original));
+            break;
+        }
+    }
+    let Some((amendment_id, original)) = found else { return Ok(None) };
     sqlx::query("UPDATE amendments SET replacement_id = $1 WHERE id = $2")
         .bind(replacement_id)
         .bind(&amendment_id)

@@ -813,3 +813,49 @@ async fn the_sqlite_writer_is_durable_and_checks_foreign_keys() {
     // The read connections refuse writes.
     assert!(sqlx::query("DELETE FROM replay_cache").execute(store.readers()).await.is_err());
 }
+
+/// A replacement from a partner is linked to the oldest accepted cancellation that announced
+/// its reference for a certificate received from that same partner: another partner's
+/// announcement of the same reference is passed over although it is older, and an
+/// announcement is linked once.
+#[tokio::test]
+async fn a_replacement_is_linked_to_its_own_partners_announcement_once() {
+    use super::amendments;
+    use crate::lifecycle::{Event, Role};
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let mut tx = store.begin().await.expect("tx");
+        let mut received = Vec::new();
+        for (reference, partner) in [("JP-1", "JP"), ("KR-1", "KR"), ("KR-1B", "KR"), ("KR-2", "KR"), ("KR-3", "KR")] {
+            let new = NewCertificate { issuer: partner, direction: Direction::Inbound, partner, ..cert(reference) };
+            let record =
+                certificates::insert(&mut tx, &new, Event::ReceivedFromPartner, Role::ExportingPartner, "r", None, now)
+                    .await
+                    .expect("certificate");
+            received.push(record.id);
+        }
+        // JP's announcement first, then two of KR's (the older one is taken first).
+        for (n, certificate_id) in received[..3].iter().enumerate() {
+            let new = amendments::NewAmendment {
+                certificate_id,
+                reason: "r",
+                replacement_reference: Some("R-1"),
+                replacement_xml: None,
+                message_id: &format!("m-cancel-{n}"),
+            };
+            let id =
+                amendments::insert(&mut tx, &new, now + Duration::milliseconds(n as i64)).await.expect("amendment");
+            amendments::decide(&mut tx, &id, amendments::ACCEPTED, None, "partner", None, now).await.expect("accept");
+        }
+        let first = amendments::link_replacement(&mut tx, "KR", "R-1", &received[3]).await.expect("link");
+        assert_eq!(first.as_deref(), Some(received[1].as_str()), "KR's oldest announcement, not JP's");
+        let second = amendments::link_replacement(&mut tx, "KR", "R-1", &received[4]).await.expect("link");
+        assert_eq!(second.as_deref(), Some(received[2].as_str()), "the linked one is not taken again");
+        let none = amendments::link_replacement(&mut tx, "KR", "R-1", &received[4]).await.expect("link");
+        assert_eq!(none, None);
+        let unknown = amendments::link_replacement(&mut tx, "KR", "R-2", &received[4]).await.expect("link");
+        assert_eq!(unknown, None);
+        tx.commit().await.expect("commit");
+    }
+}
