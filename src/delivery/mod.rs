@@ -171,7 +171,6 @@ impl Worker {
     /// looks at the shutdown signal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let idle = self.state.settings.delivery.poll_interval.std();
-        let state = self.state.clone();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -179,11 +178,14 @@ impl Worker {
             // Registered before looking, so that work committed while this worker looks is
             // not missed; given up (and a wake-up it got passed on to another idle worker)
             // as soon as the look found work, so that no wake-up waits for a delivery.
-            let mut wakeup = Box::pin(state.delivery_wakeup.notified());
+            let mut wakeup = Box::pin(self.state.delivery_wakeup.notified());
             wakeup.as_mut().enable();
             let wait = match self.claim().await {
                 Ok(Some(msg)) => {
                     drop(wakeup);
+                    // More may be due: the next idle worker looks (after this worker's own
+                    // registration is gone, so that it does not wake itself).
+                    self.state.outbox_changed();
                     if let Err(e) = self.deliver_claimed(msg).await {
                         tracing::error!(error = %e, "delivery step failed");
                         tokio::select! {
@@ -215,16 +217,11 @@ impl Worker {
         }
     }
 
-    /// Claims the oldest message that may go now, if any; then wakes another idle worker,
-    /// since more may be due.
+    /// Claims the oldest message that may go now, if any.
     async fn claim(&self) -> Result<Option<OutboxMessage>, StoreError> {
         let now = self.state.clock.now();
         let lease = self.state.settings.delivery.lease.chrono();
-        let claimed = outbox::claim_due(&self.state.store, &self.owner, now, lease).await?;
-        if claimed.is_some() {
-            self.state.outbox_changed();
-        }
-        Ok(claimed)
+        outbox::claim_due(&self.state.store, &self.owner, now, lease).await
     }
 
     /// Delivers a claimed message once.

@@ -199,13 +199,15 @@ impl Store {
                             // compressing them took a tenth of PostgreSQL's CPU in the load
                             // bench (encrypted bodies do not compress, but pglz tries the
                             // whole value). lz4 does the same job several times faster. A
-                            // server built without lz4 refuses the setting: it keeps pglz.
-                            if let Err(e) =
-                                sqlx::query("SET default_toast_compression = 'lz4'").execute(&mut *conn).await
-                            {
-                                tracing::debug!(error = %e, "PostgreSQL without lz4: values are compressed with pglz");
+                            // server built without lz4 refuses the setting: it keeps pglz. Any
+                            // other failure (the connection itself) is the connection's error.
+                            match sqlx::query("SET default_toast_compression = 'lz4'").execute(&mut *conn).await {
+                                Err(sqlx::Error::Database(e)) => {
+                                    tracing::debug!(error = %e, "PostgreSQL without lz4: values are compressed with pglz");
+                                    Ok(())
+                                }
+                                other => other.map(|_| ()),
                             }
-                            Ok(())
                         })
                     })
                     .connect_with(options)
