@@ -67,6 +67,7 @@ where
     Pin::new(&mut stream).accept().await.map_err(|e| e.to_string())?;
     let peer = stream.ssl().peer_certificate().ok_or("no client certificate")?;
     let der = peer.to_der().map_err(|e| e.to_string())?;
-    let cert = Certificate::from_der(&der).map_err(|e| e.to_string())?;
+    // A partner's client certificate is the same on each connection: parsed once.
+    let cert = Certificate::from_der_cached(&der).map_err(|e| e.to_string())?;
     Ok((stream, Arc::new(cert)))
 }

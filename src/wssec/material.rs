@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use openssl::hash::MessageDigest;
 use openssl::x509::X509;
@@ -69,6 +69,9 @@ pub struct Certificate {
     /// Whether the key is an EC key (else RSA): which signature method it can make.
     pub is_ec: bool,
     public_pem: Arc<Vec<u8>>,
+    /// The parsed certificate, shared (OpenSSL counts references): parsing it again for each
+    /// chain check would cost what the cache below saves.
+    x509: X509,
 }
 
 impl Certificate {
@@ -80,6 +83,24 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Self, SecurityError> {
         let x = X509::from_der(der).map_err(|e| SecurityError::KeyMaterial(format!("certificate is not DER: {e}")))?;
         Self::from_x509(&x)
+    }
+
+    /// [`Self::from_der`] for a certificate a partner sends with every message (a token, a TLS
+    /// client certificate): parsed once per process, a copy handed out after that. OpenSSL 3
+    /// decodes the public key of each certificate it parses through its provider decoders,
+    /// which cost about as much as verifying the message's signature. Only what parsed is
+    /// kept, keyed by the exact bytes; whether to trust it is still decided for each message.
+    pub fn from_der_cached(der: &[u8]) -> Result<Self, SecurityError> {
+        if let Some(c) = lock_parsed().get(der) {
+            return Ok(c.clone());
+        }
+        let parsed = Self::from_der(der)?;
+        let mut cache = lock_parsed();
+        if cache.len() >= PARSED_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(der.to_vec(), parsed.clone());
+        Ok(parsed)
     }
 
     fn from_x509(x: &X509) -> Result<Self, SecurityError> {
@@ -105,12 +126,12 @@ impl Certificate {
             serial_decimal: serial,
             fingerprint_sha256: hex(&fingerprint),
             public_pem: Arc::new(public_pem),
+            x509: x.clone(),
         })
     }
 
     pub fn x509(&self) -> X509 {
-        // The DER was produced by openssl from a parsed certificate, so it parses again.
-        X509::from_der(&self.der).unwrap_or_else(|_| unreachable!("certificate DER round-trip"))
+        self.x509.clone()
     }
 
     pub(crate) fn public_key(&self) -> Result<Rc<Key>, SecurityError> {
@@ -267,6 +288,18 @@ fn normalize_dn(dn: &str) -> Vec<String> {
     parts
 }
 
+/// How many parsed certificates [`Certificate::from_der_cached`] keeps: far more than the
+/// certificates of all partners in use; a sender of ever new certificates only empties it.
+const PARSED_CAPACITY: usize = 256;
+
+static PARSED: LazyLock<Mutex<HashMap<Vec<u8>, Certificate>>> = LazyLock::new(Default::default);
+
+/// The cache of parsed certificates; a panic elsewhere while it was held leaves nothing half
+/// written in it (an insert or a clear), so a poisoned lock is used as it is.
+fn lock_parsed() -> std::sync::MutexGuard<'static, HashMap<Vec<u8>, Certificate>> {
+    PARSED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 thread_local! {
     /// Parsed libxmlsec1 keys of this thread, by SHA-256 of their PEM. Keys are not `Send`; each
     /// blocking thread keeps its own copies so no message pays for PEM parsing.
@@ -307,6 +340,48 @@ mod tests {
         assert!(der_children(&[0x30, 0x05, 0x02]).is_none(), "length past the end");
         assert!(der_children(&[0x31, 0x00]).is_none(), "not a SEQUENCE");
         assert!(der_children(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
+    }
+
+    /// A fresh self-signed EC certificate, DER.
+    fn self_signed_der(cn: &str) -> Vec<u8> {
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::pkey::PKey;
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("curve");
+        let key = PKey::from_ec_key(EcKey::generate(&group).expect("key")).expect("pkey");
+        let mut name = openssl::x509::X509NameBuilder::new().expect("name");
+        name.append_entry_by_text("CN", cn).expect("cn");
+        let name = name.build();
+        let mut b = openssl::x509::X509Builder::new().expect("builder");
+        b.set_subject_name(&name).expect("subject");
+        b.set_issuer_name(&name).expect("issuer");
+        b.set_pubkey(&key).expect("pubkey");
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).expect("t")).expect("nb");
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).expect("t")).expect("na");
+        b.sign(&key, MessageDigest::sha256()).expect("sign");
+        b.build().to_der().expect("der")
+    }
+
+    #[test]
+    fn a_certificate_sent_again_is_not_parsed_again() {
+        let der = self_signed_der("cache test");
+        let first = Certificate::from_der_cached(&der).expect("parsed");
+        let again = Certificate::from_der_cached(&der).expect("cached");
+        assert!(Arc::ptr_eq(&first.der, &again.der), "the second look-up is the parsed copy");
+        assert!(!Arc::ptr_eq(&first.der, &Certificate::from_der(&der).expect("uncached").der));
+        assert_eq!(again.subject, "CN=cache test");
+        assert_eq!(again.x509().to_der().expect("der"), der, "the kept X509 is this certificate");
+        // What does not parse is refused each time, and nothing is kept for it.
+        let broken = &der[..der.len() - 1];
+        assert!(Certificate::from_der_cached(broken).is_err());
+        assert!(!lock_parsed().contains_key(broken));
+    }
+
+    #[test]
+    fn the_parsed_certificate_cache_stays_bounded() {
+        for i in 0..PARSED_CAPACITY + 3 {
+            Certificate::from_der_cached(&self_signed_der(&format!("bound {i}"))).expect("parsed");
+            assert!(lock_parsed().len() <= PARSED_CAPACITY);
+        }
     }
 
     #[test]

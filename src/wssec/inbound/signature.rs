@@ -295,7 +295,8 @@ pub(super) fn base64_text(text: &str, what: &str) -> Result<Vec<u8>, SecurityErr
 }
 
 fn certificate(der: &[u8]) -> Result<Certificate, SecurityError> {
-    Certificate::from_der(der).map_err(|e| SecurityError::UntrustedCertificate(format!("token certificate: {e}")))
+    Certificate::from_der_cached(der)
+        .map_err(|e| SecurityError::UntrustedCertificate(format!("token certificate: {e}")))
 }
 
 /// An `X509PKIPathv1` token (RFC 2459 `SEQUENCE OF Certificate`, trust anchor side first): the
