@@ -37,6 +37,7 @@ use crate::soap::request::Unreadable;
 use crate::state::Core;
 use crate::store::audit::AuditEvent;
 use crate::store::inbound::{self, Opened, Receipt};
+use crate::store::{StoreError, Tx};
 use crate::wssec::inbound::VerifiedMessage;
 use crate::wssec::SoapVersion;
 
@@ -258,31 +259,32 @@ async fn receive(
     }
     let ack = answer::acknowledgement(core, partner, &message_id, &evidence.wire_digest, decision.errors, now);
     let ack_wire = answer::sign_ack(core, partner, reply, &ack, now).await?.wire;
-    let receipt = Receipt {
-        partner: &partner.party,
-        message_id: &message_id,
+    let job = Arc::new(ReceiptJob {
+        core: core.clone(),
+        partner: partner.clone(),
+        message_id: message_id.clone(),
         operation: request.operation.name(),
-        body_sha256: &evidence.content_sha256,
+        body_sha256: evidence.content_sha256.clone(),
         accepted,
-        request_wire: &evidence.wire,
-        ack_wire: &ack_wire,
-        signature: Some(signature),
+        request_wire: evidence.wire.clone(),
+        ack_wire: Bytes::from(ack_wire),
+        signature: (signature.0.to_owned(), signature.1),
+        effect: decision.effect,
+        now,
+    });
+    let ack_wire = job.ack_wire.clone();
+    let stored = core.store.write(move |tx| Box::pin(job.clone().store(tx))).await;
+    let stored = match stored {
+        Ok(certificate) => Ok(Stored::New(certificate)),
+        Err(NotStored::Replayed) => Ok(Stored::Replayed),
+        Err(NotStored::AlreadyReceived) => match inbound::find(&core.store, &partner.party, &message_id).await {
+            Ok(Some(previous)) => Ok(Stored::Earlier(previous)),
+            Ok(None) => Err(FlowError::Store(StoreError::Corrupt("inbound message vanished".into()))),
+            Err(e) => Err(e.into()),
+        },
+        Err(NotStored::Failed(e)) => Err(e),
     };
-    let stored = async {
-        let mut tx = match inbound::open(&core.store, &receipt, now).await? {
-            Opened::New(tx) => tx,
-            Opened::AlreadyReceived(previous) => return Ok::<_, FlowError>(Stored::Earlier(previous)),
-            Opened::Replayed => return Ok(Stored::Replayed),
-        };
-        let certificate = if accepted {
-            flows::inbound::apply(&mut tx, core, partner, &decision.effect, &message_id, now).await?
-        } else {
-            None
-        };
-        inbound::close(tx, &receipt, certificate.as_deref(), now).await?;
-        Ok(Stored::New(certificate))
-    };
-    match stored.await {
+    match stored {
         Ok(Stored::New(certificate)) => {
             *remembered = true;
             // An accepted message may have queued an answer (a replacement, a cancellation status).
@@ -290,7 +292,7 @@ async fn receive(
                 core.outbox_changed();
             }
             tracing::info!(event = "received", partner = %partner.party, %message_id, operation = request.operation.name(), accepted, ?certificate, "request acknowledged");
-            Ok(Answer { version, wire: ack_wire })
+            Ok(Answer { version, wire: ack_wire.to_vec() })
         }
         // A copy that was stored while this one was being checked.
         Ok(Stored::Earlier(previous)) => answer_earlier(previous).await,
@@ -302,6 +304,73 @@ async fn receive(
         // A refusal here means the certificate changed between the check and the write (a
         // concurrent message): nothing was stored, and the partner's retry gets the answer.
         Err(e) => Err(Refusal::Internal(format!("the receipt of {message_id} could not be stored: {e}"))),
+    }
+}
+
+/// A receipt to store, owned, for [`Store::write`](crate::store::Store::write) (which may run it
+/// in a transaction shared with other receipts, and run it again alone).
+struct ReceiptJob {
+    core: Arc<Core>,
+    partner: Arc<Partner>,
+    message_id: String,
+    operation: &'static str,
+    body_sha256: String,
+    accepted: bool,
+    request_wire: Bytes,
+    ack_wire: Bytes,
+    /// The request signature's replay-cache key and until when to keep it.
+    signature: (String, DateTime<Utc>),
+    effect: flows::inbound::Effect,
+    now: DateTime<Utc>,
+}
+
+/// Why a receipt was not stored (its transaction is rolled back).
+enum NotStored {
+    /// The same message ID was stored first.
+    AlreadyReceived,
+    /// The same signature was remembered first.
+    Replayed,
+    Failed(FlowError),
+}
+
+impl From<StoreError> for NotStored {
+    fn from(e: StoreError) -> Self {
+        NotStored::Failed(e.into())
+    }
+}
+
+impl From<FlowError> for NotStored {
+    fn from(e: FlowError) -> Self {
+        NotStored::Failed(e)
+    }
+}
+
+impl ReceiptJob {
+    /// The receipt, the message's effect if accepted, both wire forms and the remembered
+    /// signature, in `tx`; returns the certificate the message concerns.
+    async fn store(self: Arc<Self>, tx: &mut Tx<'static>) -> Result<Option<String>, NotStored> {
+        let receipt = Receipt {
+            partner: &self.partner.party,
+            message_id: &self.message_id,
+            operation: self.operation,
+            body_sha256: &self.body_sha256,
+            accepted: self.accepted,
+            request_wire: &self.request_wire,
+            ack_wire: &self.ack_wire,
+            signature: Some((self.signature.0.as_str(), self.signature.1)),
+        };
+        match inbound::open(tx, &self.core.store, &receipt, self.now).await? {
+            Opened::New => {}
+            Opened::AlreadyReceived => return Err(NotStored::AlreadyReceived),
+            Opened::Replayed => return Err(NotStored::Replayed),
+        }
+        let certificate = if self.accepted {
+            flows::inbound::apply(tx, &self.core, &self.partner, &self.effect, &self.message_id, self.now).await?
+        } else {
+            None
+        };
+        inbound::close(tx, &receipt, certificate.as_deref(), self.now).await?;
+        Ok(certificate)
     }
 }
 

@@ -110,11 +110,16 @@ pub async fn record(
     certificate: Option<&certificates::NewCertificate<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Recorded, StoreError> {
-    let mut tx = match open(store, r, now).await? {
-        Opened::New(tx) => tx,
-        Opened::AlreadyReceived(previous) => return Ok(Recorded::AlreadyReceived(previous)),
+    let mut tx = store.begin().await?;
+    match open(&mut tx, store, r, now).await? {
+        Opened::New => {}
+        Opened::AlreadyReceived => {
+            tx.rollback().await?;
+            let previous = find(store, r.partner, r.message_id).await?;
+            return previous.map(Recorded::AlreadyReceived).ok_or_else(|| StoreError::NotFound("receipt".into()));
+        }
         Opened::Replayed => return Err(StoreError::Duplicate("signature (replay)".into())),
-    };
+    }
     let certificate = match certificate {
         Some(c) if r.accepted => Some(
             certificates::insert(
@@ -130,27 +135,30 @@ pub async fn record(
         ),
         _ => None,
     };
-    close(tx, r, certificate.as_ref().map(|c| c.id.as_str()), now).await?;
+    close(&mut tx, r, certificate.as_ref().map(|c| c.id.as_str()), now).await?;
+    tx.commit().await?;
     Ok(Recorded::New(certificate))
 }
 
 /// Outcome of [`open`].
+#[derive(Debug, PartialEq, Eq)]
 pub enum Opened {
     /// The receipt is claimed in this transaction: apply the message's effect in it, then
     /// [`close`].
-    New(Tx<'static>),
-    /// The same message ID was stored first (a concurrent copy): answer with its ack.
-    AlreadyReceived(ReceivedMessage),
+    New,
+    /// The same message ID was stored first (a concurrent copy): roll the transaction back
+    /// (on PostgreSQL the failed insert ended it) and answer with the stored acknowledgement
+    /// ([`find`]).
+    AlreadyReceived,
     /// The same signature was remembered first (a concurrent replay of the same bytes, under
-    /// another message ID's receipt or none): nothing was stored.
+    /// another message ID's receipt or none): roll back; nothing is stored.
     Replayed,
 }
 
-/// Starts storing a receipt: its row comes first in the transaction, so a concurrent copy of
-/// the same message ID waits on it and then finds the stored acknowledgement — it never
-/// applies the effect a second time, and never fails on it.
-pub async fn open(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Opened, StoreError> {
-    let mut tx = store.begin().await?;
+/// Starts storing a receipt in `tx`: its row comes first in the transaction, so a concurrent
+/// copy of the same message ID waits on it and then finds the stored acknowledgement — it
+/// never applies the effect a second time, and never fails on it.
+pub async fn open(tx: &mut Tx<'_>, store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Opened, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
     )
@@ -161,35 +169,28 @@ pub async fn open(store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<
     .bind(if r.accepted { "accepted" } else { "rejected" })
     .bind(r.ack_wire.to_vec())
     .bind(millis(now))
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await;
     match inserted {
         Ok(_) => {
             if let Some((key, expires_at)) = r.signature {
-                prune_replay_cache(&mut *tx, store, now).await?;
-                let remembered = sqlx::query(REMEMBER).bind(key).bind(millis(expires_at)).execute(&mut *tx).await?;
+                prune_replay_cache(&mut **tx, store, now).await?;
+                let remembered = sqlx::query(REMEMBER).bind(key).bind(millis(expires_at)).execute(&mut **tx).await?;
                 if remembered.rows_affected() != 1 {
-                    tx.rollback().await?;
                     return Ok(Opened::Replayed);
                 }
             }
-            Ok(Opened::New(tx))
+            Ok(Opened::New)
         }
-        Err(e) if is_unique_violation(&e) => {
-            drop(tx);
-            match find(store, r.partner, r.message_id).await? {
-                Some(m) => Ok(Opened::AlreadyReceived(m)),
-                None => Err(StoreError::Corrupt("inbound message vanished".into())),
-            }
-        }
+        Err(e) if is_unique_violation(&e) => Ok(Opened::AlreadyReceived),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Completes a receipt opened with [`open`], after its effect was written in `tx`: the
-/// certificate it concerns, both exact wire forms in the log, and one commit for everything.
+/// Completes in `tx` a receipt [`open`]ed there, after its effect was written: the certificate
+/// it concerns and both exact wire forms in the log. The caller commits.
 pub async fn close(
-    mut tx: Tx<'static>,
+    tx: &mut Tx<'_>,
     r: &Receipt<'_>,
     certificate_id: Option<&str>,
     now: DateTime<Utc>,
@@ -199,7 +200,7 @@ pub async fn close(
             .bind(id)
             .bind(r.partner)
             .bind(r.message_id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
     }
     let entry = |incoming, kind, wire| LogEntry {
@@ -212,9 +213,7 @@ pub async fn close(
     };
     let request = entry(true, Kind::Request, r.request_wire);
     let ack = entry(false, Kind::Acknowledgement, r.ack_wire);
-    messages::append_all(&mut tx, &[&request, &ack], now).await?;
-    tx.commit().await?;
-    Ok(())
+    messages::append_all(tx, &[&request, &ack], now).await
 }
 
 /// The inbound certificate with this issuer and reference, if any.

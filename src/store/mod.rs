@@ -14,6 +14,7 @@ pub mod audit;
 pub mod certificates;
 pub mod claims;
 pub mod events;
+mod group;
 pub mod inbound;
 pub mod messages;
 pub mod operator;
@@ -70,6 +71,9 @@ pub enum StoreError {
     /// message, or an operator cancelled it): what the worker was about to record is dropped.
     #[error("the claim on outbox message {0} was lost")]
     LeaseLost(String),
+    /// A transaction of [`Store::write`] could not be committed: nothing of it was written.
+    #[error("the write could not be committed: {0}")]
+    Commit(String),
     #[error("another coconnect instance already uses the SQLite database {0} (SQLite allows one instance; use PostgreSQL to run several)")]
     SqliteInUse(String),
     #[error("cannot lock the SQLite database {}: {reason}", path.display())]
@@ -110,6 +114,8 @@ pub struct Store {
     backend: Backend,
     /// When the replay cache was last pruned (ms since the epoch): once a minute is enough.
     replay_pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// SQLite: the task that gives concurrent writes one commit ([`Store::write`]).
+    group: group::GroupCommit,
     /// SQLite: the exclusive lock on `<database>.lock`, held while any clone of the store lives.
     _instance_lock: Option<std::sync::Arc<std::fs::File>>,
 }
@@ -238,7 +244,14 @@ impl Store {
             // PostgreSQL, or an in-memory SQLite database that a second connection would not see.
             pool.clone()
         };
-        Ok(Store { pool, readers, backend, replay_pruned_at: Default::default(), _instance_lock: instance_lock })
+        Ok(Store {
+            pool,
+            readers,
+            backend,
+            replay_pruned_at: Default::default(),
+            group: Default::default(),
+            _instance_lock: instance_lock,
+        })
     }
 
     pub fn backend(&self) -> Backend {

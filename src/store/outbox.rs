@@ -147,22 +147,42 @@ pub async fn claim_due(
     if any_due.is_none() {
         return Ok(None);
     }
-    let mut tx = store.begin().await?;
-    if store.backend() == super::Backend::Postgres {
+    let job = std::sync::Arc::new((store.backend(), sql, owner.to_owned()));
+    store
+        .write(move |tx| {
+            let job = job.clone();
+            Box::pin(async move {
+                let (backend, sql, owner) = &*job;
+                claim_in(tx, *backend, sql, owner, now, lease).await
+            })
+        })
+        .await
+}
+
+/// [`claim_due`]'s transaction: the first claimable message of the windows of due messages.
+async fn claim_in(
+    tx: &mut Tx<'_>,
+    backend: super::Backend,
+    sql: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Option<OutboxMessage>, StoreError> {
+    if backend == super::Backend::Postgres {
         // One claim at a time across workers and instances: a claim's conditions (one probe
         // to a down partner, a CO's messages in order) must see the claims committed before
         // it. Row locks skipped by SKIP LOCKED do not give that; claims are one short
         // statement each, so serialising them costs little.
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut **tx).await?;
     }
     let mut after = (i64::MIN, String::new());
     let row = loop {
         let rows =
-            sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut *tx).await?;
+            sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut **tx).await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break None };
         let first: (i64, String) = (first.try_get(0)?, first.try_get(1)?);
         let last: (i64, String) = (last.try_get(0)?, last.try_get(1)?);
-        let claimed = sqlx::query(&sql)
+        let claimed = sqlx::query(sql)
             .bind(millis(now))
             .bind(owner)
             .bind(millis(now + lease))
@@ -170,14 +190,13 @@ pub async fn claim_due(
             .bind(&first.1)
             .bind(last.0)
             .bind(&last.1)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         if claimed.is_some() || rows.len() < CLAIM_WINDOW {
             break claimed;
         }
         after = last;
     };
-    tx.commit().await?;
     row.map(|r| message(&r)).transpose()
 }
 
@@ -231,7 +250,27 @@ pub async fn begin_attempt(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<i64, StoreError> {
-    let mut tx = store.begin().await?;
+    // Owned for the group commit (`Store::write`); a copy of a few kilobytes.
+    let job = std::sync::Arc::new((store.clone(), msg.clone(), wire.to_vec()));
+    store
+        .write(move |tx| {
+            let job = job.clone();
+            Box::pin(async move {
+                let (store, msg, wire) = &*job;
+                begin_attempt_in(tx, store, msg, wire, now, lease).await
+            })
+        })
+        .await
+}
+
+async fn begin_attempt_in(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    msg: &OutboxMessage,
+    wire: &[u8],
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<i64, StoreError> {
     let attempt = msg.attempts + 1;
     let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
         .bind(attempt)
@@ -240,7 +279,7 @@ pub async fn begin_attempt(
         .bind(&msg.message_id)
         .bind(&msg.lease_owner)
         .bind(msg.attempts)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     if began.rows_affected() != 1 {
         return Err(StoreError::LeaseLost(msg.message_id.clone()));
@@ -251,10 +290,10 @@ pub async fn begin_attempt(
         .bind(millis(now))
         .bind(messages::sha256_hex(wire))
         .bind(&msg.lease_owner)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
     messages::append(
-        &mut tx,
+        tx,
         &LogEntry {
             message_id: &msg.message_id,
             incoming: false,
@@ -267,7 +306,7 @@ pub async fn begin_attempt(
     )
     .await?;
     certificates::delivery_event(
-        &mut tx,
+        tx,
         store,
         &msg.operation,
         &msg.certificate_id,
@@ -277,7 +316,6 @@ pub async fn begin_attempt(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(attempt)
 }
 
@@ -482,7 +520,53 @@ pub async fn complete(
     webhook: bool,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    let mut tx = store.begin().await?;
+    // Owned for the group commit (`Store::write`).
+    let owned = OwnedAnswer {
+        attempt: answer.attempt,
+        wire: answer.wire.to_vec(),
+        accepted: answer.accepted,
+        cause: answer.cause.to_owned(),
+        http_status: answer.http_status,
+        detail: answer.detail.clone(),
+    };
+    let job = std::sync::Arc::new((store.clone(), msg.clone(), owned));
+    store
+        .write(move |tx| {
+            let job = job.clone();
+            Box::pin(async move {
+                let (store, msg, a) = &*job;
+                let answer = Answer {
+                    attempt: a.attempt,
+                    wire: &a.wire,
+                    accepted: a.accepted,
+                    cause: &a.cause,
+                    http_status: a.http_status,
+                    detail: a.detail.clone(),
+                };
+                complete_in(tx, store, msg, &answer, webhook, now).await
+            })
+        })
+        .await
+}
+
+/// [`Answer`], owned.
+struct OwnedAnswer {
+    attempt: i64,
+    wire: Vec<u8>,
+    accepted: bool,
+    cause: String,
+    http_status: u16,
+    detail: serde_json::Value,
+}
+
+async fn complete_in(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    msg: &OutboxMessage,
+    answer: &Answer<'_>,
+    webhook: bool,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
     let accepted = answer.accepted;
     let (outcome, state, event) = if accepted {
         ("accepted", DELIVERED, DeliveryOutcome::Accepted)
@@ -491,7 +575,7 @@ pub async fn complete(
     };
     let cause = answer.cause;
     finish_attempt(
-        &mut tx,
+        tx,
         &msg.message_id,
         answer.attempt,
         outcome,
@@ -501,7 +585,7 @@ pub async fn complete(
     )
     .await?;
     messages::append(
-        &mut tx,
+        tx,
         &LogEntry {
             message_id: &msg.message_id,
             incoming: true,
@@ -513,9 +597,9 @@ pub async fn complete(
         now,
     )
     .await?;
-    close(&mut tx, msg, state, None, now).await?;
+    close(tx, msg, state, None, now).await?;
     let to = certificates::delivery_event(
-        &mut tx,
+        tx,
         store,
         &msg.operation,
         &msg.certificate_id,
@@ -536,7 +620,7 @@ pub async fn complete(
         message_id: Some(&msg.message_id),
         detail,
     };
-    events::append(&mut tx, store, &event, now).await?;
+    events::append(tx, store, &event, now).await?;
     if !accepted {
         let alert = NewAlert {
             name: alerts::REJECTED,
@@ -545,9 +629,8 @@ pub async fn complete(
             certificate_id: Some(&msg.certificate_id),
             detail: cause,
         };
-        alerts::raise(&mut tx, &alert, webhook, now).await?;
+        alerts::raise(tx, &alert, webhook, now).await?;
     }
-    tx.commit().await?;
     Ok(to)
 }
 
