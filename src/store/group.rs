@@ -8,7 +8,9 @@
 //! commits once. If any of them fails, that transaction is rolled back and the jobs run again
 //! one by one, each in a transaction of its own, so that one job's failure never takes another
 //! job's write with it, and each job sees exactly what it would have seen alone after those
-//! before it: grouping changes when the data reaches the disk, not what is written.
+//! before it: grouping changes when the data reaches the disk, not what is written. A job that
+//! panics fails alone; a transaction that cannot begin fails the whole group at once (alone,
+//! each job would wait for the connection in turn).
 //! PostgreSQL runs each job in its own transaction at once (it already shares one WAL flush
 //! among the commits of concurrent connections).
 //!
@@ -33,25 +35,27 @@ type Work = Box<dyn for<'c> Fn(&'c mut Tx<'static>) -> Pin<Box<dyn Future<Output
 struct Job {
     work: Work,
     /// Ok once the job's outcome is final: its writes committed, or (when it failed) rolled
-    /// back; Err with the failed commit's cause.
+    /// back; Err with the cause of a transaction that failed to begin or commit.
     done: oneshot::Sender<Result<(), String>>,
 }
 
 /// The most jobs one transaction takes: a batch holds the writer for all of them.
 const MAX_BATCH: usize = 64;
 
-/// The sending side of a SQLite store's group-commit task. The task runs as long as a clone of
-/// the store lives (it holds the pool, not the store) and starts with the first write.
+/// The sending side of a SQLite store's group-commit task. The task starts with the first write
+/// and runs until no clone of the store is left (it holds the pool, not the store) or its
+/// runtime ends; a write that finds it gone starts another.
 #[derive(Clone, Default)]
 pub(super) struct GroupCommit {
-    sender: Arc<std::sync::OnceLock<mpsc::UnboundedSender<Job>>>,
+    sender: Arc<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
     #[cfg(any(test, feature = "test-support"))]
     pub(super) commits: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for GroupCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupCommit").field("started", &self.sender.get().is_some()).finish()
+        let started = self.sender.lock().map(|s| s.is_some()).unwrap_or(false);
+        f.debug_struct("GroupCommit").field("started", &started).finish()
     }
 }
 
@@ -90,10 +94,9 @@ impl Store {
         match self.backend {
             Backend::Postgres => run_alone(&self.pool, job).await,
             Backend::Sqlite => {
-                let sender = self.group.sender.get_or_init(|| self.start_group_commit());
-                if let Err(refused) = sender.send(job) {
-                    // The task ended (its runtime is shutting down): the job runs here.
-                    run_alone(&self.pool, refused.0).await;
+                if let Some(refused) = self.queue(job) {
+                    // Not even a new task takes it (its runtime is shutting down): it runs here.
+                    run_alone(&self.pool, refused).await;
                 }
             }
         }
@@ -102,7 +105,29 @@ impl Store {
             .map_err(|_| E::from(StoreError::Commit("the group-commit task ended before the job's outcome".into())))?;
         committed.map_err(|cause| E::from(StoreError::Commit(cause)))?;
         let result = outcome.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        result.unwrap_or_else(|| Err(E::from(StoreError::Commit("the job did not run".into()))))
+        result
+            .unwrap_or_else(|| Err(E::from(StoreError::Commit("the job panicked; its writes were rolled back".into()))))
+    }
+
+    /// Hands `job` to the group-commit task, starting one if there is none or the last one
+    /// ended with its runtime; gives the job back if no task takes it.
+    fn queue(&self, job: Job) -> Option<Job> {
+        let mut sender = self.group.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let job = match sender.as_ref() {
+            Some(task) => match task.send(job) {
+                Ok(()) => return None,
+                Err(refused) => refused.0,
+            },
+            None => job,
+        };
+        let started = self.start_group_commit();
+        match started.send(job) {
+            Ok(()) => {
+                *sender = Some(started);
+                None
+            }
+            Err(refused) => Some(refused.0),
+        }
     }
 
     fn start_group_commit(&self) -> mpsc::UnboundedSender<Job> {
@@ -129,7 +154,9 @@ impl Store {
     }
 }
 
-/// All of `jobs` in one transaction; if any fails (or the commit does), each again alone.
+/// All of `jobs` in one transaction; if a job or the commit fails, each again alone. A
+/// transaction that cannot even begin fails them all at once: alone, each would wait for the
+/// connection in turn.
 async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
     if jobs.len() == 1 {
         for job in jobs {
@@ -137,13 +164,20 @@ async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
         }
         return;
     }
-    match all_in_one(pool, &jobs).await {
-        Ok(()) => {
+    let outcome = all_in_one(pool, &jobs).await;
+    match outcome {
+        Grouped::Committed => {
             for job in jobs {
                 let _ = job.done.send(Ok(()));
             }
         }
-        Err(e) => {
+        Grouped::NotBegun(e) => {
+            let cause = e.to_string();
+            for job in jobs {
+                let _ = job.done.send(Err(cause.clone()));
+            }
+        }
+        Grouped::Failed(e) => {
             tracing::debug!(jobs = jobs.len(), cause = %e, "a grouped transaction failed: its jobs run one by one");
             for job in jobs {
                 run_alone(pool, job).await;
@@ -152,31 +186,82 @@ async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
     }
 }
 
-async fn all_in_one(pool: &AnyPool, jobs: &[Job]) -> Result<(), StoreError> {
-    let mut tx = pool.begin().await?;
+/// What became of a group's transaction.
+enum Grouped {
+    Committed,
+    /// The transaction could not begin: nothing ran.
+    NotBegun(StoreError),
+    /// A job or the commit failed: everything was rolled back.
+    Failed(StoreError),
+}
+
+async fn all_in_one(pool: &AnyPool, jobs: &[Job]) -> Grouped {
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return Grouped::NotBegun(e.into()),
+    };
     for job in jobs {
-        if !(job.work)(&mut tx).await {
-            tx.rollback().await?;
-            return Err(StoreError::Commit("a job of the group failed".into()));
+        if !run_job(job, &mut tx).await {
+            // Dropped, the transaction rolls back (also if the explicit rollback fails).
+            let _ = tx.rollback().await;
+            return Grouped::Failed(StoreError::Commit("a job of the group failed".into()));
         }
     }
-    tx.commit().await?;
-    Ok(())
+    match tx.commit().await {
+        Ok(()) => Grouped::Committed,
+        Err(e) => Grouped::Failed(e.into()),
+    }
 }
 
 /// One job in its own transaction; its outcome is final when this returns.
 async fn run_alone(pool: &AnyPool, job: Job) {
     let outcome = async {
         let mut tx = pool.begin().await?;
-        if (job.work)(&mut tx).await {
+        if run_job(&job, &mut tx).await {
             tx.commit().await?;
-        } else {
-            tx.rollback().await?;
+        } else if let Err(e) = tx.rollback().await {
+            // The job's own error is its answer; the connection is discarded by sqlx.
+            tracing::warn!(error = %e, "rolling back a failed write failed");
         }
         Ok::<_, StoreError>(())
     }
     .await;
     let _ = job.done.send(outcome.map_err(|e| e.to_string()));
+}
+
+/// Runs a job's work; a panic in it counts as a failure of that job alone (its caller learns of
+/// it), not of the task that runs every job.
+async fn run_job(job: &Job, tx: &mut Tx<'static>) -> bool {
+    let started = catching(move || (job.work)(tx));
+    let finished = match started {
+        Ok(run) => CatchUnwind(run).await.ok(),
+        Err(_) => None,
+    };
+    finished.unwrap_or_else(|| {
+        tracing::error!("a write job panicked; its writes are rolled back");
+        false
+    })
+}
+
+/// `f`'s result, or its panic.
+fn catching<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+}
+
+/// A future whose panic is caught (the future is not used again after one).
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catching(|| Pin::new(inner).poll(cx)) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +323,33 @@ mod tests {
             // back alone; the store keeps working.
             assert!(remember(&store, "k00".into(), false).await.expect_err("duplicate").is_unique_violation());
             assert_eq!(remember(&store, "later".into(), false).await.expect("later"), "later");
+            // A job that panics fails alone, with an error for its caller, and the next write
+            // still goes through (on SQLite, through the same task).
+            let (panicking, panics) = (store.clone(), true);
+            let panicked = tokio::spawn(async move {
+                panicking
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO replay_cache (signature_key, expires_at) VALUES ('panic', 0)")
+                                .execute(&mut **tx)
+                                .await?;
+                            if !panics {
+                                return Ok::<(), StoreError>(());
+                            }
+                            panic!("a job panics on purpose")
+                        })
+                    })
+                    .await
+            });
+            let beside = remember(&store, "beside the panic".into(), false);
+            let (panicked, beside) = tokio::join!(panicked, beside);
+            assert!(matches!(panicked.expect("the caller does not panic"), Err(StoreError::Commit(_))));
+            assert_eq!(beside.expect("beside"), "beside the panic");
+            assert_eq!(remember(&store, "after the panic".into(), false).await.expect("after"), "after the panic");
+            assert!(
+                !remembered(&store).await.contains(&"panic".to_owned()),
+                "the panicking job's insert is rolled back"
+            );
             if store.backend() == Backend::Sqlite {
                 let commits = store.group_commits();
                 assert!(commits < 40, "40 concurrent writes took {commits} group transactions: none shared");

@@ -155,9 +155,10 @@ pub enum Opened {
     Replayed,
 }
 
-/// Starts storing a receipt in `tx`: its row comes first in the transaction, so a concurrent
-/// copy of the same message ID waits on it and then finds the stored acknowledgement — it
-/// never applies the effect a second time, and never fails on it.
+/// Starts storing a receipt in `tx`: its row comes before the message's effect, so a concurrent
+/// copy of the same message ID (on PostgreSQL, another connection) waits on it and then finds
+/// the stored acknowledgement — it never applies the effect a second time, and never fails on
+/// it.
 pub async fn open(tx: &mut Tx<'_>, store: &Store, r: &Receipt<'_>, now: DateTime<Utc>) -> Result<Opened, StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",

@@ -71,7 +71,8 @@ pub enum StoreError {
     /// message, or an operator cancelled it): what the worker was about to record is dropped.
     #[error("the claim on outbox message {0} was lost")]
     LeaseLost(String),
-    /// A transaction of [`Store::write`] could not be committed: nothing of it was written.
+    /// A transaction of [`Store::write`] failed to begin or commit, or its job panicked: its
+    /// writes were rolled back, or (a commit whose answer was lost) may have been committed.
     #[error("the write could not be committed: {0}")]
     Commit(String),
     #[error("another coconnect instance already uses the SQLite database {0} (SQLite allows one instance; use PostgreSQL to run several)")]

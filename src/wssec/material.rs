@@ -95,6 +95,11 @@ impl Certificate {
             return Ok(c.clone());
         }
         let parsed = Self::from_der(der)?;
+        // A certificate is one or two kilobytes; what is far larger is not kept (a message
+        // could otherwise pin megabytes in the cache before its signature is even checked).
+        if der.len() > PARSED_MAX_DER {
+            return Ok(parsed);
+        }
         let mut cache = lock_parsed();
         if cache.len() >= PARSED_CAPACITY {
             cache.clear();
@@ -292,6 +297,9 @@ fn normalize_dn(dn: &str) -> Vec<String> {
 /// certificates of all partners in use; a sender of ever new certificates only empties it.
 const PARSED_CAPACITY: usize = 256;
 
+/// The largest certificate [`Certificate::from_der_cached`] keeps (DER bytes).
+const PARSED_MAX_DER: usize = 8 * 1024;
+
 static PARSED: LazyLock<Mutex<HashMap<Vec<u8>, Certificate>>> = LazyLock::new(Default::default);
 
 /// The cache of parsed certificates; a panic elsewhere while it was held leaves nothing half
@@ -361,8 +369,9 @@ mod tests {
         b.build().to_der().expect("der")
     }
 
+    /// One test: the cache is process-wide, and the bound's part empties it.
     #[test]
-    fn a_certificate_sent_again_is_not_parsed_again() {
+    fn a_certificate_sent_again_is_not_parsed_again_and_the_cache_stays_bounded() {
         let der = self_signed_der("cache test");
         let first = Certificate::from_der_cached(&der).expect("parsed");
         let again = Certificate::from_der_cached(&der).expect("cached");
@@ -374,10 +383,6 @@ mod tests {
         let broken = &der[..der.len() - 1];
         assert!(Certificate::from_der_cached(broken).is_err());
         assert!(!lock_parsed().contains_key(broken));
-    }
-
-    #[test]
-    fn the_parsed_certificate_cache_stays_bounded() {
         for i in 0..PARSED_CAPACITY + 3 {
             Certificate::from_der_cached(&self_signed_der(&format!("bound {i}"))).expect("parsed");
             assert!(lock_parsed().len() <= PARSED_CAPACITY);
