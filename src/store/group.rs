@@ -157,15 +157,14 @@ impl Store {
 /// All of `jobs` in one transaction; if a job or the commit fails, each again alone. A
 /// transaction that cannot even begin fails them all at once: alone, each would wait for the
 /// connection in turn.
-async fn run_batch(pool: &AnyPool, jobs: Vec<Job>) {
+async fn run_batch(pool: &AnyPool, mut jobs: Vec<Job>) {
     if jobs.len() == 1 {
-        for job in jobs {
+        if let Some(job) = jobs.pop() {
             run_alone(pool, job).await;
         }
         return;
     }
-    let outcome = all_in_one(pool, &jobs).await;
-    match outcome {
+    match all_in_one(pool, &jobs).await {
         Grouped::Committed => {
             for job in jobs {
                 let _ = job.done.send(Ok(()));
