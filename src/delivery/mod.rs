@@ -171,6 +171,8 @@ impl Worker {
     /// looks at the shutdown signal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let idle = self.state.settings.delivery.poll_interval.std();
+        // This worker's last claim saw more messages due.
+        let mut more_due = false;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -180,13 +182,18 @@ impl Worker {
             // as soon as the look found work, so that no wake-up waits for a delivery.
             let mut wakeup = Box::pin(self.state.delivery_wakeup.notified());
             wakeup.as_mut().enable();
-            let wait = match self.claim().await {
-                Ok(Some(msg)) => {
+            let claim = self.claim(std::mem::take(&mut more_due)).await;
+            let wait = match claim {
+                Ok(Some(claimed)) => {
+                    more_due = claimed.more_due;
                     drop(wakeup);
-                    // More may be due: the next idle worker looks (after this worker's own
-                    // registration is gone, so that it does not wake itself).
-                    self.state.outbox_changed();
-                    if let Err(e) = self.deliver_claimed(msg).await {
+                    // More are due: the next idle worker looks (after this worker's own
+                    // registration is gone, so that it does not wake itself). Only then: a
+                    // wake-up with nothing to find costs an idle worker a look at the store.
+                    if claimed.more_due {
+                        self.state.outbox_changed();
+                    }
+                    if let Err(e) = self.deliver_claimed(claimed.message).await {
                         tracing::error!(error = %e, "delivery step failed");
                         tokio::select! {
                             _ = shutdown.changed() => {},
@@ -211,17 +218,17 @@ impl Worker {
 
     /// Claims one due message and delivers it once.
     pub async fn step(&self) -> Result<Step, StoreError> {
-        match self.claim().await? {
-            Some(msg) => self.deliver_claimed(msg).await,
+        match self.claim(false).await? {
+            Some(claimed) => self.deliver_claimed(claimed.message).await,
             None => Ok(Step::Idle),
         }
     }
 
-    /// Claims the oldest message that may go now, if any.
-    async fn claim(&self) -> Result<Option<OutboxMessage>, StoreError> {
+    /// Claims the oldest message that may go now, if any (`expect_due`: see [`outbox::claim`]).
+    async fn claim(&self, expect_due: bool) -> Result<Option<outbox::Claimed>, StoreError> {
         let now = self.state.clock.now();
         let lease = self.state.settings.delivery.lease.chrono();
-        outbox::claim_due(&self.state.store, &self.owner, now, lease).await
+        outbox::claim(&self.state.store, &self.owner, now, lease, expect_due).await
     }
 
     /// Delivers a claimed message once.
@@ -235,7 +242,7 @@ impl Worker {
         }
     }
 
-    async fn deliver(&self, msg: OutboxMessage) -> Result<Step, StoreError> {
+    async fn deliver(&self, mut msg: OutboxMessage) -> Result<Step, StoreError> {
         let settings = &self.state.settings;
         let store = &self.state.store;
         let clock = &self.state.clock;
@@ -264,7 +271,9 @@ impl Worker {
             }
         };
         let lease = settings.delivery.lease.chrono();
-        let attempt = outbox::begin_attempt(store, &msg, &wire, now, lease).await?;
+        let began = outbox::begin(store, &msg, &wire, now, lease).await?;
+        let attempt = began.attempt;
+        msg.certificate_seen = began.certificate;
         inject_fault("before-send");
         tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, "sending");
         // The latency of the HTTP exchange is real elapsed time, for operators, not a
@@ -290,7 +299,7 @@ impl Worker {
                 }
             };
         let latency_ms = u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX);
-        match self.judge(&msg, &partner, status, &body).await {
+        match self.judge(&msg, &partner, &began.wire_sha256, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
                 partners::mark_up(store, &partner.party, clock.now()).await?;
@@ -404,10 +413,18 @@ impl Worker {
         }
     }
 
-    /// Decides what a partner's HTTP answer means.
-    async fn judge(&self, msg: &OutboxMessage, partner: &Arc<Partner>, status: u16, body: &[u8]) -> Verdict {
+    /// Decides what a partner's HTTP answer to the request whose digest is `sent_sha256`
+    /// means.
+    async fn judge(
+        &self,
+        msg: &OutboxMessage,
+        partner: &Arc<Partner>,
+        sent_sha256: &str,
+        status: u16,
+        body: &[u8],
+    ) -> Verdict {
         if status == 200 {
-            return match self.verify_ack(msg, partner, body).await {
+            return match self.verify_ack(msg, partner, sent_sha256, body).await {
                 Ok(ack) => Verdict::Acknowledged(ack),
                 Err(reason) => {
                     tracing::warn!(event = "ack_unverified", message_id = %msg.message_id, partner = %partner.party, %reason, "acknowledgement does not verify");
@@ -435,6 +452,7 @@ impl Worker {
         &self,
         msg: &OutboxMessage,
         partner: &Arc<Partner>,
+        sent_sha256: &str,
         body: &[u8],
     ) -> Result<Acknowledgement, String> {
         let state = self.state.clone();
@@ -463,6 +481,11 @@ impl Worker {
             .decode(ack.received_digest.trim())
             .map(|d| crate::wssec::material::hex(&d))
             .map_err(|_| "acknowledgement digest is not base64".to_owned())?;
+        // Usually the answer to the bytes just sent; a partner answering a retry with the
+        // acknowledgement of an earlier attempt is checked against every attempt recorded.
+        if digest == sent_sha256 {
+            return Ok(ack);
+        }
         let sent = outbox::sent_digests(&self.state.store, &msg.message_id).await.map_err(|e| e.to_string())?;
         if !sent.contains(&digest) {
             return Err("acknowledgement digest matches none of the messages we sent".to_owned());

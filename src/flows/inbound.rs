@@ -37,6 +37,14 @@ pub enum Effect {
     Feedback { certificate_id: String, feedback: Feedback },
 }
 
+impl Effect {
+    /// Whether applying it may queue a message for delivery: the automatic answer to a
+    /// cancellation notification, or the replacement re-issued after an accepted cancellation.
+    pub fn may_queue(&self) -> bool {
+        matches!(self, Effect::Cancellation { .. } | Effect::CancellationStatus { .. })
+    }
+}
+
 #[derive(Debug)]
 pub struct ReceivedDocument {
     pub kind: DocumentKind,

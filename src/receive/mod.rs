@@ -1,7 +1,7 @@
 //! The receive pipeline: an authenticated partner's request body in, the bytes of its answer
 //! out (a signed acknowledgement, or the GetCO response), or the [`Refusal`] it gets.
 //!
-//! Order: WS-Security (on a blocking thread) → replay cache (a read; the signature is
+//! Order of the decisions: WS-Security (on a blocking thread) → replay cache (the signature is
 //! remembered in the receipt's transaction, or on its own when no receipt is stored) → the
 //! request read into the binding-neutral [`InboundRequest`] (operation, message header) → the sender is the
 //! authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by message ID → the
@@ -10,6 +10,8 @@
 //! record and, once the signature was checked, its replay-cache entry (so that the same bytes
 //! stay refused); business failures get a signed acknowledgement with status Rejected and every
 //! error.
+//! The request is read before the store is consulted, so that the replay cache and the receipt
+//! of its message ID come in one look (`store::inbound::look`); the decisions keep this order.
 //!
 //! Owns: this order, the replay and idempotency decisions, and recording refusals (log line and
 //! audit record) for every surface, the gateway's own included ([`refused`]).
@@ -111,15 +113,25 @@ async fn pipeline(
     // else ends without a stored receipt remembers it on the way out (below).
     let operation = Operation::from_request_element(namespace, name);
     let with_receipt = operation.is_some_and(|o| o != Operation::GetCo);
-    let fresh = if with_receipt {
-        inbound::signature_seen(&core.store, &replay_key).await.map(|seen| !seen)
-    } else {
-        inbound::remember_signature(&core.store, &replay_key, keep_until, now).await
-    }
-    .map_err(|e| Refusal::Internal(format!("replay cache unavailable: {e}")))?;
+    // Read before the store is consulted (it takes no store work), so that the replay cache
+    // and the receipt stored under its message ID are one look. What they show is still
+    // decided on in the order above.
+    let read = crate::soap::request::read(&verified, bytes.clone());
+    let looked = match (&read, with_receipt) {
+        (Ok(request), true) => {
+            let message_id = request.header.message_id.to_string();
+            inbound::look(&core.store, &replay_key, &partner.party, &message_id)
+                .await
+                .map(|known| (!known.signature_seen, known.earlier))
+        }
+        (Err(_), true) => inbound::signature_seen(&core.store, &replay_key).await.map(|seen| (!seen, None)),
+        (_, false) => inbound::remember_signature(&core.store, &replay_key, keep_until, now).await.map(|f| (f, None)),
+    };
+    let (fresh, earlier) =
+        looked.map_err(|e| Refusal::Internal(format!("replay cache or receipts unavailable: {e}")))?;
     let mut remembered = !with_receipt;
     let signature = (replay_key.as_str(), keep_until);
-    let checked = Checked { verified, bytes, operation, fresh, signature };
+    let checked = Checked { verified, read, bytes, operation, fresh, earlier, signature };
     let result = after_replay_check(core, partner, checked, remote, message_id, &mut remembered, now).await;
     if !remembered {
         if let Err(e) = inbound::remember_signature(&core.store, &replay_key, keep_until, now).await {
@@ -132,12 +144,17 @@ async fn pipeline(
 /// A verified request as the replay cache found it.
 struct Checked<'a> {
     verified: VerifiedMessage,
+    /// The request read from it.
+    read: Result<InboundRequest, Unreadable>,
     /// The request's body as received.
     bytes: Bytes,
     /// Its operation, if it is one we know.
     operation: Option<Operation>,
     /// Its signature was not in the replay cache.
     fresh: bool,
+    /// The receipt already stored under its message ID (looked up with the replay cache for
+    /// a request that stores one).
+    earlier: Option<inbound::ReceivedMessage>,
     /// Its replay-cache key and until when to keep it.
     signature: (&'a str, DateTime<Utc>),
 }
@@ -153,7 +170,7 @@ async fn after_replay_check(
     remembered: &mut bool,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
-    let Checked { verified, bytes, operation, fresh, signature } = checked;
+    let Checked { verified, read, bytes, operation, fresh, earlier, signature } = checked;
     let reply = answer::Reply {
         version: verified.version(),
         request_addressing: verified.addressing().cloned(),
@@ -167,7 +184,7 @@ async fn after_replay_check(
     if repeat && verified.timestamped() {
         return Err(Refusal::Replay);
     }
-    let request = match crate::soap::request::read(&verified, bytes.clone()) {
+    let request = match read {
         Ok(r) => r,
         Err(Unreadable::UnknownOperation { namespace, name }) => {
             return Err(Refusal::unknown_operation(&namespace, &name))
@@ -195,7 +212,16 @@ async fn after_replay_check(
         }
         return lookup::answer(core, partner, &request, &reply, remote, now).await;
     }
-    receive(core, partner, &request, &reply, repeat, signature, remembered, now).await
+    let seen = Seen { repeat, earlier };
+    receive(core, partner, &request, &reply, seen, signature, remembered, now).await
+}
+
+/// What the store showed of a request before it was decided.
+struct Seen {
+    /// Its signature was in the replay cache.
+    repeat: bool,
+    /// The receipt stored under its message ID.
+    earlier: Option<inbound::ReceivedMessage>,
 }
 
 /// A request other than GetCO, from its idempotency check to its stored receipt, which
@@ -206,7 +232,7 @@ async fn receive(
     partner: &Arc<Partner>,
     request: &InboundRequest,
     reply: &answer::Reply,
-    repeat: bool,
+    seen: Seen,
     signature: (&str, DateTime<Utc>),
     remembered: &mut bool,
     now: DateTime<Utc>,
@@ -237,9 +263,7 @@ async fn receive(
         );
         answer::sign_ack(core, partner, reply, &ack, now).await
     };
-    let earlier = inbound::find(&core.store, &partner.party, &message_id)
-        .await
-        .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
+    let Seen { repeat, earlier } = seen;
     match earlier {
         Some(previous) if !repeat || previous.body_sha256 == evidence.content_sha256 => {
             return answer_earlier(previous).await
@@ -259,6 +283,7 @@ async fn receive(
     }
     let ack = answer::acknowledgement(core, partner, &message_id, &evidence.wire_digest, decision.errors, now);
     let ack_wire = answer::sign_ack(core, partner, reply, &ack, now).await?.wire;
+    let may_queue = accepted && decision.effect.may_queue();
     let job = Arc::new(ReceiptJob {
         core: core.clone(),
         partner: partner.clone(),
@@ -287,8 +312,8 @@ async fn receive(
     match stored {
         Ok(Stored::New(certificate)) => {
             *remembered = true;
-            // An accepted message may have queued an answer (a replacement, a cancellation status).
-            if accepted {
+            // It may have queued an answer (a replacement, a cancellation status).
+            if may_queue {
                 core.outbox_changed();
             }
             tracing::info!(event = "received", partner = %partner.party, %message_id, operation = request.operation.name(), accepted, ?certificate, "request acknowledged");

@@ -145,7 +145,7 @@ pub async fn apply(
     let direction = parse_direction(&row.try_get::<String, _>("direction")?)?;
     let to = transition(direction, Some(from), event, role)?;
     if to != from {
-        let updated = sqlx::query("UPDATE certificates SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+        let updated = sqlx::query(MOVE)
             .bind(to.as_str())
             .bind(millis(now))
             .bind(id)
@@ -159,6 +159,61 @@ pub async fn apply(
     write_history(tx, id, Some(from), to, cause, message_id, now).await?;
     Ok(to)
 }
+
+/// A certificate's direction and state as the caller last saw them (its claim, its previous
+/// step). [`delivery_event`] then moves it with one conditional UPDATE instead of a locking read
+/// and an UPDATE; if the state changed meanwhile, the UPDATE matches nothing and the event goes
+/// the usual way ([`apply`]), so a stale view costs a statement, never a wrong state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    pub direction: Direction,
+    pub state: State,
+}
+
+impl Seen {
+    /// From the stored column values; `None` if either is missing or unknown.
+    pub(crate) fn parse(direction: Option<&str>, state: Option<&str>) -> Option<Seen> {
+        Some(Seen { direction: Direction::parse(direction?)?, state: State::parse(state?)? })
+    }
+}
+
+/// [`apply`], first trying the transition from the state `seen` (see [`Seen`]).
+#[allow(clippy::too_many_arguments)]
+async fn apply_seen(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    id: &str,
+    seen: Option<Seen>,
+    event: Event,
+    role: Role,
+    cause: &str,
+    message_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<State, StoreError> {
+    if let Some(seen) = seen {
+        // A transition the seen state refuses, or one that changes nothing, takes the usual
+        // way: its answer must come from the state as it is now.
+        if let Ok(to) = transition(seen.direction, Some(seen.state), event, role) {
+            if to != seen.state {
+                let updated = sqlx::query(MOVE)
+                    .bind(to.as_str())
+                    .bind(millis(now))
+                    .bind(id)
+                    .bind(seen.state.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                if updated.rows_affected() == 1 {
+                    write_history(tx, id, Some(seen.state), to, cause, message_id, now).await?;
+                    return Ok(to);
+                }
+            }
+        }
+    }
+    apply(tx, store, id, event, role, cause, message_id, now).await
+}
+
+/// Moves a certificate from the state it is known to have (`$4`) to `$1`.
+const MOVE: &str = "UPDATE certificates SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4";
 
 /// Notes something that happened to certificate `id` in its history without changing its state
 /// (a delivery of a message that does not drive the lifecycle). Returns the current state.
@@ -184,13 +239,15 @@ pub async fn note(
 /// undelivered closes its own amendment, and moves the certificate only if that amendment was
 /// still open. An outcome the gateway brings but the current state no longer allows (an answer
 /// crossed it) is noted, not refused: the outbox row must close whatever happened meanwhile.
-/// An operator's action the state does not allow is refused.
+/// An operator's action the state does not allow is refused. `seen`: the certificate as the
+/// caller last saw it, if it did (see [`Seen`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn delivery_event(
     tx: &mut Tx<'_>,
     store: &Store,
     operation: &str,
     id: &str,
+    seen: Option<Seen>,
     outcome: DeliveryOutcome,
     cause: &str,
     message_id: Option<&str>,
@@ -209,7 +266,7 @@ pub async fn delivery_event(
             return note(tx, id, &format!("{cause} (its amendment was already answered)"), message_id, now).await;
         }
     }
-    match apply(tx, store, id, event, role, &cause, message_id, now).await {
+    match apply_seen(tx, store, id, seen, event, role, &cause, message_id, now).await {
         Err(StoreError::Illegal(refusal)) if role == Role::Gateway => {
             note(tx, id, &format!("{cause} (not applied: {refusal})"), message_id, now).await
         }

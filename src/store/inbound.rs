@@ -51,6 +51,35 @@ pub async fn signature_seen(store: &Store, signature_key: &str) -> Result<bool, 
     Ok(row.is_some())
 }
 
+/// What the store knows of a verified request before deciding it, in one read: whether its
+/// signature is in the replay cache, and the receipt already stored under its message ID.
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub signature_seen: bool,
+    pub earlier: Option<ReceivedMessage>,
+}
+
+/// [`signature_seen`] and [`find`] together (one statement on the read connections).
+pub async fn look(store: &Store, signature_key: &str, partner: &str, message_id: &str) -> Result<Known, StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM replay_cache WHERE signature_key = $1) AS seen, \
+         m.body_sha256, m.status, m.ack_wire \
+         FROM (SELECT 1 AS probe) AS p LEFT JOIN inbound_messages m ON m.partner = $2 AND m.message_id = $3",
+    )
+    .bind(signature_key)
+    .bind(partner)
+    .bind(message_id)
+    .fetch_one(store.readers())
+    .await?;
+    let earlier = match row.try_get::<Option<String>, _>("body_sha256")? {
+        Some(body_sha256) => {
+            Some(ReceivedMessage { body_sha256, status: row.try_get("status")?, ack_wire: row.try_get("ack_wire")? })
+        }
+        None => None,
+    };
+    Ok(Known { signature_seen: row.try_get::<i64, _>("seen")? > 0, earlier })
+}
+
 /// A message already received from a partner.
 #[derive(Debug, Clone)]
 pub struct ReceivedMessage {

@@ -40,6 +40,9 @@ pub struct OutboxMessage {
     /// Who claimed it: every later write about this attempt is conditional on still holding
     /// the claim.
     pub lease_owner: String,
+    /// Its certificate as of the claim or the worker's last step: saves each step's
+    /// certificate transition a read ([`certificates::Seen`]).
+    pub certificate_seen: Option<certificates::Seen>,
 }
 
 /// Creates the certificate (state `queued`) and its outbound message in one transaction.
@@ -107,7 +110,9 @@ pub async fn enqueue(
 }
 
 const CLAIM_COLUMNS: &str =
-    "message_id, certificate_id, partner, operation, body_xml, attempts, first_attempt_at, lease_owner";
+    "message_id, certificate_id, partner, operation, body_xml, attempts, first_attempt_at, lease_owner, \
+     (SELECT c.direction FROM certificates c WHERE c.id = outbox.certificate_id) AS certificate_direction, \
+     (SELECT c.state FROM certificates c WHERE c.id = outbox.certificate_id) AS certificate_state";
 
 /// Claims the oldest due pending message that may go now, for `lease`: its partner is not
 /// paused, no earlier message about its certificate is pending or failed (a failed one waits
@@ -119,6 +124,27 @@ pub async fn claim_due(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<OutboxMessage>, StoreError> {
+    Ok(claim(store, owner, now, lease, false).await?.map(|c| c.message))
+}
+
+/// A message [`claim`]ed.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub message: OutboxMessage,
+    /// Other due messages were seen beside it: another worker may find one to claim.
+    pub more_due: bool,
+}
+
+/// [`claim_due`], also telling whether other messages were due. `expect_due`: the caller's
+/// last claim saw more due, so the look on the read connections that spares an idle worker a
+/// write transaction would most likely find some; it is skipped.
+pub async fn claim(
+    store: &Store,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+    expect_due: bool,
+) -> Result<Option<Claimed>, StoreError> {
     let lock = store.for_update_skip_locked();
     // The conditions are checked on a window of due messages at a time, oldest first: checked
     // on the whole outbox, every claim cost time in proportion to the backlog (10 ms per claim
@@ -143,9 +169,12 @@ pub async fn claim_due(
     );
     // On the read connections first: an idle worker's look takes no write transaction (on
     // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
-    let any_due: Option<i64> = sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
-    if any_due.is_none() {
-        return Ok(None);
+    if !expect_due {
+        let any_due: Option<i64> =
+            sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
+        if any_due.is_none() {
+            return Ok(None);
+        }
     }
     let job = std::sync::Arc::new((store.backend(), sql, owner.to_owned()));
     store
@@ -167,7 +196,7 @@ async fn claim_in(
     owner: &str,
     now: DateTime<Utc>,
     lease: Duration,
-) -> Result<Option<OutboxMessage>, StoreError> {
+) -> Result<Option<Claimed>, StoreError> {
     if backend == super::Backend::Postgres {
         // One claim at a time across workers and instances: a claim's conditions (one probe
         // to a down partner, a CO's messages in order) must see the claims committed before
@@ -176,10 +205,10 @@ async fn claim_in(
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut **tx).await?;
     }
     let mut after = (i64::MIN, String::new());
-    let row = loop {
+    let (row, window) = loop {
         let rows =
             sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut **tx).await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break None };
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break (None, 0) };
         let first: (i64, String) = (first.try_get(0)?, first.try_get(1)?);
         let last: (i64, String) = (last.try_get(0)?, last.try_get(1)?);
         let claimed = sqlx::query(sql)
@@ -193,11 +222,11 @@ async fn claim_in(
             .fetch_optional(&mut **tx)
             .await?;
         if claimed.is_some() || rows.len() < CLAIM_WINDOW {
-            break claimed;
+            break (claimed, rows.len());
         }
         after = last;
     };
-    row.map(|r| message(&r)).transpose()
+    row.map(|r| Ok(Claimed { message: message(&r)?, more_due: window > 1 })).transpose()
 }
 
 /// How many due messages a claim looks at in one step.
@@ -232,6 +261,10 @@ fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
         attempts: r.try_get("attempts")?,
         first_attempt_at: r.try_get::<Option<i64>, _>("first_attempt_at")?.map(from_millis),
         lease_owner: r.try_get("lease_owner")?,
+        certificate_seen: certificates::Seen::parse(
+            r.try_get::<Option<String>, _>("certificate_direction")?.as_deref(),
+            r.try_get::<Option<String>, _>("certificate_state")?.as_deref(),
+        ),
     })
 }
 
@@ -250,6 +283,27 @@ pub async fn begin_attempt(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<i64, StoreError> {
+    Ok(begin(store, msg, wire, now, lease).await?.attempt)
+}
+
+/// An attempt [`begin`] recorded.
+#[derive(Debug, Clone)]
+pub struct Began {
+    pub attempt: i64,
+    /// The digest of the bytes about to be sent, as recorded with the attempt.
+    pub wire_sha256: String,
+    /// The certificate as the attempt left it.
+    pub certificate: Option<certificates::Seen>,
+}
+
+/// [`begin_attempt`], with what the worker needs for its next steps.
+pub async fn begin(
+    store: &Store,
+    msg: &OutboxMessage,
+    wire: &[u8],
+    now: DateTime<Utc>,
+    lease: Duration,
+) -> Result<Began, StoreError> {
     // Owned for the group commit (`Store::write`); a copy of a few kilobytes.
     let job = std::sync::Arc::new((store.clone(), msg.clone(), wire.to_vec()));
     store
@@ -270,7 +324,7 @@ async fn begin_attempt_in(
     wire: &[u8],
     now: DateTime<Utc>,
     lease: Duration,
-) -> Result<i64, StoreError> {
+) -> Result<Began, StoreError> {
     let attempt = msg.attempts + 1;
     let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
         .bind(attempt)
@@ -284,11 +338,12 @@ async fn begin_attempt_in(
     if began.rows_affected() != 1 {
         return Err(StoreError::LeaseLost(msg.message_id.clone()));
     }
+    let wire_sha256 = messages::sha256_hex(wire);
     sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
         .bind(&msg.message_id)
         .bind(attempt)
         .bind(millis(now))
-        .bind(messages::sha256_hex(wire))
+        .bind(&wire_sha256)
         .bind(&msg.lease_owner)
         .execute(&mut **tx)
         .await?;
@@ -305,18 +360,20 @@ async fn begin_attempt_in(
         now,
     )
     .await?;
-    certificates::delivery_event(
+    let state = certificates::delivery_event(
         tx,
         store,
         &msg.operation,
         &msg.certificate_id,
+        msg.certificate_seen,
         DeliveryOutcome::Transmitted,
         &format!("attempt {attempt}"),
         Some(&msg.message_id),
         now,
     )
     .await?;
-    Ok(attempt)
+    let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state, ..seen });
+    Ok(Began { attempt, wire_sha256, certificate })
 }
 
 /// What kind of technical failure ended an attempt (`delivery_attempts.outcome`).
@@ -455,6 +512,7 @@ async fn give_up(
         store,
         &msg.operation,
         &msg.certificate_id,
+        msg.certificate_seen,
         DeliveryOutcome::Exhausted,
         cause,
         Some(&msg.message_id),
@@ -603,6 +661,7 @@ async fn complete_in(
         store,
         &msg.operation,
         &msg.certificate_id,
+        msg.certificate_seen,
         event,
         cause,
         Some(&msg.message_id),
@@ -798,6 +857,7 @@ async fn operator_action(
         store,
         &operation,
         &certificate_id,
+        None,
         action.outcome,
         &cause,
         Some(message_id),

@@ -900,3 +900,118 @@ async fn postgres_compresses_stored_messages_with_lz4_where_the_server_has_it() 
         assert_eq!(method.as_deref(), Some("lz4"));
     }
 }
+
+#[tokio::test]
+async fn one_look_shows_the_replay_cache_and_the_receipt_of_a_message_id() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let known = inbound::look(&store, "KR:sig-l", "KR", "m-l1").await.expect("look");
+        assert!(!known.signature_seen && known.earlier.is_none());
+        let receipt = Receipt {
+            partner: "KR",
+            message_id: "m-l1",
+            operation: "SendCO",
+            body_sha256: "b-l1",
+            accepted: false,
+            request_wire: b"<req/>",
+            ack_wire: b"<ack-l1/>",
+            signature: Some(("KR:sig-l", now + Duration::minutes(5))),
+        };
+        assert!(matches!(inbound::record(&store, &receipt, None, now).await.expect("record"), Recorded::New(None)));
+        let known = inbound::look(&store, "KR:sig-l", "KR", "m-l1").await.expect("look");
+        assert!(known.signature_seen);
+        let earlier = known.earlier.expect("the stored receipt");
+        assert_eq!((earlier.body_sha256.as_str(), earlier.ack_wire.as_slice()), ("b-l1", &b"<ack-l1/>"[..]));
+        // Each half on its own: another signature with the same message ID, another partner.
+        let known = inbound::look(&store, "KR:sig-other", "KR", "m-l1").await.expect("look");
+        assert!(!known.signature_seen && known.earlier.is_some());
+        let known = inbound::look(&store, "KR:sig-l", "JP", "m-l1").await.expect("look");
+        assert!(known.signature_seen && known.earlier.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_step_moves_the_certificate_from_the_state_seen_and_a_stale_view_changes_nothing_wrong() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let rec = outbox::submit(&store, &cert("CO-SEEN"), "SendCO", "m-seen", "<x/>", now).await.expect("submit");
+        let claimed = outbox::claim(&store, "w", now, Duration::seconds(30), false).await.expect("claim").expect("due");
+        assert!(!claimed.more_due, "nothing else was due");
+        let mut msg = claimed.message;
+        let seen = certificates::Seen { direction: Direction::Outbound, state: State::Queued };
+        assert_eq!(msg.certificate_seen, Some(seen), "the claim reads the certificate");
+        let began = outbox::begin(&store, &msg, b"<signed/>", now, Duration::seconds(30)).await.expect("begin");
+        assert_eq!(began.certificate, Some(certificates::Seen { state: State::Sent, ..seen }));
+        assert_eq!(began.wire_sha256, messages::sha256_hex(b"<signed/>"));
+        // A stale view (the claim's): the step reads the certificate and still gets it right.
+        let stale = msg.clone();
+        msg.certificate_seen = began.certificate;
+        let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", true, "accepted");
+        assert_eq!(outbox::complete(&store, &stale, &answer, false, now).await.expect("complete"), State::Acknowledged);
+        let history = certificates::history(store.pool(), &rec.id).await.expect("history");
+        let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
+        assert_eq!(
+            path,
+            vec![(None, State::Queued), (Some(State::Queued), State::Sent), (Some(State::Sent), State::Acknowledged)]
+        );
+
+        // The view kept up to date moves it with the conditional update alone.
+        let rec = outbox::submit(&store, &cert("CO-SEEN-2"), "SendCO", "m-seen-2", "<x/>", now).await.expect("submit");
+        let mut msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let began = outbox::begin(&store, &msg, b"<signed-2/>", now, Duration::seconds(30)).await.expect("begin");
+        msg.certificate_seen = began.certificate;
+        let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", false, "rejected");
+        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete"), State::Rejected);
+        let stored = certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert");
+        assert_eq!(stored.state, State::Rejected);
+        let last = certificates::history(store.pool(), &rec.id).await.expect("history").pop().expect("entry");
+        assert_eq!((last.from, last.to), (Some(State::Sent), State::Rejected));
+    }
+}
+
+#[tokio::test]
+async fn a_claim_tells_whether_other_messages_were_due() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        for n in 0..2 {
+            let reference = format!("CO-MORE-{n}");
+            let id = format!("m-more-{n}");
+            outbox::submit(&store, &cert(&reference), "SendCO", &id, "<x/>", now + Duration::milliseconds(n))
+                .await
+                .expect("submit");
+        }
+        let first =
+            outbox::claim(&store, "w", now + Duration::seconds(1), Duration::seconds(30), true).await.expect("c");
+        assert!(first.expect("due").more_due, "the second was due too");
+        let second =
+            outbox::claim(&store, "w", now + Duration::seconds(1), Duration::seconds(30), true).await.expect("c");
+        assert!(!second.expect("due").more_due, "the first is leased");
+    }
+}
+
+#[tokio::test]
+async fn a_partner_found_up_is_not_read_again_for_a_moment_but_a_down_mark_counts_at_once() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        assert!(!super::partners::mark_up(&store, "ID", now).await.expect("up"));
+        // Marked down by another instance (straight in the table): not seen within the moment...
+        sqlx::query("INSERT INTO partner_status (party, updated_at, down_since) VALUES ('ID', $1, $1)")
+            .bind(super::millis(now))
+            .execute(store.pool())
+            .await
+            .expect("down elsewhere");
+        let soon = now + Duration::milliseconds(super::PARTNER_UP_FRESH_MS - 1);
+        assert!(!super::partners::mark_up(&store, "ID", soon).await.expect("up"));
+        // ...and cleared by the first answer after it.
+        let later = now + Duration::milliseconds(super::PARTNER_UP_FRESH_MS);
+        assert!(super::partners::mark_up(&store, "ID", later).await.expect("up"));
+        assert!(super::partners::status(&store, "ID").await.expect("status").down_since.is_none());
+        // This instance's own down mark is seen at once.
+        super::partners::mark_down(&store, "ID", later).await.expect("down");
+        assert!(super::partners::mark_up(&store, "ID", later).await.expect("up"));
+    }
+}
