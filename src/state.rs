@@ -26,7 +26,7 @@ impl Core {
     }
 
     /// Says that the outbox may hold new work (call after the commit that queued it). One
-    /// idle worker looks, and a worker that claims a message calls this again, so a batch
+    /// idle worker looks, and a worker whose claim saw more due calls this again, so a batch
     /// fans out over the idle workers while a single message costs one look, not one per
     /// worker. A busy worker's wake-up is passed on to another when it drops it unused.
     pub fn outbox_changed(&self) {

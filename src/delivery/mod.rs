@@ -302,7 +302,9 @@ impl Worker {
         match self.judge(&msg, &partner, &began.wire_sha256, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
-                partners::mark_up(store, &partner.party, clock.now()).await?;
+                if msg.partner_seen_down {
+                    partners::mark_up(store, &partner.party, clock.now()).await?;
+                }
                 let accepted = ack.status == AckStatus::Accepted;
                 let cause = if accepted {
                     format!("acknowledged by {} (ack {})", partner.party, ack.header.message_id)
@@ -335,7 +337,9 @@ impl Worker {
             }
             Verdict::Refused { code, reason } => {
                 inject_fault("after-send");
-                partners::mark_up(store, &partner.party, clock.now()).await?;
+                if msg.partner_seen_down {
+                    partners::mark_up(store, &partner.party, clock.now()).await?;
+                }
                 let cause = format!("SOAP fault {}: {reason}", code.as_deref().unwrap_or_default());
                 let detail = serde_json::json!({
                     "status": "refused",

@@ -1,6 +1,7 @@
-//! Certificates (COs and DOs) and their history. [`apply`] and [`insert`] are the only writers
-//! of `state`: both consult `crate::lifecycle::transition` with the role of the caller and write
-//! the history row in the caller's transaction; a refused event changes nothing.
+//! Certificates (COs and DOs) and their history. [`apply`] (with its fast path from a state the
+//! caller saw, `apply_seen`) and [`insert`] are the only writers of `state`: they consult
+//! `crate::lifecycle::transition` with the role of the caller and write the history row in the
+//! caller's transaction; a refused event changes nothing.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

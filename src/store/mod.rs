@@ -104,11 +104,6 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error().is_some_and(|d| d.is_unique_violation())
 }
 
-/// How long a partner found up is taken to be up without reading its status again: a down
-/// mark set meanwhile by another instance is cleared by this one's next answer from it at most
-/// this much later (its backlog then flushes); this instance's own marks take effect at once.
-pub(crate) const PARTNER_UP_FRESH_MS: i64 = 1_000;
-
 /// The connection pool and its backend.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -120,8 +115,6 @@ pub struct Store {
     backend: Backend,
     /// When the replay cache was last pruned (ms since the epoch): once a minute is enough.
     replay_pruned_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
-    /// When each partner was last found up (ms since the epoch), by [`partners::mark_up`].
-    partners_up: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
     /// SQLite: the task that gives concurrent writes one commit ([`Store::write`]).
     group: group::GroupCommit,
     /// SQLite: the exclusive lock on `<database>.lock`, held while any clone of the store lives.
@@ -257,7 +250,6 @@ impl Store {
             readers,
             backend,
             replay_pruned_at: Default::default(),
-            partners_up: Default::default(),
             group: Default::default(),
             _instance_lock: instance_lock,
         })
@@ -283,25 +275,6 @@ impl Store {
         let last = self.replay_pruned_at.load(Ordering::Relaxed);
         now_millis - last >= 60_000
             && self.replay_pruned_at.compare_exchange(last, now_millis, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-    }
-
-    /// Whether `party` was found up less than [`PARTNER_UP_FRESH_MS`] before `now_millis`.
-    pub(crate) fn partner_recently_up(&self, party: &str, now_millis: i64) -> bool {
-        let seen = self
-            .partners_up
-            .lock()
-            .map(|m| m.get(party).copied())
-            .unwrap_or_else(|p| p.into_inner().get(party).copied());
-        seen.is_some_and(|at| (0..PARTNER_UP_FRESH_MS).contains(&(now_millis - at)))
-    }
-
-    /// Notes that `party` was found up at `now_millis` (`None`: it is down now).
-    pub(crate) fn note_partner_up(&self, party: &str, now_millis: Option<i64>) {
-        let mut map = self.partners_up.lock().unwrap_or_else(|p| p.into_inner());
-        match now_millis {
-            Some(at) => map.insert(party.to_owned(), at),
-            None => map.remove(party),
-        };
     }
 
     pub async fn begin(&self) -> Result<Tx<'static>, StoreError> {

@@ -43,6 +43,11 @@ pub struct OutboxMessage {
     /// Its certificate as of the claim or the worker's last step: saves each step's
     /// certificate transition a read ([`certificates::Seen`]).
     pub certificate_seen: Option<certificates::Seen>,
+    /// Its partner was marked down when it was claimed: its answer must mark the partner up
+    /// ([`super::partners::mark_up`]). A partner seen up needs no look at its status after each
+    /// answer; a down mark set while the message was in flight (another attempt failed
+    /// meanwhile) is cleared by the next answer to a message claimed after it.
+    pub partner_seen_down: bool,
 }
 
 /// Creates the certificate (state `queued`) and its outbound message in one transaction.
@@ -112,7 +117,8 @@ pub async fn enqueue(
 const CLAIM_COLUMNS: &str =
     "message_id, certificate_id, partner, operation, body_xml, attempts, first_attempt_at, lease_owner, \
      (SELECT c.direction FROM certificates c WHERE c.id = outbox.certificate_id) AS certificate_direction, \
-     (SELECT c.state FROM certificates c WHERE c.id = outbox.certificate_id) AS certificate_state";
+     (SELECT c.state FROM certificates c WHERE c.id = outbox.certificate_id) AS certificate_state, \
+     (SELECT p.down_since FROM partner_status p WHERE p.party = outbox.partner) AS partner_down_since";
 
 /// Claims the oldest due pending message that may go now, for `lease`: its partner is not
 /// paused, no earlier message about its certificate is pending or failed (a failed one waits
@@ -261,6 +267,7 @@ fn message(r: &sqlx::any::AnyRow) -> Result<OutboxMessage, StoreError> {
         attempts: r.try_get("attempts")?,
         first_attempt_at: r.try_get::<Option<i64>, _>("first_attempt_at")?.map(from_millis),
         lease_owner: r.try_get("lease_owner")?,
+        partner_seen_down: r.try_get::<Option<i64>, _>("partner_down_since")?.is_some(),
         certificate_seen: certificates::Seen::parse(
             r.try_get::<Option<String>, _>("certificate_direction")?.as_deref(),
             r.try_get::<Option<String>, _>("certificate_state")?.as_deref(),

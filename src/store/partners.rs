@@ -42,7 +42,6 @@ pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreEr
 
 /// A technical failure: the partner is down from now (if it was not already).
 pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    store.note_partner_up(party, None);
     let mut tx = store.begin().await?;
     ensure(&mut tx, party, now).await?;
     sqlx::query("UPDATE partner_status SET down_since = $1, updated_at = $1 WHERE party = $2 AND down_since IS NULL")
@@ -51,9 +50,6 @@ pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    // Again once committed: a look at its status that began before the mark may have noted
-    // it up meanwhile.
-    store.note_partner_up(party, None);
     Ok(())
 }
 
@@ -62,17 +58,12 @@ pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result
 /// Returns true if the partner was down.
 pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     // Called after every answer: a read first (on the read connections), so that the usual
-    // case — the partner was up — takes no write transaction; and no read at all while it was
-    // found up a moment ago (see `PARTNER_UP_FRESH_MS`).
-    if store.partner_recently_up(party, millis(now)) {
-        return Ok(false);
-    }
+    // case — the partner was up — takes no write transaction.
     let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
         .bind(party)
         .fetch_optional(store.readers())
         .await?;
     if !matches!(down, Some(Some(_))) {
-        store.note_partner_up(party, Some(millis(now)));
         return Ok(false);
     }
     let mut tx = store.begin().await?;
@@ -96,7 +87,6 @@ pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<b
         tracing::info!(event = "partner_up", partner = party, "partner answers again; flushing its backlog");
     }
     tx.commit().await?;
-    store.note_partner_up(party, Some(millis(now)));
     Ok(was_down)
 }
 

@@ -32,7 +32,7 @@
 //!   the digest and status, no CO content (`soap::messages::Acknowledgement`). The one residue:
 //!   a rejection's error descriptions may quote a malformed value, cut to 40 characters
 //!   (`payload::validate::shown`; free-text fields such as names are reported by length only).
-//!   `inbound::find` answers a retried message ID with `ack_wire`: emptying it would make the
+//!   `inbound::find` and `inbound::look` answer a retried message ID with `ack_wire`: emptying it would make the
 //!   endpoint answer with an empty body, so it stays.
 //! - The content of a received document whose `document.received` event an active push
 //!   subscriber has not confirmed yet (`backend_subscribers.position`): the event carries it,

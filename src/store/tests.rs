@@ -993,25 +993,24 @@ async fn a_claim_tells_whether_other_messages_were_due() {
 }
 
 #[tokio::test]
-async fn a_partner_found_up_is_not_read_again_for_a_moment_but_a_down_mark_counts_at_once() {
+async fn a_claim_tells_whether_its_partner_was_marked_down() {
     let (_d, stores) = stores().await;
     for store in stores {
         let now = Utc::now();
-        assert!(!super::partners::mark_up(&store, "ID", now).await.expect("up"));
-        // Marked down by another instance (straight in the table): not seen within the moment...
-        sqlx::query("INSERT INTO partner_status (party, updated_at, down_since) VALUES ('ID', $1, $1)")
-            .bind(super::millis(now))
-            .execute(store.pool())
+        outbox::submit(&store, &cert("CO-UP-0"), "SendCO", "m-up-0", "<x/>", now).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        assert!(!msg.partner_seen_down, "no status yet: up");
+        super::partners::mark_down(&store, "ID", now).await.expect("down");
+        outbox::submit(&store, &cert("CO-UP-1"), "SendCO", "m-up-1", "<x/>", now).await.expect("submit");
+        let later = now + Duration::seconds(60);
+        let msg = outbox::claim_due(&store, "w", later, Duration::seconds(30)).await.expect("claim").expect("due");
+        assert!(msg.partner_seen_down, "the probe's answer must mark it up");
+        assert!(super::partners::mark_up(&store, "ID", later).await.expect("up"));
+        outbox::submit(&store, &cert("CO-UP-2"), "SendCO", "m-up-2", "<x/>", later).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w", later + Duration::seconds(60), Duration::seconds(30))
             .await
-            .expect("down elsewhere");
-        let soon = now + Duration::milliseconds(super::PARTNER_UP_FRESH_MS - 1);
-        assert!(!super::partners::mark_up(&store, "ID", soon).await.expect("up"));
-        // ...and cleared by the first answer after it.
-        let later = now + Duration::milliseconds(super::PARTNER_UP_FRESH_MS);
-        assert!(super::partners::mark_up(&store, "ID", later).await.expect("up"));
-        assert!(super::partners::status(&store, "ID").await.expect("status").down_since.is_none());
-        // This instance's own down mark is seen at once.
-        super::partners::mark_down(&store, "ID", later).await.expect("down");
-        assert!(super::partners::mark_up(&store, "ID", later).await.expect("up"));
+            .expect("claim")
+            .expect("due");
+        assert!(!msg.partner_seen_down);
     }
 }
