@@ -38,7 +38,7 @@ use crate::refusal::Refusal;
 use crate::soap::request::Unreadable;
 use crate::state::Core;
 use crate::store::audit::AuditEvent;
-use crate::store::inbound::{self, Opened, Receipt};
+use crate::store::inbound::{self, Known, Opened, Receipt};
 use crate::store::{StoreError, Tx};
 use crate::wssec::inbound::VerifiedMessage;
 use crate::wssec::SoapVersion;
@@ -117,21 +117,22 @@ async fn pipeline(
     // and the receipt stored under its message ID are one look. What they show is still
     // decided on in the order above.
     let read = crate::soap::request::read(&verified, bytes.clone());
-    let looked = match (&read, with_receipt) {
+    let known = match (&read, with_receipt) {
         (Ok(request), true) => {
             let message_id = request.header.message_id.to_string();
-            inbound::look(&core.store, &replay_key, &partner.party, &message_id)
-                .await
-                .map(|known| (!known.signature_seen, known.earlier))
+            inbound::look(&core.store, &replay_key, &partner.party, &message_id).await
         }
-        (Err(_), true) => inbound::signature_seen(&core.store, &replay_key).await.map(|seen| (!seen, None)),
-        (_, false) => inbound::remember_signature(&core.store, &replay_key, keep_until, now).await.map(|f| (f, None)),
-    };
-    let (fresh, earlier) =
-        looked.map_err(|e| Refusal::Internal(format!("replay cache or receipts unavailable: {e}")))?;
+        (Err(_), true) => inbound::signature_seen(&core.store, &replay_key)
+            .await
+            .map(|signature_seen| Known { signature_seen, earlier: None }),
+        (_, false) => inbound::remember_signature(&core.store, &replay_key, keep_until, now)
+            .await
+            .map(|fresh| Known { signature_seen: !fresh, earlier: None }),
+    }
+    .map_err(|e| Refusal::Internal(format!("replay cache or receipts unavailable: {e}")))?;
     let mut remembered = !with_receipt;
     let signature = (replay_key.as_str(), keep_until);
-    let checked = Checked { verified, read, bytes, operation, fresh, earlier, signature };
+    let checked = Checked { verified, read, bytes, operation, known, signature };
     let result = after_replay_check(core, partner, checked, remote, message_id, &mut remembered, now).await;
     if !remembered {
         if let Err(e) = inbound::remember_signature(&core.store, &replay_key, keep_until, now).await {
@@ -150,11 +151,9 @@ struct Checked<'a> {
     bytes: Bytes,
     /// Its operation, if it is one we know.
     operation: Option<Operation>,
-    /// Its signature was not in the replay cache.
-    fresh: bool,
-    /// The receipt already stored under its message ID (looked up with the replay cache for
-    /// a request that stores one).
-    earlier: Option<inbound::ReceivedMessage>,
+    /// Whether its signature was in the replay cache, and (for a request that stores a
+    /// receipt) the receipt already stored under its message ID.
+    known: Known,
     /// Its replay-cache key and until when to keep it.
     signature: (&'a str, DateTime<Utc>),
 }
@@ -170,7 +169,7 @@ async fn after_replay_check(
     remembered: &mut bool,
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
-    let Checked { verified, read, bytes, operation, fresh, earlier, signature } = checked;
+    let Checked { verified, read, bytes, operation, known, signature } = checked;
     let reply = answer::Reply {
         version: verified.version(),
         request_addressing: verified.addressing().cloned(),
@@ -180,7 +179,7 @@ async fn after_replay_check(
     // a message is byte for byte the same (its signature is deterministic): it is answered by
     // message-ID idempotency (its first acknowledgement, nothing stored twice) when its
     // receipt is stored, and refused as a replay otherwise.
-    let repeat = !fresh;
+    let repeat = known.signature_seen;
     if repeat && verified.timestamped() {
         return Err(Refusal::Replay);
     }
@@ -212,16 +211,7 @@ async fn after_replay_check(
         }
         return lookup::answer(core, partner, &request, &reply, remote, now).await;
     }
-    let seen = Seen { repeat, earlier };
-    receive(core, partner, &request, &reply, seen, signature, remembered, now).await
-}
-
-/// What the store showed of a request before it was decided.
-struct Seen {
-    /// Its signature was in the replay cache.
-    repeat: bool,
-    /// The receipt stored under its message ID.
-    earlier: Option<inbound::ReceivedMessage>,
+    receive(core, partner, &request, &reply, known, signature, remembered, now).await
 }
 
 /// A request other than GetCO, from its idempotency check to its stored receipt, which
@@ -232,7 +222,7 @@ async fn receive(
     partner: &Arc<Partner>,
     request: &InboundRequest,
     reply: &answer::Reply,
-    seen: Seen,
+    known: Known,
     signature: (&str, DateTime<Utc>),
     remembered: &mut bool,
     now: DateTime<Utc>,
@@ -263,7 +253,7 @@ async fn receive(
         );
         answer::sign_ack(core, partner, reply, &ack, now).await
     };
-    let Seen { repeat, earlier } = seen;
+    let Known { signature_seen: repeat, earlier } = known;
     match earlier {
         Some(previous) if !repeat || previous.body_sha256 == evidence.content_sha256 => {
             return answer_earlier(previous).await

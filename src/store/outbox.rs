@@ -151,7 +151,39 @@ pub async fn claim(
     lease: Duration,
     expect_due: bool,
 ) -> Result<Option<Claimed>, StoreError> {
-    let lock = store.for_update_skip_locked();
+    // On the read connections first: an idle worker's look takes no write transaction (on
+    // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
+    if !expect_due {
+        let any_due: Option<i64> =
+            sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
+        if any_due.is_none() {
+            return Ok(None);
+        }
+    }
+    let backend = store.backend();
+    let sql = claim_sql(store);
+    let owner = std::sync::Arc::new(owner.to_owned());
+    store
+        .write(move |tx| {
+            let owner = owner.clone();
+            Box::pin(async move { claim_in(tx, backend, sql, &owner, now, lease).await })
+        })
+        .await
+}
+
+/// The claim statement for `store`'s backend, built once per backend.
+fn claim_sql(store: &Store) -> &'static str {
+    static SQLITE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static POSTGRES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let built = match store.backend() {
+        super::Backend::Sqlite => &SQLITE,
+        super::Backend::Postgres => &POSTGRES,
+    };
+    built.get_or_init(|| claim_statement(store.for_update_skip_locked()))
+}
+
+/// The claim statement, with `lock` after the pick of its message.
+fn claim_statement(lock: &str) -> String {
     // The conditions are checked on a window of due messages at a time, oldest first: checked
     // on the whole outbox, every claim cost time in proportion to the backlog (10 ms per claim
     // behind 1,500 pending messages on PostgreSQL, claims being serialised). A window with
@@ -170,28 +202,9 @@ pub async fn claim(
     );
     // `state = 'pending'` again: on PostgreSQL a row changed meanwhile (an operator's cancel)
     // is re-checked against it after the wait.
-    let sql = format!(
+    format!(
         "UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) AND state = 'pending' RETURNING {CLAIM_COLUMNS}"
-    );
-    // On the read connections first: an idle worker's look takes no write transaction (on
-    // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
-    if !expect_due {
-        let any_due: Option<i64> =
-            sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
-        if any_due.is_none() {
-            return Ok(None);
-        }
-    }
-    let job = std::sync::Arc::new((store.backend(), sql, owner.to_owned()));
-    store
-        .write(move |tx| {
-            let job = job.clone();
-            Box::pin(async move {
-                let (backend, sql, owner) = &*job;
-                claim_in(tx, *backend, sql, owner, now, lease).await
-            })
-        })
-        .await
+    )
 }
 
 /// [`claim_due`]'s transaction: the first claimable message of the windows of due messages.

@@ -32,8 +32,8 @@
 //!   the digest and status, no CO content (`soap::messages::Acknowledgement`). The one residue:
 //!   a rejection's error descriptions may quote a malformed value, cut to 40 characters
 //!   (`payload::validate::shown`; free-text fields such as names are reported by length only).
-//!   `inbound::find` and `inbound::look` answer a retried message ID with `ack_wire`: emptying it would make the
-//!   endpoint answer with an empty body, so it stays.
+//!   `inbound::find` and `inbound::look` answer a retried message ID with `ack_wire`: emptying
+//!   it would make the endpoint answer with an empty body, so it stays.
 //! - The content of a received document whose `document.received` event an active push
 //!   subscriber has not confirmed yet (`backend_subscribers.position`): the event carries it,
 //!   and a back-end that was down must still get it. (A back-end that only pulls the feed must
