@@ -76,6 +76,26 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
 }
 
+/// The replay cache and the receipt of a message ID are read in one statement before anything
+/// is decided: if that read fails, the message is refused as our failure (HTTP 500,
+/// GW-INTERNAL, no internals shown) and nothing is stored.
+#[tokio::test]
+async fn a_store_that_cannot_be_read_refuses_as_our_failure_and_stores_nothing() {
+    let p = pair("sign-encrypt", Db::Sqlite).await;
+    let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
+    sqlx::query("ALTER TABLE replay_cache RENAME TO replay_cache_gone")
+        .execute(p.id.store().pool())
+        .await
+        .expect("take the replay cache away");
+    let body = send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO);
+    let (status, fault) =
+        post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, c.secure(&body, true, now())).await;
+    assert_eq!(status, 500, "{fault}");
+    assert_eq!(first_code(&fault), "GW-INTERNAL", "{fault}");
+    assert!(!fault.contains("replay_cache"), "no internals in the fault: {fault}");
+    assert_eq!(stored(p.id.store()).await, (0, 0), "nothing stored");
+}
+
 #[tokio::test]
 async fn an_invalid_co_gets_a_signed_rejection_listing_every_error() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
