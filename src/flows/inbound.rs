@@ -13,7 +13,7 @@ use crate::lifecycle::{automatic_cancellation_answer, transition, Direction, Eve
 use crate::message::business::{Cancellation, CancellationStatus, DocumentId, Feedback};
 use crate::message::request::{Content, InboundRequest};
 use crate::message::{AckError, Outgoing};
-use crate::payload::DocumentKind;
+use crate::payload::{DocumentKind, Lpco, ValidationError};
 use crate::state::Core;
 use crate::store::alerts::{self, NewAlert};
 use crate::store::amendments;
@@ -84,7 +84,7 @@ pub async fn check(core: &Core, partner: &Partner, request: &InboundRequest) -> 
     }
     match &request.content {
         Content::Invalid(errors) => Ok(Decision::rejected(errors.clone())),
-        Content::Document { kind, lpco_xml } => check_document(core, partner, *kind, lpco_xml).await,
+        Content::Document { kind, lpco_xml, read } => check_document(core, partner, *kind, lpco_xml, read).await,
         Content::Cancellation(cancellation) => {
             let path = format!("/{op_name}/Cancellation/DocumentReference");
             let resolved = resolve(core, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
@@ -161,21 +161,22 @@ async fn resolve(
     })
 }
 
-/// SendCO / SendDO: a valid document of the right kind, not conflicting with one already
-/// received; a DO's approved exporter is checked against the partner's list.
+/// SendCO / SendDO: a valid document of the right kind (`read`: `lpco_xml` read and validated
+/// by the binding), not conflicting with one already received; a DO's approved exporter is
+/// checked against the partner's list.
 async fn check_document(
     state: &Core,
     partner: &Partner,
     kind: DocumentKind,
-    lpco_xml: &[u8],
+    lpco_xml: &str,
+    read: &Result<Box<Lpco>, Vec<ValidationError>>,
 ) -> Result<Decision, StoreError> {
-    let xml = String::from_utf8_lossy(lpco_xml).into_owned();
-    let doc = match crate::payload::parse_document(&xml, kind) {
+    let doc = match read {
         Ok(doc) => doc,
-        Err(errors) => return Ok(Decision::rejected(validation_errors(errors))),
+        Err(errors) => return Ok(Decision::rejected(validation_errors(errors.clone()))),
     };
     let reference = doc.reference().to_owned();
-    let content_sha256 = sha256_hex(lpco_xml);
+    let content_sha256 = sha256_hex(lpco_xml.as_bytes());
     match inbound::received_certificate(&state.store, &partner.party, &reference).await? {
         Some(existing) if existing.content_sha256 == content_sha256 => return Ok(Decision::accepted(Effect::None)),
         Some(_) => {
@@ -200,7 +201,7 @@ async fn check_document(
         kind,
         reference,
         content_sha256,
-        xml,
+        xml: lpco_xml.to_owned(),
         verification_flag,
     })))
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::business::{Cancellation, CancellationStatus, Feedback, Lookup};
 use super::{AckError, MessageHeader, Operation};
-use crate::payload::DocumentKind;
+use crate::payload::{DocumentKind, Lpco, ValidationError};
 
 /// A verified request from a partner.
 #[derive(Debug)]
@@ -26,10 +26,12 @@ pub struct InboundRequest {
 #[derive(Debug)]
 pub enum Content {
     /// SendCO, SendDO: the one document, as the `LPCO` element's XML (standalone, its
-    /// namespaces declared on itself), not yet validated.
+    /// namespaces declared on itself), and that XML read into the model and validated as a
+    /// document of `kind` ([`crate::payload::parse_document`]), or every fault found.
     Document {
         kind: DocumentKind,
-        lpco_xml: Vec<u8>,
+        lpco_xml: String,
+        read: Result<Box<Lpco>, Vec<ValidationError>>,
     },
     Cancellation(Cancellation),
     CancellationStatus(CancellationStatus),

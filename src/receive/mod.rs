@@ -3,15 +3,17 @@
 //!
 //! Order of the decisions: WS-Security (on a blocking thread) → replay cache (the signature is
 //! remembered in the receipt's transaction, or on its own when no receipt is stored) → the
-//! request read into the binding-neutral [`InboundRequest`] (operation, message header) → the sender is the
-//! authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by message ID → the
-//! business decision (`flows::inbound::check`) → the signed acknowledgement → one transaction
-//! that stores the receipt and its effect. Refusals leave nothing in the store but their audit
-//! record and, once the signature was checked, its replay-cache entry (so that the same bytes
-//! stay refused); business failures get a signed acknowledgement with status Rejected and every
-//! error.
-//! The request is read before the store is consulted, so that the replay cache and the receipt
-//! of its message ID come in one look (`store::inbound::look`); the decisions keep this order.
+//! request read into the binding-neutral [`InboundRequest`] (operation, message header) → the
+//! sender is the authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by
+//! message ID → the business decision (`flows::inbound::check`) → the signed acknowledgement →
+//! one transaction that stores the receipt and its effect. Refusals leave nothing in the store
+//! but their audit record and, once the signature was checked, its replay-cache entry (so that
+//! the same bytes stay refused); business failures get a signed acknowledgement with status
+//! Rejected and every error.
+//! The request (a document into the payload model, validated) is read on the blocking thread
+//! that verified it, in the same hand-off, and before the store is consulted, so that the
+//! replay cache and the receipt of its message ID come in one look (`store::inbound::look`);
+//! the decisions keep this order.
 //!
 //! Owns: this order, the replay and idempotency decisions, and recording refusals (log line and
 //! audit record) for every surface, the gateway's own included ([`refused`]).
@@ -103,7 +105,7 @@ async fn pipeline(
     message_id: &mut Option<String>,
 ) -> Result<Answer, Refusal> {
     let now = core.clock.now();
-    let verified = verify(core, partner, bytes.clone(), now).await?;
+    let (verified, read) = verify_and_read(core, partner, bytes.clone(), now).await?;
     let (namespace, name) = verified.operation();
     // Kept until the Timestamp can no longer be accepted (Expires plus the allowed skew).
     let keep_until = verified.expires() + core.settings.security.clock_skew.chrono();
@@ -113,10 +115,9 @@ async fn pipeline(
     // else ends without a stored receipt remembers it on the way out (below).
     let operation = Operation::from_request_element(namespace, name);
     let with_receipt = operation.is_some_and(|o| o != Operation::GetCo);
-    // Read before the store is consulted (it takes no store work), so that the replay cache
-    // and the receipt stored under its message ID are one look. What they show is still
-    // decided on in the order above.
-    let read = crate::soap::request::read(&verified, bytes.clone());
+    // The request was read before the store is consulted (it takes no store work), so that
+    // the replay cache and the receipt stored under its message ID are one look. What they
+    // show is still decided on in the order above.
     let known = match (&read, with_receipt) {
         (Ok(request), true) => {
             let message_id = request.header.message_id.to_string();
@@ -415,16 +416,21 @@ fn invalid_request(errors: &[AckError]) -> Refusal {
     }
 }
 
-/// WS-Security processing with the partner's profile, on a blocking thread.
-async fn verify(
+/// WS-Security processing with the partner's profile, then the verified message read into a
+/// request (a document into the payload model, validated), in one hand-off to a blocking
+/// thread: all of it is CPU work, kept off the async workers.
+async fn verify_and_read(
     core: &Arc<Core>,
     partner: &Arc<Partner>,
     bytes: Bytes,
     now: DateTime<Utc>,
-) -> Result<VerifiedMessage, Refusal> {
+) -> Result<(VerifiedMessage, Result<InboundRequest, Unreadable>), Refusal> {
     let (core, partner) = (core.clone(), partner.clone());
     crate::wssec::on_blocking_thread(move || {
-        crate::wssec::inbound::process(&bytes, &core.settings.inbound_policy(&partner, Expect::Request, now))
+        let verified =
+            crate::wssec::inbound::process(&bytes, &core.settings.inbound_policy(&partner, Expect::Request, now))?;
+        let read = crate::soap::request::read(&verified, bytes);
+        Ok((verified, read))
     })
     .await
     .map_err(Refusal::from)
