@@ -184,6 +184,12 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(1)
+                    // No ping before each use: a connection to a local file cannot have been
+                    // dropped by a server, and the ping is one more hand-over to sqlx's
+                    // connection thread and back for every transaction and every statement run
+                    // on the pool (two gateways on SQLite: 268 against 253 COs/s, five
+                    // interleaved runs each).
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             // Every connection, also one that replaces an expired one: these are
@@ -198,6 +204,9 @@ impl Store {
             }
             Backend::Postgres => {
                 probe_postgres(&url, &options).await?;
+                // The ping before each use stays: it replaces a connection the server or a
+                // fail-over closed before a step fails on it (without it, two gateways on
+                // PostgreSQL were no faster: 193 and 170 against 192 and 195 COs/s).
                 AnyPoolOptions::new()
                     .max_connections(16)
                     .after_connect(|conn, _| {
@@ -233,6 +242,8 @@ impl Store {
             // write by mistake through this pool fails instead of racing the writer.
             AnyPoolOptions::new()
                 .max_connections(SQLITE_READERS)
+                // As the writer's: nothing a ping could find, one hand-over saved per read.
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         sqlx::query("PRAGMA query_only = ON").execute(&mut *conn).await?;
