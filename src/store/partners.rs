@@ -57,8 +57,9 @@ pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result
 /// later retry mark) becomes due now, to be flushed in the original order at the bounded rate.
 /// Returns true if the partner was down.
 pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    // Called after every answer: a read first (on the read connections), so that the usual
-    // case — the partner was up — takes no write transaction.
+    // Called after an answer to a message claimed while the partner was marked down
+    // (`OutboxMessage::partner_seen_down`): a read first (on the read connections), so that
+    // when another answer has marked it up meanwhile, this one takes no write transaction.
     let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
         .bind(party)
         .fetch_optional(store.readers())
