@@ -497,6 +497,8 @@ async fn receive(db: &str, o: &Options) {
     let expected = (2 * n + 50) as i64;
     assert_eq!((stored, receipts), (expected, expected), "COs stored, receipts: each message exactly once");
     println!("[{db}] receive: {expected} COs sent, {stored} stored, {receipts} receipts: none lost, none twice");
+    drop(store);
+    pair.drop_databases().await;
 }
 
 // ---- two gateways ---------------------------------------------------------------------------
@@ -534,6 +536,23 @@ struct Pair {
     files: [GatewayFiles; 2],
     /// KR's extra instances: configuration file (same database, other ports) and API address.
     extra_kr: Vec<(PathBuf, std::net::SocketAddr)>,
+}
+
+impl Pair {
+    /// Drops the pair's PostgreSQL databases, unless `COCONNECT_BENCH_KEEP=1` keeps them with
+    /// the work directory (a run that fails leaves them to the next run's clean-up, see
+    /// `store::testdb`).
+    async fn drop_databases(&self) {
+        let Ok(base) = std::env::var("DATABASE_URL") else { return };
+        if std::env::var("COCONNECT_BENCH_KEEP").is_ok_and(|v| v == "1") {
+            return;
+        }
+        for url in self.files.iter().map(|f| &f.database_url).filter(|u| u.starts_with("postgres")) {
+            if let Err(e) = coconnect::store::testdb::drop_postgres(&base, url).await {
+                eprintln!("database {url} not dropped: {e}");
+            }
+        }
+    }
 }
 
 async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usize>, tls: bool) -> Pair {
@@ -732,6 +751,8 @@ async fn e2e(db: &str, o: &Options) {
         "COs stored, receipts, events at ID: each exactly once"
     );
     println!("[{db}] e2e: {total} COs sent, {stored} stored at ID, {receipts} receipts, {events} events: none lost, none twice");
+    drop(id_store);
+    pair.drop_databases().await;
 }
 
 fn main() {

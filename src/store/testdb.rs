@@ -1,5 +1,11 @@
 //! Fresh databases for tests: a temporary SQLite file always, and a new PostgreSQL database on
 //! the server named by `DATABASE_URL` when it is set (CI provides one).
+//!
+//! A test cannot drop its PostgreSQL database when it ends (the pool is still open, and `Drop`
+//! cannot wait), so each is named with its creation time, and the first database a process
+//! creates first drops those its earlier runs left, once they are [`STALE_AFTER`] old: without
+//! it, every run of the suite and of the benchmarks left its databases on the server (52
+//! databases and 6.9 GB after one day's benchmarks).
 
 use super::{Store, StoreError};
 
@@ -40,14 +46,74 @@ pub async fn fresh_database_urls(dir: &std::path::Path) -> Result<Vec<String>, S
     Ok(urls)
 }
 
-/// Creates a new database on the server of `base` and returns its URL.
+/// The prefix of every database made here; nothing else on the server may use it.
+const PREFIX: &str = "coconnect_test_";
+
+/// The age from which a test database is taken to be left over: no test or benchmark run
+/// lasts that long, so none still uses it.
+pub const STALE_AFTER: chrono::Duration = chrono::Duration::hours(1);
+
+/// Creates a new database on the server of `base` and returns its URL. The first call in a
+/// process drops the test databases left on that server (see the module doc).
 pub async fn fresh_postgres(base: &str) -> Result<String, StoreError> {
+    static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     sqlx::any::install_default_drivers();
-    let name = format!("coconnect_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await?;
+    CLEANED
+        .get_or_init(|| async {
+            if let Err(e) = drop_stale_databases(&mut conn, chrono::Utc::now()).await {
+                eprintln!("test databases left by earlier runs were not dropped: {e}");
+            }
+        })
+        .await;
+    let name = database_name(chrono::Utc::now());
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
     let (prefix, _) = base.rsplit_once('/').ok_or_else(|| StoreError::Url(base.to_owned()))?;
     Ok(format!("{prefix}/{name}"))
+}
+
+/// A new database name, made at `now`: the prefix, the creation time in seconds, a random part.
+fn database_name(now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{PREFIX}{}_{}", now.timestamp(), uuid::Uuid::new_v4().simple())
+}
+
+/// When a test database was created, if its name says so (names without the time, from before
+/// it was recorded, say nothing).
+fn created_at(name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (seconds, _) = name.strip_prefix(PREFIX)?.split_once('_')?;
+    chrono::DateTime::from_timestamp(seconds.parse().ok()?, 0)
+}
+
+/// Drops the test databases on `conn`'s server made before `now - STALE_AFTER` (or whose name
+/// has no time), and returns their names. One that is still connected to is left (plain
+/// `DROP DATABASE` refuses it).
+pub async fn drop_stale_databases(
+    conn: &mut sqlx::AnyConnection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
+        .bind(PREFIX)
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut dropped = Vec::new();
+    for name in names {
+        let stale = created_at(&name).is_none_or(|at| at < now - STALE_AFTER);
+        // The name is quoted, and comes from the server's own catalogue under our prefix.
+        if stale && sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(&mut *conn).await.is_ok() {
+            dropped.push(name);
+        }
+    }
+    Ok(dropped)
+}
+
+/// Drops the database of `url` (made by [`fresh_postgres`]), closing its connections: for a
+/// benchmark that is done with its databases.
+pub async fn drop_postgres(base: &str, url: &str) -> Result<(), StoreError> {
+    let name = url.rsplit_once('/').map(|(_, n)| n).filter(|n| n.starts_with(PREFIX) && created_at(n).is_some());
+    let name = name.ok_or_else(|| StoreError::Url(url.to_owned()))?;
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await?;
+    Ok(())
 }
 
 /// Connects to every fresh database.
@@ -57,4 +123,56 @@ pub async fn fresh_stores(dir: &std::path::Path) -> Result<Vec<Store>, StoreErro
         stores.push(Store::connect(&url).await?);
     }
     Ok(stores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    async fn exists(conn: &mut sqlx::AnyConnection, name: &str) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_one(conn)
+            .await
+            .expect("catalogue")
+            == 1
+    }
+
+    #[tokio::test]
+    async fn left_over_test_databases_are_dropped_but_recent_or_connected_ones_kept() {
+        let Some(base) = postgres_or_skip("left_over_test_databases_are_dropped", true) else { return };
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&base).await.expect("server");
+        let now = chrono::Utc::now();
+        let left_over = database_name(now - STALE_AFTER - chrono::Duration::minutes(5));
+        let recent = database_name(now - STALE_AFTER + chrono::Duration::minutes(5));
+        let left_over_in_use = database_name(now - STALE_AFTER * 3);
+        for name in [&left_over, &recent, &left_over_in_use] {
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create");
+        }
+        let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+        let user = sqlx::AnyConnection::connect(&format!("{prefix}/{left_over_in_use}")).await.expect("connect");
+
+        let dropped = drop_stale_databases(&mut conn, now).await.expect("clean-up");
+
+        assert!(dropped.contains(&left_over) && !exists(&mut conn, &left_over).await, "{dropped:?}");
+        assert!(!dropped.contains(&recent) && exists(&mut conn, &recent).await);
+        assert!(!dropped.contains(&left_over_in_use) && exists(&mut conn, &left_over_in_use).await);
+        user.close().await.expect("close");
+        for name in [&recent, &left_over_in_use] {
+            drop_postgres(&base, &format!("{prefix}/{name}")).await.expect("drop");
+            assert!(!exists(&mut conn, name).await);
+        }
+    }
+
+    #[test]
+    fn a_database_name_records_when_it_was_made() {
+        let at = chrono::DateTime::from_timestamp(1_796_000_000, 0).expect("time");
+        let name = database_name(at);
+        assert!(name.len() <= 63, "PostgreSQL truncates longer names: {name}");
+        assert_eq!(created_at(&name), Some(at));
+        assert_eq!(created_at("coconnect_test_0f82d32d7b5449f5b8ac3be9fb43daa0"), None);
+        assert_eq!(created_at("other_1796000000_x"), None);
+    }
 }
