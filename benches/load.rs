@@ -171,6 +171,34 @@ impl Drop for Gateway {
     }
 }
 
+/// CPU seconds used so far by the PostgreSQL server on this machine: every process named
+/// `postgres`, with the children it reaped (backends that ended). `None` when there is none
+/// here (SQLite, or a server on another host). It counts the server's other work too.
+fn postgres_cpu_seconds() -> Option<f64> {
+    let mut total = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+        // utime, stime, cutime, cstime: fields 14-17 of stat(5), counted after the comm.
+        let ticks: f64 = fields.get(11..15).map_or(0.0, |f| f.iter().sum());
+        *total.get_or_insert(0.0) += ticks / 100.0;
+    }
+    total
+}
+
+/// The PostgreSQL server's share of one core between `from` (a [`postgres_cpu_seconds`]
+/// reading) and now, over `wall` seconds, as a line part; empty when there is no reading.
+fn postgres_line(from: Option<f64>, wall: f64) -> String {
+    match (from, postgres_cpu_seconds()) {
+        (Some(a), Some(b)) => format!("; PostgreSQL server CPU {:.0} % of one core", 100.0 * (b - a) / wall),
+        _ => String::new(),
+    }
+}
+
 async fn wait_ready(client: &HttpClient, api: std::net::SocketAddr) {
     let until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -434,6 +462,7 @@ async fn receive(db: &str, o: &Options) {
     let done = Arc::new(AtomicUsize::new(0));
     let progress_line = progress(format!("[{db}] receive, {} clients", o.clients), done.clone(), n);
     let cpu0 = gateway.cpu_seconds();
+    let server0 = (db == "postgres").then(postgres_cpu_seconds).flatten();
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..o.clients {
@@ -459,11 +488,12 @@ async fn receive(db: &str, o: &Options) {
     let _ = progress_line.await;
     let rate = n as f64 / wall;
     println!(
-        "[{db}] receive, {} clients: {rate:.0} COs/s  {}  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}",
+        "[{db}] receive, {} clients: {rate:.0} COs/s  {}  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}{}",
         o.clients,
         Latencies(samples).line(),
         100.0 * rate / bound,
-        gateway_line(&gateway, cpu, wall)
+        gateway_line(&gateway, cpu, wall),
+        postgres_line(server0, wall)
     );
 
     // Open loop at half that rate: latency from each message's scheduled time.
@@ -638,6 +668,7 @@ async fn e2e(db: &str, o: &Options) {
     let id_gw = Gateway::start("ID", &id.config, &dir.path().join("id.log"));
     wait_ready(&client, id.api_addr).await;
     let (id_cpu0, t) = (id_gw.cpu_seconds(), Instant::now());
+    let server0 = (db == "postgres").then(postgres_cpu_seconds).flatten();
     let mut krs = vec![Gateway::start("KR", &kr.config, &dir.path().join("kr.log"))];
     for (i, (c, _)) in pair.extra_kr.iter().enumerate() {
         krs.push(Gateway::start(&format!("KR#{}", i + 2), c, &dir.path().join(format!("kr-{i}.log"))));
@@ -672,12 +703,13 @@ async fn e2e(db: &str, o: &Options) {
     let id_cpu = id_gw.cpu_seconds() - id_cpu0;
     let kr_lines: Vec<String> = krs.iter().map(|g| gateway_line(g, g.cpu_seconds(), wall_poll)).collect();
     println!(
-        "[{db}] e2e{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}",
+        "[{db}] e2e{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}{}",
         if o.tls { " (mutual TLS)" } else { "" },
         krs.len(),
         100.0 * rate / bound,
         kr_lines.join("; "),
-        gateway_line(&id_gw, id_cpu, wall_poll)
+        gateway_line(&id_gw, id_cpu, wall_poll),
+        postgres_line(server0, wall_poll)
     );
 
     // Open loop through KR's domestic API at half that rate for about ten seconds.
