@@ -3,9 +3,11 @@
 //!
 //! A test cannot drop its PostgreSQL database when it ends (the pool is still open, and `Drop`
 //! cannot wait), so each is named with its creation time, and the first database a process
-//! creates first drops those its earlier runs left, once they are [`STALE_AFTER`] old: without
-//! it, every run of the suite and of the benchmarks left its databases on the server (52
-//! databases and 6.9 GB after one day's benchmarks).
+//! creates first drops those earlier runs left, once they are [`STALE_AFTER`] old (and those
+//! named before the time was recorded, whatever their age): without it, every run of the suite
+//! and of the benchmarks left its databases on the server (52 databases and 6.9 GB after one
+//! day's benchmarks). A database still connected to is never dropped; PostgreSQL waits up to
+//! 5 s for it to be left before refusing.
 
 use super::{Store, StoreError};
 
@@ -61,45 +63,52 @@ pub async fn fresh_postgres(base: &str) -> Result<String, StoreError> {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await?;
     CLEANED
         .get_or_init(|| async {
-            if let Err(e) = drop_stale_databases(&mut conn, chrono::Utc::now()).await {
+            if let Err(e) = drop_stale_databases(&mut conn, PREFIX, chrono::Utc::now()).await {
                 eprintln!("test databases left by earlier runs were not dropped: {e}");
             }
         })
         .await;
-    let name = database_name(chrono::Utc::now());
+    let name = database_name(PREFIX, chrono::Utc::now());
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
     let (prefix, _) = base.rsplit_once('/').ok_or_else(|| StoreError::Url(base.to_owned()))?;
     Ok(format!("{prefix}/{name}"))
 }
 
-/// A new database name, made at `now`: the prefix, the creation time in seconds, a random part.
-fn database_name(now: chrono::DateTime<chrono::Utc>) -> String {
-    format!("{PREFIX}{}_{}", now.timestamp(), uuid::Uuid::new_v4().simple())
+/// A new database name under `prefix`, made at `now`: the creation time in seconds, then a
+/// random part.
+fn database_name(prefix: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{prefix}{}_{}", now.timestamp(), uuid::Uuid::new_v4().simple())
 }
 
-/// When a test database was created, if its name says so (names without the time, from before
-/// it was recorded, say nothing).
-fn created_at(name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    let (seconds, _) = name.strip_prefix(PREFIX)?.split_once('_')?;
+/// When the database `name` under `prefix` was created, if its name says so (names without the
+/// time, from before it was recorded, say nothing).
+fn created_at(prefix: &str, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (seconds, _) = name.strip_prefix(prefix)?.split_once('_')?;
     chrono::DateTime::from_timestamp(seconds.parse().ok()?, 0)
 }
 
-/// Drops the test databases on `conn`'s server made before `now - STALE_AFTER` (or whose name
-/// has no time), and returns their names. One that is still connected to is left (plain
-/// `DROP DATABASE` refuses it).
-pub async fn drop_stale_databases(
+/// Only names made of lower-case letters, digits and underscores are ever put into a
+/// statement (a database name cannot be a bound parameter).
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Drops the databases under `prefix` on `conn`'s server made before `now - STALE_AFTER` (or
+/// whose name has no time), and returns their names. One that is still connected to is left
+/// (plain `DROP DATABASE` refuses it).
+async fn drop_stale_databases(
     conn: &mut sqlx::AnyConnection,
+    prefix: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, StoreError> {
     let names: Vec<String> = sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE starts_with(datname, $1)")
-        .bind(PREFIX)
+        .bind(prefix)
         .fetch_all(&mut *conn)
         .await?;
     let mut dropped = Vec::new();
-    for name in names {
-        let stale = created_at(&name).is_none_or(|at| at < now - STALE_AFTER);
-        // The name is quoted, and comes from the server's own catalogue under our prefix.
-        if stale && sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(&mut *conn).await.is_ok() {
+    for name in names.into_iter().filter(|n| plain_name(n)) {
+        let stale = created_at(prefix, &name).is_none_or(|at| at < now - STALE_AFTER);
+        if stale && sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut *conn).await.is_ok() {
             dropped.push(name);
         }
     }
@@ -109,10 +118,11 @@ pub async fn drop_stale_databases(
 /// Drops the database of `url` (made by [`fresh_postgres`]), closing its connections: for a
 /// benchmark that is done with its databases.
 pub async fn drop_postgres(base: &str, url: &str) -> Result<(), StoreError> {
-    let name = url.rsplit_once('/').map(|(_, n)| n).filter(|n| n.starts_with(PREFIX) && created_at(n).is_some());
+    let name = url.rsplit_once('/').map(|(_, n)| n);
+    let name = name.filter(|n| plain_name(n) && created_at(PREFIX, n).is_some());
     let name = name.ok_or_else(|| StoreError::Url(url.to_owned()))?;
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut conn).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
     Ok(())
 }
 
@@ -144,35 +154,56 @@ mod tests {
         let Some(base) = postgres_or_skip("left_over_test_databases_are_dropped", true) else { return };
         sqlx::any::install_default_drivers();
         let mut conn = sqlx::AnyConnection::connect(&base).await.expect("server");
+        // A prefix of this test's own: the clean-up that other tests (and processes) run at
+        // the same time does not touch its databases.
+        let prefix = format!("coconnect_c{}_", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let now = chrono::Utc::now();
-        let left_over = database_name(now - STALE_AFTER - chrono::Duration::minutes(5));
-        let recent = database_name(now - STALE_AFTER + chrono::Duration::minutes(5));
-        let left_over_in_use = database_name(now - STALE_AFTER * 3);
-        for name in [&left_over, &recent, &left_over_in_use] {
+        let left_over = database_name(&prefix, now - STALE_AFTER - chrono::Duration::minutes(5));
+        let recent = database_name(&prefix, now - STALE_AFTER + chrono::Duration::minutes(5));
+        let left_over_in_use = database_name(&prefix, now - STALE_AFTER * 3);
+        let unnamed_time = format!("{prefix}{}", uuid::Uuid::new_v4().simple());
+        for name in [&left_over, &recent, &left_over_in_use, &unnamed_time] {
+            assert!(name.len() <= 63, "PostgreSQL would truncate {name}");
             sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create");
         }
-        let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
-        let user = sqlx::AnyConnection::connect(&format!("{prefix}/{left_over_in_use}")).await.expect("connect");
+        let (server, _) = base.rsplit_once('/').expect("URL with a database");
+        let user = sqlx::AnyConnection::connect(&format!("{server}/{left_over_in_use}")).await.expect("connect");
 
-        let dropped = drop_stale_databases(&mut conn, now).await.expect("clean-up");
+        let dropped = drop_stale_databases(&mut conn, &prefix, now).await.expect("clean-up");
 
         assert!(dropped.contains(&left_over) && !exists(&mut conn, &left_over).await, "{dropped:?}");
+        assert!(dropped.contains(&unnamed_time) && !exists(&mut conn, &unnamed_time).await, "{dropped:?}");
         assert!(!dropped.contains(&recent) && exists(&mut conn, &recent).await);
         assert!(!dropped.contains(&left_over_in_use) && exists(&mut conn, &left_over_in_use).await);
         user.close().await.expect("close");
         for name in [&recent, &left_over_in_use] {
-            drop_postgres(&base, &format!("{prefix}/{name}")).await.expect("drop");
-            assert!(!exists(&mut conn, name).await);
+            sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut conn).await.expect("drop");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_benchmark_drops_its_database_even_while_connected() {
+        let Some(base) = postgres_or_skip("a_benchmark_drops_its_database", true) else { return };
+        let url = fresh_postgres(&base).await.expect("fresh");
+        let _still_open = sqlx::AnyConnection::connect(&url).await.expect("connect");
+        drop_postgres(&base, &url).await.expect("drop");
+        let mut conn = sqlx::AnyConnection::connect(&base).await.expect("server");
+        let (_, name) = url.rsplit_once('/').expect("name");
+        assert!(!exists(&mut conn, name).await);
+        let (server, _) = base.rsplit_once('/').expect("URL with a database");
+        for not_ours in ["postgres", "test", "coconnect_test_x\"; DROP", "coconnect_test_123"] {
+            assert!(drop_postgres(&base, &format!("{server}/{not_ours}")).await.is_err(), "{not_ours}");
         }
     }
 
     #[test]
     fn a_database_name_records_when_it_was_made() {
         let at = chrono::DateTime::from_timestamp(1_796_000_000, 0).expect("time");
-        let name = database_name(at);
-        assert!(name.len() <= 63, "PostgreSQL truncates longer names: {name}");
-        assert_eq!(created_at(&name), Some(at));
-        assert_eq!(created_at("coconnect_test_0f82d32d7b5449f5b8ac3be9fb43daa0"), None);
-        assert_eq!(created_at("other_1796000000_x"), None);
+        let name = database_name(PREFIX, at);
+        assert!(name.len() <= 63 && plain_name(&name), "PostgreSQL truncates longer names: {name}");
+        assert_eq!(created_at(PREFIX, &name), Some(at));
+        assert_eq!(created_at(PREFIX, "coconnect_test_0f82d32d7b5449f5b8ac3be9fb43daa0"), None);
+        assert_eq!(created_at(PREFIX, "other_1796000000_x"), None);
+        assert!(!plain_name("coconnect_test_1\" WITH (FORCE) --") && !plain_name(""));
     }
 }
