@@ -128,12 +128,9 @@ impl Gateway {
         Gateway { child, label: label.to_owned() }
     }
 
-    /// User + system CPU seconds used so far (from /proc; clock ticks of 1/100 s).
+    /// User + system CPU seconds used so far (from /proc).
     fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
-        let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (tick(11) + tick(12)) / 100.0
+        proc_stat(Path::new(&format!("/proc/{}", self.child.id()))).map_or(0.0, |(_, ticks)| cpu_seconds(&ticks, 2))
     }
 
     /// Peak resident set size so far, in MB (VmHWM).
@@ -171,21 +168,31 @@ impl Drop for Gateway {
     }
 }
 
+/// The command name of the process at `dir` (`/proc/<pid>`) and the fields of its `stat` that
+/// follow the name (index 0 is field 3 of stat(5), the state); `None` if it is gone.
+fn proc_stat(dir: &Path) -> Option<(String, Vec<f64>)> {
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let name = head.split_once('(').map_or("", |(_, n)| n).to_owned();
+    Some((name, rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect()))
+}
+
+/// CPU seconds in the `count` clock-tick fields (of 1/100 s) from utime (field 14 of
+/// stat(5)) on, in [`proc_stat`]'s fields: 2 for the process itself (utime, stime), 4 with
+/// the children it reaped (cutime, cstime).
+fn cpu_seconds(fields: &[f64], count: usize) -> f64 {
+    fields.get(11..11 + count).map_or(0.0, |f| f.iter().sum::<f64>()) / 100.0
+}
+
 /// CPU seconds used so far by the PostgreSQL server on this machine: every process named
 /// `postgres`, with the children it reaped (backends that ended). `None` when there is none
 /// here (SQLite, or a server on another host). It counts the server's other work too.
 fn postgres_cpu_seconds() -> Option<f64> {
     let mut total = None;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
-        if !head.ends_with("(postgres") {
-            continue;
+        if let Some((_, fields)) = proc_stat(&entry.path()).filter(|(name, _)| name == "postgres") {
+            *total.get_or_insert(0.0) += cpu_seconds(&fields, 4);
         }
-        let fields: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
-        // utime, stime, cutime, cstime: fields 14-17 of stat(5), counted after the comm.
-        let ticks: f64 = fields.get(11..15).map_or(0.0, |f| f.iter().sum());
-        *total.get_or_insert(0.0) += ticks / 100.0;
     }
     total
 }
