@@ -142,8 +142,9 @@ pub struct Claimed {
 }
 
 /// [`claim_due`], also telling whether other messages were due. `expect_due`: the caller's
-/// last claim saw more due, so the look on the read connections that spares an idle worker a
-/// write transaction would most likely find some; it is skipped.
+/// last claim saw more due, or it was woken by work committed meanwhile, so the look on the
+/// read connections that spares an idle worker a write transaction would most likely find
+/// some; it is skipped.
 pub async fn claim(
     store: &Store,
     owner: &str,
