@@ -608,10 +608,13 @@ fn a_reference_that_only_names_a_certificate_never_reaches_beyond_the_pinned_one
     assert_eq!(code(receive_trusting(&wire, &q, &only_id)), "WSS-UNTRUSTED-CERT");
 }
 
+/// A named change to a profile.
+type ProfileChange = (&'static str, Box<dyn Fn(&mut Profile)>);
+
 #[test]
 fn a_strict_partner_gets_nothing_weaker_than_the_default() {
     let strict = Profile::strict(true);
-    let variants: Vec<(&str, Box<dyn Fn(&mut Profile)>)> = vec![
+    let variants: Vec<ProfileChange> = vec![
         ("rsa-sha1", Box::new(|p| p.outbound.signature.method = SignatureAlgorithm::RsaSha1)),
         ("sha1 digests", Box::new(|p| p.outbound.signature.digest = DigestAlgorithm::Sha1)),
         ("c14n 1.1", Box::new(|p| p.outbound.signature.c14n = Canonicalization::C14n11)),
