@@ -209,8 +209,8 @@ impl Worker {
                 }
             };
             // Woken by work committed in this process, or passed on by a worker that saw more
-            // due: the look on the read connections would find it, so the next claim goes
-            // straight to the claim (one store round trip less between a submission and its
+            // due: the look on the read connections would find it, so the worker skips the look
+            // and claims at once (one store round trip less between a submission and its
             // delivery). A wake-up that finds nothing costs that claim's transaction.
             more_due = tokio::select! {
                 _ = shutdown.changed() => false,
