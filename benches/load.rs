@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use bytes::Bytes;
 use chrono::Utc;
-use coconnect::dev::pair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use coconnect::config::dev_pair::{free_addr, write_pair, GatewayFiles, PairSpec};
 use coconnect::message::{MessageHeader, Operation};
 use coconnect::soap::messages::request_xml;
 use coconnect::store::Store;
@@ -223,7 +223,7 @@ async fn wait_ready(client: &HttpClient, api: std::net::SocketAddr) {
 // ---- messages and the WS-Security bound ----------------------------------------------------
 
 fn key_pair(dir: &Path, party: &str, purpose: &str) -> KeyPair {
-    let f = coconnect::dev::pki::party_files(&dir.join("pki"), party);
+    let f = coconnect::dev_pki::party_files(&dir.join("pki"), party);
     let (k, c) = match purpose {
         "signing" => (f.signing_key, f.signing_cert),
         _ => (f.encryption_key, f.encryption_cert),

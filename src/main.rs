@@ -32,7 +32,7 @@ fn main() -> ExitCode {
                 Ok(ExitCode::SUCCESS)
             }
             Command::Pki { command: PkiCommand::Init { out, parties, force } } => {
-                let pki = coconnect::dev::pki::init_dev_pki(&out, &parties, force)?;
+                let pki = coconnect::dev_pki::init_dev_pki(&out, &parties, force)?;
                 say(format!("development CA: {}", pki.ca_cert.display()))?;
                 for p in &pki.parties {
                     say(format!(

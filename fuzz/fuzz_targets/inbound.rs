@@ -63,7 +63,7 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn pair(dir: &Path, party: &str, encryption: bool) -> KeyPair {
-    let f = coconnect::dev::pki::party_files(dir, party);
+    let f = coconnect::dev_pki::party_files(dir, party);
     let (key, cert) = if encryption { (f.encryption_key, f.encryption_cert) } else { (f.signing_key, f.signing_cert) };
     let read = |p: &Path| std::fs::read(p).unwrap_or_else(|e| panic!("fixture: {}: {e}", p.display()));
     KeyPair::from_pem(read(&key), Certificate::from_pem(&read(&cert)).expect("fixture: certificate"))
@@ -72,7 +72,7 @@ fn pair(dir: &Path, party: &str, encryption: bool) -> KeyPair {
 
 /// A dev PKI and the two genuine messages, in a temporary folder.
 fn generate(dir: &Path) {
-    coconnect::dev::pki::init_dev_pki(dir, &["KR".into(), "ID".into()], false).expect("fixture: dev PKI");
+    coconnect::dev_pki::init_dev_pki(dir, &["KR".into(), "ID".into()], false).expect("fixture: dev PKI");
     let kr = pair(dir, "KR", false);
     let id = pair(dir, "ID", true);
     let now = Utc::now();

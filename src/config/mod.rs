@@ -10,6 +10,7 @@
 //! authenticate it, or pass on a value that could make later arithmetic overflow or panic.
 
 pub mod backend;
+pub mod dev_pair;
 mod load;
 mod raw;
 pub mod security;
@@ -190,14 +191,7 @@ pub fn parse(text: &str) -> Result<RawConfig, String> {
     toml::from_str(text).map_err(|e: toml::de::Error| e.to_string())
 }
 
-/// True if `code` matches `[A-Z]{2}[A-Z0-9]{0,8}`. Such a code is also a safe
-/// directory name.
-pub fn is_valid_party_code(code: &str) -> bool {
-    let b = code.as_bytes();
-    (2..=10).contains(&b.len())
-        && b[..2].iter().all(u8::is_ascii_uppercase)
-        && b[2..].iter().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-}
+pub use crate::party::is_valid_party_code;
 
 /// Hashes a password for `inbound_auth.password_hash`.
 pub fn hash_password(password: &str) -> Result<String, ConfigError> {

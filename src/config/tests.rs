@@ -41,7 +41,7 @@ mod loading {
     fn fixture(tls: bool) -> Fixture {
         let dir = tempfile::tempdir().expect("tmp");
         let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let [kr, _] = crate::dev::pair::write_pair(&crate::dev::pair::PairSpec {
+        let [kr, _] = crate::config::dev_pair::write_pair(&crate::config::dev_pair::PairSpec {
             dir: dir.path(),
             parties: ["KR", "ID"],
             addrs: [(addr(1), addr(2)), (addr(3), addr(4))],

@@ -20,7 +20,7 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::dev::pair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use crate::config::dev_pair::{free_addr, write_pair, GatewayFiles, PairSpec};
 
 const EXAMPLE_CO: &str = include_str!("../../examples/co.xml");
 

@@ -1,11 +1,9 @@
-//! Development and demonstration: the development PKI (`coconnect pki init`), a pair of
-//! gateway configurations on loopback, and the two-gateway demo (`coconnect demo`).
+//! Demonstration: the two-gateway demo (`coconnect demo`). The keys it uses come from the
+//! development PKI (`crate::dev_pki`), its configuration files from `crate::config::dev_pair`;
+//! both sit low in the layers so that the tests of `wssec` and `config` can use them without
+//! importing this module, which starts whole gateways (`crate::app`).
 //!
 //! Must never: be used by `coconnect serve` or any module it runs: nothing outside `main`
-//! imports this module (tests/gateway/layers.rs), except test modules, which build their keys
-//! (`wssec`'s tests) and configuration files (`config`'s tests) with it. Keys made here are for
-//! development only.
+//! imports this module, test modules included (tests/gateway/layers.rs).
 
 pub mod demo;
-pub mod pair;
-pub mod pki;

@@ -30,9 +30,9 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
-        crate::dev::pki::init_dev_pki(dir.path(), &["KR".into(), "ID".into()], false).expect("pki");
+        crate::dev_pki::init_dev_pki(dir.path(), &["KR".into(), "ID".into()], false).expect("pki");
         let load = |p: &str| -> Party {
-            let f = crate::dev::pki::party_files(dir.path(), p);
+            let f = crate::dev_pki::party_files(dir.path(), p);
             let pair = |k: &PathBuf, c: &PathBuf| {
                 KeyPair::from_pem(
                     std::fs::read(k).expect("key"),

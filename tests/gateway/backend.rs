@@ -835,7 +835,7 @@ async fn the_documented_webhook_receiver_and_amqp_consumer_work_as_written() {
     }
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
     let out = p.dir.path();
-    let port = coconnect::dev::pair::free_addr().expect("port").port().to_string();
+    let port = coconnect::config::dev_pair::free_addr().expect("port").port().to_string();
     let (webhook_out, amqp_out) = (out.join("webhook.jsonl"), out.join("amqp.jsonl"));
     let receiver = Peer::spawn(
         &["examples/backend/webhook_receiver.py", "--port", &port, "--out", &webhook_out.display().to_string()],

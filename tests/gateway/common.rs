@@ -14,7 +14,7 @@ use base64::Engine;
 use bytes::Bytes;
 use chrono::Utc;
 use coconnect::app::App;
-use coconnect::dev::pair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use coconnect::config::dev_pair::{free_addr, write_pair, GatewayFiles, PairSpec};
 use coconnect::store::Store;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -254,8 +254,8 @@ pub struct Crafter {
 impl Crafter {
     /// Signs as `from` (its signing key) and encrypts to `to`'s encryption certificate.
     pub fn new(pki: &std::path::Path, from: &str, to: &str) -> Self {
-        let f = coconnect::dev::pki::party_files(pki, from);
-        let t = coconnect::dev::pki::party_files(pki, to);
+        let f = coconnect::dev_pki::party_files(pki, from);
+        let t = coconnect::dev_pki::party_files(pki, to);
         let signer = KeyPair::from_pem(
             std::fs::read(&f.signing_key).expect("key"),
             Certificate::from_pem(&std::fs::read(&f.signing_cert).expect("cert")).expect("cert"),

@@ -222,7 +222,7 @@ async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String
     use coconnect::wssec::material::{Certificate, KeyPair};
     let pki = p.dir.path().join("pki");
     let load = |party: &str, signing: bool| {
-        let f = coconnect::dev::pki::party_files(&pki, party);
+        let f = coconnect::dev_pki::party_files(&pki, party);
         let (k, c) = if signing { (f.signing_key, f.signing_cert) } else { (f.encryption_key, f.encryption_cert) };
         KeyPair::from_pem(
             std::fs::read(k).expect("key"),
@@ -425,7 +425,7 @@ async fn certificates_out_of_step_between_partners_are_retried_not_rejected() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
     let pki = p.dir.path().join("pki");
     let (kr_files, id_files) =
-        (coconnect::dev::pki::party_files(&pki, "KR"), coconnect::dev::pki::party_files(&pki, "ID"));
+        (coconnect::dev_pki::party_files(&pki, "KR"), coconnect::dev_pki::party_files(&pki, "ID"));
     let setting = |key: &str, path: &std::path::Path| format!("{key} = \"{}\"", path.display());
     let pinned = |path: &std::path::Path| format!("signing_certs = [\"{}\"]", path.display());
     let clock = ManualClock::new(now());

@@ -29,7 +29,7 @@ async fn start_nginx(dir: &std::path::Path, listen: SocketAddr, gateway: SocketA
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    let server = coconnect::dev::pki::party_files(pki, "ID");
+    let server = coconnect::dev_pki::party_files(pki, "ID");
     for d in ["body", "proxy", "fastcgi", "uwsgi", "scgi", "logs"] {
         std::fs::create_dir_all(dir.join(d)).expect("nginx dir");
     }
@@ -98,14 +98,14 @@ fn escaped_pem(path: &std::path::Path) -> String {
 async fn through_nginx_only_the_partners_certificate_and_addresses_get_in_and_forged_headers_are_ignored() {
     let (dir, [_kr, id]) = pair_files("sign-encrypt", Db::Sqlite).await;
     let pki = dir.path().join("pki");
-    let kr_tls = coconnect::dev::pki::party_files(&pki, "KR");
-    let id_tls = coconnect::dev::pki::party_files(&pki, "ID");
+    let kr_tls = coconnect::dev_pki::party_files(&pki, "KR");
+    let id_tls = coconnect::dev_pki::party_files(&pki, "ID");
     let mut id = Gateway { files: id, app: None };
     // KR may call only from 127.0.0.1 (as nginx reports it), with its own TLS certificate.
     id.reconfigure("allowed_networks = [\"127.0.0.0/8\", \"::1/128\"]", "allowed_networks = [\"127.0.0.1/32\"]");
     id.configure(&format!("tls_client_certs = [\"{}\"]\n\n[proxy]\ntrusted = [\"127.0.0.1/32\"]\nclient_cert_header = \"X-SSL-Client-Cert\"\n", kr_tls.tls_cert.display()));
     id.start().await;
-    let listen = coconnect::dev::pair::free_addr().expect("port");
+    let listen = coconnect::config::dev_pair::free_addr().expect("port");
     let nginx_dir = dir.path().join("nginx");
     let _nginx = start_nginx(&nginx_dir, listen, id.files.soap_addr, &pki).await;
     let c = Crafter::new(&pki, "KR", "ID");

@@ -35,7 +35,7 @@ async fn tampered_unsigned_untrusted_and_badly_timed_messages_are_refused() {
 
     // A signature by a certificate nobody configured (another CA's "KR").
     let other = tempfile::tempdir().expect("tmp");
-    coconnect::dev::pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
+    coconnect::dev_pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
     let stranger = Crafter::new(other.path(), "KR", "ID");
     refused(&p, stranger.secure(&fresh_body(), false, now()), 500, "WSS-UNTRUSTED-CERT").await;
 
@@ -244,7 +244,7 @@ async fn a_parse_error_of_one_request_never_reaches_another_requests_answer_or_a
 async fn partners_are_told_a_fixed_sentence_and_our_audit_record_keeps_the_detail() {
     let p = pair("sign", Db::Sqlite).await;
     let other = tempfile::tempdir().expect("tmp");
-    coconnect::dev::pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
+    coconnect::dev_pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
     let stranger = Crafter::new(other.path(), "KR", "ID");
     let (status, fault) =
         post_soap(&p.id.soap_url(), "KR", &p.id.files.inbound_password, stranger.secure(&fresh_body(), false, now()))
@@ -272,7 +272,7 @@ async fn partners_are_told_a_fixed_sentence_and_our_audit_record_keeps_the_detai
 async fn wrapping_replay_and_untrusted_keys_are_refused_under_every_preset() {
     use coconnect::wssec::profile::Preset;
     let other = tempfile::tempdir().expect("tmp");
-    coconnect::dev::pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
+    coconnect::dev_pki::init_dev_pki(other.path(), &["KR".into(), "ID".into()], false).expect("pki");
     for preset in Preset::ALL {
         let encrypt = preset != Preset::Zeep;
         let p = preset_pair(preset, encrypt).await;

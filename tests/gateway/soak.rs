@@ -275,8 +275,10 @@ async fn two_instances_on_one_postgresql_share_a_thousand_cos_each_delivered_onc
     let mut p = pair_stopped("sign-encrypt", Db::Postgres).await;
     // A second KR instance: same configuration and database, its own listeners.
     let second_config = p.dir.path().join("KR-2.toml");
-    let (soap2, api2) =
-        (coconnect::dev::pair::free_addr().expect("port"), coconnect::dev::pair::free_addr().expect("port"));
+    let (soap2, api2) = (
+        coconnect::config::dev_pair::free_addr().expect("port"),
+        coconnect::config::dev_pair::free_addr().expect("port"),
+    );
     let text = std::fs::read_to_string(&p.kr.files.config).expect("config");
     let text = text
         .replace(&format!("soap = \"{}\"", p.kr.files.soap_addr), &format!("soap = \"{soap2}\""))

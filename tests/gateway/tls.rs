@@ -35,8 +35,8 @@ async fn client_certificates_right_missing_wrong_ca_and_another_partners_are_tol
     id.start().await;
     let pki = dir.path().join("pki");
     let ca = pki.join("ca.cert.pem");
-    let kr_files = coconnect::dev::pki::party_files(&pki, "KR");
-    let id_files = coconnect::dev::pki::party_files(&pki, "ID");
+    let kr_files = coconnect::dev_pki::party_files(&pki, "KR");
+    let id_files = coconnect::dev_pki::party_files(&pki, "ID");
     let c = Crafter::new(&pki, "KR", "ID");
     let pw = id.files.inbound_password.clone();
     let message = || c.secure(&send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO), true, now());
@@ -53,8 +53,8 @@ async fn client_certificates_right_missing_wrong_ca_and_another_partners_are_tol
     assert!(tls_post(id.files.soap_addr, None, &ca, "KR", &pw, message()).await.is_err());
     // Another CA's certificate: the handshake fails.
     let other = tempfile::tempdir().expect("tmp");
-    coconnect::dev::pki::init_dev_pki(other.path(), &["KR".into()], false).expect("pki");
-    let stranger = coconnect::dev::pki::party_files(other.path(), "KR");
+    coconnect::dev_pki::init_dev_pki(other.path(), &["KR".into()], false).expect("pki");
+    let stranger = coconnect::dev_pki::party_files(other.path(), "KR");
     assert!(tls_post(id.files.soap_addr, Some((&stranger.tls_cert, &stranger.tls_key)), &ca, "KR", &pw, message())
         .await
         .is_err());
@@ -126,8 +126,8 @@ async fn resumed_tls_sessions_are_served_and_a_removed_certificate_is_refused_af
     id.start().await;
     let pki = dir.path().join("pki");
     let ca = pki.join("ca.cert.pem");
-    let kr_files = coconnect::dev::pki::party_files(&pki, "KR");
-    let id_files = coconnect::dev::pki::party_files(&pki, "ID");
+    let kr_files = coconnect::dev_pki::party_files(&pki, "KR");
+    let id_files = coconnect::dev_pki::party_files(&pki, "ID");
     let c = Crafter::new(&pki, "KR", "ID");
     let pw = id.files.inbound_password.clone();
     let addr = id.files.soap_addr;

@@ -1,11 +1,12 @@
 //! Two gateways on loopback with a development PKI: writes real configuration files for a pair of
-//! parties that trust each other. Used by `coconnect demo` and by the tests; never by `serve`.
+//! parties that trust each other. Used by `coconnect demo` and by the tests (`config`'s own
+//! among them, which is why it lives here and not with the demo); never by `serve`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::hash_password;
-use crate::dev::pki::{init_dev_pki, party_files};
+use super::hash_password;
+use crate::dev_pki::{init_dev_pki, party_files};
 
 /// One generated gateway.
 #[derive(Debug, Clone)]

@@ -11,6 +11,8 @@
 //!   every certificate says "not for production" in its subject, and in production the
 //!   administrations exchange certificates issued by their own CA (or a WCO CA,
 //!   framework 4.4.3), never by this tool;
+//! * import more of this crate than the party-code rule (`crate::party`): it is the bottom of
+//!   the layers, so that the tests of `wssec` and `config` can make keys with it;
 //! * overwrite existing keys silently. Existing party files are an error unless the
 //!   caller passes `force`; an existing CA is reused, never regenerated; and even with
 //!   `force` files are replaced atomically (write to a temporary file, then rename).
@@ -29,7 +31,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::is_valid_party_code;
+use crate::party::is_valid_party_code;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::bn::{BigNum, MsbOption};
 use openssl::error::ErrorStack;
