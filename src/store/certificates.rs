@@ -191,26 +191,61 @@ async fn apply_seen(
     message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    if let Some(seen) = seen {
-        // A transition the seen state refuses, or one that changes nothing, takes the usual
-        // way: its answer must come from the state as it is now.
-        if let Ok(to) = transition(seen.direction, Some(seen.state), event, role) {
-            if to != seen.state {
-                let updated = sqlx::query(MOVE)
-                    .bind(to.as_str())
-                    .bind(millis(now))
-                    .bind(id)
-                    .bind(seen.state.as_str())
-                    .execute(&mut **tx)
-                    .await?;
-                if updated.rows_affected() == 1 {
-                    write_history(tx, id, Some(seen.state), to, cause, message_id, now).await?;
-                    return Ok(to);
-                }
-            }
+    if let Some((seen, to)) = seen.and_then(|seen| Some((seen, move_from_seen(seen, event, role)?))) {
+        let updated = sqlx::query(MOVE)
+            .bind(to.as_str())
+            .bind(millis(now))
+            .bind(id)
+            .bind(seen.state.as_str())
+            .execute(&mut **tx)
+            .await?;
+        if updated.rows_affected() == 1 {
+            write_history(tx, id, Some(seen.state), to, cause, message_id, now).await?;
+            return Ok(to);
         }
     }
     apply(tx, store, id, event, role, cause, message_id, now).await
+}
+
+/// The state `event` moves a certificate to from the state `seen`, when that is a move the
+/// conditional UPDATE may make. A transition the seen state refuses, or one that changes
+/// nothing, takes the usual way: its answer must come from the state as it is now.
+fn move_from_seen(seen: Seen, event: Event, role: Role) -> Option<State> {
+    transition(seen.direction, Some(seen.state), event, role).ok().filter(|to| *to != seen.state)
+}
+
+/// A move of the certificate a delivery outcome brings that one conditional UPDATE from the
+/// state seen may make (see [`Seen`]); `None` where [`delivery_event`] must take another way
+/// (a note, a cancellation's amendment, nothing seen, a refused or empty transition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMove {
+    pub from: State,
+    pub to: State,
+    /// The history row's cause, as [`delivery_event`] writes it.
+    pub cause: String,
+}
+
+/// The [`PlannedMove`] of [`delivery_event`] for these arguments, if it has one. A caller that
+/// writes it itself (a fused statement) must fall back to [`delivery_event`] when the UPDATE
+/// matched nothing.
+pub fn planned_delivery_move(
+    operation: &str,
+    seen: Option<Seen>,
+    outcome: DeliveryOutcome,
+    cause: &str,
+) -> Option<PlannedMove> {
+    let (event, role) = crate::lifecycle::delivery_event(operation, outcome)?;
+    if event == Event::CancellationUndelivered {
+        return None;
+    }
+    let seen = seen?;
+    let to = move_from_seen(seen, event, role)?;
+    Some(PlannedMove { from: seen.state, to, cause: delivery_cause(operation, cause) })
+}
+
+/// The history cause of a delivery outcome of `operation`.
+fn delivery_cause(operation: &str, cause: &str) -> String {
+    format!("{operation}: {cause}")
 }
 
 /// Moves a certificate from the state it is known to have (`$4`) to `$1`.
@@ -254,7 +289,7 @@ pub async fn delivery_event(
     message_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
-    let cause = format!("{operation}: {cause}");
+    let cause = delivery_cause(operation, cause);
     let Some((event, role)) = crate::lifecycle::delivery_event(operation, outcome) else {
         return note(tx, id, &cause, message_id, now).await;
     };

@@ -13,7 +13,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Kind::Request => "request",
             Kind::Acknowledgement => "acknowledgement",
@@ -29,6 +29,15 @@ pub struct LogEntry<'a> {
     pub partner: &'a str,
     pub operation: &'a str,
     pub wire: &'a [u8],
+}
+
+/// `message_log.direction` of a message this gateway received (`incoming`) or sent.
+pub(super) fn direction(incoming: bool) -> &'static str {
+    if incoming {
+        "in"
+    } else {
+        "out"
+    }
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -56,7 +65,7 @@ pub async fn append_all(tx: &mut Tx<'_>, entries: &[&LogEntry<'_>], now: DateTim
     for e in entries {
         query = query
             .bind(e.message_id)
-            .bind(if e.incoming { "in" } else { "out" })
+            .bind(direction(e.incoming))
             .bind(e.kind.as_str())
             .bind(e.partner)
             .bind(e.operation)

@@ -5,7 +5,8 @@
 //! Claiming respects, in one query: the partner not paused, no older pending message about the
 //! same certificate (messages about one CO never overtake each other), and, while the partner
 //! is down, a single message in flight for it (one probe at a time). On PostgreSQL rows are
-//! claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work.
+//! claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work, and an attempt's and an
+//! answer's writes are one statement each where they can be ([`fused`]).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -17,6 +18,10 @@ use super::events::{self, EventKind, NewEvent};
 use super::messages::{self, Kind, LogEntry};
 use super::{from_millis, millis, Store, StoreError, Tx};
 use crate::lifecycle::{DeliveryOutcome, Event, Role, State};
+
+mod fused;
+
+use fused::{FusedCompletion, FusedStep};
 
 /// Outbox row states.
 pub const PENDING: &str = "pending";
@@ -358,52 +363,84 @@ async fn begin_attempt_in(
     lease: Duration,
 ) -> Result<Began, StoreError> {
     let attempt = msg.attempts + 1;
-    let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
-        .bind(attempt)
-        .bind(millis(now))
-        .bind(millis(now + lease))
-        .bind(&msg.message_id)
-        .bind(&msg.lease_owner)
-        .bind(msg.attempts)
-        .execute(&mut **tx)
-        .await?;
-    if began.rows_affected() != 1 {
-        return Err(StoreError::LeaseLost(msg.message_id.clone()));
-    }
     let wire_sha256 = messages::sha256_hex(wire);
-    sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&msg.message_id)
-        .bind(attempt)
-        .bind(millis(now))
-        .bind(&wire_sha256)
-        .bind(&msg.lease_owner)
-        .execute(&mut **tx)
-        .await?;
-    messages::append(
-        tx,
-        &LogEntry {
-            message_id: &msg.message_id,
-            incoming: false,
-            kind: Kind::Request,
-            partner: &msg.partner,
-            operation: &msg.operation,
-            wire,
-        },
-        now,
-    )
-    .await?;
-    let state = certificates::delivery_event(
-        tx,
-        store,
-        &msg.operation,
-        &msg.certificate_id,
-        msg.certificate_seen,
-        DeliveryOutcome::Transmitted,
-        &format!("attempt {attempt}"),
-        Some(&msg.message_id),
-        now,
-    )
-    .await?;
+    let cause = format!("attempt {attempt}");
+    let outcome = DeliveryOutcome::Transmitted;
+    // On PostgreSQL, a step whose certificate move is known from the state seen writes it all
+    // in one statement (see `fused`); the rest, and SQLite, go statement by statement.
+    let planned = match store.backend() {
+        super::Backend::Postgres => {
+            certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, outcome, &cause)
+        }
+        super::Backend::Sqlite => None,
+    };
+    let moved = match planned {
+        Some(planned) => {
+            let step = FusedStep {
+                msg,
+                planned: &planned,
+                kind: Kind::Request,
+                incoming: false,
+                wire,
+                wire_sha256: &wire_sha256,
+                now,
+            };
+            fused::begin(tx, &step, attempt, now + lease).await?.then_some(planned.to)
+        }
+        None => {
+            let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
+                .bind(attempt)
+                .bind(millis(now))
+                .bind(millis(now + lease))
+                .bind(&msg.message_id)
+                .bind(&msg.lease_owner)
+                .bind(msg.attempts)
+                .execute(&mut **tx)
+                .await?;
+            if began.rows_affected() != 1 {
+                return Err(StoreError::LeaseLost(msg.message_id.clone()));
+            }
+            sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&msg.message_id)
+                .bind(attempt)
+                .bind(millis(now))
+                .bind(&wire_sha256)
+                .bind(&msg.lease_owner)
+                .execute(&mut **tx)
+                .await?;
+            messages::append(
+                tx,
+                &LogEntry {
+                    message_id: &msg.message_id,
+                    incoming: false,
+                    kind: Kind::Request,
+                    partner: &msg.partner,
+                    operation: &msg.operation,
+                    wire,
+                },
+                now,
+            )
+            .await?;
+            None
+        }
+    };
+    let state = match moved {
+        Some(to) => to,
+        None => {
+            certificates::delivery_event(
+                tx,
+                store,
+                &msg.operation,
+                &msg.certificate_id,
+                msg.certificate_seen,
+                outcome,
+                &cause,
+                Some(&msg.message_id),
+                now,
+            )
+            .await?
+        }
+    };
     let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state, ..seen });
     Ok(Began { attempt, wire_sha256, certificate })
 }
@@ -664,54 +701,89 @@ async fn complete_in(
         ("rejected", REJECTED, DeliveryOutcome::Rejected)
     };
     let cause = answer.cause;
-    finish_attempt(
-        tx,
-        &msg.message_id,
-        answer.attempt,
-        outcome,
-        Some(answer.http_status),
-        (!accepted).then_some(cause),
-        now,
-    )
-    .await?;
-    messages::append(
-        tx,
-        &LogEntry {
-            message_id: &msg.message_id,
-            incoming: true,
-            kind: Kind::Acknowledgement,
-            partner: &msg.partner,
-            operation: &msg.operation,
-            wire: answer.wire,
-        },
-        now,
-    )
-    .await?;
-    close(tx, msg, state, None, now).await?;
-    let to = certificates::delivery_event(
-        tx,
-        store,
-        &msg.operation,
-        &msg.certificate_id,
-        msg.certificate_seen,
-        event,
-        cause,
-        Some(&msg.message_id),
-        now,
-    )
-    .await?;
-    let mut detail = answer.detail.clone();
-    if let Some(d) = detail.as_object_mut() {
-        d.insert("operation".into(), msg.operation.clone().into());
-        d.insert("certificate_state".into(), to.as_str().into());
-    }
-    let event = NewEvent {
-        kind: EventKind::AcknowledgementReceived,
-        certificate_id: &msg.certificate_id,
-        message_id: Some(&msg.message_id),
-        detail,
+    let event_detail = |to: State| {
+        let mut detail = answer.detail.clone();
+        if let Some(d) = detail.as_object_mut() {
+            d.insert("operation".into(), msg.operation.clone().into());
+            d.insert("certificate_state".into(), to.as_str().into());
+        }
+        detail
     };
-    events::append(tx, store, &event, now).await?;
+    // As in `begin_attempt_in`: one statement on PostgreSQL when the move is known.
+    let planned = match store.backend() {
+        super::Backend::Postgres => {
+            certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, event, cause)
+        }
+        super::Backend::Sqlite => None,
+    };
+    let moved = match planned {
+        Some(planned) => {
+            let wire_sha256 = messages::sha256_hex(answer.wire);
+            let step = FusedStep {
+                msg,
+                planned: &planned,
+                kind: Kind::Acknowledgement,
+                incoming: true,
+                wire: answer.wire,
+                wire_sha256: &wire_sha256,
+                now,
+            };
+            let completion = FusedCompletion { answer, outcome, state, detail: event_detail(planned.to) };
+            fused::complete(tx, &step, &completion).await?.then_some(planned.to)
+        }
+        None => {
+            finish_attempt(
+                tx,
+                &msg.message_id,
+                answer.attempt,
+                outcome,
+                Some(answer.http_status),
+                (!accepted).then_some(cause),
+                now,
+            )
+            .await?;
+            messages::append(
+                tx,
+                &LogEntry {
+                    message_id: &msg.message_id,
+                    incoming: true,
+                    kind: Kind::Acknowledgement,
+                    partner: &msg.partner,
+                    operation: &msg.operation,
+                    wire: answer.wire,
+                },
+                now,
+            )
+            .await?;
+            close(tx, msg, state, None, now).await?;
+            None
+        }
+    };
+    let to = match moved {
+        Some(to) => to,
+        None => {
+            let to = certificates::delivery_event(
+                tx,
+                store,
+                &msg.operation,
+                &msg.certificate_id,
+                msg.certificate_seen,
+                event,
+                cause,
+                Some(&msg.message_id),
+                now,
+            )
+            .await?;
+            let event = NewEvent {
+                kind: EventKind::AcknowledgementReceived,
+                certificate_id: &msg.certificate_id,
+                message_id: Some(&msg.message_id),
+                detail: event_detail(to),
+            };
+            events::append(tx, store, &event, now).await?;
+            to
+        }
+    };
     if !accepted {
         let alert = NewAlert {
             name: alerts::REJECTED,

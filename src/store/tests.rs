@@ -1014,3 +1014,98 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
         assert!(!msg.partner_seen_down);
     }
 }
+
+/// A completion whose certificate moved after the worker last saw it (on PostgreSQL the fused
+/// statement's move then matches nothing) still closes the message, and records the move and
+/// the event from the state the certificate is in; a completion whose claim was lost writes
+/// nothing at all. An attempt likewise.
+#[tokio::test]
+async fn a_delivery_step_follows_a_certificate_that_moved_and_writes_nothing_once_its_claim_is_lost() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let acks = |certificate_id: String| {
+            let store = store.clone();
+            async move {
+                let details: Vec<String> = sqlx::query_scalar(
+                    "SELECT detail FROM events WHERE certificate_id = $1 AND kind = 'acknowledgement.received'",
+                )
+                .bind(certificate_id)
+                .fetch_all(store.pool())
+                .await
+                .expect("events");
+                details
+            }
+        };
+
+        let rec = outbox::submit(&store, &cert("CO-MOVED"), "SendCO", "m-moved", "<x/>", now).await.expect("submit");
+        let mut msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let began = outbox::begin(&store, &msg, b"<signed/>", now, Duration::seconds(30)).await.expect("begin");
+        msg.certificate_seen = began.certificate;
+        assert_eq!(msg.certificate_seen.map(|s| s.state), Some(State::Sent));
+        // Moved behind the worker's back (an answer that crossed this one, say).
+        sqlx::query("UPDATE certificates SET state = 'acknowledged' WHERE id = $1")
+            .bind(&rec.id)
+            .execute(store.pool())
+            .await
+            .expect("move");
+        let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", true, "accepted");
+        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete"), State::Acknowledged);
+        assert_eq!(outbox::status(&store, "m-moved").await.expect("status").map(|s| s.0).as_deref(), Some("delivered"));
+        let last = certificates::history(store.pool(), &rec.id).await.expect("history").pop().expect("entry");
+        assert_eq!(last.from, Some(State::Acknowledged), "the history starts from the state found, not the one seen");
+        let details = acks(rec.id.clone()).await;
+        assert_eq!(details.len(), 1, "one event");
+        assert!(details[0].contains(r#""certificate_state":"acknowledged""#), "{}", details[0]);
+        assert_eq!(messages::count(&store).await.expect("count"), 2, "the request and its acknowledgement");
+
+        let rec = outbox::submit(&store, &cert("CO-LOST"), "SendCO", "m-lost", "<x/>", now).await.expect("submit");
+        let mut msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let began = outbox::begin(&store, &msg, b"<signed-2/>", now, Duration::seconds(30)).await.expect("begin");
+        msg.certificate_seen = began.certificate;
+        let history_before = certificates::history(store.pool(), &rec.id).await.expect("history").len();
+        // Another worker took the message over.
+        sqlx::query("UPDATE outbox SET lease_owner = 'other' WHERE message_id = 'm-lost'")
+            .execute(store.pool())
+            .await
+            .expect("take over");
+        let answer = outbox::Answer::for_test(began.attempt, b"<ack-2/>", true, "accepted");
+        assert!(matches!(
+            outbox::complete(&store, &msg, &answer, false, now).await,
+            Err(StoreError::LeaseLost(id)) if id == "m-lost"
+        ));
+        let stored = certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert");
+        assert_eq!(stored.state, State::Sent, "the certificate did not move");
+        assert_eq!(certificates::history(store.pool(), &rec.id).await.expect("history").len(), history_before);
+        assert!(acks(rec.id.clone()).await.is_empty(), "no event");
+        assert_eq!(messages::count(&store).await.expect("count"), 3, "only the second request was logged");
+        let finished: Option<i64> =
+            sqlx::query_scalar("SELECT finished_at FROM delivery_attempts WHERE message_id = 'm-lost'")
+                .fetch_one(store.pool())
+                .await
+                .expect("attempt");
+        assert_eq!(finished, None, "the attempt was not ended");
+        assert_eq!(outbox::status(&store, "m-lost").await.expect("status").map(|s| s.0).as_deref(), Some("pending"));
+
+        // The same for an attempt: its certificate moved after the claim read it.
+        let rec =
+            outbox::submit(&store, &cert("CO-MOVED-2"), "SendCO", "m-moved-2", "<x/>", now).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        assert_eq!(msg.certificate_seen.map(|s| s.state), Some(State::Queued));
+        sqlx::query("UPDATE certificates SET state = 'sent' WHERE id = $1")
+            .bind(&rec.id)
+            .execute(store.pool())
+            .await
+            .expect("move");
+        let began = outbox::begin(&store, &msg, b"<signed-3/>", now, Duration::seconds(30)).await.expect("begin");
+        assert_eq!(began.attempt, 1);
+        assert_eq!(began.certificate.map(|s| s.state), Some(State::Sent), "the state found");
+        let last = certificates::history(store.pool(), &rec.id).await.expect("history").pop().expect("entry");
+        assert_eq!(last.from, Some(State::Sent), "the history starts from the state found, not the one seen");
+        assert_eq!(
+            outbox::sent_digests(&store, "m-moved-2").await.expect("digests"),
+            vec![messages::sha256_hex(b"<signed-3/>")]
+        );
+        assert_eq!(messages::count(&store).await.expect("count"), 4);
+    }
+}
