@@ -1,9 +1,9 @@
 //! A delivery step's writes as one statement, on PostgreSQL: the attempt ([`begin`]) and the
 //! answer ([`complete`]). Each round trip costs the server about as much CPU as a short
 //! statement's work (about 40 % of its CPU in two-gateway runs is the protocol and the loopback
-//! TCP), and these steps took five and six. SQLite, whose statements are no round trips and
-//! which has no data-modifying `WITH`, keeps the statement-by-statement way in [`super`], which
-//! is also every step's fallback here.
+//! TCP), and these steps took five and six. SQLite keeps the statement-by-statement way in
+//! [`super`]: its statements are not network round trips, and it has no data-modifying `WITH`.
+//! That way is also every step's fallback here.
 //!
 //! Owns: the two fused statements and what they report.
 //! Must never: write any part when the outbox row's update (`o`) matched nothing (the claim is
