@@ -1015,10 +1015,10 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
     }
 }
 
-/// A completion whose certificate moved after the worker last saw it (on PostgreSQL the fused
-/// statement's move then matches nothing) still closes the message, and records the move and
-/// the event from the state the certificate is in; a completion whose claim was lost writes
-/// nothing at all. An attempt likewise.
+/// A delivery step whose certificate moved after the worker last saw it (on PostgreSQL the fused
+/// statement's move then matches nothing) still records the step, and records what happens to
+/// the certificate from the state it is in, not the one seen; a step whose claim was lost writes
+/// nothing at all.
 #[tokio::test]
 async fn a_delivery_step_follows_a_certificate_that_moved_and_writes_nothing_once_its_claim_is_lost() {
     let (_d, stores) = stores().await;
@@ -1037,34 +1037,55 @@ async fn a_delivery_step_follows_a_certificate_that_moved_and_writes_nothing_onc
                 details
             }
         };
+        // Behind the worker's back: an operator's withdrawal, say. Not the state the step
+        // would have moved it to, so a step that trusted its own plan would show.
+        let withdraw = |certificate_id: String| {
+            let store = store.clone();
+            async move {
+                sqlx::query("UPDATE certificates SET state = 'withdrawn' WHERE id = $1")
+                    .bind(certificate_id)
+                    .execute(store.pool())
+                    .await
+                    .expect("withdraw");
+            }
+        };
 
+        // An answer.
         let rec = outbox::submit(&store, &cert("CO-MOVED"), "SendCO", "m-moved", "<x/>", now).await.expect("submit");
         let mut msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         let began = outbox::begin(&store, &msg, b"<signed/>", now, Duration::seconds(30)).await.expect("begin");
         msg.certificate_seen = began.certificate;
         assert_eq!(msg.certificate_seen.map(|s| s.state), Some(State::Sent));
-        // Moved behind the worker's back (an answer that crossed this one, say).
-        sqlx::query("UPDATE certificates SET state = 'acknowledged' WHERE id = $1")
-            .bind(&rec.id)
-            .execute(store.pool())
-            .await
-            .expect("move");
+        withdraw(rec.id.clone()).await;
         let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", true, "accepted");
-        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete"), State::Acknowledged);
+        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete"), State::Withdrawn);
         assert_eq!(outbox::status(&store, "m-moved").await.expect("status").map(|s| s.0).as_deref(), Some("delivered"));
+        let stored = certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert");
+        assert_eq!(stored.state, State::Withdrawn, "the answer does not undo the withdrawal");
         let last = certificates::history(store.pool(), &rec.id).await.expect("history").pop().expect("entry");
-        assert_eq!(last.from, Some(State::Acknowledged), "the history starts from the state found, not the one seen");
+        assert_eq!((last.from, last.to), (Some(State::Withdrawn), State::Withdrawn), "noted from the state found");
         let details = acks(rec.id.clone()).await;
         assert_eq!(details.len(), 1, "one event");
-        assert!(details[0].contains(r#""certificate_state":"acknowledged""#), "{}", details[0]);
+        assert!(details[0].contains(r#""certificate_state":"withdrawn""#), "{}", details[0]);
         assert_eq!(messages::count(&store).await.expect("count"), 2, "the request and its acknowledgement");
+        let attempt = sqlx::query(
+            "SELECT finished_at, outcome, http_status, error FROM delivery_attempts WHERE message_id = 'm-moved'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .expect("attempt");
+        use sqlx::Row;
+        assert_eq!(attempt.try_get::<Option<i64>, _>("finished_at").expect("at"), Some(super::millis(now)));
+        assert_eq!(attempt.try_get::<Option<String>, _>("outcome").expect("outcome").as_deref(), Some("accepted"));
+        assert_eq!(attempt.try_get::<Option<i64>, _>("http_status").expect("status"), Some(200));
+        assert_eq!(attempt.try_get::<Option<String>, _>("error").expect("error"), None);
 
+        // An answer whose claim another worker took over.
         let rec = outbox::submit(&store, &cert("CO-LOST"), "SendCO", "m-lost", "<x/>", now).await.expect("submit");
         let mut msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         let began = outbox::begin(&store, &msg, b"<signed-2/>", now, Duration::seconds(30)).await.expect("begin");
         msg.certificate_seen = began.certificate;
         let history_before = certificates::history(store.pool(), &rec.id).await.expect("history").len();
-        // Another worker took the message over.
         sqlx::query("UPDATE outbox SET lease_owner = 'other' WHERE message_id = 'm-lost'")
             .execute(store.pool())
             .await
@@ -1087,25 +1108,39 @@ async fn a_delivery_step_follows_a_certificate_that_moved_and_writes_nothing_onc
         assert_eq!(finished, None, "the attempt was not ended");
         assert_eq!(outbox::status(&store, "m-lost").await.expect("status").map(|s| s.0).as_deref(), Some("pending"));
 
-        // The same for an attempt: its certificate moved after the claim read it.
+        // An attempt.
         let rec =
             outbox::submit(&store, &cert("CO-MOVED-2"), "SendCO", "m-moved-2", "<x/>", now).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         assert_eq!(msg.certificate_seen.map(|s| s.state), Some(State::Queued));
-        sqlx::query("UPDATE certificates SET state = 'sent' WHERE id = $1")
-            .bind(&rec.id)
-            .execute(store.pool())
-            .await
-            .expect("move");
+        withdraw(rec.id.clone()).await;
         let began = outbox::begin(&store, &msg, b"<signed-3/>", now, Duration::seconds(30)).await.expect("begin");
         assert_eq!(began.attempt, 1);
-        assert_eq!(began.certificate.map(|s| s.state), Some(State::Sent), "the state found");
+        assert_eq!(began.certificate.map(|s| s.state), Some(State::Withdrawn), "the state found");
         let last = certificates::history(store.pool(), &rec.id).await.expect("history").pop().expect("entry");
-        assert_eq!(last.from, Some(State::Sent), "the history starts from the state found, not the one seen");
+        assert_eq!((last.from, last.to), (Some(State::Withdrawn), State::Withdrawn), "noted from the state found");
         assert_eq!(
             outbox::sent_digests(&store, "m-moved-2").await.expect("digests"),
             vec![messages::sha256_hex(b"<signed-3/>")]
         );
+        assert_eq!(outbox::status(&store, "m-moved-2").await.expect("status"), Some(("pending".to_owned(), 1)));
         assert_eq!(messages::count(&store).await.expect("count"), 4);
+
+        // An attempt whose claim another worker took over.
+        let rec = outbox::submit(&store, &cert("CO-LOST-2"), "SendCO", "m-lost-2", "<x/>", now).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        sqlx::query("UPDATE outbox SET lease_owner = 'other' WHERE message_id = 'm-lost-2'")
+            .execute(store.pool())
+            .await
+            .expect("take over");
+        assert!(matches!(
+            outbox::begin(&store, &msg, b"<signed-4/>", now, Duration::seconds(30)).await,
+            Err(StoreError::LeaseLost(id)) if id == "m-lost-2"
+        ));
+        let stored = certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert");
+        assert_eq!(stored.state, State::Queued, "the certificate did not move");
+        assert!(outbox::sent_digests(&store, "m-lost-2").await.expect("digests").is_empty(), "no attempt");
+        assert_eq!(outbox::status(&store, "m-lost-2").await.expect("status"), Some(("pending".to_owned(), 0)));
+        assert_eq!(messages::count(&store).await.expect("count"), 4, "nothing logged");
     }
 }
