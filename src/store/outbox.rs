@@ -368,23 +368,11 @@ async fn begin_attempt_in(
     let outcome = DeliveryOutcome::Transmitted;
     // On PostgreSQL, a step whose certificate move is known from the state seen writes it all
     // in one statement (see `fused`); the rest, and SQLite, go statement by statement.
-    let planned = match store.backend() {
-        super::Backend::Postgres => {
-            certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, outcome, &cause)
-        }
-        super::Backend::Sqlite => None,
-    };
-    let moved = match planned {
+    let planned = fused::plan(store, msg, outcome, &cause);
+    let moved = match &planned {
         Some(planned) => {
-            let step = FusedStep {
-                msg,
-                planned: &planned,
-                kind: Kind::Request,
-                incoming: false,
-                wire,
-                wire_sha256: &wire_sha256,
-                now,
-            };
+            let step =
+                FusedStep { msg, planned, kind: Kind::Request, incoming: false, wire, wire_sha256: &wire_sha256, now };
             fused::begin(tx, &step, attempt, now + lease).await?.then_some(planned.to)
         }
         None => {
@@ -432,7 +420,7 @@ async fn begin_attempt_in(
                 store,
                 &msg.operation,
                 &msg.certificate_id,
-                msg.certificate_seen,
+                fused::seen_after(&planned, msg),
                 outcome,
                 &cause,
                 Some(&msg.message_id),
@@ -710,18 +698,13 @@ async fn complete_in(
         detail
     };
     // As in `begin_attempt_in`: one statement on PostgreSQL when the move is known.
-    let planned = match store.backend() {
-        super::Backend::Postgres => {
-            certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, event, cause)
-        }
-        super::Backend::Sqlite => None,
-    };
-    let moved = match planned {
+    let planned = fused::plan(store, msg, event, cause);
+    let moved = match &planned {
         Some(planned) => {
             let wire_sha256 = messages::sha256_hex(answer.wire);
             let step = FusedStep {
                 msg,
-                planned: &planned,
+                planned,
                 kind: Kind::Acknowledgement,
                 incoming: true,
                 wire: answer.wire,
@@ -767,7 +750,7 @@ async fn complete_in(
                 store,
                 &msg.operation,
                 &msg.certificate_id,
-                msg.certificate_seen,
+                fused::seen_after(&planned, msg),
                 event,
                 cause,
                 Some(&msg.message_id),

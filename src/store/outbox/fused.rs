@@ -17,8 +17,37 @@ use sqlx::Row;
 use super::super::certificates;
 use super::super::events::EventKind;
 use super::super::messages::{self, Kind};
-use super::super::{millis, StoreError, Tx};
+use super::super::{millis, Backend, Store, StoreError, Tx};
 use super::{Answer, OutboxMessage};
+use crate::lifecycle::DeliveryOutcome;
+
+/// The move of the certificate that lets a delivery step of `msg` with `outcome` be one
+/// statement: on PostgreSQL, the one [`certificates::planned_delivery_move`] finds from the
+/// state the worker saw; on SQLite none (it keeps a statement per write).
+pub(super) fn plan(
+    store: &Store,
+    msg: &OutboxMessage,
+    outcome: DeliveryOutcome,
+    cause: &str,
+) -> Option<certificates::PlannedMove> {
+    match store.backend() {
+        Backend::Postgres => certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, outcome, cause),
+        Backend::Sqlite => None,
+    }
+}
+
+/// The certificate's state as seen, for the usual way after a step that did not move it: none
+/// once a fused statement's move from it matched nothing (it is stale, and trying the same
+/// conditional UPDATE again would cost a statement for nothing).
+pub(super) fn seen_after(
+    planned: &Option<certificates::PlannedMove>,
+    msg: &OutboxMessage,
+) -> Option<certificates::Seen> {
+    match planned {
+        Some(_) => None,
+        None => msg.certificate_seen,
+    }
+}
 
 /// The parts of a delivery step that [`complete`] and [`begin`] write alike: the message's
 /// bytes in the log and the certificate's move from the state seen.
