@@ -2,6 +2,8 @@
 //! without writing, whether it is accepted (the errors go into the signed acknowledgement);
 //! [`apply`] then writes its effect in the transaction that stores the receipt, re-checking
 //! every transition, so a concurrent change cannot slip between the two.
+//! [`record_at_once`] is the same for an accepted document, as one statement where the store
+//! can (PostgreSQL), with the transaction as its fallback.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -206,6 +208,61 @@ async fn check_document(
     })))
 }
 
+/// A received document's certificate comes from this event, caused by this role, with this
+/// cause in its first history row.
+const RECEIVED: (Event, Role) = (Event::ReceivedFromPartner, Role::ExportingPartner);
+const RECEIVED_CAUSE: &str = "received from partner";
+
+/// The certificate a received document is stored as.
+fn received_certificate<'a>(partner: &'a Partner, doc: &'a ReceivedDocument) -> NewCertificate<'a> {
+    NewCertificate {
+        issuer: &partner.party,
+        reference: &doc.reference,
+        direction: Direction::Inbound,
+        partner: &partner.party,
+        kind: doc.kind,
+        replaces: None,
+        reference_code: None,
+        verification_flag: doc.verification_flag.as_deref(),
+        content_sha256: &doc.content_sha256,
+        co_xml: &doc.xml,
+    }
+}
+
+/// The `document.received` event's detail (docs/backend.md).
+fn document_detail(replaces: Option<&str>, doc: &ReceivedDocument) -> serde_json::Value {
+    json!({
+        "replaces": replaces,
+        "verification_flag": doc.verification_flag,
+        "content_sha256": doc.content_sha256,
+    })
+}
+
+/// Stores `receipt` of an accepted request and its effect in one statement where the store
+/// can ([`inbound::record_document`]): a CO or DO without a verification flag (a flagged one
+/// also raises an alert). Returns the certificate if it did; `None` when nothing was written
+/// and the caller must store the receipt the usual way ([`inbound::open`], [`apply`],
+/// [`inbound::close`] in one transaction), which also decides a concurrent copy or a replay.
+pub async fn record_at_once(
+    core: &Core,
+    partner: &Partner,
+    receipt: &inbound::Receipt<'_>,
+    effect: &Effect,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, FlowError> {
+    let Effect::Document(doc) = effect else { return Ok(None) };
+    if doc.verification_flag.is_some() {
+        return Ok(None);
+    }
+    let certificate = received_certificate(partner, doc);
+    let state = transition(Direction::Inbound, None, RECEIVED.0, RECEIVED.1).map_err(StoreError::from)?;
+    // Not a replacement: the statement writes nothing when one is awaited.
+    let event_detail = document_detail(None, doc);
+    let fused =
+        inbound::FusedDocument { certificate: &certificate, state, cause: RECEIVED_CAUSE, event_detail: &event_detail };
+    Ok(inbound::record_document(&core.store, receipt, &fused, now).await?)
+}
+
 /// Writes an accepted request's effect in `tx`. Returns the certificate it concerns.
 pub async fn apply(
     tx: &mut Tx<'_>,
@@ -221,24 +278,12 @@ pub async fn apply(
     match effect {
         Effect::None => Ok(None),
         Effect::Document(doc) => {
-            let new = NewCertificate {
-                issuer: &partner.party,
-                reference: &doc.reference,
-                direction: Direction::Inbound,
-                partner: &partner.party,
-                kind: doc.kind,
-                replaces: None,
-                reference_code: None,
-                verification_flag: doc.verification_flag.as_deref(),
-                content_sha256: &doc.content_sha256,
-                co_xml: &doc.xml,
-            };
             let cert = certificates::insert(
                 tx,
-                &new,
-                Event::ReceivedFromPartner,
-                Role::ExportingPartner,
-                "received from partner",
+                &received_certificate(partner, doc),
+                RECEIVED.0,
+                RECEIVED.1,
+                RECEIVED_CAUSE,
                 Some(message_id),
                 now,
             )
@@ -248,16 +293,11 @@ pub async fn apply(
                 let cause = format!("replaces {original} (announced by its accepted cancellation)");
                 certificates::note(tx, &cert.id, &cause, Some(message_id), now).await?;
             }
-            let detail = json!({
-                "replaces": replaces,
-                "verification_flag": doc.verification_flag,
-                "content_sha256": doc.content_sha256,
-            });
             let event = NewEvent {
                 kind: EventKind::DocumentReceived,
                 certificate_id: &cert.id,
                 message_id: Some(message_id),
-                detail,
+                detail: document_detail(replaces.as_deref(), doc),
             };
             events::append(tx, store, &event, now).await?;
             if let Some(flag) = &doc.verification_flag {

@@ -289,7 +289,10 @@ async fn receive(
         now,
     });
     let ack_wire = job.ack_wire.clone();
-    let stored = core.store.write(move |tx| Box::pin(job.clone().store(tx))).await;
+    let stored = match job.store_at_once().await {
+        Ok(None) => core.store.write(move |tx| Box::pin(job.clone().store(tx))).await,
+        written_or_failed => written_or_failed,
+    };
     let stored = match stored {
         Ok(certificate) => Ok(Stored::New(certificate)),
         Err(NotStored::Replayed) => Ok(Stored::Replayed),
@@ -362,10 +365,8 @@ impl From<FlowError> for NotStored {
 }
 
 impl ReceiptJob {
-    /// The receipt, the message's effect if accepted, both wire forms and the remembered
-    /// signature, in `tx`; returns the certificate the message concerns.
-    async fn store(self: Arc<Self>, tx: &mut Tx<'static>) -> Result<Option<String>, NotStored> {
-        let receipt = Receipt {
+    fn receipt(&self) -> Receipt<'_> {
+        Receipt {
             partner: &self.partner.party,
             message_id: &self.message_id,
             operation: self.operation,
@@ -374,7 +375,24 @@ impl ReceiptJob {
             request_wire: &self.request_wire,
             ack_wire: &self.ack_wire,
             signature: Some((self.signature.0.as_str(), self.signature.1)),
-        };
+        }
+    }
+
+    /// The whole receipt in one statement, where the store can (an accepted document, on
+    /// PostgreSQL): the certificate it concerns once written, `None` if nothing was written and
+    /// [`Self::store`] must take the usual way.
+    async fn store_at_once(&self) -> Result<Option<String>, NotStored> {
+        if !self.accepted {
+            return Ok(None);
+        }
+        let receipt = self.receipt();
+        Ok(flows::inbound::record_at_once(&self.core, &self.partner, &receipt, &self.effect, self.now).await?)
+    }
+
+    /// The receipt, the message's effect if accepted, both wire forms and the remembered
+    /// signature, in `tx`; returns the certificate the message concerns.
+    async fn store(self: Arc<Self>, tx: &mut Tx<'static>) -> Result<Option<String>, NotStored> {
+        let receipt = self.receipt();
         match inbound::open(tx, &self.core.store, &receipt, self.now).await? {
             Opened::New => {}
             Opened::AlreadyReceived => return Err(NotStored::AlreadyReceived),

@@ -1,6 +1,7 @@
 //! What the receiving side remembers: the replay cache of signatures (shared by every instance
 //! on the same database), and each received message with the acknowledgement it got, so a retry
 //! of the same message ID is answered with the original acknowledgement and stores nothing new.
+//! On PostgreSQL an accepted document's whole receipt can be one statement instead ([`fused`]).
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -9,6 +10,9 @@ use super::certificates::{self, CertificateRecord};
 use super::messages::{self, Kind, LogEntry};
 use super::{is_unique_violation, millis, Store, StoreError, Tx};
 use crate::lifecycle::Direction;
+
+mod fused;
+pub use fused::{record_document, FusedDocument};
 
 /// Remembers `signature_key` until `expires_at`. Returns false if it was already there (replay).
 pub async fn remember_signature(

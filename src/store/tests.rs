@@ -1144,3 +1144,227 @@ async fn a_delivery_step_follows_a_certificate_that_moved_and_writes_nothing_onc
         assert_eq!(messages::count(&store).await.expect("count"), 4, "nothing logged");
     }
 }
+
+/// Every row a received document's receipt left, without the values that name it (IDs, the
+/// message ID, the reference, the signature): two receipts written alike give equal lists.
+async fn receipt_rows(store: &Store, message_id: &str, reference: &str, signature: &str) -> Vec<String> {
+    use sqlx::Row;
+    let text = |r: &sqlx::any::AnyRow, c: &str| -> String {
+        r.try_get::<Option<String>, _>(c).map(|v| format!("{c}={v:?}")).unwrap_or_else(|_| {
+            r.try_get::<Option<i64>, _>(c).map(|v| format!("{c}={v:?}")).unwrap_or_else(|_| {
+                format!("{c}={:?}", r.try_get::<Option<Vec<u8>>, _>(c).expect("a text, integer or bytes column"))
+            })
+        })
+    };
+    let all = |sql: &'static str, key: String, columns: &'static [&'static str]| {
+        let store = store.clone();
+        async move {
+            let rows = sqlx::query(sql).bind(key).fetch_all(store.pool()).await.expect(sql);
+            rows.iter().map(|r| columns.iter().map(|c| text(r, c)).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>()
+        }
+    };
+    let certificate_id: String = sqlx::query_scalar("SELECT id FROM certificates WHERE reference = $1")
+        .bind(reference)
+        .fetch_one(store.pool())
+        .await
+        .expect("the certificate");
+    let mut rows = Vec::new();
+    rows.extend(
+        all(
+            "SELECT operation, body_sha256, status, ack_wire, received_at, certificate_id FROM inbound_messages WHERE message_id = $1",
+            message_id.to_owned(),
+            &["operation", "body_sha256", "status", "ack_wire", "received_at"],
+        )
+        .await,
+    );
+    let named: Option<String> = sqlx::query_scalar("SELECT certificate_id FROM inbound_messages WHERE message_id = $1")
+        .bind(message_id)
+        .fetch_one(store.pool())
+        .await
+        .expect("receipt");
+    assert_eq!(named.as_deref(), Some(certificate_id.as_str()), "the receipt names its certificate");
+    rows.extend(
+        all("SELECT expires_at FROM replay_cache WHERE signature_key = $1", signature.to_owned(), &["expires_at"])
+            .await,
+    );
+    rows.extend(
+        all(
+            "SELECT issuer, direction, partner, state, content_sha256, co_xml, created_at, updated_at, kind, replaces, reference_code, verification_flag, purged_at FROM certificates WHERE id = $1",
+            certificate_id.clone(),
+            &[
+                "issuer", "direction", "partner", "state", "content_sha256", "co_xml", "created_at", "updated_at", "kind",
+                "replaces", "reference_code", "verification_flag", "purged_at",
+            ],
+        )
+        .await,
+    );
+    rows.extend(
+        all(
+            "SELECT from_state, to_state, at, cause, message_id FROM certificate_history WHERE certificate_id = $1 ORDER BY id",
+            certificate_id.clone(),
+            &["from_state", "to_state", "at", "cause"],
+        )
+        .await,
+    );
+    rows.extend(
+        all(
+            "SELECT seq, kind, partner, direction, issuer, document_kind, detail, at, acked_at, acked_by FROM events WHERE certificate_id = $1 ORDER BY id",
+            certificate_id.clone(),
+            &["seq", "kind", "partner", "direction", "issuer", "document_kind", "detail", "at", "acked_at", "acked_by"],
+        )
+        .await,
+    );
+    rows.extend(
+        all(
+            "SELECT direction, kind, partner, operation, wire_sha256, wire, at, purged_at, evidence FROM message_log WHERE message_id = $1 ORDER BY id",
+            message_id.to_owned(),
+            &["direction", "kind", "partner", "operation", "wire_sha256", "wire", "at", "purged_at", "evidence"],
+        )
+        .await,
+    );
+    // The values left out above name this receipt's message, reference and certificate.
+    let history_messages: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT message_id FROM certificate_history WHERE certificate_id = $1")
+            .bind(&certificate_id)
+            .fetch_all(store.pool())
+            .await
+            .expect("history");
+    assert_eq!(history_messages, vec![Some(message_id.to_owned())]);
+    let events: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT message_id, reference FROM events WHERE certificate_id = $1")
+            .bind(&certificate_id)
+            .fetch_all(store.pool())
+            .await
+            .expect("events");
+    assert_eq!(events, vec![(Some(message_id.to_owned()), reference.to_owned())]);
+    rows
+}
+
+/// How many rows a receipt can write to, table by table.
+async fn receipt_tables(store: &Store) -> Vec<i64> {
+    let mut counts = Vec::new();
+    for table in ["inbound_messages", "replay_cache", "certificates", "certificate_history", "events", "message_log"] {
+        let n: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(store.pool()).await.expect("count");
+        counts.push(n);
+    }
+    counts
+}
+
+/// On PostgreSQL an accepted document's receipt is one statement (`inbound::record_document`).
+/// It writes exactly what the usual way writes (the receipt, its signature, the certificate and
+/// its first history row, the event, both wire forms), and nothing at all where the usual way
+/// must decide: a message ID, a signature or a certificate already taken, a replacement that
+/// an accepted cancellation awaits. SQLite writes nothing there and keeps the usual way.
+#[tokio::test]
+async fn a_received_document_in_one_statement_is_stored_as_the_usual_way_stores_it() {
+    use super::events::{self, EventKind, NewEvent};
+    use super::Backend;
+    use crate::lifecycle::{transition, Event, Role};
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let expires = now + Duration::minutes(5);
+        let one_statement = store.backend() == Backend::Postgres;
+        let receipt = |message_id, signature| Receipt {
+            partner: "KR",
+            message_id,
+            operation: "SendCO",
+            body_sha256: "body-sha",
+            accepted: true,
+            request_wire: b"<request/>",
+            ack_wire: b"<ack/>",
+            signature: Some((signature, expires)),
+        };
+        let received = |reference| NewCertificate {
+            issuer: "KR",
+            direction: Direction::Inbound,
+            partner: "KR",
+            verification_flag: None,
+            ..cert(reference)
+        };
+        let (event, role, cause) = (Event::ReceivedFromPartner, Role::ExportingPartner, "received from partner");
+        let state = transition(Direction::Inbound, None, event, role).expect("received");
+        let detail = serde_json::json!({ "replaces": null, "verification_flag": null, "content_sha256": "abc" });
+
+        // The usual way, as the receive path takes it for a CO.
+        let usual = received("CO-USUAL");
+        let mut tx = store.begin().await.expect("begin");
+        assert_eq!(
+            inbound::open(&mut tx, &store, &receipt("m-usual", "sig-usual"), now).await.expect("open"),
+            inbound::Opened::New
+        );
+        let c = certificates::insert(&mut tx, &usual, event, role, cause, Some("m-usual"), now).await.expect("insert");
+        let appended = NewEvent {
+            kind: EventKind::DocumentReceived,
+            certificate_id: &c.id,
+            message_id: Some("m-usual"),
+            detail: detail.clone(),
+        };
+        events::append(&mut tx, &store, &appended, now).await.expect("event");
+        inbound::close(&mut tx, &receipt("m-usual", "sig-usual"), Some(&c.id), now).await.expect("close");
+        tx.commit().await.expect("commit");
+
+        let one = received("CO-ONE");
+        let doc = inbound::FusedDocument { certificate: &one, state, cause, event_detail: &detail };
+        let before = receipt_tables(&store).await;
+        let written = inbound::record_document(&store, &receipt("m-one", "sig-one"), &doc, now).await.expect("one");
+        assert_eq!(written.is_some(), one_statement);
+        if !one_statement {
+            assert_eq!(receipt_tables(&store).await, before, "SQLite: nothing written, the usual way follows");
+            continue;
+        }
+        assert_eq!(
+            receipt_rows(&store, "m-one", "CO-ONE", "sig-one").await,
+            receipt_rows(&store, "m-usual", "CO-USUAL", "sig-usual").await
+        );
+
+        // Where the usual way must decide, nothing is written.
+        let before = receipt_tables(&store).await;
+        let unwritten =
+            |message_id: &'static str, signature: &'static str, reference: &'static str, why: &'static str| {
+                let store = store.clone();
+                let detail = detail.clone();
+                let before = before.clone();
+                async move {
+                    let certificate = received(reference);
+                    let doc = inbound::FusedDocument { certificate: &certificate, state, cause, event_detail: &detail };
+                    let written =
+                        inbound::record_document(&store, &receipt(message_id, signature), &doc, now).await.expect(why);
+                    assert_eq!(written, None, "{why}");
+                    assert_eq!(receipt_tables(&store).await, before, "{why}: nothing written");
+                }
+            };
+        unwritten("m-one", "sig-again", "CO-AGAIN", "the message ID was received").await;
+        unwritten("m-replayed", "sig-one", "CO-REPLAYED", "the signature was seen").await;
+        unwritten("m-held", "sig-held", "CO-ONE", "the certificate is held").await;
+        let mut tx = store.begin().await.expect("begin");
+        let awaited = super::amendments::NewAmendment {
+            certificate_id: &c.id,
+            reason: "typo",
+            replacement_reference: Some("CO-REPLACEMENT"),
+            replacement_xml: None,
+            message_id: "m-cancel",
+        };
+        let amendment = super::amendments::insert(&mut tx, &awaited, now).await.expect("amendment");
+        sqlx::query("UPDATE amendments SET state = $1 WHERE id = $2")
+            .bind(super::amendments::ACCEPTED)
+            .bind(&amendment)
+            .execute(&mut *tx)
+            .await
+            .expect("accept");
+        tx.commit().await.expect("commit");
+        unwritten("m-replacement", "sig-replacement", "CO-REPLACEMENT", "a replacement is awaited").await;
+        // Once linked, the same reference is no longer awaited.
+        sqlx::query("UPDATE amendments SET replacement_id = $1 WHERE id = $2")
+            .bind(&c.id)
+            .bind(&amendment)
+            .execute(store.pool())
+            .await
+            .expect("link");
+        let certificate = received("CO-REPLACEMENT");
+        let doc = inbound::FusedDocument { certificate: &certificate, state, cause, event_detail: &detail };
+        let written = inbound::record_document(&store, &receipt("m-later", "sig-later"), &doc, now).await;
+        assert!(written.expect("later").is_some(), "no replacement awaited any more");
+    }
+}

@@ -442,7 +442,8 @@ async fn receipt_in_progress(url: &str, db: Db) -> bool {
     match db {
         Db::Postgres => {
             let mut conn = sqlx::AnyConnection::connect(url).await.expect("connect");
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'INSERT INTO inbound_messages%'")
+            // The receipt's own statement, or the one statement of a received CO's whole receipt.
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE '%INSERT INTO inbound_messages%'")
                 .fetch_one(&mut conn)
                 .await
                 .expect("pg_stat_activity");
