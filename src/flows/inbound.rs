@@ -73,8 +73,14 @@ impl Decision {
     }
 }
 
-/// Decides a verified request from `partner` (any operation but GetCO).
-pub async fn check(core: &Core, partner: &Partner, request: &InboundRequest) -> Result<Decision, StoreError> {
+/// Decides a verified request from `partner` (any operation but GetCO). `held`: what the
+/// store's look before the decision found of the certificate a document would be stored as.
+pub async fn check(
+    core: &Core,
+    partner: &Partner,
+    request: &InboundRequest,
+    held: &inbound::Held,
+) -> Result<Decision, StoreError> {
     let op_name = request.operation.request_element();
     let header = &request.header;
     if header.receiver != core.settings.party {
@@ -86,7 +92,7 @@ pub async fn check(core: &Core, partner: &Partner, request: &InboundRequest) -> 
     }
     match &request.content {
         Content::Invalid(errors) => Ok(Decision::rejected(errors.clone())),
-        Content::Document { kind, lpco_xml, read } => check_document(core, partner, *kind, lpco_xml, read).await,
+        Content::Document { kind, lpco_xml, read } => check_document(core, partner, *kind, lpco_xml, read, held).await,
         Content::Cancellation(cancellation) => {
             let path = format!("/{op_name}/Cancellation/DocumentReference");
             let resolved = resolve(core, partner, &cancellation.document, Event::CancellationNotified, &path).await?;
@@ -164,14 +170,15 @@ async fn resolve(
 }
 
 /// SendCO / SendDO: a valid document of the right kind (`read`: `lpco_xml` read and validated
-/// by the binding), not conflicting with one already received; a DO's approved exporter is
-/// checked against the partner's list.
+/// by the binding), not conflicting with one already received (`held`, or read here if it was
+/// not looked for); a DO's approved exporter is checked against the partner's list.
 async fn check_document(
     state: &Core,
     partner: &Partner,
     kind: DocumentKind,
     lpco_xml: &str,
     read: &Result<Box<Lpco>, Vec<ValidationError>>,
+    held: &inbound::Held,
 ) -> Result<Decision, StoreError> {
     let doc = match read {
         Ok(doc) => doc,
@@ -179,8 +186,15 @@ async fn check_document(
     };
     let reference = doc.reference().to_owned();
     let content_sha256 = sha256_hex(lpco_xml.as_bytes());
-    match inbound::received_certificate(&state.store, &partner.party, &reference).await? {
-        Some(existing) if existing.content_sha256 == content_sha256 => return Ok(Decision::accepted(Effect::None)),
+    let held_digest = match held {
+        inbound::Held::NotLooked => inbound::received_certificate(&state.store, &partner.party, &reference)
+            .await?
+            .map(|existing| existing.content_sha256),
+        inbound::Held::Nothing => None,
+        inbound::Held::Content(digest) => Some(digest.clone()),
+    };
+    match held_digest {
+        Some(existing) if existing == content_sha256 => return Ok(Decision::accepted(Effect::None)),
         Some(_) => {
             return Ok(Decision::rejected(vec![AckError::new(
                 "CO-CONFLICT",

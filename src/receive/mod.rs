@@ -12,8 +12,9 @@
 //! Rejected and every error.
 //! The request (a document into the payload model, validated) is read on the blocking thread
 //! that verified it, in the same hand-off, and before the store is consulted, so that the
-//! replay cache and the receipt of its message ID come in one look (`store::inbound::look`);
-//! the decisions keep this order.
+//! replay cache, the receipt of its message ID and, for a document, the certificate already
+//! received under its reference come in one look (`store::inbound::look`); the decisions keep
+//! this order.
 //!
 //! Owns: this order, the replay and idempotency decisions, and recording refusals (log line and
 //! audit record) for every surface, the gateway's own included ([`refused`]).
@@ -34,13 +35,13 @@ use chrono::{DateTime, Utc};
 
 use crate::config::{Expect, Partner};
 use crate::flows::{self, FlowError};
-use crate::message::request::InboundRequest;
+use crate::message::request::{Content, InboundRequest};
 use crate::message::{AckError, Operation};
 use crate::refusal::Refusal;
 use crate::soap::request::Unreadable;
 use crate::state::Core;
 use crate::store::audit::AuditEvent;
-use crate::store::inbound::{self, Known, Opened, Receipt};
+use crate::store::inbound::{self, Held, Known, Opened, Receipt};
 use crate::store::{StoreError, Tx};
 use crate::wssec::inbound::VerifiedMessage;
 use crate::wssec::SoapVersion;
@@ -118,19 +119,26 @@ async fn pipeline(
     // The request was read before the store is consulted (it takes no store work), so that
     // the replay cache and the receipt stored under its message ID are one look. What they
     // show is still decided on in the order above.
-    let known = match (&read, with_receipt) {
-        (Ok(request), true) => {
-            let message_id = request.header.message_id.to_string();
-            inbound::look(&core.store, &replay_key, &partner.party, &message_id).await
+    let known =
+        match (&read, with_receipt) {
+            (Ok(request), true) => {
+                let message_id = request.header.message_id.to_string();
+                let reference = match &request.content {
+                    Content::Document { read: Ok(doc), .. } => Some(doc.reference()),
+                    _ => None,
+                };
+                inbound::look(&core.store, &replay_key, &partner.party, &message_id, reference).await
+            }
+            (Err(_), true) => inbound::signature_seen(&core.store, &replay_key).await.map(|signature_seen| Known {
+                signature_seen,
+                earlier: None,
+                held: Held::NotLooked,
+            }),
+            (_, false) => inbound::remember_signature(&core.store, &replay_key, keep_until, now)
+                .await
+                .map(|fresh| Known { signature_seen: !fresh, earlier: None, held: Held::NotLooked }),
         }
-        (Err(_), true) => inbound::signature_seen(&core.store, &replay_key)
-            .await
-            .map(|signature_seen| Known { signature_seen, earlier: None }),
-        (_, false) => inbound::remember_signature(&core.store, &replay_key, keep_until, now)
-            .await
-            .map(|fresh| Known { signature_seen: !fresh, earlier: None }),
-    }
-    .map_err(|e| Refusal::Internal(format!("replay cache or receipts unavailable: {e}")))?;
+        .map_err(|e| Refusal::Internal(format!("replay cache or receipts unavailable: {e}")))?;
     let mut remembered = !with_receipt;
     let signature = (replay_key.as_str(), keep_until);
     let checked = Checked { verified, read, bytes, operation, known, signature };
@@ -254,7 +262,7 @@ async fn receive(
         );
         answer::sign_ack(core, partner, reply, &ack, now).await
     };
-    let Known { signature_seen: repeat, earlier } = known;
+    let Known { signature_seen: repeat, earlier, held } = known;
     match earlier {
         Some(previous) if !repeat || previous.body_sha256 == evidence.content_sha256 => {
             return answer_earlier(previous).await
@@ -264,7 +272,7 @@ async fn receive(
         _ => {}
     }
 
-    let decision = flows::inbound::check(core, partner, request)
+    let decision = flows::inbound::check(core, partner, request, &held)
         .await
         .map_err(|e| Refusal::Internal(format!("store unavailable: {e}")))?;
     let accepted = decision.errors.is_empty();

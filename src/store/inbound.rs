@@ -56,23 +56,48 @@ pub async fn signature_seen(store: &Store, signature_key: &str) -> Result<bool, 
 }
 
 /// What the store knows of a verified request before deciding it, in one read: whether its
-/// signature is in the replay cache, and the receipt already stored under its message ID.
+/// signature is in the replay cache, the receipt already stored under its message ID, and for
+/// a document the certificate already received under its reference.
 #[derive(Debug, Clone)]
 pub struct Known {
     pub signature_seen: bool,
     pub earlier: Option<ReceivedMessage>,
+    pub held: Held,
 }
 
-/// [`signature_seen`] and [`find`] together (one statement on the read connections).
-pub async fn look(store: &Store, signature_key: &str, partner: &str, message_id: &str) -> Result<Known, StoreError> {
+/// What [`look`] found of the certificate a received document would be stored as (the
+/// partner's, inbound, under the document's reference).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Not looked for (no document reference was given): the decision reads it itself.
+    NotLooked,
+    /// None.
+    Nothing,
+    /// One, with this content digest.
+    Content(String),
+}
+
+/// [`signature_seen`], [`find`] and, given a document's `reference`, the digest of the
+/// certificate [`received_certificate`] would return, together (one statement on the read
+/// connections).
+pub async fn look(
+    store: &Store,
+    signature_key: &str,
+    partner: &str,
+    message_id: &str,
+    reference: Option<&str>,
+) -> Result<Known, StoreError> {
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM replay_cache WHERE signature_key = $1) AS seen, \
-         m.body_sha256, m.status, m.ack_wire \
+         m.body_sha256, m.status, m.ack_wire, \
+         (SELECT content_sha256 FROM certificates WHERE issuer = $2 AND reference = $4 AND direction = $5) AS held \
          FROM (SELECT 1 AS probe) AS p LEFT JOIN inbound_messages m ON m.partner = $2 AND m.message_id = $3",
     )
     .bind(signature_key)
     .bind(partner)
     .bind(message_id)
+    .bind(reference)
+    .bind(Direction::Inbound.as_str())
     .fetch_one(store.readers())
     .await?;
     let earlier = match row.try_get::<Option<String>, _>("body_sha256")? {
@@ -81,7 +106,12 @@ pub async fn look(store: &Store, signature_key: &str, partner: &str, message_id:
         }
         None => None,
     };
-    Ok(Known { signature_seen: row.try_get::<i64, _>("seen")? > 0, earlier })
+    let held = match (reference, row.try_get::<Option<String>, _>("held")?) {
+        (None, _) => Held::NotLooked,
+        (Some(_), None) => Held::Nothing,
+        (Some(_), Some(digest)) => Held::Content(digest),
+    };
+    Ok(Known { signature_seen: row.try_get::<i64, _>("seen")? > 0, earlier, held })
 }
 
 /// A message already received from a partner.

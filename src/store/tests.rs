@@ -906,7 +906,7 @@ async fn one_look_shows_the_replay_cache_and_the_receipt_of_a_message_id() {
     let (_d, stores) = stores().await;
     for store in stores {
         let now = Utc::now();
-        let known = inbound::look(&store, "KR:sig-l", "KR", "m-l1").await.expect("look");
+        let known = inbound::look(&store, "KR:sig-l", "KR", "m-l1", None).await.expect("look");
         assert!(!known.signature_seen && known.earlier.is_none());
         let receipt = Receipt {
             partner: "KR",
@@ -919,15 +919,41 @@ async fn one_look_shows_the_replay_cache_and_the_receipt_of_a_message_id() {
             signature: Some(("KR:sig-l", now + Duration::minutes(5))),
         };
         assert!(matches!(inbound::record(&store, &receipt, None, now).await.expect("record"), Recorded::New(None)));
-        let known = inbound::look(&store, "KR:sig-l", "KR", "m-l1").await.expect("look");
+        let known = inbound::look(&store, "KR:sig-l", "KR", "m-l1", None).await.expect("look");
         assert!(known.signature_seen);
         let earlier = known.earlier.expect("the stored receipt");
         assert_eq!((earlier.body_sha256.as_str(), earlier.ack_wire.as_slice()), ("b-l1", &b"<ack-l1/>"[..]));
         // Each half on its own: another signature with the same message ID, another partner.
-        let known = inbound::look(&store, "KR:sig-other", "KR", "m-l1").await.expect("look");
+        let known = inbound::look(&store, "KR:sig-other", "KR", "m-l1", None).await.expect("look");
         assert!(!known.signature_seen && known.earlier.is_some());
-        let known = inbound::look(&store, "KR:sig-l", "JP", "m-l1").await.expect("look");
+        let known = inbound::look(&store, "KR:sig-l", "JP", "m-l1", None).await.expect("look");
         assert!(known.signature_seen && known.earlier.is_none());
+        assert_eq!(known.held, inbound::Held::NotLooked, "no document reference given");
+
+        // A document's reference: the partner's inbound certificate under it, and nothing else.
+        let held = |partner: &'static str, reference: &'static str| {
+            let store = store.clone();
+            async move { inbound::look(&store, "KR:sig-h", partner, "m-h", Some(reference)).await.expect("look").held }
+        };
+        assert_eq!(held("KR", "CO-HELD").await, inbound::Held::Nothing);
+        let received = NewCertificate {
+            issuer: "KR",
+            direction: Direction::Inbound,
+            partner: "KR",
+            content_sha256: "held-sha",
+            ..cert("CO-HELD")
+        };
+        let mut tx = store.begin().await.expect("begin");
+        let (event, role) = (crate::lifecycle::Event::ReceivedFromPartner, crate::lifecycle::Role::ExportingPartner);
+        certificates::insert(&mut tx, &received, event, role, "received", None, now).await.expect("insert");
+        // Ours under the same issuer and reference (outbound) is not what a partner's document
+        // would be stored as.
+        tx.commit().await.expect("commit");
+        let ours = NewCertificate { issuer: "JP", partner: "JP", content_sha256: "ours-sha", ..cert("CO-OURS") };
+        outbox::submit(&store, &ours, "SendCO", "m-ours", "<x/>", now).await.expect("submit");
+        assert_eq!(held("KR", "CO-HELD").await, inbound::Held::Content("held-sha".into()));
+        assert_eq!(held("JP", "CO-HELD").await, inbound::Held::Nothing, "another partner's");
+        assert_eq!(held("JP", "CO-OURS").await, inbound::Held::Nothing, "ours, outbound");
     }
 }
 

@@ -74,6 +74,13 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
             .await;
     assert_eq!(first_code(&ack4), "CO-CONFLICT", "{ack4}");
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
+
+    // The same CO with the same content in a new message: accepted, and still held once.
+    let (_, ack5) =
+        post_soap(&p.id.soap_url(), "KR", pw, c.secure(&send_co_body(uuid::Uuid::new_v4(), EXAMPLE_CO), true, now()))
+            .await;
+    assert!(ack5.contains("<cc:Status>Accepted</cc:Status>"), "{ack5}");
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
 }
 
 /// The replay cache and the receipt of a message ID are read in one statement before anything
