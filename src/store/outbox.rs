@@ -341,6 +341,22 @@ pub async fn begin(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Began, StoreError> {
+    let attempt = msg.attempts + 1;
+    let cause = attempt_cause(attempt);
+    // On PostgreSQL, a step whose certificate move is known from the state seen writes it all
+    // in one statement outside any transaction (see `fused`); if that statement undid itself
+    // (the certificate moved), and on SQLite, the step goes statement by statement.
+    let planned = fused::plan(store, msg, DeliveryOutcome::Transmitted, &cause);
+    if let Some(planned) = &planned {
+        let wire_sha256 = messages::sha256_hex(wire);
+        let step =
+            FusedStep { msg, planned, kind: Kind::Request, incoming: false, wire, wire_sha256: &wire_sha256, now };
+        if fused::begin(store, &step, attempt, now + lease).await? {
+            let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state: planned.to, ..seen });
+            return Ok(Began { attempt, wire_sha256, certificate });
+        }
+    }
+    let seen = fused::seen_after(&planned, msg);
     // Owned for the group commit (`Store::write`); a copy of a few kilobytes.
     let job = std::sync::Arc::new((store.clone(), msg.clone(), wire.to_vec()));
     store
@@ -348,87 +364,75 @@ pub async fn begin(
             let job = job.clone();
             Box::pin(async move {
                 let (store, msg, wire) = &*job;
-                begin_attempt_in(tx, store, msg, wire, now, lease).await
+                begin_attempt_in(tx, store, msg, wire, seen, now, lease).await
             })
         })
         .await
 }
 
+/// The history's cause of a certificate's move by attempt `attempt`.
+fn attempt_cause(attempt: i64) -> String {
+    format!("attempt {attempt}")
+}
+
+/// [`begin`] statement by statement in `tx`, the certificate moved from the state `seen` (if
+/// still in it) or from the state found.
 async fn begin_attempt_in(
     tx: &mut Tx<'_>,
     store: &Store,
     msg: &OutboxMessage,
     wire: &[u8],
+    seen: Option<certificates::Seen>,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Began, StoreError> {
     let attempt = msg.attempts + 1;
     let wire_sha256 = messages::sha256_hex(wire);
-    let cause = format!("attempt {attempt}");
-    let outcome = DeliveryOutcome::Transmitted;
-    // On PostgreSQL, a step whose certificate move is known from the state seen writes it all
-    // in one statement (see `fused`); the rest, and SQLite, go statement by statement.
-    let planned = fused::plan(store, msg, outcome, &cause);
-    let moved = match &planned {
-        Some(planned) => {
-            let step =
-                FusedStep { msg, planned, kind: Kind::Request, incoming: false, wire, wire_sha256: &wire_sha256, now };
-            fused::begin(tx, &step, attempt, now + lease).await?.then_some(planned.to)
-        }
-        None => {
-            let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
-                .bind(attempt)
-                .bind(millis(now))
-                .bind(millis(now + lease))
-                .bind(&msg.message_id)
-                .bind(&msg.lease_owner)
-                .bind(msg.attempts)
-                .execute(&mut **tx)
-                .await?;
-            if began.rows_affected() != 1 {
-                return Err(StoreError::LeaseLost(msg.message_id.clone()));
-            }
-            sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&msg.message_id)
-                .bind(attempt)
-                .bind(millis(now))
-                .bind(&wire_sha256)
-                .bind(&msg.lease_owner)
-                .execute(&mut **tx)
-                .await?;
-            messages::append(
-                tx,
-                &LogEntry {
-                    message_id: &msg.message_id,
-                    incoming: false,
-                    kind: Kind::Request,
-                    partner: &msg.partner,
-                    operation: &msg.operation,
-                    wire,
-                },
-                now,
-            )
-            .await?;
-            None
-        }
-    };
-    let state = match moved {
-        Some(to) => to,
-        None => {
-            certificates::delivery_event(
-                tx,
-                store,
-                &msg.operation,
-                &msg.certificate_id,
-                fused::seen_after(&planned, msg),
-                outcome,
-                &cause,
-                Some(&msg.message_id),
-                now,
-            )
-            .await?
-        }
-    };
+    let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
+        .bind(attempt)
+        .bind(millis(now))
+        .bind(millis(now + lease))
+        .bind(&msg.message_id)
+        .bind(&msg.lease_owner)
+        .bind(msg.attempts)
+        .execute(&mut **tx)
+        .await?;
+    if began.rows_affected() != 1 {
+        return Err(StoreError::LeaseLost(msg.message_id.clone()));
+    }
+    sqlx::query("INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&msg.message_id)
+        .bind(attempt)
+        .bind(millis(now))
+        .bind(&wire_sha256)
+        .bind(&msg.lease_owner)
+        .execute(&mut **tx)
+        .await?;
+    messages::append(
+        tx,
+        &LogEntry {
+            message_id: &msg.message_id,
+            incoming: false,
+            kind: Kind::Request,
+            partner: &msg.partner,
+            operation: &msg.operation,
+            wire,
+        },
+        now,
+    )
+    .await?;
+    let state = certificates::delivery_event(
+        tx,
+        store,
+        &msg.operation,
+        &msg.certificate_id,
+        seen,
+        DeliveryOutcome::Transmitted,
+        &attempt_cause(attempt),
+        Some(&msg.message_id),
+        now,
+    )
+    .await?;
     let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state, ..seen });
     Ok(Began { attempt, wire_sha256, certificate })
 }
@@ -635,6 +639,35 @@ pub async fn complete(
     webhook: bool,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
+    let verdict = Verdict::of(answer.accepted);
+    // As in `begin`: one statement on PostgreSQL when the move is known; not for a rejection,
+    // whose alert is one more write.
+    let planned = match answer.accepted {
+        true => fused::plan(store, msg, verdict.event, answer.cause),
+        false => None,
+    };
+    if let Some(planned) = &planned {
+        let wire_sha256 = messages::sha256_hex(answer.wire);
+        let step = FusedStep {
+            msg,
+            planned,
+            kind: Kind::Acknowledgement,
+            incoming: true,
+            wire: answer.wire,
+            wire_sha256: &wire_sha256,
+            now,
+        };
+        let completion = FusedCompletion {
+            answer,
+            outcome: verdict.outcome,
+            state: verdict.state,
+            detail: answer_event_detail(answer, msg, planned.to),
+        };
+        if fused::complete(store, &step, &completion).await? {
+            return Ok(planned.to);
+        }
+    }
+    let seen = fused::seen_after(&planned, msg);
     // Owned for the group commit (`Store::write`).
     let owned = OwnedAnswer {
         attempt: answer.attempt,
@@ -658,7 +691,7 @@ pub async fn complete(
                     http_status: a.http_status,
                     detail: a.detail.clone(),
                 };
-                complete_in(tx, store, msg, &answer, webhook, now).await
+                complete_in(tx, store, msg, &answer, seen, webhook, now).await
             })
         })
         .await
@@ -674,99 +707,93 @@ struct OwnedAnswer {
     detail: serde_json::Value,
 }
 
+/// What an answer makes of an attempt, the outbox row and the certificate.
+struct Verdict {
+    /// `delivery_attempts.outcome`.
+    outcome: &'static str,
+    /// The outbox row's final state.
+    state: &'static str,
+    /// The certificate's event.
+    event: DeliveryOutcome,
+}
+
+impl Verdict {
+    fn of(accepted: bool) -> Self {
+        match accepted {
+            true => Verdict { outcome: "accepted", state: DELIVERED, event: DeliveryOutcome::Accepted },
+            false => Verdict { outcome: "rejected", state: REJECTED, event: DeliveryOutcome::Rejected },
+        }
+    }
+}
+
+/// The `acknowledgement.received` event's detail: the answer's, with the operation and the
+/// certificate's state after it.
+fn answer_event_detail(answer: &Answer<'_>, msg: &OutboxMessage, to: State) -> serde_json::Value {
+    let mut detail = answer.detail.clone();
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("operation".into(), msg.operation.clone().into());
+        d.insert("certificate_state".into(), to.as_str().into());
+    }
+    detail
+}
+
+/// [`complete`] statement by statement in `tx`, the certificate moved from the state `seen`
+/// (if still in it) or from the state found.
 async fn complete_in(
     tx: &mut Tx<'_>,
     store: &Store,
     msg: &OutboxMessage,
     answer: &Answer<'_>,
+    seen: Option<certificates::Seen>,
     webhook: bool,
     now: DateTime<Utc>,
 ) -> Result<State, StoreError> {
     let accepted = answer.accepted;
-    let (outcome, state, event) = if accepted {
-        ("accepted", DELIVERED, DeliveryOutcome::Accepted)
-    } else {
-        ("rejected", REJECTED, DeliveryOutcome::Rejected)
-    };
+    let verdict = Verdict::of(accepted);
     let cause = answer.cause;
-    let event_detail = |to: State| {
-        let mut detail = answer.detail.clone();
-        if let Some(d) = detail.as_object_mut() {
-            d.insert("operation".into(), msg.operation.clone().into());
-            d.insert("certificate_state".into(), to.as_str().into());
-        }
-        detail
+    finish_attempt(
+        tx,
+        &msg.message_id,
+        answer.attempt,
+        verdict.outcome,
+        Some(answer.http_status),
+        (!accepted).then_some(cause),
+        now,
+    )
+    .await?;
+    messages::append(
+        tx,
+        &LogEntry {
+            message_id: &msg.message_id,
+            incoming: true,
+            kind: Kind::Acknowledgement,
+            partner: &msg.partner,
+            operation: &msg.operation,
+            wire: answer.wire,
+        },
+        now,
+    )
+    .await?;
+    close(tx, msg, verdict.state, None, now).await?;
+    let to = certificates::delivery_event(
+        tx,
+        store,
+        &msg.operation,
+        &msg.certificate_id,
+        seen,
+        verdict.event,
+        cause,
+        Some(&msg.message_id),
+        now,
+    )
+    .await?;
+    let event = NewEvent {
+        kind: EventKind::AcknowledgementReceived,
+        certificate_id: &msg.certificate_id,
+        message_id: Some(&msg.message_id),
+        detail: answer_event_detail(answer, msg, to),
     };
-    // As in `begin_attempt_in`: one statement on PostgreSQL when the move is known.
-    let planned = fused::plan(store, msg, event, cause);
-    let moved = match &planned {
-        Some(planned) => {
-            let wire_sha256 = messages::sha256_hex(answer.wire);
-            let step = FusedStep {
-                msg,
-                planned,
-                kind: Kind::Acknowledgement,
-                incoming: true,
-                wire: answer.wire,
-                wire_sha256: &wire_sha256,
-                now,
-            };
-            let completion = FusedCompletion { answer, outcome, state, detail: event_detail(planned.to) };
-            fused::complete(tx, &step, &completion).await?.then_some(planned.to)
-        }
-        None => {
-            finish_attempt(
-                tx,
-                &msg.message_id,
-                answer.attempt,
-                outcome,
-                Some(answer.http_status),
-                (!accepted).then_some(cause),
-                now,
-            )
-            .await?;
-            messages::append(
-                tx,
-                &LogEntry {
-                    message_id: &msg.message_id,
-                    incoming: true,
-                    kind: Kind::Acknowledgement,
-                    partner: &msg.partner,
-                    operation: &msg.operation,
-                    wire: answer.wire,
-                },
-                now,
-            )
-            .await?;
-            close(tx, msg, state, None, now).await?;
-            None
-        }
-    };
-    let to = match moved {
-        Some(to) => to,
-        None => {
-            let to = certificates::delivery_event(
-                tx,
-                store,
-                &msg.operation,
-                &msg.certificate_id,
-                fused::seen_after(&planned, msg),
-                event,
-                cause,
-                Some(&msg.message_id),
-                now,
-            )
-            .await?;
-            let event = NewEvent {
-                kind: EventKind::AcknowledgementReceived,
-                certificate_id: &msg.certificate_id,
-                message_id: Some(&msg.message_id),
-                detail: event_detail(to),
-            };
-            events::append(tx, store, &event, now).await?;
-            to
-        }
-    };
+    events::append(tx, store, &event, now).await?;
     if !accepted {
         let alert = NewAlert {
             name: alerts::REJECTED,

@@ -1,15 +1,19 @@
 //! A delivery step's writes as one statement, on PostgreSQL: the attempt ([`begin`]) and the
 //! answer ([`complete`]). Each round trip costs the server about as much CPU as a short
 //! statement's work (about 40 % of its CPU in two-gateway runs is the protocol and the loopback
-//! TCP), and these steps took five and six. SQLite keeps the statement-by-statement way in
-//! [`super`]: its statements are not network round trips, and it has no data-modifying `WITH`.
-//! That way is also every step's fallback here.
+//! TCP), and these steps took five and six, each in a transaction of its own. The statement runs
+//! outside any transaction (it commits on its own: BEGIN and COMMIT are two round trips less),
+//! so it must write all of its parts or none: when the certificate's move (`c`) matches nothing,
+//! it calls `coconnect_undo_statement` (migration 0009), whose error rolls the whole statement
+//! back, and the caller writes the step the usual way in [`super`], in a transaction, where the
+//! state found, not the state seen, decides. SQLite always takes that way: its statements are
+//! not network round trips, and it has no data-modifying `WITH`.
 //!
 //! Owns: the two fused statements and what they report.
 //! Must never: write any part when the outbox row's update (`o`) matched nothing (the claim is
-//! lost); write anything about the certificate when its move (`c`) matched nothing (the caller
-//! then writes it the usual way, so that the state found, not the state seen, decides); be
-//! used for a step [`certificates::planned_delivery_move`] has no move for.
+//! lost) or when the certificate's move (`c`) matched nothing (undone, see above); be used for a
+//! step [`certificates::planned_delivery_move`] has no move for, or for an answer that writes
+//! more than these parts (a rejection also raises an alert: the usual way).
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -17,7 +21,7 @@ use sqlx::Row;
 use super::super::certificates;
 use super::super::events::EventKind;
 use super::super::messages::{self, Kind};
-use super::super::{millis, Backend, Store, StoreError, Tx};
+use super::super::{millis, Backend, Store, StoreError};
 use super::{Answer, OutboxMessage};
 use crate::lifecycle::DeliveryOutcome;
 
@@ -110,22 +114,36 @@ fn query<'q>(sql: &'q str, step: &FusedStep<'q>) -> sqlx::query::Query<'q, sqlx:
         .bind(step.wire.to_vec())
 }
 
-/// What a fused statement did: `o` renewed or closed the outbox row (if not, the claim was
-/// lost and nothing was written: `LeaseLost`), and whether `c` moved the certificate (if not,
-/// nothing about it was written: the caller takes the usual way,
-/// [`certificates::delivery_event`]).
-fn outcome(row: &sqlx::any::AnyRow, message_id: &str) -> Result<bool, StoreError> {
+/// The end of both statements: the counts of `o` and `c`, after undoing the whole statement if
+/// `o` wrote and `c` did not.
+const COUNTS_OR_UNDO: &str = "\
+    SELECT (SELECT COUNT(*) FROM o) AS o, \
+    CASE WHEN (SELECT COUNT(*) FROM o) = 1 AND (SELECT COUNT(*) FROM c) = 0 \
+         THEN coconnect_undo_statement('the certificate moved since it was seen') ELSE 0 END AS undone";
+
+/// `coconnect_undo_statement`'s SQLSTATE (migration 0009).
+const UNDONE: &str = "CC001";
+
+/// What a fused statement did: true if it wrote every part; false if it undid itself because
+/// the certificate moved (nothing written: the caller takes the usual way); `LeaseLost` if `o`
+/// matched nothing (the claim is lost, and nothing was written).
+fn outcome(result: Result<sqlx::any::AnyRow, sqlx::Error>, message_id: &str) -> Result<bool, StoreError> {
+    let row = match result {
+        Ok(row) => row,
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(UNDONE) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
     if row.try_get::<i64, _>("o")? != 1 {
         return Err(StoreError::LeaseLost(message_id.to_owned()));
     }
-    Ok(row.try_get::<i64, _>("c")? == 1)
+    Ok(true)
 }
 
 /// [`super::begin_attempt_in`]'s writes as one statement: the outbox row's attempt and renewed
-/// claim, the attempt row, the request's bytes in the log, and the certificate's move if it is
-/// still in the state seen. Returns whether it moved.
+/// claim, the attempt row, the request's bytes in the log, and the certificate's move. Returns
+/// whether it wrote them (see [`outcome`]).
 pub(super) async fn begin(
-    tx: &mut Tx<'_>,
+    store: &Store,
     step: &FusedStep<'_>,
     attempt: i64,
     lease_until: DateTime<Utc>,
@@ -139,19 +157,19 @@ pub(super) async fn begin(
                 INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) \
                 SELECT message_id, $14, $1, $12, $3 FROM o), \
              {LOG_AND_MOVE} \
-             SELECT (SELECT COUNT(*) FROM o) AS o, (SELECT COUNT(*) FROM c) AS c"
+             {COUNTS_OR_UNDO}"
         )
     });
-    let row =
-        query(&SQL, step).bind(attempt).bind(step.msg.attempts).bind(millis(lease_until)).fetch_one(&mut **tx).await?;
-    outcome(&row, &step.msg.message_id)
+    let result =
+        query(&SQL, step).bind(attempt).bind(step.msg.attempts).bind(millis(lease_until)).fetch_one(store.pool()).await;
+    outcome(result, &step.msg.message_id)
 }
 
-/// [`super::complete_in`]'s writes as one statement: the attempt's end, the answer in the
-/// message log and the outbox row closed, and, if the certificate is still in the state seen,
-/// its move, history row and event. Returns whether it moved.
+/// [`super::complete_in`]'s writes for an accepted answer as one statement: the attempt's end,
+/// the answer in the message log, the outbox row closed, and the certificate's move, history
+/// row and event. Returns whether it wrote them (see [`outcome`]).
 pub(super) async fn complete(
-    tx: &mut Tx<'_>,
+    store: &Store,
     step: &FusedStep<'_>,
     completion: &FusedCompletion<'_>,
 ) -> Result<bool, StoreError> {
@@ -169,11 +187,11 @@ pub(super) async fn complete(
              e AS (\
                 INSERT INTO events (event_id, kind, certificate_id, partner, direction, issuer, reference, document_kind, message_id, detail, at) \
                 SELECT $19, $20, id, partner, direction, issuer, reference, kind, $2, $21, $1 FROM c) \
-             SELECT (SELECT COUNT(*) FROM o) AS o, (SELECT COUNT(*) FROM c) AS c"
+             {COUNTS_OR_UNDO}"
         )
     });
     let answer = completion.answer;
-    let row = query(&SQL, step)
+    let result = query(&SQL, step)
         .bind(completion.state)
         .bind(completion.outcome)
         .bind(Some(i64::from(answer.http_status)))
@@ -182,7 +200,7 @@ pub(super) async fn complete(
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(EventKind::AcknowledgementReceived.as_str())
         .bind(completion.detail.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-    outcome(&row, &step.msg.message_id)
+        .fetch_one(store.pool())
+        .await;
+    outcome(result, &step.msg.message_id)
 }
