@@ -166,42 +166,16 @@ pub async fn claim(
             return Ok(None);
         }
     }
+    let backend = store.backend();
     let sql = claim_sql(store);
-    match store.backend() {
-        // Its own transaction, begun together with the claim lock (one round trip less than
-        // BEGIN, then the lock).
-        super::Backend::Postgres => {
-            let mut tx = store.pool().begin_with(CLAIM_BEGIN.as_str()).await?;
-            let claimed = claim_in(&mut tx, sql, owner, now, lease).await?;
-            tx.commit().await?;
-            Ok(claimed)
-        }
-        super::Backend::Sqlite => {
-            let owner = std::sync::Arc::new(owner.to_owned());
-            store
-                .write(move |tx| {
-                    let owner = owner.clone();
-                    Box::pin(async move { claim_in(tx, sql, &owner, now, lease).await })
-                })
-                .await
-        }
-    }
+    let owner = std::sync::Arc::new(owner.to_owned());
+    store
+        .write(move |tx| {
+            let owner = owner.clone();
+            Box::pin(async move { claim_in(tx, backend, sql, &owner, now, lease).await })
+        })
+        .await
 }
-
-/// How a claim's transaction begins on PostgreSQL: one simple query that begins it and takes
-/// the claim lock with the claim's settings.
-/// One claim at a time across workers and instances: a claim's conditions (one probe to a down
-/// partner, a CO's messages in order) must see the claims committed before it. Row locks
-/// skipped by SKIP LOCKED do not give that; claims are one short statement each, so
-/// serialising them costs little.
-/// Bitmap scans are off for the claim's transaction (`set_config(.., true)` is SET LOCAL):
-/// planned on the statistics of an outbox that grew faster than autoanalyze runs (a backlog
-/// flushed after an outage), the window read built a bitmap of every pending message and sorted
-/// them all to return the oldest 32 (2.5 ms against 0.5 ms for the index scan in order, behind
-/// 2,300 pending messages).
-static CLAIM_BEGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("BEGIN; SELECT pg_advisory_xact_lock({CLAIM_LOCK}), set_config('enable_bitmapscan', 'off', true)")
-});
 
 /// The claim statement for `store`'s backend, built once per backend.
 fn claim_sql(store: &Store) -> &'static str {
@@ -242,15 +216,30 @@ fn claim_statement(lock: &str) -> String {
     )
 }
 
-/// [`claim_due`]'s transaction (on PostgreSQL begun with [`CLAIM_BEGIN`]): the first
-/// claimable message of the windows of due messages.
+/// [`claim_due`]'s transaction: the first claimable message of the windows of due messages.
 async fn claim_in(
     tx: &mut Tx<'_>,
+    backend: super::Backend,
     sql: &str,
     owner: &str,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<Claimed>, StoreError> {
+    if backend == super::Backend::Postgres {
+        // One claim at a time across workers and instances: a claim's conditions (one probe
+        // to a down partner, a CO's messages in order) must see the claims committed before
+        // it. Row locks skipped by SKIP LOCKED do not give that; claims are one short
+        // statement each, so serialising them costs little.
+        // Bitmap scans are off for the claim's transaction (`set_config(.., true)` is SET LOCAL):
+        // planned on the statistics of an outbox that grew faster than autoanalyze runs (a
+        // backlog flushed after an outage), the window read built a bitmap of every pending
+        // message and sorted them all to return the oldest 32 (2.5 ms against 0.5 ms for the
+        // index scan in order, behind 2,300 pending messages).
+        sqlx::query("SELECT pg_advisory_xact_lock($1), set_config('enable_bitmapscan', 'off', true)")
+            .bind(CLAIM_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
     let mut after = (i64::MIN, String::new());
     let (row, window) = loop {
         let rows =
