@@ -228,7 +228,7 @@ const RECEIVED: (Event, Role) = (Event::ReceivedFromPartner, Role::ExportingPart
 const RECEIVED_CAUSE: &str = "received from partner";
 
 /// The certificate a received document is stored as.
-fn received_certificate<'a>(partner: &'a Partner, doc: &'a ReceivedDocument) -> NewCertificate<'a> {
+fn certificate_of<'a>(partner: &'a Partner, doc: &'a ReceivedDocument) -> NewCertificate<'a> {
     NewCertificate {
         issuer: &partner.party,
         reference: &doc.reference,
@@ -268,7 +268,7 @@ pub async fn record_at_once(
     if doc.verification_flag.is_some() {
         return Ok(None);
     }
-    let certificate = received_certificate(partner, doc);
+    let certificate = certificate_of(partner, doc);
     let state = transition(Direction::Inbound, None, RECEIVED.0, RECEIVED.1).map_err(StoreError::from)?;
     // Not a replacement: the statement writes nothing when one is awaited.
     let event_detail = document_detail(None, doc);
@@ -294,7 +294,7 @@ pub async fn apply(
         Effect::Document(doc) => {
             let cert = certificates::insert(
                 tx,
-                &received_certificate(partner, doc),
+                &certificate_of(partner, doc),
                 RECEIVED.0,
                 RECEIVED.1,
                 RECEIVED_CAUSE,
