@@ -90,8 +90,10 @@ impl App {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let claims = Arc::new(crate::delivery::Claims::for_workers(worker_count));
         for n in 0..worker_count {
-            let worker = crate::delivery::Worker::new(state.clone(), limiter.clone(), format!("{instance}-{n}"));
+            let worker =
+                crate::delivery::Worker::new(state.clone(), limiter.clone(), claims.clone(), format!("{instance}-{n}"));
             tasks.spawn(worker.run(watch_rx.clone()));
         }
         if workers {
@@ -102,9 +104,11 @@ impl App {
         Ok(App { state, limiter, soap_addr, api_addr, shutdown, tasks })
     }
 
-    /// A delivery worker of this process (tests drive [`crate::delivery::Worker::step`]).
+    /// A delivery worker of this process (tests drive [`crate::delivery::Worker::step`]); it
+    /// claims one message at a time, for itself only.
     pub fn worker(&self, owner: &str) -> crate::delivery::Worker {
-        crate::delivery::Worker::new(self.state.clone(), self.limiter.clone(), owner.to_owned())
+        let own = Arc::new(crate::delivery::Claims::for_workers(1));
+        crate::delivery::Worker::new(self.state.clone(), self.limiter.clone(), own, owner.to_owned())
     }
 
     /// Stops accepting, lets in-flight work finish, and waits for every task. Each listener

@@ -14,6 +14,7 @@
 //! Must never: delete or complete a message without a verified acknowledgement or a business
 //! rejection; retry a business rejection; read the time other than through `state::Core::clock`.
 
+mod claims;
 mod client;
 pub mod lookup;
 
@@ -36,6 +37,7 @@ use crate::store::outbox::{self, FailedOutcome, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
 use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
 
+pub use claims::Claims;
 pub use client::PartnerClient;
 
 /// `body_xml` (a request of `operation`) as the partner's profile says we send it: in its
@@ -105,6 +107,7 @@ pub enum Step {
 pub struct Worker {
     state: Arc<Core>,
     limiter: Arc<RateLimiter>,
+    claims: Arc<Claims>,
     owner: String,
     client: PartnerClient,
 }
@@ -157,11 +160,11 @@ impl RateLimiter {
 
 impl Worker {
     /// A worker named `owner` (its claims and attempts carry the name); the workers of one
-    /// process share `limiter`.
-    pub fn new(state: Arc<Core>, limiter: Arc<RateLimiter>, owner: String) -> Self {
+    /// process share `limiter` and `claims`.
+    pub fn new(state: Arc<Core>, limiter: Arc<RateLimiter>, claims: Arc<Claims>, owner: String) -> Self {
         let timeout = state.settings.delivery.request_timeout.std();
         let tls = state.settings.tls.clone();
-        Worker { state, limiter, owner, client: PartnerClient::new(timeout, tls) }
+        Worker { state, limiter, claims, owner, client: PartnerClient::new(timeout, tls) }
     }
 
     /// Delivers until shutdown. A worker that finished a message takes the next at once; one
@@ -187,9 +190,10 @@ impl Worker {
                 Ok(Some(claimed)) => {
                     more_due = claimed.more_due;
                     drop(wakeup);
-                    // More are due: the next idle worker claims (after this worker's own
-                    // registration is gone, so that it does not wake itself). Only then: a
-                    // wake-up with nothing to find costs an idle worker a claim transaction.
+                    // More are due, or claimed for this process: the next idle worker takes
+                    // one (after this worker's own registration is gone, so that it does not
+                    // wake itself). Only then: a wake-up with nothing to find costs an idle
+                    // worker a claim transaction.
                     if claimed.more_due {
                         self.state.outbox_changed();
                     }
@@ -218,6 +222,7 @@ impl Worker {
                 _ = &mut wakeup => true,
             };
         }
+        self.claims.give_back(&self.state.store).await;
     }
 
     /// Claims one due message and delivers it once.
@@ -228,11 +233,12 @@ impl Worker {
         }
     }
 
-    /// Claims the oldest message that may go now, if any (`expect_due`: see [`outbox::claim`]).
-    async fn claim(&self, expect_due: bool) -> Result<Option<outbox::Claimed>, StoreError> {
+    /// A message claimed for this process and not yet taken, or else the oldest messages that
+    /// may go now, if any (`expect_due`: see [`outbox::claim`]).
+    async fn claim(&self, expect_due: bool) -> Result<Option<claims::Taken>, StoreError> {
         let now = self.state.clock.now();
         let lease = self.state.settings.delivery.lease.chrono();
-        outbox::claim(&self.state.store, &self.owner, now, lease, expect_due).await
+        self.claims.take(&self.state.store, &self.owner, now, lease, expect_due).await
     }
 
     /// Delivers a claimed message once.

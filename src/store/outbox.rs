@@ -2,9 +2,10 @@
 //! claimed by a delivery worker under a lease (so a crashed worker's claim expires and the
 //! message is taken again), and keeps its message ID for every attempt.
 //!
-//! Claiming respects, in one query: the partner not paused, no older pending message about the
-//! same certificate (messages about one CO never overtake each other), and, while the partner
-//! is down, a single message in flight for it (one probe at a time). On PostgreSQL rows are
+//! Claiming respects, in one query that takes one message or a batch: the partner not paused,
+//! no older pending message about the same certificate (messages about one CO never overtake
+//! each other), and, while the partner is down, a single message in flight for it (one probe at
+//! a time). On PostgreSQL rows are
 //! claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work, and an attempt's and an
 //! answer's writes are one statement each where they can be ([`fused`]).
 
@@ -135,27 +136,31 @@ pub async fn claim_due(
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Option<OutboxMessage>, StoreError> {
-    Ok(claim(store, owner, now, lease, false).await?.map(|c| c.message))
+    Ok(claim(store, owner, now, lease, false, 1).await?.and_then(|c| c.messages.into_iter().next()))
 }
 
-/// A message [`claim`]ed.
+/// The messages one [`claim`] took.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub message: OutboxMessage,
-    /// Other due messages were seen beside it: another worker may find one to claim.
+    /// Oldest first; never empty.
+    pub messages: Vec<OutboxMessage>,
+    /// Other due messages were seen beside them: another worker may find one to claim.
     pub more_due: bool,
 }
 
-/// [`claim_due`], also telling whether other messages were due. `expect_due`: the caller's
-/// last claim saw more due, or it was woken by work committed meanwhile, so the look on the
-/// read connections that spares an idle worker a write transaction would most likely find
-/// some; it is skipped.
+/// [`claim_due`] for up to `max` messages at once, also telling whether other messages were
+/// due. The batch keeps every condition of a single claim: at most one message of a partner
+/// that is down, and never two of one certificate (the later one waits for the earlier one to
+/// leave `pending`). `expect_due`: the caller's last claim saw more due, or it was woken by
+/// work committed meanwhile, so the look on the read connections that spares an idle worker a
+/// write transaction would most likely find some; it is skipped.
 pub async fn claim(
     store: &Store,
     owner: &str,
     now: DateTime<Utc>,
     lease: Duration,
     expect_due: bool,
+    max: usize,
 ) -> Result<Option<Claimed>, StoreError> {
     // On the read connections first: an idle worker's look takes no write transaction (on
     // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
@@ -172,7 +177,7 @@ pub async fn claim(
     store
         .write(move |tx| {
             let owner = owner.clone();
-            Box::pin(async move { claim_in(tx, backend, sql, &owner, now, lease).await })
+            Box::pin(async move { claim_in(tx, backend, sql, &owner, now, lease, max).await })
         })
         .await
 }
@@ -188,7 +193,7 @@ fn claim_sql(store: &Store) -> &'static str {
     built.get_or_init(|| claim_statement(store.for_update_skip_locked()))
 }
 
-/// The claim statement, with `lock` after the pick of its message.
+/// The claim statement, with `lock` after the pick of its messages.
 fn claim_statement(lock: &str) -> String {
     // The conditions are checked on a window of due messages at a time, oldest first: checked
     // on the whole outbox, every claim cost time in proportion to the backlog (10 ms per claim
@@ -198,8 +203,12 @@ fn claim_statement(lock: &str) -> String {
     // (state, created_at, message_id): written with ORs, PostgreSQL's plan read every pending
     // message's index entry and heap row for each claim (5,245 entries for a window of 32,
     // behind 1,500 pending messages).
+    // A down partner's messages were each claimable alone (none of its messages in flight);
+    // of them the batch takes the oldest only, so a down partner still gets one probe.
     let pick = format!(
-        "SELECT o.message_id FROM outbox o \
+        "SELECT o.message_id, o.partner, o.created_at, \
+                EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL) AS down \
+         FROM outbox o \
          WHERE {DUE} \
          AND (o.created_at, o.message_id) >= ($4, $5) AND (o.created_at, o.message_id) <= ($6, $7) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
@@ -207,16 +216,26 @@ fn claim_statement(lock: &str) -> String {
                          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p JOIN outbox f ON f.partner = p.party \
                          WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.state = 'pending' AND f.lease_until >= $1) \
-         ORDER BY o.created_at, o.message_id LIMIT 1{lock}"
+         ORDER BY o.created_at, o.message_id"
     );
-    // `state = 'pending'` again: on PostgreSQL a row changed meanwhile (an operator's cancel)
-    // is re-checked against it after the wait.
+    let chosen = "SELECT message_id FROM \
+         (SELECT message_id, created_at, down, ROW_NUMBER() OVER (PARTITION BY partner ORDER BY created_at, message_id) AS nth FROM picked) w \
+         WHERE NOT down OR nth = 1 ORDER BY created_at, message_id LIMIT $8";
+    // Only the chosen rows are locked (a window function admits no FOR UPDATE, and locking
+    // the whole window would write a lock to each of its rows). `state` and the lease again:
+    // on PostgreSQL a row changed meanwhile (an operator's cancel, a late attempt of the
+    // worker whose claim expired) is re-checked against them after the wait.
     format!(
-        "UPDATE outbox SET lease_owner = $2, lease_until = $3 WHERE message_id = ({pick}) AND state = 'pending' RETURNING {CLAIM_COLUMNS}"
+        "WITH picked AS ({pick}), chosen AS ({chosen}) \
+         UPDATE outbox SET lease_owner = $2, lease_until = $3 \
+         WHERE message_id IN (SELECT l.message_id FROM outbox l WHERE l.message_id IN (SELECT message_id FROM chosen){lock}) \
+         AND state = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
+         RETURNING {CLAIM_COLUMNS}, created_at"
     )
 }
 
-/// [`claim_due`]'s transaction: the first claimable message of the windows of due messages.
+/// [`claim`]'s transaction: up to `max` claimable messages of the first window of due messages
+/// that has any.
 async fn claim_in(
     tx: &mut Tx<'_>,
     backend: super::Backend,
@@ -224,6 +243,7 @@ async fn claim_in(
     owner: &str,
     now: DateTime<Utc>,
     lease: Duration,
+    max: usize,
 ) -> Result<Option<Claimed>, StoreError> {
     if backend == super::Backend::Postgres {
         // One claim at a time across workers and instances: a claim's conditions (one probe
@@ -241,10 +261,11 @@ async fn claim_in(
             .await?;
     }
     let mut after = (i64::MIN, String::new());
-    let (row, window) = loop {
+    let max = i64::try_from(max.clamp(1, CLAIM_WINDOW)).unwrap_or(1);
+    let (mut rows, window) = loop {
         let rows =
             sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut **tx).await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break (None, 0) };
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break (Vec::new(), 0) };
         let first: (i64, String) = (first.try_get(0)?, first.try_get(1)?);
         let last: (i64, String) = (last.try_get(0)?, last.try_get(1)?);
         let claimed = sqlx::query(sql)
@@ -255,14 +276,25 @@ async fn claim_in(
             .bind(&first.1)
             .bind(last.0)
             .bind(&last.1)
-            .fetch_optional(&mut **tx)
+            .bind(max)
+            .fetch_all(&mut **tx)
             .await?;
-        if claimed.is_some() || rows.len() < CLAIM_WINDOW {
+        if !claimed.is_empty() || rows.len() < CLAIM_WINDOW {
             break (claimed, rows.len());
         }
         after = last;
     };
-    row.map(|r| Ok(Claimed { message: message(&r)?, more_due: window > 1 })).transpose()
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    // RETURNING comes in no particular order.
+    let mut keyed = Vec::with_capacity(rows.len());
+    for r in rows.drain(..) {
+        keyed.push(((r.try_get::<i64, _>("created_at")?, r.try_get::<String, _>("message_id")?), message(&r)?));
+    }
+    keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    let more_due = window > keyed.len();
+    Ok(Some(Claimed { messages: keyed.into_iter().map(|(_, m)| m).collect(), more_due }))
 }
 
 /// How many due messages a claim looks at in one step.
@@ -481,6 +513,18 @@ pub async fn fail_attempt(
     finish_failed_attempt(&mut tx, &msg.message_id, failure, now).await?;
     release_until(&mut tx, msg, next_attempt_at, failure.error, now).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Gives a claim back unused (its worker stops before taking the message): the message is due
+/// again at once, for any worker or instance. Nothing if the claim is no longer this one.
+pub async fn unclaim(store: &Store, msg: &OutboxMessage) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE message_id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3")
+        .bind(&msg.message_id)
+        .bind(&msg.lease_owner)
+        .bind(msg.attempts)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 

@@ -963,9 +963,10 @@ async fn a_delivery_step_moves_the_certificate_from_the_state_seen_and_a_stale_v
     for store in stores {
         let now = Utc::now();
         let rec = outbox::submit(&store, &cert("CO-SEEN"), "SendCO", "m-seen", "<x/>", now).await.expect("submit");
-        let claimed = outbox::claim(&store, "w", now, Duration::seconds(30), false).await.expect("claim").expect("due");
+        let claimed =
+            outbox::claim(&store, "w", now, Duration::seconds(30), false, 1).await.expect("claim").expect("due");
         assert!(!claimed.more_due, "nothing else was due");
-        let mut msg = claimed.message;
+        let mut msg = claimed.messages.into_iter().next().expect("one");
         let seen = certificates::Seen { direction: Direction::Outbound, state: State::Queued };
         assert_eq!(msg.certificate_seen, Some(seen), "the claim reads the certificate");
         let began = outbox::begin(&store, &msg, b"<signed/>", now, Duration::seconds(30)).await.expect("begin");
@@ -1010,11 +1011,57 @@ async fn a_claim_tells_whether_other_messages_were_due() {
                 .expect("submit");
         }
         let first =
-            outbox::claim(&store, "w", now + Duration::seconds(1), Duration::seconds(30), true).await.expect("c");
+            outbox::claim(&store, "w", now + Duration::seconds(1), Duration::seconds(30), true, 1).await.expect("c");
         assert!(first.expect("due").more_due, "the second was due too");
         let second =
-            outbox::claim(&store, "w", now + Duration::seconds(1), Duration::seconds(30), true).await.expect("c");
+            outbox::claim(&store, "w", now + Duration::seconds(1), Duration::seconds(30), true, 1).await.expect("c");
         assert!(!second.expect("due").more_due, "the first is leased");
+    }
+}
+
+/// A batch claim keeps the conditions of single claims: never two messages of one
+/// certificate, one probe for a partner that is down, oldest first; a claim given back is due
+/// again at once.
+#[tokio::test]
+async fn a_batch_claim_takes_the_oldest_claimable_messages_and_keeps_each_rule() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t = Utc::now();
+        let at = |n: i64| t + Duration::milliseconds(n);
+        let first = outbox::submit(&store, &cert("CO-BATCH-A"), "SendCO", "m-a1", "<x/>", at(0)).await.expect("a1");
+        let mut tx = store.begin().await.expect("tx");
+        outbox::enqueue(&mut tx, &first.id, "ID", "SendCancellation", "m-a2", "<y/>", at(1)).await.expect("a2");
+        tx.commit().await.expect("commit");
+        outbox::submit(&store, &cert("CO-BATCH-B"), "SendCO", "m-b", "<x/>", at(2)).await.expect("b");
+        for (n, id) in [(3, "m-j1"), (4, "m-j2")] {
+            let to_jp = NewCertificate { partner: "JP", ..cert(if n == 3 { "CO-BATCH-J1" } else { "CO-BATCH-J2" }) };
+            outbox::submit(&store, &to_jp, "SendCO", id, "<x/>", at(n)).await.expect("jp");
+        }
+        outbox::submit(&store, &cert("CO-BATCH-C"), "SendCO", "m-c", "<x/>", at(5)).await.expect("c");
+        outbox::submit(&store, &cert("CO-BATCH-D"), "SendCO", "m-d", "<x/>", at(6)).await.expect("d");
+        super::partners::mark_down(&store, "JP", t).await.expect("down");
+
+        let now = t + Duration::seconds(1);
+        let lease = Duration::seconds(30);
+        let ids = |c: &outbox::Claimed| c.messages.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>();
+        let batch = outbox::claim(&store, "w", now, lease, false, 4).await.expect("claim").expect("due");
+        assert_eq!(ids(&batch), ["m-a1", "m-b", "m-j1", "m-c"], "a2 waits for a1; one probe to JP");
+        assert!(batch.messages.iter().all(|m| m.lease_owner == "w"));
+        assert!(batch.more_due, "m-d was due too");
+        assert!(batch.messages[2].partner_seen_down && !batch.messages[0].partner_seen_down);
+
+        let rest = outbox::claim(&store, "v", now, lease, false, 4).await.expect("claim").expect("due");
+        assert_eq!(ids(&rest), ["m-d"]);
+        assert!(rest.more_due, "a2 and j2 are due, though not claimable");
+        assert!(outbox::claim(&store, "v", now, lease, true, 4).await.expect("claim").is_none());
+
+        // Given back, b is due again at once; another owner's claim is not given back.
+        outbox::unclaim(&store, &batch.messages[1]).await.expect("unclaim");
+        let stale = outbox::OutboxMessage { lease_owner: "x".into(), ..batch.messages[3].clone() };
+        outbox::unclaim(&store, &stale).await.expect("unclaim");
+        let again = outbox::claim(&store, "v", now, lease, false, 4).await.expect("claim").expect("due");
+        assert_eq!(ids(&again), ["m-b"]);
+        assert_eq!(again.messages[0].lease_owner, "v");
     }
 }
 
