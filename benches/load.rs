@@ -40,6 +40,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use sqlx::Row;
 
+/// The gateway's allocator (src/main.rs), so that the WS-Security bound measured here in-process
+/// runs on the same `malloc` as the gateways it is compared with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CO: &str = include_str!("../examples/co.xml");
 const CORES: usize = 2;
 

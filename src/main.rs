@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use coconnect::cli::{say, AuditCommand, Cli, Command, PkiCommand};
 
+/// mimalloc for the whole process: with its `override` feature it is also the `malloc` of
+/// libxml2, libxmlsec1 and OpenSSL (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     coconnect::telemetry::init();
