@@ -4,17 +4,24 @@
 //! costs five round trips and a commit, serialised across workers and instances, so a batch
 //! spreads them over several messages.
 //!
-//! A message waiting here is leased to the claiming worker's name in the store, and every step
-//! of its delivery is conditional on that lease (`outbox::begin` and what follows it): if the
+//! A message waiting here is leased to the claiming worker's name in the store (its attempt is
+//! recorded under that name too, whichever worker of the process sends it), and every step of
+//! its delivery is conditional on that lease (`outbox::begin` and what follows it): if the
 //! lease expired and another worker took the message over, the step finds `LeaseLost` and
 //! records nothing. So the hand-off needs no store write of its own.
 //!
-//! Must never: hold a message no worker of this process will take (a batch is at most the
-//! number of workers, and a worker that stops gives back what is left, see [`Claims::give_back`]);
-//! deliver a message it did not claim.
+//! A waiting message is held from every other worker and instance, so it waits here
+//! [`MAX_WAIT`] at most (all the process's workers busy with a slow partner): then it is given
+//! back to the outbox ([`outbox::unclaim`]). The messages waiting for a partner that just failed
+//! are given back at once, so that the one-probe rule for a partner that is down applies to
+//! them ([`Claims::give_back_partner`]).
+//!
+//! Must never: hold a message longer than [`MAX_WAIT`] plus the time a give-back takes, nor
+//! after its workers stop ([`Claims::give_back`]); deliver a message it did not claim.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -22,22 +29,34 @@ use crate::store::outbox::{self, OutboxMessage};
 use crate::store::{Store, StoreError};
 
 /// The most messages one claim takes for the workers of a process: enough to spread a claim's
-/// cost, few enough that a message waits here for a fraction of a delivery at most.
+/// cost (the next ones are taken within milliseconds while the workers keep up), few enough
+/// that a stalled process holds few messages from the others.
 pub const MAX_BATCH: usize = 4;
+
+/// How long a claimed message may wait here for a worker before it goes back to the outbox.
+pub const MAX_WAIT: StdDuration = StdDuration::from_secs(1);
 
 /// A message taken by a worker: claimed by itself or by another worker of the process.
 #[derive(Debug)]
 pub struct Taken {
     pub message: OutboxMessage,
-    /// More messages were due than this one: another idle worker may find one.
+    /// More messages were due than this one (or wait here): another idle worker may find one.
+    /// Due is not always claimable (a message behind an earlier one of its certificate).
     pub more_due: bool,
+}
+
+/// A claimed message not yet taken.
+struct Waiting {
+    message: OutboxMessage,
+    /// Its claim saw more due in the store than it took.
+    more_in_store: bool,
+    since: Instant,
 }
 
 /// Claimed messages not yet taken by a worker, oldest first.
 pub struct Claims {
     batch: usize,
-    /// Each with whether its claim saw more due in the store than it took.
-    waiting: Mutex<VecDeque<(OutboxMessage, bool)>>,
+    waiting: Mutex<VecDeque<Waiting>>,
 }
 
 impl Claims {
@@ -48,7 +67,7 @@ impl Claims {
 
     /// A message claimed before, or else up to a batch claimed now for `owner`.
     pub async fn take(
-        &self,
+        self: &Arc<Self>,
         store: &Store,
         owner: &str,
         now: DateTime<Utc>,
@@ -63,25 +82,49 @@ impl Claims {
         };
         let mut messages = claimed.messages.into_iter();
         let Some(first) = messages.next() else { return Ok(None) };
-        let rest: Vec<_> = messages.map(|m| (m, claimed.more_due)).collect();
+        let since = Instant::now();
+        let rest: Vec<_> =
+            messages.map(|message| Waiting { message, more_in_store: claimed.more_due, since }).collect();
         let kept = !rest.is_empty();
-        if let Ok(mut waiting) = self.waiting.lock() {
-            waiting.extend(rest);
+        if kept {
+            if let Ok(mut waiting) = self.waiting.lock() {
+                waiting.extend(rest);
+            }
+            // Whatever no worker took by then goes back.
+            let (claims, store) = (self.clone(), store.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(MAX_WAIT).await;
+                claims.give_back_where(&store, |w| w.since.elapsed() >= MAX_WAIT).await;
+            });
         }
         Ok(Some(Taken { message: first, more_due: claimed.more_due || kept }))
     }
 
     fn take_waiting(&self) -> Option<Taken> {
         let mut waiting = self.waiting.lock().ok()?;
-        let (message, more_in_store) = waiting.pop_front()?;
-        Some(Taken { message, more_due: more_in_store || !waiting.is_empty() })
+        let next = waiting.pop_front()?;
+        Some(Taken { message: next.message, more_due: next.more_in_store || !waiting.is_empty() })
     }
 
-    /// Gives the messages still waiting back to the outbox (a worker stops): another instance
-    /// can claim them at once instead of after their lease.
+    /// Gives every message still waiting back to the outbox (the workers stop): another
+    /// instance can claim them at once instead of after their lease.
     pub async fn give_back(&self, store: &Store) {
+        self.give_back_where(store, |_| true).await;
+    }
+
+    /// Gives back the messages waiting for `partner` (its delivery just failed and it is marked
+    /// down): claimed while it was up, they would each be a probe.
+    pub async fn give_back_partner(&self, store: &Store, partner: &str) {
+        self.give_back_where(store, |w| w.message.partner == partner).await;
+    }
+
+    async fn give_back_where(&self, store: &Store, which: impl Fn(&Waiting) -> bool) {
         let left: Vec<OutboxMessage> = match self.waiting.lock() {
-            Ok(mut waiting) => waiting.drain(..).map(|(m, _)| m).collect(),
+            Ok(mut waiting) => {
+                let (back, keep): (VecDeque<Waiting>, VecDeque<Waiting>) = waiting.drain(..).partition(|w| which(w));
+                *waiting = keep;
+                back.into_iter().map(|w| w.message).collect()
+            }
             Err(_) => return,
         };
         for msg in left {
@@ -99,28 +142,14 @@ impl Claims {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use chrono::{Duration, Utc};
 
-    use super::Claims;
-    use crate::lifecycle::Direction;
+    use super::{Claims, MAX_WAIT};
     use crate::store::certificates::NewCertificate;
     use crate::store::outbox;
-    use crate::store::testdb::fresh_stores;
-
-    fn cert(reference: &str) -> NewCertificate<'_> {
-        NewCertificate {
-            issuer: "KR",
-            reference,
-            direction: Direction::Outbound,
-            partner: "ID",
-            kind: crate::payload::DocumentKind::Co,
-            replaces: None,
-            reference_code: None,
-            verification_flag: None,
-            content_sha256: "abc",
-            co_xml: "<LPCO/>",
-        }
-    }
+    use crate::store::testdb::{fresh_stores, outbound_co as cert};
 
     /// One claim transaction serves several takes, oldest first; what is left when the workers
     /// stop goes back to the outbox, due at once for another instance.
@@ -137,7 +166,7 @@ mod tests {
                     .expect("submit");
             }
             let (now, lease) = (t + Duration::seconds(1), Duration::seconds(30));
-            let claims = Claims::for_workers(8);
+            let claims = Arc::new(Claims::for_workers(8));
             let first = claims.take(&store, "w-0", now, lease, false).await.expect("take").expect("due");
             assert_eq!(first.message.message_id, "m-take-0");
             assert!(first.more_due);
@@ -157,6 +186,42 @@ mod tests {
             let ids: Vec<_> = again.messages.iter().map(|m| m.message_id.as_str()).collect();
             assert_eq!(ids, ["m-take-2", "m-take-3"], "given back, due at once");
             assert!(claims.take(&store, "w-0", now, lease, false).await.expect("take").is_none());
+        }
+    }
+
+    /// A waiting message is not held from the others for long: messages for a partner whose
+    /// delivery just failed go back at once, the others after [`MAX_WAIT`].
+    #[tokio::test]
+    async fn waiting_claims_go_back_when_their_partner_fails_and_after_the_longest_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for store in fresh_stores(dir.path()).await.expect("stores") {
+            let t = Utc::now();
+            for (n, partner) in ["ID", "JP", "ID", "ID"].into_iter().enumerate() {
+                let reference = format!("CO-WAIT-{n}");
+                let id = format!("m-wait-{n}");
+                let new = NewCertificate { partner, ..cert(&reference) };
+                outbox::submit(&store, &new, "SendCO", &id, "<x/>", t + Duration::milliseconds(n as i64))
+                    .await
+                    .expect("submit");
+            }
+            let (now, lease) = (t + Duration::seconds(1), Duration::seconds(30));
+            let claims = Arc::new(Claims::for_workers(8));
+            let first = claims.take(&store, "w-0", now, lease, false).await.expect("take").expect("due");
+            assert_eq!(first.message.message_id, "m-wait-0");
+            assert_eq!(claims.waiting(), 3);
+            let claim_ids = |c: Option<outbox::Claimed>| {
+                c.map(|c| c.messages.into_iter().map(|m| m.message_id).collect::<Vec<_>>()).unwrap_or_default()
+            };
+
+            claims.give_back_partner(&store, "JP").await;
+            assert_eq!(claims.waiting(), 2);
+            let jp = outbox::claim(&store, "other", now, lease, false, 8).await.expect("claim");
+            assert_eq!(claim_ids(jp), ["m-wait-1"], "JP's message went back; ID's still wait");
+
+            tokio::time::sleep(MAX_WAIT + std::time::Duration::from_millis(300)).await;
+            assert_eq!(claims.waiting(), 0, "nobody took them within the longest wait");
+            let rest = outbox::claim(&store, "other", now, lease, false, 8).await.expect("claim");
+            assert_eq!(claim_ids(rest), ["m-wait-2", "m-wait-3"]);
         }
     }
 }

@@ -159,7 +159,8 @@ impl RateLimiter {
 }
 
 impl Worker {
-    /// A worker named `owner` (its claims and attempts carry the name); the workers of one
+    /// A worker named `owner` (its claims carry the name, and so do the attempts of the
+    /// messages it claimed, whichever worker of the process sends them); the workers of one
     /// process share `limiter` and `claims`.
     pub fn new(state: Arc<Core>, limiter: Arc<RateLimiter>, claims: Arc<Claims>, owner: String) -> Self {
         let timeout = state.settings.delivery.request_timeout.std();
@@ -407,6 +408,7 @@ impl Worker {
         let store = &self.state.store;
         let now = self.state.clock.now();
         partners::mark_down(store, &partner.party, now).await?;
+        self.claims.give_back_partner(store, &partner.party).await;
         // The schedule counts time since the first attempt, not attempts: an early one (a
         // backlog flush after the partner answered again) must not use up a later mark.
         // The mark is chosen by when this attempt started, not when it failed: an attempt that

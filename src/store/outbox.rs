@@ -222,9 +222,15 @@ fn claim_statement(lock: &str) -> String {
          (SELECT message_id, created_at, down, ROW_NUMBER() OVER (PARTITION BY partner ORDER BY created_at, message_id) AS nth FROM picked) w \
          WHERE NOT down OR nth = 1 ORDER BY created_at, message_id LIMIT $8";
     // Only the chosen rows are locked (a window function admits no FOR UPDATE, and locking
-    // the whole window would write a lock to each of its rows). `state` and the lease again:
-    // on PostgreSQL a row changed meanwhile (an operator's cancel, a late attempt of the
-    // worker whose claim expired) is re-checked against them after the wait.
+    // the whole window would write a lock to each of its rows). So a chosen row locked by
+    // another transaction is skipped, not replaced by the next one: the claim takes fewer, and
+    // the next claim the rest. `state` and the lease again: on PostgreSQL a row changed
+    // meanwhile (an operator's cancel, a late attempt of a worker whose claim expired) is
+    // re-checked against them after the wait. Not the due time: with `next_attempt_at` here
+    // PostgreSQL planned the UPDATE on the (state, next_attempt_at) index instead of the
+    // chosen keys (its CPU a CO up by a third). So a failure recorded by a worker whose claim
+    // had expired, committed between this statement's snapshot and its lock, can be followed
+    // by an attempt before its retry time: the same message ID, answered idempotently.
     format!(
         "WITH picked AS ({pick}), chosen AS ({chosen}) \
          UPDATE outbox SET lease_owner = $2, lease_until = $3 \

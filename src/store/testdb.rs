@@ -9,7 +9,24 @@
 //! day's benchmarks). A database still connected to is never dropped; PostgreSQL waits up to
 //! 5 s for it to be left before refusing.
 
+use super::certificates::NewCertificate;
 use super::{Store, StoreError};
+
+/// An outbound CO from KR to ID under `reference`, as tests of the outbox submit it.
+pub fn outbound_co(reference: &str) -> NewCertificate<'_> {
+    NewCertificate {
+        issuer: "KR",
+        reference,
+        direction: crate::lifecycle::Direction::Outbound,
+        partner: "ID",
+        kind: crate::payload::DocumentKind::Co,
+        replaces: None,
+        reference_code: None,
+        verification_flag: None,
+        content_sha256: "abc",
+        co_xml: "<LPCO/>",
+    }
+}
 
 /// The PostgreSQL server to test against (`DATABASE_URL`), or `None` after recording that
 /// `test` (or its PostgreSQL half, `whole` false) did not run: a line in the file named by

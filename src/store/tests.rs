@@ -8,20 +8,7 @@ use super::testdb::fresh_stores;
 use super::{messages, outbox, Store, StoreError};
 use crate::lifecycle::{Direction, State};
 
-fn cert<'a>(reference: &'a str) -> NewCertificate<'a> {
-    NewCertificate {
-        issuer: "KR",
-        reference,
-        direction: Direction::Outbound,
-        partner: "ID",
-        kind: crate::payload::DocumentKind::Co,
-        replaces: None,
-        reference_code: None,
-        verification_flag: None,
-        content_sha256: "abc",
-        co_xml: "<LPCO/>",
-    }
-}
+use super::testdb::outbound_co as cert;
 
 async fn stores() -> (tempfile::TempDir, Vec<Store>) {
     let dir = tempfile::tempdir().expect("tempdir");
