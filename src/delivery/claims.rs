@@ -135,7 +135,8 @@ impl Claims {
     }
 
     /// How many claimed messages wait for a worker.
-    pub fn waiting(&self) -> usize {
+    #[cfg(test)]
+    fn waiting(&self) -> usize {
         self.waiting.lock().map(|w| w.len()).unwrap_or(0)
     }
 }

@@ -5,9 +5,9 @@
 //! Claiming respects, in one query that takes one message or a batch: the partner not paused,
 //! no older pending message about the same certificate (messages about one CO never overtake
 //! each other), and, while the partner is down, a single message in flight for it (one probe at
-//! a time). On PostgreSQL rows are
-//! claimed with `FOR UPDATE SKIP LOCKED`, so instances share the work, and an attempt's and an
-//! answer's writes are one statement each where they can be ([`fused`]).
+//! a time). On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the
+//! work, and an attempt's and an answer's writes are one statement each where they can be
+//! ([`fused`]).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -268,7 +268,7 @@ async fn claim_in(
     }
     let mut after = (i64::MIN, String::new());
     let max = i64::try_from(max.clamp(1, CLAIM_WINDOW)).unwrap_or(1);
-    let (mut rows, window) = loop {
+    let (rows, window) = loop {
         let rows =
             sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut **tx).await?;
         let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break (Vec::new(), 0) };
@@ -295,8 +295,9 @@ async fn claim_in(
     }
     // RETURNING comes in no particular order.
     let mut keyed = Vec::with_capacity(rows.len());
-    for r in rows.drain(..) {
-        keyed.push(((r.try_get::<i64, _>("created_at")?, r.try_get::<String, _>("message_id")?), message(&r)?));
+    for r in &rows {
+        let key: (i64, String) = (r.try_get("created_at")?, r.try_get("message_id")?);
+        keyed.push((key, message(r)?));
     }
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
     let more_due = window > keyed.len();
@@ -522,8 +523,9 @@ pub async fn fail_attempt(
     Ok(())
 }
 
-/// Gives a claim back unused (its worker stops before taking the message): the message is due
-/// again at once, for any worker or instance. Nothing if the claim is no longer this one.
+/// Gives a claim back unused (no worker of the process took the message in time, its partner
+/// just failed, or the workers stop): the message is due again at once, for any worker or
+/// instance. Nothing if the claim is no longer this one.
 pub async fn unclaim(store: &Store, msg: &OutboxMessage) -> Result<(), StoreError> {
     sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE message_id = $1 AND state = 'pending' AND lease_owner = $2 AND attempts = $3")
         .bind(&msg.message_id)

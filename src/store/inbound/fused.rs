@@ -37,8 +37,8 @@ pub struct FusedDocument<'a> {
 /// its replacement; the receipt row (`m`) reads `g`, the replay-cache row (`r`) reads `m`, the
 /// certificate (`c`) reads `r`, and its history row, event and log rows read `c`: the writes
 /// happen in the order of the usual way (the receipt row first: a concurrent copy of the same
-/// message waits on it) and none happens without those before it. The receipt names its certificate before that row exists:
-/// the foreign key is checked at the end of the statement.
+/// message waits on it) and none happens without those before it. The receipt names its
+/// certificate before that row exists: the foreign key is checked at the end of the statement.
 const RECEIPT_WITH_DOCUMENT: &str = "\
     WITH g AS (\
         SELECT 1 AS go WHERE NOT EXISTS (\
