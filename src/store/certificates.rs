@@ -75,37 +75,55 @@ pub async fn insert(
 ) -> Result<CertificateRecord, StoreError> {
     let state = transition(new.direction, None, event, role)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO certificates (id, issuer, reference, direction, partner, state, content_sha256, co_xml, created_at, updated_at, kind, replaces, reference_code, verification_flag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)",
-    )
-    .bind(&id)
-    .bind(new.issuer)
-    .bind(new.reference)
-    .bind(new.direction.as_str())
-    .bind(new.partner)
-    .bind(state.as_str())
-    .bind(new.content_sha256)
-    .bind(new.co_xml)
-    .bind(millis(now))
-    .bind(new.kind.as_str())
-    .bind(new.replaces)
-    .bind(new.reference_code)
-    .bind(new.verification_flag)
-    .execute(&mut **tx)
-    .await;
+    let sql = format!("INSERT INTO certificates {INSERT_COLUMNS} VALUES ({NEW_ROW})");
+    let inserted = bind_new(sqlx::query(&sql), &id, new, state, now).execute(&mut **tx).await;
     match inserted {
-        Err(e) if is_unique_violation(&e) => {
-            return Err(StoreError::Duplicate(format!(
-                "certificate {} {} ({})",
-                new.issuer,
-                new.reference,
-                new.direction.as_str()
-            )))
-        }
+        Err(e) if is_unique_violation(&e) => return Err(duplicate(new)),
         other => other?,
     };
     write_history(tx, &id, None, state, cause, message_id, now).await?;
-    Ok(CertificateRecord {
+    Ok(new_record(id, new, state, now))
+}
+
+/// The columns a new certificate's row is written with, and their values as bound by
+/// [`bind_new`] (`$1`–`$13`).
+pub(super) const INSERT_COLUMNS: &str = "(id, issuer, reference, direction, partner, state, content_sha256, co_xml, \
+     created_at, updated_at, kind, replaces, reference_code, verification_flag)";
+pub(super) const NEW_ROW: &str = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13";
+
+/// `query` with a new certificate's row bound as `$1`–`$13` (see [`INSERT_COLUMNS`]); the
+/// caller binds its own from `$14`.
+pub(super) fn bind_new<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    id: &'q str,
+    new: &NewCertificate<'q>,
+    state: State,
+    now: DateTime<Utc>,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(id)
+        .bind(new.issuer)
+        .bind(new.reference)
+        .bind(new.direction.as_str())
+        .bind(new.partner)
+        .bind(state.as_str())
+        .bind(new.content_sha256)
+        .bind(new.co_xml)
+        .bind(millis(now))
+        .bind(new.kind.as_str())
+        .bind(new.replaces)
+        .bind(new.reference_code)
+        .bind(new.verification_flag)
+}
+
+/// The refusal of a second certificate with the same issuer, reference and direction.
+pub(super) fn duplicate(new: &NewCertificate<'_>) -> StoreError {
+    StoreError::Duplicate(format!("certificate {} {} ({})", new.issuer, new.reference, new.direction.as_str()))
+}
+
+/// The record of `new`, as inserted with `id` in `state` at `now`.
+pub(super) fn new_record(id: String, new: &NewCertificate<'_>, state: State, now: DateTime<Utc>) -> CertificateRecord {
+    CertificateRecord {
         id,
         issuer: new.issuer.to_owned(),
         reference: new.reference.to_owned(),
@@ -121,7 +139,7 @@ pub async fn insert(
         created_at: now,
         updated_at: now,
         purged_at: None,
-    })
+    }
 }
 
 /// Applies `event`, caused by `role`, to certificate `id`: refuses what the lifecycle refuses

@@ -65,19 +65,31 @@ pub async fn submit(
     body_xml: &str,
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
+    const CAUSE: &str = "submitted by the domestic system";
     let mut tx = store.begin().await?;
+    // Its own statement: a lock taken inside the statement that reads would leave that
+    // statement reading from before what committed while it waited.
     certificates::lock_reference(&mut tx, store, cert.issuer, cert.reference).await?;
-    // An open amendment reserves its replacement's reference until the importer answers.
-    if super::amendments::replacement_reserved(&mut tx, cert.reference).await? {
-        return Err(StoreError::Duplicate(format!(
-            "certificate {} {} (the replacement of an open amendment)",
-            cert.issuer, cert.reference
-        )));
-    }
-    let record =
-        submit_in(&mut tx, cert, operation, message_id, body_xml, "submitted by the domestic system", now).await?;
+    let record = match store.backend() {
+        super::Backend::Postgres => fused::submit(&mut tx, cert, operation, message_id, body_xml, CAUSE, now).await?,
+        super::Backend::Sqlite => {
+            if super::amendments::replacement_reserved(&mut tx, cert.reference).await? {
+                return Err(reserved(cert));
+            }
+            submit_in(&mut tx, cert, operation, message_id, body_xml, CAUSE, now).await?
+        }
+    };
     tx.commit().await?;
     Ok(record)
+}
+
+/// The refusal of a certificate whose reference an open amendment reserves for its replacement
+/// until the importer answers.
+fn reserved(cert: &NewCertificate<'_>) -> StoreError {
+    StoreError::Duplicate(format!(
+        "certificate {} {} (the replacement of an open amendment)",
+        cert.issuer, cert.reference
+    ))
 }
 
 /// [`submit`] inside the caller's transaction (a replacement CO is submitted together with the

@@ -77,6 +77,40 @@ async fn duplicate_submission_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_submission_is_written_whole_or_refused_with_nothing_written() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let original = outbox::submit(&store, &cert("CO-AM"), "SendCO", "m-am", "<x/>", now).await.expect("submit");
+        assert_eq!(original.state, State::Queued);
+        assert_eq!(outbox::status(&store, "m-am").await.expect("status"), Some(("pending".to_owned(), 0)));
+        let history = certificates::history(store.pool(), &original.id).await.expect("history");
+        assert_eq!((history.len(), history[0].to, history[0].message_id.as_deref()), (1, State::Queued, Some("m-am")));
+
+        // An open amendment reserves its replacement's reference.
+        let mut tx = store.begin().await.expect("begin");
+        let amendment = super::amendments::NewAmendment {
+            certificate_id: &original.id,
+            reason: "typo",
+            replacement_reference: Some("CO-AM-R"),
+            replacement_xml: Some("<LPCO/>"),
+            message_id: "m-notice",
+        };
+        super::amendments::insert(&mut tx, &amendment, now).await.expect("amendment");
+        tx.commit().await.expect("commit");
+        let err = outbox::submit(&store, &cert("CO-AM-R"), "SendCO", "m-taken", "<x/>", now).await.unwrap_err();
+        assert!(matches!(&err, StoreError::Duplicate(m) if m.contains("open amendment")), "{err:?}");
+
+        // A message ID used twice is no duplicate certificate, and leaves nothing either.
+        let err = outbox::submit(&store, &cert("CO-OTHER"), "SendCO", "m-am", "<x/>", now).await.unwrap_err();
+        assert!(!matches!(err, StoreError::Duplicate(_)), "{err:?}");
+
+        assert_eq!(certificates::count(&store).await.expect("count"), 1);
+        assert!(outbox::status(&store, "m-taken").await.expect("status").is_none());
+    }
+}
+
+#[tokio::test]
 async fn expired_lease_is_claimed_again_with_the_same_message_id() {
     let (_d, stores) = stores().await;
     for store in stores {
