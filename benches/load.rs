@@ -28,12 +28,14 @@ use base64::Engine;
 use bytes::Bytes;
 use chrono::Utc;
 use coconnect::config::dev_pair::{free_addr, write_pair, GatewayFiles, PairSpec};
+use coconnect::dev_pki::SigningKeyKind;
 use coconnect::message::{MessageHeader, Operation};
 use coconnect::soap::messages::request_xml;
 use coconnect::store::Store;
 use coconnect::wssec::inbound::{process, InboundPolicy};
 use coconnect::wssec::material::{Certificate, KeyPair};
 use coconnect::wssec::outbound::{secure, OutboundMessage};
+use coconnect::wssec::profile::SignatureAlgorithm;
 use coconnect::wssec::{Profile, SoapVersion};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
@@ -61,12 +63,42 @@ struct Options {
     workers: Option<usize>,
     /// Mutual TLS between the gateways (the e2e mode).
     tls: bool,
+    /// ECDSA P-256 signatures instead of RSA-2048 (both gateways, and the bound); encryption
+    /// stays RSA-OAEP.
+    ecdsa: bool,
+}
+
+impl Options {
+    fn signing(&self) -> SigningKeyKind {
+        if self.ecdsa {
+            SigningKeyKind::EcP256
+        } else {
+            SigningKeyKind::Rsa2048
+        }
+    }
+
+    /// What the figures' lines say of the signatures.
+    fn signatures(&self) -> &'static str {
+        if self.ecdsa {
+            " (ECDSA P-256)"
+        } else {
+            ""
+        }
+    }
 }
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let mut o =
-        Options { modes: vec![], dbs: vec![], count: 2000, clients: 8, instances: 1, workers: None, tls: false };
+    let mut o = Options {
+        modes: vec![],
+        dbs: vec![],
+        count: 2000,
+        clients: 8,
+        instances: 1,
+        workers: None,
+        tls: false,
+        ecdsa: false,
+    };
     let mut i = 0;
     while i < args.len() {
         let value = || args.get(i + 1).cloned().unwrap_or_else(|| panic!("{} needs a value", args[i]));
@@ -85,6 +117,7 @@ fn options() -> Options {
                 i += 1;
             }
             "--tls" => o.tls = true,
+            "--ecdsa" => o.ecdsa = true,
             "--workers" => {
                 o.workers = Some(value().parse().expect("--workers N"));
                 i += 1;
@@ -94,7 +127,7 @@ fn options() -> Options {
                 i += 1;
             }
             other => panic!(
-                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers, --tls)"
+                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers, --tls, --ecdsa)"
             ),
         }
         i += 1;
@@ -268,16 +301,30 @@ struct Keys {
     kr_signing: KeyPair,
     id_signing: KeyPair,
     id_encryption: KeyPair,
+    /// The signing keys are EC: both sides sign with ECDSA-SHA256 (as `PairSpec` configures).
+    ecdsa: bool,
 }
 
 impl Keys {
     fn load(dir: &Path) -> Keys {
+        let kr_signing = key_pair(dir, "KR", "signing");
         Keys {
-            kr_signing: key_pair(dir, "KR", "signing"),
+            ecdsa: kr_signing.certificate.is_ec,
+            kr_signing,
             id_signing: key_pair(dir, "ID", "signing"),
             id_encryption: key_pair(dir, "ID", "encryption"),
         }
     }
+}
+
+/// The strict profile, with ECDSA-SHA256 signatures for EC keys (as the gateways are configured).
+fn profile(ecdsa: bool, encrypted: bool) -> Profile {
+    let mut p = Profile::strict(encrypted);
+    if ecdsa {
+        p.outbound.signature.method = SignatureAlgorithm::EcdsaSha256;
+        p.inbound.signature.methods = vec![SignatureAlgorithm::EcdsaSha256];
+    }
+    p
 }
 
 /// KR's side of a request: signed and encrypted to ID under the strict profile.
@@ -287,7 +334,7 @@ fn secure_request(keys: &Keys, body: &str) -> Vec<u8> {
         body_xml: body,
         signer: &keys.kr_signing,
         encrypt_for: Some(&keys.id_encryption.certificate),
-        profile: &Profile::strict(true).outbound,
+        profile: &profile(keys.ecdsa, true).outbound,
         addressing: None,
         now: Utc::now(),
         ttl: chrono::Duration::minutes(30),
@@ -301,7 +348,7 @@ fn sign_ack(keys: &Keys) -> Vec<u8> {
         body_xml: &ack_body(),
         signer: &keys.id_signing,
         encrypt_for: None,
-        profile: &Profile::strict(false).outbound,
+        profile: &profile(keys.ecdsa, false).outbound,
         addressing: None,
         now: Utc::now(),
         ttl: chrono::Duration::minutes(30),
@@ -309,14 +356,14 @@ fn sign_ack(keys: &Keys) -> Vec<u8> {
     .unwrap()
 }
 
-fn check(wire: &[u8], decryption: Option<&KeyPair>, signer: &KeyPair, encrypted: bool, fresh: bool) {
+fn check(keys: &Keys, wire: &[u8], decryption: Option<&KeyPair>, signer: &KeyPair, encrypted: bool, fresh: bool) {
     let trust = coconnect::wssec::trust::PartnerTrust::new(vec![signer.certificate.clone()], &[], None).unwrap();
     process(
         wire,
         &InboundPolicy {
             limits: Default::default(),
             decryption,
-            profile: Profile::strict(encrypted).inbound,
+            profile: profile(keys.ecdsa, encrypted).inbound,
             trust: &trust,
             now: Utc::now(),
             clock_skew: chrono::Duration::seconds(60),
@@ -361,7 +408,7 @@ fn build_wires(dir: &Path, prefix: &str, n: usize) -> Vec<Vec<u8>> {
 /// The receiving side's WS-Security work alone for `wires`: decrypt + verify + sign an ack.
 fn receive_bound(dir: &Path, wires: &[Vec<u8>]) -> f64 {
     on_all_cores(dir, wires.len(), |keys, i| {
-        check(&wires[i], Some(&keys.id_encryption), &keys.kr_signing, true, true);
+        check(keys, &wires[i], Some(&keys.id_encryption), &keys.kr_signing, true, true);
         sign_ack(keys);
     })
 }
@@ -372,9 +419,9 @@ fn e2e_bound(dir: &Path, n: usize) -> f64 {
     let bodies: Vec<String> = (0..n).map(|i| request_body(&format!("BOUND-{i:06}"))).collect();
     on_all_cores(dir, n, |keys, i| {
         let wire = secure_request(keys, &bodies[i]);
-        check(&wire, Some(&keys.id_encryption), &keys.kr_signing, true, true);
+        check(keys, &wire, Some(&keys.id_encryption), &keys.kr_signing, true, true);
         let ack = sign_ack(keys);
-        check(&ack, None, &keys.id_signing, false, false);
+        check(keys, &ack, None, &keys.id_signing, false, false);
     })
 }
 
@@ -432,7 +479,7 @@ async fn post(client: &HttpClient, url: &str, auth: &str, wire: Vec<u8>) -> Resu
 
 async fn receive(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, 1, None, false).await;
+    let pair = pair(dir.path(), db, 1, None, false, o.signing()).await;
     let id = &pair.files[1];
     let n = o.count;
     let t = Instant::now();
@@ -500,7 +547,8 @@ async fn receive(db: &str, o: &Options) {
     let _ = progress_line.await;
     let rate = n as f64 / wall;
     println!(
-        "[{db}] receive, {} clients: {rate:.0} COs/s  {}  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}{}",
+        "[{db}] receive{}, {} clients: {rate:.0} COs/s  {}  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}{}",
+        o.signatures(),
         o.clients,
         Latencies(samples).line(),
         100.0 * rate / bound,
@@ -529,7 +577,7 @@ async fn receive(db: &str, o: &Options) {
         samples.push(s.unwrap());
     }
     let _ = progress_line.await;
-    println!("[{db}] receive at {half:.0} COs/s (half): {}", Latencies(samples).line());
+    println!("[{db}] receive{} at {half:.0} COs/s (half): {}", o.signatures(), Latencies(samples).line());
     gateway.stop();
 
     let store = Store::connect(&id.database_url).await.unwrap();
@@ -597,7 +645,14 @@ impl Pair {
     }
 }
 
-async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usize>, tls: bool) -> Pair {
+async fn pair(
+    dir: &Path,
+    db: &str,
+    kr_instances: usize,
+    kr_workers: Option<usize>,
+    tls: bool,
+    signing: SigningKeyKind,
+) -> Pair {
     let urls = match db {
         "sqlite" => {
             [format!("sqlite:{}", dir.join("kr.db").display()), format!("sqlite:{}", dir.join("id.db").display())]
@@ -613,9 +668,16 @@ async fn pair(dir: &Path, db: &str, kr_instances: usize, kr_workers: Option<usiz
     };
     assert!(kr_instances == 1 || db == "postgres", "several instances need PostgreSQL");
     let addrs = [(free_addr().unwrap(), free_addr().unwrap()), (free_addr().unwrap(), free_addr().unwrap())];
-    let files =
-        write_pair(&PairSpec { dir, parties: ["KR", "ID"], addrs, database_urls: urls, profile: "sign-encrypt", tls })
-            .unwrap();
+    let files = write_pair(&PairSpec {
+        dir,
+        parties: ["KR", "ID"],
+        addrs,
+        database_urls: urls,
+        profile: "sign-encrypt",
+        tls,
+        signing,
+    })
+    .unwrap();
     let mut kr_config = std::fs::read_to_string(&files[0].config).unwrap();
     if let Some(n) = kr_workers {
         kr_config = kr_config.replacen("[delivery]\n", &format!("[delivery]\nworkers = {n}\n"), 1);
@@ -643,7 +705,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 
 async fn e2e(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, o.instances, o.workers, o.tls).await;
+    let pair = pair(dir.path(), db, o.instances, o.workers, o.tls, o.signing()).await;
     let [kr, id] = &pair.files;
     let n = o.count;
 
@@ -715,8 +777,9 @@ async fn e2e(db: &str, o: &Options) {
     let id_cpu = id_gw.cpu_seconds() - id_cpu0;
     let kr_lines: Vec<String> = krs.iter().map(|g| gateway_line(g, g.cpu_seconds(), wall_poll)).collect();
     println!(
-        "[{db}] e2e{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}{}",
+        "[{db}] e2e{}{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {bound:.0}/s  ratio {:.0} %  | {}; {}{}",
         if o.tls { " (mutual TLS)" } else { "" },
+        o.signatures(),
         krs.len(),
         100.0 * rate / bound,
         kr_lines.join("; "),
@@ -770,7 +833,8 @@ async fn e2e(db: &str, o: &Options) {
         rows.iter().map(|r| Duration::from_millis((r.get::<i64, _>(1) - r.get::<i64, _>(0)).max(0) as u64)).collect();
     assert_eq!(samples.len(), m);
     println!(
-        "[{db}] e2e at {half:.0} COs/s (half), submission to stored acknowledgement: {}  | peak RSS {}",
+        "[{db}] e2e{} at {half:.0} COs/s (half), submission to stored acknowledgement: {}  | peak RSS {}",
+        o.signatures(),
         Latencies(samples).line(),
         krs.iter()
             .chain([&id_gw])

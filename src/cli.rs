@@ -103,7 +103,29 @@ pub enum PkiCommand {
         /// Replace existing party keys.
         #[arg(long)]
         force: bool,
+        /// The signing keys' kind: `rsa-2048`, or `ec-p256` for partner profiles with
+        /// `signature_algorithm = "ecdsa-sha256"` (encryption and TLS keys stay RSA-2048).
+        #[arg(long, value_enum, default_value = "rsa-2048")]
+        signing_key: SigningKeyArg,
     },
+}
+
+/// `pki init --signing-key`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigningKeyArg {
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    #[value(name = "ec-p256")]
+    EcP256,
+}
+
+impl From<SigningKeyArg> for crate::dev_pki::SigningKeyKind {
+    fn from(arg: SigningKeyArg) -> Self {
+        match arg {
+            SigningKeyArg::Rsa2048 => crate::dev_pki::SigningKeyKind::Rsa2048,
+            SigningKeyArg::EcP256 => crate::dev_pki::SigningKeyKind::EcP256,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,4 +209,24 @@ pub fn read_password() -> anyhow::Result<String> {
     std::io::stdin().lock().read_line(&mut line)?;
     let line = line.strip_suffix('\n').unwrap_or(&line);
     Ok(line.strip_suffix('\r').unwrap_or(line).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signing_key(args: &[&str]) -> Result<SigningKeyArg, clap::Error> {
+        let base = ["coconnect", "pki", "init", "--out", "dev", "--parties", "KR,ID"];
+        match Cli::try_parse_from(base.iter().chain(args))?.command {
+            Command::Pki { command: PkiCommand::Init { signing_key, .. } } => Ok(signing_key),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pki_init_makes_rsa_signing_keys_unless_ec_p256_is_asked_for() {
+        assert_eq!(signing_key(&[]).expect("default"), SigningKeyArg::Rsa2048);
+        assert_eq!(signing_key(&["--signing-key", "ec-p256"]).expect("ec"), SigningKeyArg::EcP256);
+        assert!(signing_key(&["--signing-key", "dsa"]).is_err());
+    }
 }

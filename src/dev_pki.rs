@@ -1,9 +1,10 @@
 //! Development PKI: `coconnect pki init --out DIR --parties KR,ID`.
 //!
 //! This module owns the creation of a throw-away certificate authority and, for each
-//! party (customs administration), three RSA key pairs with certificates signed by that
-//! CA: one for signing (WS-Security signatures), one for encryption (the partner
-//! encrypts to it, we decrypt with its key) and one for TLS. It exists so that two
+//! party (customs administration), three key pairs with certificates signed by that
+//! CA: one for signing (WS-Security signatures; RSA-2048, or EC P-256 for a partner profile
+//! that signs with ECDSA), one for encryption (RSA-2048: the partner encrypts to it, we
+//! decrypt with its key) and one for TLS (RSA-2048). It exists so that two
 //! gateways can be run and tested against each other on one machine.
 //!
 //! What it must never do:
@@ -34,8 +35,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::party::is_valid_party_code;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
 use openssl::x509::extension::{
@@ -166,6 +169,27 @@ pub fn party_files(out: &Path, party: &str) -> PartyFiles {
 /// is written, so a failed call leaves `out` as it was (short of an I/O error while
 /// writing).
 pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPki, PkiError> {
+    init_dev_pki_with(out, parties, force, SigningKeyKind::Rsa2048)
+}
+
+/// The kind of the parties' signing keys. The encryption and TLS keys are RSA-2048 either way
+/// (XML Encryption's key transport is RSA-OAEP).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SigningKeyKind {
+    /// RSA-2048, for RSA-SHA256 signatures (the strict profile).
+    #[default]
+    Rsa2048,
+    /// EC P-256, for a partner profile with `signature_algorithm = "ecdsa-sha256"`.
+    EcP256,
+}
+
+/// [`init_dev_pki`] with signing keys of `signing`'s kind.
+pub fn init_dev_pki_with(
+    out: &Path,
+    parties: &[String],
+    force: bool,
+    signing: SigningKeyKind,
+) -> Result<DevPki, PkiError> {
     // 1. Validate the request.
     for (i, party) in parties.iter().enumerate() {
         if !is_valid_party_code(party) {
@@ -211,7 +235,10 @@ pub fn init_dev_pki(out: &Path, parties: &[String], force: bool) -> Result<DevPk
         let mut items = Vec::with_capacity(3);
         for purpose in [Purpose::Signing, Purpose::Encryption, Purpose::Tls] {
             let (key_path, cert_path) = purpose.paths(pf);
-            let key = generate_key(key_path, Some(&pf.party))?;
+            let key = match (purpose, signing) {
+                (Purpose::Signing, SigningKeyKind::EcP256) => generate_ec_key(key_path, Some(&pf.party))?,
+                _ => generate_key(key_path, Some(&pf.party))?,
+            };
             let cert = issue(&ca_cert, &ca_key, &key, &pf.party, purpose, cert_path)?;
             let key_pem =
                 key.private_key_to_pem_pkcs8().map_err(crypto("encoding private key", key_path, Some(&pf.party)))?;
@@ -310,6 +337,13 @@ fn load_ca(cert_path: &Path, key_path: &Path) -> Result<(X509, PKey<Private>), P
 fn generate_key(path: &Path, party: Option<&str>) -> Result<PKey<Private>, PkiError> {
     let rsa = Rsa::generate(RSA_BITS).map_err(crypto("generating RSA key for", path, party))?;
     PKey::from_rsa(rsa).map_err(crypto("generating RSA key for", path, party))
+}
+
+fn generate_ec_key(path: &Path, party: Option<&str>) -> Result<PKey<Private>, PkiError> {
+    let group =
+        EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).map_err(crypto("generating EC key for", path, party))?;
+    let ec = EcKey::generate(&group).map_err(crypto("generating EC key for", path, party))?;
+    PKey::from_ec_key(ec).map_err(crypto("generating EC key for", path, party))
 }
 
 fn unix_now() -> i64 {
@@ -664,6 +698,24 @@ mod tests {
                     String::from_utf8_lossy(&o.stderr)
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn ec_signing_keys_are_p256_issued_by_the_same_ca_and_the_rest_stays_rsa() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("dev");
+        let pki = init_dev_pki_with(&out, &parties(&["KR"]), false, SigningKeyKind::EcP256).unwrap();
+        let ca = read_cert(&pki.ca_cert);
+        let f = &pki.parties[0];
+        let signing = read_key(&f.signing_key);
+        let ec = signing.ec_key().expect("an EC signing key");
+        assert_eq!(ec.group().curve_name(), Some(Nid::X9_62_PRIME256V1));
+        let cert = read_cert(&f.signing_cert);
+        assert!(cert.public_key().unwrap().public_eq(&signing));
+        assert!(verifies(&ca, &cert));
+        for key in [&f.encryption_key, &f.tls_key] {
+            assert_eq!(read_key(key).rsa().expect("RSA").size() * 8, RSA_BITS, "{}", key.display());
         }
     }
 

@@ -36,8 +36,8 @@ fn main() -> ExitCode {
                 app.run_until_signal().await;
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Pki { command: PkiCommand::Init { out, parties, force } } => {
-                let pki = coconnect::dev_pki::init_dev_pki(&out, &parties, force)?;
+            Command::Pki { command: PkiCommand::Init { out, parties, force, signing_key } } => {
+                let pki = coconnect::dev_pki::init_dev_pki_with(&out, &parties, force, signing_key.into())?;
                 say(format!("development CA: {}", pki.ca_cert.display()))?;
                 for p in &pki.parties {
                     say(format!(

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::hash_password;
-use crate::dev_pki::{init_dev_pki, party_files};
+use crate::dev_pki::{init_dev_pki_with, party_files, SigningKeyKind};
 
 /// One generated gateway.
 #[derive(Debug, Clone)]
@@ -32,6 +32,9 @@ pub struct PairSpec<'a> {
     pub profile: &'a str,
     /// Mutual TLS between the gateways (the dev PKI's TLS certificates) instead of plain HTTP.
     pub tls: bool,
+    /// The parties' signing keys. With EC P-256, both sign with ECDSA-SHA256 and accept only
+    /// that from each other (`[partners.security]`).
+    pub signing: SigningKeyKind,
 }
 
 fn random_secret() -> String {
@@ -54,7 +57,14 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 pub fn write_pair(spec: &PairSpec<'_>) -> anyhow::Result<[GatewayFiles; 2]> {
     let pki_dir = spec.dir.join("pki");
     let parties: Vec<String> = spec.parties.iter().map(|p| p.to_string()).collect();
-    init_dev_pki(&pki_dir, &parties, false)?;
+    init_dev_pki_with(&pki_dir, &parties, false, spec.signing)?;
+    let ecdsa = match spec.signing {
+        SigningKeyKind::Rsa2048 => "",
+        SigningKeyKind::EcP256 => {
+            "\n[partners.security.inbound]\nsignature_algorithms = [\"ecdsa-sha256\"]\n\
+             \n[partners.security.outbound]\nsignature_algorithm = \"ecdsa-sha256\"\n"
+        }
+    };
     let passwords = [random_secret(), random_secret()];
     let mut out = Vec::new();
     for i in 0..2 {
@@ -120,7 +130,7 @@ profile = "{profile}"
 allowed_networks = ["127.0.0.0/8", "::1/128"]
 outbound_auth = {{ username = "{me}", password = "{out_pw}" }}
 inbound_auth = {{ username = "{other}", password_hash = "{in_hash}" }}
-"#,
+{ecdsa}"#,
             db = spec.database_urls[i],
             sk = mine.signing_key.display(),
             sc = mine.signing_cert.display(),

@@ -48,6 +48,7 @@ mod loading {
             database_urls: ["sqlite:kr.db".into(), "sqlite:id.db".into()],
             profile: "sign-encrypt",
             tls,
+            signing: Default::default(),
         })
         .expect("pair");
         let text = std::fs::read_to_string(&kr.config).expect("config");
@@ -79,6 +80,32 @@ mod loading {
     fn the_generated_configuration_loads() {
         let f = fixture(false);
         f.load(&f.text).expect("loads");
+    }
+
+    #[test]
+    fn a_pair_with_ec_signing_keys_signs_with_ecdsa_and_accepts_only_that() {
+        use crate::dev_pki::SigningKeyKind;
+        use crate::wssec::profile::SignatureAlgorithm;
+        let dir = tempfile::tempdir().expect("tmp");
+        let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let files = crate::config::dev_pair::write_pair(&crate::config::dev_pair::PairSpec {
+            dir: dir.path(),
+            parties: ["KR", "ID"],
+            addrs: [(addr(1), addr(2)), (addr(3), addr(4))],
+            database_urls: ["sqlite:kr.db".into(), "sqlite:id.db".into()],
+            profile: "sign-encrypt",
+            tls: false,
+            signing: SigningKeyKind::EcP256,
+        })
+        .expect("pair");
+        for (gateway, partner) in files.iter().zip(["ID", "KR"]) {
+            let settings = crate::config::load(&gateway.config).expect("loads");
+            assert!(settings.signing.certificate.is_ec);
+            let security = &settings.partners[partner].security;
+            assert_eq!(security.outbound.signature.method, SignatureAlgorithm::EcdsaSha256);
+            assert_eq!(security.inbound.signature.methods, vec![SignatureAlgorithm::EcdsaSha256]);
+            assert!(security.encrypts(), "encryption stays RSA-OAEP");
+        }
     }
 
     #[test]

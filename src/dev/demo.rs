@@ -47,6 +47,7 @@ pub async fn run(keep: Option<PathBuf>) -> anyhow::Result<bool> {
         database_urls: urls,
         profile: "sign-encrypt",
         tls: true,
+        signing: Default::default(),
     })?;
     say!("   KR: SOAP {} API {} ({})", kr.soap_addr, kr.api_addr, kr.config.display());
     say!("   ID: SOAP {} API {} ({})", id.soap_addr, id.api_addr, id.config.display());

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use coconnect::app::App;
 use coconnect::config::dev_pair::{free_addr, write_pair, GatewayFiles, PairSpec};
+pub use coconnect::dev_pki::SigningKeyKind;
 use coconnect::store::Store;
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -154,6 +155,17 @@ pub async fn pair_files(profile: &str, db: Db) -> (tempfile::TempDir, [GatewayFi
 
 /// As [`pair_files`], with mutual TLS between the gateways when `tls`.
 pub async fn pair_files_with(profile: &str, db: Db, tls: bool) -> (tempfile::TempDir, [GatewayFiles; 2]) {
+    pair_files_signing(profile, db, tls, SigningKeyKind::Rsa2048).await
+}
+
+/// As [`pair_files_with`], with signing keys of `signing`'s kind (EC P-256: both sign with
+/// ECDSA and accept only that).
+pub async fn pair_files_signing(
+    profile: &str,
+    db: Db,
+    tls: bool,
+    signing: SigningKeyKind,
+) -> (tempfile::TempDir, [GatewayFiles; 2]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let urls = match db {
         Db::Sqlite => [
@@ -172,9 +184,16 @@ pub async fn pair_files_with(profile: &str, db: Db, tls: bool) -> (tempfile::Tem
         (free_addr().expect("port"), free_addr().expect("port")),
         (free_addr().expect("port"), free_addr().expect("port")),
     ];
-    let files =
-        write_pair(&PairSpec { dir: dir.path(), parties: ["KR", "ID"], addrs, database_urls: urls, profile, tls })
-            .expect("pair");
+    let files = write_pair(&PairSpec {
+        dir: dir.path(),
+        parties: ["KR", "ID"],
+        addrs,
+        database_urls: urls,
+        profile,
+        tls,
+        signing,
+    })
+    .expect("pair");
     (dir, files)
 }
 
@@ -186,7 +205,12 @@ pub async fn pair_stopped(profile: &str, db: Db) -> Pair {
 
 /// Starts KR and ID in this process.
 pub async fn pair(profile: &str, db: Db) -> Pair {
-    let (dir, [kr, id]) = pair_files(profile, db).await;
+    pair_signing(profile, db, SigningKeyKind::Rsa2048).await
+}
+
+/// As [`pair`], with signing keys of `signing`'s kind.
+pub async fn pair_signing(profile: &str, db: Db, signing: SigningKeyKind) -> Pair {
+    let (dir, [kr, id]) = pair_files_signing(profile, db, false, signing).await;
     let mut kr = Gateway { files: kr, app: None };
     let mut id = Gateway { files: id, app: None };
     kr.start().await;

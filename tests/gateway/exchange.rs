@@ -44,6 +44,27 @@ async fn co_travels_signed_and_encrypted_and_is_acknowledged_postgres() {
 }
 
 #[tokio::test]
+async fn with_ec_keys_both_gateways_sign_with_ecdsa_and_the_co_is_acknowledged() {
+    let mut p = pair_signing("sign-encrypt", Db::Sqlite, SigningKeyKind::EcP256).await;
+    let id = p.kr.submit("ID", EXAMPLE_CO).await;
+    p.kr.wait_state(&id, "acknowledged").await;
+    // KR's request out and ID's acknowledgement in, each signed with ECDSA-SHA256 only.
+    for (kind, direction) in [("request", "out"), ("acknowledgement", "in")] {
+        let wires: Vec<Vec<u8>> = sqlx::query_scalar("SELECT wire FROM message_log WHERE direction = $1")
+            .bind(direction)
+            .fetch_all(p.kr.store().pool())
+            .await
+            .expect("message log");
+        assert_eq!(wires.len(), 1, "{kind}");
+        let wire = String::from_utf8_lossy(&wires[0]);
+        assert!(wire.contains("xmldsig-more#ecdsa-sha256"), "{kind}: {wire}");
+        assert!(!wire.contains("rsa-sha256"), "{kind}");
+    }
+    p.kr.stop().await;
+    p.id.stop().await;
+}
+
+#[tokio::test]
 async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
