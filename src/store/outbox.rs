@@ -227,7 +227,8 @@ fn claim_statement(lock: &str) -> String {
          AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state IN ('pending', 'failed') \
                          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p JOIN outbox f ON f.partner = p.party \
-                         WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.state = 'pending' AND f.lease_until >= $1) \
+                         WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.lease_owner IS NOT NULL \
+                         AND f.state = 'pending' AND f.lease_until >= $1) \
          ORDER BY o.created_at, o.message_id"
     );
     let chosen = "SELECT message_id FROM \

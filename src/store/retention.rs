@@ -173,15 +173,18 @@ async fn purge_certificates(
     let finals = sql_list(&FINAL_STATES.map(State::as_str));
     let busy = sql_list(&[PENDING, FAILED]);
     // The state is checked again on the updated row (PostgreSQL re-reads it under the lock).
+    // `created_at < $2` adds nothing (a row updated before the cutoff was created before it):
+    // it is what the index is on (migration 0010), so that a certificate's updates do not
+    // touch it.
     let sql = format!(
         "UPDATE certificates SET co_xml = '', purged_at = $1 \
          WHERE purged_at IS NULL AND state IN ({finals}) AND id IN (\
            SELECT c.id FROM certificates c \
-           WHERE c.purged_at IS NULL AND c.updated_at < $2 AND c.state IN ({finals}) \
+           WHERE c.purged_at IS NULL AND c.created_at < $2 AND c.updated_at < $2 AND c.state IN ({finals}) \
            AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.certificate_id = c.id AND o.state IN ({busy})) \
            AND NOT EXISTS (SELECT 1 FROM events e WHERE e.certificate_id = c.id AND e.kind = 'document.received' \
              AND (e.seq IS NULL OR e.seq > COALESCE((SELECT MIN(b.position) FROM backend_subscribers b WHERE b.active = 1), e.seq))) \
-           ORDER BY c.updated_at, c.id LIMIT {limit})"
+           ORDER BY c.created_at, c.id LIMIT {limit})"
     );
     let done = sqlx::query(&sql).bind(millis(now)).bind(millis(older_than)).execute(&mut **tx).await?;
     Ok(done.rows_affected() as i64)
@@ -194,12 +197,14 @@ async fn purge_outbox(
     limit: i64,
 ) -> Result<i64, StoreError> {
     let closed = sql_list(&[DELIVERED, REJECTED, CANCELLED]);
+    // `created_at < $2`: see `purge_certificates`.
     let sql = format!(
         "UPDATE outbox SET body_xml = '', purged_at = $1 \
          WHERE purged_at IS NULL AND state IN ({closed}) AND message_id IN (\
            SELECT o.message_id FROM outbox o JOIN certificates c ON c.id = o.certificate_id \
-           WHERE o.purged_at IS NULL AND o.state IN ({closed}) AND o.updated_at < $2 AND c.purged_at IS NOT NULL \
-           ORDER BY o.updated_at, o.message_id LIMIT {limit})"
+           WHERE o.purged_at IS NULL AND o.state IN ({closed}) AND o.created_at < $2 AND o.updated_at < $2 \
+           AND c.purged_at IS NOT NULL \
+           ORDER BY o.created_at, o.message_id LIMIT {limit})"
     );
     let done = sqlx::query(&sql).bind(millis(now)).bind(millis(older_than)).execute(&mut **tx).await?;
     Ok(done.rows_affected() as i64)
