@@ -24,18 +24,7 @@ async fn stores() -> (tempfile::TempDir, Vec<Store>) {
 /// An inbound certificate `reference` from KR, as a received CO is stored.
 async fn received(store: &Store, reference: &str) -> String {
     let mut tx = store.begin().await.expect("tx");
-    let new = NewCertificate {
-        issuer: "KR",
-        reference,
-        direction: Direction::Inbound,
-        partner: "KR",
-        kind: crate::payload::DocumentKind::Co,
-        replaces: None,
-        reference_code: None,
-        verification_flag: None,
-        content_sha256: "abc",
-        co_xml: "<LPCO/>",
-    };
+    let new = NewCertificate { direction: Direction::Inbound, partner: "KR", ..super::testdb::outbound_co(reference) };
     let cert = certificates::insert(
         &mut tx,
         &new,

@@ -75,8 +75,9 @@ pub async fn insert(
 ) -> Result<CertificateRecord, StoreError> {
     let state = transition(new.direction, None, event, role)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let sql = format!("INSERT INTO certificates {INSERT_COLUMNS} VALUES ({NEW_ROW})");
-    let inserted = bind_new(sqlx::query(&sql), &id, new, state, now).execute(&mut **tx).await;
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("INSERT INTO certificates {INSERT_COLUMNS} VALUES ({NEW_ROW})"));
+    let inserted = bind_new(sqlx::query(&SQL), &id, new, state, now).execute(&mut **tx).await;
     match inserted {
         Err(e) if is_unique_violation(&e) => return Err(duplicate(new)),
         other => other?,

@@ -217,6 +217,8 @@ fn claim_statement(lock: &str) -> String {
     // behind 1,500 pending messages).
     // A down partner's messages were each claimable alone (none of its messages in flight);
     // of them the batch takes the oldest only, so a down partner still gets one probe.
+    // `f.lease_owner IS NOT NULL` is implied by a live lease; it lets the index of leased rows
+    // (migration 0010) find them, instead of reading the partner's whole backlog.
     let pick = format!(
         "SELECT o.message_id, o.partner, o.created_at, \
                 EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL) AS down \

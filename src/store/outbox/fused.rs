@@ -1,13 +1,14 @@
-//! A step's writes as one statement, on PostgreSQL: a submission's ([`submit`]), and a delivery's
-//! attempt ([`begin`]) and answer ([`complete`]). Each round trip costs the server about as much CPU as a short
-//! statement's work (about 40 % of its CPU in two-gateway runs is the protocol and the loopback
-//! TCP), and these steps took five and six, each in a transaction of its own. The statement runs
-//! outside any transaction (it commits on its own: BEGIN and COMMIT are two round trips less),
-//! so it must write all of its parts or none: when the certificate's move (`c`) matches nothing,
-//! it calls `coconnect_undo_statement` (migration 0009), whose error rolls the whole statement
-//! back, and the caller writes the step the usual way in [`super`], in a transaction, where the
-//! state found, not the state seen, decides. SQLite always takes that way: its statements are
-//! not network round trips, and it has no data-modifying `WITH`.
+//! A step's writes as one statement, on PostgreSQL: a submission's ([`submit`]), and a
+//! delivery's attempt ([`begin`]) and answer ([`complete`]). Each round trip costs the server
+//! about as much CPU as a short statement's work (about 40 % of its CPU in two-gateway runs is
+//! the protocol and the loopback TCP), and the two delivery steps took five and six, each in a
+//! transaction of its own. Their statement runs outside any transaction (it commits on its
+//! own: BEGIN and COMMIT are two round trips less), so it must write all of its parts or none:
+//! when the certificate's move (`c`) matches nothing, it calls `coconnect_undo_statement`
+//! (migration 0009), whose error rolls the whole statement back, and the caller writes the step
+//! the usual way in [`super`], in a transaction, where the state found, not the state seen,
+//! decides. SQLite always takes the usual way: its statements are not network round trips, and
+//! it has no data-modifying `WITH`.
 //!
 //! A submission keeps its transaction (its reference lock is a statement of its own, see
 //! [`submit`]) and fuses what follows the lock: four round trips instead of seven.
