@@ -97,6 +97,7 @@ impl App {
             tasks.spawn(worker.run(watch_rx.clone()));
         }
         if workers {
+            tasks.spawn(crate::delivery::watch_outbox(state.clone(), watch_rx.clone()));
             tasks.spawn(crate::alerts::run(state.clone(), watch_rx.clone()));
             crate::backend::start(state.clone(), &instance, watch_rx.clone(), &mut tasks).await?;
         }

@@ -158,6 +158,29 @@ impl RateLimiter {
     }
 }
 
+/// Looks at the outbox every `[delivery] poll_interval_millis` for work no commit in this
+/// process announced (queued by another instance, a retry coming due, a lease expired) and
+/// wakes one idle worker when there is some ([`Core::outbox_changed`]; a worker whose claim
+/// sees more due wakes the next). One look a process, on the read connections: before, each
+/// idle worker looked on its own, eight looks an interval for nothing. Runs until shutdown.
+pub async fn watch_outbox(state: Arc<Core>, mut shutdown: watch::Receiver<bool>) {
+    let interval = state.settings.delivery.poll_interval.std();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        match outbox::any_due(&state.store, state.clock.now()).await {
+            Ok(true) => state.outbox_changed(),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "looking for due messages failed; looking again after the interval"),
+        }
+    }
+}
+
 impl Worker {
     /// A worker named `owner` (its claims carry the name, and so do the attempts of the
     /// messages it claimed, whichever worker of the process sends them); the workers of one
@@ -169,10 +192,10 @@ impl Worker {
     }
 
     /// Delivers until shutdown. A worker that finished a message takes the next at once; one
-    /// that found nothing waits for new work to be committed in this process
-    /// ([`Core::outbox_changed`]) or the configured interval (work queued by another
-    /// instance, or a retry coming due). A delivery in progress is finished before the loop
-    /// looks at the shutdown signal.
+    /// that found nothing waits to be woken ([`Core::outbox_changed`]): by work committed in
+    /// this process, by a worker that saw more due, or by [`watch_outbox`] (work queued by
+    /// another instance, or a retry coming due). A delivery in progress is finished before the
+    /// loop looks at the shutdown signal.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let idle = self.state.settings.delivery.poll_interval.std();
         // This worker's last claim saw more messages due.
@@ -187,7 +210,7 @@ impl Worker {
             let mut wakeup = Box::pin(self.state.delivery_wakeup.notified());
             wakeup.as_mut().enable();
             let claim = self.claim(std::mem::take(&mut more_due)).await;
-            let wait = match claim {
+            match claim {
                 Ok(Some(claimed)) => {
                     more_due = claimed.more_due;
                     drop(wakeup);
@@ -207,19 +230,24 @@ impl Worker {
                     }
                     continue;
                 }
-                Ok(None) => idle,
+                Ok(None) => {}
                 Err(e) => {
+                    // Tried again after the interval, whether or not work is announced.
                     tracing::error!(error = %e, "delivery step failed");
-                    idle
+                    tokio::select! {
+                        _ = shutdown.changed() => {},
+                        _ = tokio::time::sleep(idle) => {},
+                    }
+                    continue;
                 }
-            };
-            // Woken by work committed in this process, or passed on by a worker that saw more
-            // due: the look on the read connections would find it, so the worker skips the look
-            // and claims at once (one store round trip less between a submission and its
-            // delivery). A wake-up that finds nothing costs that claim's transaction.
+            }
+            // Woken by work committed in this process, passed on by a worker that saw more due,
+            // or found by the outbox's watcher: the look on the read connections would find it,
+            // so the worker skips the look and claims at once (one store round trip less
+            // between a submission and its delivery). A wake-up that finds nothing costs that
+            // claim's transaction.
             more_due = tokio::select! {
                 _ = shutdown.changed() => false,
-                _ = tokio::time::sleep(wait) => false,
                 _ = &mut wakeup => true,
             };
         }

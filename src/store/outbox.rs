@@ -176,12 +176,8 @@ pub async fn claim(
 ) -> Result<Option<Claimed>, StoreError> {
     // On the read connections first: an idle worker's look takes no write transaction (on
     // SQLite it would hold the one writer connection; on PostgreSQL the claim lock).
-    if !expect_due {
-        let any_due: Option<i64> =
-            sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
-        if any_due.is_none() {
-            return Ok(None);
-        }
+    if !expect_due && !any_due(store, now).await? {
+        return Ok(None);
     }
     let backend = store.backend();
     let sql = claim_sql(store);
@@ -192,6 +188,13 @@ pub async fn claim(
             Box::pin(async move { claim_in(tx, backend, sql, &owner, now, lease, max).await })
         })
         .await
+}
+
+/// Whether any message is due at `now` (claimable or not: its partner may be paused, say),
+/// read on the read connections, so that a look that finds nothing takes no write transaction.
+pub async fn any_due(store: &Store, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
+    Ok(found.is_some())
 }
 
 /// The claim statement for `store`'s backend, built once per backend.

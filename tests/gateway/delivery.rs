@@ -588,3 +588,38 @@ async fn committed_work_wakes_idle_workers_without_waiting_for_a_poll() {
 async fn work_committed_while_the_only_worker_is_busy_is_not_left_for_the_poll() {
     wake_ups_deliver_without_polling(1, 6).await;
 }
+
+/// Work no commit of this process announced (queued by another instance sharing the store)
+/// is found by the process's watcher of the outbox within a few poll intervals, although
+/// every worker is idle and waits only to be woken. Without the watcher it would wait for
+/// the next submission in this process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_queued_by_another_instance_is_found_by_the_watcher_and_delivered() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    p.id.start().await;
+    p.kr.start().await;
+    // Every worker has made its first look and waits now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let state = &p.kr.app().state;
+    let co = co_with_reference("WATCHED-1");
+    let submitted = coconnect::flows::domestic::submit(
+        &state.store,
+        &state.settings,
+        "ID",
+        coconnect::payload::DocumentKind::Co,
+        co.as_bytes(),
+        state.clock.now(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("submitted as another instance would: {e:?}"));
+    let id = submitted.certificate.id;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, cert) = p.kr.api("GET", &format!("/api/v1/certificates/{id}"), "").await;
+        if cert["state"] == "acknowledged" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not delivered within 10 s with a 100 ms poll interval: {cert}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
