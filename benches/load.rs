@@ -461,8 +461,9 @@ fn progress(label: String, done: Arc<AtomicUsize>, total: usize) -> tokio::task:
 
 /// The CPU spent a CO, in ms: by each process (`parts`: name and CPU seconds over `n` COs),
 /// in all, and by the WS-Security work alone (the bound's `CORES` / `bound`), with that work's
-/// share of the whole. Unlike the rate, the share does not move with idle time or with what
-/// else the machine runs: it is the ratio an optimisation that saves CPU moves.
+/// share of the whole. Unlike the rate, the processes' CPU does not count their idle time: it
+/// is what an optimisation that saves CPU moves. The WS-Security figure is wall time on
+/// `CORES` threads, so on a busy machine it grows too. KR's CPU includes its start-up.
 fn cpu_line(parts: &[(&str, Option<f64>)], n: usize, bound: f64) -> String {
     let per_co = |seconds: f64| 1000.0 * seconds / n.max(1) as f64;
     let known: Vec<(&str, f64)> = parts.iter().filter_map(|(name, cpu)| cpu.map(|c| (*name, per_co(c)))).collect();

@@ -15,8 +15,9 @@ pub struct Core {
     pub store: Store,
     /// Every scheduling and timestamp decision reads this clock.
     pub clock: SharedClock,
-    /// Wakes this process's idle delivery workers when work was committed (they also look
-    /// every `[delivery] poll_interval_millis`, for work another instance queued).
+    /// Wakes this process's idle delivery workers when work was committed, and when the
+    /// process's watcher of the outbox (`delivery::watch_outbox`, every `[delivery]
+    /// poll_interval_millis`) finds work no commit here announced.
     pub delivery_wakeup: tokio::sync::Notify,
 }
 

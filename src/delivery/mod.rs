@@ -232,7 +232,9 @@ impl Worker {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    // Tried again after the interval, whether or not work is announced.
+                    // Tried again after the interval, whether or not work is announced. Not
+                    // listening meanwhile: a wake-up this worker holds goes to another.
+                    drop(wakeup);
                     tracing::error!(error = %e, "delivery step failed");
                     tokio::select! {
                         _ = shutdown.changed() => {},

@@ -163,9 +163,10 @@ pub struct Claimed {
 /// [`claim_due`] for up to `max` messages at once, also telling whether other messages were
 /// due. The batch keeps every condition of a single claim: at most one message of a partner
 /// that is down, and never two of one certificate (the later one waits for the earlier one to
-/// leave `pending`). `expect_due`: the caller's last claim saw more due, or it was woken by
-/// work committed meanwhile, so the look on the read connections that spares an idle worker a
-/// write transaction would most likely find some; it is skipped.
+/// leave `pending`). `expect_due`: the caller's last claim saw more due, or it was woken (by
+/// work committed meanwhile, or by the watcher of the outbox, which looked), so the look on the
+/// read connections that spares an idle worker a write transaction would most likely find
+/// some; it is skipped.
 pub async fn claim(
     store: &Store,
     owner: &str,

@@ -543,7 +543,7 @@ async fn backlog_flush_to_a_flapping_partner_on(db: Db) {
 }
 
 /// Submits `count` COs at once (concurrent API calls) and then one at a time, to a KR whose
-/// workers look for work only every 60 s on their own: each CO must be acknowledged within
+/// watcher of the outbox looks for work only every 60 s: each CO must be acknowledged within
 /// 20 s, so none may wait for a poll. A wake-up lost while every worker is busy, or one that
 /// reaches only one worker when several COs are queued, fails here.
 async fn wake_ups_deliver_without_polling(workers: usize, count: usize) {
@@ -551,7 +551,7 @@ async fn wake_ups_deliver_without_polling(workers: usize, count: usize) {
     p.kr.reconfigure("poll_interval_millis = 100", &format!("poll_interval_millis = 60000\nworkers = {workers}"));
     p.id.start().await;
     p.kr.start().await;
-    // Every worker has made its first look and sleeps now.
+    // Every worker has made its first look and waits now.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let kr = &p.kr;
     let burst = futures_util::future::join_all(
@@ -590,15 +590,18 @@ async fn work_committed_while_the_only_worker_is_busy_is_not_left_for_the_poll()
 }
 
 /// Work no commit of this process announced (queued by another instance sharing the store)
-/// is found by the process's watcher of the outbox within a few poll intervals, although
-/// every worker is idle and waits only to be woken. Without the watcher it would wait for
-/// the next submission in this process.
+/// is found by the process's watcher of the outbox (every 100 ms here), although every
+/// worker is idle and waits only to be woken. Without the watcher it would wait for the next
+/// submission in this process, and `wait_state` gives up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_queued_by_another_instance_is_found_by_the_watcher_and_delivered() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
     p.id.start().await;
     p.kr.start().await;
-    // Every worker has made its first look and waits now.
+    // A CO through the API first: once it is acknowledged, every worker has made its first
+    // look (a look then would find the next CO without the watcher) and waits to be woken.
+    let first = p.kr.submit("ID", &co_with_reference("WATCHED-0")).await;
+    p.kr.wait_state(&first, "acknowledged").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let state = &p.kr.app().state;
     let co = co_with_reference("WATCHED-1");
@@ -612,14 +615,5 @@ async fn work_queued_by_another_instance_is_found_by_the_watcher_and_delivered()
     )
     .await
     .unwrap_or_else(|e| panic!("submitted as another instance would: {e:?}"));
-    let id = submitted.certificate.id;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let (_, cert) = p.kr.api("GET", &format!("/api/v1/certificates/{id}"), "").await;
-        if cert["state"] == "acknowledged" {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "not delivered within 10 s with a 100 ms poll interval: {cert}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    p.kr.wait_state(&submitted.certificate.id, "acknowledged").await;
 }
