@@ -66,26 +66,17 @@ struct Options {
     workers: Option<usize>,
     /// Mutual TLS between the gateways (the e2e mode).
     tls: bool,
-    /// ECDSA P-256 signatures instead of RSA-2048 (both gateways, and the bound); encryption
+    /// The signing keys (`--ecdsa`: EC P-256 for both gateways, and the bound); encryption
     /// stays RSA-OAEP.
-    ecdsa: bool,
+    signing: SigningKeyKind,
 }
 
 impl Options {
-    fn signing(&self) -> SigningKeyKind {
-        if self.ecdsa {
-            SigningKeyKind::EcP256
-        } else {
-            SigningKeyKind::Rsa2048
-        }
-    }
-
     /// What the figures' lines say of the signatures.
     fn signatures(&self) -> &'static str {
-        if self.ecdsa {
-            " (ECDSA P-256)"
-        } else {
-            ""
+        match self.signing {
+            SigningKeyKind::Rsa2048 => "",
+            SigningKeyKind::EcP256 => " (ECDSA P-256)",
         }
     }
 }
@@ -100,7 +91,7 @@ fn options() -> Options {
         instances: 1,
         workers: None,
         tls: false,
-        ecdsa: false,
+        signing: SigningKeyKind::Rsa2048,
     };
     let mut i = 0;
     while i < args.len() {
@@ -120,7 +111,7 @@ fn options() -> Options {
                 i += 1;
             }
             "--tls" => o.tls = true,
-            "--ecdsa" => o.ecdsa = true,
+            "--ecdsa" => o.signing = SigningKeyKind::EcP256,
             "--workers" => {
                 o.workers = Some(value().parse().expect("--workers N"));
                 i += 1;
@@ -238,13 +229,10 @@ fn postgres_cpu_seconds() -> Option<f64> {
     total
 }
 
-/// The PostgreSQL server's share of one core between `from` (a [`postgres_cpu_seconds`]
-/// reading) and now, over `wall` seconds, as a line part; empty when there is no reading.
-fn postgres_line(from: Option<f64>, wall: f64) -> String {
-    match (from, postgres_cpu_seconds()) {
-        (Some(a), Some(b)) => format!("; PostgreSQL server CPU {:.0} % of one core", 100.0 * (b - a) / wall),
-        _ => String::new(),
-    }
+/// The PostgreSQL server's share of one core, from its CPU seconds ([`postgres_cpu_since`])
+/// over `wall` seconds, as a line part; empty when there is no reading.
+fn postgres_line(cpu: Option<f64>, wall: f64) -> String {
+    cpu.map_or(String::new(), |cpu| format!("; PostgreSQL server CPU {:.0} % of one core", 100.0 * cpu / wall))
 }
 
 async fn wait_ready(client: &HttpClient, api: std::net::SocketAddr) {
@@ -521,7 +509,7 @@ async fn post(client: &HttpClient, url: &str, auth: &str, wire: Vec<u8>) -> Resu
 
 async fn receive(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, 1, None, false, o.signing()).await;
+    let pair = pair(dir.path(), db, 1, None, false, o.signing).await;
     let id = &pair.files[1];
     let n = o.count;
     let t = Instant::now();
@@ -597,7 +585,7 @@ async fn receive(db: &str, o: &Options) {
         bound.per_second,
         100.0 * rate / bound.per_second,
         gateway_line(&gateway, cpu, wall),
-        postgres_line(server0, wall)
+        postgres_line(server_cpu, wall)
     );
     println!("[{db}] receive: {}", cpu_line(&[("ID", Some(cpu)), ("PostgreSQL", server_cpu)], n, bound));
 
@@ -750,7 +738,7 @@ async fn count(store: &Store, sql: &str) -> i64 {
 
 async fn e2e(db: &str, o: &Options) {
     let dir = work_dir();
-    let pair = pair(dir.path(), db, o.instances, o.workers, o.tls, o.signing()).await;
+    let pair = pair(dir.path(), db, o.instances, o.workers, o.tls, o.signing).await;
     let [kr, id] = &pair.files;
     let n = o.count;
 
@@ -820,9 +808,10 @@ async fn e2e(db: &str, o: &Options) {
     let wall = ((last - first) as f64 / 1000.0).max(0.001);
     let rate = n as f64 / wall;
     let id_cpu = id_gw.cpu_seconds() - id_cpu0;
-    let kr_cpu: f64 = krs.iter().map(Gateway::cpu_seconds).sum();
+    let kr_cpus: Vec<f64> = krs.iter().map(Gateway::cpu_seconds).collect();
+    let kr_cpu: f64 = kr_cpus.iter().sum();
     let server_cpu = postgres_cpu_since(server0);
-    let kr_lines: Vec<String> = krs.iter().map(|g| gateway_line(g, g.cpu_seconds(), wall_poll)).collect();
+    let kr_lines: Vec<String> = krs.iter().zip(&kr_cpus).map(|(g, cpu)| gateway_line(g, *cpu, wall_poll)).collect();
     println!(
         "[{db}] e2e{}{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {:.0}/s  ratio {:.0} %  | {}; {}{}",
         if o.tls { " (mutual TLS)" } else { "" },
@@ -832,7 +821,7 @@ async fn e2e(db: &str, o: &Options) {
         100.0 * rate / bound.per_second,
         kr_lines.join("; "),
         gateway_line(&id_gw, id_cpu, wall_poll),
-        postgres_line(server0, wall_poll)
+        postgres_line(server_cpu, wall_poll)
     );
     println!(
         "[{db}] e2e backlog: {}",
