@@ -437,8 +437,10 @@ impl Worker {
     ) -> Result<Step, StoreError> {
         let store = &self.state.store;
         let now = self.state.clock.now();
-        partners::mark_down(store, &partner.party, now).await?;
+        // Given back first, so that `mark_down` does not count their leases as messages in
+        // flight, which would hold the first probe back until those leases end.
         self.claims.give_back_partner(store, &partner.party).await;
+        partners::mark_down(store, &partner.party, &msg.message_id, now).await?;
         // The schedule counts time since the first attempt, not attempts: an early one (a
         // backlog flush after the partner answered again) must not use up a later mark.
         // The mark is chosen by when this attempt started, not when it failed: an attempt that

@@ -219,10 +219,13 @@ fn claim_statement(lock: &str) -> String {
     // (state, created_at, message_id): written with ORs, PostgreSQL's plan read every pending
     // message's index entry and heap row for each claim (5,245 entries for a window of 32,
     // behind 1,500 pending messages).
-    // A down partner's messages were each claimable alone (none of its messages in flight);
-    // of them the batch takes the oldest only, so a down partner still gets one probe.
-    // `f.lease_owner IS NOT NULL` is implied by a live lease; it lets the index of leased rows
-    // (migration 0010) find them, instead of reading the partner's whole backlog.
+    // A down partner's messages are claimable only while it has no probe in flight: the
+    // message a claim last took for it (`probe_message_id`, written by `claim_in`) is not
+    // pending under a live lease, and the messages in flight when it was marked down are
+    // over (`probe_not_before`, see `partners::mark_down`). Of them the batch takes the oldest
+    // only, so a down partner gets one probe at a time. Both are read through the partner's
+    // row and one outbox row by key: an index of leased messages would make every claim write
+    // an index entry (migration 0011).
     let pick = format!(
         "SELECT o.message_id, o.partner, o.created_at, \
                 EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL) AS down \
@@ -232,9 +235,9 @@ fn claim_statement(lock: &str) -> String {
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
          AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state IN ('pending', 'failed') \
                          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
-         AND NOT EXISTS (SELECT 1 FROM partner_status p JOIN outbox f ON f.partner = p.party \
-                         WHERE p.party = o.partner AND p.down_since IS NOT NULL AND f.lease_owner IS NOT NULL \
-                         AND f.state = 'pending' AND f.lease_until >= $1) \
+         AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL \
+                         AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
+                                                                  AND f.state = 'pending' AND f.lease_until >= $1))) \
          ORDER BY o.created_at, o.message_id"
     );
     let chosen = "SELECT message_id FROM \
@@ -285,6 +288,28 @@ async fn claim_in(
             .execute(&mut **tx)
             .await?;
     }
+    claim_window(tx, sql, owner, now, lease, max).await
+}
+
+/// Serialises `tx` with every claim (PostgreSQL; on SQLite the one writer does): what `tx`
+/// then reads sees every claim committed before it, and every later claim sees what `tx`
+/// wrote.
+pub(super) async fn wait_for_claims(tx: &mut Tx<'_>, backend: super::Backend) -> Result<(), StoreError> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// [`claim_in`] once the claims are serialised.
+async fn claim_window(
+    tx: &mut Tx<'_>,
+    sql: &str,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+    max: usize,
+) -> Result<Option<Claimed>, StoreError> {
     let mut after = (i64::MIN, String::new());
     let max = i64::try_from(max.clamp(1, CLAIM_WINDOW)).unwrap_or(1);
     let (rows, window) = loop {
@@ -319,6 +344,14 @@ async fn claim_in(
         keyed.push((key, message(r)?));
     }
     keyed.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, probe) in keyed.iter().filter(|(_, m)| m.partner_seen_down) {
+        // In the claim's transaction: the next claim sees this probe in flight.
+        sqlx::query("UPDATE partner_status SET probe_message_id = $1 WHERE party = $2 AND down_since IS NOT NULL")
+            .bind(&probe.message_id)
+            .bind(&probe.partner)
+            .execute(&mut **tx)
+            .await?;
+    }
     let more_due = window > keyed.len();
     Ok(Some(Claimed { messages: keyed.into_iter().map(|(_, m)| m).collect(), more_due }))
 }

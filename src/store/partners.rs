@@ -40,15 +40,47 @@ pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreEr
     })
 }
 
-/// A technical failure: the partner is down from now (if it was not already).
-pub async fn mark_down(store: &Store, party: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let mut tx = store.begin().await?;
-    ensure(&mut tx, party, now).await?;
-    sqlx::query("UPDATE partner_status SET down_since = $1, updated_at = $1 WHERE party = $2 AND down_since IS NULL")
-        .bind(millis(now))
+/// A technical failure of the attempt to send `failed_message_id`: the partner is down from now
+/// (if it was not already), and gets one probe at a time until it answers (`outbox::claim`).
+///
+/// The partner's other messages under a live lease now (sent, or claimed to be sent, while it
+/// was up) are in flight as it goes down; no probe goes before the latest of their leases ends
+/// (`probe_not_before`). That lease is the one thing the claims can check by the partner's
+/// row alone; it may keep the first probe back up to `delivery.lease_seconds` after the
+/// failure, where the messages in flight fail sooner.
+pub async fn mark_down(
+    store: &Store,
+    party: &str,
+    failed_message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    // On the read connections first: while a partner is down, each of its failures would
+    // otherwise take the claims' lock for nothing.
+    let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
         .bind(party)
-        .execute(&mut *tx)
+        .fetch_optional(store.readers())
         .await?;
+    if matches!(down, Some(Some(_))) {
+        return Ok(());
+    }
+    let mut tx = store.begin().await?;
+    // With the claims serialised, a message claimed before this is under a lease the read below
+    // sees, and a claim after it sees the partner down.
+    super::outbox::wait_for_claims(&mut tx, store.backend()).await?;
+    ensure(&mut tx, party, now).await?;
+    // The partner's leased messages are found through the pending ones (no index by partner):
+    // a scan of the pending messages, once an outage.
+    sqlx::query(
+        "UPDATE partner_status SET down_since = $1, updated_at = $1, probe_message_id = NULL, \
+         probe_not_before = (SELECT MAX(o.lease_until) FROM outbox o WHERE o.state = 'pending' AND o.partner = $2 \
+                             AND o.lease_until >= $1 AND o.message_id <> $3) \
+         WHERE party = $2 AND down_since IS NULL",
+    )
+    .bind(millis(now))
+    .bind(party)
+    .bind(failed_message_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }

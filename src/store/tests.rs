@@ -351,7 +351,7 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
             .await
             .expect("submit");
         }
-        super::partners::mark_down(&store, "ID", now).await.expect("down");
+        super::partners::mark_down(&store, "ID", "m-failed", now).await.expect("down");
         let probe = outbox::claim_due(&store, "w1", now + Duration::seconds(1), Duration::seconds(30))
             .await
             .expect("claim")
@@ -388,6 +388,83 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
             v
         };
         assert_eq!(order, ["m-down-0", "m-down-1", "m-down-2"]);
+    }
+}
+
+/// The messages of a partner in flight when it is marked down (sent while it was up, by this
+/// or another instance) count as probes: the first probe waits for the end of their leases.
+/// The failed message's own lease does not count, and the probe a claim takes is seen by the
+/// next claim until its attempt ends.
+#[tokio::test]
+async fn messages_in_flight_when_a_partner_goes_down_hold_its_first_probe_back() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t = Utc::now();
+        for n in 0..4 {
+            let reference = format!("CO-FLY-{n}");
+            outbox::submit(
+                &store,
+                &cert(&reference),
+                "SendCO",
+                &format!("m-fly-{n}"),
+                "<x/>",
+                t + Duration::milliseconds(n),
+            )
+            .await
+            .expect("submit");
+        }
+        let lease = Duration::seconds(30);
+        let sent_at = t + Duration::milliseconds(10);
+        let failed = outbox::claim_due(&store, "w1", sent_at, lease).await.expect("claim").expect("m-fly-0");
+        let in_flight = outbox::claim_due(&store, "w2", sent_at, lease).await.expect("claim").expect("m-fly-1");
+        assert_eq!(in_flight.message_id, "m-fly-1");
+        let down_at = t + Duration::seconds(1);
+        super::partners::mark_down(&store, "ID", &failed.message_id, down_at).await.expect("down");
+        outbox::fail_attempt(
+            &store,
+            &failed,
+            &outbox::Failure {
+                attempt: 1,
+                outcome: outbox::FailedOutcome::Transport,
+                http_status: None,
+                error: "down",
+            },
+            t + Duration::minutes(10),
+            down_at,
+        )
+        .await
+        .expect("fail");
+        let before_lease_end = t + Duration::seconds(29);
+        assert!(
+            outbox::claim_due(&store, "w3", before_lease_end, lease).await.expect("claim").is_none(),
+            "m-fly-1 is in flight: no probe beside it ({:?})",
+            store.backend()
+        );
+        // m-fly-1's lease is over (its worker died, say): one probe, the oldest due message.
+        let after_lease_end = t + Duration::seconds(31);
+        let probe = outbox::claim_due(&store, "w3", after_lease_end, lease).await.expect("claim").expect("probe");
+        assert_eq!(probe.message_id, "m-fly-1");
+        assert!(probe.partner_seen_down);
+        assert!(
+            outbox::claim_due(&store, "w4", after_lease_end, lease).await.expect("claim").is_none(),
+            "one probe at a time ({:?})",
+            store.backend()
+        );
+        // The probe is given back unsent: the next claim may probe.
+        outbox::unclaim(&store, &probe).await.expect("unclaim");
+        let next = outbox::claim_due(&store, "w4", after_lease_end, lease).await.expect("claim").expect("probe");
+        assert_eq!(next.message_id, "m-fly-1");
+
+        // A partner whose only leased message is the one that failed is probed at once.
+        let to_jp = NewCertificate { partner: "JP", ..cert("CO-FLY-JP-0") };
+        outbox::submit(&store, &to_jp, "SendCO", "m-jp-0", "<x/>", t).await.expect("submit");
+        let jp_failed = outbox::claim_due(&store, "w5", t, lease).await.expect("claim").expect("m-jp-0");
+        assert_eq!(jp_failed.message_id, "m-jp-0");
+        super::partners::mark_down(&store, "JP", &jp_failed.message_id, down_at).await.expect("down");
+        let to_jp = NewCertificate { partner: "JP", ..cert("CO-FLY-JP-1") };
+        outbox::submit(&store, &to_jp, "SendCO", "m-jp-1", "<x/>", down_at).await.expect("submit");
+        let jp_probe = outbox::claim_due(&store, "w6", down_at, lease).await.expect("claim").expect("probe");
+        assert_eq!(jp_probe.message_id, "m-jp-1");
     }
 }
 
@@ -670,7 +747,7 @@ async fn concurrent_claimers_send_a_down_partner_one_probe() {
                     .await
                     .expect("submit");
             }
-            super::partners::mark_down(&store, &partner, now).await.expect("down");
+            super::partners::mark_down(&store, &partner, "m-failed", now).await.expect("down");
             let claims: Vec<_> = (0..6)
                 .map(|w| {
                     let store = store.clone();
@@ -840,15 +917,15 @@ async fn index_words(store: &Store, table: &str) -> std::collections::BTreeSet<S
 }
 
 #[tokio::test]
-async fn a_delivery_attempt_and_a_certificates_move_write_no_indexed_column() {
+async fn a_claim_a_delivery_attempt_and_a_certificates_move_write_no_indexed_column() {
     // Such an UPDATE adds no index entry on PostgreSQL (a heap-only update), and touches no
-    // index on SQLite. The attempt and the certificate's moves happen for every CO; an index on
-    // one of these columns would cost an entry in every index of the table for each of them
-    // (migration 0010).
+    // index on SQLite. The claim, the attempt and the certificate's moves happen for every CO;
+    // an index on one of these columns, or whose predicate reads one, would cost an entry in
+    // every index of the table for each of them (migrations 0010 and 0011).
     let (_d, stores) = stores().await;
     for store in stores {
         let outbox = index_words(&store, "outbox").await;
-        for column in ["attempts", "updated_at", "first_attempt_at", "lease_until"] {
+        for column in ["attempts", "updated_at", "first_attempt_at", "lease_until", "lease_owner"] {
             assert!(!outbox.contains(column), "{:?}: an outbox index holds {column}", store.backend());
         }
         let certificates = index_words(&store, "certificates").await;
@@ -1097,7 +1174,7 @@ async fn a_batch_claim_takes_the_oldest_claimable_messages_and_keeps_each_rule()
         }
         outbox::submit(&store, &cert("CO-BATCH-C"), "SendCO", "m-c", "<x/>", at(5)).await.expect("c");
         outbox::submit(&store, &cert("CO-BATCH-D"), "SendCO", "m-d", "<x/>", at(6)).await.expect("d");
-        super::partners::mark_down(&store, "JP", t).await.expect("down");
+        super::partners::mark_down(&store, "JP", "m-failed", t).await.expect("down");
 
         let now = t + Duration::seconds(1);
         let lease = Duration::seconds(30);
@@ -1131,7 +1208,7 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
         outbox::submit(&store, &cert("CO-UP-0"), "SendCO", "m-up-0", "<x/>", now).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         assert!(!msg.partner_seen_down, "no status yet: up");
-        super::partners::mark_down(&store, "ID", now).await.expect("down");
+        super::partners::mark_down(&store, "ID", "m-up-0", now).await.expect("down");
         outbox::submit(&store, &cert("CO-UP-1"), "SendCO", "m-up-1", "<x/>", now).await.expect("submit");
         let later = now + Duration::seconds(60);
         let msg = outbox::claim_due(&store, "w", later, Duration::seconds(30)).await.expect("claim").expect("due");
