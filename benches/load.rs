@@ -11,6 +11,7 @@
 //!     cargo bench --bench load -- receive --db sqlite --count 2000 --clients 8
 //!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2 --workers 16
 //!     cargo bench --bench load -- e2e --tls          # the gateways over mutual TLS
+//!     cargo bench --bench load -- e2e --rate 20      # the latency part at 20 COs/s, not half the rate reached
 //!
 //! `receive`: N unique COs, signed and encrypted beforehand as KR would, posted to ID's SOAP
 //! endpoint by `--clients` keep-alive connections as fast as they are answered, then the same
@@ -69,6 +70,9 @@ struct Options {
     /// The signing keys (`--ecdsa`: EC P-256 for both gateways, and the bound); encryption
     /// stays RSA-OAEP.
     signing: SigningKeyKind,
+    /// `--rate N`: the open-loop part at N COs/s instead of half the rate reached (the
+    /// latency at a light load shows the floor the path itself sets).
+    rate: Option<f64>,
 }
 
 impl Options {
@@ -77,6 +81,14 @@ impl Options {
         match self.signing {
             SigningKeyKind::Rsa2048 => "",
             SigningKeyKind::EcP256 => " (ECDSA P-256)",
+        }
+    }
+
+    /// The open-loop part's rate, and how its line names it, after `reached` COs/s.
+    fn open_loop(&self, reached: f64) -> (f64, &'static str) {
+        match self.rate {
+            Some(rate) => (rate, "--rate"),
+            None => ((reached / 2.0).max(1.0), "half"),
         }
     }
 }
@@ -92,6 +104,7 @@ fn options() -> Options {
         workers: None,
         tls: false,
         signing: SigningKeyKind::Rsa2048,
+        rate: None,
     };
     let mut i = 0;
     while i < args.len() {
@@ -112,6 +125,12 @@ fn options() -> Options {
             }
             "--tls" => o.tls = true,
             "--ecdsa" => o.signing = SigningKeyKind::EcP256,
+            "--rate" => {
+                let rate: f64 = value().parse().expect("--rate N (COs a second)");
+                assert!(rate >= 1.0, "--rate: at least 1 CO a second");
+                o.rate = Some(rate);
+                i += 1;
+            }
             "--workers" => {
                 o.workers = Some(value().parse().expect("--workers N"));
                 i += 1;
@@ -589,8 +608,8 @@ async fn receive(db: &str, o: &Options) {
     );
     println!("[{db}] receive: {}", cpu_line(&[("ID", Some(cpu)), ("PostgreSQL", server_cpu)], n, bound));
 
-    // Open loop at half that rate: latency from each message's scheduled time.
-    let half = rate / 2.0;
+    // Open loop at half that rate (or --rate): latency from each message's scheduled time.
+    let (half, named) = o.open_loop(rate);
     let done = Arc::new(AtomicUsize::new(0));
     let progress_line = progress(format!("[{db}] receive at {half:.0}/s"), done.clone(), n);
     let t = Instant::now();
@@ -610,7 +629,7 @@ async fn receive(db: &str, o: &Options) {
         samples.push(s.unwrap());
     }
     let _ = progress_line.await;
-    println!("[{db}] receive{} at {half:.0} COs/s (half): {}", o.signatures(), Latencies(samples).line());
+    println!("[{db}] receive{} at {half:.0} COs/s ({named}): {}", o.signatures(), Latencies(samples).line());
     gateway.stop();
 
     let store = Store::connect(&id.database_url).await.unwrap();
@@ -828,8 +847,8 @@ async fn e2e(db: &str, o: &Options) {
         cpu_line(&[("KR", Some(kr_cpu)), ("ID", Some(id_cpu)), ("PostgreSQL", server_cpu)], n, bound)
     );
 
-    // Open loop through KR's domestic API at half that rate for about ten seconds.
-    let half = (rate / 2.0).max(1.0);
+    // Open loop through KR's domestic API at half that rate (or --rate) for about ten seconds.
+    let (half, named) = o.open_loop(rate);
     let m = ((half * 10.0) as usize).clamp(50, n);
     let submitted = Arc::new(AtomicUsize::new(0));
     let progress_line = progress(format!("[{db}] e2e at {half:.0}/s"), submitted.clone(), m);
@@ -874,7 +893,7 @@ async fn e2e(db: &str, o: &Options) {
         rows.iter().map(|r| Duration::from_millis((r.get::<i64, _>(1) - r.get::<i64, _>(0)).max(0) as u64)).collect();
     assert_eq!(samples.len(), m);
     println!(
-        "[{db}] e2e{} at {half:.0} COs/s (half), submission to stored acknowledgement: {}  | peak RSS {}",
+        "[{db}] e2e{} at {half:.0} COs/s ({named}), submission to stored acknowledgement: {}  | peak RSS {}",
         o.signatures(),
         Latencies(samples).line(),
         krs.iter()
