@@ -505,6 +505,26 @@ fn postgres_cpu_since(from: Option<f64>) -> Option<f64> {
     Some(postgres_cpu_seconds()? - from?)
 }
 
+/// The PostgreSQL server's WAL position in bytes (`None` on SQLite), read through a connection
+/// to `url`. The WAL written a CO counts each row, index entry and TOAST chunk the stores wrote
+/// for it (and whatever else the server did meanwhile): unlike the CPU a CO it hardly varies
+/// from run to run, so a change to the store's work shows in it at once.
+async fn wal_position(db: &str, url: &str) -> Option<i64> {
+    if db != "postgres" {
+        return None;
+    }
+    let store = Store::connect_for_inspection(url).await.ok()?;
+    sqlx::query_scalar("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::BIGINT").fetch_one(store.pool()).await.ok()
+}
+
+/// `; WAL x KB a CO` between two [`wal_position`] readings, or nothing.
+fn wal_line(from: Option<i64>, to: Option<i64>, n: usize) -> String {
+    match (from, to) {
+        (Some(from), Some(to)) => format!("; WAL {:.1} KB a CO", (to - from) as f64 / 1024.0 / n.max(1) as f64),
+        _ => String::new(),
+    }
+}
+
 fn gateway_line(g: &Gateway, cpu: f64, wall: f64) -> String {
     format!("{} CPU {:.0} % of one core, peak RSS {:.0} MB", g.label, 100.0 * cpu / wall, g.peak_rss_mb())
 }
@@ -569,6 +589,7 @@ async fn receive(db: &str, o: &Options) {
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let progress_line = progress(format!("[{db}] receive, {} clients", o.clients), done.clone(), n);
+    let wal0 = wal_position(db, &id.database_url).await;
     let cpu0 = gateway.cpu_seconds();
     let server0 = (db == "postgres").then(postgres_cpu_seconds).flatten();
     let t = Instant::now();
@@ -594,6 +615,7 @@ async fn receive(db: &str, o: &Options) {
     let wall = t.elapsed().as_secs_f64();
     let cpu = gateway.cpu_seconds() - cpu0;
     let server_cpu = postgres_cpu_since(server0);
+    let wal = wal_line(wal0, wal_position(db, &id.database_url).await, n);
     let _ = progress_line.await;
     let rate = n as f64 / wall;
     println!(
@@ -606,7 +628,7 @@ async fn receive(db: &str, o: &Options) {
         gateway_line(&gateway, cpu, wall),
         postgres_line(server_cpu, wall)
     );
-    println!("[{db}] receive: {}", cpu_line(&[("ID", Some(cpu)), ("PostgreSQL", server_cpu)], n, bound));
+    println!("[{db}] receive: {}{wal}", cpu_line(&[("ID", Some(cpu)), ("PostgreSQL", server_cpu)], n, bound));
 
     // Open loop at half that rate (or --rate): latency from each message's scheduled time.
     let (half, named) = o.open_loop(rate);
@@ -793,6 +815,7 @@ async fn e2e(db: &str, o: &Options) {
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
     let id_gw = Gateway::start("ID", &id.config, &dir.path().join("id.log"));
     wait_ready(&client, id.api_addr).await;
+    let wal0 = wal_position(db, &kr.database_url).await;
     let (id_cpu0, t) = (id_gw.cpu_seconds(), Instant::now());
     let server0 = (db == "postgres").then(postgres_cpu_seconds).flatten();
     let mut krs = vec![Gateway::start("KR", &kr.config, &dir.path().join("kr.log"))];
@@ -830,6 +853,7 @@ async fn e2e(db: &str, o: &Options) {
     let kr_cpus: Vec<f64> = krs.iter().map(Gateway::cpu_seconds).collect();
     let kr_cpu: f64 = kr_cpus.iter().sum();
     let server_cpu = postgres_cpu_since(server0);
+    let wal = wal_line(wal0, wal_position(db, &kr.database_url).await, n);
     let kr_lines: Vec<String> = krs.iter().zip(&kr_cpus).map(|(g, cpu)| gateway_line(g, *cpu, wall_poll)).collect();
     println!(
         "[{db}] e2e{}{} backlog of {n} COs, {} KR instance(s): {rate:.0} COs/s sustained  | WS-Security alone on {CORES} cores {:.0}/s  ratio {:.0} %  | {}; {}{}",
@@ -843,7 +867,7 @@ async fn e2e(db: &str, o: &Options) {
         postgres_line(server_cpu, wall_poll)
     );
     println!(
-        "[{db}] e2e backlog: {}",
+        "[{db}] e2e backlog: {}{wal}",
         cpu_line(&[("KR", Some(kr_cpu)), ("ID", Some(id_cpu)), ("PostgreSQL", server_cpu)], n, bound)
     );
 
