@@ -108,8 +108,13 @@ impl App {
     /// A delivery worker of this process (tests drive [`crate::delivery::Worker::step`]); it
     /// claims one message at a time, for itself only.
     pub fn worker(&self, owner: &str) -> crate::delivery::Worker {
-        let own = Arc::new(crate::delivery::Claims::for_workers(1));
-        crate::delivery::Worker::new(self.state.clone(), self.limiter.clone(), own, owner.to_owned())
+        self.worker_sharing(owner, Arc::new(crate::delivery::Claims::for_workers(1)))
+    }
+
+    /// A delivery worker of this process sharing `claims` with others, as the workers
+    /// `start_with` spawns do (tests hand it messages claimed beforehand).
+    pub fn worker_sharing(&self, owner: &str, claims: Arc<crate::delivery::Claims>) -> crate::delivery::Worker {
+        crate::delivery::Worker::new(self.state.clone(), self.limiter.clone(), claims, owner.to_owned())
     }
 
     /// Stops accepting, lets in-flight work finish, and waits for every task. Each listener

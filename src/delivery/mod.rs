@@ -343,7 +343,7 @@ impl Worker {
         match self.judge(&msg, &partner, &began.wire_sha256, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
-                if msg.partner_seen_down {
+                if msg.partner_seen_down || self.claims.take_down_mark(&partner.party) {
                     partners::mark_up(store, &partner.party, clock.now()).await?;
                 }
                 let accepted = ack.status == AckStatus::Accepted;
@@ -378,7 +378,7 @@ impl Worker {
             }
             Verdict::Refused { code, reason } => {
                 inject_fault("after-send");
-                if msg.partner_seen_down {
+                if msg.partner_seen_down || self.claims.take_down_mark(&partner.party) {
                     partners::mark_up(store, &partner.party, clock.now()).await?;
                 }
                 let cause = format!("SOAP fault {}: {reason}", code.as_deref().unwrap_or_default());
@@ -440,7 +440,13 @@ impl Worker {
         // Given back first, so that `mark_down` does not count their leases as messages in
         // flight, which would hold the first probe back until those leases end.
         self.claims.give_back_partner(store, &partner.party).await;
-        partners::mark_down(store, &partner.party, &msg.message_id, now).await?;
+        // The requests in flight now end within their timeout; a message claimed but not yet
+        // sent is sent within `MAX_WAIT`, or given back.
+        let in_flight_until = now
+            + self.state.settings.delivery.request_timeout.chrono()
+            + Duration::from_std(claims::MAX_WAIT).unwrap_or_else(|_| Duration::seconds(1));
+        partners::mark_down(store, &partner.party, &msg.message_id, in_flight_until, now).await?;
+        self.claims.note_marked_down(&partner.party);
         // The schedule counts time since the first attempt, not attempts: an early one (a
         // backlog flush after the partner answered again) must not use up a later mark.
         // The mark is chosen by when this attempt started, not when it failed: an attempt that

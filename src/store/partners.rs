@@ -45,13 +45,16 @@ pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreEr
 ///
 /// The partner's other messages under a live lease now (sent, or claimed to be sent, while it
 /// was up) are in flight as it goes down; no probe goes before the latest of their leases ends
-/// (`probe_not_before`). That lease is the one thing the claims can check by the partner's
-/// row alone; it may keep the first probe back up to `delivery.lease_seconds` after the
-/// failure, where the messages in flight fail sooner.
+/// or `in_flight_until`, whichever is sooner (`probe_not_before`): the caller's bound on when
+/// the requests in flight now are over (their timeout). A bound is all the claims can check by
+/// the partner's row alone: it may keep the first probe back that long after the failure,
+/// where the messages in flight end sooner. The answer to one of them marks the partner up at
+/// once only if it is known to have gone down (`delivery::Claims::take_down_mark`).
 pub async fn mark_down(
     store: &Store,
     party: &str,
     failed_message_id: &str,
+    in_flight_until: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     // On the read connections first: while a partner is down, each of its failures would
@@ -72,13 +75,15 @@ pub async fn mark_down(
     // a scan of the pending messages, once an outage.
     sqlx::query(
         "UPDATE partner_status SET down_since = $1, updated_at = $1, probe_message_id = NULL, \
-         probe_not_before = (SELECT MAX(o.lease_until) FROM outbox o WHERE o.state = 'pending' AND o.partner = $2 \
+         probe_not_before = (SELECT CASE WHEN MAX(o.lease_until) > $4 THEN $4 ELSE MAX(o.lease_until) END \
+                             FROM outbox o WHERE o.state = 'pending' AND o.partner = $2 \
                              AND o.lease_until >= $1 AND o.message_id <> $3) \
          WHERE party = $2 AND down_since IS NULL",
     )
     .bind(millis(now))
     .bind(party)
     .bind(failed_message_id)
+    .bind(millis(in_flight_until))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

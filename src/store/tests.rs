@@ -351,7 +351,7 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
             .await
             .expect("submit");
         }
-        super::partners::mark_down(&store, "ID", "m-failed", now).await.expect("down");
+        super::partners::mark_down(&store, "ID", "m-failed", now + Duration::minutes(5), now).await.expect("down");
         let probe = outbox::claim_due(&store, "w1", now + Duration::seconds(1), Duration::seconds(30))
             .await
             .expect("claim")
@@ -419,7 +419,10 @@ async fn messages_in_flight_when_a_partner_goes_down_hold_its_first_probe_back()
         let in_flight = outbox::claim_due(&store, "w2", sent_at, lease).await.expect("claim").expect("m-fly-1");
         assert_eq!(in_flight.message_id, "m-fly-1");
         let down_at = t + Duration::seconds(1);
-        super::partners::mark_down(&store, "ID", &failed.message_id, down_at).await.expect("down");
+        // Bounded by the lease (t + 30 s), not by the later bound of the requests' timeouts.
+        super::partners::mark_down(&store, "ID", &failed.message_id, down_at + Duration::minutes(5), down_at)
+            .await
+            .expect("down");
         outbox::fail_attempt(
             &store,
             &failed,
@@ -460,11 +463,34 @@ async fn messages_in_flight_when_a_partner_goes_down_hold_its_first_probe_back()
         outbox::submit(&store, &to_jp, "SendCO", "m-jp-0", "<x/>", t).await.expect("submit");
         let jp_failed = outbox::claim_due(&store, "w5", t, lease).await.expect("claim").expect("m-jp-0");
         assert_eq!(jp_failed.message_id, "m-jp-0");
-        super::partners::mark_down(&store, "JP", &jp_failed.message_id, down_at).await.expect("down");
+        super::partners::mark_down(&store, "JP", &jp_failed.message_id, down_at + Duration::minutes(5), down_at)
+            .await
+            .expect("down");
         let to_jp = NewCertificate { partner: "JP", ..cert("CO-FLY-JP-1") };
         outbox::submit(&store, &to_jp, "SendCO", "m-jp-1", "<x/>", down_at).await.expect("submit");
         let jp_probe = outbox::claim_due(&store, "w6", down_at, lease).await.expect("claim").expect("probe");
         assert_eq!(jp_probe.message_id, "m-jp-1");
+
+        // The bound given for the requests in flight comes before their leases end: it holds.
+        let to_kr = NewCertificate { partner: "KR", ..cert("CO-FLY-KR-0") };
+        outbox::submit(&store, &to_kr, "SendCO", "m-kr-0", "<x/>", t).await.expect("submit");
+        let to_kr = NewCertificate { partner: "KR", ..cert("CO-FLY-KR-1") };
+        outbox::submit(&store, &to_kr, "SendCO", "m-kr-1", "<x/>", t).await.expect("submit");
+        let kr_batch = outbox::claim(&store, "w7", sent_at, lease, false, 4).await.expect("claim").expect("due");
+        let kr: Vec<_> = kr_batch.messages.iter().filter(|m| m.partner == "KR").collect();
+        assert_eq!(kr.len(), 2, "both in flight ({:?})", store.backend());
+        let in_flight_until = down_at + Duration::seconds(5);
+        super::partners::mark_down(&store, "KR", &kr[0].message_id, in_flight_until, down_at).await.expect("down");
+        let to_kr = NewCertificate { partner: "KR", ..cert("CO-FLY-KR-2") };
+        outbox::submit(&store, &to_kr, "SendCO", "m-kr-2", "<x/>", t).await.expect("submit");
+        let before = in_flight_until - Duration::milliseconds(1);
+        let kr_due = |m: &outbox::OutboxMessage| m.partner == "KR";
+        let early = outbox::claim(&store, "w8", before, lease, false, 4).await.expect("claim");
+        assert!(!early.is_some_and(|c| c.messages.iter().any(kr_due)), "{:?}", store.backend());
+        let after = in_flight_until + Duration::milliseconds(1);
+        let probe = outbox::claim(&store, "w8", after, lease, false, 4).await.expect("claim").expect("probe");
+        let probes: Vec<_> = probe.messages.iter().filter(|m| kr_due(m)).map(|m| m.message_id.as_str()).collect();
+        assert_eq!(probes, ["m-kr-2"], "{:?}", store.backend());
     }
 }
 
@@ -747,7 +773,9 @@ async fn concurrent_claimers_send_a_down_partner_one_probe() {
                     .await
                     .expect("submit");
             }
-            super::partners::mark_down(&store, &partner, "m-failed", now).await.expect("down");
+            super::partners::mark_down(&store, &partner, "m-failed", now + Duration::minutes(5), now)
+                .await
+                .expect("down");
             let claims: Vec<_> = (0..6)
                 .map(|w| {
                     let store = store.clone();
@@ -1174,7 +1202,7 @@ async fn a_batch_claim_takes_the_oldest_claimable_messages_and_keeps_each_rule()
         }
         outbox::submit(&store, &cert("CO-BATCH-C"), "SendCO", "m-c", "<x/>", at(5)).await.expect("c");
         outbox::submit(&store, &cert("CO-BATCH-D"), "SendCO", "m-d", "<x/>", at(6)).await.expect("d");
-        super::partners::mark_down(&store, "JP", "m-failed", t).await.expect("down");
+        super::partners::mark_down(&store, "JP", "m-failed", t + Duration::minutes(5), t).await.expect("down");
 
         let now = t + Duration::seconds(1);
         let lease = Duration::seconds(30);
@@ -1208,7 +1236,7 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
         outbox::submit(&store, &cert("CO-UP-0"), "SendCO", "m-up-0", "<x/>", now).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", now, Duration::seconds(30)).await.expect("claim").expect("due");
         assert!(!msg.partner_seen_down, "no status yet: up");
-        super::partners::mark_down(&store, "ID", "m-up-0", now).await.expect("down");
+        super::partners::mark_down(&store, "ID", "m-up-0", now + Duration::minutes(5), now).await.expect("down");
         outbox::submit(&store, &cert("CO-UP-1"), "SendCO", "m-up-1", "<x/>", now).await.expect("submit");
         let later = now + Duration::seconds(60);
         let msg = outbox::claim_due(&store, "w", later, Duration::seconds(30)).await.expect("claim").expect("due");

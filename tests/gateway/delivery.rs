@@ -87,6 +87,40 @@ async fn a_partner_down_for_twenty_hours_gets_exactly_the_framework_schedule_the
     assert!(drain(&p.kr, &worker).await.is_empty());
 }
 
+/// A message sent while its partner was up is still in flight when another of this process's
+/// deliveries fails and marks the partner down. Its answer is the first sign that the partner
+/// is back: it marks the partner up at once, instead of leaving the partner's messages to wait
+/// for a probe, which may not go before the requests then in flight time out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_a_message_in_flight_marks_up_a_partner_this_process_marked_down() {
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let clock = ManualClock::new(now());
+    let shared: SharedClock = Arc::new(clock.clone());
+    p.kr.start_with(shared.clone(), false).await;
+    p.id.start_with(shared.clone(), false).await;
+    let first = p.kr.submit("ID", &co_with_reference("IN-FLIGHT-1")).await;
+    clock.advance(Duration::milliseconds(1));
+    let second = p.kr.submit("ID", &co_with_reference("IN-FLIGHT-2")).await;
+    // One claim takes both while ID is up: the first for a worker whose delivery will fail,
+    // the second waits for the next worker of the process (it is in flight, for the store).
+    let claims = Arc::new(coconnect::delivery::Claims::for_workers(2));
+    let t = clock.now_for_test();
+    let taken =
+        claims.take(p.kr.store(), "w", t, Duration::seconds(120), false).await.expect("claim").expect("due").message;
+    assert_eq!(taken.certificate_id, first);
+    assert!(!taken.partner_seen_down);
+    // The first one's delivery failed: the process marks ID down.
+    let until = t + Duration::seconds(31);
+    coconnect::store::partners::mark_down(p.kr.store(), "ID", &taken.message_id, until, t).await.expect("down");
+    claims.note_marked_down("ID");
+    // The second one is answered: ID is up again, and its messages need no probe.
+    let steps = drain(&p.kr, &p.kr.app().worker_sharing("w", claims.clone())).await;
+    assert_eq!(steps.first(), Some(&Step::Completed(State::Acknowledged)), "{steps:?}");
+    let status = coconnect::store::partners::status(p.kr.store(), "ID").await.expect("status");
+    assert!(status.down_since.is_none(), "ID is still marked down: {status:?}");
+    assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{second}"), "").await.1["state"], "acknowledged");
+}
+
 /// A webhook receiver that records what it is sent.
 async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
