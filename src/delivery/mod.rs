@@ -276,7 +276,7 @@ impl Worker {
     async fn deliver_claimed(&self, msg: OutboxMessage) -> Result<Step, StoreError> {
         match self.deliver(msg).await {
             Err(StoreError::LeaseLost(message_id)) => {
-                tracing::warn!(%message_id, worker = %self.owner, "claim lost before the attempt was recorded; left to whoever holds it now");
+                tracing::warn!(%message_id, worker = %self.owner, "claim lost before the attempt was recorded (taken over, cancelled, or its partner went down); left to whoever holds it now");
                 Ok(Step::ClaimLost)
             }
             other => other,
@@ -312,7 +312,18 @@ impl Worker {
             }
         };
         let lease = settings.delivery.lease.chrono();
-        let began = outbox::begin(store, &msg, &wire, now, lease).await?;
+        let began = match outbox::begin(store, &msg, &wire, now, lease).await {
+            Err(StoreError::LeaseLost(message_id)) => {
+                // The claim expired and was taken over, the message was cancelled, or its
+                // partner went down since the claim: given back in the last case (the others
+                // leave it alone), for the claims' one-probe rule.
+                if let Err(e) = outbox::unclaim(store, &msg).await {
+                    tracing::warn!(%message_id, error = %e, "claim not given back; it will expire");
+                }
+                return Err(StoreError::LeaseLost(message_id));
+            }
+            other => other?,
+        };
         let attempt = began.attempt;
         msg.certificate_seen = began.certificate;
         inject_fault("before-send");
@@ -343,7 +354,8 @@ impl Worker {
         match self.judge(&msg, &partner, &began.wire_sha256, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
-                if msg.partner_seen_down || self.claims.take_down_mark(&partner.party) {
+                let marked_here = self.claims.take_down_mark(&partner.party);
+                if msg.partner_seen_down || marked_here {
                     partners::mark_up(store, &partner.party, clock.now()).await?;
                 }
                 let accepted = ack.status == AckStatus::Accepted;
@@ -378,7 +390,8 @@ impl Worker {
             }
             Verdict::Refused { code, reason } => {
                 inject_fault("after-send");
-                if msg.partner_seen_down || self.claims.take_down_mark(&partner.party) {
+                let marked_here = self.claims.take_down_mark(&partner.party);
+                if msg.partner_seen_down || marked_here {
                     partners::mark_up(store, &partner.party, clock.now()).await?;
                 }
                 let cause = format!("SOAP fault {}: {reason}", code.as_deref().unwrap_or_default());
@@ -440,8 +453,9 @@ impl Worker {
         // Given back first, so that `mark_down` does not count their leases as messages in
         // flight, which would hold the first probe back until those leases end.
         self.claims.give_back_partner(store, &partner.party).await;
-        // The requests in flight now end within their timeout; a message claimed but not yet
-        // sent is sent within `MAX_WAIT`, or given back.
+        // A request begun before the mark ends within its timeout, and one not yet begun cannot
+        // begin now unless it is the partner's probe (`outbox::begin`); `MAX_WAIT` is a margin
+        // for an attempt whose start commits as the mark does.
         let in_flight_until = now
             + self.state.settings.delivery.request_timeout.chrono()
             + Duration::from_std(claims::MAX_WAIT).unwrap_or_else(|_| Duration::seconds(1));

@@ -5,7 +5,8 @@
 //! Claiming respects, in one query that takes one message or a batch: the partner not paused,
 //! no older pending message about the same certificate (messages about one CO never overtake
 //! each other), and, while the partner is down, a single message in flight for it (one probe at
-//! a time). On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the
+//! a time: the probe is recorded in the partner's status row, and a message claimed before the
+//! partner went down cannot begin its attempt after it). On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the
 //! work, and an attempt's and an answer's writes are one statement each where they can be
 //! ([`fused`]).
 
@@ -52,7 +53,8 @@ pub struct OutboxMessage {
     /// Its partner was marked down when it was claimed: its answer must mark the partner up
     /// ([`super::partners::mark_up`]). A partner seen up needs no look at its status after each
     /// answer; a down mark set while the message was in flight (another attempt failed
-    /// meanwhile) is cleared by the next answer to a message claimed after it.
+    /// meanwhile) is cleared by its answer when this process set it
+    /// (`delivery::Claims::take_down_mark`), and otherwise by the next probe's.
     pub partner_seen_down: bool,
 }
 
@@ -461,6 +463,15 @@ pub async fn begin(
         .await
 }
 
+/// An attempt's condition on its outbox row: its partner is not marked down, or the message is
+/// the partner's probe. A message claimed while the partner was up and not yet sent when it
+/// went down stays unsent (its worker gives it back, and the claims' one-probe rule applies
+/// to it), so that only requests begun before the mark are in flight beside the probe, and
+/// they end within their timeout (`partners::mark_down`).
+pub(super) const NOT_HELD_BY_DOWN_PARTNER: &str =
+    "NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = outbox.partner \
+     AND p.down_since IS NOT NULL AND (p.probe_message_id IS NULL OR p.probe_message_id <> outbox.message_id))";
+
 /// The history's cause of a certificate's move by attempt `attempt`.
 fn attempt_cause(attempt: i64) -> String {
     format!("attempt {attempt}")
@@ -479,7 +490,13 @@ async fn begin_attempt_in(
 ) -> Result<Began, StoreError> {
     let attempt = msg.attempts + 1;
     let wire_sha256 = messages::sha256_hex(wire);
-    let began = sqlx::query("UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6")
+    static BEGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 \
+             WHERE message_id = $4 AND state = 'pending' AND lease_owner = $5 AND attempts = $6 AND {NOT_HELD_BY_DOWN_PARTNER}"
+        )
+    });
+    let began = sqlx::query(&BEGIN)
         .bind(attempt)
         .bind(millis(now))
         .bind(millis(now + lease))

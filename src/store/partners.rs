@@ -1,5 +1,9 @@
 //! Partner delivery status, shared by every instance: paused by an operator (announced
-//! downtime) and down (its last delivery attempt failed technically).
+//! downtime) and down (its last delivery attempt failed technically). While a partner is
+//! down, its row also holds what the claims' one-probe rule reads (`outbox::claim`): the
+//! message last claimed as its probe, and until when the messages in flight as it went down
+//! count as one. Marking a partner down or up takes the claims' lock, so that the claims and
+//! these marks see each other whole.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -105,6 +109,10 @@ pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<b
         return Ok(false);
     }
     let mut tx = store.begin().await?;
+    // A claim locks the outbox rows it takes, then the partner's row (its probe); this takes
+    // the partner's row, then its pending outbox rows. The claims' lock first keeps the two
+    // from waiting for each other.
+    super::outbox::wait_for_claims(&mut tx, store.backend()).await?;
     let was_down = sqlx::query(
         "UPDATE partner_status SET down_since = NULL, updated_at = $1 WHERE party = $2 AND down_since IS NOT NULL",
     )

@@ -481,6 +481,9 @@ async fn messages_in_flight_when_a_partner_goes_down_hold_its_first_probe_back()
         assert_eq!(kr.len(), 2, "both in flight ({:?})", store.backend());
         let in_flight_until = down_at + Duration::seconds(5);
         super::partners::mark_down(&store, "KR", &kr[0].message_id, in_flight_until, down_at).await.expect("down");
+        // Claimed while KR was up but not yet sent: it may not begin now (only the probe may).
+        let unsent = outbox::begin_attempt(&store, kr[1], b"<s/>", down_at, lease).await;
+        assert!(matches!(unsent, Err(StoreError::LeaseLost(_))), "{unsent:?} ({:?})", store.backend());
         let to_kr = NewCertificate { partner: "KR", ..cert("CO-FLY-KR-2") };
         outbox::submit(&store, &to_kr, "SendCO", "m-kr-2", "<x/>", t).await.expect("submit");
         let before = in_flight_until - Duration::milliseconds(1);
@@ -491,6 +494,8 @@ async fn messages_in_flight_when_a_partner_goes_down_hold_its_first_probe_back()
         let probe = outbox::claim(&store, "w8", after, lease, false, 4).await.expect("claim").expect("probe");
         let probes: Vec<_> = probe.messages.iter().filter(|m| kr_due(m)).map(|m| m.message_id.as_str()).collect();
         assert_eq!(probes, ["m-kr-2"], "{:?}", store.backend());
+        let probe = probe.messages.iter().find(|m| kr_due(m)).expect("probe");
+        outbox::begin_attempt(&store, probe, b"<s/>", after, lease).await.expect("the probe begins");
     }
 }
 

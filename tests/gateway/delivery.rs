@@ -87,35 +87,37 @@ async fn a_partner_down_for_twenty_hours_gets_exactly_the_framework_schedule_the
     assert!(drain(&p.kr, &worker).await.is_empty());
 }
 
-/// A message sent while its partner was up is still in flight when another of this process's
-/// deliveries fails and marks the partner down. Its answer is the first sign that the partner
-/// is back: it marks the partner up at once, instead of leaving the partner's messages to wait
-/// for a probe, which may not go before the requests then in flight time out.
+/// A message claimed while its partner was up, and not yet sent when another of this
+/// process's deliveries failed and marked the partner down, is not sent beside the partner's
+/// probe: its attempt is refused and it goes back to the outbox at once, to be sent as the
+/// probe, whose answer marks the partner up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_answer_to_a_message_in_flight_marks_up_a_partner_this_process_marked_down() {
+async fn a_message_claimed_before_its_partner_went_down_waits_for_the_probe_rule() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
     let clock = ManualClock::new(now());
     let shared: SharedClock = Arc::new(clock.clone());
     p.kr.start_with(shared.clone(), false).await;
     p.id.start_with(shared.clone(), false).await;
-    let first = p.kr.submit("ID", &co_with_reference("IN-FLIGHT-1")).await;
+    let first = p.kr.submit("ID", &co_with_reference("CLAIMED-UP-1")).await;
     clock.advance(Duration::milliseconds(1));
-    let second = p.kr.submit("ID", &co_with_reference("IN-FLIGHT-2")).await;
+    let second = p.kr.submit("ID", &co_with_reference("CLAIMED-UP-2")).await;
     // One claim takes both while ID is up: the first for a worker whose delivery will fail,
-    // the second waits for the next worker of the process (it is in flight, for the store).
+    // the second waits for the next worker of the process.
     let claims = Arc::new(coconnect::delivery::Claims::for_workers(2));
     let t = clock.now_for_test();
     let taken =
         claims.take(p.kr.store(), "w", t, Duration::seconds(120), false).await.expect("claim").expect("due").message;
     assert_eq!(taken.certificate_id, first);
-    assert!(!taken.partner_seen_down);
-    // The first one's delivery failed: the process marks ID down.
+    // The first one's delivery failed: ID is marked down.
     let until = t + Duration::seconds(31);
     coconnect::store::partners::mark_down(p.kr.store(), "ID", &taken.message_id, until, t).await.expect("down");
-    claims.note_marked_down("ID");
-    // The second one is answered: ID is up again, and its messages need no probe.
-    let steps = drain(&p.kr, &p.kr.app().worker_sharing("w", claims.clone())).await;
-    assert_eq!(steps.first(), Some(&Step::Completed(State::Acknowledged)), "{steps:?}");
+    // The second one may not go now, and is not left leased for two minutes either.
+    let worker = p.kr.app().worker_sharing("w", claims.clone());
+    assert_eq!(worker.step().await.expect("step"), Step::ClaimLost);
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 0, "nothing sent");
+    // Once the requests then in flight are over, it goes as the probe, and ID is up again.
+    clock.set(until + Duration::seconds(1));
+    assert_eq!(worker.step().await.expect("step"), Step::Completed(State::Acknowledged));
     let status = coconnect::store::partners::status(p.kr.store(), "ID").await.expect("status");
     assert!(status.down_since.is_none(), "ID is still marked down: {status:?}");
     assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{second}"), "").await.1["state"], "acknowledged");

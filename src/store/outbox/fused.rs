@@ -27,7 +27,7 @@ use super::super::certificates::{self, CertificateRecord, NewCertificate};
 use super::super::events::EventKind;
 use super::super::messages::{self, Kind};
 use super::super::{millis, Backend, Store, StoreError, Tx};
-use super::{Answer, OutboxMessage};
+use super::{Answer, OutboxMessage, NOT_HELD_BY_DOWN_PARTNER};
 use crate::lifecycle::{transition, DeliveryOutcome, Event, Role};
 
 /// The move of the certificate that lets a delivery step of `msg` with `outcome` be one
@@ -157,7 +157,8 @@ pub(super) async fn begin(
         format!(
             "WITH o AS (\
                 UPDATE outbox SET attempts = $14, updated_at = $1, first_attempt_at = COALESCE(first_attempt_at, $1), lease_until = $16 \
-                WHERE message_id = $2 AND state = 'pending' AND lease_owner = $3 AND attempts = $15 RETURNING message_id), \
+                WHERE message_id = $2 AND state = 'pending' AND lease_owner = $3 AND attempts = $15 \
+                AND {NOT_HELD_BY_DOWN_PARTNER} RETURNING message_id), \
              a AS (\
                 INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) \
                 SELECT message_id, $14, $1, $12, $3 FROM o), \
