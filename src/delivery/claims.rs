@@ -171,17 +171,6 @@ mod tests {
 
     use chrono::{Duration, Utc};
 
-    /// A down mark is answered once: the answer that marks the partner up clears it.
-    #[test]
-    fn a_partners_down_mark_is_taken_once() {
-        let claims = super::Claims::for_workers(2);
-        assert!(!claims.take_down_mark("ID"));
-        claims.note_marked_down("ID");
-        assert!(!claims.take_down_mark("JP"));
-        assert!(claims.take_down_mark("ID"));
-        assert!(!claims.take_down_mark("ID"));
-    }
-
     use super::{Claims, MAX_WAIT};
     use crate::store::certificates::NewCertificate;
     use crate::store::outbox;
@@ -259,5 +248,16 @@ mod tests {
             let rest = outbox::claim(&store, "other", now, lease, false, 8).await.expect("claim");
             assert_eq!(claim_ids(rest), ["m-wait-2", "m-wait-3"]);
         }
+    }
+
+    /// A down mark is answered once: the answer that marks the partner up clears it.
+    #[test]
+    fn a_partners_down_mark_is_taken_once() {
+        let claims = Claims::for_workers(2);
+        assert!(!claims.take_down_mark("ID"));
+        claims.note_marked_down("ID");
+        assert!(!claims.take_down_mark("JP"));
+        assert!(claims.take_down_mark("ID"));
+        assert!(!claims.take_down_mark("ID"));
     }
 }

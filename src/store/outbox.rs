@@ -6,9 +6,9 @@
 //! no older pending message about the same certificate (messages about one CO never overtake
 //! each other), and, while the partner is down, a single message in flight for it (one probe at
 //! a time: the probe is recorded in the partner's status row, and a message claimed before the
-//! partner went down cannot begin its attempt after it). On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so instances share the
-//! work, and an attempt's and an answer's writes are one statement each where they can be
-//! ([`fused`]).
+//! partner went down cannot begin its attempt after it). On PostgreSQL rows are claimed with
+//! `FOR UPDATE SKIP LOCKED`, so instances share the work, and an attempt's and an answer's
+//! writes are one statement each where they can be ([`fused`]).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -264,6 +264,16 @@ fn claim_statement(lock: &str) -> String {
     )
 }
 
+/// Serialises `tx` with every claim (PostgreSQL; on SQLite the one writer does): what `tx`
+/// then reads sees every claim committed before it, and every later claim sees what `tx`
+/// wrote.
+pub(super) async fn wait_for_claims(tx: &mut Tx<'_>, backend: super::Backend) -> Result<(), StoreError> {
+    if backend == super::Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// [`claim`]'s transaction: up to `max` claimable messages of the first window of due messages
 /// that has any.
 async fn claim_in(
@@ -290,28 +300,6 @@ async fn claim_in(
             .execute(&mut **tx)
             .await?;
     }
-    claim_window(tx, sql, owner, now, lease, max).await
-}
-
-/// Serialises `tx` with every claim (PostgreSQL; on SQLite the one writer does): what `tx`
-/// then reads sees every claim committed before it, and every later claim sees what `tx`
-/// wrote.
-pub(super) async fn wait_for_claims(tx: &mut Tx<'_>, backend: super::Backend) -> Result<(), StoreError> {
-    if backend == super::Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// [`claim_in`] once the claims are serialised.
-async fn claim_window(
-    tx: &mut Tx<'_>,
-    sql: &str,
-    owner: &str,
-    now: DateTime<Utc>,
-    lease: Duration,
-    max: usize,
-) -> Result<Option<Claimed>, StoreError> {
     let mut after = (i64::MIN, String::new());
     let max = i64::try_from(max.clamp(1, CLAIM_WINDOW)).unwrap_or(1);
     let (rows, window) = loop {
