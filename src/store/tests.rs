@@ -499,6 +499,53 @@ async fn messages_in_flight_when_a_partner_goes_down_hold_its_first_probe_back()
     }
 }
 
+/// A claim that has leased a partner's message but not yet committed when a failure marks the
+/// partner down: the mark waits for it (the claims' lock), so the first probe still waits for
+/// that message's lease. Were the mark to read the leases beside the claim, it would miss this
+/// one, and a probe would go beside a message in flight.
+#[tokio::test]
+async fn a_partner_marked_down_during_a_claim_counts_the_claims_lease() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t = Utc::now();
+        for n in 0..3 {
+            let reference = format!("CO-RACE-{n}");
+            let at = t + Duration::milliseconds(n);
+            outbox::submit(&store, &cert(&reference), "SendCO", &format!("m-race-{n}"), "<x/>", at)
+                .await
+                .expect("submit");
+        }
+        let lease = Duration::seconds(30);
+        let failed = outbox::claim_due(&store, "w1", t, lease).await.expect("claim").expect("m-race-0");
+        // A claim of m-race-1 in progress: the claims' lock, the lease written, not committed.
+        let mut claim = store.begin().await.expect("begin");
+        outbox::wait_for_claims(&mut claim, store.backend()).await.expect("claims' lock");
+        sqlx::query("UPDATE outbox SET lease_owner = 'w2', lease_until = $1 WHERE message_id = 'm-race-1'")
+            .bind(super::millis(t + lease))
+            .execute(&mut *claim)
+            .await
+            .expect("lease");
+        let down_at = t + Duration::seconds(1);
+        let marking = tokio::spawn({
+            let (store, failed) = (store.clone(), failed.message_id.clone());
+            async move { super::partners::mark_down(&store, "ID", &failed, down_at + Duration::minutes(5), down_at).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!marking.is_finished(), "the mark waits for the claim ({:?})", store.backend());
+        claim.commit().await.expect("commit");
+        marking.await.expect("join").expect("down");
+        let before_lease_end = t + Duration::seconds(29);
+        assert!(
+            outbox::claim_due(&store, "w3", before_lease_end, lease).await.expect("claim").is_none(),
+            "m-race-1 is in flight: no probe beside it ({:?})",
+            store.backend()
+        );
+        let after_lease_end = t + Duration::seconds(31);
+        let probe = outbox::claim_due(&store, "w3", after_lease_end, lease).await.expect("claim").expect("probe");
+        assert!(probe.partner_seen_down);
+    }
+}
+
 #[tokio::test]
 async fn an_inspection_of_a_missing_sqlite_file_is_an_error_not_an_empty_database() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -123,6 +123,54 @@ async fn a_message_claimed_before_its_partner_went_down_waits_for_the_probe_rule
     assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{second}"), "").await.1["state"], "acknowledged");
 }
 
+/// A message sent while its partner was up, and answered after another of this process's
+/// deliveries failed and marked the partner down, marks the partner up again: the answer
+/// shows it answers, so its backlog goes out now rather than at the next retry mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_a_message_sent_before_its_partner_went_down_marks_it_up() {
+    use tokio::sync::Notify;
+    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let clock = ManualClock::new(now());
+    p.kr.start_with(Arc::new(clock.clone()), false).await;
+    let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let script = {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        move |n| match n {
+            0 => {
+                arrived.notify_one();
+                Reply::HoldThenAnswer(release.clone())
+            }
+            1 => Reply::Unavailable,
+            _ => Reply::Answer,
+        }
+    };
+    let seen = scripted_partner(&p, clock.clone(), script).await;
+    let first = p.kr.submit("ID", &co_with_reference("HELD-1")).await;
+    clock.advance(Duration::milliseconds(1));
+    let second = p.kr.submit("ID", &co_with_reference("HELD-2")).await;
+    let claims = Arc::new(coconnect::delivery::Claims::for_workers(2));
+    let held = p.kr.app().worker_sharing("a", claims.clone());
+    let failing = p.kr.app().worker_sharing("b", claims);
+    let sending = tokio::spawn(async move { held.step().await });
+    tokio::time::timeout(std::time::Duration::from_secs(20), arrived.notified()).await.expect("the first CO is sent");
+    // While ID holds the first CO, the second one fails: ID is marked down.
+    let step = failing.step().await.expect("step");
+    assert!(matches!(step, Step::WillRetry(_)), "{step:?}");
+    let status = coconnect::store::partners::status(p.kr.store(), "ID").await.expect("status");
+    assert!(status.down_since.is_some(), "{status:?}");
+    release.notify_one();
+    assert_eq!(sending.await.expect("join").expect("step"), Step::Completed(State::Acknowledged));
+    let status = coconnect::store::partners::status(p.kr.store(), "ID").await.expect("status");
+    assert!(status.down_since.is_none(), "ID is still marked down: {status:?}");
+    // The second CO is due now (the clock has not moved), not at its first retry mark.
+    assert_eq!(failing.step().await.expect("step"), Step::Completed(State::Acknowledged));
+    for cert in [first, second] {
+        assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{cert}"), "").await.1["state"], "acknowledged");
+    }
+    let answered: Vec<bool> = seen.lock().expect("lock").iter().map(|(_, up)| *up).collect();
+    assert_eq!(answered.iter().filter(|up| !**up).count(), 1, "{answered:?}");
+}
+
 /// A webhook receiver that records what it is sent.
 async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -253,7 +301,29 @@ async fn paused_time_does_not_consume_retries_and_operators_can_cancel() {
 
 /// A partner that fails every other request (HTTP 503) and otherwise verifies, records and
 /// acknowledges like a gateway would, on the test's clock.
+/// What the scripted partner does with its n-th request (from 0).
+#[derive(Clone)]
+enum Reply {
+    /// A signed acknowledgement.
+    Answer,
+    /// HTTP 503, as a partner that is down behind its proxy.
+    Unavailable,
+    /// Holds the request until `release` is notified, then acknowledges it.
+    HoldThenAnswer(Arc<tokio::sync::Notify>),
+}
+
+/// A partner that fails every other request (the first one fails).
 async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String, bool)>>> {
+    scripted_partner(p, clock, |n| if n % 2 == 1 { Reply::Answer } else { Reply::Unavailable }).await
+}
+
+/// ID played by a stub that verifies each request and answers it as `script` says; returns the
+/// requests seen, in order, each with whether it was answered.
+async fn scripted_partner(
+    p: &Pair,
+    clock: ManualClock,
+    script: impl Fn(usize) -> Reply + Send + Sync + 'static,
+) -> Arc<Mutex<Vec<(String, bool)>>> {
     use coconnect::message::{AckStatus, Acknowledgement, MessageHeader};
     use coconnect::wssec::material::{Certificate, KeyPair};
     let pki = p.dir.path().join("pki");
@@ -274,27 +344,43 @@ async fn flapping_partner(p: &Pair, clock: ManualClock) -> Arc<Mutex<Vec<(String
     let listener = tokio::net::TcpListener::bind(p.id.files.soap_addr).await.expect("bind");
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let record = seen.clone();
+    let script = Arc::new(script);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
-            let (record, counter, clock, trust, id_sign, id_decrypt) =
-                (record.clone(), counter.clone(), clock.clone(), trust.clone(), id_sign.clone(), id_decrypt.clone());
+            let (record, counter, clock, trust, id_sign, id_decrypt, script) = (
+                record.clone(),
+                counter.clone(),
+                clock.clone(),
+                trust.clone(),
+                id_sign.clone(),
+                id_decrypt.clone(),
+                script.clone(),
+            );
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (record, counter, clock, trust, id_sign, id_decrypt) = (
+                    let (record, counter, clock, trust, id_sign, id_decrypt, script) = (
                         record.clone(),
                         counter.clone(),
                         clock.clone(),
                         trust.clone(),
                         id_sign.clone(),
                         id_decrypt.clone(),
+                        script.clone(),
                     );
                     async move {
                         let body = http_body_util::BodyExt::collect(req.into_body())
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let up = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 1;
+                        let up = match script(counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) {
+                            Reply::Answer => true,
+                            Reply::Unavailable => false,
+                            Reply::HoldThenAnswer(release) => {
+                                release.notified().await;
+                                true
+                            }
+                        };
                         let answer = tokio::task::spawn_blocking(move || {
                             let now = clock.now_for_test();
                             let policy = coconnect::wssec::inbound::InboundPolicy {
