@@ -357,7 +357,7 @@ static ANY_DUE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("SELECT 1 FROM outbox o WHERE {DUE} LIMIT 1"));
 
 /// The next window of due messages after (`$2`, `$3`) = (created_at, message_id), oldest first.
-static CLAIM_WINDOW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(super) static CLAIM_WINDOW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT o.created_at, o.message_id FROM outbox o WHERE {DUE} \
          AND (o.created_at, o.message_id) > ($2, $3) \

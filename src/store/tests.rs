@@ -1015,6 +1015,63 @@ async fn a_claim_a_delivery_attempt_and_a_certificates_move_write_no_indexed_col
     }
 }
 
+/// The claims' two indexes hold pending messages only (migration 0012), so the answer that
+/// ends a delivery adds no entry to them; the claims' window read, which says
+/// `state = 'pending'`, can still use its index (PostgreSQL is made to: on a table this small
+/// it would rather read the table).
+#[tokio::test]
+async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_them() {
+    use sqlx::Row;
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let backend = store.backend();
+        let definitions = match backend {
+            super::Backend::Postgres => {
+                "SELECT indexname::text AS name, indexdef AS sql FROM pg_indexes WHERE tablename = 'outbox'"
+            }
+            super::Backend::Sqlite => {
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'outbox'"
+            }
+        };
+        let rows = sqlx::query(definitions).fetch_all(store.pool()).await.expect("indexes");
+        for name in ["outbox_due", "outbox_pending_order"] {
+            let sql: String = rows
+                .iter()
+                .find(|r| r.get::<String, _>("name") == name)
+                .map(|r| r.get::<Option<String>, _>("sql").unwrap_or_default())
+                .unwrap_or_default();
+            let predicate = sql.split_once(" WHERE ").map(|(_, p)| p.replace(['(', ')'], "")).unwrap_or_default();
+            assert!(
+                predicate.starts_with("state = 'pending'"),
+                "{backend:?}: {name} is not limited to pending messages: {sql}"
+            );
+        }
+        let mut tx = store.begin().await.expect("tx");
+        let explain = match backend {
+            super::Backend::Postgres => {
+                sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.expect("set");
+                sqlx::query("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await.expect("set");
+                "EXPLAIN "
+            }
+            super::Backend::Sqlite => "EXPLAIN QUERY PLAN ",
+        };
+        let plan: Vec<String> = sqlx::query(&format!("{explain}{}", *outbox::CLAIM_WINDOW_SQL))
+            .bind(super::millis(Utc::now()))
+            .bind(i64::MIN)
+            .bind("")
+            .fetch_all(&mut *tx)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<String, _>(if backend == super::Backend::Postgres { 0 } else { 3 }))
+            .collect();
+        assert!(
+            plan.iter().any(|line| line.contains("outbox_pending_order")),
+            "{backend:?}: the claims' window read does not use outbox_pending_order: {plan:#?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_sqlite_writer_is_durable_and_checks_foreign_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
