@@ -14,14 +14,12 @@
 //! [`MAX_WAIT`] at most (all the process's workers busy with a slow partner): then it is given
 //! back to the outbox ([`outbox::unclaim`]). The messages waiting for a partner that just failed
 //! are given back at once, so that the one-probe rule for a partner that is down applies to
-//! them ([`Claims::give_back_partner`]). For the same rule it remembers which partners this
-//! process marked down: the next answer from one, even to a message sent while it was up,
-//! marks it up ([`Claims::take_down_mark`]).
+//! them ([`Claims::give_back_partner`]).
 //!
 //! Must never: hold a message longer than [`MAX_WAIT`] plus the time a give-back takes, nor
 //! after its workers stop ([`Claims::give_back`]); deliver a message it did not claim.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -59,34 +57,12 @@ struct Waiting {
 pub struct Claims {
     batch: usize,
     waiting: Mutex<VecDeque<Waiting>>,
-    /// The partners this process marked down and has not yet seen answer: the next answer
-    /// from one, to any message, marks it up (`take_down_mark`).
-    marked_down: Mutex<HashSet<String>>,
 }
 
 impl Claims {
     /// For `workers` workers: a claim takes up to one message per worker, [`MAX_BATCH`] at most.
     pub fn for_workers(workers: usize) -> Self {
-        Claims {
-            batch: workers.clamp(1, MAX_BATCH),
-            waiting: Mutex::new(VecDeque::new()),
-            marked_down: Mutex::new(HashSet::new()),
-        }
-    }
-
-    /// Records that a worker of this process marked `partner` down.
-    pub fn note_marked_down(&self, partner: &str) {
-        if let Ok(mut marked) = self.marked_down.lock() {
-            marked.insert(partner.to_owned());
-        }
-    }
-
-    /// Whether this process marked `partner` down since its last answer; forgets it. A message
-    /// claimed while the partner was up does not know the partner went down while it was in
-    /// flight; its answer is the first sign the partner is back, and the claims would
-    /// otherwise wait for the partner's next probe (`partners::mark_down`).
-    pub fn take_down_mark(&self, partner: &str) -> bool {
-        self.marked_down.lock().is_ok_and(|mut marked| marked.remove(partner))
+        Claims { batch: workers.clamp(1, MAX_BATCH), waiting: Mutex::new(VecDeque::new()) }
     }
 
     /// A message claimed before, or else up to a batch claimed now for `owner`.
@@ -248,16 +224,5 @@ mod tests {
             let rest = outbox::claim(&store, "other", now, lease, false, 8).await.expect("claim");
             assert_eq!(claim_ids(rest), ["m-wait-2", "m-wait-3"]);
         }
-    }
-
-    /// A down mark is answered once: the answer that marks the partner up clears it.
-    #[test]
-    fn a_partners_down_mark_is_taken_once() {
-        let claims = Claims::for_workers(2);
-        assert!(!claims.take_down_mark("ID"));
-        claims.note_marked_down("ID");
-        assert!(!claims.take_down_mark("JP"));
-        assert!(claims.take_down_mark("ID"));
-        assert!(!claims.take_down_mark("ID"));
     }
 }

@@ -354,10 +354,6 @@ impl Worker {
         match self.judge(&msg, &partner, &began.wire_sha256, status, &body).await {
             Verdict::Acknowledged(ack) => {
                 inject_fault("after-send");
-                let marked_here = self.claims.take_down_mark(&partner.party);
-                if msg.partner_seen_down || marked_here {
-                    partners::mark_up(store, &partner.party, clock.now()).await?;
-                }
                 let accepted = ack.status == AckStatus::Accepted;
                 let cause = if accepted {
                     format!("acknowledged by {} (ack {})", partner.party, ack.header.message_id)
@@ -375,7 +371,8 @@ impl Worker {
                 });
                 let answer =
                     outbox::Answer { attempt, wire: &body, accepted, cause: &cause, http_status: status, detail };
-                let to = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
+                let done = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
+                self.answered(&partner, done).await?;
                 // Logged once the outcome is committed: a lost claim logs nothing here.
                 tracing::info!(
                     message_id = %msg.message_id,
@@ -386,14 +383,10 @@ impl Worker {
                     status = if accepted { "Accepted" } else { "Rejected" },
                     "acknowledged"
                 );
-                Ok(Step::Completed(to))
+                Ok(Step::Completed(done.state))
             }
             Verdict::Refused { code, reason } => {
                 inject_fault("after-send");
-                let marked_here = self.claims.take_down_mark(&partner.party);
-                if msg.partner_seen_down || marked_here {
-                    partners::mark_up(store, &partner.party, clock.now()).await?;
-                }
                 let cause = format!("SOAP fault {}: {reason}", code.as_deref().unwrap_or_default());
                 let detail = serde_json::json!({
                     "status": "refused",
@@ -409,9 +402,10 @@ impl Worker {
                     http_status: status,
                     detail,
                 };
-                let to = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
+                let done = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
+                self.answered(&partner, done).await?;
                 tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, reason = %cause, "refused by the partner; final");
-                Ok(Step::Completed(to))
+                Ok(Step::Completed(done.state))
             }
             Verdict::Retry(outcome, reason) => {
                 if outcome == FailedOutcome::AckInvalid {
@@ -433,6 +427,16 @@ impl Worker {
                 .await
             }
         }
+    }
+
+    /// The partner answered: if it was marked down as the answer was recorded (its probe's
+    /// answer, or one to a message sent before a failure of this or another instance marked
+    /// it down), it is up again and its backlog is due now.
+    async fn answered(&self, partner: &Partner, done: outbox::Completed) -> Result<(), StoreError> {
+        if done.partner_down {
+            partners::mark_up(&self.state.store, &partner.party, self.state.clock.now()).await?;
+        }
+        Ok(())
     }
 
     fn webhook(&self) -> bool {
@@ -460,7 +464,6 @@ impl Worker {
             + self.state.settings.delivery.request_timeout.chrono()
             + Duration::from_std(claims::MAX_WAIT).unwrap_or_else(|_| Duration::seconds(1));
         partners::mark_down(store, &partner.party, &msg.message_id, in_flight_until, now).await?;
-        self.claims.note_marked_down(&partner.party);
         // The schedule counts time since the first attempt, not attempts: an early one (a
         // backlog flush after the partner answered again) must not use up a later mark.
         // The mark is chosen by when this attempt started, not when it failed: an attempt that

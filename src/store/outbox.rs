@@ -50,11 +50,7 @@ pub struct OutboxMessage {
     /// Its certificate as of the claim or the worker's last step: saves each step's
     /// certificate transition a read ([`certificates::Seen`]).
     pub certificate_seen: Option<certificates::Seen>,
-    /// Its partner was marked down when it was claimed: its answer must mark the partner up
-    /// ([`super::partners::mark_up`]). A partner seen up needs no look at its status after each
-    /// answer; a down mark set while the message was in flight (another attempt failed
-    /// meanwhile) is cleared by its answer when this process set it
-    /// (`delivery::Claims::take_down_mark`), and otherwise by the next probe's.
+    /// Its partner was marked down when it was claimed: it is the partner's probe.
     pub partner_seen_down: bool,
 }
 
@@ -738,6 +734,17 @@ impl<'a> Answer<'a> {
     }
 }
 
+/// What [`complete`] recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completed {
+    /// The certificate's state after the answer.
+    pub state: State,
+    /// The partner was marked down (by any instance) as the answer was recorded: the answer
+    /// shows it is up, and the caller marks it up ([`super::partners::mark_up`]). Read in the
+    /// same statement or transaction, so an answer costs no look of its own at the partner.
+    pub partner_down: bool,
+}
+
 /// The partner's verified acknowledgement (or a Sender fault): stored with the exact bytes, the
 /// outbox row closed (its `last_error` cleared), the certificate moved and the
 /// `acknowledgement.received` event appended, in one transaction. A rejection raises an alert.
@@ -747,7 +754,7 @@ pub async fn complete(
     answer: &Answer<'_>,
     webhook: bool,
     now: DateTime<Utc>,
-) -> Result<State, StoreError> {
+) -> Result<Completed, StoreError> {
     let verdict = Verdict::of(answer.accepted);
     // As in `begin`: one statement on PostgreSQL when the move is known; not for a rejection,
     // whose alert is one more write.
@@ -772,8 +779,8 @@ pub async fn complete(
             state: verdict.state,
             detail: answer_event_detail(answer, msg, planned.to),
         };
-        if fused::complete(store, &step, &completion).await? {
-            return Ok(planned.to);
+        if let Some(partner_down) = fused::complete(store, &step, &completion).await? {
+            return Ok(Completed { state: planned.to, partner_down });
         }
     }
     let seen = fused::seen_after(&planned, msg);
@@ -856,7 +863,7 @@ async fn complete_in(
     seen: Option<certificates::Seen>,
     webhook: bool,
     now: DateTime<Utc>,
-) -> Result<State, StoreError> {
+) -> Result<Completed, StoreError> {
     let accepted = answer.accepted;
     let verdict = Verdict::of(accepted);
     let cause = answer.cause;
@@ -913,7 +920,12 @@ async fn complete_in(
         };
         alerts::raise(tx, &alert, webhook, now).await?;
     }
-    Ok(to)
+    let partner_down: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
+            .bind(&msg.partner)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(Completed { state: to, partner_down: partner_down.flatten().is_some() })
 }
 
 /// Moves a pending message to a final state with `last_error` = `error`, if its claim is still
@@ -1106,16 +1118,16 @@ pub struct OutboxEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// [`list`]'s statement: `$1` a state or empty, `$2` a partner or empty. On PostgreSQL a list of
+/// the pending or the failed messages reads their partial index (the plan is made with the
+/// values); on SQLite it reads the table.
+pub(super) const LIST_SQL: &str = "SELECT message_id, certificate_id, partner, operation, state, attempts, next_attempt_at, last_error, created_at FROM outbox \
+     WHERE ($1 = '' OR state = $1) AND ($2 = '' OR partner = $2) ORDER BY created_at, message_id LIMIT 10000";
+
 /// The outbox, filtered by state and partner, oldest first.
 pub async fn list(store: &Store, state: Option<&str>, partner: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT message_id, certificate_id, partner, operation, state, attempts, next_attempt_at, last_error, created_at FROM outbox \
-         WHERE ($1 = '' OR state = $1) AND ($2 = '' OR partner = $2) ORDER BY created_at, message_id LIMIT 10000",
-    )
-    .bind(state.unwrap_or(""))
-    .bind(partner.unwrap_or(""))
-    .fetch_all(store.pool())
-    .await?;
+    let rows =
+        sqlx::query(LIST_SQL).bind(state.unwrap_or("")).bind(partner.unwrap_or("")).fetch_all(store.pool()).await?;
     rows.iter()
         .map(|r| {
             Ok(OutboxEntry {

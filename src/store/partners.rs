@@ -52,8 +52,8 @@ pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreEr
 /// or `in_flight_until`, whichever is sooner (`probe_not_before`): the caller's bound on when
 /// the requests in flight now are over (their timeout). A bound is all the claims can check by
 /// the partner's row alone: it may keep the first probe back that long after the failure,
-/// where the messages in flight end sooner. The answer to one of them marks the partner up at
-/// once only if it is known to have gone down (`delivery::Claims::take_down_mark`).
+/// where the messages in flight end sooner. The answer to one of them, whichever instance gets
+/// it, marks the partner up at once (`outbox::Completed::partner_down`).
 pub async fn mark_down(
     store: &Store,
     party: &str,
@@ -98,8 +98,8 @@ pub async fn mark_down(
 /// later retry mark) becomes due now, to be flushed in the original order at the bounded rate.
 /// Returns true if the partner was down.
 pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    // Called after an answer to a message claimed while the partner was marked down
-    // (`OutboxMessage::partner_seen_down`): a read first (on the read connections), so that
+    // Called after an answer recorded while the partner was marked down
+    // (`outbox::Completed::partner_down`): a read first (on the read connections), so that
     // when another answer has marked it up meanwhile, this one takes no write transaction.
     let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
         .bind(party)

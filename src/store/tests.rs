@@ -40,7 +40,7 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
             outbox::complete(&store, &msg, &outbox::Answer::for_test(attempt, b"<ack/>", true, "accepted"), false, now)
                 .await
                 .expect("complete");
-        assert_eq!(to, State::Acknowledged);
+        assert_eq!(to.state, State::Acknowledged);
         let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
         assert_eq!(
@@ -690,7 +690,7 @@ async fn a_crossed_cancellation_notification_still_closes_its_outbox_row() {
         )
         .await
         .expect("the rejection is recorded although the certificate moved on");
-        assert_eq!(to, State::Cancelled);
+        assert_eq!(to.state, State::Cancelled);
         assert_eq!(outbox::status(&store, "m-cancel").await.expect("status").map(|s| s.0).as_deref(), Some("rejected"));
         let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         assert!(history.last().is_some_and(|h| h.cause.contains("not applied")), "{history:?}");
@@ -795,7 +795,7 @@ async fn a_stale_claim_records_nothing_and_an_attempt_renews_the_claim() {
         )
         .await
         .expect("b completes");
-        assert_eq!(done, State::Acknowledged);
+        assert_eq!(done.state, State::Acknowledged);
         assert_eq!(outbox::attempt_times(&store, "m-l").await.expect("attempts").len(), 1);
 
         // An operator cancels a message whose claim expired: its stale worker never sends it.
@@ -1018,7 +1018,8 @@ async fn a_claim_a_delivery_attempt_and_a_certificates_move_write_no_indexed_col
 /// The claims' two indexes hold pending messages only (migration 0012), so the answer that
 /// ends a delivery adds no entry to them; the claims' window read, which says
 /// `state = 'pending'`, can still use its index (PostgreSQL is made to: on a table this small
-/// it would rather read the table).
+/// it would rather read the table). The operators' list of failed messages has its own
+/// (migration 0013) on PostgreSQL.
 #[tokio::test]
 async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_them() {
     use sqlx::Row;
@@ -1034,7 +1035,9 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
             }
         };
         let rows = sqlx::query(definitions).fetch_all(store.pool()).await.expect("indexes");
-        for name in ["outbox_due", "outbox_pending_order"] {
+        for (name, state) in
+            [("outbox_due", "pending"), ("outbox_pending_order", "pending"), ("outbox_failed_order", "failed")]
+        {
             let sql: String = rows
                 .iter()
                 .find(|r| r.get::<String, _>("name") == name)
@@ -1042,8 +1045,8 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
                 .unwrap_or_default();
             let predicate = sql.split_once(" WHERE ").map(|(_, p)| p.replace(['(', ')'], "")).unwrap_or_default();
             assert!(
-                predicate.starts_with("state = 'pending'"),
-                "{backend:?}: {name} is not limited to pending messages: {sql}"
+                predicate.starts_with(&format!("state = '{state}'")),
+                "{backend:?}: {name} is not limited to {state} messages: {sql}"
             );
         }
         let mut tx = store.begin().await.expect("tx");
@@ -1069,6 +1072,21 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
             plan.iter().any(|line| line.contains("outbox_pending_order")),
             "{backend:?}: the claims' window read does not use outbox_pending_order: {plan:#?}"
         );
+        if backend == super::Backend::Postgres {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN {}", outbox::LIST_SQL))
+                .bind("failed")
+                .bind("")
+                .fetch_all(&mut *tx)
+                .await
+                .expect("explain")
+                .iter()
+                .map(|r| r.get::<String, _>(0))
+                .collect();
+            assert!(
+                plan.iter().any(|line| line.contains("outbox_failed_order")),
+                "the list of failed messages does not use outbox_failed_order: {plan:#?}"
+            );
+        }
     }
 }
 
@@ -1248,7 +1266,10 @@ async fn a_delivery_step_moves_the_certificate_from_the_state_seen_and_a_stale_v
         let stale = msg.clone();
         msg.certificate_seen = began.certificate;
         let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", true, "accepted");
-        assert_eq!(outbox::complete(&store, &stale, &answer, false, now).await.expect("complete"), State::Acknowledged);
+        assert_eq!(
+            outbox::complete(&store, &stale, &answer, false, now).await.expect("complete").state,
+            State::Acknowledged
+        );
         let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
         assert_eq!(
@@ -1262,7 +1283,7 @@ async fn a_delivery_step_moves_the_certificate_from_the_state_seen_and_a_stale_v
         let began = outbox::begin(&store, &msg, b"<signed-2/>", now, Duration::seconds(30)).await.expect("begin");
         msg.certificate_seen = began.certificate;
         let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", false, "rejected");
-        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete"), State::Rejected);
+        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete").state, State::Rejected);
         let stored = certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert");
         assert_eq!(stored.state, State::Rejected);
         let last = certificates::history(store.pool(), &rec.id).await.expect("history").pop().expect("entry");
@@ -1403,7 +1424,10 @@ async fn a_delivery_step_follows_a_certificate_that_moved_and_writes_nothing_onc
         assert_eq!(msg.certificate_seen.map(|s| s.state), Some(State::Sent));
         withdraw(rec.id.clone()).await;
         let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", true, "accepted");
-        assert_eq!(outbox::complete(&store, &msg, &answer, false, now).await.expect("complete"), State::Withdrawn);
+        assert_eq!(
+            outbox::complete(&store, &msg, &answer, false, now).await.expect("complete").state,
+            State::Withdrawn
+        );
         assert_eq!(outbox::status(&store, "m-moved").await.expect("status").map(|s| s.0).as_deref(), Some("delivered"));
         let stored = certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert");
         assert_eq!(stored.state, State::Withdrawn, "the answer does not undo the withdrawal");

@@ -123,13 +123,28 @@ async fn a_message_claimed_before_its_partner_went_down_waits_for_the_probe_rule
     assert_eq!(p.kr.api("GET", &format!("/api/v1/certificates/{second}"), "").await.1["state"], "acknowledged");
 }
 
-/// A message sent while its partner was up, and answered after another of this process's
-/// deliveries failed and marked the partner down, marks the partner up again: the answer
-/// shows it answers, so its backlog goes out now rather than at the next retry mark.
+/// A message sent while its partner was up, and answered after another delivery failed and
+/// marked the partner down, marks the partner up again: the answer shows it answers, so its
+/// backlog goes out now rather than at the next retry mark. Whether the failure was this
+/// process's or another instance's (workers that share no claims, on PostgreSQL as instances
+/// do).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_to_a_message_sent_before_its_partner_went_down_marks_it_up() {
+    answer_after_a_down_mark(true, Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_a_message_sent_before_another_instance_marked_its_partner_down_marks_it_up() {
+    let name = "an_answer_to_a_message_sent_before_another_instance_marked_its_partner_down_marks_it_up";
+    if coconnect::store::testdb::postgres_or_skip(name, true).is_none() {
+        return;
+    }
+    answer_after_a_down_mark(false, Db::Postgres).await;
+}
+
+async fn answer_after_a_down_mark(same_process: bool, db: Db) {
     use tokio::sync::Notify;
-    let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
+    let mut p = pair_stopped("sign-encrypt", db).await;
     let clock = ManualClock::new(now());
     p.kr.start_with(Arc::new(clock.clone()), false).await;
     let (arrived, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
@@ -148,9 +163,13 @@ async fn an_answer_to_a_message_sent_before_its_partner_went_down_marks_it_up() 
     let first = p.kr.submit("ID", &co_with_reference("HELD-1")).await;
     clock.advance(Duration::milliseconds(1));
     let second = p.kr.submit("ID", &co_with_reference("HELD-2")).await;
-    let claims = Arc::new(coconnect::delivery::Claims::for_workers(2));
+    // Apart, each instance's claim takes one message.
+    let claims = Arc::new(coconnect::delivery::Claims::for_workers(if same_process { 2 } else { 1 }));
     let held = p.kr.app().worker_sharing("a", claims.clone());
-    let failing = p.kr.app().worker_sharing("b", claims);
+    let failing = match same_process {
+        true => p.kr.app().worker_sharing("b", claims),
+        false => p.kr.app().worker_sharing("b", Arc::new(coconnect::delivery::Claims::for_workers(1))),
+    };
     let sending = tokio::spawn(async move { held.step().await });
     tokio::time::timeout(std::time::Duration::from_secs(20), arrived.notified()).await.expect("the first CO is sent");
     // While ID holds the first CO, the second one fails: ID is marked down.

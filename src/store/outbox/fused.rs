@@ -129,19 +129,22 @@ const COUNTS_OR_UNDO: &str = "\
 /// `coconnect_undo_statement`'s SQLSTATE (migration 0009).
 const UNDONE: &str = "CC001";
 
-/// What a fused statement did: true if it wrote every part; false if it undid itself because
-/// the certificate moved (nothing written: the caller takes the usual way); `LeaseLost` if `o`
-/// matched nothing (the claim is lost, and nothing was written).
-fn outcome(result: Result<sqlx::any::AnyRow, sqlx::Error>, message_id: &str) -> Result<bool, StoreError> {
+/// What a fused statement did: its row if it wrote every part; `None` if it undid itself
+/// because the certificate moved (nothing written: the caller takes the usual way);
+/// `LeaseLost` if `o` matched nothing (the claim is lost, and nothing was written).
+fn outcome(
+    result: Result<sqlx::any::AnyRow, sqlx::Error>,
+    message_id: &str,
+) -> Result<Option<sqlx::any::AnyRow>, StoreError> {
     let row = match result {
         Ok(row) => row,
-        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(UNDONE) => return Ok(false),
+        Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(UNDONE) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     if row.try_get::<i64, _>("o")? != 1 {
         return Err(StoreError::LeaseLost(message_id.to_owned()));
     }
-    Ok(true)
+    Ok(Some(row))
 }
 
 /// [`super::begin_attempt_in`]'s writes as one statement: the outbox row's attempt and renewed
@@ -168,17 +171,18 @@ pub(super) async fn begin(
     });
     let result =
         query(&SQL, step).bind(attempt).bind(step.msg.attempts).bind(millis(lease_until)).fetch_one(store.pool()).await;
-    outcome(result, &step.msg.message_id)
+    Ok(outcome(result, &step.msg.message_id)?.is_some())
 }
 
 /// [`super::complete_in`]'s writes for an accepted answer as one statement: the attempt's end,
 /// the answer in the message log, the outbox row closed, and the certificate's move, history
-/// row and event. Returns whether it wrote them (see [`outcome`]).
+/// row and event. Returns, if it wrote them (see [`outcome`]), whether the partner was marked
+/// down as they were written.
 pub(super) async fn complete(
     store: &Store,
     step: &FusedStep<'_>,
     completion: &FusedCompletion<'_>,
-) -> Result<bool, StoreError> {
+) -> Result<Option<bool>, StoreError> {
     // The event copies the certificate's identity from `c`'s RETURNING: the statement's parts
     // all read the snapshot from before it.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -193,7 +197,8 @@ pub(super) async fn complete(
              e AS (\
                 INSERT INTO events (event_id, kind, certificate_id, partner, direction, issuer, reference, document_kind, message_id, detail, at) \
                 SELECT $19, $20, id, partner, direction, issuer, reference, kind, $2, $21, $1 FROM c) \
-             {COUNTS_OR_UNDO}"
+             {COUNTS_OR_UNDO}, \
+             (SELECT down_since FROM partner_status WHERE party = $10) AS partner_down_since"
         )
     });
     let answer = completion.answer;
@@ -208,7 +213,10 @@ pub(super) async fn complete(
         .bind(completion.detail.to_string())
         .fetch_one(store.pool())
         .await;
-    outcome(result, &step.msg.message_id)
+    match outcome(result, &step.msg.message_id)? {
+        Some(row) => Ok(Some(row.try_get::<Option<i64>, _>("partner_down_since")?.is_some())),
+        None => Ok(None),
+    }
 }
 
 /// [`super::submit`]'s writes after its reference lock, as one statement in its transaction:
