@@ -372,7 +372,7 @@ impl Worker {
                 let answer =
                     outbox::Answer { attempt, wire: &body, accepted, cause: &cause, http_status: status, detail };
                 let done = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
-                self.answered(&partner, done).await?;
+                self.answered(&partner, done).await;
                 // Logged once the outcome is committed: a lost claim logs nothing here.
                 tracing::info!(
                     message_id = %msg.message_id,
@@ -403,7 +403,7 @@ impl Worker {
                     detail,
                 };
                 let done = outbox::complete(store, &msg, &answer, self.webhook(), clock.now()).await?;
-                self.answered(&partner, done).await?;
+                self.answered(&partner, done).await;
                 tracing::info!(message_id = %msg.message_id, partner = %partner.party, attempt, latency_ms, reason = %cause, "refused by the partner; final");
                 Ok(Step::Completed(done.state))
             }
@@ -431,12 +431,16 @@ impl Worker {
 
     /// The partner answered: if it was marked down as the answer was recorded (its probe's
     /// answer, or one to a message sent before a failure of this or another instance marked
-    /// it down), it is up again and its backlog is due now.
-    async fn answered(&self, partner: &Partner, done: outbox::Completed) -> Result<(), StoreError> {
-        if done.partner_down {
-            partners::mark_up(&self.state.store, &partner.party, self.state.clock.now()).await?;
+    /// it down), it is up again and its backlog is due now. The answer is recorded already: a
+    /// store error here leaves the partner down until its next probe's answer, and is logged,
+    /// not made the step's failure.
+    async fn answered(&self, partner: &Partner, done: outbox::Completed) {
+        if !done.partner_down {
+            return;
         }
-        Ok(())
+        if let Err(e) = partners::mark_up(&self.state.store, &partner.party, self.state.clock.now()).await {
+            tracing::warn!(partner = %partner.party, error = %e, "the partner answered but could not be marked up; its next probe will");
+        }
     }
 
     fn webhook(&self) -> bool {

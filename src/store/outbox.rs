@@ -1120,14 +1120,20 @@ pub struct OutboxEntry {
 
 /// [`list`]'s statement: `$1` a state or empty, `$2` a partner or empty. On PostgreSQL a list of
 /// the pending or the failed messages reads their partial index (the plan is made with the
-/// values); on SQLite it reads the table.
+/// values: [`list`] does not keep the statement prepared); on SQLite it reads the table.
 pub(super) const LIST_SQL: &str = "SELECT message_id, certificate_id, partner, operation, state, attempts, next_attempt_at, last_error, created_at FROM outbox \
      WHERE ($1 = '' OR state = $1) AND ($2 = '' OR partner = $2) ORDER BY created_at, message_id LIMIT 10000";
 
 /// The outbox, filtered by state and partner, oldest first.
 pub async fn list(store: &Store, state: Option<&str>, partner: Option<&str>) -> Result<Vec<OutboxEntry>, StoreError> {
-    let rows =
-        sqlx::query(LIST_SQL).bind(state.unwrap_or("")).bind(partner.unwrap_or("")).fetch_all(store.pool()).await?;
+    // Not kept prepared: PostgreSQL could then switch to a plan made without the values, which
+    // cannot use a partial index (an operator's request, so planning each time costs nothing).
+    let rows = sqlx::query(LIST_SQL)
+        .persistent(false)
+        .bind(state.unwrap_or(""))
+        .bind(partner.unwrap_or(""))
+        .fetch_all(store.pool())
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(OutboxEntry {

@@ -530,7 +530,30 @@ async fn a_partner_marked_down_during_a_claim_counts_the_claims_lease() {
             let (store, failed) = (store.clone(), failed.message_id.clone());
             async move { super::partners::mark_down(&store, "ID", &failed, down_at + Duration::minutes(5), down_at).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        match store.backend() {
+            // Until the mark waits for the claims' lock: a fixed sleep could end before it got
+            // there on a busy machine, and pass without the wait.
+            super::Backend::Postgres => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                loop {
+                    let waiting: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    )
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("locks");
+                    if waiting > 0 {
+                        break;
+                    }
+                    assert!(!marking.is_finished(), "the mark did not wait for the claim");
+                    assert!(std::time::Instant::now() < deadline, "the mark never reached the claims' lock");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+            // The one writer connection is what the mark waits for.
+            super::Backend::Sqlite => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+        }
         assert!(!marking.is_finished(), "the mark waits for the claim ({:?})", store.backend());
         claim.commit().await.expect("commit");
         marking.await.expect("join").expect("down");
@@ -1090,6 +1113,39 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
     }
 }
 
+/// An answer recorded while its partner is marked down says so, however it is written: an
+/// acceptance in one statement on PostgreSQL, a rejection (and everything on SQLite) in a
+/// transaction. The worker then marks the partner up; `complete` itself does not.
+#[tokio::test]
+async fn an_answer_tells_whether_its_partner_was_marked_down() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let backend = store.backend();
+        let lease = Duration::seconds(30);
+        let mut now = Utc::now();
+        for (n, down) in [(0, false), (1, false), (2, true), (3, true)] {
+            if n == 2 {
+                super::partners::mark_down(&store, "ID", "m-ans-1", now, now).await.expect("down");
+            }
+            let accepted = n % 2 == 0;
+            now += Duration::seconds(1);
+            let message_id = format!("m-ans-{n}");
+            outbox::submit(&store, &cert(&format!("CO-ANS-{n}")), "SendCO", &message_id, "<x/>", now)
+                .await
+                .expect("submit");
+            let mut msg = outbox::claim_due(&store, "w", now, lease).await.expect("claim").expect("due");
+            assert_eq!(msg.message_id, message_id, "{backend:?}");
+            let began = outbox::begin(&store, &msg, b"<s/>", now, lease).await.expect("begin");
+            msg.certificate_seen = began.certificate;
+            let answer = outbox::Answer::for_test(began.attempt, b"<ack/>", accepted, "answered");
+            let done = outbox::complete(&store, &msg, &answer, false, now).await.expect("complete");
+            assert_eq!(done.partner_down, down, "{backend:?}: {message_id}, accepted: {accepted}");
+        }
+        let status = super::partners::status(&store, "ID").await.expect("status");
+        assert!(status.down_since.is_some(), "{backend:?}: complete marks nothing up itself");
+    }
+}
+
 #[tokio::test]
 async fn the_sqlite_writer_is_durable_and_checks_foreign_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -1370,7 +1426,7 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
         outbox::submit(&store, &cert("CO-UP-1"), "SendCO", "m-up-1", "<x/>", now).await.expect("submit");
         let later = now + Duration::seconds(60);
         let msg = outbox::claim_due(&store, "w", later, Duration::seconds(30)).await.expect("claim").expect("due");
-        assert!(msg.partner_seen_down, "the probe's answer must mark it up");
+        assert!(msg.partner_seen_down, "it is the probe");
         assert!(super::partners::mark_up(&store, "ID", later).await.expect("up"));
         outbox::submit(&store, &cert("CO-UP-2"), "SendCO", "m-up-2", "<x/>", later).await.expect("submit");
         let msg = outbox::claim_due(&store, "w", later + Duration::seconds(60), Duration::seconds(30))
