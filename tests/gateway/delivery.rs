@@ -356,43 +356,42 @@ async fn scripted_partner(
         .expect("pair")
     };
     let (id_sign, id_decrypt, kr_sign) = (load("ID", true), load("ID", false), load("KR", true));
-    let trust = Arc::new(
-        coconnect::wssec::trust::PartnerTrust::new(vec![kr_sign.certificate.clone()], &[], None).expect("trust"),
-    );
+    let trust =
+        coconnect::wssec::trust::PartnerTrust::new(vec![kr_sign.certificate.clone()], &[], None).expect("trust");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let listener = tokio::net::TcpListener::bind(p.id.files.soap_addr).await.expect("bind");
-    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let record = seen.clone();
-    let script = Arc::new(script);
+    // What every connection and request of the stub shares.
+    struct Stub<F> {
+        record: Arc<Mutex<Vec<(String, bool)>>>,
+        counter: std::sync::atomic::AtomicUsize,
+        clock: ManualClock,
+        trust: coconnect::wssec::trust::PartnerTrust,
+        id_sign: KeyPair,
+        id_decrypt: KeyPair,
+        script: F,
+    }
+    let stub = Arc::new(Stub {
+        record: seen.clone(),
+        counter: std::sync::atomic::AtomicUsize::new(0),
+        clock,
+        trust,
+        id_sign,
+        id_decrypt,
+        script,
+    });
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
-            let (record, counter, clock, trust, id_sign, id_decrypt, script) = (
-                record.clone(),
-                counter.clone(),
-                clock.clone(),
-                trust.clone(),
-                id_sign.clone(),
-                id_decrypt.clone(),
-                script.clone(),
-            );
+            let stub = stub.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (record, counter, clock, trust, id_sign, id_decrypt, script) = (
-                        record.clone(),
-                        counter.clone(),
-                        clock.clone(),
-                        trust.clone(),
-                        id_sign.clone(),
-                        id_decrypt.clone(),
-                        script.clone(),
-                    );
+                    let stub = stub.clone();
                     async move {
                         let body = http_body_util::BodyExt::collect(req.into_body())
                             .await
                             .map(|b| b.to_bytes())
                             .unwrap_or_default();
-                        let up = match script(counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) {
+                        let up = match (stub.script)(stub.counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst)) {
                             Reply::Answer => true,
                             Reply::Unavailable => false,
                             Reply::HoldThenAnswer(release) => {
@@ -401,12 +400,12 @@ async fn scripted_partner(
                             }
                         };
                         let answer = tokio::task::spawn_blocking(move || {
-                            let now = clock.now_for_test();
+                            let now = stub.clock.now_for_test();
                             let policy = coconnect::wssec::inbound::InboundPolicy {
                                 limits: Default::default(),
-                                decryption: Some(&id_decrypt),
+                                decryption: Some(&stub.id_decrypt),
                                 profile: coconnect::wssec::Profile::strict(true).inbound,
-                                trust: &trust,
+                                trust: &stub.trust,
                                 now,
                                 clock_skew: chrono::Duration::seconds(60),
                                 max_ttl: chrono::Duration::hours(1),
@@ -415,7 +414,7 @@ async fn scripted_partner(
                             };
                             let m = coconnect::wssec::inbound::process(&body, &policy).expect("a genuine message");
                             let header = MessageHeader::read(m.body_child()).expect("header");
-                            record.lock().expect("lock").push((m.operation().1.to_owned(), up));
+                            stub.record.lock().expect("lock").push((m.operation().1.to_owned(), up));
                             if !up {
                                 return None;
                             }
@@ -435,7 +434,7 @@ async fn scripted_partner(
                                 coconnect::wssec::outbound::secure(&coconnect::wssec::outbound::OutboundMessage {
                                     version: coconnect::wssec::SoapVersion::V11,
                                     body_xml: &xml,
-                                    signer: &id_sign,
+                                    signer: &stub.id_sign,
                                     encrypt_for: None,
                                     profile: &coconnect::wssec::Profile::strict(false).outbound,
                                     addressing: None,
