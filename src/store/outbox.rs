@@ -920,12 +920,8 @@ async fn complete_in(
         };
         alerts::raise(tx, &alert, webhook, now).await?;
     }
-    let partner_down: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
-            .bind(&msg.partner)
-            .fetch_optional(&mut **tx)
-            .await?;
-    Ok(Completed { state: to, partner_down: partner_down.flatten().is_some() })
+    let partner_down = super::partners::is_down(&mut **tx, &msg.partner).await?;
+    Ok(Completed { state: to, partner_down })
 }
 
 /// Moves a pending message to a final state with `last_error` = `error`, if its claim is still

@@ -44,6 +44,19 @@ pub async fn status(store: &Store, party: &str) -> Result<PartnerStatus, StoreEr
     })
 }
 
+/// Whether `party` is marked down, read through `executor` (the read connections, or a
+/// transaction that must see its own writes).
+pub(super) async fn is_down<'e, E>(executor: E, party: &str) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
+        .bind(party)
+        .fetch_optional(executor)
+        .await?;
+    Ok(down.flatten().is_some())
+}
+
 /// A technical failure of the attempt to send `failed_message_id`: the partner is down from now
 /// (if it was not already), and gets one probe at a time until it answers (`outbox::claim`).
 ///
@@ -63,11 +76,7 @@ pub async fn mark_down(
 ) -> Result<(), StoreError> {
     // On the read connections first: while a partner is down, each of its failures would
     // otherwise take the claims' lock for nothing.
-    let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
-        .bind(party)
-        .fetch_optional(store.readers())
-        .await?;
-    if matches!(down, Some(Some(_))) {
+    if is_down(store.readers(), party).await? {
         return Ok(());
     }
     let mut tx = store.begin().await?;
@@ -101,11 +110,7 @@ pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<b
     // Called after an answer recorded while the partner was marked down
     // (`outbox::Completed::partner_down`): a read first (on the read connections), so that
     // when another answer has marked it up meanwhile, this one takes no write transaction.
-    let down: Option<Option<i64>> = sqlx::query_scalar("SELECT down_since FROM partner_status WHERE party = $1")
-        .bind(party)
-        .fetch_optional(store.readers())
-        .await?;
-    if !matches!(down, Some(Some(_))) {
+    if !is_down(store.readers(), party).await? {
         return Ok(false);
     }
     let mut tx = store.begin().await?;
