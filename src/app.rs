@@ -79,10 +79,6 @@ impl App {
             soap.local_addr().map_err(|reason| StartError::Bind { addr: state.settings.listen.soap, reason })?;
         let api_addr =
             api.local_addr().map_err(|reason| StartError::Bind { addr: state.settings.listen.api, reason })?;
-        let mut tasks = JoinSet::new();
-        let soap_state = Arc::new(SoapState::new(state.clone()));
-        tasks.spawn(crate::gateway::serve(soap, Surface::Soap(soap_state), acceptor, watch_rx.clone()));
-        tasks.spawn(crate::gateway::serve(api, Surface::api(state.clone()), None, watch_rx.clone()));
         // Names this process's claims and attempts (several instances may share PostgreSQL).
         let instance = format!(
             "{}-{}-{}",
@@ -90,7 +86,11 @@ impl App {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        let claims = Arc::new(crate::delivery::Claims::for_workers(worker_count));
+        let claims = Arc::new(crate::delivery::Claims::for_process(&instance, worker_count));
+        let mut tasks = JoinSet::new();
+        let soap_state = Arc::new(SoapState::new(state.clone()));
+        tasks.spawn(crate::gateway::serve(soap, Surface::Soap(soap_state), acceptor, watch_rx.clone()));
+        tasks.spawn(crate::gateway::serve(api, Surface::api(state.clone(), claims.clone()), None, watch_rx.clone()));
         for n in 0..worker_count {
             let worker =
                 crate::delivery::Worker::new(state.clone(), limiter.clone(), claims.clone(), format!("{instance}-{n}"));

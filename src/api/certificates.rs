@@ -23,11 +23,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::{Caller, PathParams, Query};
+use crate::delivery::Claims;
 use crate::flows::domestic::SubmitError;
 use crate::lifecycle::{Direction, State as CertificateState};
 use crate::payload::DocumentKind;
@@ -37,24 +38,27 @@ use crate::store::{amendments, events, treatments, StoreError};
 
 pub async fn submit_co(
     State(core): State<Arc<Core>>,
+    Extension(claims): Extension<Arc<Claims>>,
     caller: Caller,
     query: Query,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    submit(&core, &caller, &query, &body, DocumentKind::Co).await
+    submit(&core, &claims, &caller, &query, &body, DocumentKind::Co).await
 }
 
 pub async fn submit_do(
     State(core): State<Arc<Core>>,
+    Extension(claims): Extension<Arc<Claims>>,
     caller: Caller,
     query: Query,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    submit(&core, &caller, &query, &body, DocumentKind::Do).await
+    submit(&core, &claims, &caller, &query, &body, DocumentKind::Do).await
 }
 
 async fn submit(
     core: &Core,
+    claims: &Arc<Claims>,
     caller: &Caller,
     query: &Query,
     body: &[u8],
@@ -68,8 +72,12 @@ async fn submit(
         ));
     };
     let now = core.clock.now();
-    match crate::flows::domestic::submit(&core.store, &core.settings, &partner.party, kind, body, now).await {
+    let lease = claims.submission_lease(now, core.settings.delivery.lease.chrono());
+    match crate::flows::domestic::submit(&core.store, &core.settings, &partner.party, kind, body, now, lease).await {
         Ok(submitted) => {
+            if let Some(message) = submitted.leased {
+                claims.hand_over(&core.store, message);
+            }
             core.outbox_changed();
             let record = &submitted.certificate;
             tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, kind = kind.as_str(), partner = %partner.party, caller = %caller.0, message_id = %submitted.message_id, "queued");

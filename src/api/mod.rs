@@ -37,10 +37,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 
 pub use error::ApiError;
 
+use crate::delivery::Claims;
 use crate::state::Core;
 
 /// The domestic API as the service the accept loop calls: the [`router`], its bare 405
@@ -48,14 +49,16 @@ use crate::state::Core;
 /// it whole).
 pub type Service = tower::util::MapResponse<Router, fn(Response) -> Response>;
 
-/// The [`Service`] of `core`'s API.
-pub fn service(core: Arc<Core>) -> Service {
-    tower::util::MapResponse::new(router(core), method_not_allowed as fn(Response) -> Response)
+/// The [`Service`] of `core`'s API, whose submissions hand their messages to `claims`.
+pub fn service(core: Arc<Core>, claims: Arc<Claims>) -> Service {
+    tower::util::MapResponse::new(router(core, claims), method_not_allowed as fn(Response) -> Response)
 }
 
 /// The domestic API's routes, with their layers: authentication in front of every route but
-/// the health checks, the body read in front of each handler.
-pub fn router(core: Arc<Core>) -> Router {
+/// the health checks, the body read in front of each handler. A submission may lease its
+/// message for an idle delivery worker of this process and hand it over in `claims`
+/// ([`Claims::submission_lease`]).
+pub fn router(core: Arc<Core>, claims: Arc<Claims>) -> Router {
     let protected = Router::new()
         .route("/api/v1/certificates", get(certificates::find).post(certificates::submit_co))
         .route("/api/v1/declarations", post(certificates::submit_do))
@@ -88,7 +91,8 @@ pub fn router(core: Arc<Core>) -> Router {
         // for the extractors after it would refuse what it let through, and not as an ApiError.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .fallback(not_found)
-        .layer(from_fn_with_state(core.clone(), extract::authenticate));
+        .layer(from_fn_with_state(core.clone(), extract::authenticate))
+        .layer(Extension(claims));
     Router::new().route("/healthz", get(healthy)).route("/readyz", get(ready)).merge(protected).with_state(core)
 }
 

@@ -10,6 +10,10 @@
 //! lease expired and another worker took the message over, the step finds `LeaseLost` and
 //! records nothing. So the hand-off needs no store write of its own.
 //!
+//! A submission through this process's API may lease its own message for the workers when one
+//! of them waits for work ([`Claims::submission_lease`], `outbox::submit_leased`) and hand it
+//! over here ([`Claims::hand_over`]): it then goes without a claim transaction.
+//!
 //! A waiting message is held from every other worker and instance, so it waits here
 //! [`MAX_WAIT`] at most (all the process's workers busy with a slow partner): then it is given
 //! back to the outbox ([`outbox::unclaim`]). The messages waiting for a partner that just failed
@@ -20,12 +24,13 @@
 //! after its workers stop ([`Claims::give_back`]); deliver a message it did not claim.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::store::outbox::{self, OutboxMessage};
+use crate::store::outbox::{self, Lease, OutboxMessage};
 use crate::store::{Store, StoreError};
 
 /// The most messages one claim takes for the workers of a process: enough to spread a claim's
@@ -53,16 +58,55 @@ struct Waiting {
     since: Instant,
 }
 
-/// Claimed messages not yet taken by a worker, oldest first.
+/// Claimed messages not yet taken by a worker, oldest first, and whether a worker waits for
+/// work.
 pub struct Claims {
     batch: usize,
     waiting: Mutex<VecDeque<Waiting>>,
+    /// The lease owner of the messages this process's submissions lease for its workers
+    /// ([`Claims::submission_lease`]); none: submissions lease nothing.
+    submission_owner: Option<String>,
+    /// Workers waiting for work.
+    idle: AtomicUsize,
 }
 
 impl Claims {
     /// For `workers` workers: a claim takes up to one message per worker, [`MAX_BATCH`] at most.
     pub fn for_workers(workers: usize) -> Self {
-        Claims { batch: workers.clamp(1, MAX_BATCH), waiting: Mutex::new(VecDeque::new()) }
+        Claims {
+            batch: workers.clamp(1, MAX_BATCH),
+            waiting: Mutex::new(VecDeque::new()),
+            submission_owner: None,
+            idle: AtomicUsize::new(0),
+        }
+    }
+
+    /// [`Claims::for_workers`] for the workers of process `instance`, whose submissions may
+    /// lease their own messages for them.
+    pub fn for_process(instance: &str, workers: usize) -> Self {
+        Claims { submission_owner: Some(format!("{instance}-submit")), ..Claims::for_workers(workers) }
+    }
+
+    /// The lease a submission may take on its own message (`outbox::submit_leased`): only when
+    /// a worker of this process waits for work and no claimed message waits for a worker, so
+    /// that the message goes at once.
+    pub fn submission_lease(&self, now: DateTime<Utc>, lease: Duration) -> Option<Lease<'_>> {
+        let owner = self.submission_owner.as_deref()?;
+        let nothing_waits = self.waiting.lock().is_ok_and(|w| w.is_empty());
+        (self.idle.load(Ordering::Acquire) > 0 && nothing_waits).then(|| Lease { owner, until: now + lease })
+    }
+
+    /// A message a submission leased ([`Claims::submission_lease`]), for the next worker that
+    /// looks for work (wake one: `Core::outbox_changed`); given back like any claimed message
+    /// if none takes it within [`MAX_WAIT`].
+    pub fn hand_over(self: &Arc<Self>, store: &Store, message: OutboxMessage) {
+        self.keep(store, vec![Waiting { message, more_in_store: false, since: Instant::now() }]);
+    }
+
+    /// Counts the calling worker as waiting for work while the guard lives.
+    pub fn idle_worker(&self) -> IdleWorker<'_> {
+        self.idle.fetch_add(1, Ordering::AcqRel);
+        IdleWorker(&self.idle)
     }
 
     /// A message claimed before, or else up to a batch claimed now for `owner`.
@@ -87,17 +131,22 @@ impl Claims {
             messages.map(|message| Waiting { message, more_in_store: claimed.more_due, since }).collect();
         let kept = !rest.is_empty();
         if kept {
-            if let Ok(mut waiting) = self.waiting.lock() {
-                waiting.extend(rest);
-            }
-            // Whatever no worker took by then goes back.
-            let (claims, store) = (self.clone(), store.clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(MAX_WAIT).await;
-                claims.give_back_where(&store, |w| w.since.elapsed() >= MAX_WAIT).await;
-            });
+            self.keep(store, rest);
         }
         Ok(Some(Taken { message: first, more_due: claimed.more_due || kept }))
+    }
+
+    /// Keeps `claimed` for the next workers; whatever no worker took within [`MAX_WAIT`] goes
+    /// back.
+    fn keep(self: &Arc<Self>, store: &Store, claimed: Vec<Waiting>) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.extend(claimed);
+        }
+        let (claims, store) = (self.clone(), store.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(MAX_WAIT).await;
+            claims.give_back_where(&store, |w| w.since.elapsed() >= MAX_WAIT).await;
+        });
     }
 
     fn take_waiting(&self) -> Option<Taken> {
@@ -138,6 +187,15 @@ impl Claims {
     #[cfg(test)]
     fn waiting(&self) -> usize {
         self.waiting.lock().map(|w| w.len()).unwrap_or(0)
+    }
+}
+
+/// A worker counted as waiting for work ([`Claims::idle_worker`]) until dropped.
+pub struct IdleWorker<'a>(&'a AtomicUsize);
+
+impl Drop for IdleWorker<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -187,6 +245,52 @@ mod tests {
             let ids: Vec<_> = again.messages.iter().map(|m| m.message_id.as_str()).collect();
             assert_eq!(ids, ["m-take-2", "m-take-3"], "given back, due at once");
             assert!(claims.take(&store, "w-0", now, lease, false).await.expect("take").is_none());
+        }
+    }
+
+    /// A submission leases its message only for a process whose worker waits and which has
+    /// no claimed message waiting; the message handed over is taken by the next worker without
+    /// a claim, or given back after [`MAX_WAIT`].
+    #[tokio::test]
+    async fn a_submission_leases_for_an_idle_worker_only_and_its_message_is_taken_or_given_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for store in fresh_stores(dir.path()).await.expect("stores") {
+            let t = Utc::now();
+            let lease = Duration::seconds(30);
+            let claims = Arc::new(Claims::for_process("KR-1-abc", 2));
+            assert!(claims.submission_lease(t, lease).is_none(), "no worker waits");
+            let idle = claims.idle_worker();
+            let taken = claims.submission_lease(t, lease).expect("a worker waits");
+            assert_eq!((taken.owner, taken.until), ("KR-1-abc-submit", t + lease));
+            assert!(Claims::for_workers(2).submission_lease(t, lease).is_none(), "not a process's claims");
+
+            let submit = |n: i64| {
+                let (store, claims) = (store.clone(), claims.clone());
+                async move {
+                    let lease = claims.submission_lease(t, lease).expect("lease");
+                    let (reference, id) = (format!("CO-HAND-{n}"), format!("m-hand-{n}"));
+                    let (_, leased) = outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", t, lease)
+                        .await
+                        .expect("submit");
+                    leased.expect("leased")
+                }
+            };
+            let first = submit(1).await;
+            claims.hand_over(&store, first);
+            assert!(claims.submission_lease(t, lease).is_none(), "a handed-over message waits");
+            let next = claims.take(&store, "w-0", t, lease, true).await.expect("take").expect("handed over");
+            assert_eq!((next.message.message_id.as_str(), next.more_due), ("m-hand-1", false));
+            assert_eq!(next.message.lease_owner, "KR-1-abc-submit");
+
+            let second = submit(2).await;
+            claims.hand_over(&store, second);
+            drop(idle);
+            assert!(claims.submission_lease(t, lease).is_none(), "no worker waits any more");
+            tokio::time::sleep(MAX_WAIT + std::time::Duration::from_millis(300)).await;
+            assert_eq!(claims.waiting(), 0, "nobody took it within the longest wait");
+            let back = outbox::claim(&store, "other", t, lease, false, 8).await.expect("claim").expect("given back");
+            let ids: Vec<_> = back.messages.iter().map(|m| m.message_id.as_str()).collect();
+            assert_eq!(ids, ["m-hand-2"]);
         }
     }
 

@@ -37,7 +37,7 @@ use crate::store::outbox::{self, FailedOutcome, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
 use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
 
-pub use claims::Claims;
+pub use claims::{Claims, IdleWorker};
 pub use client::PartnerClient;
 
 /// `body_xml` (a request of `operation`) as the partner's profile says we send it: in its
@@ -248,10 +248,14 @@ impl Worker {
             // so the worker skips the look and claims at once (one store round trip less
             // between a submission and its delivery). A wake-up that finds nothing costs that
             // claim's transaction.
+            // Counted as idle meanwhile: a submission then leases its message for this process
+            // (`Claims::submission_lease`), and the wake-up finds it waiting here.
+            let idle = self.claims.idle_worker();
             more_due = tokio::select! {
                 _ = shutdown.changed() => false,
                 _ = &mut wakeup => true,
             };
+            drop(idle);
         }
         self.claims.give_back(&self.state.store).await;
     }

@@ -354,6 +354,8 @@ pub struct Submitted {
     pub message_id: String,
     /// Annex III: the code printed on a CO, which a partner's GetCO must present.
     pub reference_code: Option<String>,
+    /// Its message, leased for a delivery worker of this process (`lease` given and taken).
+    pub leased: Option<crate::store::outbox::OutboxMessage>,
 }
 
 /// Why a submission was not queued. Nothing was written.
@@ -372,6 +374,8 @@ pub enum SubmitError {
 /// A CO or DO from the issuing system for `partner` (Annex I A.1–A.6, Annex IV): screened,
 /// validated, stored as an outbound certificate and queued as `SendCO`/`SendDO`, in one
 /// transaction. The document travels as the model serialises it: exactly what was validated.
+/// With `lease`, its message is leased for a worker of this process when a claim would take it
+/// now (`outbox::submit_leased`).
 pub async fn submit(
     store: &Store,
     settings: &Settings,
@@ -379,6 +383,7 @@ pub async fn submit(
     kind: crate::payload::DocumentKind,
     body: &[u8],
     now: DateTime<Utc>,
+    lease: Option<crate::store::outbox::Lease<'_>>,
 ) -> Result<Submitted, SubmitError> {
     use crate::payload::DocumentKind;
     let malformed = |message: String| SubmitError::Invalid(vec![AckError::new("CO-XML-MALFORMED", message, "/")]);
@@ -404,8 +409,16 @@ pub async fn submit(
         co_xml: &xml,
     };
     let message_id = message_id.to_string();
-    match crate::store::outbox::submit(store, &new, operation.name(), &message_id, &body_xml, now).await {
-        Ok(certificate) => Ok(Submitted { certificate, message_id, reference_code }),
+    let submitted = match lease {
+        Some(lease) => {
+            crate::store::outbox::submit_leased(store, &new, operation.name(), &message_id, &body_xml, now, lease).await
+        }
+        None => crate::store::outbox::submit(store, &new, operation.name(), &message_id, &body_xml, now)
+            .await
+            .map(|certificate| (certificate, None)),
+    };
+    match submitted {
+        Ok((certificate, leased)) => Ok(Submitted { certificate, message_id, reference_code, leased }),
         Err(StoreError::Duplicate(what)) => Err(SubmitError::Duplicate(what)),
         Err(e) => Err(SubmitError::Store(e)),
     }

@@ -71,9 +71,10 @@ pub enum Surface {
 }
 
 impl Surface {
-    /// The domestic API's surface.
-    pub fn api(core: Arc<Core>) -> Self {
-        Surface::Api { service: crate::api::service(core.clone()), core }
+    /// The domestic API's surface; its submissions hand their messages to `claims`, the
+    /// process's delivery workers'.
+    pub fn api(core: Arc<Core>, claims: Arc<crate::delivery::Claims>) -> Self {
+        Surface::Api { service: crate::api::service(core.clone(), claims), core }
     }
 
     fn core(&self) -> &Core {

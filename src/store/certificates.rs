@@ -420,11 +420,16 @@ pub(crate) async fn lock_reference(
 ) -> Result<(), StoreError> {
     if store.backend() == super::Backend::Postgres {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("coconnect reference\n{issuer}\n{reference}"))
+            .bind(reference_lock_key(issuer, reference))
             .execute(&mut **tx)
             .await?;
     }
     Ok(())
+}
+
+/// The text whose hash is the advisory lock of [`lock_reference`] (PostgreSQL).
+pub(crate) fn reference_lock_key(issuer: &str, reference: &str) -> String {
+    format!("coconnect reference\n{issuer}\n{reference}")
 }
 
 /// What a partner's look-up may compare before anything else is read: the id and reference

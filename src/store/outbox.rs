@@ -8,7 +8,8 @@
 //! a time: the probe is recorded in the partner's status row, and a message claimed before the
 //! partner went down cannot begin its attempt after it). On PostgreSQL rows are claimed with
 //! `FOR UPDATE SKIP LOCKED`, so instances share the work, and an attempt's and an answer's
-//! writes are one statement each where they can be ([`fused`]).
+//! writes are one statement each where they can be ([`fused`]). A submission may lease its own
+//! message where a claim would take it now and first ([`submit_leased`]).
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -63,22 +64,116 @@ pub async fn submit(
     body_xml: &str,
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
+    Ok(submit_with(store, cert, operation, message_id, body_xml, now, None).await?.0)
+}
+
+/// A lease a submission takes on its own message for an idle worker of the submitting process
+/// ([`submit_leased`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Lease<'a> {
+    pub owner: &'a str,
+    pub until: DateTime<Utc>,
+}
+
+/// [`submit`], with the new message leased to `lease.owner` in the same transaction when a
+/// claim would take it at once and before anything else: its partner is neither down nor
+/// paused, and no other message is due and unleased (so the oldest-first order and the
+/// one-probe rule hold as if it had been claimed). Its worker then sends it without a claim
+/// transaction (five round trips and a commit on PostgreSQL, a write transaction on SQLite's
+/// one writer) between the submission and the attempt. On PostgreSQL the submission then also
+/// waits for the claims' lock, as a claim does: a partner marked down meanwhile
+/// (`partners::mark_down`, under that lock) either counts this lease among the requests in
+/// flight or is seen by this submission, which then leases nothing. Returns the message as a
+/// claim would have, when leased.
+pub async fn submit_leased(
+    store: &Store,
+    cert: &NewCertificate<'_>,
+    operation: &str,
+    message_id: &str,
+    body_xml: &str,
+    now: DateTime<Utc>,
+    lease: Lease<'_>,
+) -> Result<(certificates::CertificateRecord, Option<OutboxMessage>), StoreError> {
+    submit_with(store, cert, operation, message_id, body_xml, now, Some(lease)).await
+}
+
+async fn submit_with(
+    store: &Store,
+    cert: &NewCertificate<'_>,
+    operation: &str,
+    message_id: &str,
+    body_xml: &str,
+    now: DateTime<Utc>,
+    lease: Option<Lease<'_>>,
+) -> Result<(certificates::CertificateRecord, Option<OutboxMessage>), StoreError> {
     const CAUSE: &str = "submitted by the domestic system";
     let mut tx = store.begin().await?;
     // Its own statement: a lock taken inside the statement that reads would leave that
     // statement reading from before what committed while it waited.
-    certificates::lock_reference(&mut tx, store, cert.issuer, cert.reference).await?;
-    let record = match store.backend() {
-        super::Backend::Postgres => fused::submit(&mut tx, cert, operation, message_id, body_xml, CAUSE, now).await?,
+    match (store.backend(), lease) {
+        (super::Backend::Postgres, Some(_)) => {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock($2)")
+                .bind(certificates::reference_lock_key(cert.issuer, cert.reference))
+                .bind(CLAIM_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        _ => certificates::lock_reference(&mut tx, store, cert.issuer, cert.reference).await?,
+    }
+    let (record, leased) = match store.backend() {
+        super::Backend::Postgres => {
+            fused::submit(&mut tx, cert, operation, message_id, body_xml, CAUSE, now, lease).await?
+        }
         super::Backend::Sqlite => {
             if super::amendments::replacement_reserved(&mut tx, cert.reference).await? {
                 return Err(reserved(cert));
             }
-            submit_in(&mut tx, cert, operation, message_id, body_xml, CAUSE, now).await?
+            let lease = match lease {
+                Some(lease) if may_lease(&mut tx, cert.partner, now).await? => Some(lease),
+                _ => None,
+            };
+            let record =
+                certificates::insert(&mut tx, cert, Event::Submitted, Role::Issuer, CAUSE, Some(message_id), now)
+                    .await?;
+            insert(&mut tx, &record.id, cert.partner, operation, message_id, body_xml, now, lease).await?;
+            (record, lease.is_some())
         }
     };
     tx.commit().await?;
-    Ok(record)
+    let leased = match lease {
+        Some(lease) if leased => Some(OutboxMessage {
+            message_id: message_id.to_owned(),
+            certificate_id: record.id.clone(),
+            partner: cert.partner.to_owned(),
+            operation: operation.to_owned(),
+            body_xml: body_xml.to_owned(),
+            attempts: 0,
+            first_attempt_at: None,
+            lease_owner: lease.owner.to_owned(),
+            certificate_seen: Some(certificates::Seen { direction: record.direction, state: record.state }),
+            partner_seen_down: false,
+        }),
+        _ => None,
+    };
+    Ok((record, leased))
+}
+
+/// When a submission may lease its message ([`submit_leased`]): `{partner}` neither down nor
+/// paused, and nothing due and unleased at `{now}` (SQL expressions of the caller's statement).
+fn may_lease_sql(partner: &str, now: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = {partner} \
+                     AND (p.down_since IS NOT NULL OR p.paused_since IS NOT NULL)) \
+         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE {})",
+        DUE.replace("$1", now)
+    )
+}
+
+/// [`may_lease_sql`] in `tx`, for `partner` at `now`.
+async fn may_lease(tx: &mut Tx<'_>, partner: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("SELECT 1 WHERE {}", may_lease_sql("$2", "$1")));
+    Ok(sqlx::query(&SQL).bind(millis(now)).bind(partner).fetch_optional(&mut **tx).await?.is_some())
 }
 
 /// The refusal of a certificate whose reference an open amendment reserves for its replacement
@@ -115,8 +210,23 @@ pub async fn enqueue(
     body_xml: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    insert(tx, certificate_id, partner, operation, message_id, body_xml, now, None).await
+}
+
+/// The outbox row of a new message, due at once, leased if `lease`.
+#[allow(clippy::too_many_arguments)]
+async fn insert(
+    tx: &mut Tx<'_>,
+    certificate_id: &str,
+    partner: &str,
+    operation: &str,
+    message_id: &str,
+    body_xml: &str,
+    now: DateTime<Utc>,
+    lease: Option<Lease<'_>>,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO outbox (message_id, certificate_id, partner, operation, body_xml, state, attempts, next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $7)",
+        "INSERT INTO outbox (message_id, certificate_id, partner, operation, body_xml, state, attempts, next_attempt_at, created_at, updated_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7, $7, $8, $9)",
     )
     .bind(message_id)
     .bind(certificate_id)
@@ -125,6 +235,8 @@ pub async fn enqueue(
     .bind(body_xml)
     .bind(PENDING)
     .bind(millis(now))
+    .bind(lease.map(|l| l.owner))
+    .bind(lease.map(|l| millis(l.until)))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -530,31 +530,7 @@ async fn a_partner_marked_down_during_a_claim_counts_the_claims_lease() {
             let (store, failed) = (store.clone(), failed.message_id.clone());
             async move { super::partners::mark_down(&store, "ID", &failed, down_at + Duration::minutes(5), down_at).await }
         });
-        match store.backend() {
-            // Until the mark waits for the claims' lock: a fixed sleep could end before it got
-            // there on a busy machine, and pass without the wait.
-            super::Backend::Postgres => {
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-                loop {
-                    let waiting: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
-                         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                    )
-                    .fetch_one(store.pool())
-                    .await
-                    .expect("locks");
-                    if waiting > 0 {
-                        break;
-                    }
-                    assert!(!marking.is_finished(), "the mark did not wait for the claim");
-                    assert!(std::time::Instant::now() < deadline, "the mark never reached the claims' lock");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                }
-            }
-            // The one writer connection is what the mark waits for.
-            super::Backend::Sqlite => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
-        }
-        assert!(!marking.is_finished(), "the mark waits for the claim ({:?})", store.backend());
+        until_it_waits_for_the_claims(&store, &marking, "the mark").await;
         claim.commit().await.expect("commit");
         marking.await.expect("join").expect("down");
         let before_lease_end = t + Duration::seconds(29);
@@ -566,6 +542,136 @@ async fn a_partner_marked_down_during_a_claim_counts_the_claims_lease() {
         let after_lease_end = t + Duration::seconds(31);
         let probe = outbox::claim_due(&store, "w3", after_lease_end, lease).await.expect("claim").expect("probe");
         assert!(probe.partner_seen_down);
+    }
+}
+
+/// Returns once `task` waits for the claims' lock (PostgreSQL: an advisory lock not granted in
+/// this database; SQLite: the one writer connection, after a while), failing if it finished.
+async fn until_it_waits_for_the_claims<T>(store: &Store, task: &tokio::task::JoinHandle<T>, what: &str) {
+    match store.backend() {
+        // Polled: a fixed sleep could end before the task got there on a busy machine, and
+        // pass without the wait.
+        super::Backend::Postgres => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                )
+                .fetch_one(store.pool())
+                .await
+                .expect("locks");
+                if waiting > 0 {
+                    break;
+                }
+                assert!(!task.is_finished(), "{what} did not wait for the claims' lock");
+                assert!(std::time::Instant::now() < deadline, "{what} never reached the claims' lock");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        super::Backend::Sqlite => tokio::time::sleep(std::time::Duration::from_millis(300)).await,
+    }
+    assert!(!task.is_finished(), "{what} waits for the claims' lock ({:?})", store.backend());
+}
+
+/// A submission leases its own message for a worker of its process only where a claim would
+/// take that message now and first: the partner up and not paused, nothing else due and
+/// unleased. The message comes back as a claim returns it, no claim takes it, and its attempt
+/// begins under the submission's lease.
+#[tokio::test]
+async fn a_submission_leases_its_message_only_where_a_claim_would_take_it_first() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t = Utc::now();
+        let span = Duration::seconds(30);
+        let lease = outbox::Lease { owner: "KR-1-submit", until: t + span };
+        let submit = |n: i64| {
+            let store = store.clone();
+            async move {
+                let reference = format!("CO-LEASE-{n}");
+                let id = format!("m-lease-{n}");
+                let at = t + Duration::milliseconds(n);
+                outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", at, lease)
+                    .await
+                    .expect("submit")
+            }
+        };
+        let (record, leased) = submit(1).await;
+        let m = leased.unwrap_or_else(|| panic!("nothing due, partner up: leased ({:?})", store.backend()));
+        assert_eq!(
+            (m.message_id.as_str(), m.certificate_id.as_str(), m.lease_owner.as_str(), m.attempts),
+            ("m-lease-1", record.id.as_str(), "KR-1-submit", 0)
+        );
+        assert!(!m.partner_seen_down && m.first_attempt_at.is_none());
+        assert_eq!(
+            m.certificate_seen,
+            Some(certificates::Seen { direction: Direction::Outbound, state: State::Queued })
+        );
+        let stored: (Option<String>, Option<i64>) =
+            sqlx::query_as("SELECT lease_owner, lease_until FROM outbox WHERE message_id = 'm-lease-1'")
+                .fetch_one(store.pool())
+                .await
+                .expect("row");
+        assert_eq!(stored, (Some("KR-1-submit".to_owned()), Some(super::millis(t + span))));
+        assert!(outbox::claim_due(&store, "w", t, span).await.expect("claim").is_none(), "leased: no claim takes it");
+        assert_eq!(outbox::begin_attempt(&store, &m, b"<wire/>", t, span).await.expect("attempt"), 1);
+
+        // A message leased by a submission does not hold the next one back; one due and
+        // unleased does: the next submission leases nothing, and the claim takes the older.
+        assert!(submit(2).await.1.is_some(), "m-lease-1 is leased, not waiting");
+        outbox::submit(&store, &cert("CO-LEASE-3"), "SendCO", "m-lease-3", "<x/>", t + Duration::milliseconds(3))
+            .await
+            .expect("submit");
+        assert!(submit(4).await.1.is_none(), "m-lease-3 is due ({:?})", store.backend());
+        let first = outbox::claim_due(&store, "w", t + span, span).await.expect("claim").expect("due");
+        assert_eq!(first.message_id, "m-lease-3", "oldest first");
+        let second = outbox::claim_due(&store, "w", t + span, span).await.expect("claim").expect("due");
+        assert_eq!(second.message_id, "m-lease-4");
+
+        // A paused partner, and a partner that is down: nothing leased.
+        super::partners::pause(&store, "ID", "operator", t).await.expect("pause");
+        assert!(submit(5).await.1.is_none(), "paused ({:?})", store.backend());
+        sqlx::query("UPDATE outbox SET lease_owner = 'w', lease_until = $1 WHERE message_id = 'm-lease-5'")
+            .bind(super::millis(t + span))
+            .execute(store.pool())
+            .await
+            .expect("claimed");
+        super::partners::resume(&store, "ID", "operator", t).await.expect("resume");
+        super::partners::mark_down(&store, "ID", "m-lease-5", t, t).await.expect("down");
+        assert!(submit(6).await.1.is_none(), "down ({:?})", store.backend());
+    }
+}
+
+/// A submission that would lease its message waits for the claims' lock first, as a claim
+/// does: a partner marked down while it waits is seen, and nothing is leased (on PostgreSQL,
+/// read before the mark's commit, the partner would have been up).
+#[tokio::test]
+async fn a_submission_waits_for_the_claims_lock_before_it_leases() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let t = Utc::now();
+        // A mark-down in progress: the claims' lock held and the partner marked, not committed.
+        let mut marking = store.begin().await.expect("begin");
+        outbox::wait_for_claims(&mut marking, store.backend()).await.expect("claims' lock");
+        sqlx::query(
+            "INSERT INTO partner_status (party, updated_at, down_since) VALUES ('ID', $1, $1) \
+             ON CONFLICT (party) DO UPDATE SET down_since = excluded.down_since",
+        )
+        .bind(super::millis(t))
+        .execute(&mut *marking)
+        .await
+        .expect("down");
+        let submitting = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let lease = outbox::Lease { owner: "KR-1-submit", until: t + Duration::seconds(30) };
+                outbox::submit_leased(&store, &cert("CO-WAIT-1"), "SendCO", "m-wait-1", "<x/>", t, lease).await
+            }
+        });
+        until_it_waits_for_the_claims(&store, &submitting, "the submission").await;
+        marking.commit().await.expect("commit");
+        let (_, leased) = submitting.await.expect("join").expect("submitted");
+        assert!(leased.is_none(), "the partner went down while the submission waited ({:?})", store.backend());
     }
 }
 

@@ -729,6 +729,48 @@ async fn work_committed_while_the_only_worker_is_busy_is_not_left_for_the_poll()
     wake_ups_deliver_without_polling(1, 6).await;
 }
 
+/// A CO submitted while a worker waits is leased by its submission and sent without a claim:
+/// its one attempt is recorded under the submission's lease (`<instance>-submit`). COs
+/// submitted together, some leased and some claimed, are each sent once.
+async fn a_submission_hands_its_message_to_an_idle_worker(db: Db) {
+    let mut p = pair_stopped("sign-encrypt", db).await;
+    p.kr.reconfigure("poll_interval_millis = 100", "poll_interval_millis = 60000\nworkers = 2");
+    p.id.start().await;
+    p.kr.start().await;
+    // Every worker has made its first look and waits now.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let first = p.kr.submit("ID", &co_with_reference("HANDED-1")).await;
+    p.kr.wait_state(&first, "acknowledged").await;
+    let by_instance = outbox::attempts_by_instance(p.kr.store()).await.expect("attempts");
+    assert_eq!(by_instance.len(), 1, "{by_instance:?}");
+    assert!(
+        by_instance[0].0.ends_with("-submit") && by_instance[0].1 == 1,
+        "sent under the submission's lease: {by_instance:?}"
+    );
+
+    let kr = &p.kr;
+    let burst = futures_util::future::join_all(
+        (0..6).map(|n| async move { kr.submit("ID", &co_with_reference(&format!("HANDED-B{n}"))).await }),
+    )
+    .await;
+    for id in &burst {
+        p.kr.wait_state(id, "acknowledged").await;
+    }
+    let by_instance = outbox::attempts_by_instance(p.kr.store()).await.expect("attempts");
+    assert_eq!(by_instance.iter().map(|(_, n)| n).sum::<i64>(), 7, "each CO sent once: {by_instance:?}");
+    assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_hands_its_message_to_an_idle_worker_sqlite() {
+    a_submission_hands_its_message_to_an_idle_worker(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_hands_its_message_to_an_idle_worker_postgres() {
+    a_submission_hands_its_message_to_an_idle_worker(Db::Postgres).await;
+}
+
 /// Work no commit of this process announced (queued by another instance sharing the store)
 /// is found by the process's watcher of the outbox (every 100 ms here), although every
 /// worker is idle and waits only to be woken. Without the watcher it would wait for the next
@@ -752,6 +794,7 @@ async fn work_queued_by_another_instance_is_found_by_the_watcher_and_delivered()
         coconnect::payload::DocumentKind::Co,
         co.as_bytes(),
         state.clock.now(),
+        None,
     )
     .await
     .unwrap_or_else(|e| panic!("submitted as another instance would: {e:?}"));

@@ -221,8 +221,11 @@ pub(super) async fn complete(
 
 /// [`super::submit`]'s writes after its reference lock, as one statement in its transaction:
 /// the certificate (unless an open amendment reserves its reference: `g` is then empty and
-/// nothing is written), its first history row and its outbound message. The outbox row names
-/// the certificate inserted by the same statement: the foreign key is checked at its end.
+/// nothing is written), its first history row and its outbound message, leased to
+/// `lease.owner` if [`super::may_lease_sql`] holds (`l`; [`super::submit_leased`]). The outbox
+/// row names the certificate inserted by the same statement: the foreign key is checked at its
+/// end. Returns the certificate and whether its message was leased.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn submit(
     tx: &mut Tx<'_>,
     cert: &NewCertificate<'_>,
@@ -231,23 +234,27 @@ pub(super) async fn submit(
     body_xml: &str,
     cause: &str,
     now: DateTime<Utc>,
-) -> Result<CertificateRecord, StoreError> {
+    lease: Option<super::Lease<'_>>,
+) -> Result<(CertificateRecord, bool), StoreError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH g AS (\
                 SELECT 1 AS go WHERE NOT EXISTS (SELECT 1 FROM amendments \
                 WHERE replacement_reference = $3 AND state = $14 AND replacement_xml IS NOT NULL)), \
+             l AS (\
+                SELECT $20::text AS owner, $21::bigint AS until WHERE $20::text IS NOT NULL AND {may_lease}), \
              c AS (\
                 INSERT INTO certificates {columns} SELECT {row} FROM g RETURNING id), \
              h AS (\
                 INSERT INTO certificate_history (certificate_id, from_state, to_state, at, cause, message_id) \
                 SELECT id, NULL, $6, $9, $15, $16 FROM c), \
              o AS (\
-                INSERT INTO outbox (message_id, certificate_id, partner, operation, body_xml, state, attempts, next_attempt_at, created_at, updated_at) \
-                SELECT $16, id, $5, $17, $18, $19, 0, $9, $9, $9 FROM c) \
-             SELECT COUNT(*) AS inserted FROM c",
+                INSERT INTO outbox (message_id, certificate_id, partner, operation, body_xml, state, attempts, next_attempt_at, created_at, updated_at, lease_owner, lease_until) \
+                SELECT $16, id, $5, $17, $18, $19, 0, $9, $9, $9, (SELECT owner FROM l), (SELECT until FROM l) FROM c) \
+             SELECT COUNT(*) AS inserted, EXISTS (SELECT 1 FROM l) AS leased FROM c",
             columns = certificates::INSERT_COLUMNS,
             row = certificates::NEW_ROW,
+            may_lease = super::may_lease_sql("$5", "$9"),
         )
     });
     let state = transition(cert.direction, None, Event::Submitted, Role::Issuer)?;
@@ -259,6 +266,8 @@ pub(super) async fn submit(
         .bind(operation)
         .bind(body_xml)
         .bind(super::PENDING)
+        .bind(lease.map(|l| l.owner))
+        .bind(lease.map(|l| millis(l.until)))
         .fetch_one(&mut **tx)
         .await;
     let row = match result {
@@ -275,5 +284,5 @@ pub(super) async fn submit(
     if row.try_get::<i64, _>("inserted")? != 1 {
         return Err(super::reserved(cert));
     }
-    Ok(certificates::new_record(id, cert, state, now))
+    Ok((certificates::new_record(id, cert, state, now), row.try_get("leased")?))
 }
