@@ -72,12 +72,14 @@ async fn submit(
         ));
     };
     let now = core.clock.now();
-    let lease = claims.submission_lease(now, core.settings.delivery.lease.chrono());
+    let promise = claims.submission_lease(now, core.settings.delivery.lease.chrono());
+    let lease = promise.as_ref().map(|p| p.lease);
     match crate::flows::domestic::submit(&core.store, &core.settings, &partner.party, kind, body, now, lease).await {
         Ok(submitted) => {
             if let Some(message) = submitted.leased {
-                claims.hand_over(&core.store, message);
+                claims.hand_over(&core.store, message).await;
             }
+            drop(promise);
             core.outbox_changed();
             let record = &submitted.certificate;
             tracing::info!(event = "submitted", certificate = %record.id, reference = %record.reference, kind = kind.as_str(), partner = %partner.party, caller = %caller.0, message_id = %submitted.message_id, "queued");

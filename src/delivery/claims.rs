@@ -4,8 +4,9 @@
 //! costs five round trips and a commit, serialised across workers and instances, so a batch
 //! spreads them over several messages.
 //!
-//! A message waiting here is leased to the claiming worker's name in the store (its attempt is
-//! recorded under that name too, whichever worker of the process sends it), and every step of
+//! A message waiting here is leased to the claiming worker's name in the store, or to
+//! `<instance>-submit` when a submission handed it over (its attempt is recorded under that
+//! name too, whichever worker of the process sends it), and every step of
 //! its delivery is conditional on that lease (`outbox::begin` and what follows it): if the
 //! lease expired and another worker took the message over, the step finds `LeaseLost` and
 //! records nothing. So the hand-off needs no store write of its own.
@@ -24,7 +25,7 @@
 //! after its workers stop ([`Claims::give_back`]); deliver a message it did not claim.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -68,6 +69,10 @@ pub struct Claims {
     submission_owner: Option<String>,
     /// Workers waiting for work.
     idle: AtomicUsize,
+    /// Submissions that may lease for them now ([`Promise`]).
+    promised: AtomicUsize,
+    /// The workers stopped: what is handed over goes straight back.
+    closed: AtomicBool,
 }
 
 impl Claims {
@@ -78,6 +83,8 @@ impl Claims {
             waiting: Mutex::new(VecDeque::new()),
             submission_owner: None,
             idle: AtomicUsize::new(0),
+            promised: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -87,19 +94,35 @@ impl Claims {
         Claims { submission_owner: Some(format!("{instance}-submit")), ..Claims::for_workers(workers) }
     }
 
-    /// The lease a submission may take on its own message (`outbox::submit_leased`): only when
-    /// a worker of this process waits for work and no claimed message waits for a worker, so
-    /// that the message goes at once.
-    pub fn submission_lease(&self, now: DateTime<Utc>, lease: Duration) -> Option<Lease<'_>> {
+    /// The lease a submission may take on its own message (`outbox::submit_leased`), held by
+    /// the returned [`Promise`] until the message is handed over: only while a worker of this
+    /// process waits for work that no other submission was promised, and no claimed message
+    /// waits for a worker, so that the message goes at once. The lease lasts
+    /// [`SUBMISSION_LEASE`] at most (the attempt renews it): a message whose hand-over never
+    /// happens (the request dropped after its commit, the process stopped) is soon claimable
+    /// again.
+    pub fn submission_lease(&self, now: DateTime<Utc>, lease: Duration) -> Option<Promise<'_>> {
         let owner = self.submission_owner.as_deref()?;
-        let nothing_waits = self.waiting.lock().is_ok_and(|w| w.is_empty());
-        (self.idle.load(Ordering::Acquire) > 0 && nothing_waits).then(|| Lease { owner, until: now + lease })
+        if self.closed.load(Ordering::Acquire) || !self.waiting.lock().is_ok_and(|w| w.is_empty()) {
+            return None;
+        }
+        let promise =
+            Promise { lease: Lease { owner, until: now + lease.min(SUBMISSION_LEASE) }, promised: &self.promised };
+        // Counted first, so that two submissions at once cannot both take the last idle worker.
+        let before = self.promised.fetch_add(1, Ordering::AcqRel);
+        (before < self.idle.load(Ordering::Acquire)).then_some(promise)
     }
 
     /// A message a submission leased ([`Claims::submission_lease`]), for the next worker that
     /// looks for work (wake one: `Core::outbox_changed`); given back like any claimed message
-    /// if none takes it within [`MAX_WAIT`].
-    pub fn hand_over(self: &Arc<Self>, store: &Store, message: OutboxMessage) {
+    /// if none takes it within [`MAX_WAIT`], and at once if the workers have stopped.
+    pub async fn hand_over(self: &Arc<Self>, store: &Store, message: OutboxMessage) {
+        if self.closed.load(Ordering::Acquire) {
+            if let Err(e) = outbox::unclaim(store, &message).await {
+                tracing::warn!(message_id = %message.message_id, error = %e, "lease not given back; it will expire");
+            }
+            return;
+        }
         self.keep(store, vec![Waiting { message, more_in_store: false, since: Instant::now() }]);
     }
 
@@ -156,8 +179,10 @@ impl Claims {
     }
 
     /// Gives every message still waiting back to the outbox (the workers stop): another
-    /// instance can claim them at once instead of after their lease.
+    /// instance can claim them at once instead of after their lease. What is handed over
+    /// afterwards goes straight back ([`Claims::hand_over`]).
     pub async fn give_back(&self, store: &Store) {
+        self.closed.store(true, Ordering::Release);
         self.give_back_where(store, |_| true).await;
     }
 
@@ -190,6 +215,23 @@ impl Claims {
     }
 }
 
+/// The longest lease a submission takes for a worker of its process: long enough for the
+/// hand-over, the partner's rate and the signature (the attempt then renews the lease).
+pub const SUBMISSION_LEASE: Duration = Duration::seconds(10);
+
+/// A submission's claim on an idle worker ([`Claims::submission_lease`]): its lease, and the
+/// worker promised to it until dropped (after the hand-over, or when the submission failed).
+pub struct Promise<'a> {
+    pub lease: Lease<'a>,
+    promised: &'a AtomicUsize,
+}
+
+impl Drop for Promise<'_> {
+    fn drop(&mut self) {
+        self.promised.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A worker counted as waiting for work ([`Claims::idle_worker`]) until dropped.
 pub struct IdleWorker<'a>(&'a AtomicUsize);
 
@@ -205,7 +247,7 @@ mod tests {
 
     use chrono::{Duration, Utc};
 
-    use super::{Claims, MAX_WAIT};
+    use super::{Claims, MAX_WAIT, SUBMISSION_LEASE};
     use crate::store::certificates::NewCertificate;
     use crate::store::outbox;
     use crate::store::testdb::{fresh_stores, outbound_co as cert};
@@ -248,42 +290,46 @@ mod tests {
         }
     }
 
-    /// A submission leases its message only for a process whose worker waits and which has
-    /// no claimed message waiting; the message handed over is taken by the next worker without
-    /// a claim, or given back after [`MAX_WAIT`].
+    /// A submission leases its message only for a process whose worker waits, is not promised
+    /// to another submission, and has no claimed message waiting; the message handed over is
+    /// taken by the next worker without a claim, given back after [`MAX_WAIT`], or at once
+    /// once the workers have stopped.
     #[tokio::test]
     async fn a_submission_leases_for_an_idle_worker_only_and_its_message_is_taken_or_given_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         for store in fresh_stores(dir.path()).await.expect("stores") {
             let t = Utc::now();
-            let lease = Duration::seconds(30);
+            let lease = Duration::seconds(120);
             let claims = Arc::new(Claims::for_process("KR-1-abc", 2));
             assert!(claims.submission_lease(t, lease).is_none(), "no worker waits");
             let idle = claims.idle_worker();
-            let taken = claims.submission_lease(t, lease).expect("a worker waits");
-            assert_eq!((taken.owner, taken.until), ("KR-1-abc-submit", t + lease));
+            let promise = claims.submission_lease(t, lease).expect("a worker waits");
+            assert_eq!((promise.lease.owner, promise.lease.until), ("KR-1-abc-submit", t + SUBMISSION_LEASE));
+            assert!(claims.submission_lease(t, lease).is_none(), "its one idle worker is promised");
+            drop(promise);
             assert!(Claims::for_workers(2).submission_lease(t, lease).is_none(), "not a process's claims");
 
             let submit = |n: i64| {
                 let (store, claims) = (store.clone(), claims.clone());
                 async move {
-                    let lease = claims.submission_lease(t, lease).expect("lease");
+                    let promise = claims.submission_lease(t, lease).expect("lease");
                     let (reference, id) = (format!("CO-HAND-{n}"), format!("m-hand-{n}"));
-                    let (_, leased) = outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", t, lease)
-                        .await
-                        .expect("submit");
+                    let (_, leased) =
+                        outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", t, promise.lease)
+                            .await
+                            .expect("submit");
                     leased.expect("leased")
                 }
             };
             let first = submit(1).await;
-            claims.hand_over(&store, first);
+            claims.hand_over(&store, first).await;
             assert!(claims.submission_lease(t, lease).is_none(), "a handed-over message waits");
             let next = claims.take(&store, "w-0", t, lease, true).await.expect("take").expect("handed over");
             assert_eq!((next.message.message_id.as_str(), next.more_due), ("m-hand-1", false));
             assert_eq!(next.message.lease_owner, "KR-1-abc-submit");
 
             let second = submit(2).await;
-            claims.hand_over(&store, second);
+            claims.hand_over(&store, second).await;
             drop(idle);
             assert!(claims.submission_lease(t, lease).is_none(), "no worker waits any more");
             tokio::time::sleep(MAX_WAIT + std::time::Duration::from_millis(300)).await;
@@ -291,6 +337,20 @@ mod tests {
             let back = outbox::claim(&store, "other", t, lease, false, 8).await.expect("claim").expect("given back");
             let ids: Vec<_> = back.messages.iter().map(|m| m.message_id.as_str()).collect();
             assert_eq!(ids, ["m-hand-2"]);
+
+            // Leased while a worker waited, handed over after the workers stopped: straight back.
+            let idle = claims.idle_worker();
+            let third = submit(3).await;
+            drop(idle);
+            claims.give_back(&store).await;
+            claims.hand_over(&store, third).await;
+            assert_eq!(claims.waiting(), 0);
+            let back = outbox::claim(&store, "other", t, lease, false, 8).await.expect("claim").expect("given back");
+            let ids: Vec<_> = back.messages.iter().map(|m| m.message_id.as_str()).collect();
+            assert_eq!(ids, ["m-hand-3"], "given back at once");
+            let idle = claims.idle_worker();
+            assert!(claims.submission_lease(t, lease).is_none(), "the workers stopped");
+            drop(idle);
         }
     }
 

@@ -37,7 +37,7 @@ use crate::store::outbox::{self, FailedOutcome, Failure, OutboxMessage};
 use crate::store::{partners, StoreError};
 use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
 
-pub use claims::{Claims, IdleWorker};
+pub use claims::{Claims, IdleWorker, Promise, SUBMISSION_LEASE};
 pub use client::PartnerClient;
 
 /// `body_xml` (a request of `operation`) as the partner's profile says we send it: in its
@@ -250,12 +250,12 @@ impl Worker {
             // claim's transaction.
             // Counted as idle meanwhile: a submission then leases its message for this process
             // (`Claims::submission_lease`), and the wake-up finds it waiting here.
-            let idle = self.claims.idle_worker();
+            let waiting_for_work = self.claims.idle_worker();
             more_due = tokio::select! {
                 _ = shutdown.changed() => false,
                 _ = &mut wakeup => true,
             };
-            drop(idle);
+            drop(waiting_for_work);
         }
         self.claims.give_back(&self.state.store).await;
     }
