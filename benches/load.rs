@@ -20,7 +20,8 @@
 //! partner back after an outage, framework 4.3.3) and KR's workers deliver it to ID (sign +
 //! encrypt, send, decrypt + verify, validate, store, signed ack, ack verified and stored);
 //! then COs are submitted through KR's domestic API open-loop at half that rate and each one's
-//! latency is submission to stored acknowledgement.
+//! latency is submission to stored acknowledgement, with the stages of that time read from the
+//! timestamps both stores keep (attempt's start, ID's receipt, recorded outcome).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -466,6 +467,36 @@ impl Latencies {
         };
         format!("p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms", ms(0.50), ms(0.99), ms(0.999))
     }
+}
+
+/// A CO submitted in the open-loop part of `e2e`, with the times (ms) stored with it on KR.
+struct LiveCo {
+    message_id: String,
+    submitted: i64,
+    attempt_started: i64,
+    attempt_finished: i64,
+    /// Sent under its submission's lease, without a claim.
+    leased_at_submission: bool,
+}
+
+/// Where the live COs' time went, from the timestamps stored with them on both sides:
+/// submission to the attempt's start (read before the signature), to ID's receipt (its
+/// `received_at`, once the request was read), to the recorded outcome.
+fn stages(live: &[LiveCo], received: &std::collections::HashMap<String, i64>) -> String {
+    let p50_p99 = |mut ms: Vec<i64>| {
+        ms.sort_unstable();
+        let at = |q: f64| ms.get(((ms.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+        format!("{} / {} ms", at(0.50), at(0.99))
+    };
+    let at_id = |c: &LiveCo| received.get(&c.message_id).copied().unwrap_or(c.attempt_started);
+    let leased = live.iter().filter(|c| c.leased_at_submission).count();
+    format!(
+        "stages (p50 / p99, stored timestamps): submission to the attempt's start {}, to ID's receipt {}, to the recorded outcome {}; {leased} of {} sent under their submission's lease",
+        p50_p99(live.iter().map(|c| (c.attempt_started - c.submitted).max(0)).collect()),
+        p50_p99(live.iter().map(|c| (at_id(c) - c.attempt_started).max(0)).collect()),
+        p50_p99(live.iter().map(|c| (c.attempt_finished - at_id(c)).max(0)).collect()),
+        live.len()
+    )
 }
 
 /// Prints a progress line every second until `done` reaches `total`.
@@ -926,6 +957,26 @@ async fn e2e(db: &str, o: &Options) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // Each live CO's first attempt, for where its time went (printed once ID's store is read).
+    let attempts = sqlx::query(
+        "SELECT o.message_id, o.created_at, a.started_at, a.finished_at, a.instance FROM outbox o \
+         JOIN delivery_attempts a ON a.message_id = o.message_id AND a.attempt = 1 \
+         WHERE o.created_at >= $1 AND o.state = 'delivered'",
+    )
+    .bind(since)
+    .fetch_all(kr_store.pool())
+    .await
+    .unwrap();
+    let live: Vec<LiveCo> = attempts
+        .iter()
+        .map(|r| LiveCo {
+            message_id: r.get(0),
+            submitted: r.get(1),
+            attempt_started: r.get(2),
+            attempt_finished: r.get::<Option<i64>, _>(3).unwrap_or_default(),
+            leased_at_submission: r.get::<Option<String>, _>(4).is_some_and(|i| i.ends_with("-submit")),
+        })
+        .collect();
     drop(kr_store);
     for g in krs {
         g.stop();
@@ -933,6 +984,15 @@ async fn e2e(db: &str, o: &Options) {
     id_gw.stop();
 
     let id_store = Store::connect(&id.database_url).await.unwrap();
+    let received: std::collections::HashMap<String, i64> =
+        sqlx::query("SELECT message_id, received_at FROM inbound_messages")
+            .fetch_all(id_store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    println!("[{db}] e2e at {half:.0} COs/s, {}", stages(&live, &received));
     let stored = coconnect::store::certificates::count(&id_store).await.unwrap();
     let receipts = count(&id_store, "SELECT COUNT(*) FROM inbound_messages").await;
     let events = count(&id_store, "SELECT COUNT(*) FROM events WHERE kind = 'document.received'").await;
