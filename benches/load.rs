@@ -459,13 +459,25 @@ fn e2e_bound(dir: &Path, n: usize) -> Bound {
 struct Latencies(Vec<Duration>);
 
 impl Latencies {
+    /// From whole milliseconds (stored timestamps' differences; a negative one counts as 0).
+    fn from_ms(ms: impl Iterator<Item = i64>) -> Self {
+        Latencies(ms.map(|ms| Duration::from_millis(ms.max(0) as u64)).collect())
+    }
+
     fn line(mut self) -> String {
         self.0.sort();
-        let ms = |q: f64| {
-            let i = ((self.0.len() as f64 * q).ceil() as usize).clamp(1, self.0.len()) - 1;
-            self.0[i].as_secs_f64() * 1000.0
-        };
-        format!("p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms", ms(0.50), ms(0.99), ms(0.999))
+        format!("p50 {:.1} ms  p99 {:.1} ms  p999 {:.1} ms", self.ms(0.50), self.ms(0.99), self.ms(0.999))
+    }
+
+    fn p50_p99(mut self) -> String {
+        self.0.sort();
+        format!("{:.0} / {:.0} ms", self.ms(0.50), self.ms(0.99))
+    }
+
+    /// The `q` quantile of the sorted samples, in ms.
+    fn ms(&self, q: f64) -> f64 {
+        let i = ((self.0.len() as f64 * q).ceil() as usize).clamp(1, self.0.len()) - 1;
+        self.0[i].as_secs_f64() * 1000.0
     }
 }
 
@@ -483,18 +495,13 @@ struct LiveCo {
 /// submission to the attempt's start (read before the signature), to ID's receipt (its
 /// `received_at`, once the request was read), to the recorded outcome.
 fn stages(live: &[LiveCo], received: &std::collections::HashMap<String, i64>) -> String {
-    let p50_p99 = |mut ms: Vec<i64>| {
-        ms.sort_unstable();
-        let at = |q: f64| ms.get(((ms.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
-        format!("{} / {} ms", at(0.50), at(0.99))
-    };
     let at_id = |c: &LiveCo| received.get(&c.message_id).copied().unwrap_or(c.attempt_started);
     let leased = live.iter().filter(|c| c.leased_at_submission).count();
     format!(
         "stages (p50 / p99, stored timestamps): submission to the attempt's start {}, to ID's receipt {}, to the recorded outcome {}; {leased} of {} sent under their submission's lease",
-        p50_p99(live.iter().map(|c| (c.attempt_started - c.submitted).max(0)).collect()),
-        p50_p99(live.iter().map(|c| (at_id(c) - c.attempt_started).max(0)).collect()),
-        p50_p99(live.iter().map(|c| (c.attempt_finished - at_id(c)).max(0)).collect()),
+        Latencies::from_ms(live.iter().map(|c| c.attempt_started - c.submitted)).p50_p99(),
+        Latencies::from_ms(live.iter().map(|c| at_id(c) - c.attempt_started)).p50_p99(),
+        Latencies::from_ms(live.iter().map(|c| c.attempt_finished - at_id(c))).p50_p99(),
         live.len()
     )
 }
@@ -944,13 +951,12 @@ async fn e2e(db: &str, o: &Options) {
         .fetch_all(kr_store.pool())
         .await
         .unwrap();
-    let samples: Vec<Duration> =
-        rows.iter().map(|r| Duration::from_millis((r.get::<i64, _>(1) - r.get::<i64, _>(0)).max(0) as u64)).collect();
-    assert_eq!(samples.len(), m);
+    let samples = Latencies::from_ms(rows.iter().map(|r| r.get::<i64, _>(1) - r.get::<i64, _>(0)));
+    assert_eq!(samples.0.len(), m);
     println!(
         "[{db}] e2e{} at {half:.0} COs/s ({named}), submission to stored acknowledgement: {}  | peak RSS {}",
         o.signatures(),
-        Latencies(samples).line(),
+        samples.line(),
         krs.iter()
             .chain([&id_gw])
             .map(|g| format!("{} {:.0} MB", g.label, g.peak_rss_mb()))

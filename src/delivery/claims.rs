@@ -315,7 +315,7 @@ mod tests {
                     let promise = claims.submission_lease(t, lease).expect("lease");
                     let (reference, id) = (format!("CO-HAND-{n}"), format!("m-hand-{n}"));
                     let (_, leased) =
-                        outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", t, promise.lease)
+                        outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", t, Some(promise.lease))
                             .await
                             .expect("submit");
                     leased.expect("leased")

@@ -409,15 +409,7 @@ pub async fn submit(
         co_xml: &xml,
     };
     let message_id = message_id.to_string();
-    let submitted = match lease {
-        Some(lease) => {
-            crate::store::outbox::submit_leased(store, &new, operation.name(), &message_id, &body_xml, now, lease).await
-        }
-        None => crate::store::outbox::submit(store, &new, operation.name(), &message_id, &body_xml, now)
-            .await
-            .map(|certificate| (certificate, None)),
-    };
-    match submitted {
+    match crate::store::outbox::submit_leased(store, &new, operation.name(), &message_id, &body_xml, now, lease).await {
         Ok((certificate, leased)) => Ok(Submitted { certificate, message_id, reference_code, leased }),
         Err(StoreError::Duplicate(what)) => Err(SubmitError::Duplicate(what)),
         Err(e) => Err(SubmitError::Store(e)),

@@ -418,18 +418,31 @@ pub(crate) async fn lock_reference(
     issuer: &str,
     reference: &str,
 ) -> Result<(), StoreError> {
-    if store.backend() == super::Backend::Postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(reference_lock_key(issuer, reference))
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
+    lock_reference_and(tx, store, issuer, reference, None).await
 }
 
-/// The text whose hash is the advisory lock of [`lock_reference`] (PostgreSQL).
-pub(crate) fn reference_lock_key(issuer: &str, reference: &str) -> String {
-    format!("coconnect reference\n{issuer}\n{reference}")
+/// [`lock_reference`], then the advisory lock `also` if given (PostgreSQL), in the same
+/// statement: one round trip.
+pub(crate) async fn lock_reference_and(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    issuer: &str,
+    reference: &str,
+    also: Option<i64>,
+) -> Result<(), StoreError> {
+    if store.backend() == super::Backend::Postgres {
+        let key = format!("coconnect reference\n{issuer}\n{reference}");
+        let query = match also {
+            None => sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key),
+            Some(lock) => {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock($2)")
+                    .bind(key)
+                    .bind(lock)
+            }
+        };
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// What a partner's look-up may compare before anything else is read: the id and reference

@@ -64,7 +64,7 @@ pub async fn submit(
     body_xml: &str,
     now: DateTime<Utc>,
 ) -> Result<certificates::CertificateRecord, StoreError> {
-    Ok(submit_with(store, cert, operation, message_id, body_xml, now, None).await?.0)
+    Ok(submit_leased(store, cert, operation, message_id, body_xml, now, None).await?.0)
 }
 
 /// A lease a submission takes on its own message for an idle worker of the submitting process
@@ -92,34 +92,15 @@ pub async fn submit_leased(
     message_id: &str,
     body_xml: &str,
     now: DateTime<Utc>,
-    lease: Lease<'_>,
-) -> Result<(certificates::CertificateRecord, Option<OutboxMessage>), StoreError> {
-    submit_with(store, cert, operation, message_id, body_xml, now, Some(lease)).await
-}
-
-async fn submit_with(
-    store: &Store,
-    cert: &NewCertificate<'_>,
-    operation: &str,
-    message_id: &str,
-    body_xml: &str,
-    now: DateTime<Utc>,
     lease: Option<Lease<'_>>,
 ) -> Result<(certificates::CertificateRecord, Option<OutboxMessage>), StoreError> {
     const CAUSE: &str = "submitted by the domestic system";
     let mut tx = store.begin().await?;
     // Its own statement: a lock taken inside the statement that reads would leave that
-    // statement reading from before what committed while it waited.
-    match (store.backend(), lease) {
-        (super::Backend::Postgres, Some(_)) => {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock($2)")
-                .bind(certificates::reference_lock_key(cert.issuer, cert.reference))
-                .bind(CLAIM_LOCK)
-                .execute(&mut *tx)
-                .await?;
-        }
-        _ => certificates::lock_reference(&mut tx, store, cert.issuer, cert.reference).await?,
-    }
+    // statement reading from before what committed while it waited. A submission that may
+    // lease also takes the claims' lock there.
+    let claims_lock = lease.map(|_| CLAIM_LOCK);
+    certificates::lock_reference_and(&mut tx, store, cert.issuer, cert.reference, claims_lock).await?;
     let (record, leased) = match store.backend() {
         super::Backend::Postgres => {
             fused::submit(&mut tx, cert, operation, message_id, body_xml, CAUSE, now, lease).await?

@@ -591,7 +591,7 @@ async fn a_submission_leases_its_message_only_where_a_claim_would_take_it_first(
                 let reference = format!("CO-LEASE-{n}");
                 let id = format!("m-lease-{n}");
                 let at = t + Duration::milliseconds(n);
-                outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", at, lease)
+                outbox::submit_leased(&store, &cert(&reference), "SendCO", &id, "<x/>", at, Some(lease))
                     .await
                     .expect("submit")
             }
@@ -665,7 +665,7 @@ async fn a_submission_waits_for_the_claims_lock_before_it_leases() {
             let store = store.clone();
             async move {
                 let lease = outbox::Lease { owner: "KR-1-submit", until: t + Duration::seconds(30) };
-                outbox::submit_leased(&store, &cert("CO-WAIT-1"), "SendCO", "m-wait-1", "<x/>", t, lease).await
+                outbox::submit_leased(&store, &cert("CO-WAIT-1"), "SendCO", "m-wait-1", "<x/>", t, Some(lease)).await
             }
         });
         until_it_waits_for_the_claims(&store, &submitting, "the submission").await;
