@@ -1,7 +1,11 @@
 //! A small reader for the flat parts of coconnect messages: collects the text of leaf elements
 //! of one namespace by their path below the root, and keeps the children of the root element.
+//!
+//! Must never: read into an element of another namespace. Such an element (the `LPCO` a SendCO
+//! carries, say) is skipped whole: its document is read by its own reader, and walking it here
+//! cost more than the message header this reader is asked for.
 
-use quick_xml::events::Event;
+use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
@@ -22,60 +26,106 @@ impl Flat {
 pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {
     let mut reader = NsReader::from_reader(xml);
     reader.config_mut().check_end_names = true;
-    let mut buf = Vec::new();
-    let mut stack: Vec<String> = Vec::new();
+    // The local names of the open elements below the root, all of them in `ns`.
+    let mut open: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut root = None;
     let mut leaves = Vec::new();
     loop {
-        let (resolved, event) = reader.read_resolved_event_into(&mut buf).map_err(|e| e.to_string())?;
+        let (resolved, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
         let in_ns = matches!(resolved, ResolveResult::Bound(n) if n.as_ref() == ns.as_bytes());
-        let ns_text = match resolved {
-            ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-            _ => String::new(),
-        };
         match event {
-            Event::Start(e) => {
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                if root.is_none() {
-                    root = Some((local.clone(), ns_text.clone()));
-                }
-                stack.push(if in_ns { local } else { format!("{{{ns_text}}}{local}") });
+            Event::Start(e) | Event::Empty(e) if root.is_none() => root = Some((local_name(&e), namespace(&resolved))),
+            Event::Start(e) if in_ns => {
+                open.push(local_name(&e));
                 text.clear();
             }
-            Event::Empty(e) => {
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-                if root.is_none() {
-                    root = Some((local, ns_text));
-                    continue;
-                }
-                if in_ns {
-                    let mut path = stack[1..].join("/");
-                    if !path.is_empty() {
-                        path.push('/');
-                    }
-                    path.push_str(&local);
-                    leaves.push((path, String::new()));
-                }
+            Event::Start(e) => {
+                reader.read_to_end(e.name()).map_err(|e| e.to_string())?;
+                text.clear();
             }
-            Event::Text(t) => {
-                let s = t.unescape().map_err(|e| e.to_string())?;
-                text.push_str(&s);
+            Event::Empty(e) if in_ns => {
+                let mut path = open.join("/");
+                if !path.is_empty() {
+                    path.push('/');
+                }
+                path.push_str(&local_name(&e));
+                leaves.push((path, String::new()));
             }
+            Event::Text(t) => text.push_str(&t.unescape().map_err(|e| e.to_string())?),
             Event::CData(c) => text.push_str(&String::from_utf8_lossy(&c)),
             Event::End(_) => {
-                let path = stack[1.min(stack.len())..].join("/");
-                if !path.is_empty() && !text.trim().is_empty() {
-                    leaves.push((path, text.trim().to_owned()));
+                if !open.is_empty() && !text.trim().is_empty() {
+                    leaves.push((open.join("/"), text.trim().to_owned()));
                 }
                 text.clear();
-                stack.pop();
+                open.pop();
             }
             Event::Eof => break,
             _ => {}
         }
-        buf.clear();
     }
     let (root, root_ns) = root.ok_or("empty document")?;
     Ok(Flat { root, root_ns, leaves })
+}
+
+fn local_name(e: &BytesStart<'_>) -> String {
+    String::from_utf8_lossy(e.local_name().as_ref()).into_owned()
+}
+
+fn namespace(resolved: &ResolveResult<'_>) -> String {
+    match resolved {
+        ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS: &str = "urn:example:cc";
+
+    #[test]
+    fn leaves_of_the_namespace_by_path_and_the_root() {
+        let xml = format!(
+            r#"<cc:SendCO xmlns:cc="{NS}"><cc:MessageHeader><cc:MessageID> m-1 </cc:MessageID><cc:Note/></cc:MessageHeader><cc:Reason>a &amp; <![CDATA[b]]></cc:Reason></cc:SendCO>"#
+        );
+        let flat = read_flat(xml.as_bytes(), NS).unwrap();
+        assert_eq!((flat.root.as_str(), flat.root_ns.as_str()), ("SendCO", NS));
+        assert_eq!(
+            flat.leaves,
+            [
+                ("MessageHeader/MessageID".to_owned(), "m-1".to_owned()),
+                ("MessageHeader/Note".to_owned(), String::new()),
+                ("Reason".to_owned(), "a & b".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_element_of_another_namespace_is_skipped_whole() {
+        // Even an element of `ns` inside it (a document may use any prefix) is no leaf here, and
+        // what follows it is read as before.
+        let xml = format!(
+            r#"<cc:SendCO xmlns:cc="{NS}"><cc:MessageHeader><cc:MessageID>m-1</cc:MessageID></cc:MessageHeader><LPCO xmlns="urn:wco"><Item><cc:MessageID>inner</cc:MessageID><TypeCode>C</TypeCode></Item><Item/></LPCO><cc:Reason>r</cc:Reason></cc:SendCO>"#
+        );
+        let flat = read_flat(xml.as_bytes(), NS).unwrap();
+        assert_eq!(
+            flat.leaves,
+            [("MessageHeader/MessageID".to_owned(), "m-1".to_owned()), ("Reason".to_owned(), "r".to_owned())]
+        );
+    }
+
+    #[test]
+    fn a_document_that_is_not_well_formed_is_refused() {
+        for xml in [
+            format!(r#"<cc:A xmlns:cc="{NS}"><cc:B></cc:C></cc:A>"#),
+            format!(r#"<cc:A xmlns:cc="{NS}"><D xmlns="urn:x"><E></F></D></cc:A>"#),
+            format!(r#"<cc:A xmlns:cc="{NS}"><D xmlns="urn:x"><E>"#),
+            String::new(),
+        ] {
+            assert!(read_flat(xml.as_bytes(), NS).is_err(), "{xml}");
+        }
+    }
 }
