@@ -242,6 +242,9 @@ pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
     };
     let mut body_start = 0;
     let mut first_event = true;
+    // The element's namespace, owned (`resolved` borrows the reader) in one buffer reused for
+    // every event rather than a String each.
+    let mut namespace_buf = String::new();
     loop {
         let at = scanner.reader.buffer_position();
         let (resolved, event) = match scanner.reader.read_resolved_event() {
@@ -251,9 +254,12 @@ pub(crate) fn scan_document(xml: &str) -> Result<Scan, ValidationError> {
                 return Err(scanner.malformed(format!("{e} (byte {at})")));
             }
         };
-        // Own the element's namespace now: `resolved` borrows the reader.
         let namespace = match resolved {
-            ResolveResult::Bound(Namespace(ns)) => Some(String::from_utf8_lossy(ns).into_owned()),
+            ResolveResult::Bound(Namespace(ns)) => {
+                namespace_buf.clear();
+                namespace_buf.push_str(&String::from_utf8_lossy(ns));
+                Some(namespace_buf.as_str())
+            }
             ResolveResult::Unbound => None,
             ResolveResult::Unknown(prefix) => {
                 let prefix = String::from_utf8_lossy(&prefix).into_owned();
@@ -358,13 +364,14 @@ impl Scanner<'_> {
     fn open(
         &mut self,
         element: &BytesStart<'_>,
-        namespace: Option<String>,
+        namespace: Option<&str>,
         empty: bool,
         at: u64,
     ) -> Result<(), ValidationError> {
-        let qname = String::from_utf8_lossy(element.name().as_ref()).into_owned();
-        let local = String::from_utf8_lossy(element.local_name().as_ref()).into_owned();
-        let in_co_namespace = namespace.as_deref() == Some(LPCO_NAMESPACE);
+        // Borrowed, not copied: names are read for every element, and copied only into a fault.
+        let qname = String::from_utf8_lossy(element.name().into_inner());
+        let local = String::from_utf8_lossy(element.local_name().into_inner());
+        let in_co_namespace = namespace == Some(LPCO_NAMESPACE);
 
         if self.skipping > 0 {
             self.skipping += usize::from(!empty);
@@ -377,7 +384,7 @@ impl Scanner<'_> {
 
         let Some(parent) = self.stack.last_mut() else {
             if !in_co_namespace || local != LPCO_TREE.name {
-                let ns = namespace.as_deref().unwrap_or("no namespace");
+                let ns = namespace.unwrap_or("no namespace");
                 let message = format!("root element is <{local}> in {ns}; expected <LPCO> in {LPCO_NAMESPACE}");
                 return Err(ValidationError { code: ec::ROOT, message, path: format!("/{qname}") });
             }
@@ -402,7 +409,7 @@ impl Scanner<'_> {
                 }
                 (_, true) => format!("<{local}> is not an element of <{}>", parent.node.name),
                 (_, false) => {
-                    let ns = namespace.as_deref().unwrap_or("no namespace");
+                    let ns = namespace.unwrap_or("no namespace");
                     format!("<{qname}> is in {ns}; the elements of a CO are in {LPCO_NAMESPACE}")
                 }
             };
