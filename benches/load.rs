@@ -12,6 +12,8 @@
 //!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2 --workers 16
 //!     cargo bench --bench load -- e2e --tls          # the gateways over mutual TLS
 //!     cargo bench --bench load -- e2e --rate 20      # the latency part at 20 COs/s, not half the rate reached
+//!     COCONNECT_BENCH_ID_UNDER="valgrind --tool=callgrind --callgrind-out-file=/tmp/id.%p" \
+//!         cargo bench --bench load -- receive --db sqlite --count 100   # ID's instructions, to compare builds
 //!
 //! `receive`: N unique COs, signed and encrypted beforehand as KR would, posted to ID's SOAP
 //! endpoint by `--clients` keep-alive connections as fast as they are answered, then the same
@@ -160,6 +162,24 @@ fn options() -> Options {
 
 // ---- processes ------------------------------------------------------------------------------
 
+/// The command that runs the gateway `label`: `coconnect` itself, or for ID, under the command
+/// in `COCONNECT_BENCH_ID_UNDER` (split at spaces), such as `valgrind --tool=callgrind
+/// --callgrind-out-file=/tmp/id.%p`. Instruction counts, unlike times, repeat from run to
+/// run, so two builds can be compared on a machine whose speed moves.
+fn command_for(label: &str) -> Command {
+    let coconnect = env!("CARGO_BIN_EXE_coconnect");
+    let under = std::env::var("COCONNECT_BENCH_ID_UNDER").ok().filter(|_| label == "ID");
+    let mut words = under.iter().flat_map(|u| u.split_whitespace());
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(coconnect);
+            command
+        }
+        None => Command::new(coconnect),
+    }
+}
+
 /// A running `coconnect serve`.
 struct Gateway {
     child: Child,
@@ -169,7 +189,7 @@ struct Gateway {
 impl Gateway {
     fn start(label: &str, config: &Path, log: &Path) -> Gateway {
         let log = std::fs::File::create(log).expect("gateway log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_coconnect"))
+        let child = command_for(label)
             .args(["serve", "--config"])
             .arg(config)
             .stdout(log.try_clone().expect("log"))
