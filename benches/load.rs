@@ -12,6 +12,7 @@
 //!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2 --workers 16
 //!     cargo bench --bench load -- e2e --tls          # the gateways over mutual TLS
 //!     cargo bench --bench load -- e2e --rate 20      # the latency part at 20 COs/s, not half the rate reached
+//!     cargo bench --bench load -- e2e --db postgres --count 8 --rate 0.08   # each CO after 12 s of quiet
 //!     COCONNECT_BENCH_ID_UNDER="valgrind --tool=callgrind --callgrind-out-file=/tmp/id.%p" \
 //!         cargo bench --bench load -- receive --db sqlite --count 100   # ID's instructions, to compare builds
 //!
@@ -96,6 +97,15 @@ impl Options {
     }
 }
 
+/// A rate as the lines print it: whole COs a second, or as given below one (`--rate 0.08`).
+fn per_second(rate: f64) -> String {
+    if rate >= 1.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate}")
+    }
+}
+
 fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     let mut o = Options {
@@ -130,7 +140,7 @@ fn options() -> Options {
             "--ecdsa" => o.signing = SigningKeyKind::EcP256,
             "--rate" => {
                 let rate: f64 = value().parse().expect("--rate N (COs a second)");
-                assert!(rate >= 1.0, "--rate: at least 1 CO a second");
+                assert!(rate >= 0.01, "--rate: at least one CO every 100 seconds");
                 o.rate = Some(rate);
                 i += 1;
             }
@@ -162,13 +172,14 @@ fn options() -> Options {
 
 // ---- processes ------------------------------------------------------------------------------
 
-/// The command that runs the gateway `label`: `coconnect` itself, or for ID, under the command
-/// in `COCONNECT_BENCH_ID_UNDER` (split at spaces), such as `valgrind --tool=callgrind
-/// --callgrind-out-file=/tmp/id.%p`. Instruction counts, unlike times, repeat from run to
-/// run, so two builds can be compared on a machine whose speed moves.
+/// The command that runs the gateway `label`: `coconnect` itself, or under the command in
+/// `COCONNECT_BENCH_ID_UNDER` for ID, `COCONNECT_BENCH_KR_UNDER` for KR's first instance
+/// (split at spaces), such as `valgrind --tool=callgrind --callgrind-out-file=/tmp/id.%p`.
+/// Instruction counts, unlike times, repeat from run to run, so two builds can be compared
+/// on a machine whose speed moves.
 fn command_for(label: &str) -> Command {
     let coconnect = env!("CARGO_BIN_EXE_coconnect");
-    let under = std::env::var("COCONNECT_BENCH_ID_UNDER").ok().filter(|_| label == "ID");
+    let under = std::env::var(format!("COCONNECT_BENCH_{label}_UNDER")).ok().filter(|_| matches!(label, "ID" | "KR"));
     let mut words = under.iter().flat_map(|u| u.split_whitespace());
     match words.next() {
         Some(program) => {
@@ -691,7 +702,7 @@ async fn receive(db: &str, o: &Options) {
     // Open loop at half that rate (or --rate): latency from each message's scheduled time.
     let (half, named) = o.open_loop(rate);
     let done = Arc::new(AtomicUsize::new(0));
-    let progress_line = progress(format!("[{db}] receive at {half:.0}/s"), done.clone(), n);
+    let progress_line = progress(format!("[{db}] receive at {}/s", per_second(half)), done.clone(), n);
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, wire) in open.into_iter().enumerate() {
@@ -709,7 +720,7 @@ async fn receive(db: &str, o: &Options) {
         samples.push(s.unwrap());
     }
     let _ = progress_line.await;
-    println!("[{db}] receive{} at {half:.0} COs/s ({named}): {}", o.signatures(), Latencies(samples).line());
+    println!("[{db}] receive{} at {} COs/s ({named}): {}", o.signatures(), per_second(half), Latencies(samples).line());
     gateway.stop();
 
     let store = Store::connect(&id.database_url).await.unwrap();
@@ -931,9 +942,10 @@ async fn e2e(db: &str, o: &Options) {
 
     // Open loop through KR's domestic API at half that rate (or --rate) for about ten seconds.
     let (half, named) = o.open_loop(rate);
-    let m = ((half * 10.0) as usize).clamp(50, n);
+    let half_label = per_second(half);
+    let m = ((half * 10.0) as usize).max(50).min(n);
     let submitted = Arc::new(AtomicUsize::new(0));
-    let progress_line = progress(format!("[{db}] e2e at {half:.0}/s"), submitted.clone(), m);
+    let progress_line = progress(format!("[{db}] e2e at {half_label}/s"), submitted.clone(), m);
     let api = Arc::new(format!("http://{}/api/v1/certificates?partner=ID", kr.api_addr));
     let bearer = Arc::new(format!("Bearer {}", kr.api_token));
     let since = chrono::Utc::now().timestamp_millis();
@@ -974,7 +986,7 @@ async fn e2e(db: &str, o: &Options) {
     let samples = Latencies::from_ms(rows.iter().map(|r| r.get::<i64, _>(1) - r.get::<i64, _>(0)));
     assert_eq!(samples.0.len(), m);
     println!(
-        "[{db}] e2e{} at {half:.0} COs/s ({named}), submission to stored acknowledgement: {}  | peak RSS {}",
+        "[{db}] e2e{} at {half_label} COs/s ({named}), submission to stored acknowledgement: {}  | peak RSS {}",
         o.signatures(),
         samples.line(),
         krs.iter()
@@ -1018,7 +1030,7 @@ async fn e2e(db: &str, o: &Options) {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect();
-    println!("[{db}] e2e at {half:.0} COs/s, {}", stages(&live, &received));
+    println!("[{db}] e2e at {half_label} COs/s, {}", stages(&live, &received));
     let stored = coconnect::store::certificates::count(&id_store).await.unwrap();
     let receipts = count(&id_store, "SELECT COUNT(*) FROM inbound_messages").await;
     let events = count(&id_store, "SELECT COUNT(*) FROM events WHERE kind = 'document.received'").await;
