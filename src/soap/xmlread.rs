@@ -1,9 +1,9 @@
 //! A small reader for the flat parts of coconnect messages: collects the text of leaf elements
 //! of one namespace by their path below the root, and keeps the children of the root element.
 //!
-//! Must never: read into an element of another namespace. Such an element (the `LPCO` a SendCO
-//! carries, say) is skipped whole: its document is read by its own reader, and walking it here
-//! cost more than the message header this reader is asked for.
+//! Must never: keep anything from inside an element of another namespace. Such an element (the
+//! `LPCO` a SendCO carries, say) is passed over: its document is read by its own reader, and
+//! collecting its leaves here cost more than the message header this reader is asked for.
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -23,25 +23,47 @@ impl Flat {
     }
 }
 
+const UNFINISHED: &str = "the document ends before its elements do";
+
 pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {
     let mut reader = NsReader::from_reader(xml);
     reader.config_mut().check_end_names = true;
     // The local names of the open elements below the root, all of them in `ns`.
     let mut open: Vec<String> = Vec::new();
+    // Depth inside an element of another namespace. Its events are still read one by one (not
+    // with `read_to_end`, which leaves the namespace scopes it passes open in quick-xml 0.37,
+    // tafia/quick-xml#597), so that its declarations end with it; nothing in it is kept.
+    let mut foreign = 0usize;
+    // Elements open outside such an element, the root included.
+    let mut depth = 0usize;
     let mut text = String::new();
     let mut root = None;
     let mut leaves = Vec::new();
     loop {
         let (resolved, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
+        if foreign > 0 {
+            match event {
+                Event::Start(_) => foreign += 1,
+                Event::End(_) => foreign -= 1,
+                Event::Eof => return Err(UNFINISHED.to_owned()),
+                _ => {}
+            }
+            continue;
+        }
         let in_ns = matches!(resolved, ResolveResult::Bound(n) if n.as_ref() == ns.as_bytes());
         match event {
-            Event::Start(e) | Event::Empty(e) if root.is_none() => root = Some((local_name(&e), namespace(&resolved))),
+            Event::Start(e) if root.is_none() => {
+                root = Some((local_name(&e), namespace(&resolved)));
+                depth += 1;
+            }
+            Event::Empty(e) if root.is_none() => root = Some((local_name(&e), namespace(&resolved))),
             Event::Start(e) if in_ns => {
                 open.push(local_name(&e));
+                depth += 1;
                 text.clear();
             }
-            Event::Start(e) => {
-                reader.read_to_end(e.name()).map_err(|e| e.to_string())?;
+            Event::Start(_) => {
+                foreign = 1;
                 text.clear();
             }
             Event::Empty(e) if in_ns => {
@@ -60,7 +82,9 @@ pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {
                 }
                 text.clear();
                 open.pop();
+                depth = depth.saturating_sub(1);
             }
+            Event::Eof if depth > 0 => return Err(UNFINISHED.to_owned()),
             Event::Eof => break,
             _ => {}
         }
@@ -118,11 +142,34 @@ mod tests {
     }
 
     #[test]
+    fn the_namespaces_declared_in_a_skipped_element_end_with_it() {
+        let expected =
+            [("MessageHeader/MessageID".to_owned(), "m-1".to_owned()), ("Reason".to_owned(), "r".to_owned())];
+        // Our namespace as the default, redeclared by the LPCO; and as a prefix, rebound in it.
+        let default = format!(
+            r#"<SendCO xmlns="{NS}"><MessageHeader><MessageID>m-1</MessageID></MessageHeader><LPCO xmlns="urn:wco"><Item/></LPCO><Reason>r</Reason></SendCO>"#
+        );
+        let prefixed = format!(
+            r#"<cc:SendCO xmlns:cc="{NS}"><cc:MessageHeader><cc:MessageID>m-1</cc:MessageID></cc:MessageHeader><x:LPCO xmlns:x="urn:wco" xmlns:cc="urn:other" cc:a="1"><x:Item/></x:LPCO><cc:Reason>r</cc:Reason></cc:SendCO>"#
+        );
+        for xml in [default, prefixed] {
+            assert_eq!(read_flat(xml.as_bytes(), NS).unwrap().leaves, expected, "{xml}");
+        }
+        // A prefix bound to our namespace inside a foreign element does not make a later
+        // element of another namespace ours.
+        let bound_inside = format!(
+            r#"<cc:SendCO xmlns:cc="{NS}" xmlns:o="urn:other"><x:LPCO xmlns:x="urn:wco" xmlns:o="{NS}"/><o:MessageID>forged</o:MessageID></cc:SendCO>"#
+        );
+        assert!(read_flat(bound_inside.as_bytes(), NS).unwrap().leaves.is_empty());
+    }
+
+    #[test]
     fn a_document_that_is_not_well_formed_is_refused() {
         for xml in [
             format!(r#"<cc:A xmlns:cc="{NS}"><cc:B></cc:C></cc:A>"#),
             format!(r#"<cc:A xmlns:cc="{NS}"><D xmlns="urn:x"><E></F></D></cc:A>"#),
             format!(r#"<cc:A xmlns:cc="{NS}"><D xmlns="urn:x"><E>"#),
+            format!(r#"<cc:A xmlns:cc="{NS}"><cc:B>b</cc:B>"#),
             String::new(),
         ] {
             assert!(read_flat(xml.as_bytes(), NS).is_err(), "{xml}");
