@@ -24,10 +24,13 @@ fn main() -> ExitCode {
     // a thread that tokio retires after its default 10 idle seconds takes them with it: the
     // first message after a quiet spell, a partner's usual pace, parsed them again (a CO after
     // 12 s of quiet took 29-32 ms from submission to stored acknowledgement on a slow machine,
-    // 20-21 ms with warm threads). Idle threads are kept for an hour; their number is bounded
-    // by the requests and deliveries in flight at once.
+    // 20-21 ms with warm threads). Idle threads are kept for an hour, and there are at most
+    // 16 a core (32 at least), so that a burst leaves no more than that behind: a job on them
+    // (XML security, a password check) never waits for another, so a full pool queues work,
+    // it cannot deadlock; more jobs at once than that would only queue for the cores instead.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads((2 * cores).max(4))
+        .max_blocking_threads((16 * cores).max(32))
         .thread_keep_alive(std::time::Duration::from_secs(3600))
         .enable_all()
         .build()
