@@ -952,7 +952,8 @@ async fn e2e(db: &str, o: &Options) {
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..m {
-        let at = t + Duration::from_secs_f64(i as f64 / half);
+        // One interval after the backlog, not at once: at a low --rate each CO comes after a quiet spell.
+        let at = t + Duration::from_secs_f64((i + 1) as f64 / half);
         tokio::time::sleep_until(at.into()).await;
         let (client, api, bearer, submitted) = (client.clone(), api.clone(), bearer.clone(), submitted.clone());
         let body = co_xml(&format!("LIVE-{i:06}"));
