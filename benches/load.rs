@@ -12,7 +12,7 @@
 //!     DATABASE_URL=postgres://... cargo bench --bench load -- e2e --db postgres --count 3000 --instances 2 --workers 16
 //!     cargo bench --bench load -- e2e --tls          # the gateways over mutual TLS
 //!     cargo bench --bench load -- e2e --rate 20      # the latency part at 20 COs/s, not half the rate reached
-//!     cargo bench --bench load -- e2e --db postgres --count 8 --rate 0.08   # each CO after 12 s of quiet
+//!     cargo bench --bench load -- e2e --db postgres --count 8 --rate 0.08   # each CO after 12.5 s of quiet
 //!     COCONNECT_BENCH_ID_UNDER="valgrind --tool=callgrind --callgrind-out-file=/tmp/id.%p" \
 //!         cargo bench --bench load -- receive --db sqlite --count 100   # ID's instructions, to compare builds
 //!
@@ -702,7 +702,8 @@ async fn receive(db: &str, o: &Options) {
     // Open loop at half that rate (or --rate): latency from each message's scheduled time.
     let (half, named) = o.open_loop(rate);
     let done = Arc::new(AtomicUsize::new(0));
-    let progress_line = progress(format!("[{db}] receive at {}/s", per_second(half)), done.clone(), n);
+    let half_label = per_second(half);
+    let progress_line = progress(format!("[{db}] receive at {half_label}/s"), done.clone(), n);
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, wire) in open.into_iter().enumerate() {
@@ -720,7 +721,7 @@ async fn receive(db: &str, o: &Options) {
         samples.push(s.unwrap());
     }
     let _ = progress_line.await;
-    println!("[{db}] receive{} at {} COs/s ({named}): {}", o.signatures(), per_second(half), Latencies(samples).line());
+    println!("[{db}] receive{} at {half_label} COs/s ({named}): {}", o.signatures(), Latencies(samples).line());
     gateway.stop();
 
     let store = Store::connect(&id.database_url).await.unwrap();

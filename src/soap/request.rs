@@ -64,9 +64,7 @@ fn document(verified: &VerifiedMessage, kind: DocumentKind, operation: Operation
             // Read into the model with the rest of the request: the receive pipeline runs this on
             // the blocking thread that verified the message, so that this CPU work (yaserde's
             // reader, about 0.4 ms for a 7 KB CO) stays off the async workers.
-            // Canonical XML is UTF-8: the lossy reading is only a fallback that never runs.
-            let lpco_xml = String::from_utf8(lpco.xml.clone())
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+            let lpco_xml = String::from_utf8_lossy(&lpco.xml).into_owned();
             let read = crate::payload::parse_document(&lpco_xml, kind).map(Box::new);
             Content::Document { kind, lpco_xml, read }
         }

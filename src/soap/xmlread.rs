@@ -34,8 +34,8 @@ pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {
     // with `read_to_end`, which leaves the namespace scopes it passes open in quick-xml 0.37,
     // tafia/quick-xml#597), so that its declarations end with it; nothing in it is kept.
     let mut foreign = 0usize;
-    // Elements open outside such an element, the root included.
-    let mut depth = 0usize;
+    // The root is open: a document that ends before it closes is refused.
+    let mut root_open = false;
     let mut text = String::new();
     let mut root = None;
     let mut leaves = Vec::new();
@@ -54,12 +54,11 @@ pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {
         match event {
             Event::Start(e) if root.is_none() => {
                 root = Some((local_name(&e), namespace(&resolved)));
-                depth += 1;
+                root_open = true;
             }
             Event::Empty(e) if root.is_none() => root = Some((local_name(&e), namespace(&resolved))),
             Event::Start(e) if in_ns => {
                 open.push(local_name(&e));
-                depth += 1;
                 text.clear();
             }
             Event::Start(_) => {
@@ -81,10 +80,12 @@ pub fn read_flat(xml: &[u8], ns: &str) -> Result<Flat, String> {
                     leaves.push((open.join("/"), text.trim().to_owned()));
                 }
                 text.clear();
-                open.pop();
-                depth = depth.saturating_sub(1);
+                // An end with no element of ours open is the root's.
+                if open.pop().is_none() {
+                    root_open = false;
+                }
             }
-            Event::Eof if depth > 0 => return Err(UNFINISHED.to_owned()),
+            Event::Eof if root_open || !open.is_empty() => return Err(UNFINISHED.to_owned()),
             Event::Eof => break,
             _ => {}
         }
