@@ -2,8 +2,9 @@
 //! without writing, whether it is accepted (the errors go into the signed acknowledgement);
 //! [`apply`] then writes its effect in the transaction that stores the receipt, re-checking
 //! every transition, so a concurrent change cannot slip between the two.
-//! [`record_at_once`] is the same for an accepted document, as one statement where the store
-//! can (PostgreSQL), with the transaction as its fallback.
+//! [`record_at_once`] is the same for an accepted document in one round trip to the store (one
+//! statement on PostgreSQL, one script in the transaction on SQLite), with the usual way as its
+//! fallback.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -252,17 +253,20 @@ fn document_detail(replaces: Option<&str>, doc: &ReceivedDocument) -> serde_json
     })
 }
 
-/// Stores `receipt` of an accepted request and its effect in one statement where the store
-/// can ([`inbound::record_document`]): a CO or DO without a verification flag (a flagged one
-/// also raises an alert). Returns the certificate if it did; `None` when nothing was written
-/// and the caller must store the receipt the usual way ([`inbound::open`], [`apply`],
-/// [`inbound::close`] in one transaction), which also decides a concurrent copy or a replay.
+/// Stores `receipt` of an accepted request and its effect in one round trip where the store
+/// can: a CO or DO without a verification flag (a flagged one also raises an alert), on
+/// PostgreSQL as one statement on its own (`tx` `None`, [`inbound::record_document`]), on
+/// SQLite as one script in `tx` ([`inbound::record_document_in`]). Returns the certificate if
+/// it did; `None` when nothing was written and the caller must store the receipt the usual way
+/// ([`inbound::open`], [`apply`], [`inbound::close`] in one transaction, `tx` if given), which
+/// also decides a concurrent copy or a replay.
 pub async fn record_at_once(
     core: &Core,
     partner: &Partner,
     receipt: &inbound::Receipt<'_>,
     effect: &Effect,
     now: DateTime<Utc>,
+    tx: Option<&mut Tx<'_>>,
 ) -> Result<Option<String>, FlowError> {
     let Effect::Document(doc) = effect else { return Ok(None) };
     if doc.verification_flag.is_some() {
@@ -274,7 +278,10 @@ pub async fn record_at_once(
     let event_detail = document_detail(None, doc);
     let fused =
         inbound::FusedDocument { certificate: &certificate, state, cause: RECEIVED_CAUSE, event_detail: &event_detail };
-    Ok(inbound::record_document(&core.store, receipt, &fused, now).await?)
+    Ok(match tx {
+        None => inbound::record_document(&core.store, receipt, &fused, now).await?,
+        Some(tx) => inbound::record_document_in(tx, &core.store, receipt, &fused, now).await?,
+    })
 }
 
 /// Writes an accepted request's effect in `tx`. Returns the certificate it concerns.

@@ -394,13 +394,22 @@ impl ReceiptJob {
             return Ok(None);
         }
         let receipt = self.receipt();
-        Ok(flows::inbound::record_at_once(&self.core, &self.partner, &receipt, &self.effect, self.now).await?)
+        Ok(flows::inbound::record_at_once(&self.core, &self.partner, &receipt, &self.effect, self.now, None).await?)
     }
 
     /// The receipt, the message's effect if accepted, both wire forms and the remembered
-    /// signature, in `tx`; returns the certificate the message concerns.
+    /// signature, in `tx` (on SQLite an accepted document's in one script, where it can);
+    /// returns the certificate the message concerns.
     async fn store(self: Arc<Self>, tx: &mut Tx<'static>) -> Result<Option<String>, NotStored> {
         let receipt = self.receipt();
+        if self.accepted {
+            let (core, partner, effect) = (&self.core, &self.partner, &self.effect);
+            if let Some(certificate) =
+                flows::inbound::record_at_once(core, partner, &receipt, effect, self.now, Some(&mut *tx)).await?
+            {
+                return Ok(Some(certificate));
+            }
+        }
         match inbound::open(tx, &self.core.store, &receipt, self.now).await? {
             Opened::New => {}
             Opened::AlreadyReceived => return Err(NotStored::AlreadyReceived),

@@ -1,7 +1,7 @@
 //! What the receiving side remembers: the replay cache of signatures (shared by every instance
 //! on the same database), and each received message with the acknowledgement it got, so a retry
 //! of the same message ID is answered with the original acknowledgement and stores nothing new.
-//! On PostgreSQL an accepted document's whole receipt can be one statement instead ([`fused`]).
+//! An accepted document's whole receipt can be one round trip instead ([`fused`]).
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -12,7 +12,7 @@ use super::{is_unique_violation, millis, Store, StoreError, Tx};
 use crate::lifecycle::Direction;
 
 mod fused;
-pub use fused::{record_document, FusedDocument};
+pub use fused::{record_document, record_document_in, FusedDocument};
 
 /// Remembers `signature_key` until `expires_at`. Returns false if it was already there (replay).
 pub async fn remember_signature(
