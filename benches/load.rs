@@ -216,6 +216,22 @@ impl Gateway {
         proc_stat(Path::new(&format!("/proc/{}", self.child.id()))).map_or(0.0, |(_, ticks)| cpu_seconds(&ticks, 2))
     }
 
+    /// Context switches of all its threads so far, voluntary and not (from /proc; those of
+    /// threads that ended are not counted: the XML security threads live an hour).
+    fn context_switches(&self) -> u64 {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).into_iter().flatten().flatten();
+        tasks
+            .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|l| l.contains("ctxt_switches:"))
+                    .filter_map(|l| l.split(':').nth(1)?.trim().parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     /// Peak resident set size so far, in MB (VmHWM).
     fn peak_rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
@@ -569,6 +585,16 @@ fn cpu_line(parts: &[(&str, Option<f64>)], n: usize, bound: Bound) -> String {
     )
 }
 
+/// `; context switches a CO: ID x` for each gateway (`parts`: name and switches over `n`
+/// COs): each is a thread put to sleep or preempted, the cost of a hand-off between threads
+/// (a blocking job, a statement on SQLite's connection thread) that the CPU a CO only partly
+/// shows.
+fn switches_line(parts: &[(&str, u64)], n: usize) -> String {
+    let each: Vec<String> =
+        parts.iter().map(|(name, switches)| format!("{name} {:.0}", *switches as f64 / n.max(1) as f64)).collect();
+    format!("; context switches a CO: {}", each.join(", "))
+}
+
 /// The PostgreSQL server's CPU seconds since `from` (a [`postgres_cpu_seconds`] reading).
 fn postgres_cpu_since(from: Option<f64>) -> Option<f64> {
     Some(postgres_cpu_seconds()? - from?)
@@ -660,6 +686,7 @@ async fn receive(db: &str, o: &Options) {
     let progress_line = progress(format!("[{db}] receive, {} clients", o.clients), done.clone(), n);
     let wal0 = wal_position(db, &id.database_url).await;
     let cpu0 = gateway.cpu_seconds();
+    let switches0 = gateway.context_switches();
     let server0 = (db == "postgres").then(postgres_cpu_seconds).flatten();
     let t = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -683,6 +710,7 @@ async fn receive(db: &str, o: &Options) {
     }
     let wall = t.elapsed().as_secs_f64();
     let cpu = gateway.cpu_seconds() - cpu0;
+    let switches = switches_line(&[("ID", gateway.context_switches() - switches0)], n);
     let server_cpu = postgres_cpu_since(server0);
     let wal = wal_line(wal0, wal_position(db, &id.database_url).await, n);
     let _ = progress_line.await;
@@ -697,7 +725,7 @@ async fn receive(db: &str, o: &Options) {
         gateway_line(&gateway, cpu, wall),
         postgres_line(server_cpu, wall)
     );
-    println!("[{db}] receive: {}{wal}", cpu_line(&[("ID", Some(cpu)), ("PostgreSQL", server_cpu)], n, bound));
+    println!("[{db}] receive: {}{wal}{switches}", cpu_line(&[("ID", Some(cpu)), ("PostgreSQL", server_cpu)], n, bound));
 
     // Open loop at half that rate (or --rate): latency from each message's scheduled time.
     let (half, named) = o.open_loop(rate);
@@ -887,6 +915,7 @@ async fn e2e(db: &str, o: &Options) {
     wait_ready(&client, id.api_addr).await;
     let wal0 = wal_position(db, &kr.database_url).await;
     let (id_cpu0, t) = (id_gw.cpu_seconds(), Instant::now());
+    let id_switches0 = id_gw.context_switches();
     let server0 = (db == "postgres").then(postgres_cpu_seconds).flatten();
     let mut krs = vec![Gateway::start("KR", &kr.config, &dir.path().join("kr.log"))];
     for (i, (c, _)) in pair.extra_kr.iter().enumerate() {
@@ -920,6 +949,9 @@ async fn e2e(db: &str, o: &Options) {
     let wall = ((last - first) as f64 / 1000.0).max(0.001);
     let rate = n as f64 / wall;
     let id_cpu = id_gw.cpu_seconds() - id_cpu0;
+    // KR started after these readings: its count, like its CPU, includes its start-up.
+    let kr_switches: u64 = krs.iter().map(Gateway::context_switches).sum();
+    let switches = switches_line(&[("KR", kr_switches), ("ID", id_gw.context_switches() - id_switches0)], n);
     let kr_cpus: Vec<f64> = krs.iter().map(Gateway::cpu_seconds).collect();
     let kr_cpu: f64 = kr_cpus.iter().sum();
     let server_cpu = postgres_cpu_since(server0);
@@ -937,7 +969,7 @@ async fn e2e(db: &str, o: &Options) {
         postgres_line(server_cpu, wall_poll)
     );
     println!(
-        "[{db}] e2e backlog: {}{wal}",
+        "[{db}] e2e backlog: {}{wal}{switches}",
         cpu_line(&[("KR", Some(kr_cpu)), ("ID", Some(id_cpu)), ("PostgreSQL", server_cpu)], n, bound)
     );
 
