@@ -119,6 +119,10 @@ pub struct Store {
     group: group::GroupCommit,
     /// SQLite: the exclusive lock on `<database>.lock`, held while any clone of the store lives.
     _instance_lock: Option<std::sync::Arc<std::fs::File>>,
+    /// Delivery steps written in one round trip (tests: proof that the fused way was taken,
+    /// since it writes what the usual way writes).
+    #[cfg(any(test, feature = "test-support"))]
+    fused_steps: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -263,7 +267,22 @@ impl Store {
             replay_pruned_at: Default::default(),
             group: Default::default(),
             _instance_lock: instance_lock,
+            #[cfg(any(test, feature = "test-support"))]
+            fused_steps: Default::default(),
         })
+    }
+
+    /// Counts a delivery step written in one round trip (see `fused_steps`).
+    pub(crate) fn note_fused_step(&self) {
+        #[cfg(any(test, feature = "test-support"))]
+        self.fused_steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many delivery steps were written in one round trip (a statement on PostgreSQL, a
+    /// script on SQLite) rather than statement by statement.
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn fused_steps(&self) -> u64 {
+        self.fused_steps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn backend(&self) -> Backend {

@@ -513,31 +513,48 @@ pub async fn begin(
 ) -> Result<Began, StoreError> {
     let attempt = msg.attempts + 1;
     let cause = attempt_cause(attempt);
-    // On PostgreSQL, a step whose certificate move is known from the state seen writes it all
-    // in one statement outside any transaction (see `fused`); if that statement undid itself
-    // (the certificate moved), and on SQLite, the step goes statement by statement.
-    let planned = fused::plan(store, msg, DeliveryOutcome::Transmitted, &cause);
+    // A step whose certificate move is known from the state seen writes it all in one round
+    // trip (see `fused`): on PostgreSQL one statement outside any transaction, on SQLite one
+    // script in the group commit's. If it did not (the certificate moved), or no move is known,
+    // the step goes statement by statement.
+    let planned = fused::plan(msg, DeliveryOutcome::Transmitted, &cause);
+    let wire_sha256 = messages::sha256_hex(wire);
     if let Some(planned) = &planned {
-        let wire_sha256 = messages::sha256_hex(wire);
         let step =
             FusedStep { msg, planned, kind: Kind::Request, incoming: false, wire, wire_sha256: &wire_sha256, now };
         if fused::begin(store, &step, attempt, now + lease).await? {
-            let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state: planned.to, ..seen });
-            return Ok(Began { attempt, wire_sha256, certificate });
+            return Ok(began_as_planned(msg, planned, attempt, wire_sha256));
         }
     }
     let seen = fused::seen_after(&planned, msg);
     // Owned for the group commit (`Store::write`); a copy of a few kilobytes.
-    let job = std::sync::Arc::new((store.clone(), msg.clone(), wire.to_vec()));
+    let job = std::sync::Arc::new((store.clone(), msg.clone(), wire.to_vec(), planned, wire_sha256));
     store
         .write(move |tx| {
             let job = job.clone();
             Box::pin(async move {
-                let (store, msg, wire) = &*job;
+                let (store, msg, wire, planned, wire_sha256) = &*job;
+                if let Some(planned) = planned {
+                    let step = FusedStep { msg, planned, kind: Kind::Request, incoming: false, wire, wire_sha256, now };
+                    if fused::begin_in(tx, store, &step, attempt, now + lease).await? {
+                        return Ok(began_as_planned(msg, planned, attempt, wire_sha256.clone()));
+                    }
+                }
                 begin_attempt_in(tx, store, msg, wire, seen, now, lease).await
             })
         })
         .await
+}
+
+/// What a fused step that wrote attempt `attempt` as `planned` began.
+fn began_as_planned(
+    msg: &OutboxMessage,
+    planned: &certificates::PlannedMove,
+    attempt: i64,
+    wire_sha256: String,
+) -> Began {
+    let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state: planned.to, ..seen });
+    Began { attempt, wire_sha256, certificate }
 }
 
 /// An attempt's condition on its outbox row: its partner is not marked down, or the message is
@@ -849,30 +866,14 @@ pub async fn complete(
     now: DateTime<Utc>,
 ) -> Result<Completed, StoreError> {
     let verdict = Verdict::of(answer.accepted);
-    // As in `begin`: one statement on PostgreSQL when the move is known; not for a rejection,
-    // whose alert is one more write.
+    // As in `begin`: one round trip when the move is known; not for a rejection, whose alert is
+    // one more write.
     let planned = match answer.accepted {
-        true => fused::plan(store, msg, verdict.event, answer.cause),
+        true => fused::plan(msg, verdict.event, answer.cause),
         false => None,
     };
     if let Some(planned) = &planned {
-        let wire_sha256 = messages::sha256_hex(answer.wire);
-        let step = FusedStep {
-            msg,
-            planned,
-            kind: Kind::Acknowledgement,
-            incoming: true,
-            wire: answer.wire,
-            wire_sha256: &wire_sha256,
-            now,
-        };
-        let completion = FusedCompletion {
-            answer,
-            outcome: verdict.outcome,
-            state: verdict.state,
-            detail: answer_event_detail(answer, msg, planned.to),
-        };
-        if let Some(partner_down) = fused::complete(store, &step, &completion).await? {
+        if let Some(partner_down) = fused_completion(store, None, msg, planned, answer, now).await? {
             return Ok(Completed { state: planned.to, partner_down });
         }
     }
@@ -886,12 +887,12 @@ pub async fn complete(
         http_status: answer.http_status,
         detail: answer.detail.clone(),
     };
-    let job = std::sync::Arc::new((store.clone(), msg.clone(), owned));
+    let job = std::sync::Arc::new((store.clone(), msg.clone(), owned, planned));
     store
         .write(move |tx| {
             let job = job.clone();
             Box::pin(async move {
-                let (store, msg, a) = &*job;
+                let (store, msg, a, planned) = &*job;
                 let answer = Answer {
                     attempt: a.attempt,
                     wire: &a.wire,
@@ -900,10 +901,50 @@ pub async fn complete(
                     http_status: a.http_status,
                     detail: a.detail.clone(),
                 };
+                if let Some(planned) = planned {
+                    let in_tx = Some(&mut *tx);
+                    if let Some(partner_down) = fused_completion(store, in_tx, msg, planned, &answer, now).await? {
+                        return Ok(Completed { state: planned.to, partner_down });
+                    }
+                }
                 complete_in(tx, store, msg, &answer, seen, webhook, now).await
             })
         })
         .await
+}
+
+/// An accepted answer written as `planned` in one round trip: on PostgreSQL one statement on
+/// its own (`tx` `None`), on SQLite one script in `tx`. Returns whether the partner was marked
+/// down as it was written; `None` if nothing was written and the usual way must follow.
+async fn fused_completion(
+    store: &Store,
+    tx: Option<&mut Tx<'_>>,
+    msg: &OutboxMessage,
+    planned: &certificates::PlannedMove,
+    answer: &Answer<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<bool>, StoreError> {
+    let verdict = Verdict::of(answer.accepted);
+    let wire_sha256 = messages::sha256_hex(answer.wire);
+    let step = FusedStep {
+        msg,
+        planned,
+        kind: Kind::Acknowledgement,
+        incoming: true,
+        wire: answer.wire,
+        wire_sha256: &wire_sha256,
+        now,
+    };
+    let completion = FusedCompletion {
+        answer,
+        outcome: verdict.outcome,
+        state: verdict.state,
+        detail: answer_event_detail(answer, msg, planned.to),
+    };
+    match tx {
+        None => fused::complete(store, &step, &completion).await,
+        Some(tx) => fused::complete_in(tx, store, &step, &completion).await,
+    }
 }
 
 /// [`Answer`], owned.

@@ -27,11 +27,14 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
         assert_eq!(msg.message_id, "m-1");
         // Leased: nobody else gets it until the lease expires.
         assert!(outbox::claim_due(&store, "w2", now, Duration::seconds(30)).await.expect("claim").is_none());
-        let attempt = outbox::begin_attempt(&store, &msg, b"<signed/>", now, chrono::Duration::seconds(30))
-            .await
-            .expect("attempt");
+        let began =
+            outbox::begin(&store, &msg, b"<signed/>", now, chrono::Duration::seconds(30)).await.expect("attempt");
+        let attempt = began.attempt;
         assert_eq!(attempt, 1);
         assert_eq!(certificates::get(store.pool(), &rec.id).await.expect("get").expect("cert").state, State::Sent);
+        // As the delivery worker does: the next step moves the certificate from the state the
+        // attempt left it in.
+        let msg = outbox::OutboxMessage { certificate_seen: began.certificate, ..msg };
         assert_eq!(
             outbox::sent_digests(&store, "m-1").await.expect("digests"),
             vec![messages::sha256_hex(b"<signed/>")]
@@ -41,6 +44,9 @@ async fn outbound_lifecycle_from_submit_to_acknowledged() {
                 .await
                 .expect("complete");
         assert_eq!(to.state, State::Acknowledged);
+        // Both steps in one round trip each (a statement on PostgreSQL, a script on SQLite),
+        // writing what the usual way writes (below).
+        assert_eq!(store.fused_steps(), 2, "{:?}", store.backend());
         let history = certificates::history(store.pool(), &rec.id).await.expect("history");
         let path: Vec<_> = history.iter().map(|h| (h.from, h.to)).collect();
         assert_eq!(
@@ -1220,7 +1226,7 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
 }
 
 /// An answer recorded while its partner is marked down says so, however it is written: an
-/// acceptance in one statement on PostgreSQL, a rejection (and everything on SQLite) in a
+/// acceptance in one statement on PostgreSQL or one script on SQLite, a rejection in a
 /// transaction. The worker then marks the partner up; `complete` itself does not.
 #[tokio::test]
 async fn an_answer_tells_whether_its_partner_was_marked_down() {
@@ -1543,8 +1549,8 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
     }
 }
 
-/// A delivery step whose certificate moved after the worker last saw it (on PostgreSQL the fused
-/// statement's move then matches nothing) still records the step, and records what happens to
+/// A delivery step whose certificate moved after the worker last saw it (the fused statement's
+/// or script's move then matches nothing) still records the step, and records what happens to
 /// the certificate from the state it is in, not the one seen; a step whose claim was lost writes
 /// nothing at all.
 #[tokio::test]
@@ -1792,6 +1798,10 @@ async fn at_once(
 ) -> Option<String> {
     let mut tx = store.begin().await.expect("begin");
     let in_tx = inbound::record_document_in(&mut tx, store, r, doc, now).await.expect("script");
+    if store.backend() == super::Backend::Sqlite {
+        let released = sqlx::query("RELEASE fused_receipt").execute(&mut *tx).await;
+        assert!(released.is_err(), "the script's savepoint is released or rolled back to and released");
+    }
     sqlx::query("SELECT 1 AS one").fetch_one(&mut *tx).await.expect("the transaction goes on");
     tx.commit().await.expect("commit");
     let alone = inbound::record_document(store, r, doc, now).await.expect("statement");

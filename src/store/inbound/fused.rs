@@ -174,7 +174,9 @@ pub async fn record_document(
 /// nothing (what a failed statement of the script had written is rolled back to the script's
 /// savepoint) and the caller must take the usual way in the same transaction: on PostgreSQL,
 /// for a receipt whose signature the caller already remembered, for a replacement an accepted
-/// cancellation awaits, and when a unique key was taken (the usual way tells which).
+/// cancellation awaits, and when a unique key was taken (the usual way tells which). Any other
+/// error leaves the script's savepoint open: the transaction must then be abandoned, as the
+/// group commit does with a failed job.
 pub async fn record_document_in(
     tx: &mut Tx<'_>,
     store: &Store,

@@ -1,19 +1,26 @@
-//! A step's writes as one statement, on PostgreSQL: a submission's ([`submit`]), and a
-//! delivery's attempt ([`begin`]) and answer ([`complete`]). Each round trip costs the server
-//! about as much CPU as a short statement's work (about 40 % of its CPU in two-gateway runs is
-//! the protocol and the loopback TCP), and the two delivery steps took five and six, each in a
-//! transaction of its own. Their statement runs outside any transaction (it commits on its
-//! own: BEGIN and COMMIT are two round trips less), so it must write all of its parts or none:
-//! when the certificate's move (`c`) matches nothing, it calls `coconnect_undo_statement`
-//! (migration 0009), whose error rolls the whole statement back, and the caller writes the step
-//! the usual way in [`super`], in a transaction, where the state found, not the state seen,
-//! decides. SQLite always takes the usual way: its statements are not network round trips, and
-//! it has no data-modifying `WITH`.
+//! A step's writes in one round trip: a submission's ([`submit`]), and a delivery's attempt
+//! ([`begin`], [`begin_in`]) and answer ([`complete`], [`complete_in`]).
+//!
+//! On PostgreSQL each round trip costs the server about as much CPU as a short statement's work
+//! (about 40 % of its CPU in two-gateway runs is the protocol and the loopback TCP), and the two
+//! delivery steps took five and six, each in a transaction of its own. Their statement runs
+//! outside any transaction (it commits on its own: BEGIN and COMMIT are two round trips less),
+//! so it must write all of its parts or none: when the certificate's move (`c`) matches nothing,
+//! it calls `coconnect_undo_statement` (migration 0009), whose error rolls the whole statement
+//! back, and the caller writes the step the usual way in [`super`], in a transaction, where the
+//! state found, not the state seen, decides.
+//!
+//! On SQLite each statement is a round trip to the connection's own thread (a wake-up and a
+//! thread switch each way), and there is no data-modifying `WITH`: the delivery steps are one
+//! script of statements in the group commit's transaction, after a savepoint. Its outbox and
+//! certificate updates return a row each when they match; the savepoint is released when both
+//! did, and otherwise rolled back to (the claim is lost, or the usual way follows in the same
+//! transaction, as on PostgreSQL): two round trips instead of five and six.
 //!
 //! A submission keeps its transaction (its reference lock is a statement of its own, see
 //! [`submit`]) and fuses what follows the lock: four round trips instead of seven.
 //!
-//! Owns: the fused statements and what they report.
+//! Owns: the fused statements and scripts and what they report.
 //! Must never: write any part when the outbox row's update (`o`) matched nothing (the claim is
 //! lost) or when the certificate's move (`c`) matched nothing (undone, see above); be used for a
 //! step [`certificates::planned_delivery_move`] has no move for, or for an answer that writes
@@ -29,25 +36,17 @@ use super::super::messages::{self, Kind};
 use super::super::{millis, Backend, Store, StoreError, Tx};
 use super::{Answer, OutboxMessage, NOT_HELD_BY_DOWN_PARTNER};
 use crate::lifecycle::{transition, DeliveryOutcome, Event, Role};
+use sqlx::any::AnyRow;
 
-/// The move of the certificate that lets a delivery step of `msg` with `outcome` be one
-/// statement: on PostgreSQL, the one [`certificates::planned_delivery_move`] finds from the
-/// state the worker saw; on SQLite none (it keeps a statement per write).
-pub(super) fn plan(
-    store: &Store,
-    msg: &OutboxMessage,
-    outcome: DeliveryOutcome,
-    cause: &str,
-) -> Option<certificates::PlannedMove> {
-    match store.backend() {
-        Backend::Postgres => certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, outcome, cause),
-        Backend::Sqlite => None,
-    }
+/// The move of the certificate that lets a delivery step of `msg` with `outcome` be one round
+/// trip: the one [`certificates::planned_delivery_move`] finds from the state the worker saw.
+pub(super) fn plan(msg: &OutboxMessage, outcome: DeliveryOutcome, cause: &str) -> Option<certificates::PlannedMove> {
+    certificates::planned_delivery_move(&msg.operation, msg.certificate_seen, outcome, cause)
 }
 
 /// The certificate's state as seen, for the usual way after a step that did not move it: none
-/// once a fused statement's move from it matched nothing (it is stale, and trying the same
-/// conditional UPDATE again would cost a statement for nothing).
+/// once a fused statement's or script's move from it matched nothing (it is stale, and trying
+/// the same conditional UPDATE again would cost a statement for nothing).
 pub(super) fn seen_after(
     planned: &Option<certificates::PlannedMove>,
     msg: &OutboxMessage,
@@ -147,15 +146,18 @@ fn outcome(
     Ok(Some(row))
 }
 
-/// [`super::begin_attempt_in`]'s writes as one statement: the outbox row's attempt and renewed
-/// claim, the attempt row, the request's bytes in the log, and the certificate's move. Returns
-/// whether it wrote them (see [`outcome`]).
+/// [`super::begin_attempt_in`]'s writes as one statement on PostgreSQL: the outbox row's
+/// attempt and renewed claim, the attempt row, the request's bytes in the log, and the
+/// certificate's move. Returns whether it wrote them (see [`outcome`]); false on SQLite.
 pub(super) async fn begin(
     store: &Store,
     step: &FusedStep<'_>,
     attempt: i64,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
+    if store.backend() != Backend::Postgres {
+        return Ok(false);
+    }
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "WITH o AS (\
@@ -171,18 +173,25 @@ pub(super) async fn begin(
     });
     let result =
         query(&SQL, step).bind(attempt).bind(step.msg.attempts).bind(millis(lease_until)).fetch_one(store.pool()).await;
-    Ok(outcome(result, &step.msg.message_id)?.is_some())
+    let written = outcome(result, &step.msg.message_id)?.is_some();
+    if written {
+        store.note_fused_step();
+    }
+    Ok(written)
 }
 
-/// [`super::complete_in`]'s writes for an accepted answer as one statement: the attempt's end,
-/// the answer in the message log, the outbox row closed, and the certificate's move, history
-/// row and event. Returns, if it wrote them (see [`outcome`]), whether the partner was marked
-/// down as they were written.
+/// [`super::complete_in`]'s writes for an accepted answer as one statement on PostgreSQL: the
+/// attempt's end, the answer in the message log, the outbox row closed, and the certificate's
+/// move, history row and event. Returns, if it wrote them (see [`outcome`]), whether the
+/// partner was marked down as they were written; `None` on SQLite.
 pub(super) async fn complete(
     store: &Store,
     step: &FusedStep<'_>,
     completion: &FusedCompletion<'_>,
 ) -> Result<Option<bool>, StoreError> {
+    if store.backend() != Backend::Postgres {
+        return Ok(None);
+    }
     // The event copies the certificate's identity from `c`'s RETURNING: the statement's parts
     // all read the snapshot from before it.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -201,8 +210,26 @@ pub(super) async fn complete(
              (SELECT down_since FROM partner_status WHERE party = $10) AS partner_down_since"
         )
     });
+    let result = completion_query(&SQL, step, completion).fetch_one(store.pool()).await;
+    match outcome(result, &step.msg.message_id)? {
+        Some(row) => {
+            store.note_fused_step();
+            Ok(Some(row.try_get::<Option<i64>, _>("partner_down_since")?.is_some()))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A completion's statement or script `sql`: the shared parameters (`$1`–`$13`) and its own
+/// (`$14`–`$21`: the outbox row's final state, the attempt's outcome, HTTP status and error,
+/// the attempt, the event's ID, kind and detail).
+fn completion_query<'q>(
+    sql: &'q str,
+    step: &FusedStep<'q>,
+    completion: &'q FusedCompletion<'q>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     let answer = completion.answer;
-    let result = query(&SQL, step)
+    query(sql, step)
         .bind(completion.state)
         .bind(completion.outcome)
         .bind(Some(i64::from(answer.http_status)))
@@ -211,11 +238,126 @@ pub(super) async fn complete(
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(EventKind::AcknowledgementReceived.as_str())
         .bind(completion.detail.to_string())
-        .fetch_one(store.pool())
-        .await;
-    match outcome(result, &step.msg.message_id)? {
+}
+
+/// The SQLite scripts' parts after their own outbox statements, with [`LOG_AND_MOVE`]'s
+/// parameters: the log entry, the certificate's move (returning a `c` row if it matched) and
+/// its history row. Nothing here is conditional: a script whose outbox row or certificate did
+/// not move is rolled back to its savepoint ([`script_outcome`]).
+const LOG_AND_MOVE_SCRIPT: &str = "\
+    INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) \
+        VALUES ($2, $8, $9, $10, $11, $12, $13, $1); \
+    UPDATE certificates SET state = $5, updated_at = $1 WHERE id = $4 AND state = $6 RETURNING 'c' AS part; \
+    INSERT INTO certificate_history (certificate_id, from_state, to_state, at, cause, message_id) \
+        VALUES ($4, $6, $5, $1, $7, $2)";
+
+/// Where a script returns to when it did not write every part.
+const SAVEPOINT: &str = "SAVEPOINT fused_step";
+
+/// What a SQLite script did, from the rows its statements returned: the rows, with the
+/// savepoint released, if the outbox row (`o`) and the certificate (`c`) moved; otherwise,
+/// rolled back to the savepoint, `LeaseLost` without `o` (the claim is lost) and `None` without
+/// `c` or when a statement found a unique key taken (the usual way follows in the same
+/// transaction and decides from what it finds). Any other error leaves the savepoint open: the
+/// caller's transaction must then be abandoned, as the group commit does with a failed job.
+async fn script_outcome(
+    tx: &mut Tx<'_>,
+    result: Result<Vec<AnyRow>, sqlx::Error>,
+    message_id: &str,
+) -> Result<Option<Vec<AnyRow>>, StoreError> {
+    let parts = match result {
+        Ok(rows) => {
+            let parts: Vec<String> = rows.iter().filter_map(|r| r.try_get::<String, _>("part").ok()).collect();
+            (parts.iter().any(|p| p == "o"), parts.iter().any(|p| p == "c"), rows)
+        }
+        // A key another worker's step took first (its attempt row): the usual way decides.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            tracing::debug!(%message_id, error = %e, "the step's script stopped; the usual way follows");
+            (true, false, Vec::new())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    match parts {
+        (true, true, rows) => {
+            sqlx::query("RELEASE fused_step").execute(&mut **tx).await?;
+            Ok(Some(rows))
+        }
+        (moved_outbox, _, _) => {
+            sqlx::query("ROLLBACK TO fused_step; RELEASE fused_step").execute(&mut **tx).await?;
+            match moved_outbox {
+                true => Ok(None),
+                false => Err(StoreError::LeaseLost(message_id.to_owned())),
+            }
+        }
+    }
+}
+
+/// [`begin`] on SQLite, as one script in `tx` (see the module doc). Returns whether it wrote
+/// the step; false (nothing written) when the usual way must follow, and always on PostgreSQL.
+pub(super) async fn begin_in(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    step: &FusedStep<'_>,
+    attempt: i64,
+    lease_until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if store.backend() != Backend::Sqlite {
+        return Ok(false);
+    }
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{SAVEPOINT}; \
+             UPDATE outbox SET attempts = $14, updated_at = $1, first_attempt_at = COALESCE(first_attempt_at, $1), lease_until = $16 \
+                WHERE message_id = $2 AND state = 'pending' AND lease_owner = $3 AND attempts = $15 \
+                AND {NOT_HELD_BY_DOWN_PARTNER} RETURNING 'o' AS part; \
+             INSERT INTO delivery_attempts (message_id, attempt, started_at, wire_sha256, instance) VALUES ($2, $14, $1, $12, $3); \
+             {LOG_AND_MOVE_SCRIPT}"
+        )
+    });
+    // All rows: the Any driver's fetch_one and fetch_optional look at the first statement only.
+    let result =
+        query(&SQL, step).bind(attempt).bind(step.msg.attempts).bind(millis(lease_until)).fetch_all(&mut **tx).await;
+    let written = script_outcome(tx, result, &step.msg.message_id).await?.is_some();
+    if written {
+        store.note_fused_step();
+    }
+    Ok(written)
+}
+
+/// [`complete`] on SQLite, as one script in `tx` (see the module doc). Returns, if it wrote the
+/// step, whether the partner was marked down as it was written; `None` (nothing written) when
+/// the usual way must follow, and always on PostgreSQL.
+pub(super) async fn complete_in(
+    tx: &mut Tx<'_>,
+    store: &Store,
+    step: &FusedStep<'_>,
+    completion: &FusedCompletion<'_>,
+) -> Result<Option<bool>, StoreError> {
+    if store.backend() != Backend::Sqlite {
+        return Ok(None);
+    }
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{SAVEPOINT}; \
+             UPDATE outbox SET state = $14, lease_owner = NULL, lease_until = NULL, last_error = NULL, updated_at = $1 \
+                WHERE message_id = $2 AND state = 'pending' AND lease_owner = $3 RETURNING 'o' AS part; \
+             UPDATE delivery_attempts SET finished_at = $1, outcome = $15, http_status = $16, error = $17 \
+                WHERE message_id = $2 AND attempt = $18; \
+             {LOG_AND_MOVE_SCRIPT}; \
+             INSERT INTO events (event_id, kind, certificate_id, partner, direction, issuer, reference, document_kind, message_id, detail, at) \
+                SELECT $19, $20, id, partner, direction, issuer, reference, kind, $2, $21, $1 FROM certificates WHERE id = $4; \
+             SELECT 'down' AS part, (SELECT down_since FROM partner_status WHERE party = $10) AS partner_down_since"
+        )
+    });
+    let result = completion_query(&SQL, step, completion).fetch_all(&mut **tx).await;
+    let Some(rows) = script_outcome(tx, result, &step.msg.message_id).await? else {
+        return Ok(None);
+    };
+    store.note_fused_step();
+    let down = rows.iter().find(|r| r.try_get::<String, _>("part").is_ok_and(|p| p == "down"));
+    match down {
         Some(row) => Ok(Some(row.try_get::<Option<i64>, _>("partner_down_since")?.is_some())),
-        None => Ok(None),
+        None => Err(StoreError::Corrupt("the completion script returned no partner row".into())),
     }
 }
 
