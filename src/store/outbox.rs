@@ -872,7 +872,8 @@ pub async fn complete(
         true => fused::plan(msg, verdict.event, answer.cause),
         false => None,
     };
-    if let Some(planned) = &planned {
+    // On SQLite the script runs in the group commit's transaction, below.
+    if let (Some(planned), super::Backend::Postgres) = (&planned, store.backend()) {
         if let Some(partner_down) = fused_completion(store, None, msg, planned, answer, now).await? {
             return Ok(Completed { state: planned.to, partner_down });
         }

@@ -15,7 +15,7 @@
 //! script of statements in the group commit's transaction, after a savepoint. Its outbox and
 //! certificate updates return a row each when they match; the savepoint is released when both
 //! did, and otherwise rolled back to (the claim is lost, or the usual way follows in the same
-//! transaction, as on PostgreSQL): two round trips instead of five and six.
+//! transaction, as on PostgreSQL): two round trips instead of five and seven.
 //!
 //! A submission keeps its transaction (its reference lock is a statement of its own, see
 //! [`submit`]) and fuses what follows the lock: four round trips instead of seven.
