@@ -540,7 +540,7 @@ pub async fn begin(
                         return Ok(began_as_planned(msg, planned, attempt, wire_sha256.clone()));
                     }
                 }
-                begin_attempt_in(tx, store, msg, wire, seen, now, lease).await
+                begin_attempt_in(tx, store, msg, wire, wire_sha256, seen, now, lease).await
             })
         })
         .await
@@ -572,18 +572,19 @@ fn attempt_cause(attempt: i64) -> String {
 }
 
 /// [`begin`] statement by statement in `tx`, the certificate moved from the state `seen` (if
-/// still in it) or from the state found.
+/// still in it) or from the state found. `wire_sha256` is `wire`'s digest, as [`begin`] took it.
+#[allow(clippy::too_many_arguments)]
 async fn begin_attempt_in(
     tx: &mut Tx<'_>,
     store: &Store,
     msg: &OutboxMessage,
     wire: &[u8],
+    wire_sha256: &str,
     seen: Option<certificates::Seen>,
     now: DateTime<Utc>,
     lease: Duration,
 ) -> Result<Began, StoreError> {
     let attempt = msg.attempts + 1;
-    let wire_sha256 = messages::sha256_hex(wire);
     static BEGIN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
             "UPDATE outbox SET attempts = $1, updated_at = $2, first_attempt_at = COALESCE(first_attempt_at, $2), lease_until = $3 \
@@ -606,7 +607,7 @@ async fn begin_attempt_in(
         .bind(&msg.message_id)
         .bind(attempt)
         .bind(millis(now))
-        .bind(&wire_sha256)
+        .bind(wire_sha256)
         .bind(&msg.lease_owner)
         .execute(&mut **tx)
         .await?;
@@ -636,7 +637,7 @@ async fn begin_attempt_in(
     )
     .await?;
     let certificate = msg.certificate_seen.map(|seen| certificates::Seen { state, ..seen });
-    Ok(Began { attempt, wire_sha256, certificate })
+    Ok(Began { attempt, wire_sha256: wire_sha256.to_owned(), certificate })
 }
 
 /// What kind of technical failure ended an attempt (`delivery_attempts.outcome`).

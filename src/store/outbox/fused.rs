@@ -251,8 +251,11 @@ const LOG_AND_MOVE_SCRIPT: &str = "\
     INSERT INTO certificate_history (certificate_id, from_state, to_state, at, cause, message_id) \
         VALUES ($4, $6, $5, $1, $7, $2)";
 
-/// Where a script returns to when it did not write every part.
+/// Where a script returns to when it did not write every part; its release once it did, and
+/// the way back to it once it did not.
 const SAVEPOINT: &str = "SAVEPOINT fused_step";
+const RELEASE: &str = "RELEASE fused_step";
+const UNDO: &str = "ROLLBACK TO fused_step; RELEASE fused_step";
 
 /// What a SQLite script did, from the rows its statements returned: the rows, with the
 /// savepoint released, if the outbox row (`o`) and the certificate (`c`) moved; otherwise,
@@ -279,11 +282,11 @@ async fn script_outcome(
     };
     match parts {
         (true, true, rows) => {
-            sqlx::query("RELEASE fused_step").execute(&mut **tx).await?;
+            sqlx::query(RELEASE).execute(&mut **tx).await?;
             Ok(Some(rows))
         }
         (moved_outbox, _, _) => {
-            sqlx::query("ROLLBACK TO fused_step; RELEASE fused_step").execute(&mut **tx).await?;
+            sqlx::query(UNDO).execute(&mut **tx).await?;
             match moved_outbox {
                 true => Ok(None),
                 false => Err(StoreError::LeaseLost(message_id.to_owned())),
