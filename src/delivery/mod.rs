@@ -17,9 +17,9 @@
 mod claims;
 mod client;
 pub mod lookup;
+mod pace;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use base64::Engine;
@@ -39,6 +39,7 @@ use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
 
 pub use claims::{Claims, IdleWorker, Promise, SUBMISSION_LEASE};
 pub use client::PartnerClient;
+pub use pace::{RateLimiter, Turn};
 
 /// `body_xml` (a request of `operation`) as the partner's profile says we send it: in its
 /// SOAP version, signed (with a Timestamp from `now` unless the profile sends none),
@@ -102,6 +103,9 @@ pub enum Step {
     /// The claim ended before the worker could record its attempt (another worker took the
     /// message over, or an operator cancelled it); nothing was recorded by this worker.
     ClaimLost,
+    /// The partner's pace puts the message's turn further off than a worker waits for it
+    /// (`delivery::pace`): it went back to the outbox, due at its turn.
+    Deferred,
 }
 
 pub struct Worker {
@@ -125,38 +129,6 @@ fn inject_fault(point: &str) {
 
 #[cfg(not(feature = "test-support"))]
 fn inject_fault(_point: &str) {}
-
-/// Bounds the send rate per partner (a recovering partner's backlog is flushed at this pace).
-/// Shared by the workers of one process; it measures real time, not the scheduling clock.
-///
-/// A GCRA bucket: a worker waits only when the partner is ahead of its rate by more than a
-/// tenth of a second's worth of messages (the burst), so under the rate nobody waits, and over
-/// any second a partner receives at most its rate plus that burst.
-#[derive(Default)]
-pub struct RateLimiter {
-    /// Per partner: the theoretical arrival time of its next message.
-    next_slot: Mutex<HashMap<String, Instant>>,
-}
-
-impl RateLimiter {
-    /// Waits until `partner` may receive one more message at `per_second`.
-    pub async fn acquire(&self, partner: &str, per_second: f64) {
-        let per_second = per_second.max(0.001);
-        let interval = StdDuration::from_secs_f64(1.0 / per_second);
-        let burst = (per_second / 10.0).floor().max(1.0);
-        let tolerance = interval.mul_f64(burst - 1.0);
-        let send_at = {
-            let Ok(mut slots) = self.next_slot.lock() else { return };
-            let now = Instant::now();
-            let due = slots.get(partner).copied().filter(|s| *s > now).unwrap_or(now);
-            slots.insert(partner.to_owned(), due + interval);
-            due.checked_sub(tolerance).map_or(now, |at| at.max(now))
-        };
-        if send_at > Instant::now() {
-            tokio::time::sleep_until(send_at.into()).await;
-        }
-    }
-}
 
 /// Looks at the outbox every `[delivery] poll_interval_millis` for work no commit in this
 /// process announced (queued by another instance, a retry coming due, a lease expired) and
@@ -287,6 +259,31 @@ impl Worker {
         }
     }
 
+    /// Sends `msg` back to the outbox until its partner's turn `at` (no attempt, no error: the
+    /// claim is given up and the message is due then), and wakes a worker of this process at
+    /// that moment, so that it goes at its turn rather than at the next look at the outbox.
+    async fn defer(&self, msg: &OutboxMessage, at: Instant) -> Result<Step, StoreError> {
+        let now = self.state.clock.now();
+        let wait = at.saturating_duration_since(Instant::now());
+        // A turn is at most a backlog's worth of intervals away, far below chrono's range; a
+        // day is a safe stand-in that cannot make the message due again at once.
+        let due = now + Duration::from_std(wait).unwrap_or(Duration::days(1));
+        outbox::defer(&self.state.store, msg, due, now).await?;
+        tracing::debug!(message_id = %msg.message_id, partner = %msg.partner, wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "partner's pace: back to the outbox until its turn");
+        // Weak: a wake-up pending for a later turn must not keep the store (and SQLite's
+        // instance lock) alive after the process's workers stopped.
+        let state = Arc::downgrade(&self.state);
+        // A millisecond past the turn: the stored due time is in whole milliseconds.
+        let wake_at = at + StdDuration::from_millis(1);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(wake_at.into()).await;
+            if let Some(state) = state.upgrade() {
+                state.outbox_changed();
+            }
+        });
+        Ok(Step::Deferred)
+    }
+
     async fn deliver(&self, mut msg: OutboxMessage) -> Result<Step, StoreError> {
         let settings = &self.state.settings;
         let store = &self.state.store;
@@ -304,7 +301,10 @@ impl Worker {
             tracing::error!(message_id = %msg.message_id, "{reason}; manual intervention needed");
             return Ok(Step::Completed(outbox::unsendable(store, &msg, &reason, self.webhook(), now).await?));
         };
-        self.limiter.acquire(&partner.party, partner.flush_rate_per_second).await;
+        match self.limiter.turn(&partner.party, &msg.message_id, partner.flush_rate_per_second) {
+            Turn::At(at) => tokio::time::sleep_until(at.into()).await,
+            Turn::Later(at) => return self.defer(&msg, at).await,
+        }
         let now = clock.now();
         let wire = match secure_request(&self.state, &partner, operation, msg.body_xml.clone(), now).await {
             Ok(w) => w,
@@ -609,17 +609,6 @@ enum Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn the_rate_limiter_keeps_the_rate_beyond_its_burst() {
-        // 100 per second with a burst of 10: 30 messages take at least 190 ms.
-        let limiter = RateLimiter::default();
-        let t = Instant::now();
-        for _ in 0..30 {
-            limiter.acquire("ID", 100.0).await;
-        }
-        assert!(t.elapsed() >= StdDuration::from_millis(190), "30 messages at 100/s with a burst of 10");
-    }
 
     #[test]
     fn schedule_follows_the_marks_then_ends() {

@@ -715,6 +715,28 @@ pub async fn reschedule(
     Ok(())
 }
 
+/// Gives the claim up until `next_attempt_at`, without an attempt and without an error: its
+/// partner's pace gives the message its turn then (`delivery::pace`). `LeaseLost` if the
+/// claim is no longer this one. Only ever later than now: the message was due to be claimed.
+pub async fn defer(
+    store: &Store,
+    msg: &OutboxMessage,
+    next_attempt_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let deferred = sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $1, updated_at = $2 WHERE message_id = $3 AND state = 'pending' AND lease_owner = $4")
+        .bind(millis(next_attempt_at))
+        .bind(millis(now))
+        .bind(&msg.message_id)
+        .bind(&msg.lease_owner)
+        .execute(store.pool())
+        .await?;
+    if deferred.rows_affected() != 1 {
+        return Err(StoreError::LeaseLost(msg.message_id.clone()));
+    }
+    Ok(())
+}
+
 /// Gives the claim up until `next_attempt_at`, if it is still this worker's.
 async fn release_until(
     tx: &mut Tx<'_>,

@@ -682,6 +682,102 @@ async fn backlog_flush_to_a_flapping_partner_on(db: Db) {
     assert!(alert_names(&p.kr).await.iter().all(|a| a != "co.delivery_failed"));
 }
 
+/// A backlog to one partner beyond its pace (framework 4.3.3: flushed at a bounded rate, by a
+/// gateway that may serve several partners) holds no worker: a message whose turn is further
+/// off than a worker waits goes back to the outbox unleased, due at its turn, and the worker
+/// is free at once for whatever else is due. The backlog still goes in order, at the pace,
+/// each message at its turn without waiting for a look at the outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_beyond_its_partners_pace_holds_no_worker() {
+    backlog_beyond_the_pace_on(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_beyond_its_partners_pace_holds_no_worker_postgres() {
+    if coconnect::store::testdb::postgres_or_skip("a_backlog_beyond_its_partners_pace_holds_no_worker_postgres", true)
+        .is_none()
+    {
+        return;
+    }
+    backlog_beyond_the_pace_on(Db::Postgres).await;
+}
+
+/// The first attempts' start times of `partner`'s messages, oldest message first.
+async fn first_attempts(gw: &Gateway, partner: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let mut starts = Vec::new();
+    for entry in outbox::list(gw.store(), None, Some(partner)).await.expect("list") {
+        let times = outbox::attempt_times(gw.store(), &entry.message_id).await.expect("attempts");
+        starts.push(*times.first().expect("attempted"));
+    }
+    starts
+}
+
+async fn backlog_beyond_the_pace_on(db: Db) {
+    use std::time::{Duration as Wait, Instant};
+    let mut p = pair_stopped("sign-encrypt", db).await;
+    // One a second: turns a second apart.
+    p.kr.reconfigure("flush_rate_per_second = 500.0", "flush_rate_per_second = 1.0");
+    p.kr.start_with(coconnect::clock::system(), false).await;
+    p.id.start().await;
+    let mut certs = Vec::new();
+    for n in 1..=4 {
+        certs.push(p.kr.submit("ID", &co_with_reference(&format!("PACE-{n}"))).await);
+    }
+    let worker = p.kr.worker("w");
+    assert_eq!(worker.step().await.expect("step"), Step::Completed(State::Acknowledged));
+    let first_turn = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(worker.step().await.expect("step"), Step::Deferred);
+    }
+    // Nothing else is due: the worker is free now, not three seconds from now.
+    assert_eq!(worker.step().await.expect("step"), Step::Idle);
+    assert!(
+        first_turn.elapsed() < Wait::from_millis(900),
+        "the worker waited for the pace: {:?}",
+        first_turn.elapsed()
+    );
+    let waiting = outbox::list(p.kr.store(), Some("pending"), Some("ID")).await.expect("list");
+    let due: Vec<_> = waiting.iter().map(|e| e.next_attempt_at).collect();
+    let gaps: Vec<i64> = due.windows(2).map(|w| (w[1] - w[0]).num_milliseconds()).collect();
+    assert_eq!(gaps.len(), 2, "three wait: {waiting:?}");
+    assert!(gaps.iter().all(|g| (980..=1020).contains(g)), "their turns are not a second apart: {gaps:?}");
+
+    // No worker looks until every turn is more than an interval past (as when all are busy):
+    // the three then go at the pace all the same, in order, not in a burst.
+    tokio::time::sleep_until((first_turn + Wait::from_millis(4200)).into()).await;
+    let mut delivered = 0;
+    while delivered < 3 {
+        assert!(first_turn.elapsed() < Wait::from_secs(30), "the backlog was not delivered");
+        match worker.step().await.expect("step") {
+            Step::Completed(State::Acknowledged) => delivered += 1,
+            Step::Idle => tokio::time::sleep(Wait::from_millis(20)).await,
+            Step::Deferred => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let starts = first_attempts(&p.kr, "ID").await;
+    let gaps: Vec<i64> = starts.windows(2).map(|w| (w[1] - w[0]).num_milliseconds()).collect();
+    assert!(gaps.iter().all(|g| *g >= 900), "faster than the pace, or out of order: {gaps:?}");
+
+    // Running workers that look at the outbox once a minute: each deferred message is sent at
+    // its turn all the same (the worker that deferred it wakes one then), and at the pace.
+    drop(worker);
+    p.kr.stop().await;
+    p.kr.reconfigure("poll_interval_millis = 100", "poll_interval_millis = 60000");
+    p.kr.start().await;
+    let t = Instant::now();
+    for n in 5..=8 {
+        certs.push(p.kr.submit("ID", &co_with_reference(&format!("PACE-{n}"))).await);
+    }
+    for cert in &certs[4..] {
+        p.kr.wait_state(cert, "acknowledged").await;
+    }
+    assert!(t.elapsed() < Wait::from_secs(20), "a deferred message waited for the poll: {:?}", t.elapsed());
+    let starts = first_attempts(&p.kr, "ID").await;
+    let gaps: Vec<i64> = starts[4..].windows(2).map(|w| (w[1] - w[0]).num_milliseconds()).collect();
+    assert!(gaps.iter().all(|g| *g >= 900), "faster than the pace, or out of order: {gaps:?}");
+}
+
 /// Submits `count` COs at once (concurrent API calls) and then one at a time, to a KR whose
 /// watcher of the outbox looks for work only every 60 s: each CO must be acknowledged within
 /// 20 s, so none may wait for a poll. A wake-up lost while every worker is busy, or one that
