@@ -1,21 +1,22 @@
 //! Each partner's pace: at most `flush_rate_per_second` messages a second (a recovering
 //! partner's backlog is flushed at this rate), shared by the workers of one process.
 //!
-//! A GCRA bucket per partner: a message goes at once while the partner is under its rate,
-//! and over any second a partner receives at most its rate plus a burst of a tenth of a
-//! second's worth of messages (at least one). A message whose turn is near (within one
-//! interval between messages, and [`HOLD`] at most) waits for it in its worker, so a partner
-//! keeps two workers waiting at most. One whose turn is further off keeps the turn it was
-//! given and goes back to the outbox until then ([`Turn::Later`]): a worker never sleeps
-//! through one partner's backlog while another partner's messages wait behind it (claims
-//! take the oldest due messages first, whoever they are for). A message that comes back more
-//! than an interval after its turn (no worker was free, the partner was paused or down) has
-//! lost it and takes the partner's next one: late messages never go in a burst.
+//! Two GCRA buckets per partner, in real time. The plan gives each message its turn (a slot;
+//! a burst of a tenth of a second's worth, at least one, goes at once): a message whose turn
+//! is near (within one interval between messages, and [`HOLD`] at most) waits for it in its
+//! worker, so a partner keeps two workers waiting at most; one whose turn is further off keeps
+//! it and goes back to the outbox until then ([`Turn::Later`]), so that a worker never sleeps
+//! through one partner's backlog while another partner's messages wait behind it (claims take
+//! the oldest due messages first, whoever they are for). The sends bucket counts what was
+//! actually sent: a message that comes back late (its worker was busy) goes no sooner than the
+//! pace allows after the messages sent meanwhile, so late messages never go in a burst. One
+//! that comes back more than [`GRACE`] after its turn (a pause, a partner down, every worker
+//! stuck) has lost it and takes the plan's next free turn, behind those already given.
 //!
-//! Owns: the partners' next free slots and the slots already given to messages sent back to
-//! the outbox. Must never: give two messages the same slot; let a message go before its
-//! turn or more than an interval after it; measure anything but real time (the pace is a
-//! promise to the partner, not a scheduling decision of the gateway's clock).
+//! Owns: the partners' plans, their sends, and the turns given to messages sent back to the
+//! outbox. Must never: let a partner receive more than its rate and burst in any second; let
+//! a message go before its turn; measure anything but real time (the pace is a promise to the
+//! partner, not a scheduling decision of the gateway's clock).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -25,17 +26,26 @@ use std::time::{Duration, Instant};
 /// between two messages to its partner); a later turn sends the message back to the outbox.
 pub const HOLD: Duration = Duration::from_millis(100);
 
-/// How long a slot given to a message sent back to the outbox is kept for it after its time.
-/// The message comes due at its slot and is normally claimed within the poll interval; one
-/// that never comes back (cancelled, delivered by another instance) is forgotten after this.
+/// How late a message may come back and keep its turn (at least one interval): long enough
+/// for a wake-up that found every worker busy, short enough that a message whose turn went by
+/// during a pause or an outage does not jump the queue of those given turns since.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// How often turns long past are forgotten (messages that never came back: cancelled,
+/// delivered by another instance), and how long past they must be.
+const SWEEP: Duration = Duration::from_secs(60);
 const KEEP_PAST: Duration = Duration::from_secs(600);
+
+/// The configuration's lowest rate is above zero; this keeps the interval finite whatever
+/// it is given (one message in 1,000 s).
+const MIN_RATE: f64 = 0.001;
 
 /// What a message's partner allows now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turn {
     /// Send at this instant (now, or within the hold).
     At(Instant),
-    /// Not before this instant: back to the outbox until then. The slot stays the message's.
+    /// Not before this instant: back to the outbox until then. The turn stays the message's.
     Later(Instant),
 }
 
@@ -46,69 +56,79 @@ pub struct RateLimiter {
 
 #[derive(Default)]
 struct Slots {
-    /// Per partner: the theoretical arrival time of its next message.
-    next: HashMap<String, Instant>,
-    /// Per message ID: the slot it was given when it went back to the outbox.
+    /// Per partner: the plan's theoretical arrival time of its next message.
+    plan: HashMap<String, Instant>,
+    /// Per partner: the same for the messages actually sent.
+    sent: HashMap<String, Instant>,
+    /// Per message ID: the turn it was given when it went back to the outbox.
     given: HashMap<String, Instant>,
+    swept: Option<Instant>,
+}
+
+/// A partner's rate as a GCRA: the time between two messages, and how far ahead of it a
+/// message may go (the burst, less one message).
+#[derive(Clone, Copy)]
+struct Pace {
+    interval: Duration,
+    tolerance: Duration,
+}
+
+impl Pace {
+    fn of(per_second: f64) -> Pace {
+        let per_second = per_second.max(MIN_RATE);
+        let interval = Duration::from_secs_f64(1.0 / per_second);
+        let burst = (per_second / 10.0).floor().max(1.0);
+        Pace { interval, tolerance: interval.mul_f64(burst - 1.0) }
+    }
+
+    /// When the next message may go after `tat` (a bucket's theoretical arrival time), and
+    /// the bucket's time once it went at `at`.
+    fn earliest(self, tat: Option<Instant>, now: Instant) -> Instant {
+        let due = tat.filter(|t| *t > now).unwrap_or(now);
+        due.checked_sub(self.tolerance).map_or(now, |at| at.max(now))
+    }
+
+    fn after(self, tat: Option<Instant>, at: Instant) -> Instant {
+        tat.map_or(at, |t| t.max(at)) + self.interval
+    }
 }
 
 impl RateLimiter {
-    /// The turn of message `message_id` to `partner` at `per_second`: the slot it was given
-    /// before, unless that is more than an interval past, or else the partner's next one.
+    /// The turn of message `message_id` to `partner` at `per_second`: the turn it was given
+    /// before (unless it went by more than [`GRACE`] ago) or else the plan's next, and no
+    /// sooner than the partner's sends allow.
     pub fn turn(&self, partner: &str, message_id: &str, per_second: f64) -> Turn {
         let now = Instant::now();
-        let interval = interval(per_second);
+        let pace = Pace::of(per_second);
         // A poisoned lock (a panic while holding it cannot happen in the code below) sends at
         // once rather than stopping delivery.
         let Ok(mut slots) = self.inner.lock() else { return Turn::At(now) };
-        let send_at = match slots.given.remove(message_id) {
-            Some(at) if now.saturating_duration_since(at) <= interval => at,
-            _ => slots.take_next(partner, per_second, now),
+        let planned = match slots.given.remove(message_id) {
+            Some(at) if now.saturating_duration_since(at) <= GRACE.max(pace.interval) => at,
+            _ => {
+                let plan = slots.plan.get(partner).copied();
+                let at = pace.earliest(plan, now);
+                slots.plan.insert(partner.to_owned(), pace.after(plan, at));
+                at
+            }
         };
-        if send_at <= now + interval.min(HOLD) {
-            return Turn::At(send_at.max(now));
+        let sent = slots.sent.get(partner).copied();
+        let send_at = planned.max(pace.earliest(sent, now));
+        if send_at <= now + pace.interval.min(HOLD) {
+            slots.sent.insert(partner.to_owned(), pace.after(sent, send_at));
+            return Turn::At(send_at);
         }
         slots.give(message_id, send_at, now);
         Turn::Later(send_at)
     }
-
-    /// Waits until `partner` may receive one more message at `per_second`, however long.
-    pub async fn acquire(&self, partner: &str, per_second: f64) {
-        let send_at = {
-            let now = Instant::now();
-            let Ok(mut slots) = self.inner.lock() else { return };
-            slots.take_next(partner, per_second, now)
-        };
-        if send_at > Instant::now() {
-            tokio::time::sleep_until(send_at.into()).await;
-        }
-    }
-}
-
-/// The configuration's lowest rate is above zero; this keeps the interval finite whatever
-/// it is given (one message in 1,000 s).
-const MIN_RATE: f64 = 0.001;
-
-/// The time between two messages to a partner at `per_second`.
-fn interval(per_second: f64) -> Duration {
-    Duration::from_secs_f64(1.0 / per_second.max(MIN_RATE))
 }
 
 impl Slots {
-    /// Takes the partner's next slot: when its message may go.
-    fn take_next(&mut self, partner: &str, per_second: f64, now: Instant) -> Instant {
-        let interval = interval(per_second);
-        let burst = (per_second.max(MIN_RATE) / 10.0).floor().max(1.0);
-        let tolerance = interval.mul_f64(burst - 1.0);
-        let due = self.next.get(partner).copied().filter(|s| *s > now).unwrap_or(now);
-        self.next.insert(partner.to_owned(), due + interval);
-        due.checked_sub(tolerance).map_or(now, |at| at.max(now))
-    }
-
-    /// Keeps `at` for `message_id`; forgets slots long past now and then (bounded memory).
+    /// Keeps `at` for `message_id`; forgets turns long past once a minute (bounded memory).
     fn give(&mut self, message_id: &str, at: Instant, now: Instant) {
-        if self.given.len() % 1024 == 1023 {
-            self.given.retain(|_, slot| now.saturating_duration_since(*slot) < KEEP_PAST);
+        if self.swept.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP) {
+            self.given.retain(|_, turn| now.saturating_duration_since(*turn) < KEEP_PAST);
+            self.swept = Some(now);
         }
         self.given.insert(message_id.to_owned(), at);
     }
@@ -119,12 +139,22 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_rate_limiter_keeps_the_rate_beyond_its_burst() {
-        // 100 per second with a burst of 10: 30 messages take at least 190 ms.
+    async fn the_pace_holds_beyond_the_burst() {
+        // 100 per second with a burst of 10: 30 messages, each sent at its turn or sent back
+        // to the outbox until then (here: asked again at that moment), take at least 190 ms.
         let limiter = RateLimiter::default();
         let t = Instant::now();
-        for _ in 0..30 {
-            limiter.acquire("ID", 100.0).await;
+        for i in 0..30 {
+            let id = format!("m{i}");
+            loop {
+                match limiter.turn("ID", &id, 100.0) {
+                    Turn::At(at) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        break;
+                    }
+                    Turn::Later(at) => tokio::time::sleep_until(at.into()).await,
+                }
+            }
         }
         assert!(t.elapsed() >= Duration::from_millis(190), "30 messages at 100/s with a burst of 10");
     }
@@ -161,16 +191,29 @@ mod tests {
     }
 
     #[test]
-    fn a_message_back_long_after_its_turn_takes_the_next_one_instead_of_a_burst() {
-        // 5 a second, a burst of one: a message whose turn went by a second ago (the partner was
-        // paused, or down) goes after those whose turns are still to come, not with them.
+    fn a_message_back_late_goes_at_the_pace_after_those_sent_meanwhile() {
+        // 5 a second, a burst of one: a message whose turn went by a second ago (its worker
+        // was busy) goes a turn after the message just sent, not with it.
         let limiter = RateLimiter::default();
         let now = Instant::now();
         let missed = now.checked_sub(Duration::from_secs(1)).expect("up for more than a second");
         limiter.inner.lock().expect("lock").given.insert("late".into(), missed);
         assert!(matches!(limiter.turn("ID", "m1", 5.0), Turn::At(_)), "the partner is under its rate");
-        let Turn::Later(late) = limiter.turn("ID", "late", 5.0) else { panic!("a new turn, not at once") };
-        assert!(late.duration_since(now) >= Duration::from_millis(199), "the slot after m1's");
+        let Turn::Later(late) = limiter.turn("ID", "late", 5.0) else { panic!("not at once") };
+        assert!(late.duration_since(now) >= Duration::from_millis(199), "a turn after m1's");
+    }
+
+    #[test]
+    fn a_message_back_after_the_grace_takes_the_plans_next_turn() {
+        // Turns were given to m1..m3 while m0's went by long ago (a pause): m0 goes after them.
+        let limiter = RateLimiter::default();
+        let now = Instant::now();
+        let missed = now.checked_sub(GRACE + Duration::from_secs(1)).expect("up for more than three seconds");
+        limiter.inner.lock().expect("lock").given.insert("m0".into(), missed);
+        let turns: Vec<Turn> = (1..=3).map(|i| limiter.turn("ID", &format!("m{i}"), 5.0)).collect();
+        let Turn::Later(third) = turns[2] else { panic!("{turns:?}") };
+        let Turn::Later(m0) = limiter.turn("ID", "m0", 5.0) else { panic!("not at once") };
+        assert!(m0.duration_since(third) >= Duration::from_millis(199), "behind m3");
     }
 
     #[test]

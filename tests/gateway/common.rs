@@ -203,6 +203,41 @@ pub async fn pair_stopped(profile: &str, db: Db) -> Pair {
     Pair { dir, kr: Gateway { files: kr, app: None }, id: Gateway { files: id, app: None } }
 }
 
+/// A third gateway, `party`, partnered with KR only (ID knows nothing of it): its keys from
+/// the pair's development CA, its files under the pair's directory, a SQLite database. KR's
+/// configuration gets its partner entry (taken into account at KR's next start). Not started.
+pub fn third_gateway(p: &Pair, party: &str) -> Gateway {
+    let dir = p.dir.path().join(party);
+    std::fs::create_dir_all(&dir).expect("dir");
+    // The pair's CA signs the new party's keys (and a second set for KR, unused: the new
+    // party's configuration is pointed at KR's own below).
+    let pki = dir.join("pki");
+    std::fs::create_dir_all(&pki).expect("pki dir");
+    for file in ["ca.cert.pem", "ca.key.pem"] {
+        std::fs::copy(p.dir.path().join("pki").join(file), pki.join(file)).expect("copy the CA");
+    }
+    let [kr_side, theirs] = write_pair(&PairSpec {
+        dir: &dir,
+        parties: ["KR", party],
+        addrs: [(p.kr.files.soap_addr, p.kr.files.api_addr), (free_addr().expect("port"), free_addr().expect("port"))],
+        database_urls: [
+            format!("sqlite:{}", dir.join("unused-kr.db").display()),
+            format!("sqlite:{}", dir.join(format!("{}.db", party.to_lowercase())).display()),
+        ],
+        profile: "sign-encrypt",
+        tls: false,
+        signing: SigningKeyKind::Rsa2048,
+    })
+    .expect("third gateway");
+    let theirs_config = std::fs::read_to_string(&theirs.config).expect("config");
+    let kr_keys = |root: &std::path::Path| format!("{}/", root.join("pki").join("KR").display());
+    std::fs::write(&theirs.config, theirs_config.replace(&kr_keys(&dir), &kr_keys(p.dir.path()))).expect("config");
+    let kr_config = std::fs::read_to_string(&kr_side.config).expect("config");
+    let entry = &kr_config[kr_config.find("[[partners]]").expect("a partner entry")..];
+    p.kr.configure(&format!("\n{entry}"));
+    Gateway { files: theirs, app: None }
+}
+
 /// Starts KR and ID in this process.
 pub async fn pair(profile: &str, db: Db) -> Pair {
     pair_signing(profile, db, SigningKeyKind::Rsa2048).await
