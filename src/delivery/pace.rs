@@ -9,9 +9,11 @@
 //! through one partner's backlog while another partner's messages wait behind it (claims take
 //! the oldest due messages first, whoever they are for). The sends bucket counts what was
 //! actually sent: a message that comes back late (its worker was busy) goes no sooner than the
-//! pace allows after the messages sent meanwhile, so late messages never go in a burst. One
-//! that comes back more than [`GRACE`] after its turn (a pause, a partner down, every worker
-//! stuck) has lost it and takes the plan's next free turn, behind those already given.
+//! pace allows after the messages sent meanwhile, so late messages never go in a burst; if
+//! that is further off than a worker waits, it takes a new turn of the plan (each its own, so
+//! that they do not race for one instant again). One that comes back more than [`GRACE`]
+//! after its turn (a pause, a partner down, every worker stuck) has lost it and takes the
+//! plan's next free turn, behind those already given.
 //!
 //! Owns: the partners' plans, their sends, and the turns given to messages sent back to the
 //! outbox. Must never: let a partner receive more than its rate and burst in any second; let
@@ -112,9 +114,19 @@ impl RateLimiter {
                 at
             }
         };
+        let hold = now + pace.interval.min(HOLD);
         let sent = slots.sent.get(partner).copied();
-        let send_at = planned.max(pace.earliest(sent, now));
-        if send_at <= now + pace.interval.min(HOLD) {
+        let allowed = pace.earliest(sent, now);
+        let mut send_at = planned.max(allowed);
+        if send_at > hold && allowed > planned {
+            // The sends are behind the plan (messages went late): a new turn of the plan, after
+            // them, so that each message pushed back has a turn of its own rather than all of
+            // them the same instant (and the same race again then).
+            let plan = slots.plan.get(partner).copied();
+            send_at = pace.earliest(plan, now).max(allowed);
+            slots.plan.insert(partner.to_owned(), pace.after(plan, send_at));
+        }
+        if send_at <= hold {
             slots.sent.insert(partner.to_owned(), pace.after(sent, send_at));
             return Turn::At(send_at);
         }
@@ -201,6 +213,32 @@ mod tests {
         assert!(matches!(limiter.turn("ID", "m1", 5.0), Turn::At(_)), "the partner is under its rate");
         let Turn::Later(late) = limiter.turn("ID", "late", 5.0) else { panic!("not at once") };
         assert!(late.duration_since(now) >= Duration::from_millis(199), "a turn after m1's");
+    }
+
+    #[test]
+    fn messages_pushed_back_by_the_sends_get_turns_of_their_own() {
+        // 5 a second, a burst of one. Five messages whose turns went by while the workers were
+        // busy, and the sends a second ahead: each gets its own turn, 200 ms apart, not all
+        // the same instant (where all but one would be pushed back again, and again).
+        let limiter = RateLimiter::default();
+        let now = Instant::now();
+        let missed = now.checked_sub(Duration::from_millis(500)).expect("up for more than a second");
+        {
+            let mut slots = limiter.inner.lock().expect("lock");
+            for i in 0..5 {
+                slots.given.insert(format!("m{i}"), missed);
+            }
+            slots.sent.insert("ID".into(), now + Duration::from_secs(1));
+        }
+        let mut turns: Vec<Instant> = (0..5)
+            .map(|i| match limiter.turn("ID", &format!("m{i}"), 5.0) {
+                Turn::Later(at) => at,
+                other => panic!("the sends are a second ahead: {other:?}"),
+            })
+            .collect();
+        turns.sort();
+        assert!(turns[0] >= now + Duration::from_millis(999), "not before the sends allow");
+        assert!(turns.windows(2).all(|w| w[1].duration_since(w[0]) >= Duration::from_millis(199)), "{turns:?}");
     }
 
     #[test]

