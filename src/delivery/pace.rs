@@ -83,13 +83,13 @@ impl Pace {
         Pace { interval, tolerance: interval.mul_f64(burst - 1.0) }
     }
 
-    /// When the next message may go after `tat` (a bucket's theoretical arrival time), and
-    /// the bucket's time once it went at `at`.
+    /// When the next message may go after `tat` (a bucket's theoretical arrival time).
     fn earliest(self, tat: Option<Instant>, now: Instant) -> Instant {
         let due = tat.filter(|t| *t > now).unwrap_or(now);
         due.checked_sub(self.tolerance).map_or(now, |at| at.max(now))
     }
 
+    /// The bucket's time once a message went at `at`.
     fn after(self, tat: Option<Instant>, at: Instant) -> Instant {
         tat.map_or(at, |t| t.max(at)) + self.interval
     }
@@ -107,32 +107,45 @@ impl RateLimiter {
         let Ok(mut slots) = self.inner.lock() else { return Turn::At(now) };
         let planned = match slots.given.remove(message_id) {
             Some(at) if now.saturating_duration_since(at) <= GRACE.max(pace.interval) => at,
-            _ => {
-                let plan = slots.plan.get(partner).copied();
-                let at = pace.earliest(plan, now);
-                slots.plan.insert(partner.to_owned(), pace.after(plan, at));
-                at
-            }
+            _ => take(&mut slots.plan, partner, pace, now, now),
         };
         let hold = now + pace.interval.min(HOLD);
-        let sent = slots.sent.get(partner).copied();
-        let allowed = pace.earliest(sent, now);
+        let allowed = pace.earliest(slots.sent.get(partner).copied(), now);
         let mut send_at = planned.max(allowed);
         if send_at > hold && allowed > planned {
             // The sends are behind the plan (messages went late): a new turn of the plan, after
             // them, so that each message pushed back has a turn of its own rather than all of
             // them the same instant (and the same race again then).
-            let plan = slots.plan.get(partner).copied();
-            send_at = pace.earliest(plan, now).max(allowed);
-            slots.plan.insert(partner.to_owned(), pace.after(plan, send_at));
+            send_at = take(&mut slots.plan, partner, pace, now, allowed);
         }
         if send_at <= hold {
-            slots.sent.insert(partner.to_owned(), pace.after(sent, send_at));
+            take(&mut slots.sent, partner, pace, now, send_at);
             return Turn::At(send_at);
         }
         slots.give(message_id, send_at, now);
         Turn::Later(send_at)
     }
+}
+
+/// Takes `partner`'s next slot of `bucket`, not before `not_before`: when its message may go.
+fn take(
+    bucket: &mut HashMap<String, Instant>,
+    partner: &str,
+    pace: Pace,
+    now: Instant,
+    not_before: Instant,
+) -> Instant {
+    let tat = bucket.get(partner).copied();
+    let at = pace.earliest(tat, now).max(not_before);
+    let next = pace.after(tat, at);
+    // Allocates the partner's name once, not for every message.
+    match bucket.get_mut(partner) {
+        Some(t) => *t = next,
+        None => {
+            bucket.insert(partner.to_owned(), next);
+        }
+    }
+    at
 }
 
 impl Slots {
