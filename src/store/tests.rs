@@ -1549,6 +1549,52 @@ async fn a_claim_tells_whether_its_partner_was_marked_down() {
     }
 }
 
+/// A message sent back to the outbox for its partner's pace (`outbox::defer`) is due at its
+/// turn, unleased, with no attempt and no error; a worker whose claim was taken over meanwhile
+/// defers nothing (`LeaseLost`), and the new holder's lease and the due time stay as they were.
+#[tokio::test]
+async fn a_deferral_keeps_no_lease_and_no_attempt_and_writes_nothing_once_its_claim_is_lost() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        outbox::submit(&store, &cert("CO-PACE"), "SendCO", "m-pace", "<x/>", now).await.expect("submit");
+        let msg = outbox::claim_due(&store, "w1", now, Duration::seconds(30)).await.expect("claim").expect("due");
+        let turn = now + Duration::seconds(2);
+        outbox::defer(&store, &msg, turn, now).await.expect("defer");
+        let row = |store: Store| async move {
+            let r = sqlx::query(
+                "SELECT lease_owner, next_attempt_at, attempts, last_error FROM outbox WHERE message_id = 'm-pace'",
+            )
+            .fetch_one(store.pool())
+            .await
+            .expect("row");
+            let owner: Option<String> = sqlx::Row::get(&r, 0);
+            let due: i64 = sqlx::Row::get(&r, 1);
+            let attempts: i64 = sqlx::Row::get(&r, 2);
+            let error: Option<String> = sqlx::Row::get(&r, 3);
+            (owner, due, attempts, error)
+        };
+        assert_eq!(row(store.clone()).await, (None, turn.timestamp_millis(), 0, None), "deferred");
+        assert!(
+            outbox::claim_due(&store, "w2", now, Duration::seconds(30)).await.expect("claim").is_none(),
+            "not due before its turn"
+        );
+
+        // Claimed again at its turn by w2; w1's stale deferral must not touch it.
+        let taken = outbox::claim_due(&store, "w2", turn, Duration::seconds(30))
+            .await
+            .expect("claim")
+            .expect("due at its turn");
+        let stale = outbox::defer(&store, &msg, turn + Duration::seconds(5), turn).await;
+        assert!(matches!(stale, Err(StoreError::LeaseLost(ref id)) if id == "m-pace"), "{stale:?}");
+        assert_eq!(
+            row(store.clone()).await,
+            (Some(taken.lease_owner.clone()), turn.timestamp_millis(), 0, None),
+            "untouched"
+        );
+    }
+}
+
 /// A delivery step whose certificate moved after the worker last saw it (the fused statement's
 /// or script's move then matches nothing) still records the step, and records what happens to
 /// the certificate from the state it is in, not the one seen; a step whose claim was lost writes
