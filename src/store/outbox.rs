@@ -140,13 +140,15 @@ pub async fn submit_leased(
 }
 
 /// When a submission may lease its message ([`submit_leased`]): `{partner}` neither down nor
-/// paused, and nothing due and unleased at `{now}` (SQL expressions of the caller's statement).
+/// paused, and nothing due and unleased at `{now}` for a partner a claim may take from (SQL
+/// expressions of the caller's statement). Found as the claims find it: one index probe a
+/// partner, however large a backlog no claim can take now.
 fn may_lease_sql(partner: &str, now: &str) -> String {
     format!(
         "NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = {partner} \
                      AND (p.down_since IS NOT NULL OR p.paused_since IS NOT NULL)) \
-         AND NOT EXISTS (SELECT 1 FROM outbox o WHERE {})",
-        DUE.replace("$1", now)
+         AND NOT EXISTS (SELECT 1 FROM ({}) d)",
+        PARTNERS_DUE_SQL.replace("$1", now)
     )
 }
 
@@ -282,8 +284,10 @@ pub async fn claim(
         .await
 }
 
-/// Whether any message is due at `now` (claimable or not: its partner may be paused, say),
-/// read on the read connections, so that a look that finds nothing takes no write transaction.
+/// Whether any message is due at `now` for a partner a claim may take from (not paused, no
+/// probe in flight while down), read on the read connections, so that a look that finds
+/// nothing takes no write transaction. A message behind an earlier one of its certificate
+/// counts: that is checked by the claim only.
 pub async fn any_due(store: &Store, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let found: Option<i64> = sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
     Ok(found.is_some())
@@ -300,56 +304,56 @@ fn claim_sql(store: &Store) -> &'static str {
     built.get_or_init(|| claim_statement(store.for_update_skip_locked()))
 }
 
-/// The claim statement, with `lock` after the pick of its messages.
+/// The claim statement, with `lock` after the pick of its messages: one partner's window of
+/// due messages, between the keys (`$4`, `$5`, `$6`) and (`$7`, `$8`, `$9`) in the claims'
+/// order (due time, then age), at most `$10` of them, partner `$11`.
 fn claim_statement(lock: &str) -> String {
-    // The conditions are checked on a window of due messages at a time, oldest first: checked
-    // on the whole outbox, every claim cost time in proportion to the backlog (10 ms per claim
-    // behind 1,500 pending messages on PostgreSQL, claims being serialised). A window with
-    // nothing claimable moves on to the next, so nothing behind a blocked window starves.
     // The window's bounds are row values so that they bound the index scan on
-    // (state, created_at, message_id): written with ORs, PostgreSQL's plan read every pending
-    // message's index entry and heap row for each claim (5,245 entries for a window of 32,
-    // behind 1,500 pending messages).
+    // (partner, next_attempt_at, created_at, message_id): written with ORs, PostgreSQL's plan
+    // read every pending message's index entry and heap row for each claim (5,245 entries for
+    // a window of 32, behind 1,500 pending messages).
     // A down partner's messages are claimable only while it has no probe in flight: the
     // message a claim last took for it (`probe_message_id`, written by `claim_in`) is not
     // pending under a live lease, and the messages in flight when it was marked down are
     // over (`probe_not_before`, see `partners::mark_down`). Of them the batch takes the oldest
     // only, so a down partner gets one probe at a time. Both are read through the partner's
     // row and one outbox row by key: an index of leased messages would make every claim write
-    // an index entry (migration 0011).
+    // an index entry (migration 0011). [`PARTNERS_DUE_SQL`] left out the partners that are
+    // paused or have a probe in flight; they are checked again here, under the claim's lock.
     let pick = format!(
-        "SELECT o.message_id, o.partner, o.created_at, \
+        "SELECT o.message_id, o.next_attempt_at, o.created_at, \
                 EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL) AS down \
          FROM outbox o \
-         WHERE {DUE} \
-         AND (o.created_at, o.message_id) >= ($4, $5) AND (o.created_at, o.message_id) <= ($6, $7) \
+         WHERE {DUE} AND o.partner = $11 \
+         AND ({ORDER}) >= ($4, $5, $6) AND ({ORDER}) <= ($7, $8, $9) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
          AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state IN ('pending', 'failed') \
                          AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL \
                          AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
                                                                   AND f.state = 'pending' AND f.lease_until >= $1))) \
-         ORDER BY o.created_at, o.message_id"
+         ORDER BY {ORDER}"
     );
     let chosen = "SELECT message_id FROM \
-         (SELECT message_id, created_at, down, ROW_NUMBER() OVER (PARTITION BY partner ORDER BY created_at, message_id) AS nth FROM picked) w \
-         WHERE NOT down OR nth = 1 ORDER BY created_at, message_id LIMIT $8";
+         (SELECT message_id, next_attempt_at, created_at, down, \
+                 ROW_NUMBER() OVER (ORDER BY next_attempt_at, created_at, message_id) AS nth FROM picked) w \
+         WHERE NOT down OR nth = 1 ORDER BY next_attempt_at, created_at, message_id LIMIT $10";
     // Only the chosen rows are locked (a window function admits no FOR UPDATE, and locking
     // the whole window would write a lock to each of its rows). So a chosen row locked by
     // another transaction is skipped, not replaced by the next one: the claim takes fewer, and
     // the next claim the rest. `state` and the lease again: on PostgreSQL a row changed
     // meanwhile (an operator's cancel, a late attempt of a worker whose claim expired) is
     // re-checked against them after the wait. Not the due time: with `next_attempt_at` here
-    // PostgreSQL planned the UPDATE on the (state, next_attempt_at) index instead of the
-    // chosen keys (its CPU a CO up by a third). So a failure recorded by a worker whose claim
-    // had expired, committed between this statement's snapshot and its lock, can be followed
-    // by an attempt before its retry time: the same message ID, answered idempotently.
+    // PostgreSQL could plan the UPDATE on an index of due times instead of the chosen keys
+    // (its CPU a CO up by a third, once). So a failure recorded by a worker whose claim had
+    // expired, committed between this statement's snapshot and its lock, can be followed by
+    // an attempt before its retry time: the same message ID, answered idempotently.
     format!(
         "WITH picked AS ({pick}), chosen AS ({chosen}) \
          UPDATE outbox SET lease_owner = $2, lease_until = $3 \
          WHERE message_id IN (SELECT l.message_id FROM outbox l WHERE l.message_id IN (SELECT message_id FROM chosen){lock}) \
          AND state = 'pending' AND (lease_until IS NULL OR lease_until < $1) \
-         RETURNING {CLAIM_COLUMNS}, created_at"
+         RETURNING {CLAIM_COLUMNS}, next_attempt_at, created_at"
     )
 }
 
@@ -363,8 +367,8 @@ pub(super) async fn wait_for_claims(tx: &mut Tx<'_>, backend: super::Backend) ->
     Ok(())
 }
 
-/// [`claim`]'s transaction: up to `max` claimable messages of the first window of due messages
-/// that has any.
+/// [`claim`]'s transaction: up to `max` claimable messages, oldest first in the claims' order
+/// ([`ORDER`]) across the partners whose messages may go now.
 async fn claim_in(
     tx: &mut Tx<'_>,
     backend: super::Backend,
@@ -389,41 +393,67 @@ async fn claim_in(
             .execute(&mut **tx)
             .await?;
     }
-    let mut after = (i64::MIN, String::new());
-    let max = i64::try_from(max.clamp(1, CLAIM_WINDOW)).unwrap_or(1);
-    let (rows, window) = loop {
-        let rows =
-            sqlx::query(&CLAIM_WINDOW_SQL).bind(millis(now)).bind(after.0).bind(&after.1).fetch_all(&mut **tx).await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else { break (Vec::new(), 0) };
-        let first: (i64, String) = (first.try_get(0)?, first.try_get(1)?);
-        let last: (i64, String) = (last.try_get(0)?, last.try_get(1)?);
-        let claimed = sqlx::query(sql)
-            .bind(millis(now))
-            .bind(owner)
-            .bind(millis(now + lease))
-            .bind(first.0)
-            .bind(&first.1)
-            .bind(last.0)
-            .bind(&last.1)
-            .bind(max)
-            .fetch_all(&mut **tx)
-            .await?;
-        if !claimed.is_empty() || rows.len() < CLAIM_WINDOW {
-            break (claimed, rows.len());
+    let max = max.clamp(1, CLAIM_WINDOW);
+    // Partner by partner, so that what no claim can take now costs nothing: a paused partner's
+    // backlog, a down partner's behind its probe, and messages waiting for their retry time or
+    // their turn in the partner's pace (`delivery::pace`). Read in one order of all pending
+    // messages, each claim walked past them (a window of 32 at a time for the first two, every
+    // index entry and row for the last): hundreds of statements a claim behind a paused
+    // partner's 10,000 messages, 2.5 ms behind a paced backlog of 10,000.
+    let partners = sqlx::query(&PARTNERS_DUE_SQL).bind(millis(now)).fetch_all(&mut **tx).await?;
+    note_claim_statement();
+    // Each partner's first window, in the order of their first due message, until no later
+    // partner's can be among the oldest `max`.
+    let mut windows: Vec<Vec<Key>> = Vec::new();
+    let mut seen: Vec<i64> = Vec::new();
+    let mut more_due = false;
+    for row in &partners {
+        let head: i64 = row.try_get(1)?;
+        seen.sort_unstable();
+        if seen.get(max - 1).is_some_and(|&kth| kth < head) {
+            more_due = true;
+            break;
         }
-        after = last;
-    };
-    if rows.is_empty() {
+        let window = read_window(tx, &row.try_get::<String, _>(0)?, now, &first_key()).await?;
+        seen.extend(window.iter().map(|k| k.0));
+        windows.push(window);
+    }
+    // Each partner's share of the oldest `max` keys read. A window's messages that may not go
+    // (behind an earlier one of their certificate, or a down partner's beyond its probe) leave
+    // their share to the partners after it, whose windows are read if need be: messages that
+    // may not go never keep the others waiting.
+    let mut oldest: Vec<(&Key, usize)> =
+        windows.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |k| (k, i))).collect();
+    oldest.sort_unstable();
+    let mut shares = vec![0usize; windows.len()];
+    for (_, i) in oldest.iter().take(max) {
+        shares[*i] += 1;
+    }
+    let mut claimed: Vec<(Key, OutboxMessage)> = Vec::with_capacity(max);
+    let mut left_over = 0;
+    for (i, row) in partners.iter().enumerate() {
+        let allowance = shares.get(i).copied().unwrap_or(0) + left_over;
+        let window = match windows.get_mut(i) {
+            Some(window) => std::mem::take(window),
+            None if allowance == 0 => break,
+            None => read_window(tx, &row.try_get::<String, _>(0)?, now, &first_key()).await?,
+        };
+        if allowance == 0 {
+            more_due |= !window.is_empty();
+            continue;
+        }
+        let partner: String = row.try_get(0)?;
+        let (taken, more) = claim_from(tx, sql, &partner, window, owner, now, lease, allowance).await?;
+        more_due |= more;
+        left_over = allowance.saturating_sub(taken.len());
+        claimed.extend(taken);
+    }
+    if claimed.is_empty() {
         return Ok(None);
     }
-    // RETURNING comes in no particular order.
-    let mut keyed = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let key: (i64, String) = (r.try_get("created_at")?, r.try_get("message_id")?);
-        keyed.push((key, message(r)?));
-    }
-    keyed.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, probe) in keyed.iter().filter(|(_, m)| m.partner_seen_down) {
+    claimed.sort_by(|a, b| a.0.cmp(&b.0));
+    let claimed: Vec<OutboxMessage> = claimed.into_iter().map(|(_, m)| m).collect();
+    for probe in claimed.iter().filter(|m| m.partner_seen_down) {
         // In the claim's transaction: the next claim sees this probe in flight.
         sqlx::query("UPDATE partner_status SET probe_message_id = $1 WHERE party = $2 AND down_since IS NOT NULL")
             .bind(&probe.message_id)
@@ -431,8 +461,99 @@ async fn claim_in(
             .execute(&mut **tx)
             .await?;
     }
-    let more_due = window > keyed.len();
-    Ok(Some(Claimed { messages: keyed.into_iter().map(|(_, m)| m).collect(), more_due }))
+    Ok(Some(Claimed { messages: claimed, more_due }))
+}
+
+/// A message's place in the claims' order: (next_attempt_at, created_at, message_id).
+type Key = (i64, i64, String);
+
+/// Before every message's key.
+fn first_key() -> Key {
+    (i64::MIN, i64::MIN, String::new())
+}
+
+/// `partner`'s due messages after `after` in the claims' order, a window's worth.
+async fn read_window(tx: &mut Tx<'_>, partner: &str, now: DateTime<Utc>, after: &Key) -> Result<Vec<Key>, StoreError> {
+    let rows = sqlx::query(&CLAIM_WINDOW_SQL)
+        .bind(millis(now))
+        .bind(partner)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(&after.2)
+        .fetch_all(&mut **tx)
+        .await?;
+    note_claim_statement();
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+}
+
+/// One partner's part of a claim: up to `max` claimable messages of the first window of its
+/// due messages that has any, starting with `window`; and whether it has more due than it
+/// took.
+#[allow(clippy::too_many_arguments)]
+async fn claim_from(
+    tx: &mut Tx<'_>,
+    sql: &str,
+    partner: &str,
+    mut window: Vec<Key>,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+    max: usize,
+) -> Result<(Vec<(Key, OutboxMessage)>, bool), StoreError> {
+    let max = i64::try_from(max).unwrap_or(1);
+    loop {
+        let (Some(first), Some(last)) = (window.first(), window.last()) else { return Ok((Vec::new(), false)) };
+        let rows = sqlx::query(sql)
+            .bind(millis(now))
+            .bind(owner)
+            .bind(millis(now + lease))
+            .bind(first.0)
+            .bind(first.1)
+            .bind(&first.2)
+            .bind(last.0)
+            .bind(last.1)
+            .bind(&last.2)
+            .bind(max)
+            .bind(partner)
+            .fetch_all(&mut **tx)
+            .await?;
+        note_claim_statement();
+        // A window with nothing claimable (each message behind an earlier one of its
+        // certificate, or locked by another claim) moves on to the next, so nothing behind it
+        // starves.
+        if !rows.is_empty() || window.len() < CLAIM_WINDOW {
+            let more = window.len() > rows.len();
+            let taken =
+                rows.iter().map(|r| Ok((key_of_claimed(r)?, message(r)?))).collect::<Result<_, StoreError>>()?;
+            return Ok((taken, more));
+        }
+        let after = last.clone();
+        window = read_window(tx, partner, now, &after).await?;
+    }
+}
+
+/// A claimed row's place in the claims' order.
+fn key_of_claimed(r: &sqlx::any::AnyRow) -> Result<(i64, i64, String), StoreError> {
+    Ok((r.try_get("next_attempt_at")?, r.try_get("created_at")?, r.try_get("message_id")?))
+}
+
+#[cfg(any(test, feature = "test-support"))]
+thread_local! {
+    /// Statements the claims on this thread ran (tests: what a claim costs behind a backlog
+    /// it cannot take).
+    static CLAIM_STATEMENTS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+fn note_claim_statement() {
+    #[cfg(any(test, feature = "test-support"))]
+    CLAIM_STATEMENTS.with(|n| n.set(n.get() + 1));
+}
+
+/// How many statements the claims made on this thread have run (a single-threaded runtime's
+/// test runs them on its own thread).
+#[cfg(any(test, feature = "test-support"))]
+pub fn claim_statements_on_this_thread() -> u64 {
+    CLAIM_STATEMENTS.with(std::cell::Cell::get)
 }
 
 /// How many due messages a claim looks at in one step.
@@ -441,16 +562,48 @@ const CLAIM_WINDOW: usize = 32;
 /// A pending message whose time has come and whose lease is free (`$1`: now).
 const DUE: &str = "o.state = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)";
 
-/// Whether anything is due at all.
-static ANY_DUE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("SELECT 1 FROM outbox o WHERE {DUE} LIMIT 1"));
+/// The claims' order within a partner: due time, then age. A backlog made due at once (a
+/// partner up again) goes in the order it was submitted; a message waiting for its retry time
+/// or its turn in the partner's pace goes when that comes, not before younger messages due
+/// earlier. Index `outbox_partner_due` (migration 0014) holds it.
+const ORDER: &str = "o.next_attempt_at, o.created_at, o.message_id";
 
-/// The next window of due messages after (`$2`, `$3`) = (created_at, message_id), oldest first.
+/// Whether anything is due for a partner a claim may take from: a paused partner's backlog
+/// does not wake a worker every poll interval for a claim that takes nothing.
+static ANY_DUE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT 1 FROM ({}) d LIMIT 1", *PARTNERS_DUE_SQL));
+
+/// The partners a claim may take from now (`$1`) and the due time of each one's first due
+/// message, soonest first: the partners with pending messages, found one index probe each (a loose
+/// scan: the partner after the last one found), less the paused ones and the down ones
+/// whose probe is in flight (both as in the claim statement), and those with nothing due.
+pub(super) static PARTNERS_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE parts(partner) AS ( \
+             SELECT (SELECT o.partner FROM outbox o WHERE o.state = 'pending' ORDER BY o.partner LIMIT 1) \
+             UNION ALL \
+             SELECT (SELECT o.partner FROM outbox o WHERE o.state = 'pending' AND o.partner > parts.partner ORDER BY o.partner LIMIT 1) \
+             FROM parts WHERE parts.partner IS NOT NULL) \
+         SELECT partner, head FROM ( \
+             SELECT parts.partner, \
+                    (SELECT o.next_attempt_at FROM outbox o WHERE {DUE} AND o.partner = parts.partner ORDER BY {ORDER} LIMIT 1) AS head \
+             FROM parts \
+             WHERE parts.partner IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.paused_since IS NOT NULL) \
+             AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.down_since IS NOT NULL \
+                             AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
+                                                                      AND f.state = 'pending' AND f.lease_until >= $1)))) d \
+         WHERE head IS NOT NULL ORDER BY head, partner"
+    )
+});
+
+/// A partner's next window of due messages after (`$3`, `$4`, `$5`) in the claims' order
+/// (`$2`: the partner).
 pub(super) static CLAIM_WINDOW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT o.created_at, o.message_id FROM outbox o WHERE {DUE} \
-         AND (o.created_at, o.message_id) > ($2, $3) \
-         ORDER BY o.created_at, o.message_id LIMIT {CLAIM_WINDOW}"
+        "SELECT o.next_attempt_at, o.created_at, o.message_id FROM outbox o WHERE {DUE} AND o.partner = $2 \
+         AND ({ORDER}) > ($3, $4, $5) \
+         ORDER BY {ORDER} LIMIT {CLAIM_WINDOW}"
     )
 });
 

@@ -128,8 +128,11 @@ pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<b
     .rows_affected()
         == 1;
     if was_down {
+        // All of them due at the same time, so that the claims take them in the order they
+        // were submitted (due time, then age): a message submitted during the outage, due
+        // since then, would otherwise go before the older ones waiting for a retry.
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $1 WHERE partner = $2 AND state = 'pending' AND next_attempt_at > $1",
+            "UPDATE outbox SET next_attempt_at = $1 WHERE partner = $2 AND state = 'pending' AND next_attempt_at <> $1",
         )
         .bind(millis(now))
         .bind(party)

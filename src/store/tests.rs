@@ -1086,6 +1086,97 @@ async fn a_claim_looks_past_a_window_of_messages_that_may_not_go() {
     }
 }
 
+/// What no claim can take now costs a claim nothing: a paused partner's backlog, a down
+/// partner's behind its probe in flight, and a backlog waiting for its retry time or its turn
+/// in the partner's pace. Each is older than the one message that may go; the claim runs three
+/// statements to find it (the partners, its partner's window, the claim), and says nothing
+/// else is due, and so does the outbox's watcher: no worker is woken for them, and a
+/// submission to another partner still leases its message.
+#[tokio::test]
+async fn a_claim_reads_nothing_of_a_backlog_that_cannot_go_now() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let backend = store.backend();
+        let t0 = Utc::now();
+        for (partner, prefix) in [("ID", "paused"), ("TH", "down"), ("JP", "waiting")] {
+            for n in 0..100 {
+                let reference = format!("CO-{prefix}-{n:03}");
+                let mut c = cert(&reference);
+                c.partner = partner;
+                outbox::submit(
+                    &store,
+                    &c,
+                    "SendCO",
+                    &format!("m-{prefix}-{n:03}"),
+                    "<x/>",
+                    t0 + Duration::milliseconds(n),
+                )
+                .await
+                .expect("submit");
+            }
+        }
+        assert!(super::partners::pause(&store, "ID", "test:operator", t0).await.expect("pause"));
+        let t1 = t0 + Duration::seconds(1);
+        super::partners::mark_down(&store, "TH", "m-failed", t1, t1).await.expect("down");
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE partner = 'JP'")
+            .bind(super::millis(t0 + Duration::hours(1)))
+            .execute(store.pool())
+            .await
+            .expect("later");
+        let probe = outbox::claim_due(&store, "w", t1, Duration::seconds(30)).await.expect("claim").expect("probe");
+        assert_eq!(probe.message_id, "m-down-000", "{backend:?}");
+        let mut c = cert("CO-MAY-GO");
+        c.partner = "SG";
+        outbox::submit(&store, &c, "SendCO", "m-may-go", "<x/>", t1).await.expect("submit");
+
+        let before = outbox::claim_statements_on_this_thread();
+        let claimed =
+            outbox::claim(&store, "w", t1, Duration::seconds(30), true, 8).await.expect("claim").expect("due");
+        let statements = outbox::claim_statements_on_this_thread() - before;
+        let ids: Vec<_> = claimed.messages.iter().map(|m| m.message_id.as_str()).collect();
+        assert_eq!(ids, ["m-may-go"], "{backend:?}");
+        assert!(!claimed.more_due, "{backend:?}: nothing else may go");
+        assert_eq!(statements, 3, "{backend:?}: the claim read windows of messages that cannot go");
+        assert!(!outbox::any_due(&store, t1).await.expect("look"), "{backend:?}: an idle worker is not woken for them");
+        // Nor do they keep a submission to another partner from leasing its message.
+        let mut c = cert("CO-MAY-LEASE");
+        c.partner = "SG";
+        let lease = outbox::Lease { owner: "KR-1-submit", until: t1 + Duration::seconds(30) };
+        let (_, leased) =
+            outbox::submit_leased(&store, &c, "SendCO", "m-may-lease", "<x/>", t1, Some(lease)).await.expect("submit");
+        assert!(leased.is_some(), "{backend:?}: a claim would take it first");
+        let before = outbox::claim_statements_on_this_thread();
+        assert!(outbox::claim(&store, "w", t1, Duration::seconds(30), true, 8).await.expect("claim").is_none());
+        assert_eq!(outbox::claim_statements_on_this_thread() - before, 1, "{backend:?}: one look at the partners");
+    }
+}
+
+/// A batch's share of a partner whose oldest due messages may not go (each behind an earlier
+/// one of its certificate, in flight) goes to the next partner: the claim does not come back
+/// empty while another partner's message may go.
+#[tokio::test]
+async fn messages_that_may_not_go_leave_their_share_of_a_claim_to_other_partners() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let backend = store.backend();
+        let t = Utc::now();
+        let first = outbox::submit(&store, &cert("CO-SHARE-A"), "SendCO", "m-share-a1", "<x/>", t).await.expect("a1");
+        let in_flight = outbox::claim_due(&store, "w", t, Duration::seconds(30)).await.expect("claim").expect("a1");
+        assert_eq!(in_flight.message_id, "m-share-a1");
+        let mut tx = store.begin().await.expect("tx");
+        outbox::enqueue(&mut tx, &first.id, "ID", "SendCancellation", "m-share-a2", "<y/>", t).await.expect("a2");
+        tx.commit().await.expect("commit");
+        let mut other = cert("CO-SHARE-B");
+        other.partner = "TH";
+        outbox::submit(&store, &other, "SendCO", "m-share-b", "<x/>", t + Duration::seconds(1)).await.expect("b");
+
+        let now = t + Duration::seconds(2);
+        let claimed = outbox::claim(&store, "v", now, Duration::seconds(30), false, 1).await.expect("claim");
+        let ids: Vec<_> = claimed.iter().flat_map(|c| c.messages.iter().map(|m| m.message_id.as_str())).collect();
+        assert_eq!(ids, ["m-share-b"], "{backend:?}: a2 waits for a1, b goes");
+    }
+}
+
 #[tokio::test]
 async fn a_receipt_remembers_its_signature_and_a_second_copy_of_the_bytes_is_a_replay() {
     let (_d, stores) = stores().await;
@@ -1150,11 +1241,12 @@ async fn a_claim_a_delivery_attempt_and_a_certificates_move_write_no_indexed_col
     }
 }
 
-/// The claims' two indexes hold pending messages only (migration 0012), so the answer that
-/// ends a delivery adds no entry to them; the claims' window read, which says
-/// `state = 'pending'`, can still use its index (PostgreSQL is made to: on a table this small
-/// it would rather read the table). The operators' list of failed messages has its own
-/// (migration 0013) on PostgreSQL.
+/// The claims' index holds pending messages only (migrations 0012 and 0014), so the answer
+/// that ends a delivery adds no entry to it; a partner's window read, which says
+/// `state = 'pending'`, can still use it and reads the due messages only (PostgreSQL is made
+/// to: on a table this small it would rather read the table), and the partners' read never
+/// reads the table. The operators' list of failed messages has its own (migration 0013) on
+/// PostgreSQL.
 #[tokio::test]
 async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_them() {
     use sqlx::Row;
@@ -1170,9 +1262,7 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
             }
         };
         let rows = sqlx::query(definitions).fetch_all(store.pool()).await.expect("indexes");
-        for (name, state) in
-            [("outbox_due", "pending"), ("outbox_pending_order", "pending"), ("outbox_failed_order", "failed")]
-        {
+        for (name, state) in [("outbox_partner_due", "pending"), ("outbox_failed_order", "failed")] {
             let sql: String = rows
                 .iter()
                 .find(|r| r.get::<String, _>("name") == name)
@@ -1193,19 +1283,42 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
             }
             super::Backend::Sqlite => "EXPLAIN QUERY PLAN ",
         };
+        let column = if backend == super::Backend::Postgres { 0 } else { 3 };
         let plan: Vec<String> = sqlx::query(&format!("{explain}{}", *outbox::CLAIM_WINDOW_SQL))
             .bind(super::millis(Utc::now()))
+            .bind("ID")
+            .bind(i64::MIN)
             .bind(i64::MIN)
             .bind("")
             .fetch_all(&mut *tx)
             .await
             .expect("explain")
             .iter()
-            .map(|r| r.get::<String, _>(if backend == super::Backend::Postgres { 0 } else { 3 }))
+            .map(|r| r.get::<String, _>(column))
+            .collect();
+        // The due time bounds the scan itself: a message not due yet is not read.
+        let bounded = |line: &String| match backend {
+            super::Backend::Postgres => line.contains("Index Cond") && line.contains("next_attempt_at <="),
+            super::Backend::Sqlite => line.contains("outbox_partner_due") && line.contains("next_attempt_at<"),
+        };
+        assert!(
+            plan.iter().any(|line| line.contains("outbox_partner_due")) && plan.iter().any(bounded),
+            "{backend:?}: the claims' window read does not read a partner's due messages through outbox_partner_due: {plan:#?}"
+        );
+        let plan: Vec<String> = sqlx::query(&format!("{explain}{}", *outbox::PARTNERS_DUE_SQL))
+            .bind(super::millis(Utc::now()))
+            .fetch_all(&mut *tx)
+            .await
+            .expect("explain")
+            .iter()
+            .map(|r| r.get::<String, _>(column))
             .collect();
         assert!(
-            plan.iter().any(|line| line.contains("outbox_pending_order")),
-            "{backend:?}: the claims' window read does not use outbox_pending_order: {plan:#?}"
+            !plan
+                .iter()
+                .any(|line| line.contains("Seq Scan on outbox")
+                    || (line.starts_with("SCAN o") && !line.contains("INDEX"))),
+            "{backend:?}: the claims' partners read scans the outbox: {plan:#?}"
         );
         if backend == super::Backend::Postgres {
             let plan: Vec<String> = sqlx::query(&format!("EXPLAIN {}", outbox::LIST_SQL))
