@@ -13,6 +13,7 @@
 //!     cargo bench --bench load -- e2e --tls          # the gateways over mutual TLS
 //!     cargo bench --bench load -- e2e --rate 20      # the latency part at 20 COs/s, not half the rate reached
 //!     cargo bench --bench load -- e2e --db postgres --count 8 --rate 0.08   # each CO after 12.5 s of quiet
+//!     cargo bench --bench load -- e2e --held 10000   # behind 10,000 older messages to a paused partner
 //!     COCONNECT_BENCH_ID_UNDER="valgrind --tool=callgrind --callgrind-out-file=/tmp/id.%p" \
 //!         cargo bench --bench load -- receive --db sqlite --count 100   # ID's instructions, to compare builds
 //!
@@ -77,6 +78,9 @@ struct Options {
     /// `--rate N`: the open-loop part at N COs/s instead of half the rate reached (the
     /// latency at a light load shows the floor the path itself sets).
     rate: Option<f64>,
+    /// `--held N` (e2e): N messages to another partner that is paused, older than the
+    /// backlog: what no claim may take, and every claim must pass by.
+    held: usize,
 }
 
 impl Options {
@@ -118,6 +122,7 @@ fn options() -> Options {
         tls: false,
         signing: SigningKeyKind::Rsa2048,
         rate: None,
+        held: 0,
     };
     let mut i = 0;
     while i < args.len() {
@@ -152,8 +157,12 @@ fn options() -> Options {
                 o.instances = value().parse().expect("--instances 1|2");
                 i += 1;
             }
+            "--held" => {
+                o.held = value().parse().expect("--held N");
+                i += 1;
+            }
             other => panic!(
-                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers, --tls, --ecdsa)"
+                "unknown argument {other:?} (receive|e2e, --db sqlite|postgres, --count, --clients, --instances, --workers, --tls, --ecdsa, --rate, --held)"
             ),
         }
         i += 1;
@@ -875,26 +884,34 @@ async fn count(store: &Store, sql: &str) -> i64 {
     sqlx::query(sql).fetch_one(store.pool()).await.unwrap().get::<i64, _>(0)
 }
 
+/// The paused partner of `--held`.
+const HELD_FOR: &str = "XX";
+
 async fn e2e(db: &str, o: &Options) {
     let dir = work_dir();
     let pair = pair(dir.path(), db, o.instances, o.workers, o.tls, o.signing).await;
     let [kr, id] = &pair.files;
     let n = o.count;
 
-    // KR's backlog, written before KR starts (SQLite admits one process).
+    // KR's backlog, written before KR starts (SQLite admits one process), after the messages
+    // held for a paused partner (`--held`).
     let t = Instant::now();
     {
         let store = Store::connect(&kr.database_url).await.unwrap();
-        for i in 0..n {
-            let reference = format!("BACKLOG-{i:06}");
+        if o.held > 0 {
+            coconnect::store::partners::pause(&store, HELD_FOR, "bench", Utc::now()).await.unwrap();
+        }
+        for (i, partner) in (0..o.held).map(|i| (i, HELD_FOR)).chain((0..n).map(|i| (i, "ID"))) {
+            let reference = format!("BACKLOG-{partner}-{i:06}");
             let co_xml = co_xml(&reference);
             let message_id = uuid::Uuid::new_v4();
-            let body = request_xml(Operation::SendCo, &MessageHeader::new("KR", "ID", message_id, Utc::now()), &co_xml);
+            let body =
+                request_xml(Operation::SendCo, &MessageHeader::new("KR", partner, message_id, Utc::now()), &co_xml);
             let new = coconnect::store::certificates::NewCertificate {
                 issuer: "KR",
                 reference: &reference,
                 direction: coconnect::lifecycle::Direction::Outbound,
-                partner: "ID",
+                partner,
                 kind: coconnect::payload::DocumentKind::Co,
                 replaces: None,
                 reference_code: None,
@@ -908,6 +925,9 @@ async fn e2e(db: &str, o: &Options) {
         }
     }
     eprintln!("[{db}] e2e: backlog of {n} COs written in {:.1} s", t.elapsed().as_secs_f64());
+    if o.held > 0 {
+        println!("[{db}] e2e: {} older messages held for {HELD_FOR}, a paused partner", o.held);
+    }
     let bound = e2e_bound(dir.path(), n.min(300));
 
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
