@@ -10,3 +10,7 @@
 DROP INDEX outbox_pending_order;
 DROP INDEX outbox_due;
 CREATE INDEX outbox_partner_due ON outbox (partner, next_attempt_at, created_at, message_id) WHERE state = 'pending';
+-- The hourly-alert check (`outbox::alert_late`, every poll interval) read the pending messages
+-- older than an hour through the index in order of age, alerted or not; it now reads the ones
+-- not alerted yet only.
+CREATE INDEX outbox_unalerted ON outbox (created_at) WHERE state = 'pending' AND late_alerted = 0;

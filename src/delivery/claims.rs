@@ -47,7 +47,8 @@ pub const MAX_WAIT: StdDuration = StdDuration::from_secs(1);
 pub struct Taken {
     pub message: OutboxMessage,
     /// More messages were due than this one (or wait here): another idle worker may find one.
-    /// Due is not always claimable (a message behind an earlier one of its certificate).
+    /// Counted over messages a claim may take (not a paused partner's, nor one behind an
+    /// earlier one of its certificate); one may still be taken by another claim meanwhile.
     pub more_due: bool,
 }
 

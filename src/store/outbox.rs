@@ -327,8 +327,7 @@ fn claim_statement(lock: &str) -> String {
          WHERE {DUE} AND o.partner = $11 \
          AND ({ORDER}) >= ($4, $5, $6) AND ({ORDER}) <= ($7, $8, $9) \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
-         AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state IN ('pending', 'failed') \
-                         AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id))) \
+         AND {IN_TURN} \
          AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL \
                          AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
                                                                   AND f.state = 'pending' AND f.lease_until >= $1))) \
@@ -402,52 +401,59 @@ async fn claim_in(
     // partner's 10,000 messages, 2.5 ms behind a paced backlog of 10,000.
     let partners = sqlx::query(&PARTNERS_DUE_SQL).bind(millis(now)).fetch_all(&mut **tx).await?;
     note_claim_statement();
-    // Each partner's first window, in the order of their first due message, until no later
-    // partner's can be among the oldest `max`.
-    let mut windows: Vec<Vec<Key>> = Vec::new();
+    let partners = partners
+        .iter()
+        .map(|r| {
+            // A down partner (with no probe in flight, or it would not be listed) gets one;
+            // another's window holds one more than the batch, to tell whether more are due.
+            let limit = if r.try_get::<i64, _>(2)? != 0 { 1 } else { max + 1 };
+            Ok(Listed { partner: r.try_get(0)?, head: r.try_get(1)?, limit, window: None, taken: 0 })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut partners = partners;
+    // Each partner's first claimable messages, in the order of their first due message, until
+    // no later partner's can be among the oldest `max`.
     let mut seen: Vec<i64> = Vec::new();
-    let mut more_due = false;
-    for row in &partners {
-        let head: i64 = row.try_get(1)?;
+    for listed in partners.iter_mut() {
         seen.sort_unstable();
-        if seen.get(max - 1).is_some_and(|&kth| kth < head) {
-            more_due = true;
+        if seen.get(max - 1).is_some_and(|&kth| kth < listed.head) {
             break;
         }
-        let window = read_window(tx, &row.try_get::<String, _>(0)?, now, &first_key()).await?;
+        let window = read_window(tx, &listed.partner, now, &first_key(), listed.limit).await?;
         seen.extend(window.iter().map(|k| k.0));
-        windows.push(window);
+        listed.window = Some(window);
     }
-    // Each partner's share of the oldest `max` keys read. A window's messages that may not go
-    // (behind an earlier one of their certificate, or a down partner's beyond its probe) leave
-    // their share to the partners after it, whose windows are read if need be: messages that
-    // may not go never keep the others waiting.
+    // Each partner's share: its keys among the oldest `max` read. The windows hold messages a
+    // claim may take (due, unleased, not behind an earlier one of their certificate; a down
+    // partner's first only), so a share is normally taken whole. What is not (a row locked by
+    // another claim meanwhile) is offered to every partner in a second round: a claim does not
+    // come back empty while another partner's message may go.
     let mut oldest: Vec<(&Key, usize)> =
-        windows.iter().enumerate().flat_map(|(i, w)| w.iter().map(move |k| (k, i))).collect();
+        partners.iter().enumerate().flat_map(|(i, p)| p.window.iter().flatten().map(move |k| (k, i))).collect();
     oldest.sort_unstable();
-    let mut shares = vec![0usize; windows.len()];
+    let mut shares = vec![0usize; partners.len()];
     for (_, i) in oldest.iter().take(max) {
         shares[*i] += 1;
     }
     let mut claimed: Vec<(Key, OutboxMessage)> = Vec::with_capacity(max);
-    let mut left_over = 0;
-    for (i, row) in partners.iter().enumerate() {
-        let allowance = shares.get(i).copied().unwrap_or(0) + left_over;
-        let window = match windows.get_mut(i) {
-            Some(window) => std::mem::take(window),
-            None if allowance == 0 => break,
-            None => read_window(tx, &row.try_get::<String, _>(0)?, now, &first_key()).await?,
-        };
-        if allowance == 0 {
-            more_due |= !window.is_empty();
-            continue;
+    for (listed, share) in partners.iter_mut().zip(shares) {
+        if share > 0 {
+            claim_listed(tx, sql, listed, owner, now, lease, share, &mut claimed).await?;
         }
-        let partner: String = row.try_get(0)?;
-        let (taken, more) = claim_from(tx, sql, &partner, window, owner, now, lease, allowance).await?;
-        more_due |= more;
-        left_over = allowance.saturating_sub(taken.len());
-        claimed.extend(taken);
     }
+    for listed in partners.iter_mut() {
+        let left = max.saturating_sub(claimed.len());
+        if left == 0 {
+            break;
+        }
+        if listed.window.is_none() {
+            listed.window = Some(read_window(tx, &listed.partner, now, &first_key(), listed.limit).await?);
+        }
+        if listed.may_have_more() {
+            claim_listed(tx, sql, listed, owner, now, lease, left, &mut claimed).await?;
+        }
+    }
+    let more_due = partners.iter().any(Listed::may_have_more);
     if claimed.is_empty() {
         return Ok(None);
     }
@@ -472,37 +478,84 @@ fn first_key() -> Key {
     (i64::MIN, i64::MIN, String::new())
 }
 
-/// `partner`'s due messages after `after` in the claims' order, a window's worth.
-async fn read_window(tx: &mut Tx<'_>, partner: &str, now: DateTime<Utc>, after: &Key) -> Result<Vec<Key>, StoreError> {
+/// A partner a claim may take from ([`PARTNERS_DUE_SQL`]), and what the claim did with it.
+struct Listed {
+    partner: String,
+    /// The due time of its first due message.
+    head: i64,
+    /// How many of its messages a window reads: one more than the batch, or one for a down
+    /// partner.
+    limit: usize,
+    /// Its first window, once read.
+    window: Option<Vec<Key>>,
+    /// How many of its messages this claim took.
+    taken: usize,
+}
+
+impl Listed {
+    /// Its window was not read, or not all of it taken: a claim may take more of it.
+    fn may_have_more(&self) -> bool {
+        self.window.as_ref().is_none_or(|window| self.taken < window.len())
+    }
+}
+
+/// Up to `max` of `listed`'s messages into `claimed`.
+#[allow(clippy::too_many_arguments)]
+async fn claim_listed(
+    tx: &mut Tx<'_>,
+    sql: &str,
+    listed: &mut Listed,
+    owner: &str,
+    now: DateTime<Utc>,
+    lease: Duration,
+    max: usize,
+    claimed: &mut Vec<(Key, OutboxMessage)>,
+) -> Result<(), StoreError> {
+    let window = listed.window.clone().unwrap_or_default();
+    let taken = claim_from(tx, sql, &listed.partner, window, listed.limit, owner, now, lease, max).await?;
+    listed.taken += taken.len();
+    claimed.extend(taken);
+    Ok(())
+}
+
+/// `partner`'s messages a claim may take after `after` in the claims' order, `limit` of them.
+async fn read_window(
+    tx: &mut Tx<'_>,
+    partner: &str,
+    now: DateTime<Utc>,
+    after: &Key,
+    limit: usize,
+) -> Result<Vec<Key>, StoreError> {
     let rows = sqlx::query(&CLAIM_WINDOW_SQL)
         .bind(millis(now))
         .bind(partner)
         .bind(after.0)
         .bind(after.1)
         .bind(&after.2)
+        .bind(i64::try_from(limit).unwrap_or(1))
         .fetch_all(&mut **tx)
         .await?;
     note_claim_statement();
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
 }
 
-/// One partner's part of a claim: up to `max` claimable messages of the first window of its
-/// due messages that has any, starting with `window`; and whether it has more due than it
-/// took.
+/// One partner's part of a claim: up to `max` of the messages of the first window of `limit`
+/// that has any it may take, starting with `window`.
 #[allow(clippy::too_many_arguments)]
 async fn claim_from(
     tx: &mut Tx<'_>,
     sql: &str,
     partner: &str,
     mut window: Vec<Key>,
+    limit: usize,
     owner: &str,
     now: DateTime<Utc>,
     lease: Duration,
     max: usize,
-) -> Result<(Vec<(Key, OutboxMessage)>, bool), StoreError> {
+) -> Result<Vec<(Key, OutboxMessage)>, StoreError> {
     let max = i64::try_from(max).unwrap_or(1);
     loop {
-        let (Some(first), Some(last)) = (window.first(), window.last()) else { return Ok((Vec::new(), false)) };
+        let (Some(first), Some(last)) = (window.first(), window.last()) else { return Ok(Vec::new()) };
         let rows = sqlx::query(sql)
             .bind(millis(now))
             .bind(owner)
@@ -518,17 +571,13 @@ async fn claim_from(
             .fetch_all(&mut **tx)
             .await?;
         note_claim_statement();
-        // A window with nothing claimable (each message behind an earlier one of its
-        // certificate, or locked by another claim) moves on to the next, so nothing behind it
-        // starves.
-        if !rows.is_empty() || window.len() < CLAIM_WINDOW {
-            let more = window.len() > rows.len();
-            let taken =
-                rows.iter().map(|r| Ok((key_of_claimed(r)?, message(r)?))).collect::<Result<_, StoreError>>()?;
-            return Ok((taken, more));
+        // A window with nothing left to take (rows locked by another claim, or changed since
+        // it was read) moves on to the next, so nothing behind it starves.
+        if !rows.is_empty() || window.len() < limit {
+            return rows.iter().map(|r| Ok((key_of_claimed(r)?, message(r)?))).collect();
         }
         let after = last.clone();
-        window = read_window(tx, partner, now, &after).await?;
+        window = read_window(tx, partner, now, &after, limit).await?;
     }
 }
 
@@ -556,11 +605,17 @@ pub fn claim_statements_on_this_thread() -> u64 {
     CLAIM_STATEMENTS.with(std::cell::Cell::get)
 }
 
-/// How many due messages a claim looks at in one step.
+/// The most messages one claim takes.
 const CLAIM_WINDOW: usize = 32;
 
 /// A pending message whose time has come and whose lease is free (`$1`: now).
 const DUE: &str = "o.state = 'pending' AND o.next_attempt_at <= $1 AND (o.lease_until IS NULL OR o.lease_until < $1)";
+
+/// No earlier message about `o`'s certificate is pending or failed: messages about one CO never
+/// overtake each other, and a failed one holds the rest back until an operator retries or
+/// cancels it. Read through `outbox_by_certificate`, one probe a message.
+const IN_TURN: &str = "NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id = o.certificate_id AND e.state IN ('pending', 'failed') \
+                       AND (e.created_at < o.created_at OR (e.created_at = o.created_at AND e.message_id < o.message_id)))";
 
 /// The claims' order within a partner: due time, then age. A backlog made due at once (a
 /// partner up again) goes in the order it was submitted; a message waiting for its retry time
@@ -573,37 +628,41 @@ const ORDER: &str = "o.next_attempt_at, o.created_at, o.message_id";
 static ANY_DUE: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| format!("SELECT 1 FROM ({}) d LIMIT 1", *PARTNERS_DUE_SQL));
 
-/// The partners a claim may take from now (`$1`) and the due time of each one's first due
-/// message, soonest first: the partners with pending messages, found one index probe each (a loose
-/// scan: the partner after the last one found), less the paused ones and the down ones
-/// whose probe is in flight (both as in the claim statement), and those with nothing due.
+/// The partners a claim may take from now (`$1`): each one's name, the due time of its first
+/// message a claim may take, and whether it is marked down (1 or 0), that due time soonest
+/// first. The partners with pending messages are found one index probe each (a loose scan:
+/// the partner after the last one found), less the paused ones and the down ones whose probe
+/// is in flight (both as in the claim statement), and those with nothing a claim may take.
+/// `d` is materialised so that each partner's first due message is looked up once.
 pub(super) static PARTNERS_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH RECURSIVE parts(partner) AS ( \
              SELECT (SELECT o.partner FROM outbox o WHERE o.state = 'pending' ORDER BY o.partner LIMIT 1) \
              UNION ALL \
              SELECT (SELECT o.partner FROM outbox o WHERE o.state = 'pending' AND o.partner > parts.partner ORDER BY o.partner LIMIT 1) \
-             FROM parts WHERE parts.partner IS NOT NULL) \
-         SELECT partner, head FROM ( \
+             FROM parts WHERE parts.partner IS NOT NULL), \
+         d AS MATERIALIZED ( \
              SELECT parts.partner, \
-                    (SELECT o.next_attempt_at FROM outbox o WHERE {DUE} AND o.partner = parts.partner ORDER BY {ORDER} LIMIT 1) AS head \
+                    (SELECT o.next_attempt_at FROM outbox o WHERE {DUE} AND {IN_TURN} AND o.partner = parts.partner ORDER BY {ORDER} LIMIT 1) AS head, \
+                    CAST(CASE WHEN EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.down_since IS NOT NULL) \
+                              THEN 1 ELSE 0 END AS BIGINT) AS down \
              FROM parts \
              WHERE parts.partner IS NOT NULL \
              AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.paused_since IS NOT NULL) \
              AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.down_since IS NOT NULL \
                              AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
-                                                                      AND f.state = 'pending' AND f.lease_until >= $1)))) d \
-         WHERE head IS NOT NULL ORDER BY head, partner"
+                                                                      AND f.state = 'pending' AND f.lease_until >= $1)))) \
+         SELECT partner, head, down FROM d WHERE head IS NOT NULL ORDER BY head, partner"
     )
 });
 
-/// A partner's next window of due messages after (`$3`, `$4`, `$5`) in the claims' order
-/// (`$2`: the partner).
+/// A partner's next `$6` messages a claim may take after (`$3`, `$4`, `$5`) in the claims'
+/// order (`$2`: the partner).
 pub(super) static CLAIM_WINDOW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT o.next_attempt_at, o.created_at, o.message_id FROM outbox o WHERE {DUE} AND o.partner = $2 \
+        "SELECT o.next_attempt_at, o.created_at, o.message_id FROM outbox o WHERE {DUE} AND {IN_TURN} AND o.partner = $2 \
          AND ({ORDER}) > ($3, $4, $5) \
-         ORDER BY {ORDER} LIMIT {CLAIM_WINDOW}"
+         ORDER BY {ORDER} LIMIT $6"
     )
 });
 
@@ -1426,8 +1485,9 @@ pub struct OutboxEntry {
 }
 
 /// [`list`]'s statement: `$1` a state or empty, `$2` a partner or empty. On PostgreSQL a list of
-/// the pending or the failed messages reads their partial index (the plan is made with the
-/// values: [`list`] does not keep the statement prepared); on SQLite it reads the table.
+/// the failed messages reads their partial index in order (the plan is made with the values:
+/// [`list`] does not keep the statement prepared), one of the pending messages reads theirs
+/// (`outbox_partner_due`) and sorts them; on SQLite it reads the table.
 pub(super) const LIST_SQL: &str = "SELECT message_id, certificate_id, partner, operation, state, attempts, next_attempt_at, last_error, created_at FROM outbox \
      WHERE ($1 = '' OR state = $1) AND ($2 = '' OR partner = $2) ORDER BY created_at, message_id LIMIT 10000";
 

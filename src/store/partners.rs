@@ -84,8 +84,8 @@ pub async fn mark_down(
     // sees, and a claim after it sees the partner down.
     super::outbox::wait_for_claims(&mut tx, store.backend()).await?;
     ensure(&mut tx, party, now).await?;
-    // The partner's leased messages are found through the pending ones (no index by partner):
-    // a scan of the pending messages, once an outage.
+    // The partner's leased messages are found through its pending ones (`outbox_partner_due`),
+    // once an outage.
     sqlx::query(
         "UPDATE partner_status SET down_since = $1, updated_at = $1, probe_message_id = NULL, \
          probe_not_before = (SELECT CASE WHEN MAX(o.lease_until) > $4 THEN $4 ELSE MAX(o.lease_until) END \
@@ -128,11 +128,12 @@ pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<b
     .rows_affected()
         == 1;
     if was_down {
-        // All of them due at the same time, so that the claims take them in the order they
-        // were submitted (due time, then age): a message submitted during the outage, due
-        // since then, would otherwise go before the older ones waiting for a retry.
+        // Those waiting for a later retry mark become due since their submission, as those
+        // never tried are (due time, then age: the claims' order), so that the backlog goes in
+        // the order it was submitted. Only they are written: after a long outage most of the
+        // backlog was never tried, and this runs under the claims' lock.
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = $1 WHERE partner = $2 AND state = 'pending' AND next_attempt_at <> $1",
+            "UPDATE outbox SET next_attempt_at = created_at WHERE partner = $2 AND state = 'pending' AND next_attempt_at > $1",
         )
         .bind(millis(now))
         .bind(party)

@@ -382,8 +382,15 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
         )
         .await
         .expect("fail");
-        // It answers again: the backlog is due at once, in the original order.
+        // It answers again: the backlog is due at once, in the original order. Only the
+        // message waiting for a retry is written: due since its submission, as the others are.
         assert!(super::partners::mark_up(&store, "ID", now + Duration::seconds(5)).await.expect("up"));
+        let due: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT message_id, next_attempt_at, created_at FROM outbox WHERE message_id LIKE 'm-down-%' ORDER BY message_id")
+                .fetch_all(store.pool())
+                .await
+                .expect("rows");
+        assert!(due.iter().all(|(_, next, created)| next == created), "{:?}: {due:?}", store.backend());
         let order: Vec<String> = {
             let mut v = Vec::new();
             while let Some(m) =
@@ -1177,6 +1184,49 @@ async fn messages_that_may_not_go_leave_their_share_of_a_claim_to_other_partners
     }
 }
 
+/// The claims take messages in one order across partners (due time, then age), counting
+/// only messages that may go: a partner whose first due message waits behind an earlier one
+/// of its certificate neither takes another partner's turn with a younger message nor, tied
+/// with another partner on the due time, keeps that partner's message from going.
+#[tokio::test]
+async fn claims_go_in_one_order_across_partners_past_messages_that_may_not_go() {
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let backend = store.backend();
+        let t = Utc::now();
+        let at = |ms: i64| t + Duration::milliseconds(ms);
+        let lease = Duration::seconds(30);
+        // ID: a1 in flight, a2 (its cancellation) behind it, and a younger d.
+        let first =
+            outbox::submit(&store, &cert("CO-ORDER-A"), "SendCO", "m-order-a1", "<x/>", at(0)).await.expect("a1");
+        let in_flight = outbox::claim_due(&store, "w", at(0), lease).await.expect("claim").expect("a1");
+        assert_eq!(in_flight.message_id, "m-order-a1");
+        let mut tx = store.begin().await.expect("tx");
+        outbox::enqueue(&mut tx, &first.id, "ID", "SendCancellation", "m-order-a2", "<y/>", at(1)).await.expect("a2");
+        tx.commit().await.expect("commit");
+        for (partner, reference, id, ms) in [
+            ("TH", "CO-ORDER-B", "m-order-b", 2),
+            ("AA", "CO-ORDER-AA", "m-order-aa", 3),
+            ("ID", "CO-ORDER-D", "m-order-d", 4),
+        ] {
+            let mut c = cert(reference);
+            c.partner = partner;
+            outbox::submit(&store, &c, "SendCO", id, "<x/>", at(ms)).await.expect("submit");
+        }
+        // AA's message due when a2 is: AA and ID tie on the due time, and a2 is older.
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE message_id = 'm-order-aa'")
+            .bind(super::millis(at(1)))
+            .execute(store.pool())
+            .await
+            .expect("due");
+        let mut order = Vec::new();
+        while let Some(m) = outbox::claim_due(&store, "v", at(1000), lease).await.expect("claim") {
+            order.push(m.message_id);
+        }
+        assert_eq!(order, ["m-order-aa", "m-order-b", "m-order-d"], "{backend:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_receipt_remembers_its_signature_and_a_second_copy_of_the_bytes_is_a_replay() {
     let (_d, stores) = stores().await;
@@ -1262,7 +1312,9 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
             }
         };
         let rows = sqlx::query(definitions).fetch_all(store.pool()).await.expect("indexes");
-        for (name, state) in [("outbox_partner_due", "pending"), ("outbox_failed_order", "failed")] {
+        for (name, state) in
+            [("outbox_partner_due", "pending"), ("outbox_unalerted", "pending"), ("outbox_failed_order", "failed")]
+        {
             let sql: String = rows
                 .iter()
                 .find(|r| r.get::<String, _>("name") == name)
@@ -1290,6 +1342,7 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
             .bind(i64::MIN)
             .bind(i64::MIN)
             .bind("")
+            .bind(32_i64)
             .fetch_all(&mut *tx)
             .await
             .expect("explain")
@@ -1626,7 +1679,7 @@ async fn a_batch_claim_takes_the_oldest_claimable_messages_and_keeps_each_rule()
 
         let rest = outbox::claim(&store, "v", now, lease, false, 4).await.expect("claim").expect("due");
         assert_eq!(ids(&rest), ["m-d"]);
-        assert!(rest.more_due, "a2 and j2 are due, though not claimable");
+        assert!(!rest.more_due, "a2 waits for a1, j2 for JP's probe: nothing more a claim may take");
         assert!(outbox::claim(&store, "v", now, lease, true, 4).await.expect("claim").is_none());
 
         // Given back, b is due again at once; another owner's claim is not given back.
