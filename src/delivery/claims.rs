@@ -1,7 +1,8 @@
 //! The claims the delivery workers of one process share. One claim transaction takes up to a
 //! batch of due messages ([`outbox::claim`]); its worker delivers the first, and the others
 //! wait here for the next worker of this process that looks for work. On PostgreSQL a claim
-//! costs five round trips and a commit, serialised across workers and instances, so a batch
+//! costs three round trips and a commit (two more for each other partner it reads), serialised
+//! across workers and instances, so a batch
 //! spreads them over several messages.
 //!
 //! A message waiting here is leased to the claiming worker's name in the store, or to

@@ -79,7 +79,7 @@ pub struct Lease<'a> {
 /// claim would take it at once and before anything else: its partner is neither down nor
 /// paused, and no other message is due and unleased (so the oldest-first order and the
 /// one-probe rule hold as if it had been claimed). Its worker then sends it without a claim
-/// transaction (five round trips and a commit on PostgreSQL, a write transaction on SQLite's
+/// transaction (three round trips and a commit on PostgreSQL, a write transaction on SQLite's
 /// one writer) between the submission and the attempt. On PostgreSQL the submission then also
 /// waits for the claims' lock, as a claim does: a partner marked down meanwhile
 /// (`partners::mark_down`, under that lock) either counts this lease among the requests in
@@ -284,10 +284,9 @@ pub async fn claim(
         .await
 }
 
-/// Whether any message is due at `now` for a partner a claim may take from (not paused, no
-/// probe in flight while down), read on the read connections, so that a look that finds
-/// nothing takes no write transaction. A message behind an earlier one of its certificate
-/// counts: that is checked by the claim only.
+/// Whether any message a claim may take is due at `now` (its partner not paused, no probe in
+/// flight while down, no earlier message of its certificate pending or failed), read on the
+/// read connections, so that a look that finds nothing takes no write transaction.
 pub async fn any_due(store: &Store, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let found: Option<i64> = sqlx::query_scalar(&ANY_DUE).bind(millis(now)).fetch_optional(store.readers()).await?;
     Ok(found.is_some())
@@ -426,8 +425,8 @@ async fn claim_in(
     // Each partner's share: its keys among the oldest `max` read. The windows hold messages a
     // claim may take (due, unleased, not behind an earlier one of their certificate; a down
     // partner's first only), so a share is normally taken whole. What is not (a row locked by
-    // another claim meanwhile) is offered to every partner in a second round: a claim does not
-    // come back empty while another partner's message may go.
+    // another transaction meanwhile) is offered to every partner in a second round: a claim
+    // does not come back empty while another partner's message may go.
     let mut oldest: Vec<(&Key, usize)> =
         partners.iter().enumerate().flat_map(|(i, p)| p.window.iter().flatten().map(move |k| (k, i))).collect();
     oldest.sort_unstable();
@@ -511,8 +510,8 @@ async fn claim_listed(
     max: usize,
     claimed: &mut Vec<(Key, OutboxMessage)>,
 ) -> Result<(), StoreError> {
-    let window = listed.window.clone().unwrap_or_default();
-    let taken = claim_from(tx, sql, &listed.partner, window, listed.limit, owner, now, lease, max).await?;
+    let window = listed.window.as_deref().unwrap_or_default();
+    let taken = claim_from(tx, sql, &listed.partner, window, owner, now, lease, max).await?;
     listed.taken += taken.len();
     claimed.extend(taken);
     Ok(())
@@ -539,46 +538,38 @@ async fn read_window(
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
 }
 
-/// One partner's part of a claim: up to `max` of the messages of the first window of `limit`
-/// that has any it may take, starting with `window`.
+/// One partner's part of a claim: up to `max` of the messages of `window`, in one statement.
+/// A row of it locked by another transaction meanwhile (the hourly-alert check, an operator's
+/// cancel) is skipped, not passed by to younger ones: it stays in the window, so the claim says
+/// more is due and the next claim takes it.
 #[allow(clippy::too_many_arguments)]
 async fn claim_from(
     tx: &mut Tx<'_>,
     sql: &str,
     partner: &str,
-    mut window: Vec<Key>,
-    limit: usize,
+    window: &[Key],
     owner: &str,
     now: DateTime<Utc>,
     lease: Duration,
     max: usize,
 ) -> Result<Vec<(Key, OutboxMessage)>, StoreError> {
-    let max = i64::try_from(max).unwrap_or(1);
-    loop {
-        let (Some(first), Some(last)) = (window.first(), window.last()) else { return Ok(Vec::new()) };
-        let rows = sqlx::query(sql)
-            .bind(millis(now))
-            .bind(owner)
-            .bind(millis(now + lease))
-            .bind(first.0)
-            .bind(first.1)
-            .bind(&first.2)
-            .bind(last.0)
-            .bind(last.1)
-            .bind(&last.2)
-            .bind(max)
-            .bind(partner)
-            .fetch_all(&mut **tx)
-            .await?;
-        note_claim_statement();
-        // A window with nothing left to take (rows locked by another claim, or changed since
-        // it was read) moves on to the next, so nothing behind it starves.
-        if !rows.is_empty() || window.len() < limit {
-            return rows.iter().map(|r| Ok((key_of_claimed(r)?, message(r)?))).collect();
-        }
-        let after = last.clone();
-        window = read_window(tx, partner, now, &after, limit).await?;
-    }
+    let (Some(first), Some(last)) = (window.first(), window.last()) else { return Ok(Vec::new()) };
+    let rows = sqlx::query(sql)
+        .bind(millis(now))
+        .bind(owner)
+        .bind(millis(now + lease))
+        .bind(first.0)
+        .bind(first.1)
+        .bind(&first.2)
+        .bind(last.0)
+        .bind(last.1)
+        .bind(&last.2)
+        .bind(i64::try_from(max).unwrap_or(1))
+        .bind(partner)
+        .fetch_all(&mut **tx)
+        .await?;
+    note_claim_statement();
+    rows.iter().map(|r| Ok((key_of_claimed(r)?, message(r)?))).collect()
 }
 
 /// A claimed row's place in the claims' order.

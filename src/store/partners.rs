@@ -128,14 +128,13 @@ pub async fn mark_up(store: &Store, party: &str, now: DateTime<Utc>) -> Result<b
     .rows_affected()
         == 1;
     if was_down {
-        // Those waiting for a later retry mark become due since their submission, as those
-        // never tried are (due time, then age: the claims' order), so that the backlog goes in
-        // the order it was submitted. Only they are written: after a long outage most of the
+        // Those tried (or deferred to a turn) become due since their submission, as those never
+        // tried are (due time, then age: the claims' order), so that the backlog goes in the
+        // order it was submitted. Only they are written: after a long outage most of the
         // backlog was never tried, and this runs under the claims' lock.
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = created_at WHERE partner = $2 AND state = 'pending' AND next_attempt_at > $1",
+            "UPDATE outbox SET next_attempt_at = created_at WHERE partner = $1 AND state = 'pending' AND next_attempt_at > created_at",
         )
-        .bind(millis(now))
         .bind(party)
         .execute(&mut *tx)
         .await?;

@@ -382,8 +382,14 @@ async fn while_a_partner_is_down_one_probe_at_a_time_then_the_backlog_in_order()
         )
         .await
         .expect("fail");
+        // A retry that came due before the partner answered keeps no later place either.
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE message_id = 'm-down-0'")
+            .bind(super::millis(now + Duration::seconds(3)))
+            .execute(store.pool())
+            .await
+            .expect("retry due");
         // It answers again: the backlog is due at once, in the original order. Only the
-        // message waiting for a retry is written: due since its submission, as the others are.
+        // message that was tried is written: due since its submission, as the others are.
         assert!(super::partners::mark_up(&store, "ID", now + Duration::seconds(5)).await.expect("up"));
         let due: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT message_id, next_attempt_at, created_at FROM outbox WHERE message_id LIKE 'm-down-%' ORDER BY message_id")
