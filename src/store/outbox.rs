@@ -400,7 +400,7 @@ async fn claim_in(
     // partner's 10,000 messages, 2.5 ms behind a paced backlog of 10,000.
     let partners = sqlx::query(&PARTNERS_DUE_SQL).bind(millis(now)).fetch_all(&mut **tx).await?;
     note_claim_statement();
-    let partners = partners
+    let mut partners = partners
         .iter()
         .map(|r| {
             // A down partner (with no probe in flight, or it would not be listed) gets one;
@@ -409,7 +409,6 @@ async fn claim_in(
             Ok(Listed { partner: r.try_get(0)?, head: r.try_get(1)?, limit, window: None, taken: 0 })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let mut partners = partners;
     // Each partner's first claimable messages, in the order of their first due message, until
     // no later partner's can be among the oldest `max`.
     let mut seen: Vec<i64> = Vec::new();
@@ -418,7 +417,7 @@ async fn claim_in(
         if seen.get(max - 1).is_some_and(|&kth| kth < listed.head) {
             break;
         }
-        let window = read_window(tx, &listed.partner, now, &first_key(), listed.limit).await?;
+        let window = read_window(tx, &listed.partner, now, listed.limit).await?;
         seen.extend(window.iter().map(|k| k.0));
         listed.window = Some(window);
     }
@@ -446,7 +445,7 @@ async fn claim_in(
             break;
         }
         if listed.window.is_none() {
-            listed.window = Some(read_window(tx, &listed.partner, now, &first_key(), listed.limit).await?);
+            listed.window = Some(read_window(tx, &listed.partner, now, listed.limit).await?);
         }
         if listed.may_have_more() {
             claim_listed(tx, sql, listed, owner, now, lease, left, &mut claimed).await?;
@@ -471,11 +470,6 @@ async fn claim_in(
 
 /// A message's place in the claims' order: (next_attempt_at, created_at, message_id).
 type Key = (i64, i64, String);
-
-/// Before every message's key.
-fn first_key() -> Key {
-    (i64::MIN, i64::MIN, String::new())
-}
 
 /// A partner a claim may take from ([`PARTNERS_DUE_SQL`]), and what the claim did with it.
 struct Listed {
@@ -517,20 +511,11 @@ async fn claim_listed(
     Ok(())
 }
 
-/// `partner`'s messages a claim may take after `after` in the claims' order, `limit` of them.
-async fn read_window(
-    tx: &mut Tx<'_>,
-    partner: &str,
-    now: DateTime<Utc>,
-    after: &Key,
-    limit: usize,
-) -> Result<Vec<Key>, StoreError> {
+/// `partner`'s first `limit` messages a claim may take, in the claims' order.
+async fn read_window(tx: &mut Tx<'_>, partner: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<Key>, StoreError> {
     let rows = sqlx::query(&CLAIM_WINDOW_SQL)
         .bind(millis(now))
         .bind(partner)
-        .bind(after.0)
-        .bind(after.1)
-        .bind(&after.2)
         .bind(i64::try_from(limit).unwrap_or(1))
         .fetch_all(&mut **tx)
         .await?;
@@ -573,7 +558,7 @@ async fn claim_from(
 }
 
 /// A claimed row's place in the claims' order.
-fn key_of_claimed(r: &sqlx::any::AnyRow) -> Result<(i64, i64, String), StoreError> {
+fn key_of_claimed(r: &sqlx::any::AnyRow) -> Result<Key, StoreError> {
     Ok((r.try_get("next_attempt_at")?, r.try_get("created_at")?, r.try_get("message_id")?))
 }
 
@@ -647,13 +632,11 @@ pub(super) static PARTNERS_DUE_SQL: std::sync::LazyLock<String> = std::sync::Laz
     )
 });
 
-/// A partner's next `$6` messages a claim may take after (`$3`, `$4`, `$5`) in the claims'
-/// order (`$2`: the partner).
+/// A partner's (`$2`) first `$3` messages a claim may take, in the claims' order.
 pub(super) static CLAIM_WINDOW_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT o.next_attempt_at, o.created_at, o.message_id FROM outbox o WHERE {DUE} AND {IN_TURN} AND o.partner = $2 \
-         AND ({ORDER}) > ($3, $4, $5) \
-         ORDER BY {ORDER} LIMIT $6"
+         ORDER BY {ORDER} LIMIT $3"
     )
 });
 

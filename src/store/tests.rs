@@ -1345,9 +1345,6 @@ async fn the_claims_indexes_hold_pending_messages_only_and_the_claims_still_use_
         let plan: Vec<String> = sqlx::query(&format!("{explain}{}", *outbox::CLAIM_WINDOW_SQL))
             .bind(super::millis(Utc::now()))
             .bind("ID")
-            .bind(i64::MIN)
-            .bind(i64::MIN)
-            .bind("")
             .bind(32_i64)
             .fetch_all(&mut *tx)
             .await
