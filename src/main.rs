@@ -16,22 +16,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     coconnect::telemetry::init();
     // Twice as many async workers as cores (at least 4): the XML security work runs on
-    // blocking threads and keeps the cores busy, and a database round trip inside a
+    // threads of its own and keeps the cores busy, and a database round trip inside a
     // transaction must not wait for a free async worker while the store's connection is held
     // (measured: two gateways at 121 COs/s with one worker per core, 143 with six).
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    // The XML security threads keep the parsed keys (not `Send`, so one copy per thread), and
-    // a thread that tokio retires after its default 10 idle seconds takes them with it: the
-    // first message after a quiet spell, a partner's usual pace, parsed them again (a CO after
-    // 12 s of quiet took 29-32 ms from submission to stored acknowledgement on a slow machine,
-    // 20-21 ms with warm threads). Idle threads are kept for an hour, and there are at most
-    // 16 a core (32 at least), so that a burst leaves no more than that behind: a job on them
-    // (XML security, a password check) never waits for another, so a full pool queues work,
-    // it cannot deadlock; more jobs at once than that would only queue for the cores instead.
+    // The XML security work has threads of its own, one a core, that keep the keys they parsed
+    // (`wssec::threads`). Tokio's blocking threads run the rest of the blocking work (password
+    // checks, file reads), at most 16 a core (32 at least) so that a burst of it leaves no more
+    // than that behind.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads((2 * cores).max(4))
         .max_blocking_threads((16 * cores).max(32))
-        .thread_keep_alive(std::time::Duration::from_secs(3600))
         .enable_all()
         .build()
     {

@@ -44,7 +44,7 @@ pub use pace::{RateLimiter, Turn};
 /// `body_xml` (a request of `operation`) as the partner's profile says we send it: in its
 /// SOAP version, signed (with a Timestamp from `now` unless the profile sends none),
 /// encrypted to the partner when its profile encrypts, with WS-Addressing headers when it
-/// uses them. On a blocking thread: libxml documents must not be held across an `.await`.
+/// uses them. On an XML security thread: libxml documents must not be held across an `.await`.
 pub async fn secure_request(
     state: &Arc<Core>,
     partner: &Arc<Partner>,
@@ -53,7 +53,7 @@ pub async fn secure_request(
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, String> {
     let (state, partner) = (state.clone(), partner.clone());
-    crate::wssec::on_blocking_thread(move || {
+    crate::wssec::on_xml_security_thread(move || {
         secured_request(&state.settings, &partner, &partner.security, operation, &body_xml, now)
     })
     .await
@@ -61,7 +61,7 @@ pub async fn secure_request(
 }
 
 /// [`secure_request`]'s work under `profile` (the partner's, or one a probe tries), for a
-/// caller already on a blocking thread.
+/// caller already on an XML security thread.
 pub fn secured_request(
     settings: &crate::config::Settings,
     partner: &Partner,
@@ -539,7 +539,7 @@ impl Worker {
         let state = self.state.clone();
         let partner_for_check = partner.clone();
         let bytes = body.to_vec();
-        let verified = crate::wssec::on_blocking_thread(move || {
+        let verified = crate::wssec::on_xml_security_thread(move || {
             let s = &state.settings;
             crate::wssec::inbound::process(
                 &bytes,

@@ -83,7 +83,7 @@ pub async fn sign_ack(
     secure_response(core, reply, ack.to_xml(), partner.clone(), profile, now).await
 }
 
-/// Secures a response body to `partner` with `profile` on a blocking thread: signed, and
+/// Secures a response body to `partner` with `profile` on an XML security thread: signed, and
 /// encrypted to the partner when the profile encrypts.
 pub async fn secure_response(
     core: &Arc<Core>,
@@ -97,7 +97,7 @@ pub async fn secure_response(
     let ttl = partner.timestamp_ttl.chrono();
     let version = reply.version;
     let addressing = reply.addressing(&partner);
-    let wire = crate::wssec::on_blocking_thread(move || {
+    let wire = crate::wssec::on_xml_security_thread(move || {
         secure(&OutboundMessage {
             version,
             body_xml: &body_xml,

@@ -1,7 +1,7 @@
 //! The receive pipeline: an authenticated partner's request body in, the bytes of its answer
 //! out (a signed acknowledgement, or the GetCO response), or the [`Refusal`] it gets.
 //!
-//! Order of the decisions: WS-Security (on a blocking thread) → replay cache (the signature is
+//! Order of the decisions: WS-Security (on an XML security thread) → replay cache (the signature is
 //! remembered in the receipt's transaction, or on its own when no receipt is stored) → the
 //! request read into the binding-neutral [`InboundRequest`] (operation, message header) → the
 //! sender is the authenticated partner → GetCO leaves here ([`lookup`]) → idempotency by
@@ -10,7 +10,7 @@
 //! but their audit record and, once the signature was checked, its replay-cache entry (so that
 //! the same bytes stay refused); business failures get a signed acknowledgement with status
 //! Rejected and every error.
-//! The request (a document into the payload model, validated) is read on the blocking thread
+//! The request (a document into the payload model, validated) is read on the XML security thread
 //! that verified it, in the same hand-off, and before the store is consulted, so that the
 //! replay cache, the receipt of its message ID and, for a document, the certificate already
 //! received under its reference come in one look (`store::inbound::look`); the decisions keep
@@ -21,7 +21,7 @@
 //!
 //! Must never: read HTTP (the gateway hands in an authenticated partner and the body), hold a
 //! libxml document across an `.await` (all XML security work goes through
-//! `wssec::on_blocking_thread`), or store anything for a refused request but its audit record
+//! `wssec::on_xml_security_thread`), or store anything for a refused request but its audit record
 //! and the replay-cache entry of a checked signature.
 
 mod answer;
@@ -461,7 +461,7 @@ async fn verify_and_read(
     now: DateTime<Utc>,
 ) -> Result<(VerifiedMessage, Result<InboundRequest, Unreadable>), Refusal> {
     let (core, partner) = (core.clone(), partner.clone());
-    crate::wssec::on_blocking_thread(move || {
+    crate::wssec::on_xml_security_thread(move || {
         let verified =
             crate::wssec::inbound::process(&bytes, &core.settings.inbound_policy(&partner, Expect::Request, now))?;
         let read = crate::soap::request::read(&verified, bytes);

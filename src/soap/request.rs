@@ -62,7 +62,7 @@ fn document(verified: &VerifiedMessage, kind: DocumentKind, operation: Operation
     match lpcos.as_slice() {
         [lpco] => {
             // Read into the model with the rest of the request: the receive pipeline runs this on
-            // the blocking thread that verified the message, so that this CPU work (yaserde's
+            // the XML security thread that verified the message, so that this CPU work (yaserde's
             // reader, about 0.4 ms for a 7 KB CO) stays off the async workers.
             let lpco_xml = String::from_utf8_lossy(&lpco.xml).into_owned();
             let read = crate::payload::parse_document(&lpco_xml, kind).map(Box::new);

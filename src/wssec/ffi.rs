@@ -12,7 +12,7 @@
 //! safe code. Nothing here knows SOAP or partners.
 //!
 //! libxml2 documents are not thread-safe: [`Document`] and [`Key`] hold raw pointers and are
-//! therefore neither `Send` nor `Sync`; callers run this work on a blocking thread.
+//! therefore neither `Send` nor `Sync`; callers run this work on an XML security thread.
 
 #![allow(unsafe_code)]
 #![allow(non_upper_case_globals, non_camel_case_types, non_snake_case, dead_code)]
@@ -244,7 +244,7 @@ impl Document {
         init()?;
         let len = c_int::try_from(bytes.len()).map_err(|_| FfiError::TooLarge)?;
         let utf8 = c"UTF-8";
-        // libxml2's last error is per thread and outlives the call that raised it: a blocking
+        // libxml2's last error is per thread and outlives the call that raised it: an XML security
         // thread that parsed another partner's broken message still holds that error, and an
         // input that fails without raising one (an empty buffer) would be reported with it.
         reset_library_errors();

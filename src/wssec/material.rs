@@ -1,5 +1,5 @@
 //! Key material as plain, thread-safe data (PEM/DER bytes), and the per-thread cache that turns
-//! it into libxmlsec1 keys on the blocking threads that do XML security work.
+//! it into libxmlsec1 keys on the XML security threads (`super::threads`).
 //!
 //! Must never: log or format private key bytes (`Debug` is redacted).
 
@@ -310,7 +310,7 @@ fn lock_parsed() -> std::sync::MutexGuard<'static, HashMap<Vec<u8>, Certificate>
 
 thread_local! {
     /// Parsed libxmlsec1 keys of this thread, by SHA-256 of their PEM. Keys are not `Send`; each
-    /// blocking thread keeps its own copies so no message pays for PEM parsing.
+    /// XML security thread keeps its own copies so no message pays for PEM parsing.
     static KEYS: RefCell<HashMap<[u8; 32], Rc<Key>>> = RefCell::new(HashMap::new());
 }
 

@@ -16,22 +16,22 @@ pub mod limits;
 pub mod material;
 pub mod outbound;
 pub mod profile;
+pub mod threads;
 pub mod trust;
 
 pub use error::SecurityError;
 pub use profile::Profile;
 
-/// Runs XML security work (libxml2, libxmlsec1) on a blocking thread: libxml documents are
-/// neither `Send` nor to be held across an `.await`, and the work is CPU-bound. The one
-/// entry point every async caller uses; a task that fails is our own failure.
-pub async fn on_blocking_thread<T, F>(work: F) -> Result<T, SecurityError>
+/// Runs XML security work (libxml2, libxmlsec1) on one of the XML security threads
+/// ([`threads`]): libxml documents are neither `Send` nor to be held across an `.await`, and
+/// the work is CPU-bound. The one entry point every async caller uses; a task that fails is our
+/// own failure.
+pub async fn on_xml_security_thread<T, F>(work: F) -> Result<T, SecurityError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SecurityError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| SecurityError::Internal(format!("security task failed: {e}")))?
+    threads::run(work).await
 }
 
 /// Namespace and algorithm URIs of the profile.

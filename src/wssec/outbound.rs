@@ -52,7 +52,7 @@ pub struct OutboundMessage<'a> {
 }
 
 /// Builds, signs and (optionally) encrypts the envelope. Runs libxml2 work: call it on a
-/// blocking thread.
+/// thread off the async workers (an XML security thread).
 pub fn secure(msg: &OutboundMessage<'_>) -> Result<Vec<u8>, SecurityError> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let encryption = match (msg.encrypt_for, msg.profile.encryption) {

@@ -342,7 +342,7 @@ fn mandatory_header_blocks_we_do_not_understand_are_refused_for_our_roles_only()
 
 #[test]
 fn a_parse_error_is_reported_only_to_the_request_that_raised_it() {
-    // One thread, as a reused blocking thread would be: the first partner's broken message
+    // One thread, as a reused XML security thread would be: the first partner's broken message
     // leaves libxml2's last error behind.
     // Passes our precheck (which does not check character ranges), fails in libxml2.
     let secret = "<PARTNER-A-SECRET>\u{1}</PARTNER-A-SECRET>";

@@ -123,7 +123,7 @@ impl VerifiedMessage {
     }
 }
 
-/// Runs the whole pipeline. libxml2 work: call it on a blocking thread.
+/// Runs the whole pipeline. libxml2 work: call it on an XML security thread.
 pub fn process(bytes: &[u8], policy: &InboundPolicy<'_>) -> Result<VerifiedMessage, SecurityError> {
     // Whatever an earlier message left in this (reused) thread's library error state is not
     // this message's: libxml2's last error, libxmlsec1's messages, OpenSSL's queue.
