@@ -1428,7 +1428,7 @@ async fn an_answer_tells_whether_its_partner_was_marked_down() {
 }
 
 #[tokio::test]
-async fn the_sqlite_writer_is_durable_and_checks_foreign_keys() {
+async fn the_sqlite_writer_is_durable_checks_foreign_keys_and_journals_savepoints_in_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite:{}", dir.path().join("d.db").display());
     let store = Store::connect(&url).await.expect("store");
@@ -1436,7 +1436,12 @@ async fn the_sqlite_writer_is_durable_and_checks_foreign_keys() {
     let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(store.pool()).await.expect("pragma");
     let foreign_keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(store.pool()).await.expect("pragma");
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.expect("pragma");
-    assert_eq!((synchronous, foreign_keys, journal.as_str()), (2, 1, "wal"), "FULL, ON, WAL");
+    let temp_store: i64 = sqlx::query_scalar("PRAGMA temp_store").fetch_one(store.pool()).await.expect("pragma");
+    assert_eq!(
+        (synchronous, foreign_keys, journal.as_str(), temp_store),
+        (2, 1, "wal", 2),
+        "FULL, ON, WAL, sub-journals in memory"
+    );
     // The read connections refuse writes.
     assert!(sqlx::query("DELETE FROM replay_cache").execute(store.readers()).await.is_err());
 }
