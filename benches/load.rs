@@ -226,7 +226,7 @@ impl Gateway {
     }
 
     /// Context switches of all its threads so far, voluntary and not (from /proc; those of
-    /// threads that ended are not counted: the XML security threads live an hour).
+    /// threads that ended are not counted: the XML security threads live as long as the process).
     fn context_switches(&self) -> u64 {
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).into_iter().flatten().flatten();
         tasks

@@ -201,11 +201,12 @@ impl Store {
                             sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
                             sqlx::query("PRAGMA foreign_keys = ON").execute(&mut *conn).await?;
                             // The savepoints of the receipt and delivery scripts keep each
-                            // page's former content in a sub-journal, for the whole of a group
-                            // commit's transaction. Past 64 KiB SQLite spilled it to a temporary
-                            // file it created and deleted once a transaction (3 % of the
-                            // receiving gateway's CPU, most of it in the kernel). It only
-                            // serves a rollback to a savepoint: durability is the WAL's.
+                            // page's former content in a sub-journal while a script runs. Past
+                            // 64 KiB SQLite spilled it to a temporary file it created and
+                            // deleted (3 % of the receiving gateway's CPU, most of it in the
+                            // kernel). It only serves a rollback to a savepoint: durability is
+                            // the WAL's. Sorts on this connection are then kept in memory too:
+                            // the migrations (an index built over a large table) run without.
                             sqlx::query("PRAGMA temp_store = MEMORY").execute(&mut *conn).await?;
                             Ok(())
                         })
@@ -244,7 +245,11 @@ impl Store {
         match backend {
             Backend::Sqlite => {
                 sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+                // A migration may sort a whole table (an index built over the message log):
+                // on disk, as SQLite's default, not in memory as the writer's own statements.
+                sqlx::query("PRAGMA temp_store = DEFAULT").execute(&pool).await?;
                 MIGRATE_SQLITE.run(&pool).await?;
+                sqlx::query("PRAGMA temp_store = MEMORY").execute(&pool).await?;
             }
             Backend::Postgres => MIGRATE_POSTGRES.run(&pool).await?,
         }

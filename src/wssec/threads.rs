@@ -8,6 +8,10 @@
 //! threads parsed and kept its own copy of the keys. Here at most one job a core runs; the others
 //! wait in one queue, and the few threads keep their parsed keys for the life of the process.
 //!
+//! Unlike a `spawn_blocking` task, a job here does not stop a paused tokio clock from advancing
+//! (`start_paused` tests): a test on the paused clock that waits for XML security work under a
+//! timeout would see the timeout fire.
+//!
 //! Owns: the threads and their queue.
 //! Must never: run a job that waits (for I/O, for a lock held across work, for another job): it
 //! would hold one of the few threads, and jobs queued behind it would wait with it; let a job's
@@ -108,7 +112,11 @@ where
     }
     let (answer, answered) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        // A caller that stopped waiting (its connection closed) drops the answer: nothing to do.
+        // A caller that stopped waiting (its connection closed, its deadline passed) wants no
+        // answer: its job would only hold a thread that a waiting caller's job could use.
+        if answer.is_closed() {
+            return;
+        }
         let _ = answer.send(catch_unwind(AssertUnwindSafe(work)));
     });
     QUEUE.push(job);
@@ -121,13 +129,20 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use super::*;
 
-    /// Jobs handed off together run at most one a core at once, every one of them runs, and a
-    /// job's panic comes back as an error without taking a thread with it.
+    /// `what`, or a failure after 30 s: a lost wake-up fails the test instead of hanging it.
+    async fn within<T>(what: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), what).await.expect("no job left waiting")
+    }
+
+    /// Jobs handed off together all run, at most one a core at once, on every one of the
+    /// threads; a job's panic comes back as an error without taking a thread with it; and a job
+    /// whose caller stopped waiting is not run.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn jobs_run_one_a_core_at_most_and_a_panic_is_an_error() {
         static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -138,26 +153,37 @@ mod tests {
                 MOST.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(20));
                 RUNNING.fetch_sub(1, Ordering::SeqCst);
-                Ok(i)
+                Ok((i, std::thread::current().name().map(str::to_owned).unwrap_or_default()))
             })
         });
-        let done = futures_util::future::join_all(jobs).await;
-        assert_eq!(
-            done.into_iter().map(|r| r.ok()).collect::<Vec<_>>(),
-            (0..4 * count()).map(Some).collect::<Vec<_>>()
-        );
+        let done: Vec<_> = within(futures_util::future::join_all(jobs)).await.into_iter().flatten().collect();
+        assert_eq!(done.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..4 * count()).collect::<Vec<_>>());
         let most = MOST.load(Ordering::SeqCst);
         assert!(most <= count(), "{most} jobs ran at once on {} threads", count());
+        let threads: HashSet<&str> = done.iter().map(|(_, name)| name.as_str()).collect();
+        assert!(threads.iter().all(|name| name.starts_with("xml-security-")), "{threads:?}");
+        assert_eq!(threads.len(), count(), "every thread takes jobs: {threads:?}");
 
-        let panicked = run(|| -> Result<(), SecurityError> { panic!("a job's own failure") }).await;
+        let panicked = within(run(|| -> Result<(), SecurityError> { panic!("a job's own failure") })).await;
         assert!(matches!(panicked, Err(SecurityError::Internal(ref m)) if m.contains("panicked")), "{panicked:?}");
-        let names = futures_util::future::join_all(
-            (0..count()).map(|_| run(|| Ok(std::thread::current().name().map(str::to_owned)))),
-        )
-        .await;
-        for name in names {
-            let name = name.ok().flatten().unwrap_or_default();
-            assert!(name.starts_with("xml-security-"), "a job ran on {name:?}");
+
+        // Every thread busy, then a job whose caller gives up before a thread is free.
+        static RAN: AtomicUsize = AtomicUsize::new(0);
+        let busy: Vec<_> = (0..count())
+            .map(|_| {
+                tokio::spawn(run(|| {
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(())
+                }))
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let given_up = tokio::time::timeout(Duration::from_millis(10), run(|| Ok(RAN.fetch_add(1, Ordering::SeqCst))));
+        assert!(given_up.await.is_err(), "every thread was busy");
+        for b in busy {
+            within(b).await.expect("task").expect("busy job");
         }
+        within(run(|| Ok(()))).await.expect("a later job");
+        assert_eq!(RAN.load(Ordering::SeqCst), 0, "the job of a caller that stopped waiting ran");
     }
 }
