@@ -22,8 +22,8 @@ fn main() -> ExitCode {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     // The XML security work has threads of its own, one a core, that keep the keys they parsed
     // (`wssec::threads`). Tokio's blocking threads run the rest of the blocking work (password
-    // checks, DNS look-ups of partner hosts), at most 16 a core (32 at least) so that a burst of it leaves no more
-    // than that behind.
+    // checks, DNS look-ups of partner hosts), at most 16 a core (32 at least) so that a burst
+    // of it leaves no more than that behind.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads((2 * cores).max(4))
         .max_blocking_threads((16 * cores).max(32))

@@ -1,6 +1,6 @@
 //! The XML security threads: a fixed set of threads, one a core, that run every piece of
-//! libxml2 and libxmlsec1 work the async side hands off ([`super::on_xml_security_thread`]), in the
-//! order it was handed off.
+//! libxml2 and libxmlsec1 work the async side hands off ([`super::on_xml_security_thread`]),
+//! in the order it was handed off.
 //!
 //! Why not tokio's blocking pool: it starts a thread for each job that finds none idle, so eight
 //! concurrent requests ran eight RSA operations at once on two cores. The kernel then switched
@@ -11,6 +11,9 @@
 //! Unlike a `spawn_blocking` task, a job here does not stop a paused tokio clock from advancing
 //! (`start_paused` tests): a test on the paused clock that waits for XML security work under a
 //! timeout would see the timeout fire.
+//!
+//! The queue has no bound of its own: what can wait in it is bounded by the gateway's connection
+//! limits and by the delivery workers, each of which waits for its job's answer.
 //!
 //! Owns: the threads and their queue.
 //! Must never: run a job that waits (for I/O, for a lock held across work, for another job): it
