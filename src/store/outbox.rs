@@ -325,12 +325,10 @@ fn claim_statement(lock: &str) -> String {
          FROM outbox o \
          WHERE {DUE} AND o.partner = $11 \
          AND ({ORDER}) >= ($4, $5, $6) AND ({ORDER}) <= ($7, $8, $9) \
-         AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.paused_since IS NOT NULL) \
-         AND {IN_TURN} \
-         AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = o.partner AND p.down_since IS NOT NULL \
-                         AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
-                                                                  AND f.state = 'pending' AND f.lease_until >= $1))) \
-         ORDER BY {ORDER}"
+         AND NOT {paused} AND {IN_TURN} AND NOT {probe_in_flight} \
+         ORDER BY {ORDER}",
+        paused = paused("o.partner"),
+        probe_in_flight = probe_in_flight("o.partner"),
     );
     let chosen = "SELECT message_id FROM \
          (SELECT message_id, next_attempt_at, created_at, down, \
@@ -599,6 +597,22 @@ const IN_TURN: &str = "NOT EXISTS (SELECT 1 FROM outbox e WHERE e.certificate_id
 /// earlier. Index `outbox_partner_due` (migration 0014) holds it.
 const ORDER: &str = "o.next_attempt_at, o.created_at, o.message_id";
 
+/// `partner` (an SQL expression) is paused: a claim takes none of its messages.
+fn paused(partner: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM partner_status p WHERE p.party = {partner} AND p.paused_since IS NOT NULL)")
+}
+
+/// `partner` (an SQL expression) is down with its probe in flight at `$1`: the message a claim
+/// last took for it is pending under a live lease, or the messages in flight when it was marked
+/// down may still be (`probe_not_before`). A claim takes none of its messages until then.
+fn probe_in_flight(partner: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM partner_status p WHERE p.party = {partner} AND p.down_since IS NOT NULL \
+                 AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
+                                                          AND f.state = 'pending' AND f.lease_until >= $1)))"
+    )
+}
+
 /// Whether anything is due for a partner a claim may take from: a paused partner's backlog
 /// does not wake a worker every poll interval for a claim that takes nothing.
 static ANY_DUE: std::sync::LazyLock<String> =
@@ -608,8 +622,9 @@ static ANY_DUE: std::sync::LazyLock<String> =
 /// message a claim may take, and whether it is marked down (1 or 0), that due time soonest
 /// first. The partners with pending messages are found one index probe each (a loose scan:
 /// the partner after the last one found), less the paused ones and the down ones whose probe
-/// is in flight (both as in the claim statement), and those with nothing a claim may take.
-/// `d` is materialised so that each partner's first due message is looked up once.
+/// is in flight ([`paused`], [`probe_in_flight`], as the claim statement leaves them out), and
+/// those with nothing a claim may take. `d` is materialised so that each partner's first due
+/// message is looked up once.
 pub(super) static PARTNERS_DUE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH RECURSIVE parts(partner) AS ( \
@@ -624,11 +639,10 @@ pub(super) static PARTNERS_DUE_SQL: std::sync::LazyLock<String> = std::sync::Laz
                               THEN 1 ELSE 0 END AS BIGINT) AS down \
              FROM parts \
              WHERE parts.partner IS NOT NULL \
-             AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.paused_since IS NOT NULL) \
-             AND NOT EXISTS (SELECT 1 FROM partner_status p WHERE p.party = parts.partner AND p.down_since IS NOT NULL \
-                             AND (p.probe_not_before >= $1 OR EXISTS (SELECT 1 FROM outbox f WHERE f.message_id = p.probe_message_id \
-                                                                      AND f.state = 'pending' AND f.lease_until >= $1)))) \
-         SELECT partner, head, down FROM d WHERE head IS NOT NULL ORDER BY head, partner"
+             AND NOT {paused} AND NOT {probe_in_flight}) \
+         SELECT partner, head, down FROM d WHERE head IS NOT NULL ORDER BY head, partner",
+        paused = paused("parts.partner"),
+        probe_in_flight = probe_in_flight("parts.partner"),
     )
 });
 
