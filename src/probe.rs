@@ -95,7 +95,7 @@ pub async fn run(probe: Probe<'_>) -> anyhow::Result<bool> {
     let (message_id, body) =
         crate::soap::messages::new_request(&settings.party, &partner.party, &Outgoing::Lookup(&lookup), now);
     let (s, p, prof) = (settings.clone(), partner.clone(), profile.clone());
-    let wire = crate::wssec::on_xml_security_thread(move || {
+    let wire = crate::wssec::on_xml_security_thread(crate::wssec::Precedence::New, move || {
         crate::delivery::secured_request(&s, &p, &prof, Operation::GetCo, &body, now)
     })
     .await;
@@ -131,7 +131,7 @@ pub async fn run(probe: Probe<'_>) -> anyhow::Result<bool> {
     // 4. The signed answer, checked against the same profile.
     let (s, p, prof) = (settings.clone(), partner.clone(), profile.clone());
     let bytes = answer.clone();
-    let verified = crate::wssec::on_xml_security_thread(move || {
+    let verified = crate::wssec::on_xml_security_thread(crate::wssec::Precedence::InProgress, move || {
         let mut policy = s.inbound_policy(&p, crate::config::Expect::LookupResponse, Utc::now());
         policy.profile = prof.inbound;
         crate::wssec::inbound::process(&bytes, &policy)

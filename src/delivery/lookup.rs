@@ -53,7 +53,7 @@ pub async fn ask(
         return Err(AskError::Http(status));
     }
     let (s, p) = (state.clone(), partner.clone());
-    let verified = crate::wssec::on_xml_security_thread(move || {
+    let verified = crate::wssec::on_xml_security_thread(crate::wssec::Precedence::InProgress, move || {
         crate::wssec::inbound::process(&answer, &s.settings.inbound_policy(&p, Expect::LookupResponse, s.clock.now()))
     })
     .await

@@ -53,7 +53,7 @@ pub async fn secure_request(
     now: DateTime<Utc>,
 ) -> Result<Vec<u8>, String> {
     let (state, partner) = (state.clone(), partner.clone());
-    crate::wssec::on_xml_security_thread(move || {
+    crate::wssec::on_xml_security_thread(crate::wssec::Precedence::New, move || {
         secured_request(&state.settings, &partner, &partner.security, operation, &body_xml, now)
     })
     .await
@@ -539,7 +539,7 @@ impl Worker {
         let state = self.state.clone();
         let partner_for_check = partner.clone();
         let bytes = body.to_vec();
-        let verified = crate::wssec::on_xml_security_thread(move || {
+        let verified = crate::wssec::on_xml_security_thread(crate::wssec::Precedence::InProgress, move || {
             let s = &state.settings;
             crate::wssec::inbound::process(
                 &bytes,

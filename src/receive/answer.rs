@@ -97,7 +97,7 @@ pub async fn secure_response(
     let ttl = partner.timestamp_ttl.chrono();
     let version = reply.version;
     let addressing = reply.addressing(&partner);
-    let wire = crate::wssec::on_xml_security_thread(move || {
+    let wire = crate::wssec::on_xml_security_thread(crate::wssec::Precedence::InProgress, move || {
         secure(&OutboundMessage {
             version,
             body_xml: &body_xml,

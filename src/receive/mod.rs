@@ -461,7 +461,7 @@ async fn verify_and_read(
     now: DateTime<Utc>,
 ) -> Result<(VerifiedMessage, Result<InboundRequest, Unreadable>), Refusal> {
     let (core, partner) = (core.clone(), partner.clone());
-    crate::wssec::on_xml_security_thread(move || {
+    crate::wssec::on_xml_security_thread(crate::wssec::Precedence::New, move || {
         let verified =
             crate::wssec::inbound::process(&bytes, &core.settings.inbound_policy(&partner, Expect::Request, now))?;
         let read = crate::soap::request::read(&verified, bytes);

@@ -21,17 +21,18 @@ pub mod trust;
 
 pub use error::SecurityError;
 pub use profile::Profile;
+pub use threads::Precedence;
 
 /// Runs XML security work (libxml2, libxmlsec1) on one of the XML security threads
-/// ([`threads`]): libxml documents are neither `Send` nor to be held across an `.await`, and
-/// the work is CPU-bound. The one entry point every async caller uses; a task that fails is our
-/// own failure.
-pub async fn on_xml_security_thread<T, F>(work: F) -> Result<T, SecurityError>
+/// ([`threads`]), work in progress before new work (`precedence`): libxml documents are neither
+/// `Send` nor to be held across an `.await`, and the work is CPU-bound. The one entry point
+/// every async caller uses; a task that fails is our own failure.
+pub async fn on_xml_security_thread<T, F>(precedence: Precedence, work: F) -> Result<T, SecurityError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SecurityError> + Send + 'static,
 {
-    threads::run(work).await
+    threads::run(precedence, work).await
 }
 
 /// Namespace and algorithm URIs of the profile.

@@ -1,21 +1,30 @@
 //! The XML security threads: a fixed set of threads, one a core, that run every piece of
-//! libxml2 and libxmlsec1 work the async side hands off ([`super::on_xml_security_thread`]),
-//! in the order it was handed off.
+//! libxml2 and libxmlsec1 work the async side hands off ([`super::on_xml_security_thread`]):
+//! the work of exchanges already under way first ([`Precedence::InProgress`]: signing the answer
+//! to a request already read, checking a partner's answer), then new work in the order it was
+//! handed off ([`Precedence::New`]: reading a request, securing a message to send).
 //!
 //! Why not tokio's blocking pool: it starts a thread for each job that finds none idle, so eight
 //! concurrent requests ran eight RSA operations at once on two cores. The kernel then switched
 //! between them, each switch cooling the caches the next operation needed, and each of those
 //! threads parsed and kept its own copy of the keys. Here at most one job a core runs; the others
-//! wait in one queue, and the few threads keep their parsed keys for the life of the process.
+//! wait their turn, and the few threads keep their parsed keys for the life of the process.
 //!
 //! Unlike a `spawn_blocking` task, a job here does not stop a paused tokio clock from advancing
 //! (`start_paused` tests): a test on the paused clock that waits for XML security work under a
 //! timeout would see the timeout fire.
 //!
-//! The queue has no bound of its own: what can wait in it is bounded by the gateway's connection
-//! limits and by the delivery workers, each of which waits for its job's answer.
+//! Why two queues: in a burst, a request's second job (signing its acknowledgement) would
+//! otherwise wait behind the first jobs of every request that arrived meanwhile, and each of
+//! those behind the others' first jobs too: every request of the burst would be answered late.
+//! Work in progress first finishes the requests already begun before it begins the next, which
+//! leaves the rate as it is and shortens the wait of all but the last. New work cannot starve:
+//! each job in progress follows a new job of its own exchange that ran.
 //!
-//! Owns: the threads and their queue.
+//! The queues have no bound of their own: what can wait in them is bounded by the gateway's
+//! connection limits and by the delivery workers, each of which waits for its job's answer.
+//!
+//! Owns: the threads, their queues, and the order in which jobs are taken.
 //! Must never: run a job that waits (for I/O, for a lock held across work, for another job): it
 //! would hold one of the few threads, and jobs queued behind it would wait with it; let a job's
 //! panic end a thread (each job runs under `catch_unwind`, and its caller gets an error).
@@ -28,10 +37,28 @@ use super::SecurityError;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// Which jobs a thread takes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precedence {
+    /// Work that begins an exchange: reading a partner's request, securing a message to send.
+    /// Runs in the order it was handed off, after all work in progress.
+    New,
+    /// Work for an exchange whose earlier work already ran: signing the answer to a request
+    /// read, checking the answer to a message sent. Runs before any new work.
+    InProgress,
+}
+
 /// The jobs waiting for a thread, and how many threads wait for a job.
 struct Waiting {
-    jobs: VecDeque<Job>,
+    in_progress: VecDeque<Job>,
+    new: VecDeque<Job>,
     idle_threads: usize,
+}
+
+impl Waiting {
+    fn next(&mut self) -> Option<Job> {
+        self.in_progress.pop_front().or_else(|| self.new.pop_front())
+    }
 }
 
 struct Queue {
@@ -46,9 +73,12 @@ impl Queue {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, job: Job) {
+    fn push(&self, job: Job, precedence: Precedence) {
         let mut waiting = self.lock();
-        waiting.jobs.push_back(job);
+        match precedence {
+            Precedence::New => waiting.new.push_back(job),
+            Precedence::InProgress => waiting.in_progress.push_back(job),
+        }
         // Wakes a thread only when one sleeps: a busy thread takes the job when it is done,
         // without a system call on either side.
         let wake = waiting.idle_threads > 0;
@@ -58,11 +88,12 @@ impl Queue {
         }
     }
 
-    /// One thread's loop: the next job in arrival order, forever.
+    /// One thread's loop: the next job (work in progress first, each kind in arrival order),
+    /// forever.
     fn serve(&self) {
         let mut waiting = self.lock();
         loop {
-            match waiting.jobs.pop_front() {
+            match waiting.next() {
                 Some(job) => {
                     drop(waiting);
                     job();
@@ -78,8 +109,10 @@ impl Queue {
     }
 }
 
-static QUEUE: Queue =
-    Queue { waiting: Mutex::new(Waiting { jobs: VecDeque::new(), idle_threads: 0 }), job_ready: Condvar::new() };
+static QUEUE: Queue = Queue {
+    waiting: Mutex::new(Waiting { in_progress: VecDeque::new(), new: VecDeque::new(), idle_threads: 0 }),
+    job_ready: Condvar::new(),
+};
 
 /// Whether [`QUEUE`]'s threads run: `false` if none could be started (the jobs then go to
 /// tokio's blocking pool, as before this module existed).
@@ -101,9 +134,9 @@ fn start() -> bool {
     started > 0
 }
 
-/// Runs `work` on an XML security thread and returns its result. A panic in `work` is our own
-/// failure and comes back as [`SecurityError::Internal`].
-pub async fn run<T, F>(work: F) -> Result<T, SecurityError>
+/// Runs `work` on an XML security thread, in its turn by `precedence`, and returns its result.
+/// A panic in `work` is our own failure and comes back as [`SecurityError::Internal`].
+pub async fn run<T, F>(precedence: Precedence, work: F) -> Result<T, SecurityError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, SecurityError> + Send + 'static,
@@ -122,7 +155,7 @@ where
         }
         let _ = answer.send(catch_unwind(AssertUnwindSafe(work)));
     });
-    QUEUE.push(job);
+    QUEUE.push(job, precedence);
     match answered.await {
         Ok(Ok(result)) => result,
         Ok(Err(_panic)) => Err(SecurityError::Internal("security task panicked".into())),
@@ -151,7 +184,7 @@ mod tests {
         static RUNNING: AtomicUsize = AtomicUsize::new(0);
         static MOST: AtomicUsize = AtomicUsize::new(0);
         let jobs = (0..4 * count()).map(|i| {
-            run(move || {
+            run(Precedence::New, move || {
                 let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
                 MOST.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(20));
@@ -167,26 +200,54 @@ mod tests {
         assert!(threads.iter().all(|name| name.starts_with("xml-security-")), "{threads:?}");
         assert_eq!(threads.len(), count(), "every thread takes jobs: {threads:?}");
 
-        let panicked = within(run(|| -> Result<(), SecurityError> { panic!("a job's own failure") })).await;
+        let panicked =
+            within(run(Precedence::New, || -> Result<(), SecurityError> { panic!("a job's own failure") })).await;
         assert!(matches!(panicked, Err(SecurityError::Internal(ref m)) if m.contains("panicked")), "{panicked:?}");
 
         // Every thread busy, then a job whose caller gives up before a thread is free.
         static RAN: AtomicUsize = AtomicUsize::new(0);
         let busy: Vec<_> = (0..count())
             .map(|_| {
-                tokio::spawn(run(|| {
+                tokio::spawn(run(Precedence::New, || {
                     std::thread::sleep(Duration::from_millis(200));
                     Ok(())
                 }))
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let given_up = tokio::time::timeout(Duration::from_millis(10), run(|| Ok(RAN.fetch_add(1, Ordering::SeqCst))));
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(10),
+            run(Precedence::New, || Ok(RAN.fetch_add(1, Ordering::SeqCst))),
+        );
         assert!(given_up.await.is_err(), "every thread was busy");
         for b in busy {
             within(b).await.expect("task").expect("busy job");
         }
-        within(run(|| Ok(()))).await.expect("a later job");
+        within(run(Precedence::New, || Ok(()))).await.expect("a later job");
         assert_eq!(RAN.load(Ordering::SeqCst), 0, "the job of a caller that stopped waiting ran");
+    }
+
+    /// A thread takes work in progress before new work, each in the order it was handed off.
+    #[test]
+    fn work_in_progress_goes_before_new_work() {
+        let queue = Queue {
+            waiting: Mutex::new(Waiting { in_progress: VecDeque::new(), new: VecDeque::new(), idle_threads: 0 }),
+            job_ready: Condvar::new(),
+        };
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        for (name, precedence) in [
+            ("new 1", Precedence::New),
+            ("new 2", Precedence::New),
+            ("in progress 1", Precedence::InProgress),
+            ("new 3", Precedence::New),
+            ("in progress 2", Precedence::InProgress),
+        ] {
+            let order = order.clone();
+            queue.push(Box::new(move || order.lock().unwrap().push(name)), precedence);
+        }
+        while let Some(job) = queue.lock().next() {
+            job();
+        }
+        assert_eq!(*order.lock().unwrap(), ["in progress 1", "in progress 2", "new 1", "new 2", "new 3"]);
     }
 }
