@@ -1,8 +1,8 @@
 //! The XML security threads: a fixed set of threads, one a core, that run every piece of
 //! libxml2 and libxmlsec1 work the async side hands off ([`super::on_xml_security_thread`]):
 //! the work of exchanges already under way first ([`Precedence::InProgress`]: signing the answer
-//! to a request already read, checking a partner's answer), then new work in the order it was
-//! handed off ([`Precedence::New`]: reading a request, securing a message to send).
+//! to a request already read, checking a partner's answer), then new work ([`Precedence::New`]:
+//! reading a request, securing a message to send), each in the order it was handed off.
 //!
 //! Why not tokio's blocking pool: it starts a thread for each job that finds none idle, so eight
 //! concurrent requests ran eight RSA operations at once on two cores. The kernel then switched
@@ -19,7 +19,8 @@
 //! those behind the others' first jobs too: every request of the burst would be answered late.
 //! Work in progress first finishes the requests already begun before it begins the next, which
 //! leaves the rate as it is and shortens the wait of all but the last. New work cannot starve:
-//! each job in progress follows a new job of its own exchange that ran.
+//! each job in progress follows a new job of its own exchange that already ran (at most two
+//! follow one), and new jobs are taken in arrival order.
 //!
 //! The queues have no bound of their own: what can wait in them is bounded by the gateway's
 //! connection limits and by the delivery workers, each of which waits for its job's answer.
@@ -115,7 +116,7 @@ static QUEUE: Queue = Queue {
 };
 
 /// Whether [`QUEUE`]'s threads run: `false` if none could be started (the jobs then go to
-/// tokio's blocking pool, as before this module existed).
+/// tokio's blocking pool, as before this module existed, where no precedence applies).
 static STARTED: OnceLock<bool> = OnceLock::new();
 
 /// How many threads run XML security work: one a core.
@@ -227,14 +228,16 @@ mod tests {
         assert_eq!(RAN.load(Ordering::SeqCst), 0, "the job of a caller that stopped waiting ran");
     }
 
-    /// A thread takes work in progress before new work, each in the order it was handed off.
+    /// A thread takes work in progress before new work, each in the order it was handed off:
+    /// the jobs wait in a queue of their own until one thread serves it.
     #[test]
     fn work_in_progress_goes_before_new_work() {
-        let queue = Queue {
+        // Leaked: the thread that serves it never returns.
+        let queue: &'static Queue = Box::leak(Box::new(Queue {
             waiting: Mutex::new(Waiting { in_progress: VecDeque::new(), new: VecDeque::new(), idle_threads: 0 }),
             job_ready: Condvar::new(),
-        };
-        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        }));
+        let (done, order) = std::sync::mpsc::channel();
         for (name, precedence) in [
             ("new 1", Precedence::New),
             ("new 2", Precedence::New),
@@ -242,12 +245,12 @@ mod tests {
             ("new 3", Precedence::New),
             ("in progress 2", Precedence::InProgress),
         ] {
-            let order = order.clone();
-            queue.push(Box::new(move || order.lock().unwrap().push(name)), precedence);
+            let done = done.clone();
+            queue.push(Box::new(move || done.send(name).expect("the test waits")), precedence);
         }
-        while let Some(job) = queue.lock().next() {
-            job();
-        }
-        assert_eq!(*order.lock().unwrap(), ["in progress 1", "in progress 2", "new 1", "new 2", "new 3"]);
+        std::thread::spawn(|| queue.serve());
+        let taken: Vec<&str> =
+            (0..5).map(|_| order.recv_timeout(Duration::from_secs(30)).expect("every job runs")).collect();
+        assert_eq!(taken, ["in progress 1", "in progress 2", "new 1", "new 2", "new 3"]);
     }
 }
