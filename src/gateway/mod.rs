@@ -11,8 +11,9 @@
 //!
 //! Must never: hold a libxml document across an `.await` (all XML security work runs on the XML
 //! security threads, through `wssec::on_xml_security_thread`), read a request body before its
-//! sender is authenticated, wait on a client without a deadline, or abort a SOAP request whose body has been read (it
-//! runs to its end in [`SoapState::processing`], which shutdown waits for).
+//! sender is authenticated, wait on a client without a deadline, or abort a SOAP request whose
+//! body has been read (it runs to its end in [`SoapState::processing`], which shutdown waits
+//! for).
 
 pub mod auth;
 pub mod limits;

@@ -68,6 +68,13 @@ struct Queue {
 }
 
 impl Queue {
+    const fn new() -> Self {
+        Queue {
+            waiting: Mutex::new(Waiting { in_progress: VecDeque::new(), new: VecDeque::new(), idle_threads: 0 }),
+            job_ready: Condvar::new(),
+        }
+    }
+
     /// A poisoned lock is used as it is: no job runs under it, and a push or pop is never left
     /// half done.
     fn lock(&self) -> MutexGuard<'_, Waiting> {
@@ -110,10 +117,7 @@ impl Queue {
     }
 }
 
-static QUEUE: Queue = Queue {
-    waiting: Mutex::new(Waiting { in_progress: VecDeque::new(), new: VecDeque::new(), idle_threads: 0 }),
-    job_ready: Condvar::new(),
-};
+static QUEUE: Queue = Queue::new();
 
 /// Whether [`QUEUE`]'s threads run: `false` if none could be started (the jobs then go to
 /// tokio's blocking pool, as before this module existed, where no precedence applies).
@@ -233,10 +237,7 @@ mod tests {
     #[test]
     fn work_in_progress_goes_before_new_work() {
         // Leaked: the thread that serves it never returns.
-        let queue: &'static Queue = Box::leak(Box::new(Queue {
-            waiting: Mutex::new(Waiting { in_progress: VecDeque::new(), new: VecDeque::new(), idle_threads: 0 }),
-            job_ready: Condvar::new(),
-        }));
+        let queue: &'static Queue = Box::leak(Box::new(Queue::new()));
         let (done, order) = std::sync::mpsc::channel();
         for (name, precedence) in [
             ("new 1", Precedence::New),

@@ -219,7 +219,8 @@ async fn a_parse_error_of_one_request_never_reaches_another_requests_answer_or_a
     let p = pair("sign", Db::Sqlite).await;
     let pw = p.id.files.inbound_password.clone();
     // Alternate a message libxml2 refuses (its error names the element) with bodies that raise
-    // no parse error of their own, so that the XML security threads that parsed the first are reused.
+    // no parse error of their own, so that the XML security threads that parsed the first are
+    // reused.
     for _ in 0..6 {
         let broken = "<SECRET-OF-THE-FIRST-REQUEST>\u{1}</SECRET-OF-THE-FIRST-REQUEST>";
         let (status, fault) = post_soap(&p.id.soap_url(), "KR", &pw, broken.as_bytes().to_vec()).await;
