@@ -46,6 +46,12 @@ impl Effect {
     pub fn may_queue(&self) -> bool {
         matches!(self, Effect::Cancellation { .. } | Effect::CancellationStatus { .. })
     }
+
+    /// Whether [`record_at_once`] can write it: a CO or DO without a verification flag (a
+    /// flagged one also raises an alert).
+    pub fn recorded_at_once(&self) -> bool {
+        matches!(self, Effect::Document(doc) if doc.verification_flag.is_none())
+    }
 }
 
 #[derive(Debug)]
@@ -269,7 +275,7 @@ pub async fn record_at_once(
     tx: Option<&mut Tx<'_>>,
 ) -> Result<Option<String>, FlowError> {
     let Effect::Document(doc) = effect else { return Ok(None) };
-    if doc.verification_flag.is_some() {
+    if !effect.recorded_at_once() {
         return Ok(None);
     }
     let certificate = certificate_of(partner, doc);

@@ -8,10 +8,10 @@ use uuid::Uuid;
 
 use super::Answer;
 use crate::config::Partner;
-use crate::message::{AckError, AckStatus, Acknowledgement, MessageHeader};
+use crate::message::{AckError, AckStatus, Acknowledgement, MessageHeader, Operation};
 use crate::refusal::Refusal;
 use crate::state::Core;
-use crate::wssec::inbound::Addressing;
+use crate::wssec::inbound::{Addressing, VerifiedMessage};
 use crate::wssec::outbound::{secure, AddressingHeaders, OutboundMessage};
 use crate::wssec::profile::Outbound;
 use crate::wssec::{ns, SoapVersion};
@@ -48,6 +48,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The answer to `verified`, a request of `operation` if it is one we know.
+    pub fn to(verified: &VerifiedMessage, operation: Option<Operation>) -> Self {
+        Reply {
+            version: verified.version(),
+            request_addressing: verified.addressing().cloned(),
+            operation_action: operation.map(|o| o.soap_action()),
+        }
+    }
+
     /// The answer's WS-Addressing headers: `RelatesTo` the request's `MessageID`, the
     /// operation's response action, to the request's `ReplyTo` unless it is anonymous.
     fn addressing(&self, partner: &Partner) -> Option<AddressingHeaders> {

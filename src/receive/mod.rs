@@ -14,7 +14,10 @@
 //! that verified it, in the same hand-off, and before the store is consulted, so that the
 //! replay cache, the receipt of its message ID and, for a document, the certificate already
 //! received under its reference come in one look (`store::inbound::look`); the decisions keep
-//! this order.
+//! this order. A valid document from the authenticated partner, nearly every request, is first
+//! decided and stored on the assumption that the store holds none of those three, without the
+//! look ([`optimistic`]): the receipt's unique keys check the assumption at the write, and when
+//! it fails nothing is written and the request takes the order above.
 //!
 //! Owns: this order, the replay and idempotency decisions, and recording refusals (log line and
 //! audit record) for every surface, the gateway's own included ([`refused`]).
@@ -26,6 +29,7 @@
 
 mod answer;
 mod lookup;
+mod optimistic;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +46,7 @@ use crate::soap::request::Unreadable;
 use crate::state::Core;
 use crate::store::audit::AuditEvent;
 use crate::store::inbound::{self, Held, Known, Opened, Receipt};
-use crate::store::{StoreError, Tx};
+use crate::store::{Backend, StoreError, Tx};
 use crate::wssec::inbound::VerifiedMessage;
 use crate::wssec::SoapVersion;
 
@@ -113,9 +117,16 @@ async fn pipeline(
     let replay_key = format!("{}:{}", partner.party, verified.replay_key());
     // A request that stores a receipt remembers its signature in the receipt's transaction
     // (one commit per message); a look-up, which stores none, remembers it first. Whatever
-    // else ends without a stored receipt remembers it on the way out (below).
+    // else ends without a stored receipt remembers it on the way out (at the end).
     let operation = Operation::from_request_element(namespace, name);
     let with_receipt = operation.is_some_and(|o| o != Operation::GetCo);
+    let signature = (replay_key.as_str(), keep_until);
+    // A new document needs no look (see `optimistic`): its receipt, once written, is its answer.
+    if let (Ok(request), true) = (&read, with_receipt) {
+        if let Some(answer) = optimistic::receive(core, partner, &verified, request, signature, now).await {
+            return Ok(answer);
+        }
+    }
     // The request was read before the store is consulted (it takes no store work), so that
     // the replay cache and the receipt stored under its message ID are one look. What they
     // show is still decided on in the order above.
@@ -140,7 +151,6 @@ async fn pipeline(
         }
         .map_err(|e| Refusal::Internal(format!("replay cache or receipts unavailable: {e}")))?;
     let mut remembered = !with_receipt;
-    let signature = (replay_key.as_str(), keep_until);
     let checked = Checked { verified, read, bytes, operation, known, signature };
     let result = after_replay_check(core, partner, checked, remote, message_id, &mut remembered, now).await;
     if !remembered {
@@ -179,11 +189,7 @@ async fn after_replay_check(
     now: DateTime<Utc>,
 ) -> Result<Answer, Refusal> {
     let Checked { verified, read, bytes, operation, known, signature } = checked;
-    let reply = answer::Reply {
-        version: verified.version(),
-        request_addressing: verified.addressing().cloned(),
-        operation_action: operation.map(|o| o.soap_action()),
-    };
+    let reply = answer::Reply::to(&verified, operation);
     // A signed message seen before is a replay. Without a Timestamp, a partner's own retry of
     // a message is byte for byte the same (its signature is deterministic): it is answered by
     // message-ID idempotency (its first acknowledgement, nothing stored twice) when its
@@ -280,22 +286,8 @@ async fn receive(
         let codes: Vec<&str> = decision.errors.iter().map(|e| e.code.as_str()).collect();
         tracing::info!(event = "request_rejected", partner = %partner.party, %message_id, operation = request.operation.name(), ?codes, "request answered Rejected");
     }
-    let ack = answer::acknowledgement(core, partner, &message_id, &evidence.wire_digest, decision.errors, now);
-    let ack_wire = answer::sign_ack(core, partner, reply, &ack, now).await?.wire;
     let may_queue = accepted && decision.effect.may_queue();
-    let job = Arc::new(ReceiptJob {
-        core: core.clone(),
-        partner: partner.clone(),
-        message_id: message_id.clone(),
-        operation: request.operation.name(),
-        body_sha256: evidence.content_sha256.clone(),
-        accepted,
-        request_wire: evidence.wire.clone(),
-        ack_wire: Bytes::from(ack_wire),
-        signature: (signature.0.to_owned(), signature.1),
-        effect: decision.effect,
-        now,
-    });
+    let job = ReceiptJob::signed(core, partner, request, reply, decision, signature, now).await?;
     let ack_wire = job.ack_wire.clone();
     let stored = match job.store_at_once().await {
         Ok(None) => core.store.write(move |tx| Box::pin(job.clone().store(tx))).await,
@@ -318,7 +310,7 @@ async fn receive(
             if may_queue {
                 core.outbox_changed();
             }
-            tracing::info!(event = "received", partner = %partner.party, %message_id, operation = request.operation.name(), accepted, ?certificate, "request acknowledged");
+            acknowledged(partner, &message_id, request.operation.name(), accepted, certificate.as_deref());
             Ok(Answer { version, wire: ack_wire.to_vec() })
         }
         // A copy that was stored while this one was being checked.
@@ -332,6 +324,11 @@ async fn receive(
         // concurrent message): nothing was stored, and the partner's retry gets the answer.
         Err(e) => Err(Refusal::Internal(format!("the receipt of {message_id} could not be stored: {e}"))),
     }
+}
+
+/// Logs a request whose receipt was stored with its acknowledgement.
+fn acknowledged(partner: &Partner, message_id: &str, operation: &str, accepted: bool, certificate: Option<&str>) {
+    tracing::info!(event = "received", partner = %partner.party, message_id, operation, accepted, ?certificate, "request acknowledged");
 }
 
 /// A receipt to store, owned, for [`Store::write`](crate::store::Store::write) (which may run it
@@ -373,6 +370,36 @@ impl From<FlowError> for NotStored {
 }
 
 impl ReceiptJob {
+    /// The receipt of `request` with `decision`, its acknowledgement signed.
+    async fn signed(
+        core: &Arc<Core>,
+        partner: &Arc<Partner>,
+        request: &InboundRequest,
+        reply: &answer::Reply,
+        decision: flows::inbound::Decision,
+        signature: (&str, DateTime<Utc>),
+        now: DateTime<Utc>,
+    ) -> Result<Arc<Self>, Refusal> {
+        let message_id = request.header.message_id.to_string();
+        let evidence = &request.evidence;
+        let accepted = decision.errors.is_empty();
+        let ack = answer::acknowledgement(core, partner, &message_id, &evidence.wire_digest, decision.errors, now);
+        let ack_wire = answer::sign_ack(core, partner, reply, &ack, now).await?.wire;
+        Ok(Arc::new(ReceiptJob {
+            core: core.clone(),
+            partner: partner.clone(),
+            message_id,
+            operation: request.operation.name(),
+            body_sha256: evidence.content_sha256.clone(),
+            accepted,
+            request_wire: evidence.wire.clone(),
+            ack_wire: Bytes::from(ack_wire),
+            signature: (signature.0.to_owned(), signature.1),
+            effect: decision.effect,
+            now,
+        }))
+    }
+
     fn receipt(&self) -> Receipt<'_> {
         Receipt {
             partner: &self.partner.party,
@@ -393,8 +420,30 @@ impl ReceiptJob {
         if !self.accepted {
             return Ok(None);
         }
+        Ok(self.record_at_once(None).await?)
+    }
+
+    /// [`flows::inbound::record_at_once`] of this receipt, in `tx` if given.
+    async fn record_at_once(&self, tx: Option<&mut Tx<'_>>) -> Result<Option<String>, FlowError> {
         let receipt = self.receipt();
-        Ok(flows::inbound::record_at_once(&self.core, &self.partner, &receipt, &self.effect, self.now, None).await?)
+        flows::inbound::record_at_once(&self.core, &self.partner, &receipt, &self.effect, self.now, tx).await
+    }
+
+    /// The receipt of an accepted document in one statement (PostgreSQL) or one script in a
+    /// transaction of its own or its group's (SQLite), and nothing else: the certificate once
+    /// written, `None` if the store held something of the message and nothing was written
+    /// (see [`optimistic`]).
+    async fn store_if_new(self: Arc<Self>) -> Result<Option<String>, FlowError> {
+        if matches!(self.core.store.backend(), Backend::Postgres) {
+            return self.record_at_once(None).await;
+        }
+        let store = self.core.store.clone();
+        store
+            .write(move |tx| {
+                let job = self.clone();
+                Box::pin(async move { job.record_at_once(Some(tx)).await })
+            })
+            .await
     }
 
     /// The receipt, the message's effect if accepted, both wire forms and the remembered
@@ -403,10 +452,7 @@ impl ReceiptJob {
     async fn store(self: Arc<Self>, tx: &mut Tx<'static>) -> Result<Option<String>, NotStored> {
         let receipt = self.receipt();
         if self.accepted {
-            let (core, partner, effect) = (&self.core, &self.partner, &self.effect);
-            if let Some(certificate) =
-                flows::inbound::record_at_once(core, partner, &receipt, effect, self.now, Some(&mut *tx)).await?
-            {
+            if let Some(certificate) = self.record_at_once(Some(&mut *tx)).await? {
                 return Ok(Some(certificate));
             }
         }

@@ -87,6 +87,8 @@ pub async fn look(
     message_id: &str,
     reference: Option<&str>,
 ) -> Result<Known, StoreError> {
+    #[cfg(any(test, feature = "test-support"))]
+    LOOKS.with(|n| n.set(n.get() + 1));
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM replay_cache WHERE signature_key = $1) AS seen, \
          m.body_sha256, m.status, m.ack_wire, \
@@ -112,6 +114,19 @@ pub async fn look(
         (Some(_), Some(digest)) => Held::Content(digest),
     };
     Ok(Known { signature_seen: row.try_get::<i64, _>("seen")? > 0, earlier, held })
+}
+
+#[cfg(any(test, feature = "test-support"))]
+thread_local! {
+    /// The [`look`]s made on this thread (tests: which requests were decided without one).
+    static LOOKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many [`look`]s were made on this thread (a single-threaded runtime's test runs its
+/// in-process gateways' requests on its own thread).
+#[cfg(any(test, feature = "test-support"))]
+pub fn looks_on_this_thread() -> u64 {
+    LOOKS.with(std::cell::Cell::get)
 }
 
 /// A message already received from a partner.

@@ -66,19 +66,50 @@ async fn with_ec_keys_both_gateways_sign_with_ecdsa_and_the_co_is_acknowledged()
 
 #[tokio::test]
 async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
-    let p = pair("sign-encrypt", Db::Sqlite).await;
+    retry_and_reuse(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new_postgres() {
+    if coconnect::store::testdb::postgres_or_skip(
+        "a_retry_gets_the_original_acknowledgement_and_stores_nothing_new_postgres",
+        true,
+    )
+    .is_none()
+    {
+        return;
+    }
+    retry_and_reuse(Db::Postgres).await;
+}
+
+/// A new CO is stored without looking at the store first; everything the store already held
+/// something of is found by the receipt's write, which then writes nothing, and answered the
+/// usual way after a look (`looks` counts them: the in-process gateway runs on this thread).
+async fn retry_and_reuse(db: Db) {
+    use coconnect::store::inbound::looks_on_this_thread as looks;
+    let p = pair("sign-encrypt", db).await;
     let c = Crafter::new(&p.dir.path().join("pki"), "KR", "ID");
     let message_id = uuid::Uuid::new_v4();
     let body = send_co_body(message_id, EXAMPLE_CO);
     let pw = &p.id.files.inbound_password;
-    let (s1, ack1) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&body, true, now())).await;
+    let looked = looks();
+    let first = c.secure(&body, true, now());
+    let (s1, ack1) = post_soap(&p.id.soap_url(), "KR", pw, first.clone()).await;
     assert_eq!(s1, 200, "{ack1}");
     assert!(ack1.contains("<cc:Status>Accepted</cc:Status>"), "{ack1}");
+    assert_eq!(looks() - looked, 0, "a new CO is stored without a look");
     let before = stored(p.id.store()).await;
+    assert_eq!(before, (1, 2), "one certificate; the request and its acknowledgement logged");
     // A retry is a new message on the wire (fresh timestamp and signature), same message ID.
+    let looked = looks();
     let (s2, ack2) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&body, true, now())).await;
     assert_eq!(s2, 200);
     assert_eq!(ack1, ack2, "the original acknowledgement, byte for byte");
+    assert_eq!(looks() - looked, 1, "the receipt already held: answered after a look");
+    assert_eq!(stored(p.id.store()).await, before);
+    // The first message's own bytes again: its signature is remembered, a replay.
+    let (status, fault) = post_soap(&p.id.soap_url(), "KR", pw, first).await;
+    assert_eq!((status, first_code(&fault).as_str()), (500, "WSS-REPLAY"), "{fault}");
     assert_eq!(stored(p.id.store()).await, before);
 
     // The same message ID with different content is refused with its own code.
@@ -90,10 +121,12 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
     // The same CO (issuer + reference) with different content in a new message: CO-CONFLICT.
     let changed = EXAMPLE_CO.replace("KRPUS", "KRINC");
     assert_ne!(changed, EXAMPLE_CO);
+    let looked = looks();
     let (_, ack4) =
         post_soap(&p.id.soap_url(), "KR", pw, c.secure(&send_co_body(uuid::Uuid::new_v4(), &changed), true, now()))
             .await;
     assert_eq!(first_code(&ack4), "CO-CONFLICT", "{ack4}");
+    assert_eq!(looks() - looked, 1, "the certificate already held: decided after a look");
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
 
     // The same CO with the same content in a new message: accepted, and still held once.
@@ -102,11 +135,19 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new() {
             .await;
     assert!(ack5.contains("<cc:Status>Accepted</cc:Status>"), "{ack5}");
     assert_eq!(coconnect::store::certificates::count(p.id.store()).await.expect("count"), 1);
+    // Receipts of the first, the conflicting and the last message; one certificate, one event.
+    let pool = p.id.store().pool();
+    let receipts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbound_messages").fetch_one(pool).await.expect("n");
+    let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = 'document.received'")
+        .fetch_one(pool)
+        .await
+        .expect("n");
+    assert_eq!((receipts, events), (3, 1));
 }
 
-/// The replay cache and the receipt of a message ID are read in one statement before anything
-/// is decided: if that read fails, the message is refused as our failure (HTTP 500,
-/// GW-INTERNAL, no internals shown) and nothing is stored.
+/// A store whose replay cache cannot be read or written (the new CO's receipt statement fails
+/// first, the look would next): the message is refused as our failure (HTTP 500, GW-INTERNAL,
+/// no internals shown) and nothing is stored.
 #[tokio::test]
 async fn a_store_that_cannot_be_read_refuses_as_our_failure_and_stores_nothing() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
