@@ -81,7 +81,9 @@ impl Decision {
 }
 
 /// Decides a verified request from `partner` (any operation but GetCO). `held`: what the
-/// store's look before the decision found of the certificate a document would be stored as.
+/// store's look before the decision found of the certificate a document would be stored as,
+/// or `Held::Nothing` assumed by a new document's attempt (`receive::optimistic`), whose write
+/// checks it.
 pub async fn check(
     core: &Core,
     partner: &Partner,
@@ -263,9 +265,10 @@ fn document_detail(replaces: Option<&str>, doc: &ReceivedDocument) -> serde_json
 /// can: a CO or DO without a verification flag (a flagged one also raises an alert), on
 /// PostgreSQL as one statement on its own (`tx` `None`, [`inbound::record_document`]), on
 /// SQLite as one script in `tx` ([`inbound::record_document_in`]). Returns the certificate if
-/// it did; `None` when nothing was written and the caller must store the receipt the usual way
-/// ([`inbound::open`], [`apply`], [`inbound::close`] in one transaction, `tx` if given), which
-/// also decides a concurrent copy or a replay.
+/// it did; `None` when nothing was written (a unique key taken, or an awaited replacement) and
+/// the caller must take the usual way: store the receipt with [`inbound::open`], [`apply`] and
+/// [`inbound::close`] in one transaction (`tx` if given), which also decides a concurrent copy
+/// or a replay, or, after an attempt on an assumed decision, decide again after the look.
 pub async fn record_at_once(
     core: &Core,
     partner: &Partner,

@@ -431,8 +431,8 @@ impl ReceiptJob {
 
     /// The receipt of an accepted document in one statement (PostgreSQL) or one script in a
     /// transaction of its own or its group's (SQLite), and nothing else: the certificate once
-    /// written, `None` if the store held something of the message and nothing was written
-    /// (see [`optimistic`]).
+    /// written, `None` if nothing was written (a unique key taken, or an awaited replacement;
+    /// see [`optimistic`]).
     async fn store_if_new(self: Arc<Self>) -> Result<Option<String>, FlowError> {
         if matches!(self.core.store.backend(), Backend::Postgres) {
             return self.record_at_once(None).await;

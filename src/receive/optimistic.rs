@@ -8,10 +8,12 @@
 //! acknowledgement is dropped and the request takes the usual way ([`super`]: the look, then
 //! each decision in order), which decides and answers as if this had not been tried.
 //!
-//! A new document costs one statement less (on PostgreSQL a round trip, on SQLite a hand-off to
-//! a read connection's thread). A request that was not new costs more: the decision twice, a
-//! signature, and a write that fails (on PostgreSQL a statement the server aborts and logs as a
-//! duplicate key). Two byte-identical copies of a timestamped request in flight at once: the
+//! A new document stored this way costs one statement less (on PostgreSQL a round trip, on
+//! SQLite a hand-off to a read connection's thread). A request the store already knew (a retry,
+//! a replay, a reused message ID, a conflicting CO) costs a wasted decision, signature and write
+//! (on PostgreSQL a statement the server aborts and logs as a duplicate key); a flagged DO is
+//! decided twice, and the replacement an accepted cancellation awaits pays a wasted signature
+//! and statement. Two byte-identical copies of a timestamped request in flight at once: the
 //! second is refused as a replay, as it would be a moment later.
 //!
 //! Owns: when a request may be decided without the look, and that attempt.

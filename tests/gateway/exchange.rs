@@ -82,9 +82,9 @@ async fn a_retry_gets_the_original_acknowledgement_and_stores_nothing_new_postgr
     retry_and_reuse(Db::Postgres).await;
 }
 
-/// A new CO is stored without looking at the store first; everything the store already held
-/// something of is found by the receipt's write, which then writes nothing, and answered the
-/// usual way after a look (`looks` counts them: the in-process gateway runs on this thread).
+/// A new CO is stored without looking at the store first. A request the store already knows is
+/// caught by the receipt's write, which then writes nothing, and answered the usual way after a
+/// look (`looks` counts them: the in-process gateway runs on this thread).
 async fn retry_and_reuse(db: Db) {
     use coconnect::store::inbound::looks_on_this_thread as looks;
     let p = pair("sign-encrypt", db).await;
@@ -114,8 +114,10 @@ async fn retry_and_reuse(db: Db) {
 
     // The same message ID with different content is refused with its own code.
     let other = send_co_body(message_id, &co_with_reference("KR-OTHER-1"));
+    let looked = looks();
     let (_, ack3) = post_soap(&p.id.soap_url(), "KR", pw, c.secure(&other, true, now())).await;
     assert!(ack3.contains("Rejected") && first_code(&ack3) == "MSG-ID-REUSED", "{ack3}");
+    assert_eq!(looks() - looked, 1, "the message ID already received: decided after a look");
     assert_eq!(stored(p.id.store()).await, before);
 
     // The same CO (issuer + reference) with different content in a new message: CO-CONFLICT.
@@ -146,8 +148,8 @@ async fn retry_and_reuse(db: Db) {
 }
 
 /// A store whose replay cache cannot be read or written (the new CO's receipt statement fails
-/// first, the look would next): the message is refused as our failure (HTTP 500, GW-INTERNAL,
-/// no internals shown) and nothing is stored.
+/// first, then the look): the message is refused as our failure (HTTP 500, GW-INTERNAL, no
+/// internals shown) and nothing is stored.
 #[tokio::test]
 async fn a_store_that_cannot_be_read_refuses_as_our_failure_and_stores_nothing() {
     let p = pair("sign-encrypt", Db::Sqlite).await;
