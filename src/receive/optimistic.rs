@@ -31,7 +31,6 @@ use super::{answer, Answer, ReceiptJob};
 use crate::config::Partner;
 use crate::flows::{self, FlowError};
 use crate::message::request::{Content, InboundRequest};
-use crate::message::Operation;
 use crate::refusal::Refusal;
 use crate::state::Core;
 use crate::store::inbound::Held;
@@ -51,8 +50,9 @@ pub(super) async fn receive(
     signature: (&str, DateTime<Utc>),
     now: DateTime<Utc>,
 ) -> Option<Answer> {
+    // Only SendCO and SendDO carry a document.
     let is_document = matches!(&request.content, Content::Document { read: Ok(_), .. });
-    if !is_document || request.operation == Operation::GetCo || request.header.sender != partner.party {
+    if !is_document || request.header.sender != partner.party {
         return None;
     }
     let attempt = async {
