@@ -2,6 +2,12 @@
 //! on the same database), and each received message with the acknowledgement it got, so a retry
 //! of the same message ID is answered with the original acknowledgement and stores nothing new.
 //! An accepted document's whole receipt can be one round trip instead ([`fused`]).
+//!
+//! The acknowledgement is stored once, in the message log row its receipt writes in the same
+//! transaction (or statement); the receipt's own `ack_wire` is left empty and [`find`] and
+//! [`look`] read it from there ([`ack_wire_of_m`]). Receipts written before that hold a copy.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -25,6 +31,25 @@ pub async fn remember_signature(
     let inserted = sqlx::query(REMEMBER).bind(signature_key).bind(millis(expires_at)).execute(store.pool()).await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+/// The acknowledgement of receipt `m` (a row of `inbound_messages`): its own `ack_wire` when it
+/// holds a copy (receipts written before the log held the only one), else the message log row
+/// its receipt wrote with it: ours, for that message and operation, at the receipt's time. A
+/// later rejection of a reused message ID is logged after it (a greater `id`); a concurrent
+/// copy of the message writes no row.
+fn ack_wire_of_m() -> String {
+    format!(
+        "CASE WHEN length(m.ack_wire) > 0 THEN m.ack_wire ELSE (\
+         SELECT l.wire FROM message_log l WHERE l.message_id = m.message_id AND l.partner = m.partner \
+         AND l.direction = '{out}' AND l.kind = '{ack}' AND l.operation = m.operation AND l.at = m.received_at \
+         ORDER BY l.id LIMIT 1) END",
+        out = messages::direction(false),
+        ack = Kind::Acknowledgement.as_str()
+    )
+}
+
+/// What a receipt stores as its own `ack_wire`: nothing, the log holds it ([`ack_wire_of_m`]).
+pub(super) const ACK_IN_LOG: &[u8] = b"";
 
 const REMEMBER: &str =
     "INSERT INTO replay_cache (signature_key, expires_at) VALUES ($1, $2) ON CONFLICT (signature_key) DO NOTHING";
@@ -89,19 +114,23 @@ pub async fn look(
 ) -> Result<Known, StoreError> {
     #[cfg(any(test, feature = "test-support"))]
     LOOKS.with(|n| n.set(n.get() + 1));
-    let row = sqlx::query(
-        "SELECT (SELECT COUNT(*) FROM replay_cache WHERE signature_key = $1) AS seen, \
-         m.body_sha256, m.status, m.ack_wire, \
-         (SELECT content_sha256 FROM certificates WHERE issuer = $2 AND reference = $4 AND direction = $5) AS held \
-         FROM (SELECT 1 AS probe) AS p LEFT JOIN inbound_messages m ON m.partner = $2 AND m.message_id = $3",
-    )
-    .bind(signature_key)
-    .bind(partner)
-    .bind(message_id)
-    .bind(reference)
-    .bind(Direction::Inbound.as_str())
-    .fetch_one(store.readers())
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT (SELECT COUNT(*) FROM replay_cache WHERE signature_key = $1) AS seen, \
+             m.body_sha256, m.status, {} AS ack_wire, \
+             (SELECT content_sha256 FROM certificates WHERE issuer = $2 AND reference = $4 AND direction = $5) AS held \
+             FROM (SELECT 1 AS probe) AS p LEFT JOIN inbound_messages m ON m.partner = $2 AND m.message_id = $3",
+            ack_wire_of_m()
+        )
+    });
+    let row = sqlx::query(SQL.as_str())
+        .bind(signature_key)
+        .bind(partner)
+        .bind(message_id)
+        .bind(reference)
+        .bind(Direction::Inbound.as_str())
+        .fetch_one(store.readers())
+        .await?;
     let earlier = match row.try_get::<Option<String>, _>("body_sha256")? {
         Some(body_sha256) => {
             Some(ReceivedMessage { body_sha256, status: row.try_get("status")?, ack_wire: row.try_get("ack_wire")? })
@@ -138,13 +167,14 @@ pub struct ReceivedMessage {
 }
 
 pub async fn find(store: &Store, partner: &str, message_id: &str) -> Result<Option<ReceivedMessage>, StoreError> {
-    let row = sqlx::query(
-        "SELECT body_sha256, status, ack_wire FROM inbound_messages WHERE partner = $1 AND message_id = $2",
-    )
-    .bind(partner)
-    .bind(message_id)
-    .fetch_optional(store.readers())
-    .await?;
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT m.body_sha256, m.status, {} AS ack_wire FROM inbound_messages m \
+             WHERE m.partner = $1 AND m.message_id = $2",
+            ack_wire_of_m()
+        )
+    });
+    let row = sqlx::query(SQL.as_str()).bind(partner).bind(message_id).fetch_optional(store.readers()).await?;
     row.map(|r| {
         Ok(ReceivedMessage {
             body_sha256: r.try_get("body_sha256")?,
@@ -246,7 +276,7 @@ pub async fn open(tx: &mut Tx<'_>, store: &Store, r: &Receipt<'_>, now: DateTime
     .bind(r.operation)
     .bind(r.body_sha256)
     .bind(if r.accepted { "accepted" } else { "rejected" })
-    .bind(r.ack_wire.to_vec())
+    .bind(ACK_IN_LOG.to_vec())
     .bind(millis(now))
     .execute(&mut **tx)
     .await;

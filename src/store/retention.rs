@@ -26,14 +26,15 @@
 //!   parses no envelope); NULL when the wire is not a SOAP envelope.
 //!
 //! What it keeps, deliberately:
-//! - Acknowledgements, in `message_log` (both directions) and `inbound_messages.ack_wire`. They
+//! - Acknowledgements, in `message_log` (both directions; the receipts written before the log
+//!   held the only copy also keep theirs in `inbound_messages.ack_wire`). They
 //!   are the signed evidence of receipt (the partner's ack of our CO carries, signed, the digest
 //!   of our request; ours carries the digest of theirs) and hold identifiers, party codes, times,
 //!   the digest and status, no CO content (`soap::messages::Acknowledgement`). The one residue:
 //!   a rejection's error descriptions may quote a malformed value, cut to 40 characters
 //!   (`payload::validate::shown`; free-text fields such as names are reported by length only).
-//!   `inbound::find` and `inbound::look` answer a retried message ID with `ack_wire`: emptying
-//!   it would make the endpoint answer with an empty body, so it stays.
+//!   `inbound::find` and `inbound::look` answer a retried message ID with them: emptying one
+//!   would make the endpoint answer with an empty body, so they stay.
 //! - The content of a received document whose `document.received` event an active push
 //!   subscriber has not confirmed yet (`backend_subscribers.position`): the event carries it,
 //!   and a back-end that was down must still get it. (A back-end that only pulls the feed must

@@ -1997,6 +1997,99 @@ async fn receipt_rows(store: &Store, message_id: &str, reference: &str, signatur
     rows
 }
 
+/// A receipt's acknowledgement is stored once, in the message log row written with it: the
+/// receipt's own copy stays empty, whichever way wrote it, and a retry (`find`, `look`) still
+/// gets the exact bytes. Neither another operation's answer logged under the same message ID at
+/// the same time, nor a later rejection of the reused ID, is taken for it; a receipt written
+/// with its own copy (before) is answered with that copy.
+#[tokio::test]
+async fn a_receipts_acknowledgement_is_stored_once_and_a_retry_still_gets_it() {
+    use crate::lifecycle::{transition, Event, Role};
+    let (_d, stores) = stores().await;
+    for store in stores {
+        let now = Utc::now();
+        let receipt = |message_id, ack_wire| Receipt {
+            partner: "KR",
+            message_id,
+            operation: "SendCO",
+            body_sha256: "body-sha",
+            accepted: true,
+            request_wire: b"<request/>",
+            ack_wire,
+            signature: None,
+        };
+        let log = |message_id, operation, wire, at| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.expect("begin");
+                let entry = messages::LogEntry {
+                    message_id,
+                    incoming: false,
+                    kind: messages::Kind::Acknowledgement,
+                    partner: "KR",
+                    operation,
+                    wire,
+                };
+                messages::append(&mut tx, &entry, at).await.expect("log");
+                tx.commit().await.expect("commit");
+            }
+        };
+        // Another operation's answer under the same message ID at the same time, logged first.
+        log("m-usual", "GetCO", b"<lookup-answer/>", now).await;
+        let Recorded::New(_) =
+            inbound::record(&store, &receipt("m-usual", b"<ack-usual/>"), None, now).await.expect("usual")
+        else {
+            panic!("a new receipt");
+        };
+        let received = NewCertificate {
+            issuer: "KR",
+            direction: Direction::Inbound,
+            partner: "KR",
+            verification_flag: None,
+            ..cert("CO-ACK-ONCE")
+        };
+        let state =
+            transition(Direction::Inbound, None, Event::ReceivedFromPartner, Role::ExportingPartner).expect("state");
+        let detail = serde_json::json!({});
+        let doc = inbound::FusedDocument { certificate: &received, state, cause: "received", event_detail: &detail };
+        let fused = Receipt {
+            signature: Some(("sig-ack-once", now + Duration::minutes(5))),
+            ..receipt("m-fused", b"<ack-fused/>")
+        };
+        assert!(at_once(&store, &fused, &doc, now).await.is_some(), "written at once");
+        // The reused message ID's rejection, logged later.
+        log("m-fused", "SendCO", b"<msg-id-reused/>", now + Duration::milliseconds(1)).await;
+        // A receipt written with its own copy.
+        sqlx::query(
+            "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) \
+             VALUES ('KR', 'm-before', 'SendCO', 'body-sha', 'accepted', NULL, $1, $2)",
+        )
+        .bind(b"<ack-before/>".to_vec())
+        .bind(super::millis(now))
+        .execute(store.pool())
+        .await
+        .expect("a receipt holding its copy");
+
+        for (message_id, ack) in
+            [("m-usual", &b"<ack-usual/>"[..]), ("m-fused", b"<ack-fused/>"), ("m-before", b"<ack-before/>")]
+        {
+            let found = inbound::find(&store, "KR", message_id).await.expect("find").expect("the receipt");
+            assert_eq!(found.ack_wire, ack, "{message_id}: find");
+            let known = inbound::look(&store, "sig-none", "KR", message_id, None).await.expect("look");
+            assert_eq!(known.earlier.expect("the receipt").ack_wire, ack, "{message_id}: look");
+        }
+        for message_id in ["m-usual", "m-fused"] {
+            let own: Vec<u8> =
+                sqlx::query_scalar("SELECT ack_wire FROM inbound_messages WHERE partner = 'KR' AND message_id = $1")
+                    .bind(message_id)
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("the receipt's column");
+            assert!(own.is_empty(), "{message_id}: the acknowledgement is stored once, in the log");
+        }
+    }
+}
+
 /// How many rows a receipt can write to, table by table.
 async fn receipt_tables(store: &Store) -> Vec<i64> {
     let mut counts = Vec::new();

@@ -1,6 +1,7 @@
 //! An accepted document's receipt in one round trip to the store: the receipt row (with its
 //! certificate), the remembered signature, the certificate with its first history row, the
-//! `document.received` event and both wire forms in the log. The usual way ([`super`]) takes
+//! `document.received` event and both wire forms in the log (the acknowledgement only there, as
+//! the usual way stores it: [`super::ACK_IN_LOG`]). The usual way ([`super`]) takes
 //! eight statements, each a round trip: on PostgreSQL over the network (with BEGIN and COMMIT,
 //! ten, and each costs the server about as much CPU as a short statement's work), on SQLite to
 //! the connection's own thread, a wake-up and a thread switch each way (about a tenth of the
@@ -70,7 +71,7 @@ const RECEIPT_WITH_DOCUMENT: &str = "\
     l AS (\
         INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) \
         SELECT $3, $28, $29, $2, $4, $25, $26, $1 FROM c \
-        UNION ALL SELECT $3, $30, $31, $2, $4, $32, $6, $1 FROM c) \
+        UNION ALL SELECT $3, $30, $31, $2, $4, $32, $33, $1 FROM c) \
     SELECT (SELECT COUNT(*) FROM c) AS written";
 
 /// The same writes as [`RECEIPT_WITH_DOCUMENT`] for SQLite, with the same parameters, in the
@@ -91,7 +92,7 @@ const RECEIPT_WITH_DOCUMENT_SCRIPT: &str = "\
         SELECT $22, $23, id, partner, direction, issuer, reference, kind, $3, $24, $1 FROM certificates WHERE id = $9; \
     INSERT INTO message_log (message_id, direction, kind, partner, operation, wire_sha256, wire, at) \
         SELECT $3, $28, $29, $2, $4, $25, $26, $1 FROM certificates WHERE id = $9 \
-        UNION ALL SELECT $3, $30, $31, $2, $4, $32, $6, $1 FROM certificates WHERE id = $9; \
+        UNION ALL SELECT $3, $30, $31, $2, $4, $32, $33, $1 FROM certificates WHERE id = $9; \
     RELEASE fused_receipt; \
     SELECT COUNT(*) AS written FROM certificates WHERE id = $9";
 
@@ -114,7 +115,7 @@ fn bound<'q>(
         .bind(r.message_id)
         .bind(r.operation)
         .bind(r.body_sha256)
-        .bind(r.ack_wire.to_vec())
+        .bind(super::ACK_IN_LOG.to_vec())
         .bind(signature.0)
         .bind(millis(signature.1))
         .bind(certificate_id)
@@ -141,6 +142,7 @@ fn bound<'q>(
         .bind(messages::direction(false))
         .bind(Kind::Acknowledgement.as_str())
         .bind(messages::sha256_hex(r.ack_wire))
+        .bind(r.ack_wire.to_vec())
 }
 
 /// Writes receipt `r` of an accepted document with the document's effect, in one statement on
