@@ -5,7 +5,8 @@
 //!
 //! The acknowledgement is stored once, in the message log row its receipt writes in the same
 //! transaction (or statement); the receipt's own `ack_wire` is left empty and [`find`] and
-//! [`look`] read it from there ([`ack_wire_of_m`]). Receipts written before that hold a copy.
+//! [`look`] read it from there ([`ack_wire_of_m`]). Receipts written before that (migration
+//! 0015) hold a copy.
 
 use std::sync::LazyLock;
 
@@ -34,9 +35,10 @@ pub async fn remember_signature(
 
 /// The acknowledgement of receipt `m` (a row of `inbound_messages`): its own `ack_wire` when it
 /// holds a copy (receipts written before the log held the only one), else the message log row
-/// its receipt wrote with it: ours, for that message and operation, at the receipt's time. A
-/// later rejection of a reused message ID is logged after it (a greater `id`); a concurrent
-/// copy of the message writes no row.
+/// its receipt wrote with it: ours, for that partner, message and operation, at the receipt's
+/// time, the first such row. Only receipts log acknowledgements we send today, one receipt per
+/// partner and message ID; the filters and the order keep the answer right should another
+/// path log one under the same message ID (a concurrent copy writes nothing).
 fn ack_wire_of_m() -> String {
     format!(
         "CASE WHEN length(m.ack_wire) > 0 THEN m.ack_wire ELSE (\

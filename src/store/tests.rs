@@ -1999,9 +1999,10 @@ async fn receipt_rows(store: &Store, message_id: &str, reference: &str, signatur
 
 /// A receipt's acknowledgement is stored once, in the message log row written with it: the
 /// receipt's own copy stays empty, whichever way wrote it, and a retry (`find`, `look`) still
-/// gets the exact bytes. Neither another operation's answer logged under the same message ID at
-/// the same time, nor a later rejection of the reused ID, is taken for it; a receipt written
-/// with its own copy (before) is answered with that copy.
+/// gets the exact bytes. No other acknowledgement logged under the same message ID (another
+/// operation's or another partner's at the same time, one earlier or later) is taken for it,
+/// should a path ever log one; a receipt written with its own copy (before migration 0015) is
+/// answered with that copy.
 #[tokio::test]
 async fn a_receipts_acknowledgement_is_stored_once_and_a_retry_still_gets_it() {
     use crate::lifecycle::{transition, Event, Role};
@@ -2018,7 +2019,7 @@ async fn a_receipts_acknowledgement_is_stored_once_and_a_retry_still_gets_it() {
             ack_wire,
             signature: None,
         };
-        let log = |message_id, operation, wire, at| {
+        let log = |partner, message_id, operation, wire, at| {
             let store = store.clone();
             async move {
                 let mut tx = store.begin().await.expect("begin");
@@ -2026,7 +2027,7 @@ async fn a_receipts_acknowledgement_is_stored_once_and_a_retry_still_gets_it() {
                     message_id,
                     incoming: false,
                     kind: messages::Kind::Acknowledgement,
-                    partner: "KR",
+                    partner,
                     operation,
                     wire,
                 };
@@ -2034,8 +2035,11 @@ async fn a_receipts_acknowledgement_is_stored_once_and_a_retry_still_gets_it() {
                 tx.commit().await.expect("commit");
             }
         };
-        // Another operation's answer under the same message ID at the same time, logged first.
-        log("m-usual", "GetCO", b"<lookup-answer/>", now).await;
+        // Logged first under the same message ID, none of them this receipt's: another
+        // operation's answer at the same time, another partner's, and an earlier one.
+        log("KR", "m-usual", "GetCO", b"<lookup-answer/>", now).await;
+        log("XX", "m-usual", "SendCO", b"<other-partner/>", now).await;
+        log("KR", "m-usual", "SendCO", b"<earlier/>", now - Duration::milliseconds(1)).await;
         let Recorded::New(_) =
             inbound::record(&store, &receipt("m-usual", b"<ack-usual/>"), None, now).await.expect("usual")
         else {
@@ -2057,8 +2061,8 @@ async fn a_receipts_acknowledgement_is_stored_once_and_a_retry_still_gets_it() {
             ..receipt("m-fused", b"<ack-fused/>")
         };
         assert!(at_once(&store, &fused, &doc, now).await.is_some(), "written at once");
-        // The reused message ID's rejection, logged later.
-        log("m-fused", "SendCO", b"<msg-id-reused/>", now + Duration::milliseconds(1)).await;
+        // One logged later.
+        log("KR", "m-fused", "SendCO", b"<msg-id-reused/>", now + Duration::milliseconds(1)).await;
         // A receipt written with its own copy.
         sqlx::query(
             "INSERT INTO inbound_messages (partner, message_id, operation, body_sha256, status, certificate_id, ack_wire, received_at) \
