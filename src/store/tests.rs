@@ -289,6 +289,36 @@ async fn a_paused_partner_gets_nothing_and_its_schedule_moves_by_the_pause() {
     }
 }
 
+/// A binary refuses a database a newer one migrated, and changes nothing in it: the upgrade
+/// notes promise it, and migration 0015 relies on it (an older binary would answer a retry of
+/// a newer receipt from its empty `ack_wire`).
+#[tokio::test]
+async fn a_database_migrated_by_a_newer_binary_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for url in super::testdb::fresh_database_urls(dir.path()).await.expect("urls") {
+        let store = Store::connect(&url).await.expect("first start");
+        let migrations = "SELECT COUNT(*) FROM _sqlx_migrations";
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+             SELECT 9999, 'from a newer binary', installed_on, success, checksum, execution_time \
+             FROM _sqlx_migrations WHERE version = 1",
+        )
+        .execute(store.pool())
+        .await
+        .expect("a newer binary's migration");
+        let applied: i64 = sqlx::query_scalar(migrations).fetch_one(store.pool()).await.expect("count");
+        drop(store);
+        let err = Store::connect(&url).await.expect_err("refused");
+        assert!(matches!(err, StoreError::Migrate(_)), "{err}");
+        assert!(err.to_string().starts_with("migration failed"), "{err}");
+        let err = Store::connect_for_inspection(&url).await.expect_err("refused for inspection too");
+        assert!(matches!(err, StoreError::Migrate(_)), "{err}");
+        let raw = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("raw connection");
+        let after: i64 = sqlx::query_scalar(migrations).fetch_one(&raw).await.expect("count");
+        assert_eq!(after, applied, "nothing migrated");
+    }
+}
+
 #[tokio::test]
 async fn a_second_instance_on_the_same_sqlite_file_is_refused() {
     let dir = tempfile::tempdir().expect("tmp");
